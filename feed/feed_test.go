@@ -2,54 +2,12 @@ package feed_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/mycelsync/mycel/feed"
-	"github.com/mycelsync/mycel/feed/memstore"
 )
-
-// testKey returns a deterministic writer key.
-func testKey(seed byte) ed25519.PrivateKey {
-	var s [32]byte
-	s[0] = seed
-	return ed25519.NewKeyFromSeed(s[:])
-}
-
-func pubOf(priv ed25519.PrivateKey) feed.PublicKey {
-	var k feed.PublicKey
-	copy(k[:], priv.Public().(ed25519.PublicKey))
-	return k
-}
-
-func entry(i int) []byte { return []byte(fmt.Sprintf("entry %d", i)) }
-
-func newDB(t testing.TB) *feed.DB {
-	t.Helper()
-	db, err := feed.Open(memstore.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-func newWriter(t testing.TB, seed byte, n int) *feed.Writer {
-	t.Helper()
-	w, err := newDB(t).Writer(testKey(seed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < n; i++ {
-		if _, err := w.Append(context.Background(), entry(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return w
-}
 
 func TestAppendReadProve(t *testing.T) {
 	w := newWriter(t, 1, 0)
@@ -161,5 +119,4 @@ func TestReplicaRandomSubsets(t *testing.T) {
 			t.Fatalf("proof %d differs: %v %v", i, err1, err2)
 		}
 	}
-	_ = errors.Is
 }

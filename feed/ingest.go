@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/mycelsync/mycel/feed/feedpb"
@@ -101,7 +102,10 @@ func (f *Feed) ImportEvidence(ev *ForkEvidence) error {
 	if f.Evidence() != nil {
 		return nil
 	}
-	return f.fail(&ForkError{Evidence: ev})
+	if err := f.fail(&ForkError{Evidence: ev}); !errors.Is(err, ErrFork) {
+		return err // storing the evidence failed
+	}
+	return nil
 }
 
 // checkConsistency checks the batch's head against the held head ref (whose
@@ -128,6 +132,9 @@ func (f *Feed) checkConsistency(b *Batch, ref *SignedHead, refRange *compact.Ran
 		var err error
 		if run := b.runReaching(m); run != nil {
 			right, peerLeft, err = splitRun(run, m, n)
+		} else if m == 0 && len(b.Runs) > 0 {
+			// Nothing held yet: any run proves the whole tree.
+			right, err = wholeRange(&b.Runs[0], n)
 		} else if c := b.Consistency; c != nil && c.Base == m {
 			if right, err = newRange(m, n, c.Right); err == nil {
 				peerLeft, _ = newRange(0, m, c.Left)
@@ -234,6 +241,29 @@ func splitRun(r *Run, m, n uint64) (right, left *compact.Range, err error) {
 		return nil, nil, errorf(ErrInvalidProof, "%v", err)
 	}
 	return right, left, nil
+}
+
+// wholeRange returns the compact range [0, n) a run (proven against a head
+// of length n) implies.
+func wholeRange(r *Run, n uint64) (*compact.Range, error) {
+	whole, err := newRange(0, r.Start, r.Left)
+	if err != nil {
+		return nil, err
+	}
+	right, err := newRange(r.End(), n, r.Right)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range r.Entries {
+		lh := LeafHash(e)
+		if err := whole.Append(lh[:], nil); err != nil {
+			return nil, errorf(ErrInvalidProof, "%v", err)
+		}
+	}
+	if err := whole.AppendRange(right, nil); err != nil {
+		return nil, errorf(ErrInvalidProof, "%v", err)
+	}
+	return whole, nil
 }
 
 // verifyRun checks a run against head h and records the tree nodes it
