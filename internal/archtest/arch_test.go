@@ -1,0 +1,55 @@
+package archtest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// corePackages are compiled into the browser node: no sockets, no badger,
+// no libp2p. Later issues add auth, ephemeral and node/space here.
+var corePackages = []string{
+	"github.com/mycelsync/mycel/feed",
+	"github.com/mycelsync/mycel/feed/feedpb",
+	"github.com/mycelsync/mycel/feed/memstore",
+}
+
+// forbidden are import path prefixes the core must not depend on.
+var forbidden = []string{
+	"github.com/dgraph-io/badger",
+	"github.com/libp2p/",
+	"github.com/pion/",
+	"net/http",
+}
+
+func goCmd(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = filepath.Join("..", "..")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestCoreImports(t *testing.T) {
+	for _, pkg := range corePackages {
+		deps := goCmd(t, nil, "list", "-deps", pkg)
+		for _, dep := range strings.Fields(deps) {
+			for _, bad := range forbidden {
+				if strings.HasPrefix(dep, bad) {
+					t.Errorf("%s depends on %s", pkg, dep)
+				}
+			}
+		}
+	}
+}
+
+func TestCoreBuildsForWasm(t *testing.T) {
+	args := append([]string{"build", "-o", os.DevNull}, corePackages...)
+	goCmd(t, []string{"GOOS=js", "GOARCH=wasm"}, args...)
+}
