@@ -353,6 +353,8 @@ func (f *Feed) store(b *Batch, frontier *compact.Range, nodes *nodeSet) error {
 	}
 
 	const maxWrites = MaxCommitWrites - 2*maxRangeHashes
+	// Leave room for the range records written with each commit.
+	const maxIngestCommit = MaxCommitBytes - 64<<10
 	for i := range b.Runs {
 		r := &b.Runs[i]
 		for _, miss := range held.missing(r.Start, r.End()) {
@@ -361,7 +363,7 @@ func (f *Feed) store(b *Batch, frontier *compact.Range, nodes *nodeSet) error {
 			for j := miss.Start; j < miss.End; j++ {
 				e := r.Entries[j-r.Start]
 				k := entryKey(f.key, j)
-				if size+len(k)+len(e)+64 > MaxCommitBytes/2 || len(writes)+8 > maxWrites {
+				if size+len(k)+len(e) > maxIngestCommit || len(writes)+8 > maxWrites {
 					if j > start {
 						added = append(added, Range{start, j})
 					}

@@ -10,7 +10,9 @@ var ErrNotFound = errors.New("feed: not found")
 // and by IndexedDB (through a wasm bridge) in a browser.
 //
 // Implementations must be safe for concurrent use. Keys are compared
-// bytewise. Values passed to callbacks and returned by Get belong to the
+// bytewise; they are non-empty, at most MaxKeySize bytes, and never start
+// with "!badger!" (badger reserves that prefix). A Scan callback may call
+// Get; whether a Scan sees commits made while it runs is unspecified. Values passed to callbacks and returned by Get belong to the
 // caller (implementations copy when needed).
 type Storage interface {
 	// Get returns the value stored under key, or ErrNotFound.
@@ -41,11 +43,14 @@ type Write struct {
 	Delete bool
 }
 
-// MaxCommitBytes is the largest commit (sum of key and value lengths) every
-// Storage implementation must accept in one atomic Commit. Callers that
-// write more split their work into several commits that are each
-// consistent on their own.
-const MaxCommitBytes = 8 << 20
+// MaxCommitBytes is the largest commit (sum of key and value lengths; a
+// delete counts its key) every Storage implementation must accept in one
+// atomic Commit. Callers that write more split their work into several
+// commits that are each consistent on their own.
+const MaxCommitBytes = 4 << 20
+
+// MaxKeySize is the longest key every implementation accepts.
+const MaxKeySize = 1024
 
 // MaxCommitWrites is the largest number of writes every Storage
 // implementation must accept in one Commit.

@@ -7,10 +7,11 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 )
 
-// Limits of one Append call: its entries and head are committed together.
+// Limits of one Append call, and of one group commit: entries, their keys
+// and tree nodes must fit in one storage commit (MaxCommitBytes).
 const (
 	MaxAppendEntries = 4096
-	MaxAppendBytes   = 4 << 20
+	MaxAppendBytes   = 2 << 20
 )
 
 // Writer appends to the feed whose private key it holds. It is a Feed with

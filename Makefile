@@ -1,0 +1,84 @@
+# mycel's commands. `make help` lists the targets; README.md explains them.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+# The checks run in the order listed and stop at the first failure, even
+# under make -j.
+.NOTPARALLEL:
+.DEFAULT_GOAL := help
+
+MODULE := github.com/mycelsync/mycel
+
+# run: arguments for `mycel`. Becomes `daemon` once the daemon exists.
+ARGS ?= help
+# test: how long each fuzz target runs.
+FUZZTIME ?= 10s
+# bench: -benchtime of the feed benchmarks.
+BENCHTIME ?= 3s
+# Packages that must build for the browser node (GOOS=js GOARCH=wasm): the
+# protocol core, which imports neither libp2p nor badger.
+WASM_PKGS := ./feed/ ./feed/memstore/ ./feed/feedpb/
+# Protocol buffer schemas that `make proto` compiles.
+PROTOS := feed/feedpb/feed.proto
+PROTOC_GEN_GO_VERSION := v1.36.11
+# build: version stamped into bin/mycel.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: help run build test fmt-check vet test-race fuzz wasm bench proto
+
+help: ## list the targets
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+run: ## go run ./cmd/mycel with ARGS (default: help)
+	go run ./cmd/mycel $(ARGS)
+
+build: ## build bin/mycel
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/mycel ./cmd/mycel
+
+test: fmt-check vet test-race fuzz wasm ## every check CI runs, failing fast
+	@echo "make test: all checks passed"
+
+fmt-check: ## fail if gofmt would change a file
+	@unformatted=$$(gofmt -l .); \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt would change these files (run gofmt -w):"; \
+		echo "$$unformatted"; \
+		exit 1; \
+	fi
+
+vet: ## go vet ./...
+	go vet ./...
+
+test-race: ## all tests with the race detector, crash tests included
+	go test -race -count=1 ./...
+
+fuzz: ## every fuzz target for FUZZTIME (default 10s), one at a time
+	@n=0; \
+	for pkg in $$(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
+		names=$$(go test -list '^Fuzz' "$$pkg" | awk '/^Fuzz/'); \
+		for name in $$names; do \
+			echo "fuzz: $$pkg $$name for $(FUZZTIME)"; \
+			go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+			n=$$((n + 1)); \
+		done; \
+	done; \
+	echo "fuzz: $$n targets passed"
+
+wasm: ## the protocol core builds for GOOS=js GOARCH=wasm
+	GOOS=js GOARCH=wasm go build $(WASM_PKGS)
+
+bench: ## feed benchmarks (BENCHTIME, default 3s) into bench.out and a table
+	go test -run '^$$' -bench . -benchtime $(BENCHTIME) ./feed/ | tee bench.out
+	go run ./internal/benchtable < bench.out
+
+proto: ## regenerate the Go code of the .proto files in PROTOS
+	@command -v protoc >/dev/null || { echo "make proto: protoc missing (apt-get install protobuf-compiler)"; exit 1; }
+	@export PATH="$$(go env GOPATH)/bin:$$PATH"; \
+	have=$$(protoc-gen-go --version 2>/dev/null || true); \
+	if [ "$$have" != "protoc-gen-go $(PROTOC_GEN_GO_VERSION)" ]; then \
+		echo "make proto: need protoc-gen-go $(PROTOC_GEN_GO_VERSION), have '$$have'"; \
+		echo "  go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)"; \
+		exit 1; \
+	fi; \
+	set -x; \
+	protoc --go_out=. --go_opt=module=$(MODULE) $(PROTOS)
