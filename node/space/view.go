@@ -1,0 +1,408 @@
+package space
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/mycelsync/mycel/feed"
+)
+
+// Seen is one entry of an op's causal delta: the writer had seen the first
+// Length entries of Feed.
+type Seen struct {
+	Feed   feed.PublicKey
+	Length uint64
+}
+
+// OpKind says what an op does.
+type OpKind uint8
+
+// The kinds of op.
+const (
+	OpPut OpKind = iota + 1
+	OpDelete
+	OpAddWriter
+	OpRemoveWriter
+	OpRotate
+)
+
+// Op is a decrypted op as the view applies it.
+type Op struct {
+	Kind OpKind
+	// Seen lists the feeds whose seen length changed since the writer's
+	// previous op (the causal delta).
+	Seen []Seen
+	// HLC is the hybrid logical clock: (Unix ms << 16) | counter.
+	HLC uint64
+	// Key and Value for put and delete.
+	Key   string
+	Value []byte
+	// Target for add-writer and remove-writer.
+	Target feed.PublicKey
+}
+
+// Version is one value of a key: a put or a delete op that no other
+// counting op on the key causally follows.
+type Version struct {
+	ID      OpID
+	HLC     uint64
+	Value   []byte
+	Deleted bool
+}
+
+// opRec is an applied op.
+type opRec struct {
+	id    OpID
+	clock Clock
+	hlc   uint64
+	op    *Op
+	count bool // counts under the current writer set
+}
+
+type feedState struct {
+	applied uint64 // ops applied from this feed (the next index to apply)
+	clock   Clock  // cumulative causal context after the last applied op
+	hlc     uint64
+	log     []*opRec
+}
+
+// Invalid records an op that was refused, for diagnosis.
+type Invalid struct {
+	ID     OpID
+	Reason string
+}
+
+// Change is reported for every key whose versions changed.
+type Change struct {
+	Key      string
+	Versions []Version // new versions, winner first; empty when none
+}
+
+// View is the key-value view of a space: a multi-value register per key,
+// maintained incrementally as ops arrive, under the writer-set rules. It is
+// a pure state machine: Apply takes ops, in any order, and returns the
+// changes; it holds ops whose causal past has not arrived yet.
+//
+// Two views that were given the same ops hold the same versions of every
+// key and the same Digest, whatever order the ops came in.
+type View struct {
+	origin  feed.PublicKey
+	feeds   map[feed.PublicKey]*feedState
+	members []MemberOp
+	ws      *WriterSet
+	keys    map[string]*register
+	waiting map[OpID]*pendingOp
+	blocked map[feed.PublicKey][]OpID // waiting ops by the feed they wait for
+	invalid []Invalid
+	voided  int // data ops that counted until a removal voided them
+}
+
+type register struct {
+	history  []*opRec // every applied op on the key
+	versions []*opRec // the counting ops no other counting op follows
+}
+
+type pendingOp struct {
+	id OpID
+	op *Op
+}
+
+// NewView returns an empty view of the space whose origin feed is origin.
+func NewView(origin feed.PublicKey) *View {
+	v := &View{
+		origin:  origin,
+		feeds:   make(map[feed.PublicKey]*feedState),
+		keys:    make(map[string]*register),
+		waiting: make(map[OpID]*pendingOp),
+		blocked: make(map[feed.PublicKey][]OpID),
+	}
+	v.ws = Resolve(origin, nil)
+	return v
+}
+
+func (v *View) feed(k feed.PublicKey) *feedState {
+	f := v.feeds[k]
+	if f == nil {
+		f = &feedState{clock: Clock{}}
+		v.feeds[k] = f
+	}
+	return f
+}
+
+// Applied returns how many ops of feed k have been applied.
+func (v *View) Applied(k feed.PublicKey) uint64 {
+	if f := v.feeds[k]; f != nil {
+		return f.applied
+	}
+	return 0
+}
+
+// Invalid returns the ops refused so far and why.
+func (v *View) Invalid() []Invalid { return slices.Clone(v.invalid) }
+
+// Waiting returns how many ops wait for their causal past.
+func (v *View) Waiting() int { return len(v.waiting) }
+
+// WriterSet returns the writer set the view currently applies.
+func (v *View) WriterSet() *WriterSet { return v.ws }
+
+// Apply takes the op at index of feed k. It is applied as soon as every op
+// in its causal past has been; ops it unblocks are applied too. It returns
+// the keys whose versions changed.
+func (v *View) Apply(k feed.PublicKey, index uint64, op *Op) []Change {
+	id := OpID{Feed: k, Index: index}
+	if index < v.Applied(k) {
+		return nil // already applied
+	}
+	v.waiting[id] = &pendingOp{id: id, op: op}
+	dirty := make(map[string]bool)
+	v.drain(k, dirty)
+	return v.changes(dirty)
+}
+
+// drain applies every waiting op that has become ready, starting from feed k.
+// An op that waits for another feed is filed under that feed in v.blocked
+// and looked at again only when that feed advances.
+func (v *View) drain(k feed.PublicKey, dirty map[string]bool) {
+	queue := []feed.PublicKey{k}
+	for len(queue) > 0 {
+		f := queue[0]
+		queue = queue[1:]
+		for {
+			st := v.feed(f)
+			p := v.waiting[OpID{Feed: f, Index: st.applied}]
+			if p == nil {
+				break
+			}
+			if dep, ok := v.unmet(p); ok {
+				v.blocked[dep] = append(v.blocked[dep], p.id)
+				break
+			}
+			delete(v.waiting, p.id)
+			v.apply(p, dirty)
+			if ids := v.blocked[f]; len(ids) > 0 {
+				delete(v.blocked, f)
+				for _, id := range ids {
+					queue = append(queue, id.Feed)
+				}
+			}
+		}
+	}
+}
+
+// unmet returns a feed p waits for, if any.
+func (v *View) unmet(p *pendingOp) (feed.PublicKey, bool) {
+	for _, s := range p.op.Seen {
+		if s.Feed != p.id.Feed && v.Applied(s.Feed) < s.Length {
+			return s.Feed, true
+		}
+	}
+	return feed.PublicKey{}, false
+}
+
+func (v *View) apply(p *pendingOp, dirty map[string]bool) {
+	st := v.feed(p.id.Feed)
+	st.applied++
+	if reason := v.check(st, p); reason != "" {
+		// The op still takes its place in the feed, so that the writer's
+		// later ops are not stuck behind it; it never counts.
+		v.invalid = append(v.invalid, Invalid{ID: p.id, Reason: reason})
+		return
+	}
+	clock := maps.Clone(st.clock)
+	for _, s := range p.op.Seen {
+		clock[s.Feed] = max(clock[s.Feed], s.Length)
+	}
+	st.clock = clock
+	st.hlc = p.op.HLC
+	own := maps.Clone(clock)
+	own[p.id.Feed] = p.id.Index
+	r := &opRec{id: p.id, clock: own, hlc: p.op.HLC, op: p.op}
+	st.log = append(st.log, r)
+
+	switch p.op.Kind {
+	case OpAddWriter, OpRemoveWriter:
+		v.members = append(v.members, MemberOp{ID: p.id, Clock: own, HLC: p.op.HLC,
+			Remove: p.op.Kind == OpRemoveWriter, Target: p.op.Target})
+		v.rewrite(dirty)
+	case OpPut, OpDelete:
+		reg := v.keys[p.op.Key]
+		if reg == nil {
+			reg = &register{}
+			v.keys[p.op.Key] = reg
+		}
+		reg.history = append(reg.history, r)
+		if r.count = v.ws.Counts(r.id, r.clock); r.count {
+			// Causal delivery: nothing applied before follows r, so r is a
+			// version, and it replaces the versions it follows.
+			reg.versions = slices.DeleteFunc(reg.versions, func(x *opRec) bool { return own.sees(x.id) })
+			reg.versions = append(reg.versions, r)
+			dirty[p.op.Key] = true
+		}
+	default:
+		r.count = v.ws.Counts(r.id, r.clock)
+	}
+}
+
+// check validates an op against its feed's state; "" means valid.
+func (v *View) check(st *feedState, p *pendingOp) string {
+	op := p.op
+	switch op.Kind {
+	case OpPut, OpDelete, OpAddWriter, OpRemoveWriter, OpRotate:
+	default:
+		return fmt.Sprintf("unknown op kind %d", op.Kind)
+	}
+	if op.HLC <= st.hlc {
+		return fmt.Sprintf("clock %d not after the feed's previous op (%d)", op.HLC, st.hlc)
+	}
+	for _, s := range op.Seen {
+		if s.Feed == p.id.Feed {
+			return "causal context names the op's own feed"
+		}
+	}
+	return ""
+}
+
+// rewrite recomputes the writer set after a membership op and re-evaluates
+// the ops of every writer whose adds or removals changed.
+func (v *View) rewrite(dirty map[string]bool) {
+	old := v.ws
+	v.ws = Resolve(v.origin, v.members)
+	for k, st := range v.feeds {
+		if sameTreatment(old, v.ws, k) {
+			continue
+		}
+		for _, r := range st.log {
+			now := v.ws.Counts(r.id, r.clock)
+			if now == r.count {
+				continue
+			}
+			r.count = now
+			if !now {
+				v.voided++
+			}
+			if r.op.Kind == OpPut || r.op.Kind == OpDelete {
+				dirty[r.op.Key] = true
+				v.keys[r.op.Key].recompute()
+			}
+		}
+	}
+}
+
+// sameTreatment reports whether two writer sets judge feed k's ops alike.
+func sameTreatment(a, b *WriterSet, k feed.PublicKey) bool {
+	return slices.Equal(a.adds[k], b.adds[k]) && slices.EqualFunc(a.removals[k], b.removals[k],
+		func(x, y MemberOp) bool { return x.ID == y.ID })
+}
+
+// recompute rebuilds the versions from the history: the counting ops no
+// other counting op follows. Needed when a removal voids ops (which may
+// bring back the versions they had replaced) or a voided op counts again.
+func (reg *register) recompute() {
+	reg.versions = reg.versions[:0]
+	for _, x := range reg.history {
+		if !x.count {
+			continue
+		}
+		followed := false
+		for _, z := range reg.history {
+			if z != x && z.count && z.clock.sees(x.id) {
+				followed = true
+				break
+			}
+		}
+		if !followed {
+			reg.versions = append(reg.versions, x)
+		}
+	}
+}
+
+// sorted returns the versions winner first: highest HLC, then highest feed
+// key, then highest index.
+func (reg *register) sorted() []Version {
+	out := make([]Version, 0, len(reg.versions))
+	for _, r := range reg.versions {
+		out = append(out, Version{ID: r.id, HLC: r.hlc, Value: r.op.Value, Deleted: r.op.Kind == OpDelete})
+	}
+	slices.SortFunc(out, func(a, b Version) int {
+		if c := cmp.Compare(b.HLC, a.HLC); c != 0 {
+			return c
+		}
+		return b.ID.compare(a.ID)
+	})
+	return out
+}
+
+func (v *View) changes(dirty map[string]bool) []Change {
+	keys := slices.Sorted(maps.Keys(dirty))
+	out := make([]Change, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, Change{Key: k, Versions: v.keys[k].sorted()})
+	}
+	return out
+}
+
+// Get returns the versions of key, winner first. The key has a value when
+// the winner is not a delete; more than one version means concurrent
+// writes (siblings).
+func (v *View) Get(key string) []Version {
+	reg := v.keys[key]
+	if reg == nil {
+		return nil
+	}
+	return reg.sorted()
+}
+
+// List returns up to limit keys with prefix after the key `after`, in
+// order, whose winning version is not a delete.
+func (v *View) List(prefix, after string, limit int) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(v.keys)) {
+		if !strings.HasPrefix(k, prefix) || k <= after {
+			continue
+		}
+		if vs := v.keys[k].sorted(); len(vs) > 0 && !vs[0].Deleted {
+			out = append(out, k)
+			if len(out) == limit {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Digest returns a hash of every key's versions. Views given the same ops
+// have the same digest.
+func (v *View) Digest() [32]byte {
+	h := sha256.New()
+	keys := slices.Sorted(maps.Keys(v.keys))
+	for _, k := range keys {
+		vs := v.keys[k].sorted()
+		if len(vs) == 0 {
+			continue
+		}
+		writeString(h, k)
+		binary.Write(h, binary.BigEndian, uint32(len(vs)))
+		for _, x := range vs {
+			h.Write(x.ID.Feed[:])
+			binary.Write(h, binary.BigEndian, x.ID.Index)
+			binary.Write(h, binary.BigEndian, x.HLC)
+			binary.Write(h, binary.BigEndian, x.Deleted)
+			writeString(h, string(x.Value))
+		}
+	}
+	return [32]byte(h.Sum(nil))
+}
+
+func writeString(h interface{ Write([]byte) (int, error) }, s string) {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+	h.Write(n[:])
+	h.Write([]byte(s))
+}
+
