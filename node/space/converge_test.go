@@ -34,7 +34,9 @@ func workload(rng *rand.Rand, writers, n int, keys int) (origin feed.PublicKey, 
 		doomed  int                       // ops left before a fresh device takes the slot; -1: not removed
 		devices int
 	}
-	fresh := func(slot, gen int) feed.PublicKey { return feed.PublicKey(sha256.Sum256([]byte{byte(slot), byte(gen)})) }
+	fresh := func(slot, gen int) feed.PublicKey {
+		return feed.PublicKey(sha256.Sum256([]byte{byte(slot), byte(gen)}))
+	}
 	ws := make([]*w, writers)
 	for i := range ws {
 		ws[i] = &w{key: fresh(i, 0), known: map[feed.PublicKey]uint64{}, told: map[feed.PublicKey]uint64{}, doomed: -1}

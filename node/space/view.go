@@ -405,4 +405,3 @@ func writeString(h interface{ Write([]byte) (int, error) }, s string) {
 	h.Write(n[:])
 	h.Write([]byte(s))
 }
-
