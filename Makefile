@@ -17,9 +17,9 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 3s
 # Packages that must build for the browser node (GOOS=js GOARCH=wasm): the
 # protocol core, which imports neither libp2p nor badger.
-WASM_PKGS := ./feed/ ./feed/memstore/ ./feed/feedpb/
+WASM_PKGS := ./feed/ ./feed/memstore/ ./feed/feedpb/ ./auth/ ./auth/authpb/ ./node/space/
 # Protocol buffer schemas that `make proto` compiles.
-PROTOS := feed/feedpb/feed.proto
+PROTOS := feed/feedpb/feed.proto auth/authpb/auth.proto
 PROTOC_GEN_GO_VERSION := v1.36.11
 # build: version stamped into bin/mycel.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

@@ -9,11 +9,14 @@ import (
 )
 
 // corePackages are compiled into the browser node: no sockets, no badger,
-// no libp2p. Later issues add auth, ephemeral and node/space here.
+// no libp2p. The ephemeral package joins them when it is built.
 var corePackages = []string{
+	"github.com/mycelsync/mycel/auth",
+	"github.com/mycelsync/mycel/auth/authpb",
 	"github.com/mycelsync/mycel/feed",
 	"github.com/mycelsync/mycel/feed/feedpb",
 	"github.com/mycelsync/mycel/feed/memstore",
+	"github.com/mycelsync/mycel/node/space",
 }
 
 // forbidden are import path prefixes the core must not depend on.

@@ -1,0 +1,32 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every error this package returns wraps one of them, so
+// that callers can tell with errors.Is what went wrong.
+var (
+	// ErrDecrypt: a sealed box or sealed content that does not open — wrong
+	// key, wrong binding or additional data, or bytes changed in transit.
+	// Deliberately uninformative about which.
+	ErrDecrypt = errors.New("auth: decryption failed")
+	// ErrMalformed: input that does not decode or has a field of the wrong
+	// size or value.
+	ErrMalformed = errors.New("auth: malformed input")
+	// ErrTooLarge: input or a keyring beyond a documented bound (MaxEpochs,
+	// MaxKeyringSize, MaxContentSize, ...).
+	ErrTooLarge = errors.New("auth: too large")
+	// ErrUnknownEpoch: an epoch the keyring does not hold (yet).
+	ErrUnknownEpoch = errors.New("auth: unknown epoch")
+	// ErrEpochOrder: adding an epoch secret that does not come next: the
+	// keyring holds epochs 0..n-1 and only epoch n can be added.
+	ErrEpochOrder = errors.New("auth: epoch out of order")
+	// ErrEpochConflict: a second, different secret for an epoch already held.
+	ErrEpochConflict = errors.New("auth: conflicting epoch secret")
+)
+
+func errorf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+}

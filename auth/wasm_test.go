@@ -1,0 +1,43 @@
+package auth
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestBuildsForWasm keeps the package fit for the browser node: it builds
+// with GOOS=js GOARCH=wasm and depends on nothing but the standard library,
+// golang.org/x/crypto and protobuf.
+func TestBuildsForWasm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the package")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool")
+	}
+	env := append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	build := exec.Command(goTool, "build", "-o", os.DevNull, ".")
+	build.Env = env
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("GOOS=js GOARCH=wasm go build: %v\n%s", err, out)
+	}
+	list := exec.Command(goTool, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".")
+	list.Env = env
+	out, err := list.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		switch {
+		case strings.HasPrefix(p, "github.com/mycelsync/mycel/auth"),
+			strings.HasPrefix(p, "golang.org/x/crypto/"),
+			strings.HasPrefix(p, "golang.org/x/sys/cpu"),
+			strings.HasPrefix(p, "google.golang.org/protobuf/"):
+		default:
+			t.Errorf("auth depends on %s", p)
+		}
+	}
+}
