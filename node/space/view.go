@@ -44,6 +44,28 @@ type Op struct {
 	Value []byte
 	// Target for add-writer and remove-writer.
 	Target feed.PublicKey
+	// Add-writer: the new device's name, its HPKE public key (auth device
+	// key bytes) and the space's keyring sealed to it.
+	Name          string
+	DevicePublic  []byte
+	SealedKeyring []byte
+	// Rotation, on a rotate op or a remove-writer op: a new epoch secret
+	// sealed to each remaining member.
+	Rotation *Rotation
+}
+
+// Rotation starts a new epoch: its secret, named by KeyID, sealed to each
+// member that remains (auth.SealEpochSecret).
+type Rotation struct {
+	Epoch uint32
+	KeyID [16]byte
+	Boxes []SealedSecret
+}
+
+// SealedSecret is an epoch secret sealed to one member's device key.
+type SealedSecret struct {
+	Feed feed.PublicKey
+	Box  []byte
 }
 
 // Version is one value of a key: a put or a delete op that no other
