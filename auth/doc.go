@@ -118,8 +118,8 @@
 // is written. A member that was offline opens its box from the feeds later
 // and Adds it; Add ignores a secret it already holds.
 //
-// A Keyring holds exactly one secret per epoch. Two members that rotate
-// concurrently create two different secrets for the same epoch number; the
-// space must pick one deterministically (the key ID tells them apart), and
-// Add refuses the other with ErrEpochConflict.
+// Two members that rotate concurrently create two different secrets for the
+// same epoch number. The keyring keeps both (the second in Concurrent) so
+// that entries written under either stay readable; the key ID tells them
+// apart, and the space decides which one to write with.
 package auth

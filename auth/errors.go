@@ -23,8 +23,6 @@ var (
 	// ErrEpochOrder: adding an epoch secret that does not come next: the
 	// keyring holds epochs 0..n-1 and only epoch n can be added.
 	ErrEpochOrder = errors.New("auth: epoch out of order")
-	// ErrEpochConflict: a second, different secret for an epoch already held.
-	ErrEpochConflict = errors.New("auth: conflicting epoch secret")
 )
 
 func errorf(sentinel error, format string, args ...any) error {

@@ -30,6 +30,11 @@ const (
 type Keyring struct {
 	Space  SpaceID
 	Epochs []EpochSecret
+	// Concurrent holds further secrets for epochs already in Epochs: two
+	// members that rotate at once create two secrets for one epoch number,
+	// and entries written under either must stay readable. Which one a
+	// writer uses is the space's decision (it knows which rotation counts).
+	Concurrent []EpochSecret
 }
 
 // NewKeyring returns the keyring of a new space: a fresh epoch-0 secret
@@ -78,15 +83,20 @@ func (kr *Keyring) Epoch(n uint32) (EpochSecret, error) {
 
 // Add adds the secret of the next epoch. Adding a secret already held is a
 // no-op, so a rotation seen twice (from the network and from the feeds) is
-// harmless; a different secret for an epoch held is ErrEpochConflict, and an
-// epoch beyond the next one ErrEpochOrder.
+// harmless; a different secret for an epoch held is kept in Concurrent (a
+// rotation made at the same time as another), and an epoch beyond the next
+// one is ErrEpochOrder.
 func (kr *Keyring) Add(es EpochSecret) error {
 	n := uint64(len(kr.Epochs))
 	switch e := uint64(es.Epoch); {
 	case e < n:
-		if subtle.ConstantTimeCompare(kr.Epochs[e].Secret[:], es.Secret[:]) != 1 {
-			return errorf(ErrEpochConflict, "epoch %d of space %s", e, kr.Space)
+		if kr.holds(es) {
+			return nil
 		}
+		if len(kr.Epochs)+len(kr.Concurrent) >= MaxEpochs {
+			return errorf(ErrTooLarge, "add epoch %d: limit of %d secrets", e, MaxEpochs)
+		}
+		kr.Concurrent = append(kr.Concurrent, es)
 		return nil
 	case e > n:
 		return errorf(ErrEpochOrder, "add epoch %d to a keyring holding %d", e, n)
@@ -95,6 +105,24 @@ func (kr *Keyring) Add(es EpochSecret) error {
 	}
 	kr.Epochs = append(kr.Epochs, es)
 	return nil
+}
+
+// holds reports whether es is in the keyring.
+func (kr *Keyring) holds(es EpochSecret) bool {
+	if uint64(es.Epoch) < uint64(len(kr.Epochs)) && subtle.ConstantTimeCompare(kr.Epochs[es.Epoch].Secret[:], es.Secret[:]) == 1 {
+		return true
+	}
+	for _, c := range kr.Concurrent {
+		if c.Epoch == es.Epoch && subtle.ConstantTimeCompare(c.Secret[:], es.Secret[:]) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// All returns every secret: the epochs in order, then the concurrent ones.
+func (kr *Keyring) All() []EpochSecret {
+	return append(append([]EpochSecret(nil), kr.Epochs...), kr.Concurrent...)
 }
 
 // Rotate adds a fresh secret for the next epoch, read from rand
@@ -113,7 +141,8 @@ func (kr *Keyring) Rotate(rand io.Reader) (EpochSecret, error) {
 
 // Clone returns a deep copy.
 func (kr *Keyring) Clone() *Keyring {
-	return &Keyring{Space: kr.Space, Epochs: append([]EpochSecret(nil), kr.Epochs...)}
+	return &Keyring{Space: kr.Space, Epochs: append([]EpochSecret(nil), kr.Epochs...),
+		Concurrent: append([]EpochSecret(nil), kr.Concurrent...)}
 }
 
 // MarshalBinary encodes a valid keyring as an authpb.Keyring (FORMAT.md).
@@ -124,6 +153,9 @@ func (kr *Keyring) MarshalBinary() ([]byte, error) {
 	m := &authpb.Keyring{Space: kr.Space[:], Secrets: make([][]byte, len(kr.Epochs))}
 	for i := range kr.Epochs {
 		m.Secrets[i] = kr.Epochs[i].Secret[:]
+	}
+	for _, c := range kr.Concurrent {
+		m.Concurrent = append(m.Concurrent, &authpb.ConcurrentSecret{Epoch: c.Epoch, Secret: c.Secret[:]})
 	}
 	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
 }
@@ -156,6 +188,16 @@ func (kr *Keyring) UnmarshalBinary(b []byte) error {
 		}
 		epochs[i] = EpochSecret{Epoch: uint32(i), Secret: [SecretSize]byte(s)}
 	}
-	kr.Space, kr.Epochs = space, epochs
+	if len(m.Secrets)+len(m.Concurrent) > MaxEpochs {
+		return errorf(ErrTooLarge, "keyring of %d secrets, limit %d", len(m.Secrets)+len(m.Concurrent), MaxEpochs)
+	}
+	var concurrent []EpochSecret
+	for _, c := range m.Concurrent {
+		if len(c.Secret) != SecretSize || int(c.Epoch) >= len(epochs) {
+			return errorf(ErrMalformed, "keyring: concurrent secret for epoch %d of %d bytes", c.Epoch, len(c.Secret))
+		}
+		concurrent = append(concurrent, EpochSecret{Epoch: c.Epoch, Secret: [SecretSize]byte(c.Secret)})
+	}
+	kr.Space, kr.Epochs, kr.Concurrent = space, epochs, concurrent
 	return nil
 }

@@ -35,13 +35,27 @@ func TestKeyringEpochs(t *testing.T) {
 	if _, err := kr.Epoch(^uint32(0)); !errors.Is(err, ErrUnknownEpoch) {
 		t.Fatalf("Epoch(max): %v", err)
 	}
-	// Adding a secret already held is a no-op; a different one conflicts.
+	// Adding a secret already held is a no-op; a different one for the same
+	// epoch (a concurrent rotation) is kept beside it, once.
 	if err := kr.Add(es1); err != nil {
 		t.Fatalf("re-add: %v", err)
 	}
 	other := EpochSecret{Epoch: 1, Secret: [32]byte(seq(9, 32))}
-	if err := kr.Add(other); !errors.Is(err, ErrEpochConflict) {
-		t.Fatalf("conflicting add: %v", err)
+	for range 2 {
+		if err := kr.Add(other); err != nil {
+			t.Fatalf("concurrent add: %v", err)
+		}
+	}
+	if len(kr.Concurrent) != 1 || kr.Concurrent[0] != other || len(kr.All()) != 3 {
+		t.Fatalf("concurrent secrets %d, all %d", len(kr.Concurrent), len(kr.All()))
+	}
+	data, err := kr.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Keyring
+	if err := back.UnmarshalBinary(data); err != nil || len(back.Concurrent) != 1 || back.Concurrent[0] != other {
+		t.Fatalf("concurrent secret lost in a round trip: %v", err)
 	}
 	if err := kr.Add(EpochSecret{Epoch: 3}); !errors.Is(err, ErrEpochOrder) {
 		t.Fatalf("gap: %v", err)

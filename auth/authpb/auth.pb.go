@@ -32,9 +32,13 @@ const (
 // Keyring holds the secret of every epoch of one space so far. It is the
 // plaintext of a sealed keyring (an approval) and what a device stores.
 type Keyring struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Space         []byte                 `protobuf:"bytes,1,opt,name=space,proto3" json:"space,omitempty"`     // 32-byte space ID (Ed25519 key of the origin feed)
-	Secrets       [][]byte               `protobuf:"bytes,2,rep,name=secrets,proto3" json:"secrets,omitempty"` // 32 bytes each; secrets[n] is epoch n's secret
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Space   []byte                 `protobuf:"bytes,1,opt,name=space,proto3" json:"space,omitempty"`     // 32-byte space ID (Ed25519 key of the origin feed)
+	Secrets [][]byte               `protobuf:"bytes,2,rep,name=secrets,proto3" json:"secrets,omitempty"` // 32 bytes each; secrets[n] is epoch n's secret
+	// Secrets of rotations made concurrently with the one in `secrets` for the
+	// same epoch number (two members rotating at once). Entries written under
+	// them must stay readable.
+	Concurrent    []*ConcurrentSecret `protobuf:"bytes,3,rep,name=concurrent,proto3" json:"concurrent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -83,6 +87,65 @@ func (x *Keyring) GetSecrets() [][]byte {
 	return nil
 }
 
+func (x *Keyring) GetConcurrent() []*ConcurrentSecret {
+	if x != nil {
+		return x.Concurrent
+	}
+	return nil
+}
+
+type ConcurrentSecret struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint32                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`  // < len(secrets)
+	Secret        []byte                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"` // 32 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConcurrentSecret) Reset() {
+	*x = ConcurrentSecret{}
+	mi := &file_auth_authpb_auth_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConcurrentSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConcurrentSecret) ProtoMessage() {}
+
+func (x *ConcurrentSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_auth_authpb_auth_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConcurrentSecret.ProtoReflect.Descriptor instead.
+func (*ConcurrentSecret) Descriptor() ([]byte, []int) {
+	return file_auth_authpb_auth_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ConcurrentSecret) GetEpoch() uint32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ConcurrentSecret) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
 // MirrorToken is what a member hands a relay so that it can mirror a space
 // for one epoch: it opens replication and decrypts nothing.
 type MirrorToken struct {
@@ -96,7 +159,7 @@ type MirrorToken struct {
 
 func (x *MirrorToken) Reset() {
 	*x = MirrorToken{}
-	mi := &file_auth_authpb_auth_proto_msgTypes[1]
+	mi := &file_auth_authpb_auth_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -108,7 +171,7 @@ func (x *MirrorToken) String() string {
 func (*MirrorToken) ProtoMessage() {}
 
 func (x *MirrorToken) ProtoReflect() protoreflect.Message {
-	mi := &file_auth_authpb_auth_proto_msgTypes[1]
+	mi := &file_auth_authpb_auth_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -121,7 +184,7 @@ func (x *MirrorToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MirrorToken.ProtoReflect.Descriptor instead.
 func (*MirrorToken) Descriptor() ([]byte, []int) {
-	return file_auth_authpb_auth_proto_rawDescGZIP(), []int{1}
+	return file_auth_authpb_auth_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *MirrorToken) GetSpace() []byte {
@@ -149,10 +212,16 @@ var File_auth_authpb_auth_proto protoreflect.FileDescriptor
 
 const file_auth_authpb_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x16auth/authpb/auth.proto\x12\rmycel.auth.v1\"9\n" +
+	"\x16auth/authpb/auth.proto\x12\rmycel.auth.v1\"z\n" +
 	"\aKeyring\x12\x14\n" +
 	"\x05space\x18\x01 \x01(\fR\x05space\x12\x18\n" +
-	"\asecrets\x18\x02 \x03(\fR\asecrets\"O\n" +
+	"\asecrets\x18\x02 \x03(\fR\asecrets\x12?\n" +
+	"\n" +
+	"concurrent\x18\x03 \x03(\v2\x1f.mycel.auth.v1.ConcurrentSecretR\n" +
+	"concurrent\"@\n" +
+	"\x10ConcurrentSecret\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\rR\x05epoch\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\fR\x06secret\"O\n" +
 	"\vMirrorToken\x12\x14\n" +
 	"\x05space\x18\x01 \x01(\fR\x05space\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\rR\x05epoch\x12\x14\n" +
@@ -170,17 +239,19 @@ func file_auth_authpb_auth_proto_rawDescGZIP() []byte {
 	return file_auth_authpb_auth_proto_rawDescData
 }
 
-var file_auth_authpb_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_auth_authpb_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_auth_authpb_auth_proto_goTypes = []any{
-	(*Keyring)(nil),     // 0: mycel.auth.v1.Keyring
-	(*MirrorToken)(nil), // 1: mycel.auth.v1.MirrorToken
+	(*Keyring)(nil),          // 0: mycel.auth.v1.Keyring
+	(*ConcurrentSecret)(nil), // 1: mycel.auth.v1.ConcurrentSecret
+	(*MirrorToken)(nil),      // 2: mycel.auth.v1.MirrorToken
 }
 var file_auth_authpb_auth_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	1, // 0: mycel.auth.v1.Keyring.concurrent:type_name -> mycel.auth.v1.ConcurrentSecret
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_auth_authpb_auth_proto_init() }
@@ -194,7 +265,7 @@ func file_auth_authpb_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_auth_authpb_auth_proto_rawDesc), len(file_auth_authpb_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
