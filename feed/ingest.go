@@ -54,13 +54,18 @@ func (f *Feed) Ingest(b *Batch) error {
 		return fmt.Errorf("feed: %x holds entries not covered by a signed head; open it with DB.Writer first", f.key[:8])
 	}
 
+	// Each entry is hashed once, for the consistency check and the runs.
+	leaves := make([][][]byte, len(b.Runs))
+	for i := range b.Runs {
+		leaves[i] = leafHashes(b.Runs[i].Entries)
+	}
 	nodes := newNodeSet()
-	frontier, err := f.checkConsistency(b, ref, refRange, nodes)
+	frontier, err := f.checkConsistency(b, leaves, ref, refRange, nodes)
 	if err != nil {
 		return f.fail(err)
 	}
 	for i := range b.Runs {
-		if err := verifyRun(&b.Runs[i], &b.Head, nodes); err != nil {
+		if err := verifyRun(&b.Runs[i], leaves[i], &b.Head, nodes); err != nil {
 			return fmt.Errorf("run %d: %w", i, err)
 		}
 	}
@@ -111,7 +116,7 @@ func (f *Feed) ImportEvidence(ev *ForkEvidence) error {
 // checkConsistency checks the batch's head against the held head ref (whose
 // tree is refRange, [0, ref.Length)). When the batch's head is longer it
 // returns the new head's frontier, the compact range of [0, head.Length).
-func (f *Feed) checkConsistency(b *Batch, ref *SignedHead, refRange *compact.Range, nodes *nodeSet) (*compact.Range, error) {
+func (f *Feed) checkConsistency(b *Batch, leaves [][][]byte, ref *SignedHead, refRange *compact.Range, nodes *nodeSet) (*compact.Range, error) {
 	h := &b.Head
 	n := h.Length
 	var m uint64
@@ -130,11 +135,11 @@ func (f *Feed) checkConsistency(b *Batch, ref *SignedHead, refRange *compact.Ran
 		// The peer's view of [m, n), and of [0, m) for fork evidence.
 		var right, peerLeft *compact.Range
 		var err error
-		if run := b.runReaching(m); run != nil {
-			right, peerLeft, err = splitRun(run, m, n)
+		if i := b.runReaching(m); i >= 0 {
+			right, peerLeft, err = splitRun(&b.Runs[i], leaves[i], m, n)
 		} else if m == 0 && len(b.Runs) > 0 {
 			// Nothing held yet: any run proves the whole tree.
-			right, err = wholeRange(&b.Runs[0], n)
+			right, err = wholeRange(&b.Runs[0], leaves[0], n)
 		} else if c := b.Consistency; c != nil && c.Base == m {
 			if right, err = newRange(m, n, c.Right); err == nil {
 				peerLeft, _ = newRange(0, m, c.Left)
@@ -205,19 +210,19 @@ func (f *Feed) checkConsistency(b *Batch, ref *SignedHead, refRange *compact.Ran
 	}
 }
 
-// runReaching returns a run with Start ≤ m ≤ End, if any.
-func (b *Batch) runReaching(m uint64) *Run {
+// runReaching returns the index of a run with Start ≤ m ≤ End, or -1.
+func (b *Batch) runReaching(m uint64) int {
 	for i := range b.Runs {
 		if r := &b.Runs[i]; r.Start <= m && m <= r.End() {
-			return r
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
 // splitRun cuts a run (proven against a head of length n) at m into the
 // compact ranges of [m, n) and [0, m).
-func splitRun(r *Run, m, n uint64) (right, left *compact.Range, err error) {
+func splitRun(r *Run, leaves [][]byte, m, n uint64) (right, left *compact.Range, err error) {
 	left, err = newRange(0, r.Start, r.Left)
 	if err != nil {
 		return nil, nil, err
@@ -227,13 +232,12 @@ func splitRun(r *Run, m, n uint64) (right, left *compact.Range, err error) {
 		return nil, nil, err
 	}
 	right = factory.NewEmptyRange(m)
-	for i, e := range r.Entries {
-		lh := LeafHash(e)
+	for i, lh := range leaves {
 		target := left
 		if r.Start+uint64(i) >= m {
 			target = right
 		}
-		if err := target.Append(lh[:], nil); err != nil {
+		if err := target.Append(lh, nil); err != nil {
 			return nil, nil, errorf(ErrInvalidProof, "%v", err)
 		}
 	}
@@ -245,7 +249,7 @@ func splitRun(r *Run, m, n uint64) (right, left *compact.Range, err error) {
 
 // wholeRange returns the compact range [0, n) a run (proven against a head
 // of length n) implies.
-func wholeRange(r *Run, n uint64) (*compact.Range, error) {
+func wholeRange(r *Run, leaves [][]byte, n uint64) (*compact.Range, error) {
 	whole, err := newRange(0, r.Start, r.Left)
 	if err != nil {
 		return nil, err
@@ -254,9 +258,8 @@ func wholeRange(r *Run, n uint64) (*compact.Range, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range r.Entries {
-		lh := LeafHash(e)
-		if err := whole.Append(lh[:], nil); err != nil {
+	for _, lh := range leaves {
+		if err := whole.Append(lh, nil); err != nil {
 			return nil, errorf(ErrInvalidProof, "%v", err)
 		}
 	}
@@ -268,7 +271,7 @@ func wholeRange(r *Run, n uint64) (*compact.Range, error) {
 
 // verifyRun checks a run against head h and records the tree nodes it
 // proves.
-func verifyRun(r *Run, h *SignedHead, nodes *nodeSet) error {
+func verifyRun(r *Run, leaves [][]byte, h *SignedHead, nodes *nodeSet) error {
 	left, err := newRange(0, r.Start, r.Left)
 	if err != nil {
 		return err
@@ -280,9 +283,8 @@ func verifyRun(r *Run, h *SignedHead, nodes *nodeSet) error {
 	var visited []visitedNode
 	visit := collect(&visited)
 	whole := cloneRange(left)
-	for _, e := range r.Entries {
-		lh := LeafHash(e)
-		if err := whole.Append(lh[:], visit); err != nil {
+	for _, lh := range leaves {
+		if err := whole.Append(lh, visit); err != nil {
 			return errorf(ErrInvalidProof, "%v", err)
 		}
 	}

@@ -3,6 +3,8 @@ package feed
 import (
 	"crypto/sha256"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
@@ -24,6 +26,42 @@ func LeafHash(entry []byte) Hash {
 	h.Write(entry)
 	var out Hash
 	h.Sum(out[:0])
+	return out
+}
+
+// leafHashes returns the leaf hashes of entries, backed by one array. Large
+// lists are hashed on every core.
+func leafHashes(entries [][]byte) [][]byte {
+	out := make([][]byte, len(entries))
+	backing := make([]byte, len(entries)*HashSize)
+	for i := range out {
+		out[i] = backing[i*HashSize : (i+1)*HashSize : (i+1)*HashSize]
+	}
+	hashRange := func(lo, hi int) {
+		h := sha256.New()
+		prefix := []byte{rfc6962.RFC6962LeafHashPrefix}
+		for i := lo; i < hi; i++ {
+			h.Reset()
+			h.Write(prefix)
+			h.Write(entries[i])
+			h.Sum(out[i][:0])
+		}
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if len(entries) < 256 || workers == 1 {
+		hashRange(0, len(entries))
+		return out
+	}
+	var wg sync.WaitGroup
+	per := (len(entries) + workers - 1) / workers
+	for lo := 0; lo < len(entries); lo += per {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			hashRange(lo, hi)
+		}(lo, min(lo+per, len(entries)))
+	}
+	wg.Wait()
 	return out
 }
 

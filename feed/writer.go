@@ -23,6 +23,7 @@ type Writer struct {
 
 type appendReq struct {
 	entries [][]byte
+	leaves  [][]byte // hashed by the caller, while a commit may be in flight
 	bytes   int
 	first   uint64
 	err     error
@@ -56,6 +57,7 @@ func (w *Writer) Append(ctx context.Context, entries ...[]byte) (uint64, error) 
 		return 0, errorf(ErrTooLarge, "append of %d bytes, limit %d", req.bytes, MaxAppendBytes)
 	}
 
+	req.leaves = leafHashes(entries)
 	f := w.Feed
 	f.qmu.Lock()
 	f.queue = append(f.queue, req)
@@ -130,10 +132,9 @@ func (w *Writer) commit(group []*appendReq) (uint64, error) {
 	}
 	i := start
 	for _, r := range group {
-		for _, e := range r.entries {
+		for j, e := range r.entries {
 			writes = append(writes, Write{Key: entryKey(f.key, i), Value: e})
-			lh := LeafHash(e)
-			if err := fr.Append(lh[:], visit); err != nil {
+			if err := fr.Append(r.leaves[j], visit); err != nil {
 				return 0, fmt.Errorf("feed: append: %w", err)
 			}
 			i++
