@@ -52,6 +52,8 @@ type Op struct {
 	// Rotation, on a rotate op or a remove-writer op: a new epoch secret
 	// sealed to each remaining member.
 	Rotation *Rotation
+
+	invalid string // set by ApplyInvalid: why the entry could not be read
 }
 
 // Rotation starts a new epoch: its secret, named by KeyID, sealed to each
@@ -156,6 +158,16 @@ func (v *View) feed(k feed.PublicKey) *feedState {
 	return f
 }
 
+// waitingFrom returns how many consecutive ops of feed k, from the first
+// not applied, are already given and waiting.
+func (v *View) waitingFrom(k feed.PublicKey) int {
+	n := 0
+	for i := v.Applied(k); v.waiting[OpID{Feed: k, Index: i}] != nil; i++ {
+		n++
+	}
+	return n
+}
+
 // Applied returns how many ops of feed k have been applied.
 func (v *View) Applied(k feed.PublicKey) uint64 {
 	if f := v.feeds[k]; f != nil {
@@ -185,6 +197,13 @@ func (v *View) Apply(k feed.PublicKey, index uint64, op *Op) []Change {
 	dirty := make(map[string]bool)
 	v.drain(k, dirty)
 	return v.changes(dirty)
+}
+
+// ApplyInvalid takes the place of an entry that could not be decoded or
+// decrypted: it never counts, and it is recorded with reason, but the
+// writer's later ops are applied after it.
+func (v *View) ApplyInvalid(k feed.PublicKey, index uint64, reason string) []Change {
+	return v.Apply(k, index, &Op{invalid: reason})
 }
 
 // drain applies every waiting op that has become ready, starting from feed k.
@@ -274,6 +293,9 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 // check validates an op against its feed's state; "" means valid.
 func (v *View) check(st *feedState, p *pendingOp) string {
 	op := p.op
+	if op.invalid != "" {
+		return op.invalid
+	}
 	switch op.Kind {
 	case OpPut, OpDelete, OpAddWriter, OpRemoveWriter, OpRotate:
 	default:
@@ -367,6 +389,68 @@ func (v *View) changes(dirty map[string]bool) []Change {
 		out = append(out, Change{Key: k, Versions: v.keys[k].sorted()})
 	}
 	return out
+}
+
+// Counts reports whether the applied op id counts under the writer set.
+func (v *View) Counts(id OpID) bool {
+	r := v.rec(id)
+	return r != nil && r.count
+}
+
+// Device is what an accepted add-writer op says about a device.
+type Device struct {
+	Feed   feed.PublicKey
+	Name   string
+	Public []byte // auth device public key
+	Added  OpID
+}
+
+// Devices returns the current writers with what their add said, most
+// senior first.
+func (v *View) Devices() []Device {
+	var out []Device
+	for _, k := range v.ws.Writers() {
+		d := Device{Feed: k}
+		for _, id := range v.ws.adds[k] {
+			if r := v.rec(id); r != nil {
+				d.Name, d.Public, d.Added = r.op.Name, r.op.DevicePublic, id
+				break
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// Rotations returns the rotations of ops that count, by epoch, then key ID.
+func (v *View) Rotations() []*Rotation {
+	var out []*Rotation
+	for _, st := range v.feeds {
+		for _, r := range st.log {
+			if r.count && r.op.Rotation != nil && (r.op.Kind == OpRotate || r.op.Kind == OpRemoveWriter) {
+				out = append(out, r.op.Rotation)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *Rotation) int {
+		if c := cmp.Compare(a.Epoch, b.Epoch); c != 0 {
+			return c
+		}
+		return slices.Compare(a.KeyID[:], b.KeyID[:])
+	})
+	return out
+}
+
+func (v *View) rec(id OpID) *opRec {
+	st := v.feeds[id.Feed]
+	if st == nil {
+		return nil
+	}
+	i, ok := slices.BinarySearchFunc(st.log, id.Index, func(r *opRec, x uint64) int { return cmp.Compare(r.id.Index, x) })
+	if !ok {
+		return nil
+	}
+	return st.log[i]
 }
 
 // Get returns the versions of key, winner first. The key has a value when
