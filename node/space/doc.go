@@ -1,9 +1,32 @@
 // Package space is mycel's multiwriter database: the feeds of one space,
 // read together as a key-value map that every authorised device can write.
 //
-// It is protocol logic without I/O — no sockets, no timers, no badger — so
-// that it builds for the browser node (GOOS=js GOARCH=wasm).
+// It builds for the browser node (GOOS=js GOARCH=wasm): no sockets, no
+// timers, no badger. The parts, from the inside out:
 //
-// Work in progress (issue 3): the writer-set rules (Resolve) are here; the
-// op format, encryption, the key-value view and its persistence follow.
+//   - Resolve (writers.go) applies the writer-set rules of DESIGN.md to the
+//     membership ops: who may write, which ops count, and how concurrent
+//     removals are decided (seniority).
+//   - View (view.go) is a pure state machine. Apply takes decrypted ops in any
+//     order, holds each until its causal past has arrived, and keeps one
+//     multi-value register per key: the put and delete ops that no other
+//     counting op on the key follows. Get returns them winner first (highest
+//     hybrid logical clock, then feed key). When a removal voids ops that had
+//     counted, the registers they touched are recomputed, which brings back
+//     the values they had replaced. Views given the same ops have the same
+//     Digest, whatever the order.
+//   - The entry codec (entry.go, FORMAT.md) turns an op into the bytes of a
+//     feed entry: a clear header (key ID; for add-writer and remove-writer
+//     the target feed; for add-writer the keyring sealed to the new device)
+//     and the op sealed with XChaCha20-Poly1305 under the epoch's content
+//     key, bound to its space, feed and position.
+//   - Space (space.go) is a device's handle on a space: it writes ops to the
+//     device's own feed with their causal delta and clock, reads the feeds it
+//     holds into the view, opens the keys sealed to the device (its keyring
+//     on approval, new secrets on rotation) and keeps them at rest sealed to
+//     the device's key, and tells watchers what changed.
+//
+// Not yet here (issue 3 continues): the view is rebuilt from the feeds when
+// a space is opened; persisting it incrementally, so that reopening a space
+// of a million ops does not replay them, comes next, with the benchmarks.
 package space

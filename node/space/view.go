@@ -271,6 +271,7 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 		v.members = append(v.members, MemberOp{ID: p.id, Clock: own, HLC: p.op.HLC,
 			Remove: p.op.Kind == OpRemoveWriter, Target: p.op.Target})
 		v.rewrite(dirty)
+		r.count = v.ws.Counts(r.id, r.clock)
 	case OpPut, OpDelete:
 		reg := v.keys[p.op.Key]
 		if reg == nil {

@@ -1,0 +1,676 @@
+package space
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/feed"
+)
+
+// Errors of a Space.
+var (
+	// ErrReadOnly: this device is not (or no longer) a writer of the space.
+	ErrReadOnly = errors.New("space: this device is not a writer")
+	// ErrNoKeys: this device holds no key of the space yet (not approved).
+	ErrNoKeys = errors.New("space: no keys for this space yet")
+	// ErrClosed: the space was closed.
+	ErrClosed = errors.New("space: closed")
+	// ErrWatchOverflow: a watcher fell too far behind and was dropped.
+	ErrWatchOverflow = errors.New("space: watcher fell behind")
+)
+
+// Config is what a Space needs from its node.
+type Config struct {
+	// Feeds holds the feeds of the space (and maybe of others).
+	Feeds *feed.DB
+	// Store keeps the space's own records (the sealed keyring). It may be
+	// the Storage under Feeds.
+	Store feed.Storage
+	// Writer is this device's feed key in this space.
+	Writer ed25519.PrivateKey
+	// Device is this device's HPKE key: keyrings and rotated secrets are
+	// sealed to it.
+	Device *auth.DeviceKey
+	// Rand defaults to crypto/rand; Now to time.Now; Logger discards.
+	Rand   io.Reader
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Space is one shared database on this device: its own feed, the feeds of
+// the other devices, the keys, and the view.
+type Space struct {
+	id     auth.SpaceID
+	origin feed.PublicKey
+	own    feed.PublicKey
+	cfg    Config
+	w      *feed.Writer
+
+	mu       sync.Mutex
+	closed   bool
+	view     *View
+	keyring  *auth.Keyring // nil until approved
+	byKeyID  map[[16]byte]auth.EpochSecret
+	told     map[feed.PublicKey]uint64 // lengths declared in own ops so far
+	hlc      uint64
+	keyWait  map[feed.PublicKey]bool // feeds stopped at an entry whose key is unknown
+	watchers []*Watcher
+}
+
+// Create makes a new space with this device as its origin: a feed, an
+// epoch-0 secret and a first op naming the device.
+func Create(ctx context.Context, cfg Config, name string) (*Space, error) {
+	cfg.defaults()
+	var origin feed.PublicKey
+	copy(origin[:], cfg.Writer.Public().(ed25519.PublicKey))
+	id := auth.SpaceID(origin)
+	kr, err := auth.NewKeyring(id, cfg.Rand)
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(cfg, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.w.Length() != 0 {
+		return nil, fmt.Errorf("space: feed %x already has entries", origin[:8])
+	}
+	if err := s.setKeyring(kr); err != nil {
+		return nil, err
+	}
+	if _, err := s.write(ctx, &Op{Kind: OpAddWriter, Target: origin, Name: name, DevicePublic: cfg.Device.Public().Bytes()}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Open opens a space this device belongs to or has asked to join: it loads
+// the keyring (if approved) and reads every feed held.
+func Open(cfg Config, id auth.SpaceID) (*Space, error) {
+	cfg.defaults()
+	s, err := open(cfg, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.loadKeyring(); err != nil {
+		return nil, err
+	}
+	s.Refresh()
+	return s, nil
+}
+
+func (cfg *Config) defaults() {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func open(cfg Config, id auth.SpaceID) (*Space, error) {
+	w, err := cfg.Feeds.Writer(cfg.Writer)
+	if err != nil {
+		return nil, err
+	}
+	return &Space{
+		id:      id,
+		origin:  feed.PublicKey(id),
+		own:     w.Key(),
+		cfg:     cfg,
+		w:       w,
+		view:    NewView(feed.PublicKey(id)),
+		byKeyID: make(map[[16]byte]auth.EpochSecret),
+		told:    make(map[feed.PublicKey]uint64),
+		keyWait: make(map[feed.PublicKey]bool),
+	}, nil
+}
+
+// ID returns the space ID.
+func (s *Space) ID() auth.SpaceID { return s.id }
+
+// Feed returns this device's feed key in the space.
+func (s *Space) Feed() feed.PublicKey { return s.own }
+
+// keyringKey is where the keyring is stored, sealed to this device's key.
+func (s *Space) keyringKey() []byte {
+	return append([]byte("sk"), s.id[:]...)
+}
+
+func (s *Space) binding() auth.Binding { return auth.Binding{Space: s.id, Feed: s.own} }
+
+// setKeyring merges secrets into the keyring and stores it sealed to this
+// device. The caller holds s.mu (or has not published s yet).
+func (s *Space) setKeyring(kr *auth.Keyring) error {
+	if s.keyring == nil {
+		s.keyring = kr.Clone()
+	} else {
+		for _, es := range kr.All() {
+			if err := s.keyring.Add(es); err != nil && !errors.Is(err, auth.ErrEpochOrder) {
+				return err
+			}
+		}
+	}
+	for _, es := range s.keyring.All() {
+		s.byKeyID[es.KeyID(s.id)] = es
+	}
+	sealed, err := auth.SealKeyring(s.cfg.Device.Public(), s.keyring, s.binding())
+	if err != nil {
+		return err
+	}
+	return s.cfg.Store.Commit([]feed.Write{{Key: s.keyringKey(), Value: sealed}})
+}
+
+func (s *Space) loadKeyring() error {
+	sealed, err := s.cfg.Store.Get(s.keyringKey())
+	if errors.Is(err, feed.ErrNotFound) {
+		return nil // not approved yet
+	}
+	if err != nil {
+		return err
+	}
+	kr, err := auth.OpenKeyring(s.cfg.Device, sealed, s.binding())
+	if err != nil {
+		return fmt.Errorf("space: open stored keyring: %w", err)
+	}
+	return s.setKeyring(kr)
+}
+
+// learnSecret adds a secret opened from a rotation box.
+func (s *Space) learnSecret(es auth.EpochSecret) {
+	kr := &auth.Keyring{Space: s.id}
+	if s.keyring == nil {
+		if es.Epoch != 0 {
+			return // cannot hold a later epoch without the earlier ones
+		}
+		kr.Epochs = []auth.EpochSecret{es}
+		_ = s.setKeyring(kr)
+		return
+	}
+	if err := s.keyring.Add(es); err != nil {
+		s.cfg.Logger.Warn("space: rotated secret not added", "err", err)
+		return
+	}
+	_ = s.setKeyring(s.keyring)
+}
+
+// writeKey returns the secret to seal new entries with: that of the newest
+// epoch started by a rotation that counts (of either, when two members
+// rotated at once). A device that has not received that secret yet does not
+// fall back to an older one, which a removed device may hold: it waits.
+func (s *Space) writeKey() (auth.EpochSecret, error) {
+	if s.keyring == nil {
+		return auth.EpochSecret{}, ErrNoKeys
+	}
+	rots := s.view.Rotations()
+	if len(rots) == 0 {
+		return s.keyring.Epochs[0], nil
+	}
+	newest := rots[len(rots)-1].Epoch
+	for i := len(rots) - 1; i >= 0 && rots[i].Epoch == newest; i-- {
+		if es, ok := s.byKeyID[rots[i].KeyID]; ok {
+			return es, nil
+		}
+	}
+	return auth.EpochSecret{}, fmt.Errorf("%w: the secret of epoch %d has not reached this device yet", ErrNoKeys, newest)
+}
+
+// nextHLC returns a hybrid logical clock after every op this device has
+// seen and written: (Unix ms << 16) | counter.
+func (s *Space) nextHLC() uint64 {
+	phys := uint64(s.cfg.Now().UnixMilli()) << 16
+	s.hlc = max(s.hlc+1, phys)
+	return s.hlc
+}
+
+// write appends ops to this device's feed and applies them. The caller
+// must not hold s.mu.
+func (s *Space) write(ctx context.Context, ops ...*Op) ([]Change, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	secret, err := s.writeKey()
+	if err != nil {
+		return nil, err
+	}
+	index := s.w.Length()
+	entries := make([][]byte, len(ops))
+	for i, op := range ops {
+		op.Seen = s.delta()
+		op.HLC = s.nextHLC()
+		entries[i], err = SealEntry(s.id, s.own, index+uint64(i), secret, op, s.cfg.Rand)
+		if err != nil {
+			return nil, err
+		}
+	}
+	first, err := s.w.Append(ctx, entries...)
+	if err != nil {
+		return nil, err
+	}
+	if first != index {
+		return nil, fmt.Errorf("space: feed appended at %d, expected %d", first, index)
+	}
+	var changes []Change
+	for i, op := range ops {
+		changes = append(changes, s.view.Apply(s.own, index+uint64(i), op)...)
+	}
+	s.notify(changes)
+	return changes, nil
+}
+
+// delta returns the feeds whose applied length grew since this device's
+// last op, and records them as told.
+func (s *Space) delta() []Seen {
+	var out []Seen
+	for k, st := range s.view.feeds {
+		if k != s.own && st.applied > s.told[k] {
+			out = append(out, Seen{Feed: k, Length: st.applied})
+			s.told[k] = st.applied
+		}
+	}
+	slices.SortFunc(out, func(a, b Seen) int { return OpID{Feed: a.Feed}.compare(OpID{Feed: b.Feed}) })
+	return out
+}
+
+// Put sets key to value.
+func (s *Space) Put(ctx context.Context, key string, value []byte) error {
+	return s.writeData(ctx, &Op{Kind: OpPut, Key: key, Value: value})
+}
+
+// Delete deletes key (a delete is an op in the key's register too).
+func (s *Space) Delete(ctx context.Context, key string) error {
+	return s.writeData(ctx, &Op{Kind: OpDelete, Key: key})
+}
+
+func (s *Space) writeData(ctx context.Context, op *Op) error {
+	if !s.IsWriter() {
+		return ErrReadOnly
+	}
+	_, err := s.write(ctx, op)
+	return err
+}
+
+// IsWriter reports whether this device's new ops count.
+func (s *Space) IsWriter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.view.WriterSet().IsWriter(s.own)
+}
+
+// AddWriter approves a device: an add-writer op naming it, with the
+// keyring sealed to its device key.
+func (s *Space) AddWriter(ctx context.Context, target feed.PublicKey, name string, device *auth.DevicePublicKey) error {
+	if !s.IsWriter() {
+		return ErrReadOnly
+	}
+	s.mu.Lock()
+	kr := s.keyring
+	s.mu.Unlock()
+	if kr == nil {
+		return ErrNoKeys
+	}
+	sealed, err := auth.SealKeyring(device, kr, auth.Binding{Space: s.id, Feed: target})
+	if err != nil {
+		return err
+	}
+	_, err = s.write(ctx, &Op{Kind: OpAddWriter, Target: target, Name: name, DevicePublic: device.Bytes(), SealedKeyring: sealed})
+	return err
+}
+
+// RemoveWriter removes a device and starts a new epoch: a fresh secret
+// sealed to every remaining writer, so the removed device reads nothing
+// written after.
+func (s *Space) RemoveWriter(ctx context.Context, target feed.PublicKey) error {
+	if !s.IsWriter() {
+		return ErrReadOnly
+	}
+	rot, es, err := s.rotation(target)
+	if err != nil {
+		return err
+	}
+	if _, err := s.write(ctx, &Op{Kind: OpRemoveWriter, Target: target, Rotation: rot}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.learnSecret(es)
+	return nil
+}
+
+// Rotate starts a new epoch without removing anyone.
+func (s *Space) Rotate(ctx context.Context) error {
+	if !s.IsWriter() {
+		return ErrReadOnly
+	}
+	rot, es, err := s.rotation(feed.PublicKey{})
+	if err != nil {
+		return err
+	}
+	if _, err := s.write(ctx, &Op{Kind: OpRotate, Rotation: rot}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.learnSecret(es)
+	return nil
+}
+
+// rotation makes a new epoch secret sealed to every writer but skip.
+func (s *Space) rotation(skip feed.PublicKey) (*Rotation, auth.EpochSecret, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keyring == nil {
+		return nil, auth.EpochSecret{}, ErrNoKeys
+	}
+	n := uint32(len(s.keyring.Epochs))
+	es, err := auth.NewEpochSecret(n, s.cfg.Rand)
+	if err != nil {
+		return nil, es, err
+	}
+	rot := &Rotation{Epoch: n, KeyID: es.KeyID(s.id)}
+	for _, d := range s.view.Devices() {
+		if d.Feed == skip {
+			continue
+		}
+		pub, err := auth.ParseDevicePublicKey(d.Public)
+		if err != nil {
+			s.cfg.Logger.Warn("space: writer without a usable device key; it will need the new secret re-shared", "feed", fmt.Sprintf("%x", d.Feed[:8]))
+			continue
+		}
+		box, err := auth.SealEpochSecret(pub, es, auth.Binding{Space: s.id, Feed: d.Feed})
+		if err != nil {
+			return nil, es, err
+		}
+		rot.Boxes = append(rot.Boxes, SealedSecret{Feed: d.Feed, Box: box})
+	}
+	return rot, es, nil
+}
+
+// Feeds returns the feeds of the space this device knows of: the origin,
+// its own, and every feed an add-writer op names (read from the clear
+// header, so also before this device is approved).
+func (s *Space) Feeds() []feed.PublicKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.feedsLocked()
+}
+
+func (s *Space) feedsLocked() []feed.PublicKey {
+	set := map[feed.PublicKey]bool{s.origin: true, s.own: true}
+	for k := range s.view.feeds {
+		set[k] = true
+	}
+	for _, m := range s.view.members {
+		set[m.Target] = true
+	}
+	out := make([]feed.PublicKey, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b feed.PublicKey) int { return OpID{Feed: a}.compare(OpID{Feed: b}) })
+	return out
+}
+
+// Refresh reads the entries the feeds hold that the view has not applied
+// yet, in order, and applies them. The node calls it after ingesting data
+// from a peer.
+func (s *Space) Refresh() []Change {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keyring == nil {
+		s.findKeyring()
+	}
+	var all []Change
+	for progress := true; progress; {
+		progress = false
+		for _, k := range s.feedsLocked() {
+			if k == s.own && s.view.Applied(k) == s.w.Length() {
+				continue
+			}
+			changes, n := s.readFeed(k)
+			all = append(all, changes...)
+			progress = progress || n > 0
+		}
+	}
+	s.notify(all)
+	return all
+}
+
+// readFeed applies the held entries of feed k from the first not applied.
+func (s *Space) readFeed(k feed.PublicKey) ([]Change, int) {
+	f, err := s.cfg.Feeds.Feed(k)
+	if err != nil {
+		return nil, 0
+	}
+	next := s.view.Applied(k) + uint64(s.view.waitingFrom(k))
+	var changes []Change
+	n := 0
+	for _, r := range f.Ranges() {
+		if r.End <= next {
+			continue
+		}
+		if r.Start > next {
+			break // a gap: the view applies a feed in order
+		}
+		entries, err := f.GetRange(next, r.End)
+		if err != nil {
+			return changes, n
+		}
+		for i, data := range entries {
+			idx := next + uint64(i)
+			op, err := OpenEntry(s.id, k, idx, data, s.keys)
+			if errors.Is(err, ErrUnknownKey) && s.keyringFromHeader(k, data) {
+				op, err = OpenEntry(s.id, k, idx, data, s.keys)
+			}
+			if errors.Is(err, ErrUnknownKey) {
+				s.keyWait[k] = true
+				return changes, n
+			}
+			delete(s.keyWait, k)
+			if err != nil {
+				changes = append(changes, s.view.ApplyInvalid(k, idx, err.Error())...)
+			} else {
+				s.collectKeys(k, op)
+				s.hlc = max(s.hlc, op.HLC) // stay ahead of every op seen
+				changes = append(changes, s.view.Apply(k, idx, op)...)
+			}
+			n++
+		}
+		next = r.End
+	}
+	return changes, n
+}
+
+// keyringFromHeader opens the keyring an add-writer entry seals to this
+// device in its clear header: the way an approved device gets its first
+// keys. It reports whether it learned any.
+func (s *Space) keyringFromHeader(author feed.PublicKey, data []byte) bool {
+	h, err := PeekEntry(data)
+	if err != nil || h.Membership != OpAddWriter || h.Target != s.own || len(h.SealedKeyring) == 0 {
+		return false
+	}
+	kr, err := auth.OpenKeyring(s.cfg.Device, h.SealedKeyring, s.binding())
+	if err != nil {
+		s.cfg.Logger.Warn("space: keyring sealed to this device does not open", "author", fmt.Sprintf("%x", author[:8]), "err", err)
+		return false
+	}
+	if err := s.setKeyring(kr); err != nil {
+		s.cfg.Logger.Warn("space: store keyring", "err", err)
+		return false
+	}
+	return true
+}
+
+// findKeyring looks through the clear headers of every entry held for an
+// add-writer that seals the keyring to this device: until it holds a key, a
+// device cannot read the ops before its approval, so it cannot reach the
+// approval in order.
+func (s *Space) findKeyring() {
+	for _, k := range s.feedsLocked() {
+		f, err := s.cfg.Feeds.Feed(k)
+		if err != nil {
+			continue
+		}
+		for _, r := range f.Ranges() {
+			for i := r.Start; i < r.End; i++ {
+				data, err := f.Get(i)
+				if err == nil && s.keyringFromHeader(k, data) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// keys looks up an epoch secret for OpenEntry.
+func (s *Space) keys(id [16]byte) (auth.EpochSecret, bool) {
+	es, ok := s.byKeyID[id]
+	return es, ok
+}
+
+// collectKeys opens what an op seals to this device: a keyring on an
+// add-writer naming it, a secret in a rotation.
+func (s *Space) collectKeys(author feed.PublicKey, op *Op) {
+	if op.Kind == OpAddWriter && op.Target == s.own && len(op.SealedKeyring) > 0 {
+		kr, err := auth.OpenKeyring(s.cfg.Device, op.SealedKeyring, s.binding())
+		if err != nil {
+			s.cfg.Logger.Warn("space: keyring sealed to this device does not open", "author", fmt.Sprintf("%x", author[:8]), "err", err)
+		} else if err := s.setKeyring(kr); err != nil {
+			s.cfg.Logger.Warn("space: store keyring", "err", err)
+		}
+	}
+	if op.Rotation != nil {
+		for _, b := range op.Rotation.Boxes {
+			if b.Feed != s.own {
+				continue
+			}
+			es, err := auth.OpenEpochSecret(s.cfg.Device, b.Box, s.binding())
+			if err != nil {
+				s.cfg.Logger.Warn("space: rotated secret sealed to this device does not open", "err", err)
+				continue
+			}
+			s.learnSecret(es)
+		}
+	}
+}
+
+// Get returns the versions of key, winner first (nil if never written).
+func (s *Space) Get(key string) []Version {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.view.Get(key)
+}
+
+// List returns up to limit keys with the prefix, after `after`, whose
+// winning version is not a delete.
+func (s *Space) List(prefix, after string, limit int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.view.List(prefix, after, limit)
+}
+
+// Digest returns the view's digest.
+func (s *Space) Digest() [32]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.view.Digest()
+}
+
+// Devices returns the writers and what their adds said.
+func (s *Space) Devices() []Device {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.view.Devices()
+}
+
+// Invalid returns the entries that were refused and why.
+func (s *Space) Invalid() []Invalid {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.view.Invalid()
+}
+
+// Watcher receives the changes of keys with a prefix.
+type Watcher struct {
+	prefix string
+	C      chan Change
+	err    error
+}
+
+// Err returns why the watcher's channel was closed, if it was.
+func (w *Watcher) Err() error { return w.err }
+
+// Watch returns a watcher of keys with prefix. Its channel holds up to 1024
+// changes; a watcher that falls further behind is closed with
+// ErrWatchOverflow (read the current values again and watch anew).
+func (s *Space) Watch(prefix string) *Watcher {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := &Watcher{prefix: prefix, C: make(chan Change, 1024)}
+	s.watchers = append(s.watchers, w)
+	return w
+}
+
+// Unwatch stops a watcher and closes its channel.
+func (s *Space) Unwatch(w *Watcher) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := slices.Index(s.watchers, w); i >= 0 {
+		s.watchers = slices.Delete(s.watchers, i, i+1)
+		close(w.C)
+	}
+}
+
+// notify sends changes to watchers. The caller holds s.mu.
+func (s *Space) notify(changes []Change) {
+	if len(changes) == 0 {
+		return
+	}
+	kept := s.watchers[:0]
+	for _, w := range s.watchers {
+		ok := true
+		for _, c := range changes {
+			if !strings.HasPrefix(c.Key, w.prefix) {
+				continue
+			}
+			select {
+			case w.C <- c:
+			default:
+				ok = false
+			}
+			if !ok {
+				break
+			}
+		}
+		if ok {
+			kept = append(kept, w)
+		} else {
+			w.err = ErrWatchOverflow
+			close(w.C)
+		}
+	}
+	s.watchers = kept
+}
+
+// Close closes every watcher. The feeds and storage belong to the caller.
+func (s *Space) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, w := range s.watchers {
+		close(w.C)
+	}
+	s.watchers = nil
+	return nil
+}

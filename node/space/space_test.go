@@ -1,0 +1,340 @@
+package space
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/feed/memstore"
+)
+
+// device is one device's stores and keys.
+type device struct {
+	name   string
+	store  feed.Storage
+	feeds  *feed.DB
+	writer ed25519.PrivateKey
+	key    *auth.DeviceKey
+	sp     *Space
+}
+
+func newDevice(t *testing.T, name string, store feed.Storage) *device {
+	t.Helper()
+	if store == nil {
+		store = memstore.New()
+	}
+	db, err := feed.Open(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	dk, err := auth.GenerateDeviceKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &device{name: name, store: store, feeds: db, writer: priv, key: dk}
+}
+
+func (d *device) config() Config {
+	return Config{Feeds: d.feeds, Store: d.store, Writer: d.writer, Device: d.key}
+}
+
+func (d *device) feedKey() feed.PublicKey {
+	var k feed.PublicKey
+	copy(k[:], d.writer.Public().(ed25519.PublicKey))
+	return k
+}
+
+func create(t *testing.T, d *device) {
+	t.Helper()
+	sp, err := Create(context.Background(), d.config(), d.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.sp = sp
+}
+
+func join(t *testing.T, d *device, id auth.SpaceID) {
+	t.Helper()
+	sp, err := Open(d.config(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.sp = sp
+}
+
+// pull copies every feed of the space that src holds to dst, with proofs,
+// then lets dst's space read them: replication without a network.
+func pull(t *testing.T, dst, src *device) {
+	t.Helper()
+	for _, k := range src.sp.Feeds() {
+		sf, err := src.feeds.Feed(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := sf.Head(); !ok {
+			continue
+		}
+		df, err := dst.feeds.Feed(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 100 {
+			b, err := sf.Batch(feed.BatchRequest{Want: df.Missing(), Base: df.Length()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(df.Missing()) == 0 && df.Length() == sf.Length() {
+				break
+			}
+			if err := df.Ingest(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dst.sp.Refresh()
+}
+
+func value(sp *Space, key string) string {
+	vs := sp.Get(key)
+	if len(vs) == 0 || vs[0].Deleted {
+		return ""
+	}
+	return string(vs[0].Value)
+}
+
+func TestSpaceLocal(t *testing.T) {
+	ctx := context.Background()
+	a := newDevice(t, "Laptop", nil)
+	create(t, a)
+	w := a.sp.Watch("notes/")
+	if err := a.sp.Put(ctx, "notes/1", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.sp.Put(ctx, "other", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.sp.Put(ctx, "notes/2", []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.sp.Delete(ctx, "notes/1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := value(a.sp, "notes/2"); got != "two" {
+		t.Fatalf("get = %q", got)
+	}
+	if vs := a.sp.Get("notes/1"); len(vs) != 1 || !vs[0].Deleted {
+		t.Fatalf("deleted key: %+v", vs)
+	}
+	if got := fmt.Sprint(a.sp.List("notes/", "", 10)); got != "[notes/2]" {
+		t.Fatalf("list = %s", got)
+	}
+	var events []string
+	for len(events) < 3 {
+		select {
+		case c := <-w.C:
+			events = append(events, c.Key)
+		case <-time.After(time.Second):
+			t.Fatalf("watch: got %v", events)
+		}
+	}
+	if fmt.Sprint(events) != "[notes/1 notes/2 notes/1]" {
+		t.Fatalf("watch events %v", events)
+	}
+	if d := a.sp.Devices(); len(d) != 1 || d[0].Name != "Laptop" || d[0].Feed != a.feedKey() {
+		t.Fatalf("devices %+v", d)
+	}
+
+	// Reopen from the same stores: same view, still a writer.
+	digest := a.sp.Digest()
+	a.sp.Close()
+	join(t, a, a.sp.ID())
+	if a.sp.Digest() != digest || !a.sp.IsWriter() {
+		t.Fatal("reopened space differs")
+	}
+	if err := a.sp.Put(ctx, "notes/3", []byte("three")); err != nil {
+		t.Fatalf("write after reopen: %v", err)
+	}
+	if len(a.sp.Invalid()) != 0 {
+		t.Fatalf("invalid ops: %+v", a.sp.Invalid())
+	}
+}
+
+func TestSpaceApproveWriteConverge(t *testing.T) {
+	ctx := context.Background()
+	a, b := newDevice(t, "Laptop", nil), newDevice(t, "Firefox on Ubuntu 64-bit", nil)
+	create(t, a)
+	if err := a.sp.Put(ctx, "k", []byte("from a")); err != nil {
+		t.Fatal(err)
+	}
+	join(t, b, a.sp.ID())
+	pull(t, b, a)
+	// Not approved: B holds A's entries but can read and write nothing.
+	if got := value(b.sp, "k"); got != "" {
+		t.Fatalf("unapproved device reads %q", got)
+	}
+	if err := b.sp.Put(ctx, "x", []byte("y")); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("unapproved write: %v", err)
+	}
+
+	if err := a.sp.AddWriter(ctx, b.feedKey(), b.name, b.key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, b, a)
+	if got := value(b.sp, "k"); got != "from a" {
+		t.Fatalf("approved device reads %q", got)
+	}
+	if !b.sp.IsWriter() {
+		t.Fatal("approved device is not a writer")
+	}
+	if err := b.sp.Put(ctx, "k", []byte("from b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.sp.Put(ctx, "j", []byte("concurrent")); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, a, b)
+	pull(t, b, a)
+	if value(a.sp, "k") != "from b" || value(b.sp, "j") != "concurrent" {
+		t.Fatalf("a: k=%q; b: j=%q", value(a.sp, "k"), value(b.sp, "j"))
+	}
+	if a.sp.Digest() != b.sp.Digest() {
+		t.Fatal("digests differ after exchanging everything")
+	}
+	names := map[string]bool{}
+	for _, d := range a.sp.Devices() {
+		names[d.Name] = true
+	}
+	if !names["Laptop"] || !names["Firefox on Ubuntu 64-bit"] {
+		t.Fatalf("devices %v", names)
+	}
+}
+
+func TestSpaceRemovalRotates(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := newDevice(t, "A", nil), newDevice(t, "B", nil), newDevice(t, "C", nil)
+	create(t, a)
+	for _, d := range []*device{b, c} {
+		join(t, d, a.sp.ID())
+		if err := a.sp.AddWriter(ctx, d.feedKey(), d.name, d.key.Public()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pull(t, b, a)
+	pull(t, c, a)
+	if err := c.sp.Put(ctx, "before", []byte("counts")); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, a, c)
+
+	if err := a.sp.RemoveWriter(ctx, c.feedKey()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.sp.Put(ctx, "secret", []byte("after removal")); err != nil {
+		t.Fatal(err)
+	}
+	// C races its removal, then receives everything.
+	if err := c.sp.Put(ctx, "raced", []byte("void")); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, c, a)
+	pull(t, a, c)
+	pull(t, b, a)
+	pull(t, b, c)
+
+	if value(b.sp, "secret") != "after removal" {
+		t.Fatal("remaining member cannot read the new epoch")
+	}
+	if value(c.sp, "secret") != "" {
+		t.Fatal("removed device reads an entry of the new epoch")
+	}
+	// The entry itself: C holds it but no key opens it.
+	af, _ := c.feeds.Feed(a.feedKey())
+	last, err := af.Get(af.Length() - 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenEntry(c.sp.ID(), a.feedKey(), af.Length()-1, last, c.sp.keys); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("removed device opening a new entry: %v", err)
+	}
+	for _, d := range []*device{a, b} {
+		if value(d.sp, "raced") != "" || value(d.sp, "before") != "counts" {
+			t.Fatalf("%s: raced=%q before=%q", d.name, value(d.sp, "raced"), value(d.sp, "before"))
+		}
+	}
+	if a.sp.Digest() != b.sp.Digest() {
+		t.Fatal("remaining members disagree")
+	}
+	if c.sp.IsWriter() {
+		t.Fatal("removed device still a writer")
+	}
+	if err := c.sp.Put(ctx, "later", []byte("x")); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("removed device writes: %v", err)
+	}
+}
+
+// TestSpaceNoPlaintextAtRest plants canaries as keys, values and device
+// names and looks for them, and for the epoch secrets, in every key and
+// value the store holds (through its API: badger compresses its files).
+func TestSpaceNoPlaintextAtRest(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	a := newDevice(t, "origin-device", st)
+	create(t, a)
+	var canaries [][]byte
+	canary := func() []byte {
+		c := make([]byte, 12)
+		rand.Read(c)
+		c = []byte(fmt.Sprintf("canary-%x", c))
+		canaries = append(canaries, c)
+		return c
+	}
+	for i := 0; i < 20; i++ {
+		d := newDevice(t, string(canary()), nil)
+		if err := a.sp.AddWriter(ctx, d.feedKey(), d.name, d.key.Public()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for len(canaries) < 1000 {
+		if err := a.sp.Put(ctx, string(canary()), canary()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.sp.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	secrets := a.sp.keyring.All()
+	found, scanned := 0, 0
+	err := st.Scan(nil, nil, func(k, v []byte) error {
+		scanned++
+		for _, c := range canaries {
+			if bytes.Contains(k, c) || bytes.Contains(v, c) {
+				found++
+			}
+		}
+		for _, es := range secrets {
+			if bytes.Contains(k, es.Secret[:]) || bytes.Contains(v, es.Secret[:]) {
+				found++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("planted %d canaries and %d epoch secrets; scanned %d records; found %d", len(canaries), len(secrets), scanned, found)
+	if found != 0 {
+		t.Fatalf("%d plaintext canaries or secrets at rest", found)
+	}
+	// The canaries are really there to be found when decrypted.
+	if value(a.sp, string(canaries[40])) != string(canaries[41]) {
+		t.Fatal("canary not readable through the space")
+	}
+}
