@@ -12,6 +12,7 @@ import (
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/feed/badgerstore"
 	"github.com/mycelsync/mycel/feed/memstore"
 )
 
@@ -285,7 +286,11 @@ func TestSpaceRemovalRotates(t *testing.T) {
 // value the store holds (through its API: badger compresses its files).
 func TestSpaceNoPlaintextAtRest(t *testing.T) {
 	ctx := context.Background()
-	st := memstore.New()
+	st, err := badgerstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	a := newDevice(t, "origin-device", st)
 	create(t, a)
 	var canaries [][]byte
@@ -311,9 +316,20 @@ func TestSpaceNoPlaintextAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	secrets := a.sp.keyring.All()
-	found, scanned := 0, 0
-	err := st.Scan(nil, nil, func(k, v []byte) error {
+	// A control stored in the clear shows the scan would see a canary.
+	control := []byte("control-" + string(canaries[7]))
+	if err := st.Commit([]feed.Write{{Key: []byte("zz-control"), Value: control}}); err != nil {
+		t.Fatal(err)
+	}
+	// Every key and value, through badger's API (its files are compressed,
+	// so grepping them would miss things).
+	found, scanned, controlSeen := 0, 0, false
+	err = st.Scan(nil, nil, func(k, v []byte) error {
 		scanned++
+		if string(k) == "zz-control" {
+			controlSeen = bytes.Contains(v, canaries[7])
+			return nil
+		}
 		for _, c := range canaries {
 			if bytes.Contains(k, c) || bytes.Contains(v, c) {
 				found++
@@ -330,6 +346,9 @@ func TestSpaceNoPlaintextAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("planted %d canaries and %d epoch secrets; scanned %d records; found %d", len(canaries), len(secrets), scanned, found)
+	if !controlSeen {
+		t.Fatal("the scan missed the control canary")
+	}
 	if found != 0 {
 		t.Fatalf("%d plaintext canaries or secrets at rest", found)
 	}
