@@ -163,22 +163,31 @@ func oracle(origin feed.PublicKey, ops []genOp) [32]byte {
 		}
 	}
 	ws := Resolve(origin, members)
-	regs := map[string]*register{}
+	// Each key's versions by brute force: the counting ops on it that no
+	// other counting op on it follows.
+	byKey := map[string][]*opRec{}
 	for _, r := range recs {
-		if r.op.Kind != OpPut && r.op.Kind != OpDelete {
-			continue
+		if r.op.Kind == OpPut || r.op.Kind == OpDelete {
+			byKey[r.op.Key] = append(byKey[r.op.Key], &opRec{id: r.id, clock: r.clock, hlc: r.op.HLC, op: r.op, count: ws.Counts(r.id, r.clock)})
 		}
-		reg := regs[r.op.Key]
-		if reg == nil {
-			reg = &register{}
-			regs[r.op.Key] = reg
-		}
-		reg.history = append(reg.history, &opRec{id: r.id, clock: r.clock, hlc: r.op.HLC, op: r.op, count: ws.Counts(r.id, r.clock)})
 	}
 	v := NewView(origin)
-	for k, reg := range regs {
-		reg.recompute()
-		v.keys[k] = reg
+	for k, ops := range byKey {
+		reg := &register{}
+		for _, x := range ops {
+			followed := false
+			for _, z := range ops {
+				if z != x && z.count && z.clock.sees(x.id) {
+					followed = true
+				}
+			}
+			if x.count && !followed {
+				reg.versions = append(reg.versions, x)
+			}
+		}
+		if len(reg.versions) > 0 {
+			v.st.putRegister(k, reg)
+		}
 	}
 	return v.Digest()
 }
@@ -262,11 +271,9 @@ func TestConvergence(t *testing.T) {
 				}
 				digests = append(digests, v.Digest())
 				counting := 0
-				for _, st := range v.feeds {
-					for _, rec := range st.log {
-						if rec.count {
-							counting++
-						}
+				for _, rec := range v.st.(*memStore).ops {
+					if rec.count {
+						counting++
 					}
 				}
 				t.Logf("replica %d: %d keys with a value, %d of %d ops count, %d feeds, writers %d, removed %d, voided after counting %d",

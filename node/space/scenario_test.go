@@ -3,9 +3,7 @@ package space
 import (
 	"crypto/sha256"
 	"fmt"
-	"maps"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 
@@ -72,7 +70,7 @@ func (s *script) summary(v *View) string {
 		names[d.key] = n
 	}
 	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(v.keys)) {
+	for _, k := range v.st.names() {
 		if len(v.Get(k)) == 0 {
 			continue // only void ops touched it
 		}

@@ -92,7 +92,6 @@ type feedState struct {
 	applied uint64 // ops applied from this feed (the next index to apply)
 	clock   Clock  // cumulative causal context after the last applied op
 	hlc     uint64
-	log     []*opRec
 }
 
 // Invalid records an op that was refused, for diagnosis.
@@ -116,19 +115,22 @@ type Change struct {
 // key and the same Digest, whatever order the ops came in.
 type View struct {
 	origin  feed.PublicKey
+	st      viewStore
 	feeds   map[feed.PublicKey]*feedState
 	members []MemberOp
+	special []*opRec // membership and rotation ops, in the order applied
 	ws      *WriterSet
-	keys    map[string]*register
 	waiting map[OpID]*pendingOp
 	blocked map[feed.PublicKey][]OpID // waiting ops by the feed they wait for
 	invalid []Invalid
 	voided  int // data ops that counted until a removal voided them
 }
 
+// register is what the view keeps of a key: its versions, the counting ops
+// no other counting op on the key follows. (The history of every op on the
+// key is in the store, for recomputing.)
 type register struct {
-	history  []*opRec // every applied op on the key
-	versions []*opRec // the counting ops no other counting op follows
+	versions []*opRec
 }
 
 type pendingOp struct {
@@ -136,12 +138,17 @@ type pendingOp struct {
 	op *Op
 }
 
-// NewView returns an empty view of the space whose origin feed is origin.
+// NewView returns an empty view of the space whose origin feed is origin,
+// kept in memory.
 func NewView(origin feed.PublicKey) *View {
+	return newView(origin, newMemStore())
+}
+
+func newView(origin feed.PublicKey, st viewStore) *View {
 	v := &View{
 		origin:  origin,
+		st:      st,
 		feeds:   make(map[feed.PublicKey]*feedState),
-		keys:    make(map[string]*register),
 		waiting: make(map[OpID]*pendingOp),
 		blocked: make(map[feed.PublicKey][]OpID),
 	}
@@ -264,30 +271,36 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 	own := maps.Clone(clock)
 	own[p.id.Feed] = p.id.Index
 	r := &opRec{id: p.id, clock: own, hlc: p.op.HLC, op: p.op}
-	st.log = append(st.log, r)
 
 	switch p.op.Kind {
 	case OpAddWriter, OpRemoveWriter:
 		v.members = append(v.members, MemberOp{ID: p.id, Clock: own, HLC: p.op.HLC,
 			Remove: p.op.Kind == OpRemoveWriter, Target: p.op.Target})
+		v.special = append(v.special, r)
+		v.st.putOp(r)
 		v.rewrite(dirty)
-		r.count = v.ws.Counts(r.id, r.clock)
 	case OpPut, OpDelete:
-		reg := v.keys[p.op.Key]
-		if reg == nil {
-			reg = &register{}
-			v.keys[p.op.Key] = reg
-		}
-		reg.history = append(reg.history, r)
-		if r.count = v.ws.Counts(r.id, r.clock); r.count {
+		r.count = v.ws.Counts(r.id, r.clock)
+		v.st.putOp(r)
+		v.st.addHistory(p.op.Key, r.id)
+		if r.count {
 			// Causal delivery: nothing applied before follows r, so r is a
 			// version, and it replaces the versions it follows.
+			reg := v.st.register(p.op.Key)
+			if reg == nil {
+				reg = &register{}
+			}
 			reg.versions = slices.DeleteFunc(reg.versions, func(x *opRec) bool { return own.sees(x.id) })
 			reg.versions = append(reg.versions, r)
+			v.st.putRegister(p.op.Key, reg)
 			dirty[p.op.Key] = true
 		}
 	default:
 		r.count = v.ws.Counts(r.id, r.clock)
+		if p.op.Rotation != nil {
+			v.special = append(v.special, r)
+		}
+		v.st.putOp(r)
 	}
 }
 
@@ -318,53 +331,70 @@ func (v *View) check(st *feedState, p *pendingOp) string {
 func (v *View) rewrite(dirty map[string]bool) {
 	old := v.ws
 	v.ws = Resolve(v.origin, v.members)
-	for k, st := range v.feeds {
+	recompute := map[string]bool{}
+	for _, k := range slices.SortedFunc(maps.Keys(v.feeds), func(a, b feed.PublicKey) int { return OpID{Feed: a}.compare(OpID{Feed: b}) }) {
 		if sameTreatment(old, v.ws, k) {
 			continue
 		}
-		for _, r := range st.log {
+		v.st.feedOps(k, func(r *opRec) {
+			if r.op.Kind != OpPut && r.op.Kind != OpDelete {
+				return // membership and rotation ops: below
+			}
 			now := v.ws.Counts(r.id, r.clock)
 			if now == r.count {
-				continue
+				return
 			}
 			r.count = now
 			if !now {
 				v.voided++
 			}
-			if r.op.Kind == OpPut || r.op.Kind == OpDelete {
-				dirty[r.op.Key] = true
-				v.keys[r.op.Key].recompute()
-			}
+			v.st.putOp(r)
+			recompute[r.op.Key] = true
+		})
+	}
+	for _, r := range v.special {
+		if now := v.ws.Counts(r.id, r.clock); now != r.count {
+			r.count = now
+			v.st.putOp(r)
 		}
 	}
+	for _, key := range slices.Sorted(maps.Keys(recompute)) {
+		v.st.putRegister(key, v.recompute(key))
+		dirty[key] = true
+	}
+}
+
+// recompute rebuilds a key's versions from its history: the counting ops
+// no other counting op follows. Needed when a removal voids ops (which may
+// bring back the versions they had replaced) or a voided op counts again.
+// An op x is followed when some counting op's clock covers it, that is
+// when the largest clock[x.Feed] among the counting ops exceeds x.Index.
+func (v *View) recompute(key string) *register {
+	var counting []*opRec
+	for _, id := range v.st.history(key) {
+		if r := v.st.op(id); r != nil && r.count {
+			counting = append(counting, r)
+		}
+	}
+	reach := map[feed.PublicKey]uint64{}
+	for _, z := range counting {
+		for f, n := range z.clock {
+			reach[f] = max(reach[f], n)
+		}
+	}
+	reg := &register{}
+	for _, x := range counting {
+		if reach[x.id.Feed] <= x.id.Index {
+			reg.versions = append(reg.versions, x)
+		}
+	}
+	return reg
 }
 
 // sameTreatment reports whether two writer sets judge feed k's ops alike.
 func sameTreatment(a, b *WriterSet, k feed.PublicKey) bool {
 	return slices.Equal(a.adds[k], b.adds[k]) && slices.EqualFunc(a.removals[k], b.removals[k],
 		func(x, y MemberOp) bool { return x.ID == y.ID })
-}
-
-// recompute rebuilds the versions from the history: the counting ops no
-// other counting op follows. Needed when a removal voids ops (which may
-// bring back the versions they had replaced) or a voided op counts again.
-func (reg *register) recompute() {
-	reg.versions = reg.versions[:0]
-	for _, x := range reg.history {
-		if !x.count {
-			continue
-		}
-		followed := false
-		for _, z := range reg.history {
-			if z != x && z.count && z.clock.sees(x.id) {
-				followed = true
-				break
-			}
-		}
-		if !followed {
-			reg.versions = append(reg.versions, x)
-		}
-	}
 }
 
 // sorted returns the versions winner first: highest HLC, then highest feed
@@ -387,14 +417,14 @@ func (v *View) changes(dirty map[string]bool) []Change {
 	keys := slices.Sorted(maps.Keys(dirty))
 	out := make([]Change, 0, len(keys))
 	for _, k := range keys {
-		out = append(out, Change{Key: k, Versions: v.keys[k].sorted()})
+		out = append(out, Change{Key: k, Versions: v.Get(k)})
 	}
 	return out
 }
 
 // Counts reports whether the applied op id counts under the writer set.
 func (v *View) Counts(id OpID) bool {
-	r := v.rec(id)
+	r := v.st.op(id)
 	return r != nil && r.count
 }
 
@@ -413,7 +443,7 @@ func (v *View) Devices() []Device {
 	for _, k := range v.ws.Writers() {
 		d := Device{Feed: k}
 		for _, id := range v.ws.adds[k] {
-			if r := v.rec(id); r != nil {
+			if r := v.specialOp(id); r != nil {
 				d.Name, d.Public, d.Added = r.op.Name, r.op.DevicePublic, id
 				break
 			}
@@ -426,11 +456,9 @@ func (v *View) Devices() []Device {
 // Rotations returns the rotations of ops that count, by epoch, then key ID.
 func (v *View) Rotations() []*Rotation {
 	var out []*Rotation
-	for _, st := range v.feeds {
-		for _, r := range st.log {
-			if r.count && r.op.Rotation != nil && (r.op.Kind == OpRotate || r.op.Kind == OpRemoveWriter) {
-				out = append(out, r.op.Rotation)
-			}
+	for _, r := range v.special {
+		if r.count && r.op.Rotation != nil {
+			out = append(out, r.op.Rotation)
 		}
 	}
 	slices.SortFunc(out, func(a, b *Rotation) int {
@@ -442,23 +470,20 @@ func (v *View) Rotations() []*Rotation {
 	return out
 }
 
-func (v *View) rec(id OpID) *opRec {
-	st := v.feeds[id.Feed]
-	if st == nil {
-		return nil
+func (v *View) specialOp(id OpID) *opRec {
+	for _, r := range v.special {
+		if r.id == id {
+			return r
+		}
 	}
-	i, ok := slices.BinarySearchFunc(st.log, id.Index, func(r *opRec, x uint64) int { return cmp.Compare(r.id.Index, x) })
-	if !ok {
-		return nil
-	}
-	return st.log[i]
+	return nil
 }
 
 // Get returns the versions of key, winner first. The key has a value when
 // the winner is not a delete; more than one version means concurrent
 // writes (siblings).
 func (v *View) Get(key string) []Version {
-	reg := v.keys[key]
+	reg := v.st.register(key)
 	if reg == nil {
 		return nil
 	}
@@ -469,11 +494,16 @@ func (v *View) Get(key string) []Version {
 // order, whose winning version is not a delete.
 func (v *View) List(prefix, after string, limit int) []string {
 	var out []string
-	for _, k := range slices.Sorted(maps.Keys(v.keys)) {
-		if !strings.HasPrefix(k, prefix) || k <= after {
+	names := v.st.names()
+	i, _ := slices.BinarySearch(names, max(prefix, after))
+	for _, k := range names[i:] {
+		if !strings.HasPrefix(k, prefix) {
+			break
+		}
+		if k <= after {
 			continue
 		}
-		if vs := v.keys[k].sorted(); len(vs) > 0 && !vs[0].Deleted {
+		if vs := v.Get(k); len(vs) > 0 && !vs[0].Deleted {
 			out = append(out, k)
 			if len(out) == limit {
 				break
@@ -487,9 +517,8 @@ func (v *View) List(prefix, after string, limit int) []string {
 // have the same digest.
 func (v *View) Digest() [32]byte {
 	h := sha256.New()
-	keys := slices.Sorted(maps.Keys(v.keys))
-	for _, k := range keys {
-		vs := v.keys[k].sorted()
+	for _, k := range v.st.names() {
+		vs := v.Get(k)
 		if len(vs) == 0 {
 			continue
 		}

@@ -1,0 +1,81 @@
+package space
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+
+	"github.com/mycelsync/mycel/feed"
+)
+
+// viewStore holds what a View does not keep in memory: every applied op,
+// each key's history (the ops applied on it) and its register. memStore
+// keeps them in maps; kvStore in a feed.Storage, encrypted, so that a view
+// survives a restart without replaying the feeds.
+//
+// Ops and registers returned by a store may be the store's own: the view
+// changes them only through putOp and putRegister.
+type viewStore interface {
+	op(id OpID) *opRec // nil if not applied (invalid ops are not stored)
+	putOp(r *opRec)
+	feedOps(k feed.PublicKey, fn func(r *opRec)) // a feed's ops, by index
+	history(key string) []OpID
+	addHistory(key string, id OpID)
+	register(key string) *register // nil if no op on the key counted yet
+	putRegister(key string, reg *register)
+	names() []string // keys with a register, sorted
+}
+
+type memStore struct {
+	ops    map[OpID]*opRec
+	byFeed map[feed.PublicKey][]*opRec
+	hist   map[string][]OpID
+	regs   map[string]*register
+	sorted []string // names, sorted; nil when stale
+}
+
+func newMemStore() *memStore {
+	return &memStore{
+		ops:    map[OpID]*opRec{},
+		byFeed: map[feed.PublicKey][]*opRec{},
+		hist:   map[string][]OpID{},
+		regs:   map[string]*register{},
+	}
+}
+
+func (m *memStore) op(id OpID) *opRec { return m.ops[id] }
+
+func (m *memStore) putOp(r *opRec) {
+	if _, ok := m.ops[r.id]; !ok {
+		m.byFeed[r.id.Feed] = append(m.byFeed[r.id.Feed], r)
+	}
+	m.ops[r.id] = r
+}
+
+func (m *memStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
+	ops := m.byFeed[k]
+	if !slices.IsSortedFunc(ops, func(a, b *opRec) int { return cmp.Compare(a.id.Index, b.id.Index) }) {
+		panic("space: ops of a feed stored out of order")
+	}
+	for _, r := range ops {
+		fn(r)
+	}
+}
+
+func (m *memStore) history(key string) []OpID       { return m.hist[key] }
+func (m *memStore) addHistory(key string, id OpID) { m.hist[key] = append(m.hist[key], id) }
+func (m *memStore) register(key string) *register  { return m.regs[key] }
+
+func (m *memStore) putRegister(key string, reg *register) {
+	if _, ok := m.regs[key]; !ok {
+		m.sorted = nil
+	}
+	m.regs[key] = reg
+}
+
+func (m *memStore) names() []string {
+	if m.sorted == nil {
+		m.sorted = slices.Sorted(maps.Keys(m.regs))
+	}
+	return m.sorted
+}
