@@ -62,7 +62,7 @@ func (m *memStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
 	}
 }
 
-func (m *memStore) history(key string) []OpID       { return m.hist[key] }
+func (m *memStore) history(key string) []OpID      { return m.hist[key] }
 func (m *memStore) addHistory(key string, id OpID) { m.hist[key] = append(m.hist[key], id) }
 func (m *memStore) register(key string) *register  { return m.regs[key] }
 
