@@ -125,3 +125,15 @@ func (p *DevicePublicKey) Bytes() []byte { return bytes.Clone(p.raw) }
 
 // Equal reports whether p and o are the same key.
 func (p *DevicePublicKey) Equal(o *DevicePublicKey) bool { return bytes.Equal(p.raw, o.raw) }
+
+// labelLocalKey names the device's local storage key of a space.
+const labelLocalKey = "mycel/v1/local-storage-key"
+
+// LocalKey returns the key this device encrypts its own derived state of a
+// space with at rest (the space's view): HKDF-SHA256 of the device's seed,
+// info "mycel/v1/local-storage-key" ‖ 0x00 ‖ space ID. It never leaves the
+// device and no other device can derive it; it is lost with the device key,
+// which only costs rebuilding that state from the feeds.
+func (k *DeviceKey) LocalKey(space SpaceID) [KeySize]byte {
+	return derive(k.seed[:], labelLocalKey+"\x00"+string(space[:]))
+}

@@ -215,3 +215,19 @@ func TestSpaceIDFromBytes(t *testing.T) {
 		t.Fatalf("String = %s", id)
 	}
 }
+
+func TestLocalKey(t *testing.T) {
+	a, _ := GenerateDeviceKey(nil)
+	b, _ := GenerateDeviceKey(nil)
+	s1, s2 := SpaceID{1}, SpaceID{2}
+	if a.LocalKey(s1) != a.LocalKey(s1) {
+		t.Fatal("local key not deterministic")
+	}
+	again, err := ParseDeviceKey(a.Bytes())
+	if err != nil || again.LocalKey(s1) != a.LocalKey(s1) {
+		t.Fatal("local key changes when the device key is stored and parsed")
+	}
+	if a.LocalKey(s1) == a.LocalKey(s2) || a.LocalKey(s1) == b.LocalKey(s1) {
+		t.Fatal("local keys of two spaces or two devices coincide")
+	}
+}
