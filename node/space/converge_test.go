@@ -82,7 +82,7 @@ func workload(rng *rand.Rand, writers, n int, keys int) (origin feed.PublicKey, 
 				y.doomed = rng.IntN(30)
 			}
 		case r < 322:
-			write(x, &Op{Kind: OpRotate})
+			write(x, &Op{Kind: OpRotate, Rotation: &Rotation{Epoch: 1, KeyID: [16]byte{byte(len(all))}}})
 		case r < 420:
 			write(x, &Op{Kind: OpDelete, Key: fmt.Sprintf("k%02d", rng.IntN(keys))})
 		default:

@@ -64,6 +64,7 @@ type Space struct {
 	hlc      uint64
 	keyWait  map[feed.PublicKey]bool // feeds stopped at an entry whose key is unknown
 	watchers []*Watcher
+	read     int // entries read from the feeds into the view (diagnostics, tests)
 }
 
 // Create makes a new space with this device as its origin: a feed, an
@@ -122,13 +123,18 @@ func open(cfg Config, id auth.SpaceID) (*Space, error) {
 	if err != nil {
 		return nil, err
 	}
+	view, err := OpenView(feed.PublicKey(id), cfg.Store, cfg.Device.LocalKey(id), cfg.Rand)
+	if err != nil {
+		return nil, err
+	}
 	return &Space{
 		id:      id,
 		origin:  feed.PublicKey(id),
 		own:     w.Key(),
 		cfg:     cfg,
 		w:       w,
-		view:    NewView(feed.PublicKey(id)),
+		view:    view,
+		hlc:     view.MaxHLC(),
 		byKeyID: make(map[[16]byte]auth.EpochSecret),
 		told:    make(map[feed.PublicKey]uint64),
 		keyWait: make(map[feed.PublicKey]bool),
@@ -443,6 +449,9 @@ func (s *Space) Refresh() []Change {
 			progress = progress || n > 0
 		}
 	}
+	if err := s.view.Flush(); err != nil {
+		s.cfg.Logger.Error("space: store view", "err", err)
+	}
 	s.notify(all)
 	return all
 }
@@ -469,6 +478,7 @@ func (s *Space) readFeed(k feed.PublicKey) ([]Change, int) {
 		}
 		for i, data := range entries {
 			idx := next + uint64(i)
+			s.read++
 			op, err := OpenEntry(s.id, k, idx, data, s.keys)
 			if errors.Is(err, ErrUnknownKey) && s.keyringFromHeader(k, data) {
 				op, err = OpenEntry(s.id, k, idx, data, s.keys)
@@ -663,14 +673,27 @@ func (s *Space) notify(changes []Change) {
 	s.watchers = kept
 }
 
-// Close closes every watcher. The feeds and storage belong to the caller.
+// Flush stores the view's state, so that reopening does not read again the
+// ops applied so far. Refresh and Close flush; so does the view itself when
+// it has buffered a lot.
+func (s *Space) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.view.Flush()
+}
+
+// Close flushes the view and closes every watcher. The feeds and storage
+// belong to the caller.
 func (s *Space) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
 	s.closed = true
 	for _, w := range s.watchers {
 		close(w.C)
 	}
 	s.watchers = nil
-	return nil
+	return s.view.Flush()
 }

@@ -160,6 +160,9 @@ func TestSpaceLocal(t *testing.T) {
 	if a.sp.Digest() != digest || !a.sp.IsWriter() {
 		t.Fatal("reopened space differs")
 	}
+	if a.sp.read != 0 {
+		t.Fatalf("reopening read %d entries again; the view is stored", a.sp.read)
+	}
 	if err := a.sp.Put(ctx, "notes/3", []byte("three")); err != nil {
 		t.Fatalf("write after reopen: %v", err)
 	}
@@ -313,6 +316,9 @@ func TestSpaceNoPlaintextAtRest(t *testing.T) {
 		}
 	}
 	if err := a.sp.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.sp.Flush(); err != nil { // the view's records too
 		t.Fatal(err)
 	}
 	secrets := a.sp.keyring.All()

@@ -122,8 +122,10 @@ type View struct {
 	ws      *WriterSet
 	waiting map[OpID]*pendingOp
 	blocked map[feed.PublicKey][]OpID // waiting ops by the feed they wait for
-	invalid []Invalid
-	voided  int // data ops that counted until a removal voided them
+	invalid []Invalid // the latest refusals, at most maxInvalid
+	// invalidTotal counts every refusal; voided the data ops that counted
+	// until a removal voided them.
+	invalidTotal, voided int
 }
 
 // register is what the view keeps of a key: its versions, the counting ops
@@ -233,6 +235,7 @@ func (v *View) drain(k feed.PublicKey, dirty map[string]bool) {
 			}
 			delete(v.waiting, p.id)
 			v.apply(p, dirty)
+			v.maybeFlush()
 			if ids := v.blocked[f]; len(ids) > 0 {
 				delete(v.blocked, f)
 				for _, id := range ids {
@@ -259,6 +262,10 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 	if reason := v.check(st, p); reason != "" {
 		// The op still takes its place in the feed, so that the writer's
 		// later ops are not stuck behind it; it never counts.
+		v.invalidTotal++
+		if len(v.invalid) == maxInvalid {
+			v.invalid = v.invalid[1:]
+		}
 		v.invalid = append(v.invalid, Invalid{ID: p.id, Reason: reason})
 		return
 	}
