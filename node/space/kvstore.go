@@ -504,4 +504,3 @@ func prefixEnd(p []byte) []byte {
 	}
 	return nil
 }
-

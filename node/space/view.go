@@ -122,7 +122,7 @@ type View struct {
 	ws      *WriterSet
 	waiting map[OpID]*pendingOp
 	blocked map[feed.PublicKey][]OpID // waiting ops by the feed they wait for
-	invalid []Invalid // the latest refusals, at most maxInvalid
+	invalid []Invalid                 // the latest refusals, at most maxInvalid
 	// invalidTotal counts every refusal; voided the data ops that counted
 	// until a removal voided them.
 	invalidTotal, voided int
