@@ -113,13 +113,17 @@ func crashTrunc(b []byte) []byte {
 }
 
 // makeCrashEntry builds an entry: header, then padding whose length is drawn
-// so that about a quarter of the entries are large enough for badger's value
-// log (≥ 256 bytes) and the rest sit inline in its LSM tree.
+// so that badger keeps some entries inline in its LSM tree (values under its
+// 64-byte value threshold: a bare header) and writes the rest to its value
+// log, a quarter of them large (256 bytes to 2 KiB).
 func makeCrashEntry(rng *rand.Rand, e crashEntry) []byte {
 	var pad int
-	if rng.IntN(4) == 0 {
+	switch rng.IntN(4) {
+	case 0:
 		pad = 256 + rng.IntN(2048-256)
-	} else {
+	case 1:
+		pad = 0
+	default:
 		pad = rng.IntN(160)
 	}
 	b := []byte(e.header())

@@ -20,10 +20,14 @@
 //     commits but used ~137 MiB of Go heap after 200 MB of writes, against
 //     27 MiB with 16 MiB memtables. Two memtables (one being filled, one
 //     being flushed) instead of badger's five keep that bounded.
-//   - ValueThreshold = 256 bytes. Values of 256 bytes or more (feed
-//     entries, ~1 KiB) go to the value log; only a 14-byte pointer sits in
-//     the LSM tree. Keeps the tree and the memtables small, and a commit of
-//     10k such entries far below the transaction cap.
+//   - ValueThreshold = 64 bytes. Larger values (feed entries, the sealed
+//     records of a space's view, typically 150–300 bytes) go to the value
+//     log, an append-only file; only a pointer sits in the LSM tree. This
+//     keeps the tree and the memtables small, so compactions and write
+//     stalls stay rare, and keeps a commit of 10k 1 KiB entries far below
+//     the transaction cap. Measured on the view benchmark (1M ops): apply
+//     +10%, List(prefix, 100) p99 25 ms → 2.3 ms against 256 bytes. Tree
+//     node hashes (32 bytes) stay inline.
 //   - ValueLogFileSize = 128 MiB instead of 1 GiB: value log files are
 //     mmapped and garbage-collected one file at a time, so smaller files
 //     are reclaimed sooner.
@@ -84,7 +88,7 @@ func Options(dir string) badger.Options {
 		WithSyncWrites(true).
 		WithMemTableSize(32 << 20).
 		WithNumMemtables(2).
-		WithValueThreshold(256).
+		WithValueThreshold(64).
 		WithValueLogFileSize(128 << 20).
 		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(16 << 20).

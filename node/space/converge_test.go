@@ -276,6 +276,9 @@ func TestConvergence(t *testing.T) {
 						counting++
 					}
 				}
+				if nc := v.Diagnostics().NotCounting; nc != len(v.st.(*memStore).ops)-counting {
+					t.Fatalf("replica %d: diagnostics count %d ops not counting, the store %d", r, nc, len(v.st.(*memStore).ops)-counting)
+				}
 				t.Logf("replica %d: %d keys with a value, %d of %d ops count, %d feeds, writers %d, removed %d, voided after counting %d",
 					r, len(v.List("", "", 1000)), counting, len(ops), len(v.feeds), len(v.WriterSet().Writers()), len(v.WriterSet().Removed()), v.voided)
 			}

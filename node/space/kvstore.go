@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"maps"
 	"slices"
@@ -48,6 +49,15 @@ type kvStore struct {
 	sorted   []string          // names, once loaded
 	newNames map[string]bool   // registers created since the last flush
 	err      error             // first error; reported by flush
+
+	// stored holds the key hashes of every register in storage or dirty,
+	// once loaded (a key-only scan), so that a key never written costs no
+	// storage lookup. nil until the first write of a register needs it.
+	stored map[[16]byte]struct{}
+
+	mac      hash.Hash // HMAC of key names, reused
+	lastKey  string    // memo of the last name hashed
+	lastHash []byte
 }
 
 // Thresholds past which the view flushes on its own, kept under one
@@ -55,7 +65,9 @@ type kvStore struct {
 const (
 	flushBytes  = 3 << 20
 	flushWrites = 24 << 10
-	regCacheMax = 1 << 16
+	// regCacheMax bounds the registers kept decoded in memory (about 300
+	// bytes each with a 100-byte value); past it a quarter is evicted.
+	regCacheMax = 1 << 18
 )
 
 func newKVStore(st feed.Storage, space auth.SpaceID, key [auth.KeySize]byte, rand io.Reader) *kvStore {
@@ -104,10 +116,17 @@ func (s *kvStore) idBytes(id OpID) []byte {
 }
 
 func (s *kvStore) keyHash(name string) []byte {
-	m := hmac.New(sha256.New, s.key[:])
-	m.Write([]byte("mycel/v1/view-key-name\x00"))
-	m.Write([]byte(name))
-	return m.Sum(nil)[:16]
+	if s.lastHash != nil && name == s.lastKey {
+		return s.lastHash
+	}
+	if s.mac == nil {
+		s.mac = hmac.New(sha256.New, s.key[:])
+	}
+	s.mac.Reset()
+	s.mac.Write([]byte("mycel/v1/view-key-name\x00"))
+	s.mac.Write([]byte(name))
+	s.lastKey, s.lastHash = name, s.mac.Sum(nil)[:16]
+	return s.lastHash
 }
 
 func (s *kvStore) put(k, plain []byte) {
@@ -297,6 +316,11 @@ func (s *kvStore) register(key string) *register {
 	if reg, ok := s.regs[key]; ok {
 		return reg
 	}
+	if s.stored != nil {
+		if _, ok := s.stored[[16]byte(s.keyHash(key))]; !ok {
+			return nil
+		}
+	}
 	plain, err := s.get(s.recKey('r', s.keyHash(key)))
 	if errors.Is(err, feed.ErrNotFound) {
 		return nil
@@ -310,14 +334,50 @@ func (s *kvStore) register(key string) *register {
 		s.fail(fmt.Errorf("space: stored register of %q: %v", key, err))
 		return nil
 	}
-	if len(s.regs) >= regCacheMax {
-		clear(s.regs)
-	}
-	s.regs[key] = reg
+	s.cache(key, reg)
 	return reg
 }
 
+// cache keeps a decoded register, evicting about a quarter of the cache
+// (in map order, which is arbitrary) when it is full.
+func (s *kvStore) cache(key string, reg *register) {
+	if len(s.regs) >= regCacheMax {
+		n := regCacheMax / 4
+		for k := range s.regs {
+			delete(s.regs, k)
+			if n--; n == 0 {
+				break
+			}
+		}
+	}
+	s.regs[key] = reg
+}
+
+// loadStored fills s.stored from the register records' keys.
+func (s *kvStore) loadStored() {
+	s.stored = map[[16]byte]struct{}{}
+	start := s.recKey('r')
+	err := s.st.Scan(start, prefixEnd(start), func(k, _ []byte) error {
+		if len(k) == len(start)+16 {
+			s.stored[[16]byte(k[len(start):])] = struct{}{}
+		}
+		return nil
+	})
+	if err != nil {
+		s.fail(fmt.Errorf("space: read register keys: %w", err))
+	}
+	for k := range s.dirty {
+		if len(k) == len(start)+16 && k[:len(start)] == string(start) {
+			s.stored[[16]byte([]byte(k[len(start):]))] = struct{}{}
+		}
+	}
+}
+
 func (s *kvStore) putRegister(key string, reg *register) {
+	if s.stored == nil {
+		s.loadStored()
+	}
+	s.stored[[16]byte(s.keyHash(key))] = struct{}{}
 	if s.register(key) == nil {
 		s.newNames[key] = true
 		if s.sorted != nil {
@@ -337,7 +397,7 @@ func (s *kvStore) putRegister(key string, reg *register) {
 		b = append(b, x.op.Value...)
 	}
 	s.put(s.recKey('r', s.keyHash(key)), b)
-	s.regs[key] = reg
+	s.cache(key, reg)
 }
 
 func (s *kvStore) decodeRegister(b []byte) (string, *register, error) {

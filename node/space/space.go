@@ -611,6 +611,15 @@ func (s *Space) Invalid() []Invalid {
 	return s.view.Invalid()
 }
 
+// Diagnostics says what the view refused or holds back: refusals with
+// reasons, ops that do not count, ops stuck waiting for entries that may
+// never come.
+func (s *Space) Diagnostics() Diagnostics {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.view.Diagnostics()
+}
+
 // Watcher receives the changes of keys with a prefix.
 type Watcher struct {
 	prefix string

@@ -124,8 +124,9 @@ type View struct {
 	blocked map[feed.PublicKey][]OpID // waiting ops by the feed they wait for
 	invalid []Invalid                 // the latest refusals, at most maxInvalid
 	// invalidTotal counts every refusal; voided the data ops that counted
-	// until a removal voided them.
-	invalidTotal, voided int
+	// until a removal voided them; notCounting the valid ops that do not
+	// count now (by non-writers, before their add, or voided).
+	invalidTotal, voided, notCounting int
 }
 
 // register is what the view keeps of a key: its versions, the counting ops
@@ -190,6 +191,45 @@ func (v *View) Invalid() []Invalid { return slices.Clone(v.invalid) }
 
 // Waiting returns how many ops wait for their causal past.
 func (v *View) Waiting() int { return len(v.waiting) }
+
+// Stuck is an op that waits for entries of another feed, which may never
+// come (a causal context pointing past what exists).
+type Stuck struct {
+	ID     OpID
+	Feed   feed.PublicKey // the feed it waits for
+	Length uint64         // the length of that feed it needs
+}
+
+// Diagnostics says what the view holds back or refused.
+type Diagnostics struct {
+	Invalid      []Invalid // the latest refusals, with reasons
+	InvalidTotal int       // every refusal
+	Waiting      int       // ops waiting for their causal past
+	Stuck        []Stuck   // the first waiting op of each feed blocked on another
+	NotCounting  int       // valid ops that do not count: non-writers', voided
+	Voided       int       // data ops that counted until a removal voided them
+}
+
+// Diagnostics returns what the view holds back or refused.
+func (v *View) Diagnostics() Diagnostics {
+	d := Diagnostics{Invalid: slices.Clone(v.invalid), InvalidTotal: v.invalidTotal,
+		Waiting: len(v.waiting), NotCounting: v.notCounting, Voided: v.voided}
+	for k, st := range v.feeds {
+		p := v.waiting[OpID{Feed: k, Index: st.applied}]
+		if p == nil {
+			continue
+		}
+		if dep, ok := v.unmet(p); ok {
+			for _, s := range p.op.Seen {
+				if s.Feed == dep {
+					d.Stuck = append(d.Stuck, Stuck{ID: p.id, Feed: dep, Length: s.Length})
+				}
+			}
+		}
+	}
+	slices.SortFunc(d.Stuck, func(a, b Stuck) int { return a.ID.compare(b.ID) })
+	return d
+}
 
 // WriterSet returns the writer set the view currently applies.
 func (v *View) WriterSet() *WriterSet { return v.ws }
@@ -284,8 +324,10 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 		v.members = append(v.members, MemberOp{ID: p.id, Clock: own, HLC: p.op.HLC,
 			Remove: p.op.Kind == OpRemoveWriter, Target: p.op.Target})
 		v.special = append(v.special, r)
+		v.notCounting++ // until rewrite finds that it counts
 		v.st.putOp(r)
 		v.rewrite(dirty)
+		return
 	case OpPut, OpDelete:
 		r.count = v.ws.Counts(r.id, r.clock)
 		v.st.putOp(r)
@@ -308,6 +350,9 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 			v.special = append(v.special, r)
 		}
 		v.st.putOp(r)
+	}
+	if !r.count {
+		v.notCounting++
 	}
 }
 
@@ -354,6 +399,9 @@ func (v *View) rewrite(dirty map[string]bool) {
 			r.count = now
 			if !now {
 				v.voided++
+				v.notCounting++
+			} else {
+				v.notCounting--
 			}
 			v.st.putOp(r)
 			recompute[r.op.Key] = true
@@ -362,6 +410,11 @@ func (v *View) rewrite(dirty map[string]bool) {
 	for _, r := range v.special {
 		if now := v.ws.Counts(r.id, r.clock); now != r.count {
 			r.count = now
+			if now {
+				v.notCounting--
+			} else {
+				v.notCounting++
+			}
 			v.st.putOp(r)
 		}
 	}

@@ -85,6 +85,7 @@ func (v *View) encodeMeta(kv *kvStore, incomplete bool) []byte {
 		body = binary.AppendUvarint(body, r.id.Index)
 	}
 	body = binary.AppendUvarint(body, uint64(v.voided))
+	body = binary.AppendUvarint(body, uint64(v.notCounting))
 	body = binary.AppendUvarint(body, uint64(v.invalidTotal))
 	body = binary.AppendUvarint(body, uint64(len(v.invalid)))
 	for _, in := range v.invalid {
@@ -176,14 +177,17 @@ func (v *View) decodeMeta(kv *kvStore, b []byte) (incomplete bool, err error) {
 				Remove: r.op.Kind == OpRemoveWriter, Target: r.op.Target})
 		}
 	}
-	var voided, total uint64
+	var voided, notCounting, total uint64
 	if voided, b, err = uvarint(b); err != nil {
+		return false, bad("counters")
+	}
+	if notCounting, b, err = uvarint(b); err != nil {
 		return false, bad("counters")
 	}
 	if total, b, err = uvarint(b); err != nil {
 		return false, bad("counters")
 	}
-	v.voided, v.invalidTotal = int(voided), int(total)
+	v.voided, v.notCounting, v.invalidTotal = int(voided), int(notCounting), int(total)
 	if n, b, err = uvarint(b); err != nil || n > maxInvalid {
 		return false, bad("refusals")
 	}
