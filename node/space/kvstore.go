@@ -26,8 +26,9 @@ import (
 //	                               last op), membership and rotation op IDs,
 //	                               refusals; "incomplete" while a flush that
 //	                               needed several commits is under way
-//	P 'o' feed# index              an applied op: counts?, clock, op body
-//	P 'h' keyhash feed# index      (empty) the op is in the key's history
+//	P 'h' keyhash feed# index      a put or delete: counts?, clock, op body;
+//	                               together, the key's history
+//	P 'o' feed# index              a membership or rotation op, the same way
 //	P 'r' keyhash                  the key's name and versions
 //
 // feed# numbers feeds in the order the view first met them (meta holds the
@@ -45,10 +46,9 @@ type kvStore struct {
 	dirtyLen int
 	ops      map[OpID]*opRec // ops written since the last flush
 	regs     map[string]*register
-	newHist  map[string][]OpID // history entries since the last flush
-	sorted   []string          // names, once loaded
-	newNames map[string]bool   // registers created since the last flush
-	err      error             // first error; reported by flush
+	sorted   []string        // names, once loaded
+	newNames map[string]bool // registers created since the last flush
+	err      error           // first error; reported by flush
 
 	// stored holds the key hashes of every register in storage or dirty,
 	// once loaded (a key-only scan), so that a key never written costs no
@@ -81,7 +81,6 @@ func newKVStore(st feed.Storage, space auth.SpaceID, key [auth.KeySize]byte, ran
 		dirty:    map[string][]byte{},
 		ops:      map[OpID]*opRec{},
 		regs:     map[string]*register{},
-		newHist:  map[string][]OpID{},
 		newNames: map[string]bool{},
 	}
 }
@@ -167,8 +166,17 @@ func (s *kvStore) putOp(r *opRec) {
 		b[0] = 1
 	}
 	b = s.appendClock(b, r.clock)
-	s.put(s.recKey('o', s.idBytes(r.id)), append(b, body...))
+	s.put(s.opKey(r.id, r.op), append(b, body...))
 	s.ops[r.id] = r
+}
+
+// opKey is where an op is stored: a put or delete in its key's history, any
+// other op by feed and index.
+func (s *kvStore) opKey(id OpID, op *Op) []byte {
+	if op.Kind == OpPut || op.Kind == OpDelete {
+		return s.recKey('h', s.keyHash(op.Key), s.idBytes(id))
+	}
+	return s.recKey('o', s.idBytes(id))
 }
 
 func (s *kvStore) appendClock(b []byte, c Clock) []byte {
@@ -211,7 +219,7 @@ func (s *kvStore) op(id OpID) *opRec {
 	if _, ok := s.feedNo[id.Feed]; !ok {
 		return nil
 	}
-	plain, err := s.get(s.recKey('o', s.idBytes(id)))
+	plain, err := s.get(s.opKey(id, &Op{}))
 	if errors.Is(err, feed.ErrNotFound) {
 		return nil
 	}
@@ -243,28 +251,41 @@ func (s *kvStore) decodeOp(id OpID, plain []byte) (*opRec, error) {
 }
 
 func (s *kvStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
-	if _, ok := s.feedNo[k]; !ok {
+	no, ok := s.feedNo[k]
+	if !ok {
 		return
 	}
-	start := s.recKey('o', binary.BigEndian.AppendUint32(nil, s.num(k)))
+	// Membership and rotation ops are under the feed; puts and deletes under
+	// their keys, so all histories are scanned: a rewrite after a membership
+	// change is rare, and the feed number in the storage key lets the scan
+	// skip other feeds' ops without opening them.
 	byIndex := map[uint64]*opRec{}
-	err := s.st.Scan(start, prefixEnd(start), func(key, sealed []byte) error {
-		index := binary.BigEndian.Uint64(key[len(key)-8:])
-		plain, err := auth.OpenContent(s.key, sealed, key)
+	scan := func(start []byte, match func(k []byte) bool) {
+		err := s.st.Scan(start, prefixEnd(start), func(key, sealed []byte) error {
+			if !match(key) {
+				return nil
+			}
+			index := binary.BigEndian.Uint64(key[len(key)-8:])
+			plain, err := auth.OpenContent(s.key, sealed, key)
+			if err != nil {
+				return err
+			}
+			r, err := s.decodeOp(OpID{Feed: k, Index: index}, plain)
+			if err != nil {
+				return err
+			}
+			byIndex[index] = r
+			return nil
+		})
 		if err != nil {
-			return err
+			s.fail(fmt.Errorf("space: read ops: %w", err))
 		}
-		r, err := s.decodeOp(OpID{Feed: k, Index: index}, plain)
-		if err != nil {
-			return err
-		}
-		byIndex[index] = r
-		return nil
-	})
-	if err != nil {
-		s.fail(fmt.Errorf("space: read ops: %w", err))
-		return
 	}
+	scan(s.recKey('o', binary.BigEndian.AppendUint32(nil, no)), func([]byte) bool { return true })
+	hist := s.recKey('h')
+	scan(hist, func(key []byte) bool {
+		return len(key) == len(hist)+16+12 && binary.BigEndian.Uint32(key[len(hist)+16:]) == no
+	})
 	for id, r := range s.ops {
 		if id.Feed == k {
 			byIndex[id.Index] = r
@@ -275,37 +296,39 @@ func (s *kvStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
 	}
 }
 
-// history
-
-func (s *kvStore) addHistory(key string, id OpID) {
-	s.newHist[key] = append(s.newHist[key], id)
-	k := s.recKey('h', s.keyHash(key), s.idBytes(id))
-	s.dirtyLen += len(k)
-	s.dirty[string(k)] = []byte{}
-}
-
-func (s *kvStore) history(key string) []OpID {
+// history returns the ops on key: stored, and written since the last flush.
+func (s *kvStore) history(key string) []*opRec {
 	start := s.recKey('h', s.keyHash(key))
-	seen := map[OpID]bool{}
-	var out []OpID
-	err := s.st.Scan(start, prefixEnd(start), func(k, _ []byte) error {
+	byID := map[OpID]*opRec{}
+	err := s.st.Scan(start, prefixEnd(start), func(k, sealed []byte) error {
 		b := k[len(start):]
 		no := binary.BigEndian.Uint32(b)
 		if int(no) >= len(s.feedKey) {
 			return errors.New("bad history record")
 		}
 		id := OpID{Feed: s.feedKey[no], Index: binary.BigEndian.Uint64(b[4:])}
-		seen[id] = true
-		out = append(out, id)
+		plain, err := auth.OpenContent(s.key, sealed, k)
+		if err != nil {
+			return err
+		}
+		r, err := s.decodeOp(id, plain)
+		if err != nil {
+			return err
+		}
+		byID[id] = r
 		return nil
 	})
 	if err != nil {
 		s.fail(fmt.Errorf("space: read history: %w", err))
 	}
-	for _, id := range s.newHist[key] {
-		if !seen[id] {
-			out = append(out, id)
+	for id, r := range s.ops {
+		if (r.op.Kind == OpPut || r.op.Kind == OpDelete) && r.op.Key == key {
+			byID[id] = r
 		}
+	}
+	out := make([]*opRec, 0, len(byID))
+	for _, id := range slices.SortedFunc(maps.Keys(byID), func(a, b OpID) int { return a.compare(b) }) {
+		out = append(out, byID[id])
 	}
 	return out
 }
@@ -516,7 +539,6 @@ func (s *kvStore) flush(meta func(incomplete bool) []byte) error {
 	}
 	clear(s.dirty)
 	clear(s.ops)
-	clear(s.newHist)
 	clear(s.newNames)
 	s.dirtyLen = 0
 	return nil

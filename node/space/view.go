@@ -331,7 +331,6 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 	case OpPut, OpDelete:
 		r.count = v.ws.Counts(r.id, r.clock)
 		v.st.putOp(r)
-		v.st.addHistory(p.op.Key, r.id)
 		if r.count {
 			// Causal delivery: nothing applied before follows r, so r is a
 			// version, and it replaces the versions it follows.
@@ -431,8 +430,8 @@ func (v *View) rewrite(dirty map[string]bool) {
 // when the largest clock[x.Feed] among the counting ops exceeds x.Index.
 func (v *View) recompute(key string) *register {
 	var counting []*opRec
-	for _, id := range v.st.history(key) {
-		if r := v.st.op(id); r != nil && r.count {
+	for _, r := range v.st.history(key) {
+		if r.count {
 			counting = append(counting, r)
 		}
 	}
@@ -480,12 +479,6 @@ func (v *View) changes(dirty map[string]bool) []Change {
 		out = append(out, Change{Key: k, Versions: v.Get(k)})
 	}
 	return out
-}
-
-// Counts reports whether the applied op id counts under the writer set.
-func (v *View) Counts(id OpID) bool {
-	r := v.st.op(id)
-	return r != nil && r.count
 }
 
 // Device is what an accepted add-writer op says about a device.

@@ -16,11 +16,14 @@ import (
 // Ops and registers returned by a store may be the store's own: the view
 // changes them only through putOp and putRegister.
 type viewStore interface {
-	op(id OpID) *opRec // nil if not applied (invalid ops are not stored)
+	// putOp records a new op, or a change of whether it counts.
 	putOp(r *opRec)
-	feedOps(k feed.PublicKey, fn func(r *opRec)) // a feed's ops, by index
-	history(key string) []OpID
-	addHistory(key string, id OpID)
+	// op returns a membership or rotation op (nil if not applied).
+	op(id OpID) *opRec
+	// feedOps calls fn for every applied op of feed k, in index order.
+	feedOps(k feed.PublicKey, fn func(r *opRec))
+	// history returns every applied op on key.
+	history(key string) []*opRec
 	register(key string) *register // nil if no op on the key counted yet
 	putRegister(key string, reg *register)
 	names() []string // keys with a register, sorted
@@ -29,7 +32,7 @@ type viewStore interface {
 type memStore struct {
 	ops    map[OpID]*opRec
 	byFeed map[feed.PublicKey][]*opRec
-	hist   map[string][]OpID
+	hist   map[string][]*opRec
 	regs   map[string]*register
 	sorted []string // names, sorted; nil when stale
 }
@@ -38,7 +41,7 @@ func newMemStore() *memStore {
 	return &memStore{
 		ops:    map[OpID]*opRec{},
 		byFeed: map[feed.PublicKey][]*opRec{},
-		hist:   map[string][]OpID{},
+		hist:   map[string][]*opRec{},
 		regs:   map[string]*register{},
 	}
 }
@@ -48,6 +51,9 @@ func (m *memStore) op(id OpID) *opRec { return m.ops[id] }
 func (m *memStore) putOp(r *opRec) {
 	if _, ok := m.ops[r.id]; !ok {
 		m.byFeed[r.id.Feed] = append(m.byFeed[r.id.Feed], r)
+		if r.op.Kind == OpPut || r.op.Kind == OpDelete {
+			m.hist[r.op.Key] = append(m.hist[r.op.Key], r)
+		}
 	}
 	m.ops[r.id] = r
 }
@@ -62,9 +68,8 @@ func (m *memStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
 	}
 }
 
-func (m *memStore) history(key string) []OpID      { return m.hist[key] }
-func (m *memStore) addHistory(key string, id OpID) { m.hist[key] = append(m.hist[key], id) }
-func (m *memStore) register(key string) *register  { return m.regs[key] }
+func (m *memStore) history(key string) []*opRec   { return m.hist[key] }
+func (m *memStore) register(key string) *register { return m.regs[key] }
 
 func (m *memStore) putRegister(key string, reg *register) {
 	if _, ok := m.regs[key]; !ok {
