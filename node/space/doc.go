@@ -26,7 +26,9 @@
 //     on approval, new secrets on rotation) and keeps them at rest sealed to
 //     the device's key, and tells watchers what changed.
 //
-// Not yet here (issue 3 continues): the view is rebuilt from the feeds when
-// a space is opened; persisting it incrementally, so that reopening a space
-// of a million ops does not replay them, comes next, with the benchmarks.
+// The view is kept in the device's storage (kvstore.go), sealed under the
+// device's local key of the space (auth.DeviceKey.LocalKey), and updated as
+// ops are applied: reopening a space reads it instead of replaying the
+// feeds, and reads again only the entries applied after the last flush.
+// FORMAT.md documents the records.
 package space
