@@ -198,3 +198,17 @@ func TestScenarioNeverAdded(t *testing.T) {
 	s.put("X", "x", "only") // nor this
 	s.deliver(t, "O", "k=o@O writers=O")
 }
+
+func TestScenarioWritesBeforeAdd(t *testing.T) {
+	s := newScript("O", "A")
+	s.add("O", "O")
+	s.put("O", "k", "o")
+	s.learn("A", "O")
+	s.put("A", "k", "early") // follows O's put, but A is not a writer yet
+	s.put("A", "a", "early")
+	s.learn("O", "A") // O sees A's early writes, then adds A
+	s.add("O", "A")
+	s.learn("A", "O")
+	s.put("A", "late", "counts")
+	s.deliver(t, "O", "k=o@O late=counts@A writers=O,A")
+}
