@@ -1,6 +1,10 @@
 package feed
 
-import "errors"
+import (
+	"bytes"
+	"errors"
+	"fmt"
+)
 
 // ErrNotFound is returned by Storage.Get when a key is absent.
 var ErrNotFound = errors.New("feed: not found")
@@ -63,4 +67,48 @@ var (
 	ErrCommitTooLarge = errors.New("feed: commit too large")
 	// ErrStorageClosed is returned by a Storage after Close.
 	ErrStorageClosed = errors.New("feed: storage closed")
+	// ErrInvalidKey is returned (wrapped) for a key outside the rules.
+	ErrInvalidKey = errors.New("feed: invalid storage key")
 )
+
+// reservedPrefix starts badger's own keys; no Storage accepts it, so that
+// code tested on one implementation works on all.
+var reservedPrefix = []byte("!badger!")
+
+// CheckKey checks a key against the rules every Storage enforces:
+// non-empty, at most MaxKeySize bytes, not starting with "!badger!".
+func CheckKey(key []byte) error {
+	switch {
+	case len(key) == 0:
+		return fmt.Errorf("%w: empty", ErrInvalidKey)
+	case len(key) > MaxKeySize:
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidKey, len(key), MaxKeySize)
+	case bytes.HasPrefix(key, reservedPrefix):
+		return fmt.Errorf("%w: %q prefix is reserved", ErrInvalidKey, reservedPrefix)
+	}
+	return nil
+}
+
+// CheckCommit checks a commit against the limits every Storage enforces:
+// its keys (CheckKey), MaxCommitWrites, and MaxCommitBytes (keys, plus
+// values of puts). Implementations call it first, so that they all refuse
+// the same commits, before changing anything.
+func CheckCommit(writes []Write) error {
+	if n := len(writes); n > MaxCommitWrites {
+		return fmt.Errorf("%d writes, limit %d: %w", n, MaxCommitWrites, ErrCommitTooLarge)
+	}
+	size := 0
+	for _, w := range writes {
+		if err := CheckKey(w.Key); err != nil {
+			return err
+		}
+		size += len(w.Key)
+		if !w.Delete {
+			size += len(w.Value)
+		}
+	}
+	if size > MaxCommitBytes {
+		return fmt.Errorf("%d bytes, limit %d: %w", size, MaxCommitBytes, ErrCommitTooLarge)
+	}
+	return nil
+}

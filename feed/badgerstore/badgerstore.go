@@ -71,15 +71,13 @@ import (
 	"github.com/mycelsync/mycel/feed"
 )
 
-// MaxKeySize is the longest key badger accepts.
+// MaxKeySize is the longest key badger itself accepts; feed.CheckKey
+// allows only feed.MaxKeySize.
 const MaxKeySize = 65000
 
-// ErrInvalidKey is returned (wrapped) by Commit for a key badger cannot
-// store: empty, longer than MaxKeySize, or starting with "!badger!".
-var ErrInvalidKey = errors.New("badgerstore: invalid key")
-
-// reservedPrefix is the prefix badger uses for its internal keys.
-var reservedPrefix = []byte("!badger!")
+// ErrInvalidKey is feed.ErrInvalidKey: a key outside the rules every
+// Storage enforces (feed.CheckKey).
+var ErrInvalidKey = feed.ErrInvalidKey
 
 // Options returns the badger options Open uses for dir, with logging
 // discarded. Benchmarks use it to open a raw badger configured identically.
@@ -168,7 +166,7 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer s.ops.Done()
-	if checkKey(key) != nil {
+	if feed.CheckKey(key) != nil {
 		// Such a key can never have been stored (and "!badger!" keys
 		// must not leak badger's metadata).
 		return nil, feed.ErrNotFound
@@ -251,13 +249,8 @@ func (s *Store) Commit(writes []feed.Write) error {
 		return err
 	}
 	defer s.ops.Done()
-	if err := checkLimits(writes); err != nil {
-		return err
-	}
-	for _, w := range writes {
-		if err := checkKey(w.Key); err != nil {
-			return err
-		}
+	if err := feed.CheckCommit(writes); err != nil {
+		return fmt.Errorf("badgerstore: %w", err)
 	}
 	if len(writes) == 0 {
 		return nil
@@ -305,37 +298,6 @@ func (s *Store) Close() error {
 	s.ops.Wait()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("badgerstore: close: %w", err)
-	}
-	return nil
-}
-
-// checkLimits enforces feed.MaxCommitWrites and feed.MaxCommitBytes (sum of
-// key lengths plus value lengths of puts).
-func checkLimits(writes []feed.Write) error {
-	if n := len(writes); n > feed.MaxCommitWrites {
-		return fmt.Errorf("badgerstore: %d writes, limit %d: %w", n, feed.MaxCommitWrites, feed.ErrCommitTooLarge)
-	}
-	size := 0
-	for _, w := range writes {
-		size += len(w.Key)
-		if !w.Delete {
-			size += len(w.Value)
-		}
-	}
-	if size > feed.MaxCommitBytes {
-		return fmt.Errorf("badgerstore: %d bytes, limit %d: %w", size, feed.MaxCommitBytes, feed.ErrCommitTooLarge)
-	}
-	return nil
-}
-
-func checkKey(key []byte) error {
-	switch {
-	case len(key) == 0:
-		return fmt.Errorf("%w: empty", ErrInvalidKey)
-	case len(key) > MaxKeySize:
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidKey, len(key), MaxKeySize)
-	case bytes.HasPrefix(key, reservedPrefix):
-		return fmt.Errorf("%w: %q prefix is reserved", ErrInvalidKey, reservedPrefix)
 	}
 	return nil
 }

@@ -132,8 +132,8 @@ func (s *Store) Scan(start, end []byte, fn func(key, value []byte) error) error 
 // commit beyond feed.MaxCommitWrites or feed.MaxCommitBytes fails with an
 // error wrapping feed.ErrCommitTooLarge and changes nothing.
 func (s *Store) Commit(writes []feed.Write) error {
-	if err := checkLimits(writes); err != nil {
-		return err
+	if err := feed.CheckCommit(writes); err != nil {
+		return fmt.Errorf("memstore: %w", err)
 	}
 
 	// Copy before taking the lock, so the critical section is only the
@@ -191,28 +191,4 @@ func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return len(s.entries)
-}
-
-// checkLimits enforces feed.MaxCommitWrites and feed.MaxCommitBytes (sum of
-// key lengths plus value lengths of puts).
-func checkLimits(writes []feed.Write) error {
-	if n := len(writes); n > feed.MaxCommitWrites {
-		return fmt.Errorf("memstore: %d writes, limit %d: %w", n, feed.MaxCommitWrites, feed.ErrCommitTooLarge)
-	}
-	size := 0
-	for _, w := range writes {
-		// The same key rules as every Storage, so that tests on memory catch
-		// keys a badger store would refuse.
-		if len(w.Key) == 0 || len(w.Key) > feed.MaxKeySize || bytes.HasPrefix(w.Key, []byte("!badger!")) {
-			return fmt.Errorf("memstore: invalid key %.16q (empty, over %d bytes, or reserved prefix)", w.Key, feed.MaxKeySize)
-		}
-		size += len(w.Key)
-		if !w.Delete {
-			size += len(w.Value)
-		}
-	}
-	if size > feed.MaxCommitBytes {
-		return fmt.Errorf("memstore: %d bytes, limit %d: %w", size, feed.MaxCommitBytes, feed.ErrCommitTooLarge)
-	}
-	return nil
 }
