@@ -260,32 +260,18 @@ func (s *kvStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
 	// change is rare, and the feed number in the storage key lets the scan
 	// skip other feeds' ops without opening them.
 	byIndex := map[uint64]*opRec{}
-	scan := func(start []byte, match func(k []byte) bool) {
-		err := s.st.Scan(start, prefixEnd(start), func(key, sealed []byte) error {
-			if !match(key) {
-				return nil
-			}
-			index := binary.BigEndian.Uint64(key[len(key)-8:])
-			plain, err := auth.OpenContent(s.key, sealed, key)
-			if err != nil {
-				return err
-			}
-			r, err := s.decodeOp(OpID{Feed: k, Index: index}, plain)
-			if err != nil {
-				return err
-			}
-			byIndex[index] = r
-			return nil
-		})
-		if err != nil {
-			s.fail(fmt.Errorf("space: read ops: %w", err))
-		}
-	}
-	scan(s.recKey('o', binary.BigEndian.AppendUint32(nil, no)), func([]byte) bool { return true })
+	add := func(r *opRec) { byIndex[r.id.Index] = r }
+	byFeed := s.recKey('o', binary.BigEndian.AppendUint32(nil, no))
+	s.scanOps(byFeed, func(key []byte) (OpID, bool) {
+		return OpID{Feed: k, Index: binary.BigEndian.Uint64(key[len(key)-8:])}, true
+	}, add)
 	hist := s.recKey('h')
-	scan(hist, func(key []byte) bool {
-		return len(key) == len(hist)+16+12 && binary.BigEndian.Uint32(key[len(hist)+16:]) == no
-	})
+	s.scanOps(hist, func(key []byte) (OpID, bool) {
+		if len(key) != len(hist)+16+12 || binary.BigEndian.Uint32(key[len(hist)+16:]) != no {
+			return OpID{}, false
+		}
+		return OpID{Feed: k, Index: binary.BigEndian.Uint64(key[len(key)-8:])}, true
+	}, add)
 	for id, r := range s.ops {
 		if id.Feed == k {
 			byIndex[id.Index] = r
@@ -296,18 +282,15 @@ func (s *kvStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
 	}
 }
 
-// history returns the ops on key: stored, and written since the last flush.
-func (s *kvStore) history(key string) []*opRec {
-	start := s.recKey('h', s.keyHash(key))
-	byID := map[OpID]*opRec{}
-	err := s.st.Scan(start, prefixEnd(start), func(k, sealed []byte) error {
-		b := k[len(start):]
-		no := binary.BigEndian.Uint32(b)
-		if int(no) >= len(s.feedKey) {
-			return errors.New("bad history record")
+// scanOps opens and decodes the stored ops under start whose storage key
+// idOf accepts, and passes each to fn.
+func (s *kvStore) scanOps(start []byte, idOf func(key []byte) (OpID, bool), fn func(*opRec)) {
+	err := s.st.Scan(start, prefixEnd(start), func(key, sealed []byte) error {
+		id, ok := idOf(key)
+		if !ok {
+			return nil
 		}
-		id := OpID{Feed: s.feedKey[no], Index: binary.BigEndian.Uint64(b[4:])}
-		plain, err := auth.OpenContent(s.key, sealed, k)
+		plain, err := auth.OpenContent(s.key, sealed, key)
 		if err != nil {
 			return err
 		}
@@ -315,12 +298,26 @@ func (s *kvStore) history(key string) []*opRec {
 		if err != nil {
 			return err
 		}
-		byID[id] = r
+		fn(r)
 		return nil
 	})
 	if err != nil {
-		s.fail(fmt.Errorf("space: read history: %w", err))
+		s.fail(fmt.Errorf("space: read ops: %w", err))
 	}
+}
+
+// history returns the ops on key: stored, and written since the last flush.
+func (s *kvStore) history(key string) []*opRec {
+	start := s.recKey('h', s.keyHash(key))
+	byID := map[OpID]*opRec{}
+	s.scanOps(start, func(k []byte) (OpID, bool) {
+		b := k[len(start):]
+		no := binary.BigEndian.Uint32(b)
+		if len(b) != 12 || int(no) >= len(s.feedKey) {
+			return OpID{}, false
+		}
+		return OpID{Feed: s.feedKey[no], Index: binary.BigEndian.Uint64(b[4:])}, true
+	}, func(r *opRec) { byID[r.id] = r })
 	for id, r := range s.ops {
 		if (r.op.Kind == OpPut || r.op.Kind == OpDelete) && r.op.Key == key {
 			byID[id] = r
