@@ -1,6 +1,7 @@
 package space
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -209,23 +210,61 @@ func (s *Space) learnSecret(es auth.EpochSecret) {
 	_ = s.setKeyring(s.keyring)
 }
 
-// writeKey returns the secret to seal new entries with: that of the newest
-// epoch started by a rotation that counts (of either, when two members
-// rotated at once). A device that has not received that secret yet does not
-// fall back to an older one, which a removed device may hold: it waits.
+// writeKey returns the secret to seal new entries with.
+//
+// Without removals, that is the secret of the newest epoch started by a
+// rotation that counts (either one, when two members rotated at once). Once
+// a device is removed, a secret qualifies only if the removed device cannot
+// hold it: its rotation is the removal itself or comes causally after it,
+// and seals no box to the removed device. (A member that rotates without
+// knowing of a concurrent removal seals its secret to the removed device
+// too; that secret must not carry anything written after the removal.) A
+// device that holds no qualifying secret does not fall back to one the
+// removed device may hold: it waits (ErrNoKeys).
 func (s *Space) writeKey() (auth.EpochSecret, error) {
 	if s.keyring == nil {
 		return auth.EpochSecret{}, ErrNoKeys
 	}
-	rots := s.view.Rotations()
-	if len(rots) == 0 {
-		return s.keyring.Epochs[0], nil
+	var removals []MemberOp
+	for _, rs := range s.view.ws.removals {
+		removals = append(removals, rs...)
 	}
-	newest := rots[len(rots)-1].Epoch
-	for i := len(rots) - 1; i >= 0 && rots[i].Epoch == newest; i-- {
-		if es, ok := s.byKeyID[rots[i].KeyID]; ok {
-			return es, nil
+	safe := func(r *opRec) bool {
+		for _, x := range removals {
+			if r.id != x.ID && !r.clock.sees(x.ID) {
+				return false
+			}
+			for _, b := range r.op.Rotation.Boxes {
+				if b.Feed == x.Target {
+					return false
+				}
+			}
 		}
+		return true
+	}
+	var best *Rotation
+	newest, eligible := uint32(0), false
+	for _, r := range s.view.special {
+		rot := r.op.Rotation
+		if !r.count || rot == nil || !safe(r) {
+			continue
+		}
+		eligible = true
+		newest = max(newest, rot.Epoch)
+		if _, held := s.byKeyID[rot.KeyID]; !held {
+			continue
+		}
+		if best == nil || rot.Epoch > best.Epoch || rot.Epoch == best.Epoch && bytes.Compare(rot.KeyID[:], best.KeyID[:]) > 0 {
+			best = rot
+		}
+	}
+	switch {
+	case best != nil && best.Epoch == newest:
+		return s.byKeyID[best.KeyID], nil
+	case !eligible && len(removals) == 0:
+		return s.keyring.Epochs[0], nil // no rotation yet
+	case !eligible:
+		return auth.EpochSecret{}, fmt.Errorf("%w: no secret that the removed devices lack has reached this device yet", ErrNoKeys)
 	}
 	return auth.EpochSecret{}, fmt.Errorf("%w: the secret of epoch %d has not reached this device yet", ErrNoKeys, newest)
 }

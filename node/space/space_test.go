@@ -363,3 +363,47 @@ func TestSpaceNoPlaintextAtRest(t *testing.T) {
 		t.Fatal("canary not readable through the space")
 	}
 }
+
+// TestSpaceConcurrentRotationDoesNotLeak: A removes C while B, not yet
+// aware, rotates and seals its new secret to C too. Once the removal has
+// reached them, A's and B's writes must use a secret C does not hold.
+func TestSpaceConcurrentRotationDoesNotLeak(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := newDevice(t, "A", nil), newDevice(t, "B", nil), newDevice(t, "C", nil)
+	create(t, a)
+	for _, d := range []*device{b, c} {
+		join(t, d, a.sp.ID())
+		if err := a.sp.AddWriter(ctx, d.feedKey(), d.name, d.key.Public()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pull(t, b, a)
+	pull(t, c, a)
+	if err := a.sp.RemoveWriter(ctx, c.feedKey()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.sp.Rotate(ctx); err != nil { // concurrent: B still counts C in
+		t.Fatal(err)
+	}
+	pull(t, a, b)
+	pull(t, b, a)
+	pull(t, c, a)
+	pull(t, c, b)
+	for _, d := range []*device{a, b} {
+		if err := d.sp.Put(ctx, "after-"+d.name, []byte("secret")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pull(t, c, a)
+	pull(t, c, b)
+	for _, d := range []*device{a, b} {
+		if got := value(c.sp, "after-"+d.name); got != "" {
+			t.Fatalf("removed device reads %s's write after its removal: %q", d.name, got)
+		}
+	}
+	pull(t, a, b)
+	pull(t, b, a)
+	if value(a.sp, "after-B") != "secret" || value(b.sp, "after-A") != "secret" {
+		t.Fatal("remaining members cannot read each other")
+	}
+}

@@ -506,23 +506,6 @@ func (v *View) Devices() []Device {
 	return out
 }
 
-// Rotations returns the rotations of ops that count, by epoch, then key ID.
-func (v *View) Rotations() []*Rotation {
-	var out []*Rotation
-	for _, r := range v.special {
-		if r.count && r.op.Rotation != nil {
-			out = append(out, r.op.Rotation)
-		}
-	}
-	slices.SortFunc(out, func(a, b *Rotation) int {
-		if c := cmp.Compare(a.Epoch, b.Epoch); c != 0 {
-			return c
-		}
-		return slices.Compare(a.KeyID[:], b.KeyID[:])
-	})
-	return out
-}
-
 func (v *View) specialOp(id OpID) *opRec {
 	for _, r := range v.special {
 		if r.id == id {
