@@ -64,6 +64,7 @@ type Space struct {
 	told     map[feed.PublicKey]uint64 // lengths declared in own ops so far
 	hlc      uint64
 	keyWait  map[feed.PublicKey]bool // feeds stopped at an entry whose key is unknown
+	named    map[feed.PublicKey]bool // feeds added by entries read only by their clear header
 	watchers []*Watcher
 	read     int // entries read from the feeds into the view (diagnostics, tests)
 }
@@ -139,6 +140,7 @@ func open(cfg Config, id auth.SpaceID) (*Space, error) {
 		byKeyID: make(map[[16]byte]auth.EpochSecret),
 		told:    make(map[feed.PublicKey]uint64),
 		keyWait: make(map[feed.PublicKey]bool),
+		named:   make(map[feed.PublicKey]bool),
 	}, nil
 }
 
@@ -280,21 +282,30 @@ func (s *Space) nextHLC() uint64 {
 // write appends ops to this device's feed and applies them. The caller
 // must not hold s.mu.
 func (s *Space) write(ctx context.Context, ops ...*Op) ([]Change, error) {
+	return s.writeWith(ctx, nil, ops...)
+}
+
+// writeWith writes ops sealed under secret, or under writeKey when nil.
+func (s *Space) writeWith(ctx context.Context, secret *auth.EpochSecret, ops ...*Op) ([]Change, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
-	secret, err := s.writeKey()
-	if err != nil {
-		return nil, err
+	if secret == nil {
+		es, err := s.writeKey()
+		if err != nil {
+			return nil, err
+		}
+		secret = &es
 	}
+	var err error
 	index := s.w.Length()
 	entries := make([][]byte, len(ops))
 	for i, op := range ops {
 		op.Seen = s.delta()
 		op.HLC = s.nextHLC()
-		entries[i], err = SealEntry(s.id, s.own, index+uint64(i), secret, op, s.cfg.Rand)
+		entries[i], err = SealEntry(s.id, s.own, index+uint64(i), *secret, op, s.cfg.Rand)
 		if err != nil {
 			return nil, err
 		}
@@ -411,6 +422,100 @@ func (s *Space) Rotate(ctx context.Context) error {
 	return nil
 }
 
+// ShareKeys seals the secret new entries are written with to every writer
+// that may lack it: one approved concurrently with the rotation that
+// started the epoch (its keyring predates the rotation, and the rotation
+// has no box for it). Each box travels in a rotation op naming the same
+// secret, so the epoch does not change; the op is sealed under the newest
+// secret its recipient does hold, so that it can be opened (it carries
+// nothing but the box). It writes nothing when every writer has the secret.
+func (s *Space) ShareKeys(ctx context.Context) error {
+	if !s.IsWriter() {
+		return ErrReadOnly
+	}
+	type share struct {
+		op     *Op
+		secret auth.EpochSecret
+	}
+	var shares []share
+	s.mu.Lock()
+	es, err := s.writeKey()
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	keyID := es.KeyID(s.id)
+	for _, d := range s.view.Devices() {
+		if d.Feed == s.own || s.holds(d, keyID) {
+			continue
+		}
+		pub, err := auth.ParseDevicePublicKey(d.Public)
+		if err != nil {
+			continue // no device key to seal to
+		}
+		box, err := auth.SealEpochSecret(pub, es, auth.Binding{Space: s.id, Feed: d.Feed})
+		if err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		under, found := auth.EpochSecret{}, false
+		for _, held := range s.keyring.All() {
+			if s.holds(d, held.KeyID(s.id)) && (!found || held.Epoch >= under.Epoch) {
+				under, found = held, true
+			}
+		}
+		if !found {
+			continue // cannot happen: epoch 0 is in every keyring
+		}
+		shares = append(shares, share{
+			op:     &Op{Kind: OpRotate, Rotation: &Rotation{Epoch: es.Epoch, KeyID: keyID, Boxes: []SealedSecret{{Feed: d.Feed, Box: box}}}},
+			secret: under,
+		})
+	}
+	s.mu.Unlock()
+	for _, sh := range shares {
+		if _, err := s.writeWith(ctx, &sh.secret, sh.op); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// holds reports whether device d holds the secret named keyID: epoch 0 is
+// in every keyring; a rotated secret when a rotation of it seals d a box,
+// or d's approval came after such a rotation (the approver's keyring held
+// it). The caller holds s.mu.
+func (s *Space) holds(d Device, keyID [16]byte) bool {
+	var started []*opRec
+	for _, r := range s.view.special {
+		if r.op.Rotation != nil && r.op.Rotation.KeyID == keyID {
+			started = append(started, r)
+		}
+	}
+	if len(started) == 0 {
+		return s.keyring != nil && s.keyring.Epochs[0].KeyID(s.id) == keyID
+	}
+	return hasSecret(s.view, d, started)
+}
+
+// hasSecret reports whether device d holds the secret that rotations
+// started: one of them seals it a box, or its approval came after one of
+// them (the approver's keyring held it).
+func hasSecret(v *View, d Device, started []*opRec) bool {
+	add := v.specialOp(d.Added)
+	for _, r := range started {
+		for _, b := range r.op.Rotation.Boxes {
+			if b.Feed == d.Feed {
+				return true
+			}
+		}
+		if add != nil && add.clock.sees(r.id) {
+			return true
+		}
+	}
+	return false
+}
+
 // rotation makes a new epoch secret sealed to every writer but skip.
 func (s *Space) rotation(skip feed.PublicKey) (*Rotation, auth.EpochSecret, error) {
 	s.mu.Lock()
@@ -458,6 +563,9 @@ func (s *Space) feedsLocked() []feed.PublicKey {
 	}
 	for _, m := range s.view.members {
 		set[m.Target] = true
+	}
+	for k := range s.named {
+		set[k] = true
 	}
 	out := make([]feed.PublicKey, 0, len(set))
 	for k := range set {
@@ -519,7 +627,7 @@ func (s *Space) readFeed(k feed.PublicKey) ([]Change, int) {
 			idx := next + uint64(i)
 			s.read++
 			op, err := OpenEntry(s.id, k, idx, data, s.keys)
-			if errors.Is(err, ErrUnknownKey) && s.keyringFromHeader(k, data) {
+			if errors.Is(err, ErrUnknownKey) && (s.keyringFromHeader(k, data) || s.keysAhead(f, k, idx, data)) {
 				op, err = OpenEntry(s.id, k, idx, data, s.keys)
 			}
 			if errors.Is(err, ErrUnknownKey) {
@@ -561,12 +669,21 @@ func (s *Space) keyringFromHeader(author feed.PublicKey, data []byte) bool {
 	return true
 }
 
-// findKeyring looks through the clear headers of every entry held for an
+// findKeyring looks through the clear headers of the entries held for an
 // add-writer that seals the keyring to this device: until it holds a key, a
 // device cannot read the ops before its approval, so it cannot reach the
-// approval in order.
+// approval in order. It follows the feeds the headers add, from the origin,
+// which also tells the node which feeds to fetch before approval.
 func (s *Space) findKeyring() {
-	for _, k := range s.feedsLocked() {
+	queue := s.feedsLocked()
+	seen := map[feed.PublicKey]bool{}
+	for len(queue) > 0 {
+		k := queue[0]
+		queue = queue[1:]
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
 		f, err := s.cfg.Feeds.Feed(k)
 		if err != nil {
 			continue
@@ -574,12 +691,46 @@ func (s *Space) findKeyring() {
 		for _, r := range f.Ranges() {
 			for i := r.Start; i < r.End; i++ {
 				data, err := f.Get(i)
-				if err == nil && s.keyringFromHeader(k, data) {
+				if err != nil {
+					continue
+				}
+				if s.keyringFromHeader(k, data) {
 					return
+				}
+				if h, err := PeekEntry(data); err == nil && h.Membership == OpAddWriter && !seen[h.Target] {
+					s.named[h.Target] = true
+					queue = append(queue, h.Target)
 				}
 			}
 		}
 	}
+}
+
+// keysAhead looks for the key an entry at index of feed k needs in the
+// entries after it that this device can open: a secret shared with it
+// later in the same feed (ShareKeys) sits behind the entries it unlocks.
+func (s *Space) keysAhead(f *feed.Feed, k feed.PublicKey, index uint64, data []byte) bool {
+	h, err := PeekEntry(data)
+	if err != nil {
+		return false
+	}
+	for _, r := range f.Ranges() {
+		for i := max(r.Start, index+1); i < r.End; i++ {
+			later, err := f.Get(i)
+			if err != nil {
+				continue
+			}
+			op, err := OpenEntry(s.id, k, i, later, s.keys)
+			if err != nil || op.Rotation == nil {
+				continue
+			}
+			s.collectKeys(k, op)
+			if _, ok := s.byKeyID[h.KeyID]; ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // keys looks up an epoch secret for OpenEntry.

@@ -407,3 +407,56 @@ func TestSpaceConcurrentRotationDoesNotLeak(t *testing.T) {
 		t.Fatal("remaining members cannot read each other")
 	}
 }
+
+// TestSpaceShareKeysToConcurrentlyAddedDevice: B approves D while A rotates;
+// D's keyring lacks the new epoch, so it can neither read A's new writes
+// nor write, until a member shares the secret.
+func TestSpaceShareKeysToConcurrentlyAddedDevice(t *testing.T) {
+	ctx := context.Background()
+	a, b, d := newDevice(t, "A", nil), newDevice(t, "B", nil), newDevice(t, "D", nil)
+	create(t, a)
+	join(t, b, a.sp.ID())
+	if err := a.sp.AddWriter(ctx, b.feedKey(), b.name, b.key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, b, a)
+	join(t, d, a.sp.ID())
+	if err := a.sp.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.sp.AddWriter(ctx, d.feedKey(), d.name, d.key.Public()); err != nil { // concurrent
+		t.Fatal(err)
+	}
+	for _, x := range [][2]*device{{a, b}, {b, a}, {d, a}, {d, b}} {
+		pull(t, x[0], x[1])
+	}
+	if err := a.sp.Put(ctx, "k", []byte("epoch 1")); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, d, a)
+	if value(d.sp, "k") != "" {
+		t.Fatal("D reads an epoch it was never given")
+	}
+	if err := d.sp.Put(ctx, "d", []byte("x")); !errors.Is(err, ErrNoKeys) {
+		t.Fatalf("D writes without the current secret: %v", err)
+	}
+	if err := a.sp.ShareKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, d, a)
+	if value(d.sp, "k") != "epoch 1" {
+		t.Fatal("D cannot read after the secret was shared")
+	}
+	if err := d.sp.Put(ctx, "d", []byte("from D")); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, a, d)
+	if value(a.sp, "d") != "from D" {
+		t.Fatal("A cannot read D's write")
+	}
+	// Nothing left to share: no op is written.
+	before := a.sp.w.Length()
+	if err := a.sp.ShareKeys(ctx); err != nil || a.sp.w.Length() != before {
+		t.Fatalf("second share wrote an op (%v)", err)
+	}
+}
