@@ -9,8 +9,8 @@ SHELL := /bin/bash
 
 MODULE := github.com/mycelsync/mycel
 
-# run: arguments for `mycel`. Becomes `daemon` once the daemon exists.
-ARGS ?= help
+# run: arguments for `mycel`.
+ARGS ?= daemon
 # test: how long each fuzz target runs.
 FUZZTIME ?= 10s
 # bench: -benchtime of each feed benchmark run, and how many runs the
@@ -31,7 +31,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 help: ## list the targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-run: ## go run ./cmd/mycel with ARGS (default: help)
+run: ## go run ./cmd/mycel with ARGS (default: daemon)
 	go run ./cmd/mycel $(ARGS)
 
 build: ## build bin/mycel

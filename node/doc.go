@@ -1,10 +1,15 @@
-// Package node will hold the mycel daemon: the libp2p host, a space's
-// key-value view over its feeds, replication, discovery and the local HTTP
-// API that the CLI and the web UI use. Sub-packages (such as node/space,
-// node/sync and node/api) will split it as it grows; the protocol logic in
-// them stays free of sockets, timers and badger so that the browser node can
-// run it compiled to WebAssembly.
+// Package node is the mycel daemon: the libp2p host, the spaces this device
+// holds, replication, discovery and (later) the local HTTP API that the CLI
+// and the web UI use.
 //
-// Not built yet: this file only reserves the package. See DESIGN.md,
-// "Spaces: the multiwriter database", "Replication" and "The daemon's surface".
+// Protocol logic lives in sub-packages free of sockets, timers and badger,
+// so that the browser node can run it compiled to WebAssembly: node/space
+// (the multiwriter database) and node/sync (the replication state machine).
+// This package is the I/O around them.
+//
+// Built so far: the data directory (identity key, config file), settings
+// with flags over environment over config file over defaults, and the
+// libp2p host with its transports, hole punching, relay client, mDNS and
+// static peers with reconnection. Replication, the spaces' wiring and the
+// API follow (issue 4).
 package node

@@ -72,8 +72,8 @@ devices without a server that can read it. Each device runs a node that
 writes its own signed, append-only feed; the feeds of a space together form
 the database. An always-on relay keeps devices in touch and mirrors their
 feeds while holding no key that lets it read them, and a browser tab can be
-a node too. This build holds the feed layer only: the daemon, relay and
-client commands arrive in later versions.
+a node too. This build runs the node's host (mycel daemon); spaces,
+replication, the relay and the client commands arrive in later versions.
 
 Exit status: 0 on success, 1 when a command fails, 2 on a usage error
 (unknown command, flag or argument).`,
@@ -84,7 +84,7 @@ Exit status: 0 on success, 1 when a command fails, 2 on a usage error
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(newVersionCmd())
+	root.AddCommand(newVersionCmd(), newDaemonCmd())
 	applyConventions(root)
 	return root
 }

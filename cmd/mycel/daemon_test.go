@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startDaemon starts `mycel daemon` on loopback and returns it with the
+// addresses it printed.
+func startDaemon(t *testing.T, dir string) (*exec.Cmd, []string, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(mycelBin, "daemon", "--data", dir, "--mdns=false",
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		io.Copy(io.Discard, stdout)
+	}()
+	var addrs []string
+	timeout := time.After(20 * time.Second)
+	for len(addrs) < 2 {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("daemon exited early; stderr:\n%s", stderr)
+			}
+			if a, found := strings.CutPrefix(l, "listening on "); found {
+				addrs = append(addrs, a)
+			}
+		case <-timeout:
+			t.Fatalf("daemon printed no listen addresses; stderr:\n%s", stderr)
+		}
+	}
+	return cmd, addrs, stderr
+}
+
+func TestDaemonStartsAndStopsGracefully(t *testing.T) {
+	dir := t.TempDir()
+	cmd, addrs, stderr := startDaemon(t, dir)
+	for _, a := range addrs {
+		if !strings.HasPrefix(a, "/ip4/127.0.0.1/") || !strings.Contains(a, "/p2p/") {
+			t.Errorf("listen address %q", a)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, "node.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("identity: %v %v", fi, err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("graceful shutdown: %v; stderr:\n%s", err, stderr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("daemon did not stop after SIGINT")
+	}
+	if !strings.Contains(stderr.String(), "shutting down") {
+		t.Errorf("no shutdown message; stderr:\n%s", stderr)
+	}
+
+	// Restarted on the same data directory, it keeps its peer ID.
+	_, again, _ := startDaemon(t, dir)
+	id := func(a string) string { return a[strings.LastIndex(a, "/p2p/"):] }
+	if id(again[0]) != id(addrs[0]) {
+		t.Fatalf("peer ID changed across restarts: %s vs %s", again[0], addrs[0])
+	}
+}
+
+func TestDaemonBadSettings(t *testing.T) {
+	_, stderr, code := mycel(t, "daemon", "--data", t.TempDir(), "--mdns=false", "--listen", "/ip4/127.0.0.1/tcp/0", "--peer", "/ip4/127.0.0.1/tcp/1")
+	if code != 1 || !strings.Contains(stderr, "/p2p/") {
+		t.Fatalf("bad peer: exit %d, stderr %q", code, stderr)
+	}
+	_, stderr, code = mycel(t, "daemon", "--log-level", "loud", "--data", t.TempDir())
+	if code != 1 || !strings.Contains(stderr, "log level") {
+		t.Fatalf("bad log level: exit %d, stderr %q", code, stderr)
+	}
+}

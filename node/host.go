@@ -1,0 +1,186 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MDNSService is the service name mycel nodes announce on the LAN.
+const MDNSService = "mycel"
+
+// Reconnection backoff for static peers.
+const (
+	minBackoff  = time.Second
+	maxBackoff  = time.Minute
+	dialTimeout = 15 * time.Second
+)
+
+// Node is a running daemon: its libp2p host and the goroutines that keep it
+// connected. Close stops them and waits for them.
+type Node struct {
+	cfg     *Config
+	log     *slog.Logger
+	host    host.Host
+	metrics *prometheus.Registry
+	mdns    interface{ Close() error }
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New starts a node: it loads (or creates) the identity in cfg.DataDir and
+// listens on cfg.Listen with every transport (TCP, QUIC, WebSocket,
+// WebTransport, WebRTC-direct), with hole punching, AutoNAT and the relay
+// client on; it starts mDNS if asked and keeps the static peers connected.
+func New(cfg *Config, log *slog.Logger) (*Node, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	key, err := LoadIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	peers, err := addrInfos(cfg.Peers)
+	if err != nil {
+		return nil, fmt.Errorf("node: peers: %w", err)
+	}
+	relays, err := addrInfos(cfg.Relays)
+	if err != nil {
+		return nil, fmt.Errorf("node: relays: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	opts := []libp2p.Option{
+		libp2p.Identity(key),
+		libp2p.ListenAddrStrings(cfg.Listen...),
+		libp2p.UserAgent("mycel"),
+		libp2p.EnableHolePunching(),
+		libp2p.EnableAutoNATv2(),
+		libp2p.PrometheusRegisterer(reg),
+	}
+	if len(relays) > 0 {
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("node: start host: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{cfg: cfg, log: log, host: h, metrics: reg, ctx: ctx, cancel: cancel}
+	if cfg.MDNS != nil && *cfg.MDNS {
+		svc := mdns.NewMdnsService(h, MDNSService, n)
+		if err := svc.Start(); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("node: start mDNS: %w", err)
+		}
+		n.mdns = svc
+	}
+	for _, p := range append(peers, relays...) {
+		n.wg.Add(1)
+		go n.keepConnected(p)
+	}
+	return n, nil
+}
+
+func addrInfos(addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", s, err)
+		}
+		info, err := peer.AddrInfoFromP2pAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w (a peer address ends in /p2p/<peer ID>)", s, err)
+		}
+		out = append(out, *info)
+	}
+	return out, nil
+}
+
+// Host returns the libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// Metrics returns the node's Prometheus registry.
+func (n *Node) Metrics() *prometheus.Registry { return n.metrics }
+
+// Addrs returns the node's listen addresses with its peer ID, as others
+// dial it.
+func (n *Node) Addrs() []ma.Multiaddr {
+	info := peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()}
+	addrs, _ := peer.AddrInfoToP2pAddrs(&info)
+	return addrs
+}
+
+// HandlePeerFound connects to a peer mDNS found (mdns.Notifee).
+func (n *Node) HandlePeerFound(p peer.AddrInfo) {
+	if p.ID == n.host.ID() || n.ctx.Err() != nil {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
+		defer cancel()
+		if err := n.host.Connect(ctx, p); err != nil {
+			n.log.Debug("mdns: connect failed", "peer", p.ID, "err", err)
+			return
+		}
+		n.log.Info("mdns: connected", "peer", p.ID)
+	}()
+}
+
+// keepConnected dials a static peer whenever it is not connected, backing
+// off exponentially after failures.
+func (n *Node) keepConnected(p peer.AddrInfo) {
+	defer n.wg.Done()
+	backoff := minBackoff
+	for {
+		if n.host.Network().Connectedness(p.ID) != network.Connected {
+			ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
+			err := n.host.Connect(ctx, p)
+			cancel()
+			switch {
+			case n.ctx.Err() != nil:
+				return
+			case err != nil:
+				n.log.Debug("peer: connect failed", "peer", p.ID, "err", err, "retry", backoff)
+			default:
+				n.log.Info("peer: connected", "peer", p.ID)
+				backoff = minBackoff
+			}
+			if err != nil {
+				backoff = min(backoff*2, maxBackoff)
+			}
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// Close stops the node's goroutines, waits for them and closes the host.
+func (n *Node) Close() error {
+	n.cancel()
+	var errs []error
+	if n.mdns != nil {
+		errs = append(errs, n.mdns.Close())
+	}
+	n.wg.Wait()
+	errs = append(errs, n.host.Close())
+	return errors.Join(errs...)
+}
