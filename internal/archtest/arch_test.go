@@ -17,6 +17,7 @@ var corePackages = []string{
 	"github.com/mycelsync/mycel/feed/feedpb",
 	"github.com/mycelsync/mycel/feed/memstore",
 	"github.com/mycelsync/mycel/node/space",
+	"github.com/mycelsync/mycel/node/sync",
 }
 
 // forbidden are import path prefixes the core must not depend on.

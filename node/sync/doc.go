@@ -1,0 +1,79 @@
+// Package sync is mycel's replication protocol, /mycel/sync/1.0.0: the
+// logic of one session between two peers replicating the feeds of one
+// space, as a state machine without I/O, and the frame codec of its wire
+// format (syncpb, documented in FORMAT.md).
+//
+// The package dials nothing, starts no goroutine and reads no clock: a
+// driver owns the stream, reads frames (ReadFrame) and steps them into a
+// Session, and carries out what the session outputs. It builds for
+// GOOS=js GOARCH=wasm so that the browser node runs the same code.
+//
+// # Protocol
+//
+//	A                                          B
+//	|-- Hello{v1, nonceA} ------------------->|   both sides at once
+//	|<------------------- Hello{v1, nonceB} --|
+//	|-- Prove{proof A→B} -------------------->|   each after the peer's Hello
+//	|<------------------- Prove{proof B→A} ---|
+//	|   (each side verifies the peer's proof; a peer that fails gets
+//	|    nothing more and the session ends with ErrUnauthorized)
+//	|-- Heads{signed heads of the space} ---->|   only after the proof verified
+//	|<---------------------------- Heads{…} --|
+//	|<------ Want{id, feed, ranges, base} ----|   for every head longer than
+//	|<------ Want{…} -------------------------|   what B holds: pipelined,
+//	|-- Data{id, batch} --------------------->|   ≤ MaxInflightWants and
+//	|-- Data{id, batch} / Refuse{id} -------->|   ≤ MaxInflightBytes
+//	|            … until caught up …           |
+//	|-- Heads{new head} --------------------->|   live push after each append
+//	|<------ Want{…} -------------------------|
+//	|-- Data{…} ----------------------------->|
+//	|<---------------------- Fork{evidence} --|   if B's ingest found a fork
+//
+// The proof binds the connection: HMAC of the space's replication
+// capability (auth.ReplicationCapability.Proof) over Binding(prover ID,
+// verifier ID, prover nonce, verifier nonce). It cannot be replayed (fresh
+// nonces), reflected (prover and verifier named in order) or used on another
+// connection (peer IDs, which libp2p authenticates).
+//
+// # Contract: Step, Ready, Advance
+//
+// As in etcd's raft (rawnode.go):
+//
+//	s := sync.New(cfg)
+//	s.Start()
+//	for {
+//		if s.HasReady() {
+//			rd := s.Ready()
+//			if rd.Err != nil { reset the stream; return }
+//			write every rd.Send message in order (WriteFrame)
+//			for each rd.Ingest: err := feed.Ingest(batch); later s.Ingested(feed, err)
+//			for each rd.Evidence: feed.ImportEvidence(ev)
+//			s.Advance()
+//		}
+//		wait for: a frame (s.Step(m); an error means reset the stream),
+//		a local append (s.Appended(k)), an ingest result, a Fetch
+//	}
+//
+// Inputs are Start, Step, Appended, Ingested, Fetch and Refresh; outputs
+// accumulate until Ready hands them out and Advance drops them. The driver
+// must call Ingested once per Ready.Ingest, in the order given for each
+// feed, with Feed.Ingest's error: ErrNeedConsistency makes the session ask
+// again from its new length, a fork sends the evidence to the peer, any
+// other error ends the session (the peer sent data that does not verify).
+// Ingestion may happen asynchronously (a batch may wait for a storage
+// commit), but the session is not safe for concurrent use: one goroutine,
+// or a lock, around all calls.
+//
+// An error from Step, or Ready.Err, ends the session for good. Errors wrap
+// ErrMalformed, ErrProtocol, ErrUnauthorized, ErrVersion or ErrFrameTooLarge
+// (the peer's fault: lower its standing) or ErrMisuse (the driver's).
+//
+// # Bounds
+//
+// Everything a peer controls is bounded: frame size (MaxFrameSize, checked
+// before allocation), heads per message, ranges per Want, feeds tracked
+// (Config.MaxFeeds), answers pending for the peer (Config.MaxPendingAnswers,
+// beyond which wants are refused "busy"), entry bytes per answer (asked for
+// in Want.max_bytes and checked on receipt), and this side's own wants in
+// flight, which bound the batches waiting to be ingested.
+package sync

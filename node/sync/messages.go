@@ -1,0 +1,167 @@
+package sync
+
+import (
+	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/node/sync/syncpb"
+)
+
+// Sizes and bounds of message fields. See FORMAT.md.
+const (
+	NonceSize = 32
+	ProofSize = 32
+	// MaxHeadsPerMessage bounds the heads of one Heads message.
+	MaxHeadsPerMessage = 1024
+	// MaxRangesPerWant bounds the ranges of one Want.
+	MaxRangesPerWant = 256
+	// MaxReasonSize bounds a Refuse reason.
+	MaxReasonSize = 256
+)
+
+// Refuse reasons.
+const (
+	ReasonNotHeld     = "not-held"
+	ReasonUnknownFeed = "unknown-feed"
+	ReasonFrozen      = "frozen"
+	ReasonBusy        = "busy"
+	ReasonError       = "error"
+)
+
+// bindingLabel starts every proof binding.
+const bindingLabel = "mycel/sync/1\x00"
+
+// Binding returns the bytes a prover's capability proof covers:
+//
+//	"mycel/sync/1" ‖ 0x00 ‖ prover ID ‖ verifier ID ‖ prover nonce ‖ verifier nonce
+//
+// Peer IDs are length-prefixed (uvarint) so that no two pairs of IDs give
+// the same bytes.
+func Binding(prover, verifier []byte, proverNonce, verifierNonce [NonceSize]byte) []byte {
+	b := make([]byte, 0, len(bindingLabel)+len(prover)+len(verifier)+2*NonceSize+4)
+	b = append(b, bindingLabel...)
+	b = appendBytes(b, prover)
+	b = appendBytes(b, verifier)
+	b = append(b, proverNonce[:]...)
+	b = append(b, verifierNonce[:]...)
+	return b
+}
+
+func appendBytes(b, v []byte) []byte {
+	for n := uint64(len(v)); ; n >>= 7 {
+		if n < 0x80 {
+			b = append(b, byte(n))
+			break
+		}
+		b = append(b, byte(n)|0x80)
+	}
+	return append(b, v...)
+}
+
+// parseHello checks a Hello and returns the peer's nonce.
+func parseHello(h *syncpb.Hello) ([NonceSize]byte, error) {
+	var nonce [NonceSize]byte
+	if h.GetVersion() != Version {
+		return nonce, errorf(ErrVersion, "peer speaks version %d, want %d", h.GetVersion(), Version)
+	}
+	if len(h.GetNonce()) != NonceSize {
+		return nonce, errorf(ErrMalformed, "hello: nonce of %d bytes", len(h.GetNonce()))
+	}
+	return [NonceSize]byte(h.GetNonce()), nil
+}
+
+// parseProve checks a Prove's size.
+func parseProve(p *syncpb.Prove) ([]byte, error) {
+	if len(p.GetProof()) != ProofSize {
+		return nil, errorf(ErrMalformed, "prove: proof of %d bytes", len(p.GetProof()))
+	}
+	return p.GetProof(), nil
+}
+
+// parseHeads decodes and verifies the signature of every head.
+func parseHeads(h *syncpb.Heads) ([]feed.SignedHead, error) {
+	if len(h.GetHeads()) > MaxHeadsPerMessage {
+		return nil, errorf(ErrMalformed, "heads: %d heads, limit %d", len(h.GetHeads()), MaxHeadsPerMessage)
+	}
+	out := make([]feed.SignedHead, len(h.GetHeads()))
+	for i, b := range h.GetHeads() {
+		if err := out[i].UnmarshalBinary(b); err != nil {
+			return nil, errorf(ErrMalformed, "heads[%d]: %v", i, err)
+		}
+		if err := out[i].Verify(); err != nil {
+			return nil, errorf(ErrProtocol, "heads[%d]: %v", i, err)
+		}
+	}
+	return out, nil
+}
+
+// wantMsg is a checked Want.
+type wantMsg struct {
+	id       uint32
+	feed     feed.PublicKey
+	ranges   []feed.Range
+	base     uint64
+	maxBytes uint32
+}
+
+// parseWant checks a Want: key size, ranges ascending, disjoint, non-empty
+// and below feed.MaxLength.
+func parseWant(w *syncpb.Want) (wantMsg, error) {
+	var out wantMsg
+	if len(w.GetFeed()) != feed.KeySize {
+		return out, errorf(ErrMalformed, "want: feed key of %d bytes", len(w.GetFeed()))
+	}
+	if len(w.GetRanges()) > MaxRangesPerWant {
+		return out, errorf(ErrMalformed, "want: %d ranges, limit %d", len(w.GetRanges()), MaxRangesPerWant)
+	}
+	if w.GetBase() > feed.MaxLength {
+		return out, errorf(ErrMalformed, "want: base %d beyond %d", w.GetBase(), uint64(feed.MaxLength))
+	}
+	out = wantMsg{id: w.GetId(), feed: feed.PublicKey(w.GetFeed()), base: w.GetBase(), maxBytes: w.GetMaxBytes()}
+	var prev uint64
+	for i, r := range w.GetRanges() {
+		s, e := r.GetStart(), r.GetEnd()
+		if s >= e || e > feed.MaxLength || (i > 0 && s <= prev) {
+			return wantMsg{}, errorf(ErrMalformed, "want: range %d [%d, %d) out of order or bounds", i, s, e)
+		}
+		prev = e
+		out.ranges = append(out.ranges, feed.Range{Start: s, End: e})
+	}
+	return out, nil
+}
+
+// parseData decodes the batch of a Data message (shape only; Feed.Ingest
+// verifies it).
+func parseData(d *syncpb.Data) (*feed.Batch, error) {
+	b := new(feed.Batch)
+	if err := b.UnmarshalBinary(d.GetBatch()); err != nil {
+		return nil, errorf(ErrMalformed, "data %d: %v", d.GetId(), err)
+	}
+	return b, nil
+}
+
+// parseRefuse checks the reason's size.
+func parseRefuse(r *syncpb.Refuse) error {
+	if len(r.GetReason()) > MaxReasonSize {
+		return errorf(ErrMalformed, "refuse: reason of %d bytes", len(r.GetReason()))
+	}
+	return nil
+}
+
+// parseFork decodes and verifies fork evidence.
+func parseFork(f *syncpb.Fork) (*feed.ForkEvidence, error) {
+	ev := new(feed.ForkEvidence)
+	if err := ev.UnmarshalBinary(f.GetEvidence()); err != nil {
+		return nil, errorf(ErrMalformed, "fork: %v", err)
+	}
+	if err := feed.VerifyEvidence(ev); err != nil {
+		return nil, errorf(ErrProtocol, "fork: %v", err)
+	}
+	return ev, nil
+}
+
+func pbRanges(rs []feed.Range) []*syncpb.Range {
+	out := make([]*syncpb.Range, len(rs))
+	for i, r := range rs {
+		out[i] = &syncpb.Range{Start: r.Start, End: r.End}
+	}
+	return out
+}

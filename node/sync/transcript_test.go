@@ -1,0 +1,231 @@
+package sync
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mycelsync/mycel/feed"
+)
+
+var (
+	privA = testKey(1) // written on node A
+	privB = testKey(2) // written on node B
+	keyA  = pubKey(privA)
+	keyB  = pubKey(privB)
+)
+
+func pair(t *testing.T, space []feed.PublicKey, tweakA, tweakB func(*Config)) *harness {
+	a := newNode(t, "A", space)
+	b := newNode(t, "B", space)
+	h := newHarness(t, a, b, testCap(1), testCap(1), tweakA, tweakB)
+	h.names[keyA], h.names[keyB] = "wA", "wB"
+	return h
+}
+
+// (a) A fresh replica catches up a 10k-entry feed in pipelined batches.
+func TestTranscriptCatchUp(t *testing.T) {
+	h := pair(t, []feed.PublicKey{keyA}, nil, nil)
+	h.a.appendEntries(t, privA, "a", 10_000, 16)
+	h.start()
+	h.pump()
+	complete(t, h.b, keyA, 10_000)
+	sameFeed(t, h.a, h.b, keyA)
+	// Pipelining: four wants were outstanding before the first answer.
+	if !strings.Contains(h.log.String(), "Want #4 wA [3072,4096) base=0") {
+		t.Error("wants were not pipelined")
+	}
+	p := h.b.s.Progress()[keyA]
+	if p.Have != 10_000 || p.Want != 10_000 || p.BytesIn != 10_000*16 {
+		t.Errorf("progress %+v", p)
+	}
+	h.golden("catchup")
+}
+
+// (b) Each side writes its own feed; both end with both.
+func TestTranscriptExchange(t *testing.T) {
+	h := pair(t, []feed.PublicKey{keyA, keyB}, nil, nil)
+	h.a.appendEntries(t, privA, "a", 5, 8)
+	h.b.appendEntries(t, privB, "b", 3, 8)
+	h.start()
+	h.pump()
+	complete(t, h.a, keyB, 3)
+	complete(t, h.b, keyA, 5)
+	sameFeed(t, h.a, h.b, keyA)
+	sameFeed(t, h.a, h.b, keyB)
+	h.golden("exchange")
+}
+
+// (c) After catching up, new entries are pushed as they are written.
+func TestTranscriptLivePush(t *testing.T) {
+	h := pair(t, []feed.PublicKey{keyA}, nil, nil)
+	h.a.appendEntries(t, privA, "a", 100, 8)
+	h.start()
+	h.pump()
+	complete(t, h.b, keyA, 100)
+	h.logf("-- A appends 5")
+	h.a.appendEntries(t, privA, "a", 5, 8)
+	h.a.s.Appended(keyA)
+	h.collect(h.a)
+	h.pump()
+	complete(t, h.b, keyA, 105)
+	h.logf("-- A appends 1, twice")
+	for range 2 {
+		h.a.appendEntries(t, privA, "a", 1, 8)
+		h.a.s.Appended(keyA)
+		h.collect(h.a)
+	}
+	h.pump()
+	complete(t, h.b, keyA, 107)
+	sameFeed(t, h.a, h.b, keyA)
+	h.golden("livepush")
+}
+
+// (d) A sparse replica fetches chosen ranges only; asking a replica that
+// lacks them is refused.
+func TestTranscriptSparseFetch(t *testing.T) {
+	h := pair(t, []feed.PublicKey{keyA}, nil, func(c *Config) { c.Sparse = true })
+	h.a.appendEntries(t, privA, "a", 1000, 8)
+	h.b.s.Fetch(keyA, []feed.Range{{Start: 10, End: 20}, {Start: 500, End: 502}})
+	h.start()
+	h.pump()
+	f := h.b.model.feed(keyA)
+	if got, want := f.Ranges(), []feed.Range{{Start: 10, End: 20}, {Start: 500, End: 502}}; !slices.Equal(got, want) || f.Length() != 1000 {
+		t.Errorf("B holds %v of %d, want %v of 1000", got, f.Length(), want)
+	}
+	h.logf("-- B fetches [998,1000)")
+	h.b.s.Fetch(keyA, []feed.Range{{Start: 998, End: 1000}})
+	h.collect(h.b)
+	h.pump()
+	if got := f.Ranges(); len(got) != 3 || got[2] != (feed.Range{Start: 998, End: 1000}) {
+		t.Errorf("B holds %v", got)
+	}
+
+	// C is a sparse replica of B: what B lacks is refused.
+	h.logf("-- C (sparse) fetches [0,12) from B")
+	c := newNode(t, "C", []feed.PublicKey{keyA})
+	h2 := newHarness(t, h.b, c, testCap(1), testCap(1), nil, func(c *Config) { c.Sparse = true })
+	h2.names = h.names
+	h2.log = strings.Builder{}
+	c.s.Fetch(keyA, []feed.Range{{Start: 0, End: 12}})
+	h2.start()
+	h2.pump()
+	if got := c.model.feed(keyA).Ranges(); !slices.Equal(got, []feed.Range{{Start: 10, End: 12}}) {
+		t.Errorf("C holds %v, want [10,12)", got)
+	}
+	h2.logf("-- C fetches [600,610), which B lacks")
+	c.s.Fetch(keyA, []feed.Range{{Start: 600, End: 610}})
+	h2.collect(c)
+	h2.pump()
+	if !strings.Contains(h2.log.String(), "Refuse #3 not-held") {
+		t.Error("B did not refuse")
+	}
+	if p := c.s.Progress()[keyA]; p.Have != 2 || p.Want != 2 {
+		t.Errorf("C progress %+v", p)
+	}
+	h.logf("%s", strings.TrimSuffix(h2.log.String(), "\n"))
+	h.golden("sparse")
+}
+
+// (e) A peer without the capability is refused and learns nothing.
+func TestTranscriptWrongCapability(t *testing.T) {
+	a := newNode(t, "A", []feed.PublicKey{keyA})
+	b := newNode(t, "B", []feed.PublicKey{keyA})
+	a.appendEntries(t, privA, "a", 10, 8)
+	h := newHarness(t, a, b, testCap(1), testCap(9), nil, nil)
+	h.names[keyA] = "wA"
+	h.start()
+	h.pump()
+	if !errors.Is(a.err, ErrUnauthorized) {
+		t.Errorf("A: %v, want ErrUnauthorized", a.err)
+	}
+	if !errors.Is(b.err, ErrUnauthorized) {
+		t.Errorf("B: %v, want ErrUnauthorized", b.err)
+	}
+	if strings.Contains(h.log.String(), "Heads") || strings.Contains(h.log.String(), "Data") {
+		t.Error("a peer without the capability was sent heads or data")
+	}
+	if b.model.feed(keyA).Length() != 0 {
+		t.Error("B got entries")
+	}
+	h.golden("wrongcap")
+}
+
+// (f) A batch whose head outgrew the replica's base lacks the consistency
+// proof; the replica asks again from its length and converges.
+func TestTranscriptNeedConsistency(t *testing.T) {
+	h := pair(t, []feed.PublicKey{keyA}, nil, nil)
+	h.a.appendEntries(t, privA, "a", 3000, 8)
+	h.start()
+	// Opening and heads, one message at a time.
+	for _, n := range []*node{h.a, h.b, h.a, h.b, h.b} {
+		h.deliver(n)
+	}
+	if len(h.a.inbox) != 3 {
+		t.Fatalf("A has %d messages waiting, want 3 wants", len(h.a.inbox))
+	}
+	h.deliver(h.a) // want #1 answered at length 3000
+	h.logf("-- A appends 10")
+	h.a.appendEntries(t, privA, "a", 10, 8)
+	h.a.s.Appended(keyA)
+	h.collect(h.a)
+	h.deliver(h.a) // want #2 answered at length 3010, proof from base 0
+	h.deliver(h.a)
+	h.pump()
+	if !strings.Contains(h.log.String(), "need-consistency") {
+		t.Error("the need-consistency path was not taken")
+	}
+	complete(t, h.b, keyA, 3010)
+	sameFeed(t, h.a, h.b, keyA)
+	h.golden("needconsistency")
+}
+
+// (g) A replica with a conflicting history: the fork is detected, the
+// evidence sent, and both freeze the feed.
+func TestTranscriptFork(t *testing.T) {
+	h := pair(t, []feed.PublicKey{keyA}, nil, nil)
+	h.a.appendEntries(t, privA, "a", 10, 8)
+	// B restored the writer's key from a backup and wrote other entries.
+	h.b.appendEntries(t, privA, "restored", 5, 8)
+	h.start()
+	h.pump()
+	for _, n := range []*node{h.a, h.b} {
+		if n.model.feed(keyA).Evidence() == nil {
+			t.Errorf("%s did not freeze the feed", n.name)
+		}
+		if n.err != nil {
+			t.Errorf("%s: %v", n.name, n.err)
+		}
+	}
+	if !strings.Contains(h.log.String(), "B→A Fork wA") {
+		t.Error("B did not send the evidence")
+	}
+	h.golden("fork")
+}
+
+// A feed that joins the space later (Refresh) is announced and fetched;
+// before that, heads and appends of it are ignored.
+func TestRefreshAddsFeeds(t *testing.T) {
+	h := pair(t, []feed.PublicKey{keyA, keyB}, nil, nil)
+	h.b.model.space = []feed.PublicKey{keyA}
+	h.a.appendEntries(t, privA, "a", 5, 8)
+	h.a.appendEntries(t, privB, "b", 7, 8)
+	h.start()
+	h.pump()
+	complete(t, h.b, keyA, 5)
+	if h.b.model.feed(keyB).Length() != 0 {
+		t.Fatal("B fetched a feed outside its space")
+	}
+	h.logf("-- wB joins B's space")
+	h.b.model.space = []feed.PublicKey{keyA, keyB}
+	h.b.s.Refresh()
+	h.collect(h.b)
+	h.pump()
+	complete(t, h.b, keyB, 7)
+	sameFeed(t, h.a, h.b, keyB)
+	if n := strings.Count(h.log.String(), "Heads"); n != 1 {
+		t.Errorf("%d Heads messages, want 1 (B has nothing to show)", n)
+	}
+	h.golden("refresh")
+}
