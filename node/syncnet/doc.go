@@ -1,0 +1,72 @@
+// Package syncnet runs mycel's replication protocol (node/sync) over
+// libp2p streams: the thin driver around the I/O-free sync.Session, as
+// etcd's node.go is around raft's rawnode.
+//
+//	r := syncnet.New(host, log)
+//	r.Serve(space)               // handle the space's protocol, sync with peers
+//	r.Appended(space.ID(), feed) // after a local write: push it live
+//	r.Progress()                 // per peer and feed: have, want, bytes, rate
+//	r.Close()                    // ends every session and waits for it
+//
+// # Protocol per space
+//
+// Each space has its own protocol ID, ProtocolFor(id):
+// sync.ProtocolID + "/" + hex of the first 16 bytes of auth.DiscoveryKey(id).
+// A node registers a handler only for the spaces it serves, so a peer
+// asking for another space is refused by multistream and learns nothing
+// more; the discovery key does not reveal the space ID.
+//
+// # Who opens
+//
+// One session per peer and space. When a connection appears (the host's
+// EvtPeerConnectednessChanged) and when Serve is called, only the side with
+// the lower peer ID opens a stream; the other serves. Sync opens one now
+// from either side. If both streams meet anyway, the one opened by the
+// lower peer ID is kept and the other reset; a new inbound stream from a
+// peer replaces its older inbound session. Streams are opened with
+// network.WithAllowLimitedConn, so relayed connections work. A session that
+// ends is not reopened until the next connection or Sync.
+//
+// # Deadlines and limits
+//
+// Every frame is read with sync.ReadFrame under sync.MaxFrameSize, its
+// length checked before anything is allocated. While this side waits for
+// the peer — during the opening, and while any of its wants is unanswered
+// — the stream has a read deadline of Config.IdleTimeout (default 2
+// minutes), refreshed by every frame; a peer that stalls is dropped (not
+// counted against its standing: it may be slow). A caught-up session waits
+// for live pushes without a read deadline: the muxer's keepalive notices a
+// dead connection. The frames of one Ready are written with a write
+// deadline of Config.WriteTimeout (default 30 s). Opening a stream is
+// bounded by Config.OpenTimeout (default 15 s) or the caller's context. The
+// session's own bounds (wants in flight, batch bytes, pending answers,
+// feeds) are in sync.Config, settable through Config.Session.
+//
+// # Standing
+//
+// A session that ends through the peer's fault — a malformed or oversized
+// frame, a protocol violation, a wrong version, a proof that does not
+// verify, data that does not verify on ingest — is reset at once and
+// logged at Info with the peer and the reason, and the peer gets a strike.
+// Config.MaxStrikes (3) strikes within Config.StrikeWindow (1 hour) ban the
+// peer for Config.BanDuration (1 hour): its streams are reset unread, none
+// is opened to it, and its running sessions end. Other peers are
+// unaffected. Standing is kept in memory only.
+//
+// # Goroutines
+//
+// Every goroutine is counted in the Replicator's WaitGroup and stops when
+// its context (a child of the Replicator's) is cancelled:
+//
+//   - one watcher of the event bus, started by the first Serve;
+//   - one per session: libp2p's handler goroutine for inbound streams (the
+//     handler runs the session and returns when it ends), a goroutine of
+//     ours for outbound ones. It owns the sync.Session: it steps frames,
+//     hands local appends in (Appended only queues them and never blocks),
+//     writes, ingests through Space.Ingest and answers Progress requests;
+//   - one reader per session, which reads frames and passes them on; the
+//     session goroutine resets the stream to stop it and waits for it.
+//
+// Close removes the handlers, cancels, and returns only when all of them
+// ended.
+package syncnet

@@ -1,0 +1,434 @@
+package syncnet
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	gosync "sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/node/sync"
+)
+
+// ErrClosed is returned by Sync once the Replicator is closed.
+var ErrClosed = errors.New("syncnet: closed")
+
+// ErrBanned is returned by Sync for a peer whose standing is too low.
+var ErrBanned = errors.New("syncnet: peer banned")
+
+// Config holds the driver's limits. Zero fields take their defaults.
+type Config struct {
+	// IdleTimeout bounds the wait for the peer's next frame while this
+	// side expects one: during the opening and while wants are
+	// outstanding. Refreshed by every frame. A caught-up session waits for
+	// pushes without a deadline; the muxer's keepalive notices a dead
+	// connection. Default 2 minutes.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds the writing of the frames of one Ready. Default
+	// 30 seconds.
+	WriteTimeout time.Duration
+	// OpenTimeout bounds opening a stream (negotiation included) when no
+	// caller context does. Default 15 seconds.
+	OpenTimeout time.Duration
+	// MaxStrikes bad sessions (the peer's fault: malformed, oversized or
+	// out-of-order frames, a failed proof, data that does not verify)
+	// within StrikeWindow ban the peer for BanDuration: its streams are
+	// reset unread and none is opened to it. Defaults 3, 1 hour, 1 hour.
+	MaxStrikes   int
+	StrikeWindow time.Duration
+	BanDuration  time.Duration
+	// RateWindow is the window over which Progress measures the receive
+	// rate. Default 5 seconds.
+	RateWindow time.Duration
+	// Session tweaks every sync.Config (limits); identities, nonce,
+	// capability and model are filled in by the driver.
+	Session sync.Config
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.IdleTimeout, 2*time.Minute)
+	def(&c.WriteTimeout, 30*time.Second)
+	def(&c.OpenTimeout, 15*time.Second)
+	def(&c.StrikeWindow, time.Hour)
+	def(&c.BanDuration, time.Hour)
+	def(&c.RateWindow, 5*time.Second)
+	if c.MaxStrikes <= 0 {
+		c.MaxStrikes = 3
+	}
+}
+
+// Option configures a Replicator.
+type Option func(*Replicator)
+
+// WithConfig sets the limits.
+func WithConfig(c Config) Option { return func(r *Replicator) { r.cfg = c } }
+
+// WithClock sets the clock of standing and rates (not of stream
+// deadlines, which the network stack measures).
+func WithClock(now func() time.Time) Option { return func(r *Replicator) { r.now = now } }
+
+// Progress is the replication of one feed of one space with one peer.
+type Progress struct {
+	Peer  peer.ID
+	Space auth.SpaceID
+	Feed  feed.PublicKey
+	sync.FeedProgress
+	// Rate is the entry bytes per second received from the peer over the
+	// last Config.RateWindow.
+	Rate float64
+}
+
+// Replicator runs sync sessions over libp2p streams: one per peer and
+// space. See the package documentation.
+type Replicator struct {
+	h   host.Host
+	log *slog.Logger
+	cfg Config
+	now func() time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     gosync.WaitGroup
+
+	mu       gosync.Mutex
+	closed   bool
+	watching bool
+	spaces   map[auth.SpaceID]Space
+	sessions map[sessionKey]*session
+	strikes  map[peer.ID][]time.Time
+	banned   map[peer.ID]time.Time
+}
+
+type sessionKey struct {
+	peer  peer.ID
+	space auth.SpaceID
+}
+
+// New returns a Replicator on h. It serves nothing until Serve.
+func New(h host.Host, log *slog.Logger, opts ...Option) *Replicator {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Replicator{
+		h:        h,
+		log:      log,
+		now:      time.Now,
+		spaces:   make(map[auth.SpaceID]Space),
+		sessions: make(map[sessionKey]*session),
+		strikes:  make(map[peer.ID][]time.Time),
+		banned:   make(map[peer.ID]time.Time),
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	r.cfg.setDefaults()
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	return r
+}
+
+// Serve replicates sp: it handles the space's protocol and opens a session
+// with every connected peer (and every peer that connects later) whose ID
+// is greater than this host's.
+func (r *Replicator) Serve(sp Space) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	if !r.watching {
+		sub, err := r.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+		if err != nil {
+			r.mu.Unlock()
+			return fmt.Errorf("syncnet: subscribe: %w", err)
+		}
+		r.watching = true
+		r.wg.Add(1) // under r.mu, so never after Close's Wait began
+		go r.watch(sub)
+	}
+	r.spaces[sp.ID()] = sp
+	// Under r.mu, so that Close removes it.
+	r.h.SetStreamHandler(ProtocolFor(sp.ID()), func(st network.Stream) { r.handle(sp, st) })
+	r.mu.Unlock()
+	for _, p := range r.h.Network().Peers() {
+		if r.opens(p) {
+			r.startOutbound(p, sp)
+		}
+	}
+	return nil
+}
+
+// opens reports whether this side opens the session with p: the lower
+// peer ID does.
+func (r *Replicator) opens(p peer.ID) bool { return r.h.ID() < p }
+
+// watch starts sessions with peers as they connect.
+func (r *Replicator) watch(sub event.Subscription) {
+	defer r.wg.Done()
+	defer sub.Close()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			ev := e.(event.EvtPeerConnectednessChanged)
+			if ev.Connectedness != network.Connected || !r.opens(ev.Peer) {
+				continue
+			}
+			r.mu.Lock()
+			spaces := make([]Space, 0, len(r.spaces))
+			for _, sp := range r.spaces {
+				spaces = append(spaces, sp)
+			}
+			r.mu.Unlock()
+			for _, sp := range spaces {
+				r.startOutbound(ev.Peer, sp)
+			}
+		}
+	}
+}
+
+// register adds a new session for (p, sp) unless one runs, the peer is
+// banned or the Replicator is closed. It counts the session in r.wg.
+func (r *Replicator) register(p peer.ID, sp Space, outbound bool) (*session, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if r.isBanned(p) {
+		return nil, ErrBanned
+	}
+	key := sessionKey{p, sp.ID()}
+	if r.sessions[key] != nil {
+		return nil, nil
+	}
+	s := r.newSession(key, sp, outbound)
+	r.sessions[key] = s
+	r.wg.Add(1)
+	return s, nil
+}
+
+// forget removes s from the sessions, if it is still there.
+func (r *Replicator) forget(s *session) {
+	r.mu.Lock()
+	if r.sessions[s.key] == s {
+		delete(r.sessions, s.key)
+	}
+	r.mu.Unlock()
+}
+
+// remove forgets s and releases its context.
+func (r *Replicator) remove(s *session) {
+	r.forget(s)
+	s.cancel()
+}
+
+func (r *Replicator) startOutbound(p peer.ID, sp Space) {
+	s, err := r.register(p, sp, true)
+	if s == nil {
+		if err != nil && !errors.Is(err, ErrClosed) {
+			r.log.Debug("sync: not opening", "peer", p, "err", err)
+		}
+		return
+	}
+	go func() {
+		defer r.wg.Done()
+		defer r.remove(s)
+		ctx, cancel := context.WithTimeout(s.ctx, r.cfg.OpenTimeout)
+		st, err := r.open(ctx, p, sp)
+		cancel()
+		if err != nil {
+			// Typically a peer that does not serve the space.
+			r.log.Debug("sync: open failed", "peer", p, "err", err)
+			return
+		}
+		s.run(st)
+	}()
+}
+
+// Sync opens a session with p for sp now, unless one runs. It returns once
+// the stream is open; the session goes on in the background.
+func (r *Replicator) Sync(ctx context.Context, p peer.ID, sp Space) error {
+	s, err := r.register(p, sp, true)
+	if s == nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, s.cancel)
+	st, err := r.open(s.ctx, p, sp)
+	stop()
+	if err != nil {
+		r.remove(s)
+		r.wg.Done()
+		if ctx.Err() != nil {
+			return fmt.Errorf("syncnet: open: %w", ctx.Err())
+		}
+		return fmt.Errorf("syncnet: open: %w", err)
+	}
+	go func() {
+		defer r.wg.Done()
+		defer r.remove(s)
+		s.run(st)
+	}()
+	return nil
+}
+
+func (r *Replicator) open(ctx context.Context, p peer.ID, sp Space) (network.Stream, error) {
+	ctx = network.WithAllowLimitedConn(ctx, "mycel-sync")
+	return r.h.NewStream(ctx, p, ProtocolFor(sp.ID()))
+}
+
+// handle runs an inbound session in libp2p's handler goroutine, counted in
+// r.wg so that Close waits for it.
+func (r *Replicator) handle(sp Space, st network.Stream) {
+	p := st.Conn().RemotePeer()
+	key := sessionKey{p, sp.ID()}
+	r.mu.Lock()
+	if r.closed || r.isBanned(p) {
+		r.mu.Unlock()
+		st.Reset()
+		return
+	}
+	if old := r.sessions[key]; old != nil {
+		if old.outbound && r.opens(p) {
+			// Both opened at once: the lower peer ID's stream wins.
+			r.mu.Unlock()
+			st.Reset()
+			return
+		}
+		old.cancel() // superseded: the peer opened anew
+	}
+	s := r.newSession(key, sp, false)
+	r.sessions[key] = s
+	r.wg.Add(1)
+	r.mu.Unlock()
+	defer r.wg.Done()
+	defer r.remove(s)
+	s.run(st)
+}
+
+// Appended tells the sessions of space that its feed k grew locally.
+func (r *Replicator) Appended(space auth.SpaceID, k feed.PublicKey) {
+	r.notify(space, k, nil)
+}
+
+// notify fans an append out to the sessions of space but skip.
+func (r *Replicator) notify(space auth.SpaceID, k feed.PublicKey, skip *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key, s := range r.sessions {
+		if key.space == space && s != skip {
+			s.appended(k)
+		}
+	}
+}
+
+// Progress returns the progress of every running session, per feed.
+func (r *Replicator) Progress() []Progress {
+	r.mu.Lock()
+	sessions := make([]*session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		sessions = append(sessions, s)
+	}
+	r.mu.Unlock()
+	var out []Progress
+	for _, s := range sessions {
+		out = append(out, s.progressNow()...)
+	}
+	return out
+}
+
+// Close stops serving, ends every session and waits for all of the
+// package's goroutines.
+func (r *Replicator) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	for id := range r.spaces {
+		r.h.RemoveStreamHandler(ProtocolFor(id))
+	}
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+	return nil
+}
+
+// isBanned reports whether p is banned; r.mu is held.
+func (r *Replicator) isBanned(p peer.ID) bool {
+	until, ok := r.banned[p]
+	if !ok {
+		return false
+	}
+	if r.now().Before(until) {
+		return true
+	}
+	delete(r.banned, p)
+	return false
+}
+
+// strike lowers p's standing after a session it spoiled.
+func (r *Replicator) strike(p peer.ID) {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	recent := r.strikes[p][:0]
+	for _, t := range r.strikes[p] {
+		if now.Sub(t) < r.cfg.StrikeWindow {
+			recent = append(recent, t)
+		}
+	}
+	recent = append(recent, now)
+	if len(recent) >= r.cfg.MaxStrikes {
+		delete(r.strikes, p)
+		r.banned[p] = now.Add(r.cfg.BanDuration)
+		r.log.Info("sync: peer banned", "peer", p, "strikes", len(recent), "for", r.cfg.BanDuration)
+		for key, s := range r.sessions {
+			if key.peer == p {
+				s.cancel()
+			}
+		}
+		return
+	}
+	r.strikes[p] = recent
+}
+
+// Banned reports whether p is currently refused.
+func (r *Replicator) Banned(p peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.isBanned(p)
+}
+
+// peerFault reports whether err is the peer's fault.
+func peerFault(err error) bool {
+	for _, e := range []error{sync.ErrMalformed, sync.ErrProtocol, sync.ErrUnauthorized, sync.ErrVersion, sync.ErrFrameTooLarge} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func newNonce() [sync.NonceSize]byte {
+	var n [sync.NonceSize]byte
+	rand.Read(n[:]) // never fails (crypto/rand)
+	return n
+}

@@ -1,0 +1,287 @@
+package syncnet
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	gosync "sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/node/sync"
+	"github.com/mycelsync/mycel/node/sync/syncpb"
+)
+
+// session is one running sync.Session and its stream. The goroutine in run
+// owns the sync.Session; others reach it through channels.
+type session struct {
+	r        *Replicator
+	key      sessionKey
+	sp       Space
+	outbound bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returns
+	wake   chan struct{} // cap 1: appends pending
+	progq  chan chan []Progress
+
+	mu      gosync.Mutex
+	pending map[feed.PublicKey]bool // appended, not yet handed to the session
+
+	// Owned by the run goroutine.
+	outstanding int // our Wants not yet answered
+	rates       map[feed.PublicKey][]sample
+}
+
+type sample struct {
+	at    time.Time
+	bytes int
+}
+
+func (r *Replicator) newSession(key sessionKey, sp Space, outbound bool) *session {
+	ctx, cancel := context.WithCancel(r.ctx)
+	return &session{
+		r: r, key: key, sp: sp, outbound: outbound,
+		ctx: ctx, cancel: cancel,
+		done:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		progq:   make(chan chan []Progress),
+		pending: make(map[feed.PublicKey]bool),
+		rates:   make(map[feed.PublicKey][]sample),
+	}
+}
+
+// appended queues a local append for the session without blocking.
+func (s *session) appended(k feed.PublicKey) {
+	s.mu.Lock()
+	s.pending[k] = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *session) takeAppended() []feed.PublicKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]feed.PublicKey, 0, len(s.pending))
+	for k := range s.pending {
+		out = append(out, k)
+	}
+	clear(s.pending)
+	return out
+}
+
+// progressNow asks the session goroutine for its progress.
+func (s *session) progressNow() []Progress {
+	reply := make(chan []Progress, 1)
+	select {
+	case s.progq <- reply:
+	case <-s.done:
+		return nil
+	case <-s.ctx.Done():
+		return nil
+	case <-time.After(time.Second): // still opening, or busy ingesting
+		return nil
+	}
+	select {
+	case p := <-reply:
+		return p
+	case <-s.done:
+		return nil
+	}
+}
+
+// run drives the session over st until it ends; it resets st and waits for
+// its reader before returning.
+func (s *session) run(st network.Stream) {
+	defer close(s.done)
+	r := s.r
+	sess := sync.New(sync.Config{
+		LocalID:           []byte(r.h.ID()),
+		RemoteID:          []byte(s.key.peer),
+		Nonce:             newNonce(),
+		Cap:               s.sp.Capability(),
+		Verify:            s.sp.Verify,
+		Model:             s.sp.Model(),
+		Sparse:            r.cfg.Session.Sparse,
+		MaxInflightWants:  r.cfg.Session.MaxInflightWants,
+		MaxInflightBytes:  r.cfg.Session.MaxInflightBytes,
+		MaxBatchBytes:     r.cfg.Session.MaxBatchBytes,
+		WantEntries:       r.cfg.Session.WantEntries,
+		MaxPendingAnswers: r.cfg.Session.MaxPendingAnswers,
+		MaxFeeds:          r.cfg.Session.MaxFeeds,
+	})
+
+	frames := make(chan *syncpb.Message)
+	readErr := make(chan error, 1)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		s.read(st, frames, readErr)
+	}()
+	defer func() {
+		st.Reset() // unblocks the reader
+		<-readerDone
+	}()
+
+	bw := bufio.NewWriterSize(st, 64<<10)
+	sess.Start()
+	err := s.drain(sess, st, bw)
+	for err == nil {
+		select {
+		case <-s.ctx.Done():
+			return
+		case m := <-frames:
+			if m.GetData() != nil || m.GetRefuse() != nil {
+				s.outstanding = max(0, s.outstanding-1)
+			}
+			if err = sess.Step(m); err == nil {
+				err = s.drain(sess, st, bw)
+			}
+		case err = <-readErr:
+		case <-s.wake:
+			for _, k := range s.takeAppended() {
+				sess.Appended(k)
+			}
+			err = s.drain(sess, st, bw)
+		case reply := <-s.progq:
+			reply <- s.progress(sess)
+		}
+	}
+	// Forget the session before the deferred reset tells the peer, so that
+	// the peer's next stream is not taken for a duplicate.
+	r.forget(s)
+	if s.ctx.Err() != nil {
+		return
+	}
+	s.ended(err)
+}
+
+// ended logs why a session ended and lowers the peer's standing if it was
+// the peer's fault.
+func (s *session) ended(err error) {
+	r := s.r
+	switch {
+	case peerFault(err):
+		r.log.Info("sync: session refused, stream reset", "peer", s.key.peer, "space", s.key.space.String()[:16], "reason", err)
+		r.strike(s.key.peer)
+	case errors.Is(err, sync.ErrMisuse):
+		r.log.Error("sync: driver bug", "peer", s.key.peer, "err", err)
+	case errors.Is(err, io.EOF):
+		r.log.Debug("sync: peer closed the session", "peer", s.key.peer)
+	default:
+		r.log.Debug("sync: session ended", "peer", s.key.peer, "err", err)
+	}
+}
+
+// read hands frames to the session goroutine until the stream fails.
+func (s *session) read(st network.Stream, frames chan<- *syncpb.Message, errc chan<- error) {
+	br := bufio.NewReaderSize(st, 64<<10)
+	for {
+		m, err := sync.ReadFrame(br, sync.MaxFrameSize)
+		if err != nil {
+			errc <- err
+			return
+		}
+		select {
+		case frames <- m:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// drain carries out the session's outputs until it has none, then sets the
+// read deadline: IdleTimeout while this side waits for the peer.
+func (s *session) drain(sess *sync.Session, st network.Stream, bw *bufio.Writer) error {
+	r := s.r
+	for sess.HasReady() {
+		rd := sess.Ready()
+		if rd.Err != nil {
+			return rd.Err
+		}
+		if len(rd.Send) > 0 {
+			st.SetWriteDeadline(time.Now().Add(r.cfg.WriteTimeout))
+			for _, m := range rd.Send {
+				if m.GetWant() != nil {
+					s.outstanding++
+				}
+				if err := sync.WriteFrame(bw, m); err != nil {
+					return err
+				}
+			}
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
+		ingest, evidence := rd.Ingest, rd.Evidence
+		sess.Advance()
+		now := r.now()
+		for _, in := range ingest {
+			s.record(now, in.Feed, in.Batch)
+			err := s.sp.Ingest(in.Feed, in.Batch)
+			sess.Ingested(in.Feed, err)
+			if err == nil {
+				r.notify(s.key.space, in.Feed, s)
+			}
+		}
+		for _, ev := range evidence {
+			if err := s.sp.ImportEvidence(ev); err != nil {
+				r.log.Info("sync: fork evidence not imported", "peer", s.key.peer, "err", err)
+			} else {
+				r.log.Warn("sync: fork evidence imported", "peer", s.key.peer, "feed", fmt.Sprintf("%x", ev.A.Key[:8]))
+			}
+		}
+	}
+	if err := sess.Err(); err != nil {
+		return err
+	}
+	var deadline time.Time
+	if !sess.Authenticated() || s.outstanding > 0 {
+		deadline = time.Now().Add(r.cfg.IdleTimeout)
+	}
+	st.SetReadDeadline(deadline)
+	return nil
+}
+
+// record counts the entry bytes of a received batch for the rate.
+func (s *session) record(now time.Time, k feed.PublicKey, b *feed.Batch) {
+	n := 0
+	for _, run := range b.Runs {
+		for _, e := range run.Entries {
+			n += len(e)
+		}
+	}
+	s.rates[k] = append(s.prune(now, s.rates[k]), sample{now, n})
+}
+
+func (s *session) prune(now time.Time, samples []sample) []sample {
+	i := 0
+	for i < len(samples) && now.Sub(samples[i].at) > s.r.cfg.RateWindow {
+		i++
+	}
+	return samples[i:]
+}
+
+func (s *session) progress(sess *sync.Session) []Progress {
+	now := s.r.now()
+	var out []Progress
+	for k, fp := range sess.Progress() {
+		s.rates[k] = s.prune(now, s.rates[k])
+		n := 0
+		for _, smp := range s.rates[k] {
+			n += smp.bytes
+		}
+		out = append(out, Progress{
+			Peer: s.key.peer, Space: s.key.space, Feed: k, FeedProgress: fp,
+			Rate: float64(n) / s.r.cfg.RateWindow.Seconds(),
+		})
+	}
+	return out
+}

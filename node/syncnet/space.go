@@ -1,0 +1,122 @@
+package syncnet
+
+import (
+	"encoding/hex"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/node/sync"
+)
+
+// Space is what the driver needs of one space it replicates.
+type Space interface {
+	// ID names the space; its protocol is ProtocolFor(ID()).
+	ID() auth.SpaceID
+	// Model is the sessions' read-only view of the space's feeds.
+	Model() sync.Model
+	// Capability is the replication capability this node proves.
+	Capability() auth.ReplicationCapability
+	// Verify checks a peer's proof over binding (the capabilities accepted:
+	// typically the current epoch's).
+	Verify(binding, proof []byte) bool
+	// Ingest verifies and stores a batch of feed k from a peer
+	// (feed.Feed.Ingest).
+	Ingest(k feed.PublicKey, b *feed.Batch) error
+	// ImportEvidence stores verified fork evidence (feed.Feed.ImportEvidence).
+	ImportEvidence(ev *feed.ForkEvidence) error
+}
+
+// ProtocolFor returns the libp2p protocol of a space's replication:
+// sync.ProtocolID/<hex of the first 16 bytes of auth.DiscoveryKey(id)>. A
+// peer that does not serve the space has no handler for it, so multistream
+// refuses the stream and the opener learns nothing more; the discovery key
+// does not reveal the space ID.
+func ProtocolFor(id auth.SpaceID) protocol.ID {
+	dk := auth.DiscoveryKey(id)
+	return protocol.ID(sync.ProtocolID + "/" + hex.EncodeToString(dk[:16]))
+}
+
+// FeedSpace is a Space over a feed.DB with a fixed list of feeds and one
+// capability: enough for tests and for the daemon until node/space drives
+// replication.
+type FeedSpace struct {
+	id    auth.SpaceID
+	db    *feed.DB
+	feeds []feed.PublicKey
+	cap   auth.ReplicationCapability
+}
+
+// NewFeedSpace returns the space id made of the given feeds of db, proving
+// and accepting cap.
+func NewFeedSpace(id auth.SpaceID, db *feed.DB, feeds []feed.PublicKey, cap auth.ReplicationCapability) *FeedSpace {
+	return &FeedSpace{id: id, db: db, feeds: append([]feed.PublicKey(nil), feeds...), cap: cap}
+}
+
+// ID implements Space.
+func (s *FeedSpace) ID() auth.SpaceID { return s.id }
+
+// Model implements Space.
+func (s *FeedSpace) Model() sync.Model { return dbModel{s} }
+
+// Capability implements Space.
+func (s *FeedSpace) Capability() auth.ReplicationCapability { return s.cap }
+
+// Verify implements Space: only the one capability is accepted.
+func (s *FeedSpace) Verify(binding, proof []byte) bool { return s.cap.Verify(binding, proof) }
+
+// Ingest implements Space.
+func (s *FeedSpace) Ingest(k feed.PublicKey, b *feed.Batch) error {
+	f, err := s.db.Feed(k)
+	if err != nil {
+		return err
+	}
+	return f.Ingest(b)
+}
+
+// ImportEvidence implements Space.
+func (s *FeedSpace) ImportEvidence(ev *feed.ForkEvidence) error {
+	f, err := s.db.Feed(ev.A.Key)
+	if err != nil {
+		return err
+	}
+	return f.ImportEvidence(ev)
+}
+
+// dbModel is the sync.Model of a FeedSpace. A feed that cannot be loaded
+// reads as empty: the session then neither offers nor answers for it.
+type dbModel struct{ s *FeedSpace }
+
+func (m dbModel) Feeds() []feed.PublicKey { return m.s.feeds }
+
+func (m dbModel) Head(k feed.PublicKey) (feed.SignedHead, bool) {
+	f, err := m.s.db.Feed(k)
+	if err != nil {
+		return feed.SignedHead{}, false
+	}
+	return f.Head()
+}
+
+func (m dbModel) Missing(k feed.PublicKey) []feed.Range {
+	f, err := m.s.db.Feed(k)
+	if err != nil {
+		return nil
+	}
+	return f.Missing()
+}
+
+func (m dbModel) Length(k feed.PublicKey) uint64 {
+	f, err := m.s.db.Feed(k)
+	if err != nil {
+		return 0
+	}
+	return f.Length()
+}
+
+func (m dbModel) Batch(k feed.PublicKey, req feed.BatchRequest) (*feed.Batch, error) {
+	f, err := m.s.db.Feed(k)
+	if err != nil {
+		return nil, err
+	}
+	return f.Batch(req)
+}

@@ -1,0 +1,323 @@
+package syncnet
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/node/sync"
+	"github.com/mycelsync/mycel/node/sync/syncpb"
+)
+
+// pair is two replicating hosts, A holding one written feed.
+type pair struct {
+	space        auth.SpaceID
+	ha, hb       host.Host
+	dbA, dbB     *feed.DB
+	wA           *feed.Writer
+	kA           feed.PublicKey
+	spA, spB     *FeedSpace
+	rA, rB       *Replicator
+	logA, logB   *logBuffer
+	capA, capB   auth.ReplicationCapability
+	extraFeeds   []feed.PublicKey
+	startEntries int
+}
+
+func newPair(t *testing.T, entries int) *pair {
+	t.Helper()
+	p := &pair{ha: newHost(t), hb: newHost(t), dbA: newDB(t), dbB: newDB(t), logA: new(logBuffer), logB: new(logBuffer)}
+	priv := newKey(t)
+	p.kA = pub(priv)
+	p.space = auth.SpaceID(p.kA)
+	var err error
+	if p.wA, err = p.dbA.Writer(priv); err != nil {
+		t.Fatal(err)
+	}
+	appendEntries(t, p.wA, entries, 1024)
+	p.capA = newCap(p.space)
+	p.capB = p.capA
+	p.rA = newReplicator(t, p.ha, p.logA.logger())
+	// B's clock stands still: every byte received counts in the rate.
+	p.rB = newReplicator(t, p.hb, p.logB.logger(), WithClock(func() time.Time { return time.Unix(1_700_000_000, 0) }))
+	return p
+}
+
+func (p *pair) serve(t *testing.T, feeds ...feed.PublicKey) {
+	t.Helper()
+	feeds = append([]feed.PublicKey{p.kA}, feeds...)
+	p.spA = NewFeedSpace(p.space, p.dbA, feeds, p.capA)
+	p.spB = NewFeedSpace(p.space, p.dbB, feeds, p.capB)
+	if err := p.rA.Serve(p.spA); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.rB.Serve(p.spB); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCatchUp: B, empty, replicates A's 5,000 × 1 KiB feed exactly, and
+// reports its progress.
+func TestCatchUp(t *testing.T) {
+	p := newPair(t, 5000)
+	p.serve(t)
+	start := time.Now()
+	connect(t, p.hb, p.ha)
+	eventually(t, testDeadline, func() error { return sameFeed(p.dbA, p.dbB, p.kA) })
+	t.Logf("5,000 × 1 KiB replicated in %v", time.Since(start))
+	eventually(t, 5*time.Second, func() error {
+		for _, pr := range p.rB.Progress() {
+			if pr.Peer == p.ha.ID() && pr.Feed == p.kA && pr.Have == 5000 && pr.Want == 5000 && pr.BytesIn >= 5000*1024 && pr.Rate == 5000*1024/5 {
+				return nil
+			}
+		}
+		return fmt.Errorf("progress: %+v", p.rB.Progress())
+	})
+}
+
+// TestLivePush: after catching up, B receives A's new entries on the same
+// session.
+func TestLivePush(t *testing.T) {
+	p := newPair(t, 300)
+	p.serve(t)
+	connect(t, p.hb, p.ha)
+	eventually(t, testDeadline, func() error { return sameFeed(p.dbA, p.dbB, p.kA) })
+	appendEntries(t, p.wA, 100, 1024)
+	p.rA.Appended(p.space, p.kA)
+	eventually(t, testDeadline, func() error { return sameFeed(p.dbA, p.dbB, p.kA) })
+	if n := p.logA.count("sync: session") + p.logB.count("sync: session"); n != 0 {
+		t.Fatalf("a session ended; logs:\n%s\n%s", p.logA, p.logB)
+	}
+	if n := p.ha.Network().ConnsToPeer(p.hb.ID()); len(n) != 1 {
+		t.Fatalf("%d connections", len(n))
+	}
+}
+
+// TestBothWrite: each side writes its own feed; both end with both.
+func TestBothWrite(t *testing.T) {
+	p := newPair(t, 1000)
+	privB := newKey(t)
+	kB := pub(privB)
+	wB, err := p.dbB.Writer(privB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendEntries(t, wB, 700, 512)
+	p.serve(t, kB)
+	connect(t, p.ha, p.hb)
+	both := func() error {
+		if err := sameFeed(p.dbA, p.dbB, p.kA); err != nil {
+			return fmt.Errorf("A's feed on B: %w", err)
+		}
+		if err := sameFeed(p.dbB, p.dbA, kB); err != nil {
+			return fmt.Errorf("B's feed on A: %w", err)
+		}
+		return nil
+	}
+	eventually(t, testDeadline, both)
+	// And live, both ways at once.
+	appendEntries(t, p.wA, 50, 512)
+	appendEntries(t, wB, 50, 512)
+	p.rA.Appended(p.space, p.kA)
+	p.rB.Appended(p.space, kB)
+	eventually(t, testDeadline, both)
+}
+
+// credulous is a peer without the capability that accepts any proof: it
+// would take whatever it is sent.
+type credulous struct{ Space }
+
+func (credulous) Verify(binding, proof []byte) bool { return true }
+
+// TestWrongCapability: B proves another capability (and accepts anything).
+// A refuses it after the opening: A's model is never read for it, B stores
+// nothing, and A lowers B's standing.
+func TestWrongCapability(t *testing.T) {
+	p := newPair(t, 100)
+	p.capB = newCap(p.space)
+	p.spA = NewFeedSpace(p.space, p.dbA, []feed.PublicKey{p.kA}, p.capA)
+	p.spB = NewFeedSpace(p.space, p.dbB, []feed.PublicKey{p.kA}, p.capB)
+	counted := &countingSpace{Space: p.spA}
+	if err := p.rA.Serve(counted); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.rB.Serve(credulous{p.spB}); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, p.hb, p.ha)
+	eventually(t, testDeadline, func() error {
+		if !strings.Contains(p.logA.String(), "session refused") || !strings.Contains(p.logA.String(), "capability proof rejected") {
+			return fmt.Errorf("A did not refuse B; A:\n%s\nB:\n%s", p.logA, p.logB)
+		}
+		return nil
+	})
+	// B asks again, twice: A bans it.
+	for range 2 {
+		eventually(t, testDeadline, func() error {
+			if n := p.rB.sessionCount(); n != 0 {
+				return fmt.Errorf("B still has %d sessions", n)
+			}
+			return nil
+		})
+		n := strings.Count(p.logA.String(), "capability proof rejected")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := p.rB.Sync(ctx, p.ha.ID(), credulous{p.spB}); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		eventually(t, testDeadline, func() error {
+			if p.rA.Banned(p.hb.ID()) || strings.Count(p.logA.String(), "capability proof rejected") > n {
+				return nil
+			}
+			return fmt.Errorf("A did not refuse B again; A:\n%s\nB:\n%s", p.logA, p.logB)
+		})
+	}
+	eventually(t, 5*time.Second, func() error {
+		if !p.rA.Banned(p.hb.ID()) {
+			return errors.New("B not banned")
+		}
+		return nil
+	})
+	if n := counted.reads.Load(); n != 0 {
+		t.Fatalf("A read its model %d times for an unauthorised peer", n)
+	}
+	f, err := p.dbB.Feed(p.kA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Length() != 0 || len(f.Ranges()) != 0 {
+		t.Fatalf("B holds %d entries", f.Length())
+	}
+	if feeds, _ := p.dbB.Feeds(); len(feeds) != 0 {
+		t.Fatalf("B holds feeds %v", feeds)
+	}
+}
+
+// TestMisbehavingStreams: garbage, an oversized length prefix and a Hello
+// followed by garbage from a third host are each reset, the host is banned
+// after the third, and an honest replication to B completes meanwhile.
+func TestMisbehavingStreams(t *testing.T) {
+	p := newPair(t, 3000)
+	p.serve(t)
+	hc := newHost(t)
+	connect(t, hc, p.ha)
+	connect(t, p.hb, p.ha)
+	proto := ProtocolFor(p.space)
+
+	hello := func() []byte {
+		var b strings.Builder
+		nonce := newNonce()
+		sync.WriteFrame(&b, &syncpb.Message{Body: &syncpb.Message_Hello{Hello: &syncpb.Hello{Version: sync.Version, Nonce: nonce[:]}}})
+		return []byte(b.String())
+	}
+	garbage := []byte(strings.Repeat("not a frame ", 20))
+	cases := []struct {
+		name string
+		data []byte
+	}{
+		{"garbage", garbage},
+		{"oversized length", binary.AppendUvarint(nil, sync.MaxFrameSize+1)},
+		{"hello then garbage", append(hello(), garbage...)},
+	}
+	for _, c := range cases {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		st, err := hc.NewStream(ctx, p.ha.ID(), proto)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: open: %v", c.name, err)
+		}
+		st.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := st.Write(c.data); err != nil {
+			t.Fatalf("%s: write: %v", c.name, err)
+		}
+		_, err = io.Copy(io.Discard, st)
+		if !errors.Is(err, network.ErrReset) {
+			t.Fatalf("%s: stream ended with %v, want a reset", c.name, err)
+		}
+		st.Reset()
+	}
+	eventually(t, 5*time.Second, func() error {
+		if !p.rA.Banned(hc.ID()) {
+			return errors.New("C not banned")
+		}
+		return nil
+	})
+	if p.rA.Banned(p.hb.ID()) {
+		t.Fatal("B banned")
+	}
+	// Banned: even a valid Hello is reset unread.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if st, err := hc.NewStream(ctx, p.ha.ID(), proto); err == nil {
+		st.SetDeadline(time.Now().Add(20 * time.Second))
+		st.Write(hello())
+		if _, err := io.Copy(io.Discard, st); !errors.Is(err, network.ErrReset) {
+			t.Fatalf("banned peer's stream ended with %v, want a reset", err)
+		}
+	}
+	eventually(t, testDeadline, func() error { return sameFeed(p.dbA, p.dbB, p.kA) })
+	if n := p.logA.count("session refused"); n < 3 {
+		t.Fatalf("%d refusals logged:\n%s", n, p.logA)
+	}
+}
+
+// syncnetGoroutines lists the goroutines running this package's code
+// (outside tests).
+func syncnetGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "node/syncnet.(*") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// TestCloseWaits: Close returns only after every session, reader and
+// watcher ended.
+func TestCloseWaits(t *testing.T) {
+	p := newPair(t, 2000)
+	connect(t, p.hb, p.ha)
+	before := runtime.NumGoroutine()
+	p.serve(t)
+	// Close in the middle of the sync, then once caught up.
+	eventually(t, testDeadline, func() error {
+		if len(p.rA.Progress())+len(p.rB.Progress()) == 0 {
+			return errors.New("no session yet")
+		}
+		return nil
+	})
+	p.rA.Close()
+	p.rB.Close()
+	if g := syncnetGoroutines(); len(g) != 0 {
+		// Close waited; only the instant between wg.Done and return may
+		// remain.
+		eventually(t, time.Second, func() error {
+			if g := syncnetGoroutines(); len(g) != 0 {
+				return fmt.Errorf("%d goroutines left:\n%s", len(g), strings.Join(g, "\n\n"))
+			}
+			return nil
+		})
+	}
+	eventually(t, 5*time.Second, func() error {
+		if n := runtime.NumGoroutine(); n > before+5 {
+			return fmt.Errorf("%d goroutines, %d before", n, before)
+		}
+		return nil
+	})
+	if err := p.rA.Sync(context.Background(), p.hb.ID(), p.spA); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Sync after Close: %v", err)
+	}
+}
