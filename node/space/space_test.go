@@ -221,18 +221,26 @@ func TestSpaceApproveWriteConverge(t *testing.T) {
 	}
 }
 
-func TestSpaceRemovalRotates(t *testing.T) {
-	ctx := context.Background()
-	a, b, c := newDevice(t, "A", nil), newDevice(t, "B", nil), newDevice(t, "C", nil)
+// threeMembers returns devices A, B and C of one space: A created it and
+// approved B and C, which have caught up with A.
+func threeMembers(t *testing.T) (a, b, c *device) {
+	t.Helper()
+	a, b, c = newDevice(t, "A", nil), newDevice(t, "B", nil), newDevice(t, "C", nil)
 	create(t, a)
 	for _, d := range []*device{b, c} {
 		join(t, d, a.sp.ID())
-		if err := a.sp.AddWriter(ctx, d.feedKey(), d.name, d.key.Public()); err != nil {
+		if err := a.sp.AddWriter(context.Background(), d.feedKey(), d.name, d.key.Public()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	pull(t, b, a)
 	pull(t, c, a)
+	return a, b, c
+}
+
+func TestSpaceRemovalRotates(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := threeMembers(t)
 	if err := c.sp.Put(ctx, "before", []byte("counts")); err != nil {
 		t.Fatal(err)
 	}
@@ -369,16 +377,7 @@ func TestSpaceNoPlaintextAtRest(t *testing.T) {
 // reached them, A's and B's writes must use a secret C does not hold.
 func TestSpaceConcurrentRotationDoesNotLeak(t *testing.T) {
 	ctx := context.Background()
-	a, b, c := newDevice(t, "A", nil), newDevice(t, "B", nil), newDevice(t, "C", nil)
-	create(t, a)
-	for _, d := range []*device{b, c} {
-		join(t, d, a.sp.ID())
-		if err := a.sp.AddWriter(ctx, d.feedKey(), d.name, d.key.Public()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pull(t, b, a)
-	pull(t, c, a)
+	a, b, c := threeMembers(t)
 	if err := a.sp.RemoveWriter(ctx, c.feedKey()); err != nil {
 		t.Fatal(err)
 	}
