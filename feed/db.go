@@ -104,7 +104,7 @@ func (db *DB) Feeds() ([]PublicKey, error) {
 	seen := make(map[PublicKey]bool)
 	for _, tag := range []byte{tagHead, tagEvidence} {
 		p := []byte{'f', tag}
-		err := db.st.Scan(p, prefixEnd(p), func(k, _ []byte) error {
+		err := db.st.Scan(p, PrefixEnd(p), func(k, _ []byte) error {
 			if len(k) != 2+KeySize {
 				return nil
 			}
@@ -186,7 +186,7 @@ func (db *DB) load(key PublicKey) (*Feed, error) {
 		}
 	}
 	p := feedKey(tagRange, key, 0)
-	err = db.st.Scan(p, prefixEnd(p), func(k, v []byte) error {
+	err = db.st.Scan(p, PrefixEnd(p), func(k, v []byte) error {
 		if len(k) != len(p)+8 || len(v) != 8 {
 			return fmt.Errorf("bad range record")
 		}

@@ -88,12 +88,6 @@ func signHead(priv ed25519.PrivateKey, length uint64, root Hash, now time.Time) 
 	return h
 }
 
-// sameTree reports whether two heads commit to the same tree (their times
-// and signatures may differ).
-func (h *SignedHead) sameTree(o *SignedHead) bool {
-	return h.Key == o.Key && h.Length == o.Length && h.Root == o.Root
-}
-
 // MarshalBinary encodes the head as a feedpb.SignedHead.
 func (h *SignedHead) MarshalBinary() ([]byte, error) {
 	return proto.Marshal(h.toProto())

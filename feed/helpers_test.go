@@ -109,10 +109,7 @@ func mustBatch(t testing.TB, f *feed.Feed, req feed.BatchRequest) *feed.Batch {
 func syncAll(t testing.TB, src, dst *feed.Feed) {
 	t.Helper()
 	for {
-		var want []feed.Range
-		for _, r := range src.Ranges() {
-			want = append(want, r)
-		}
+		want := src.Ranges()
 		b := mustBatch(t, src, feed.BatchRequest{Want: want, Base: dst.Length()})
 		before := dst.Ranges()
 		if err := dst.Ingest(b); err != nil {

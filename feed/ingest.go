@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -139,7 +140,7 @@ func (f *Feed) checkConsistency(b *Batch, leaves [][][]byte, ref *SignedHead, re
 			right, peerLeft, err = splitRun(&b.Runs[i], leaves[i], m, n)
 		} else if m == 0 && len(b.Runs) > 0 {
 			// Nothing held yet: any run proves the whole tree.
-			right, err = wholeRange(&b.Runs[0], leaves[0], n)
+			right, _, _, err = wholeRange(&b.Runs[0], leaves[0], n, nil)
 		} else if c := b.Consistency; c != nil && c.Base == m {
 			if right, err = newRange(m, n, c.Right); err == nil {
 				peerLeft, _ = newRange(0, m, c.Left)
@@ -248,48 +249,34 @@ func splitRun(r *Run, leaves [][]byte, m, n uint64) (right, left *compact.Range,
 }
 
 // wholeRange returns the compact range [0, n) a run (proven against a head
-// of length n) implies.
-func wholeRange(r *Run, leaves [][]byte, n uint64) (*compact.Range, error) {
-	whole, err := newRange(0, r.Start, r.Left)
-	if err != nil {
-		return nil, err
+// of length n) implies, and its boundary ranges. visit, if not nil, sees
+// every node the merge creates.
+func wholeRange(r *Run, leaves [][]byte, n uint64, visit compact.VisitFn) (whole, left, right *compact.Range, err error) {
+	if left, err = newRange(0, r.Start, r.Left); err != nil {
+		return nil, nil, nil, err
 	}
-	right, err := newRange(r.End(), n, r.Right)
-	if err != nil {
-		return nil, err
+	if right, err = newRange(r.End(), n, r.Right); err != nil {
+		return nil, nil, nil, err
 	}
+	whole = cloneRange(left)
 	for _, lh := range leaves {
-		if err := whole.Append(lh, nil); err != nil {
-			return nil, errorf(ErrInvalidProof, "%v", err)
+		if err := whole.Append(lh, visit); err != nil {
+			return nil, nil, nil, errorf(ErrInvalidProof, "%v", err)
 		}
 	}
-	if err := whole.AppendRange(right, nil); err != nil {
-		return nil, errorf(ErrInvalidProof, "%v", err)
+	if err := whole.AppendRange(right, visit); err != nil {
+		return nil, nil, nil, errorf(ErrInvalidProof, "%v", err)
 	}
-	return whole, nil
+	return whole, left, right, nil
 }
 
 // verifyRun checks a run against head h and records the tree nodes it
 // proves.
 func verifyRun(r *Run, leaves [][]byte, h *SignedHead, nodes *nodeSet) error {
-	left, err := newRange(0, r.Start, r.Left)
-	if err != nil {
-		return err
-	}
-	right, err := newRange(r.End(), h.Length, r.Right)
-	if err != nil {
-		return err
-	}
 	var visited []visitedNode
-	visit := collect(&visited)
-	whole := cloneRange(left)
-	for _, lh := range leaves {
-		if err := whole.Append(lh, visit); err != nil {
-			return errorf(ErrInvalidProof, "%v", err)
-		}
-	}
-	if err := whole.AppendRange(right, visit); err != nil {
-		return errorf(ErrInvalidProof, "%v", err)
+	whole, left, right, err := wholeRange(r, leaves, h.Length, collect(&visited))
+	if err != nil {
+		return err
 	}
 	if rangeRoot(whole) != h.Root {
 		return errorf(ErrInvalidProof, "run [%d, %d) does not reproduce the root of head %d", r.Start, r.End(), h.Length)
@@ -326,15 +313,7 @@ func (f *Feed) store(b *Batch, frontier *compact.Range, nodes *nodeSet) error {
 	flush := func() error {
 		newHeld := held
 		for _, r := range added {
-			var removed []Range
-			var merged Range
-			newHeld, removed, merged = newHeld.add(r.Start, r.End)
-			for _, old := range removed {
-				if old.Start != merged.Start {
-					writes = append(writes, Write{Key: rangeKey(f.key, old.Start), Delete: true})
-				}
-			}
-			writes = append(writes, Write{Key: rangeKey(f.key, merged.Start), Value: be64(merged.End)})
+			newHeld, writes = f.holdWrites(newHeld, r, writes)
 		}
 		if len(writes) == 0 {
 			return nil
@@ -441,11 +420,16 @@ func (s *nodeSet) addRange(r *compact.Range) {
 	}
 }
 
-func be64(v uint64) []byte {
-	var b [8]byte
-	for i := 7; i >= 0; i-- {
-		b[i] = byte(v)
-		v >>= 8
+// holdWrites adds r to the ranges held and appends the storage writes
+// that record it: the merged range's record, and deletes of the records it
+// replaced.
+func (f *Feed) holdWrites(held rangeSet, r Range, writes []Write) (rangeSet, []Write) {
+	held, removed, merged := held.add(r.Start, r.End)
+	for _, old := range removed {
+		if old.Start != merged.Start {
+			writes = append(writes, Write{Key: rangeKey(f.key, old.Start), Delete: true})
+		}
 	}
-	return b[:]
+	end := binary.BigEndian.AppendUint64(nil, merged.End)
+	return held, append(writes, Write{Key: rangeKey(f.key, merged.Start), Value: end})
 }

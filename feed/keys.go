@@ -39,8 +39,9 @@ func rangeKey(k PublicKey, start uint64) []byte {
 	return binary.BigEndian.AppendUint64(feedKey(tagRange, k, 8), start)
 }
 
-// prefixEnd returns the smallest key greater than every key with prefix p.
-func prefixEnd(p []byte) []byte {
+// PrefixEnd returns the smallest key greater than every key with prefix p
+// (nil when there is none): the end of a Storage.Scan over a prefix.
+func PrefixEnd(p []byte) []byte {
 	end := append([]byte(nil), p...)
 	for i := len(end) - 1; i >= 0; i-- {
 		if end[i] < 0xff {

@@ -213,7 +213,7 @@ func (f *Feed) Batch(req BatchRequest) (*Batch, error) {
 			}
 		}
 	}
-	if req.Base < n && !b.coversBase(req.Base) {
+	if req.Base < n && b.runReaching(req.Base) < 0 {
 		left, err := f.rangeHashes(0, req.Base)
 		if err != nil {
 			return nil, err
@@ -225,15 +225,4 @@ func (f *Feed) Batch(req BatchRequest) (*Batch, error) {
 		b.Consistency = &Consistency{Base: req.Base, Left: left, Right: right}
 	}
 	return b, nil
-}
-
-// coversBase reports whether a run lets the receiver check consistency
-// from length m without a separate proof.
-func (b *Batch) coversBase(m uint64) bool {
-	for i := range b.Runs {
-		if b.Runs[i].Start <= m && m <= b.Runs[i].End() {
-			return true
-		}
-	}
-	return false
 }

@@ -141,13 +141,7 @@ func (w *Writer) commit(group []*appendReq) (uint64, error) {
 		}
 	}
 	end := i
-	newHeld, removed, merged := held.add(start, end)
-	for _, old := range removed {
-		if old.Start != merged.Start {
-			writes = append(writes, Write{Key: rangeKey(f.key, old.Start), Delete: true})
-		}
-	}
-	writes = append(writes, Write{Key: rangeKey(f.key, merged.Start), Value: be64(merged.End)})
+	newHeld, writes := f.holdWrites(held, Range{start, end}, writes)
 	// The tree record names the new length; it carries the previous signed
 	// head, because the new one is signed only after this commit is durable.
 	writes = append(writes, f.headRecordWrite(prevHead, end, fr))

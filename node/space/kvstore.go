@@ -285,7 +285,7 @@ func (s *kvStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
 // scanOps opens and decodes the stored ops under start whose storage key
 // idOf accepts, and passes each to fn.
 func (s *kvStore) scanOps(start []byte, idOf func(key []byte) (OpID, bool), fn func(*opRec)) {
-	err := s.st.Scan(start, prefixEnd(start), func(key, sealed []byte) error {
+	err := s.st.Scan(start, feed.PrefixEnd(start), func(key, sealed []byte) error {
 		id, ok := idOf(key)
 		if !ok {
 			return nil
@@ -377,7 +377,7 @@ func (s *kvStore) cache(key string, reg *register) {
 func (s *kvStore) loadStored() {
 	s.stored = map[[16]byte]struct{}{}
 	start := s.recKey('r')
-	err := s.st.Scan(start, prefixEnd(start), func(k, _ []byte) error {
+	err := s.st.Scan(start, feed.PrefixEnd(start), func(k, _ []byte) error {
 		if len(k) == len(start)+16 {
 			s.stored[[16]byte(k[len(start):])] = struct{}{}
 		}
@@ -460,7 +460,7 @@ func (s *kvStore) names() []string {
 	}
 	start := s.recKey('r')
 	set := map[string]bool{}
-	err := s.st.Scan(start, prefixEnd(start), func(k, sealed []byte) error {
+	err := s.st.Scan(start, feed.PrefixEnd(start), func(k, sealed []byte) error {
 		plain, err := auth.OpenContent(s.key, sealed, k)
 		if err != nil {
 			return err
@@ -546,7 +546,7 @@ func (s *kvStore) drop() error {
 	start := slices.Clone(s.prefix)
 	for {
 		var batch []feed.Write
-		err := s.st.Scan(start, prefixEnd(start), func(k, _ []byte) error {
+		err := s.st.Scan(start, feed.PrefixEnd(start), func(k, _ []byte) error {
 			batch = append(batch, feed.Write{Key: slices.Clone(k), Delete: true})
 			if len(batch) == flushWrites {
 				return feed.ErrStopScan
@@ -571,15 +571,4 @@ func uvarint(b []byte) (uint64, []byte, error) {
 		return 0, nil, errors.New("bad varint")
 	}
 	return v, b[n:], nil
-}
-
-func prefixEnd(p []byte) []byte {
-	end := slices.Clone(p)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
 }

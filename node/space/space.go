@@ -63,8 +63,9 @@ type Space struct {
 	byKeyID  map[[16]byte]auth.EpochSecret
 	told     map[feed.PublicKey]uint64 // lengths declared in own ops so far
 	hlc      uint64
-	keyWait  map[feed.PublicKey]bool // feeds stopped at an entry whose key is unknown
-	named    map[feed.PublicKey]bool // feeds added by entries read only by their clear header
+	keyWait  map[feed.PublicKey]bool         // feeds stopped at an entry whose key is unknown
+	named    map[feed.PublicKey]bool         // feeds added by entries read only by their clear header
+	peeked   map[feed.PublicKey][]feed.Range // entries whose headers findKeyring looked at
 	watchers []*Watcher
 	read     int // entries read from the feeds into the view (diagnostics, tests)
 }
@@ -141,6 +142,7 @@ func open(cfg Config, id auth.SpaceID) (*Space, error) {
 		told:    make(map[feed.PublicKey]uint64),
 		keyWait: make(map[feed.PublicKey]bool),
 		named:   make(map[feed.PublicKey]bool),
+		peeked:  make(map[feed.PublicKey][]feed.Range),
 	}, nil
 }
 
@@ -688,7 +690,10 @@ func (s *Space) findKeyring() {
 		if err != nil {
 			continue
 		}
-		for _, r := range f.Ranges() {
+		// A header's answer never changes: look only at entries not
+		// peeked at before (held ranges only grow).
+		held := f.Ranges()
+		for _, r := range unpeeked(held, s.peeked[k]) {
 			for i := r.Start; i < r.End; i++ {
 				data, err := f.Get(i)
 				if err != nil {
@@ -703,7 +708,30 @@ func (s *Space) findKeyring() {
 				}
 			}
 		}
+		s.peeked[k] = held
 	}
+}
+
+// unpeeked returns the parts of the held ranges not in done (both sorted
+// and disjoint; done is a subset of an earlier held).
+func unpeeked(held, done []feed.Range) []feed.Range {
+	var out []feed.Range
+	for _, r := range held {
+		start := r.Start
+		for _, d := range done {
+			if d.End <= start || d.Start >= r.End {
+				continue
+			}
+			if d.Start > start {
+				out = append(out, feed.Range{Start: start, End: d.Start})
+			}
+			start = max(start, d.End)
+		}
+		if start < r.End {
+			out = append(out, feed.Range{Start: start, End: r.End})
+		}
+	}
+	return out
 }
 
 // keysAhead looks for the key an entry at index of feed k needs in the

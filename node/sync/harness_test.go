@@ -84,12 +84,6 @@ type harness struct {
 	log   strings.Builder
 }
 
-type nodeSpec struct {
-	cap   auth.ReplicationCapability
-	space []feed.PublicKey
-	tweak func(*Config)
-}
-
 func newNode(t testing.TB, name string, space []feed.PublicKey) *node {
 	db, err := feed.Open(memstore.New(), feed.WithClock(testClock))
 	if err != nil {

@@ -21,17 +21,15 @@ import (
 
 // pair is two replicating hosts, A holding one written feed.
 type pair struct {
-	space        auth.SpaceID
-	ha, hb       host.Host
-	dbA, dbB     *feed.DB
-	wA           *feed.Writer
-	kA           feed.PublicKey
-	spA, spB     *FeedSpace
-	rA, rB       *Replicator
-	logA, logB   *logBuffer
-	capA, capB   auth.ReplicationCapability
-	extraFeeds   []feed.PublicKey
-	startEntries int
+	space      auth.SpaceID
+	ha, hb     host.Host
+	dbA, dbB   *feed.DB
+	wA         *feed.Writer
+	kA         feed.PublicKey
+	spA, spB   *FeedSpace
+	rA, rB     *Replicator
+	logA, logB *logBuffer
+	capA, capB auth.ReplicationCapability
 }
 
 func newPair(t *testing.T, entries int) *pair {
