@@ -19,13 +19,15 @@
 // # Who opens
 //
 // One session per peer and space. When a connection appears (the host's
-// EvtPeerConnectednessChanged) and when Serve is called, only the side with
-// the lower peer ID opens a stream; the other serves. Sync opens one now
+// EvtPeerConnectednessChanged), when a connected peer starts serving the
+// space (EvtPeerProtocolsUpdated, from identify: an earlier open was refused
+// because the peer did not serve it yet) and when Serve is called, only the
+// side with the lower peer ID opens a stream; the other serves. Sync opens one now
 // from either side. If both streams meet anyway, the one opened by the
 // lower peer ID is kept and the other reset; a new inbound stream from a
 // peer replaces its older inbound session. Streams are opened with
 // network.WithAllowLimitedConn, so relayed connections work. A session that
-// ends is not reopened until the next connection or Sync.
+// ends is not reopened until the next connection, protocol update or Sync.
 //
 // # Deadlines and limits
 //

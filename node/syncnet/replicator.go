@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/sync"
@@ -149,7 +150,7 @@ func (r *Replicator) Serve(sp Space) error {
 		return ErrClosed
 	}
 	if !r.watching {
-		sub, err := r.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+		sub, err := r.h.EventBus().Subscribe([]any{new(event.EvtPeerConnectednessChanged), new(event.EvtPeerProtocolsUpdated)})
 		if err != nil {
 			r.mu.Unlock()
 			return fmt.Errorf("syncnet: subscribe: %w", err)
@@ -174,7 +175,10 @@ func (r *Replicator) Serve(sp Space) error {
 // peer ID does.
 func (r *Replicator) opens(p peer.ID) bool { return r.h.ID() < p }
 
-// watch starts sessions with peers as they connect.
+// watch starts sessions with peers as they connect, and as connected peers
+// start serving a space this node serves (identify tells of a peer's new
+// protocols): an open made before the peer served the space was refused,
+// and the peer, with the higher ID, never opens.
 func (r *Replicator) watch(sub event.Subscription) {
 	defer r.wg.Done()
 	defer sub.Close()
@@ -186,18 +190,38 @@ func (r *Replicator) watch(sub event.Subscription) {
 			if !ok {
 				return
 			}
-			ev := e.(event.EvtPeerConnectednessChanged)
-			if ev.Connectedness != network.Connected || !r.opens(ev.Peer) {
+			var p peer.ID
+			var added map[protocol.ID]bool // nil: every space
+			switch ev := e.(type) {
+			case event.EvtPeerConnectednessChanged:
+				if ev.Connectedness != network.Connected {
+					continue
+				}
+				p = ev.Peer
+			case event.EvtPeerProtocolsUpdated:
+				if len(ev.Added) == 0 || r.h.Network().Connectedness(ev.Peer) != network.Connected {
+					continue
+				}
+				p, added = ev.Peer, make(map[protocol.ID]bool)
+				for _, id := range ev.Added {
+					added[id] = true
+				}
+			default:
+				continue
+			}
+			if !r.opens(p) {
 				continue
 			}
 			r.mu.Lock()
 			spaces := make([]Space, 0, len(r.spaces))
 			for _, sp := range r.spaces {
-				spaces = append(spaces, sp)
+				if added == nil || added[ProtocolFor(sp.ID())] {
+					spaces = append(spaces, sp)
+				}
 			}
 			r.mu.Unlock()
 			for _, sp := range spaces {
-				r.startOutbound(ev.Peer, sp)
+				r.startOutbound(p, sp)
 			}
 		}
 	}

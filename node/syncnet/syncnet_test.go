@@ -319,3 +319,33 @@ func TestCloseWaits(t *testing.T) {
 		t.Fatalf("Sync after Close: %v", err)
 	}
 }
+
+// TestPeerServesLater: the side that opens (the lower peer ID) starts
+// serving first, its open is refused because the peer does not serve the
+// space yet; when the peer starts serving it, the session opens anyway.
+func TestPeerServesLater(t *testing.T) {
+	p := newPair(t, 500)
+	connect(t, p.hb, p.ha)
+	feeds := []feed.PublicKey{p.kA}
+	p.spA = NewFeedSpace(p.space, p.dbA, feeds, p.capA)
+	p.spB = NewFeedSpace(p.space, p.dbB, feeds, p.capB)
+	first, second := p.rA, p.rB
+	spFirst, spSecond := p.spA, p.spB
+	logFirst := p.logA
+	if p.hb.ID() < p.ha.ID() {
+		first, second, spFirst, spSecond, logFirst = p.rB, p.rA, p.spB, p.spA, p.logB
+	}
+	if err := first.Serve(spFirst); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, testDeadline, func() error {
+		if logFirst.count("open failed") == 0 {
+			return errors.New("the opening side has not tried yet")
+		}
+		return nil
+	})
+	if err := second.Serve(spSecond); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, testDeadline, func() error { return sameFeed(p.dbA, p.dbB, p.kA) })
+}
