@@ -351,6 +351,19 @@ func (r *Replicator) Appended(space auth.SpaceID, k feed.PublicKey) {
 	r.notify(space, k, nil)
 }
 
+// Refresh tells the sessions of space that its list of feeds changed (a
+// writer was added): they announce the new feeds and fetch what peers
+// showed of them.
+func (r *Replicator) Refresh(space auth.SpaceID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key, s := range r.sessions {
+		if key.space == space {
+			s.refreshFeeds()
+		}
+	}
+}
+
 // notify fans an append out to the sessions of space but skip.
 func (r *Replicator) notify(space auth.SpaceID, k feed.PublicKey, skip *session) {
 	r.mu.Lock()

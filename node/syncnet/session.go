@@ -31,6 +31,7 @@ type session struct {
 
 	mu      gosync.Mutex
 	pending map[feed.PublicKey]bool // appended, not yet handed to the session
+	refresh bool                    // the space's feeds changed: Session.Refresh
 
 	// Owned by the run goroutine.
 	outstanding int // our Wants not yet answered
@@ -66,7 +67,20 @@ func (s *session) appended(k feed.PublicKey) {
 	}
 }
 
-func (s *session) takeAppended() []feed.PublicKey {
+// refreshFeeds queues a Session.Refresh without blocking.
+func (s *session) refreshFeeds() {
+	s.mu.Lock()
+	s.refresh = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeAppended returns the feeds appended since the last call and whether
+// the space's feeds changed.
+func (s *session) takeAppended() ([]feed.PublicKey, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]feed.PublicKey, 0, len(s.pending))
@@ -74,7 +88,9 @@ func (s *session) takeAppended() []feed.PublicKey {
 		out = append(out, k)
 	}
 	clear(s.pending)
-	return out
+	refresh := s.refresh
+	s.refresh = false
+	return out, refresh
 }
 
 // progressNow asks the session goroutine for its progress.
@@ -146,7 +162,11 @@ func (s *session) run(st network.Stream) {
 			}
 		case err = <-readErr:
 		case <-s.wake:
-			for _, k := range s.takeAppended() {
+			appended, refresh := s.takeAppended()
+			if refresh {
+				sess.Refresh()
+			}
+			for _, k := range appended {
 				sess.Appended(k)
 			}
 			err = s.drain(sess, st, bw)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"runtime"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -348,4 +349,67 @@ func TestPeerServesLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, testDeadline, func() error { return sameFeed(p.dbA, p.dbB, p.kA) })
+}
+
+// growing is a Space whose list of feeds can grow, as a space's does when
+// a writer is added.
+type growing struct {
+	*FeedSpace
+	mu    gosync.Mutex
+	extra []feed.PublicKey
+}
+
+func (g *growing) Model() sync.Model { return growingModel{g.FeedSpace.Model(), g} }
+
+func (g *growing) add(k feed.PublicKey) {
+	g.mu.Lock()
+	g.extra = append(g.extra, k)
+	g.mu.Unlock()
+}
+
+type growingModel struct {
+	sync.Model
+	g *growing
+}
+
+func (m growingModel) Feeds() []feed.PublicKey {
+	m.g.mu.Lock()
+	defer m.g.mu.Unlock()
+	return append(m.Model.Feeds(), m.g.extra...)
+}
+
+// TestRefresh: a feed added to the space while a session runs is
+// announced and replicated after Refresh, on the same session.
+func TestRefresh(t *testing.T) {
+	p := newPair(t, 200)
+	priv := newKey(t)
+	kC := pub(priv)
+	wC, err := p.dbA.Writer(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendEntries(t, wC, 300, 256)
+	spA := &growing{FeedSpace: NewFeedSpace(p.space, p.dbA, []feed.PublicKey{p.kA}, p.capA)}
+	spB := &growing{FeedSpace: NewFeedSpace(p.space, p.dbB, []feed.PublicKey{p.kA}, p.capB)}
+	if err := p.rA.Serve(spA); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.rB.Serve(spB); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, p.ha, p.hb)
+	eventually(t, testDeadline, func() error { return sameFeed(p.dbA, p.dbB, p.kA) })
+	if f, err := p.dbB.Feed(kC); err == nil && f.Length() != 0 {
+		t.Fatalf("C's feed replicated before it was in the space: %d entries", f.Length())
+	}
+	// Each side learns of C in its own time; the later one's refresh
+	// completes the exchange.
+	spA.add(kC)
+	p.rA.Refresh(p.space)
+	spB.add(kC)
+	p.rB.Refresh(p.space)
+	eventually(t, testDeadline, func() error { return sameFeed(p.dbA, p.dbB, kC) })
+	if n := p.logA.count("sync: session") + p.logB.count("sync: session"); n != 0 {
+		t.Fatalf("a session ended; logs:\n%s\n%s", p.logA, p.logB)
+	}
 }
