@@ -1,0 +1,170 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Backend is what the HTTP API serves: the daemon (node.Node) implements
+// it; tests use a fake. Space IDs and feed keys are lowercase hex.
+// Methods return errors wrapping the sentinels below (errors.Is) so that
+// the server can map them to HTTP statuses and stable codes.
+type Backend interface {
+	Status() Status
+
+	CreateSpace(ctx context.Context, name string) (SpaceInfo, error)
+	Spaces() []SpaceInfo
+	Space(id string) (SpaceInfo, error)
+	// JoinSpace makes this device's feed in a space it is not part of yet
+	// and returns the request to hand to a member (AddMember). Calling it
+	// again for the same space returns the same request.
+	JoinSpace(ctx context.Context, id, name string) (JoinRequest, error)
+	// Accept installs the welcome a member's AddMember returned: the
+	// device then holds the space's keys and replicates it.
+	Accept(ctx context.Context, welcome string) (SpaceInfo, error)
+
+	Get(id, key string) (Entry, error)
+	Put(ctx context.Context, id, key string, value []byte) error
+	Delete(ctx context.Context, id, key string) error
+	// List returns up to limit keys with prefix after `after`, with their
+	// winning versions, and the cursor of the next page ("" at the end).
+	List(id, prefix, after string, limit int) (Page, error)
+	// Watch streams the changes of keys with prefix until ctx ends; the
+	// returned channel is closed then, or when the watcher falls behind
+	// (the error function then says why).
+	Watch(ctx context.Context, id, prefix string) (<-chan Entry, func() error, error)
+
+	Members(id string) ([]Member, error)
+	// AddMember approves a device by its request (JoinSpace on that
+	// device) and returns the welcome to hand back to it.
+	AddMember(ctx context.Context, id string, req JoinRequest) (Welcome, error)
+	RemoveMember(ctx context.Context, id, feed string) error
+
+	Peers() []Peer
+	Progress() []Progress
+}
+
+// Errors a Backend returns (wrapped). The server maps them to statuses and
+// to the codes in Error.Code.
+var (
+	ErrNotFound   = errors.New("not found")         // 404 not_found
+	ErrBadRequest = errors.New("bad request")       // 400 bad_request
+	ErrReadOnly   = errors.New("read-only")         // 409 read_only: not a writer (yet)
+	ErrConflict   = errors.New("conflict")          // 409 conflict
+	ErrNoKeys     = errors.New("no keys")           // 409 no_keys: not approved yet
+	ErrTooLarge   = errors.New("too large")         // 413 too_large
+	ErrClosed     = errors.New("daemon is closing") // 503 unavailable
+)
+
+// Error is the body of every error response.
+type Error struct {
+	// Code is stable: unauthorized, forbidden, not_found, bad_request,
+	// bad_json, too_large, read_only, no_keys, conflict, unavailable,
+	// internal.
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Status is the daemon's state.
+type Status struct {
+	Version string    `json:"version"`
+	PeerID  string    `json:"peer_id"`
+	Addrs   []string  `json:"addrs"`   // listen addresses with /p2p/<peer ID>
+	Device  string    `json:"device"`  // fingerprint of the device's public key (hex, 16 bytes)
+	DataDir string    `json:"data_dir"`
+	Started time.Time `json:"started"`
+	Spaces  int       `json:"spaces"`
+	Peers   int       `json:"peers"` // connected
+}
+
+// SpaceInfo describes a space this device belongs to or asked to join.
+type SpaceInfo struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`     // local label
+	Feed     string `json:"feed"`     // this device's feed in the space
+	Approved bool   `json:"approved"` // holds the space's keys
+	Writer   bool   `json:"writer"`   // its writes count
+	Feeds    int    `json:"feeds"`
+	Entries  uint64 `json:"entries"` // entries held, all feeds
+	Keys     int    `json:"keys"`    // live keys in the view
+	Digest   string `json:"digest"`  // view digest: same entries, same digest
+	Invalid  int    `json:"invalid"` // entries refused (see diagnostics)
+	Waiting  int    `json:"waiting"` // ops waiting for their causal past
+}
+
+// Version is one version of a key's register.
+type Version struct {
+	Value   []byte `json:"value"` // base64 in JSON
+	Deleted bool   `json:"deleted,omitempty"`
+	HLC     uint64 `json:"hlc"`
+	Feed    string `json:"feed"` // author
+	Index   uint64 `json:"index"`
+}
+
+// Entry is a key and its versions, the winner first (more than one when
+// concurrent writes left siblings). A key never written, or whose winner
+// is a delete, has Versions empty or Versions[0].Deleted.
+type Entry struct {
+	Key      string    `json:"key"`
+	Versions []Version `json:"versions"`
+}
+
+// Page is one page of a listing.
+type Page struct {
+	Entries []Entry `json:"entries"`
+	Next    string  `json:"next,omitempty"` // pass as ?after= for the next page
+}
+
+// Member is a writer of a space.
+type Member struct {
+	Feed   string `json:"feed"`
+	Name   string `json:"name"`
+	Self   bool   `json:"self,omitempty"`
+	Length uint64 `json:"length"` // entries of its feed held here
+}
+
+// JoinRequest is what a joining device hands to a member: which space,
+// its feed there, its name and its device public key (base64 in JSON).
+type JoinRequest struct {
+	Space  string `json:"space"`
+	Feed   string `json:"feed"`
+	Name   string `json:"name"`
+	Device []byte `json:"device"`
+	// Token is all of the above in one string, for copying between
+	// devices; AddMember takes either.
+	Token string `json:"token,omitempty"`
+}
+
+// Welcome is what a member returns to the device it approved: the space's
+// keyring sealed to that device (nobody else can open it).
+type Welcome struct {
+	Space string `json:"space"`
+	Token string `json:"token"`
+}
+
+// Peer is a connected peer.
+type Peer struct {
+	ID    string `json:"id"`
+	Conns []Conn `json:"conns"`
+}
+
+// Conn is one connection to a peer.
+type Conn struct {
+	Addr      string `json:"addr"`      // remote multiaddr
+	Transport string `json:"transport"` // tcp, quic, websocket, webtransport, webrtc-direct, relay
+	Direction string `json:"direction"` // inbound, outbound
+	Limited   bool   `json:"limited,omitempty"`
+}
+
+// Progress is the replication state of one feed of a space with one peer.
+type Progress struct {
+	Space   string  `json:"space"`
+	Peer    string  `json:"peer"`
+	Feed    string  `json:"feed"`
+	Have    uint64  `json:"have"`
+	Want    uint64  `json:"want"`
+	BytesIn uint64  `json:"bytes_in"`
+	Rate    float64 `json:"rate"`          // bytes/s over the last seconds
+	ETA     float64 `json:"eta,omitempty"` // seconds until Have reaches Want at Rate; 0 when caught up or unknown
+}
