@@ -70,8 +70,8 @@ type Error struct {
 type Status struct {
 	Version string    `json:"version"`
 	PeerID  string    `json:"peer_id"`
-	Addrs   []string  `json:"addrs"`   // listen addresses with /p2p/<peer ID>
-	Device  string    `json:"device"`  // fingerprint of the device's public key (hex, 16 bytes)
+	Addrs   []string  `json:"addrs"`  // listen addresses with /p2p/<peer ID>
+	Device  string    `json:"device"` // fingerprint of the device's public key (hex, 16 bytes)
 	DataDir string    `json:"data_dir"`
 	Started time.Time `json:"started"`
 	Spaces  int       `json:"spaces"`
