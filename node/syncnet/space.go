@@ -57,7 +57,9 @@ func NewFeedSpace(id auth.SpaceID, db *feed.DB, feeds []feed.PublicKey, cap auth
 func (s *FeedSpace) ID() auth.SpaceID { return s.id }
 
 // Model implements Space.
-func (s *FeedSpace) Model() sync.Model { return dbModel{s} }
+func (s *FeedSpace) Model() sync.Model {
+	return NewDBModel(s.db, func() []feed.PublicKey { return s.feeds })
+}
 
 // Capability implements Space.
 func (s *FeedSpace) Capability() auth.ReplicationCapability { return s.cap }
@@ -83,14 +85,22 @@ func (s *FeedSpace) ImportEvidence(ev *feed.ForkEvidence) error {
 	return f.ImportEvidence(ev)
 }
 
-// dbModel is the sync.Model of a FeedSpace. A feed that cannot be loaded
-// reads as empty: the session then neither offers nor answers for it.
-type dbModel struct{ s *FeedSpace }
+// NewDBModel returns the sync.Model of the feeds of db that feeds lists
+// (called again by Session.Refresh). A feed that cannot be loaded reads as
+// empty: the session then neither offers nor answers for it.
+func NewDBModel(db *feed.DB, feeds func() []feed.PublicKey) sync.Model {
+	return dbModel{db, feeds}
+}
 
-func (m dbModel) Feeds() []feed.PublicKey { return m.s.feeds }
+type dbModel struct {
+	db    *feed.DB
+	feeds func() []feed.PublicKey
+}
+
+func (m dbModel) Feeds() []feed.PublicKey { return m.feeds() }
 
 func (m dbModel) Head(k feed.PublicKey) (feed.SignedHead, bool) {
-	f, err := m.s.db.Feed(k)
+	f, err := m.db.Feed(k)
 	if err != nil {
 		return feed.SignedHead{}, false
 	}
@@ -98,7 +108,7 @@ func (m dbModel) Head(k feed.PublicKey) (feed.SignedHead, bool) {
 }
 
 func (m dbModel) Missing(k feed.PublicKey) []feed.Range {
-	f, err := m.s.db.Feed(k)
+	f, err := m.db.Feed(k)
 	if err != nil {
 		return nil
 	}
@@ -106,7 +116,7 @@ func (m dbModel) Missing(k feed.PublicKey) []feed.Range {
 }
 
 func (m dbModel) Length(k feed.PublicKey) uint64 {
-	f, err := m.s.db.Feed(k)
+	f, err := m.db.Feed(k)
 	if err != nil {
 		return 0
 	}
@@ -114,7 +124,7 @@ func (m dbModel) Length(k feed.PublicKey) uint64 {
 }
 
 func (m dbModel) Batch(k feed.PublicKey, req feed.BatchRequest) (*feed.Batch, error) {
-	f, err := m.s.db.Feed(k)
+	f, err := m.db.Feed(k)
 	if err != nil {
 		return nil, err
 	}
