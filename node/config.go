@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -35,7 +36,14 @@ type Config struct {
 	// LogLevel is debug, info, warn or error. Default info. Env
 	// MYCEL_LOG_LEVEL; flag --log-level.
 	LogLevel string `json:"log_level,omitempty"`
+	// API is the host:port of the local HTTP API; it must be a loopback
+	// address. Default 127.0.0.1:4103; port 0 picks a free one. Env
+	// MYCEL_API; flag --api.
+	API string `json:"api,omitempty"`
 }
+
+// DefaultAPI is where the local HTTP API listens by default.
+const DefaultAPI = "127.0.0.1:4103"
 
 // DefaultListen are the addresses a daemon listens on by default: every
 // transport a browser or another daemon may use.
@@ -84,6 +92,7 @@ type Overrides struct {
 	Relays   []string
 	MDNS     *bool
 	LogLevel string
+	API      string
 }
 
 // LoadConfig resolves the settings: defaults, then the config file, then
@@ -100,7 +109,7 @@ func LoadConfig(flags Overrides, getenv func(string) string) (*Config, error) {
 		}
 	}
 	yes := true
-	cfg := &Config{Listen: DefaultListen, MDNS: &yes, LogLevel: "info"}
+	cfg := &Config{Listen: DefaultListen, MDNS: &yes, LogLevel: "info", API: DefaultAPI}
 	data, err := os.ReadFile(filepath.Join(dir, ConfigFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -116,7 +125,7 @@ func LoadConfig(flags Overrides, getenv func(string) string) (*Config, error) {
 		cfg.merge(&file)
 	}
 	env := &Config{Listen: list(getenv("MYCEL_LISTEN")), Peers: list(getenv("MYCEL_PEERS")),
-		Relays: list(getenv("MYCEL_RELAYS")), LogLevel: getenv("MYCEL_LOG_LEVEL")}
+		Relays: list(getenv("MYCEL_RELAYS")), LogLevel: getenv("MYCEL_LOG_LEVEL"), API: getenv("MYCEL_API")}
 	if v := getenv("MYCEL_MDNS"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -125,12 +134,15 @@ func LoadConfig(flags Overrides, getenv func(string) string) (*Config, error) {
 		env.MDNS = &b
 	}
 	cfg.merge(env)
-	cfg.merge(&Config{Listen: flags.Listen, Peers: flags.Peers, Relays: flags.Relays, MDNS: flags.MDNS, LogLevel: flags.LogLevel})
+	cfg.merge(&Config{Listen: flags.Listen, Peers: flags.Peers, Relays: flags.Relays, MDNS: flags.MDNS, LogLevel: flags.LogLevel, API: flags.API})
 	cfg.DataDir = dir
 	switch cfg.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		return nil, fmt.Errorf("node: log level %q: want debug, info, warn or error", cfg.LogLevel)
+	}
+	if err := checkLoopback(cfg.API); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -152,6 +164,29 @@ func (c *Config) merge(o *Config) {
 	if o.LogLevel != "" {
 		c.LogLevel = o.LogLevel
 	}
+	if o.API != "" {
+		c.API = o.API
+	}
+}
+
+// checkLoopback refuses an API address that is not on loopback: the API
+// must not be reachable from other machines.
+func checkLoopback(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("node: API address %q: %w (want host:port, e.g. %s)", addr, err, DefaultAPI)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("node: API address %q: bad port", addr)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("node: API address %q is not a loopback address (127.0.0.1, ::1 or localhost)", addr)
+	}
+	return nil
 }
 
 func list(s string) []string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -15,6 +16,11 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/feed/badgerstore"
+	"github.com/mycelsync/mycel/node/syncnet"
 )
 
 // MDNSService is the service name mycel nodes announce on the LAN.
@@ -35,21 +41,41 @@ type Node struct {
 	host    host.Host
 	metrics *prometheus.Registry
 	mdns    interface{ Close() error }
+	started time.Time
+
+	store  *badgerstore.Store
+	db     *feed.DB
+	device *auth.DeviceKey
+	repl   *syncnet.Replicator
+
+	mu      sync.Mutex
+	closing bool
+	spaces  map[auth.SpaceID]*member
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// New starts a node: it loads (or creates) the identity in cfg.DataDir and
+// StoreDir is the badger store in the data directory: the feeds, the
+// spaces' views and records.
+const StoreDir = "store"
+
+// New starts a node: it loads (or creates) the identity and the device key
+// in cfg.DataDir, opens the store and every space recorded there, and
 // listens on cfg.Listen with every transport (TCP, QUIC, WebSocket,
 // WebTransport, WebRTC-direct), with hole punching, AutoNAT and the relay
-// client on; it starts mDNS if asked and keeps the static peers connected.
-func New(cfg *Config, log *slog.Logger) (*Node, error) {
+// client on; it replicates the spaces with the peers that share them,
+// starts mDNS if asked and keeps the static peers connected.
+func New(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	key, err := LoadIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	device, err := LoadDeviceKey(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -73,12 +99,30 @@ func New(cfg *Config, log *slog.Logger) (*Node, error) {
 	if len(relays) > 0 {
 		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays))
 	}
+	store, err := badgerstore.Open(filepath.Join(cfg.DataDir, StoreDir), badgerstore.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("node: open store: %w", err)
+	}
+	db, err := feed.Open(store, feed.WithLogger(log))
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("node: open feeds: %w", err)
+	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		store.Close()
 		return nil, fmt.Errorf("node: start host: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, log: log, host: h, metrics: reg, ctx: ctx, cancel: cancel}
+	n = &Node{cfg: cfg, log: log, host: h, metrics: reg, started: time.Now(),
+		store: store, db: db, device: device, repl: syncnet.New(h, log),
+		spaces: make(map[auth.SpaceID]*member), ctx: ctx, cancel: cancel}
+	if err := n.loadSpaces(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.wg.Add(1)
+	go n.resync()
 	if cfg.MDNS != nil && *cfg.MDNS {
 		svc := mdns.NewMdnsService(h, MDNSService, n)
 		if err := svc.Start(); err != nil {
@@ -173,14 +217,62 @@ func (n *Node) keepConnected(p peer.AddrInfo) {
 	}
 }
 
-// Close stops the node's goroutines, waits for them and closes the host.
+// resyncInterval is how often the node reopens replication sessions that
+// ended (a stalled peer, a transient error) with connected peers.
+const resyncInterval = 10 * time.Second
+
+// resync reopens, every resyncInterval, the sessions this node opens (with
+// peers of a greater ID) that are not running, for every served space the
+// peer serves too. A running session is left alone; a banned peer is not
+// reopened.
+func (n *Node) resync() {
+	defer n.wg.Done()
+	t := time.NewTicker(resyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, m := range n.members() {
+			m.mu.Lock()
+			served := m.served
+			m.mu.Unlock()
+			if !served {
+				continue
+			}
+			proto := syncnet.ProtocolFor(m.sp.ID())
+			for _, p := range n.host.Network().Peers() {
+				if n.host.ID() > p {
+					continue
+				}
+				if ok, _ := n.host.Peerstore().SupportsProtocols(p, proto); len(ok) == 0 {
+					continue
+				}
+				ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
+				if err := n.repl.Sync(ctx, p, m); err != nil {
+					n.log.Debug("sync: reopen", "peer", p, "space", m.sp.ID(), "err", err)
+				}
+				cancel()
+			}
+		}
+	}
+}
+
+// Close stops replication and the node's goroutines, waits for them,
+// closes the spaces (storing their views), the store and the host.
 func (n *Node) Close() error {
-	n.cancel()
+	n.mu.Lock()
+	n.closing = true
+	n.mu.Unlock()
 	var errs []error
+	errs = append(errs, n.repl.Close())
+	n.cancel()
 	if n.mdns != nil {
 		errs = append(errs, n.mdns.Close())
 	}
 	n.wg.Wait()
-	errs = append(errs, n.host.Close())
+	errs = append(errs, n.closeSpaces(), n.store.Close(), n.host.Close())
 	return errors.Join(errs...)
 }

@@ -1,0 +1,470 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/space"
+)
+
+// Version is reported by Status; the binary sets it.
+var Version = "dev"
+
+var _ api.Backend = (*Node)(nil)
+
+// Status implements api.Backend.
+func (n *Node) Status() api.Status {
+	fp := sha256.Sum256(n.device.Public().Bytes())
+	st := api.Status{
+		Version: Version,
+		PeerID:  n.host.ID().String(),
+		Device:  hex.EncodeToString(fp[:16]),
+		DataDir: n.cfg.DataDir,
+		Started: n.started,
+		Spaces:  len(n.members()),
+		Peers:   len(n.host.Network().Peers()),
+	}
+	for _, a := range n.Addrs() {
+		st.Addrs = append(st.Addrs, a.String())
+	}
+	return st
+}
+
+// CreateSpace implements api.Backend.
+func (n *Node) CreateSpace(ctx context.Context, name string) (api.SpaceInfo, error) {
+	if err := checkName(name); err != nil {
+		return api.SpaceInfo{}, err
+	}
+	m, err := n.newSpace(ctx, name, nil)
+	if err != nil {
+		return api.SpaceInfo{}, spaceError(err)
+	}
+	n.log.Info("space: created", "space", m.sp.ID(), "name", name)
+	return m.info(), nil
+}
+
+func checkName(name string) error {
+	if name == "" || len(name) > space.MaxNameSize || !utf8.ValidString(name) {
+		return fmt.Errorf("%w: a name is 1 to %d bytes of UTF-8", api.ErrBadRequest, space.MaxNameSize)
+	}
+	return nil
+}
+
+// Spaces implements api.Backend.
+func (n *Node) Spaces() []api.SpaceInfo {
+	var out []api.SpaceInfo
+	for _, m := range n.members() {
+		out = append(out, m.info())
+	}
+	return out
+}
+
+// Space implements api.Backend.
+func (n *Node) Space(id string) (api.SpaceInfo, error) {
+	m, err := n.member(id)
+	if err != nil {
+		return api.SpaceInfo{}, err
+	}
+	return m.info(), nil
+}
+
+func (m *member) info() api.SpaceInfo {
+	sp := m.sp
+	id, own := sp.ID(), sp.Feed()
+	digest := sp.Digest()
+	feeds := sp.Feeds()
+	diag := sp.Diagnostics()
+	info := api.SpaceInfo{
+		ID:       id.String(),
+		Name:     m.name,
+		Feed:     hex.EncodeToString(own[:]),
+		Approved: sp.Approved(),
+		Writer:   sp.IsWriter(),
+		Feeds:    len(feeds),
+		Digest:   hex.EncodeToString(digest[:]),
+		Invalid:  diag.InvalidTotal,
+		Waiting:  diag.Waiting,
+	}
+	for _, k := range feeds {
+		info.Entries += sp.Held(k)
+	}
+	return info
+}
+
+// JoinSpace implements api.Backend.
+func (n *Node) JoinSpace(ctx context.Context, id, name string) (api.JoinRequest, error) {
+	if err := checkName(name); err != nil {
+		return api.JoinRequest{}, err
+	}
+	sid, err := parseSpaceID(id)
+	if err != nil {
+		return api.JoinRequest{}, err
+	}
+	m, err := n.member(id)
+	switch {
+	case errors.Is(err, api.ErrNotFound):
+		if m, err = n.newSpace(ctx, name, &sid); err != nil {
+			return api.JoinRequest{}, spaceError(err)
+		}
+		n.log.Info("space: asked to join", "space", sid, "name", name)
+	case err != nil:
+		return api.JoinRequest{}, err
+	}
+	own := m.sp.Feed()
+	req := api.JoinRequest{Space: sid.String(), Feed: hex.EncodeToString(own[:]), Name: m.name, Device: n.device.Public().Bytes()}
+	// TOKEN req.Token = api.EncodeJoinRequest(req)
+	return req, nil
+}
+
+// Welcome tokens carry the space ID and the keyring sealed to the device:
+// base64url (no padding) of space ID (32 bytes) ‖ sealed keyring.
+const maxWelcomeToken = 4 * (32 + space.MaxSealedKeyringSize) / 3
+
+func encodeWelcome(id auth.SpaceID, sealed []byte) string {
+	return base64.RawURLEncoding.EncodeToString(append(id[:], sealed...))
+}
+
+func decodeWelcome(token string) (auth.SpaceID, []byte, error) {
+	token = strings.TrimSpace(token)
+	if len(token) > maxWelcomeToken {
+		return auth.SpaceID{}, nil, fmt.Errorf("%w: welcome of %d bytes", api.ErrTooLarge, len(token))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(b) <= auth.SpaceIDSize {
+		return auth.SpaceID{}, nil, fmt.Errorf("%w: not a welcome token", api.ErrBadRequest)
+	}
+	id, _ := auth.SpaceIDFromBytes(b[:auth.SpaceIDSize])
+	return id, b[auth.SpaceIDSize:], nil
+}
+
+// Accept implements api.Backend.
+func (n *Node) Accept(ctx context.Context, welcome string) (api.SpaceInfo, error) {
+	id, sealed, err := decodeWelcome(welcome)
+	if err != nil {
+		return api.SpaceInfo{}, err
+	}
+	m, err := n.member(id.String())
+	if err != nil {
+		return api.SpaceInfo{}, fmt.Errorf("%w: join space %s first (its welcome answers that request)", api.ErrNotFound, id)
+	}
+	if err := m.sp.Accept(sealed); err != nil {
+		if errors.Is(err, auth.ErrDecrypt) || errors.Is(err, auth.ErrMalformed) {
+			return api.SpaceInfo{}, fmt.Errorf("%w: this welcome is not for this device: %v", api.ErrBadRequest, err)
+		}
+		return api.SpaceInfo{}, spaceError(err)
+	}
+	n.log.Info("space: approved", "space", id)
+	m.changed()
+	return m.info(), nil
+}
+
+// Get implements api.Backend.
+func (n *Node) Get(id, key string) (api.Entry, error) {
+	m, err := n.member(id)
+	if err != nil {
+		return api.Entry{}, err
+	}
+	if err := checkKey(key); err != nil {
+		return api.Entry{}, err
+	}
+	return api.Entry{Key: key, Versions: versions(m.sp.Get(key))}, nil
+}
+
+func versions(vs []space.Version) []api.Version {
+	out := make([]api.Version, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, api.Version{Value: v.Value, Deleted: v.Deleted, HLC: v.HLC,
+			Feed: hex.EncodeToString(v.ID.Feed[:]), Index: v.ID.Index})
+	}
+	return out
+}
+
+func checkKey(key string) error {
+	if key == "" || len(key) > space.MaxKeySize || !utf8.ValidString(key) {
+		return fmt.Errorf("%w: a key is 1 to %d bytes of UTF-8", api.ErrBadRequest, space.MaxKeySize)
+	}
+	return nil
+}
+
+// Put implements api.Backend. It returns once the entry is durable.
+func (n *Node) Put(ctx context.Context, id, key string, value []byte) error {
+	m, err := n.member(id)
+	if err != nil {
+		return err
+	}
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if len(value) > space.MaxValueSize {
+		return fmt.Errorf("%w: value of %d bytes, limit %d", api.ErrTooLarge, len(value), space.MaxValueSize)
+	}
+	if err := m.sp.Put(ctx, key, value); err != nil {
+		return spaceError(err)
+	}
+	m.wrote()
+	return nil
+}
+
+// Delete implements api.Backend.
+func (n *Node) Delete(ctx context.Context, id, key string) error {
+	m, err := n.member(id)
+	if err != nil {
+		return err
+	}
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := m.sp.Delete(ctx, key); err != nil {
+		return spaceError(err)
+	}
+	m.wrote()
+	return nil
+}
+
+// List implements api.Backend.
+func (n *Node) List(id, prefix, after string, limit int) (api.Page, error) {
+	m, err := n.member(id)
+	if err != nil {
+		return api.Page{}, err
+	}
+	if limit <= 0 {
+		return api.Page{}, fmt.Errorf("%w: limit %d", api.ErrBadRequest, limit)
+	}
+	keys := m.sp.List(prefix, after, limit+1)
+	page := api.Page{Entries: []api.Entry{}}
+	if len(keys) > limit {
+		keys = keys[:limit]
+		page.Next = keys[limit-1]
+	}
+	for _, k := range keys {
+		page.Entries = append(page.Entries, api.Entry{Key: k, Versions: versions(m.sp.Get(k))})
+	}
+	return page, nil
+}
+
+// Watch implements api.Backend.
+func (n *Node) Watch(ctx context.Context, id, prefix string) (<-chan api.Entry, func() error, error) {
+	m, err := n.member(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	w := m.sp.Watch(prefix)
+	out := make(chan api.Entry, 64)
+	done := make(chan struct{})
+	var werr error
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer close(out)
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				m.sp.Unwatch(w)
+				return
+			case <-n.ctx.Done():
+				m.sp.Unwatch(w)
+				werr = api.ErrClosed
+				return
+			case c, ok := <-w.C:
+				if !ok {
+					werr = w.Err()
+					return
+				}
+				select {
+				case out <- api.Entry{Key: c.Key, Versions: versions(c.Versions)}:
+				case <-ctx.Done():
+					m.sp.Unwatch(w)
+					return
+				}
+			}
+		}
+	}()
+	return out, func() error {
+		select {
+		case <-done:
+			return werr
+		default:
+			return nil
+		}
+	}, nil
+}
+
+// Members implements api.Backend.
+func (n *Node) Members(id string) ([]api.Member, error) {
+	m, err := n.member(id)
+	if err != nil {
+		return nil, err
+	}
+	own := m.sp.Feed()
+	var out []api.Member
+	for _, d := range m.sp.Devices() {
+		out = append(out, api.Member{Feed: hex.EncodeToString(d.Feed[:]), Name: d.Name,
+			Self: d.Feed == own, Length: m.sp.Held(d.Feed)})
+	}
+	return out, nil
+}
+
+// AddMember implements api.Backend.
+func (n *Node) AddMember(ctx context.Context, id string, req api.JoinRequest) (api.Welcome, error) {
+	m, err := n.member(id)
+	if err != nil {
+		return api.Welcome{}, err
+	}
+	if req.Space != "" && req.Space != m.sp.ID().String() {
+		return api.Welcome{}, fmt.Errorf("%w: the request is for space %s", api.ErrBadRequest, req.Space)
+	}
+	target, err := parseFeed(req.Feed)
+	if err != nil {
+		return api.Welcome{}, err
+	}
+	if err := checkName(req.Name); err != nil {
+		return api.Welcome{}, err
+	}
+	device, err := auth.ParseDevicePublicKey(req.Device)
+	if err != nil {
+		return api.Welcome{}, fmt.Errorf("%w: device key: %v", api.ErrBadRequest, err)
+	}
+	if err := m.sp.AddWriter(ctx, target, req.Name, device); err != nil {
+		return api.Welcome{}, spaceError(err)
+	}
+	m.wrote()
+	sealed, err := m.sp.Welcome(target, device)
+	if err != nil {
+		return api.Welcome{}, spaceError(err)
+	}
+	n.log.Info("space: added a writer", "space", m.sp.ID(), "feed", target, "name", req.Name)
+	return api.Welcome{Space: m.sp.ID().String(), Token: encodeWelcome(m.sp.ID(), sealed)}, nil
+}
+
+// RemoveMember implements api.Backend.
+func (n *Node) RemoveMember(ctx context.Context, id, feedHex string) error {
+	m, err := n.member(id)
+	if err != nil {
+		return err
+	}
+	target, err := parseFeed(feedHex)
+	if err != nil {
+		return err
+	}
+	if err := m.sp.RemoveWriter(ctx, target); err != nil {
+		return spaceError(err)
+	}
+	m.wrote()
+	n.log.Info("space: removed a writer", "space", m.sp.ID(), "feed", target)
+	return nil
+}
+
+// Peers implements api.Backend.
+func (n *Node) Peers() []api.Peer {
+	var out []api.Peer
+	for _, p := range n.host.Network().Peers() {
+		ap := api.Peer{ID: p.String()}
+		for _, c := range n.host.Network().ConnsToPeer(p) {
+			st := c.Stat()
+			dir := "outbound"
+			if st.Direction == network.DirInbound {
+				dir = "inbound"
+			}
+			ap.Conns = append(ap.Conns, api.Conn{Addr: c.RemoteMultiaddr().String(),
+				Transport: transport(c.RemoteMultiaddr()), Direction: dir, Limited: st.Limited})
+		}
+		out = append(out, ap)
+	}
+	return out
+}
+
+// transport names the transport of a connection's remote address.
+func transport(a ma.Multiaddr) string {
+	has := func(code int) bool {
+		_, err := a.ValueForProtocol(code)
+		return err == nil
+	}
+	switch {
+	case has(ma.P_CIRCUIT):
+		return "relay"
+	case has(ma.P_WEBRTC_DIRECT):
+		return "webrtc-direct"
+	case has(ma.P_WEBRTC):
+		return "webrtc"
+	case has(ma.P_WEBTRANSPORT):
+		return "webtransport"
+	case has(ma.P_WS), has(ma.P_WSS):
+		return "websocket"
+	case has(ma.P_QUIC_V1):
+		return "quic"
+	case has(ma.P_TCP):
+		return "tcp"
+	}
+	return "other"
+}
+
+// Progress implements api.Backend: per peer, space and feed, with an ETA
+// from the recent rate and the bytes per entry seen so far.
+func (n *Node) Progress() []api.Progress {
+	var out []api.Progress
+	for _, p := range n.repl.Progress() {
+		ap := api.Progress{Space: p.Space.String(), Peer: p.Peer.String(), Feed: hex.EncodeToString(p.Feed[:]),
+			Have: p.Have, Want: p.Want, BytesIn: p.BytesIn, Rate: p.Rate}
+		ap.ETA = eta(p.Have, p.Want, p.BytesIn, p.Rate)
+		out = append(out, ap)
+	}
+	return out
+}
+
+// eta estimates the seconds until have reaches want: the entries left
+// times the mean entry size received, at rate bytes/s. 0 when caught up or
+// when nothing says yet how fast it goes.
+func eta(have, want, bytesIn uint64, rate float64) float64 {
+	if have >= want || rate <= 0 || bytesIn == 0 || have == 0 {
+		return 0
+	}
+	// Entries received from this peer are at most have; the mean size of
+	// those held is a fair guess for those to come.
+	perEntry := float64(bytesIn) / float64(have)
+	return float64(want-have) * perEntry / rate
+}
+
+func parseSpaceID(s string) (auth.SpaceID, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != auth.SpaceIDSize {
+		return auth.SpaceID{}, fmt.Errorf("%w: space ID %q: want %d hex digits", api.ErrBadRequest, s, 2*auth.SpaceIDSize)
+	}
+	id, _ := auth.SpaceIDFromBytes(b)
+	return id, nil
+}
+
+func parseFeed(s string) (feed.PublicKey, error) {
+	var k feed.PublicKey
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(k) {
+		return k, fmt.Errorf("%w: feed key %q: want %d hex digits", api.ErrBadRequest, s, 2*len(k))
+	}
+	copy(k[:], b)
+	return k, nil
+}
+
+// spaceError maps the space's errors to the API's.
+func spaceError(err error) error {
+	switch {
+	case errors.Is(err, space.ErrReadOnly):
+		return fmt.Errorf("%w: %v", api.ErrReadOnly, err)
+	case errors.Is(err, space.ErrNoKeys):
+		return fmt.Errorf("%w: %v", api.ErrNoKeys, err)
+	case errors.Is(err, space.ErrClosed), errors.Is(err, feed.ErrClosed):
+		return fmt.Errorf("%w: %v", api.ErrClosed, err)
+	}
+	return err
+}

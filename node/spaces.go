@@ -1,0 +1,326 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/space"
+	syncproto "github.com/mycelsync/mycel/node/sync"
+	"github.com/mycelsync/mycel/node/syncnet"
+)
+
+// A space record is what the node keeps of each space it belongs to or
+// asked to join, under "ns" ‖ space ID in the store, sealed under the
+// device's local key of the space: the local name and the seed of this
+// device's feed key in the space.
+type spaceRecord struct {
+	Name   string `json:"name"`
+	Writer []byte `json:"writer"` // Ed25519 seed
+}
+
+func recordKey(id auth.SpaceID) []byte { return append([]byte("ns"), id[:]...) }
+
+func recordAD(id auth.SpaceID) []byte {
+	return append([]byte("mycel node space record\x00"), id[:]...)
+}
+
+// member is a space the node has open: the space, and its face to the
+// replicator (syncnet.Space).
+type member struct {
+	n    *Node
+	sp   *space.Space
+	name string
+
+	mu     sync.Mutex
+	served bool
+	feeds  int // length of sp.Feeds() when last announced to the replicator
+
+	kick chan struct{} // cap 1: entries were ingested, refresh the view
+	done chan struct{} // closed when the refresher returns
+}
+
+var _ syncnet.Space = (*member)(nil)
+
+func (m *member) ID() auth.SpaceID { return m.sp.ID() }
+
+func (m *member) Model() syncproto.Model { return syncnet.NewDBModel(m.n.db, m.sp.Feeds) }
+
+// Capability is only asked for once the member is served, which needs it.
+func (m *member) Capability() auth.ReplicationCapability {
+	c, _ := m.sp.Capability()
+	return c
+}
+
+func (m *member) Verify(binding, proof []byte) bool {
+	c, err := m.sp.Capability()
+	return err == nil && c.Verify(binding, proof)
+}
+
+func (m *member) Ingest(k feed.PublicKey, b *feed.Batch) error {
+	f, err := m.n.db.Feed(k)
+	if err != nil {
+		return err
+	}
+	if err := f.Ingest(b); err != nil {
+		return err
+	}
+	m.refreshSoon()
+	return nil
+}
+
+func (m *member) ImportEvidence(ev *feed.ForkEvidence) error {
+	f, err := m.n.db.Feed(ev.A.Key)
+	if err != nil {
+		return err
+	}
+	if err := f.ImportEvidence(ev); err != nil {
+		return err
+	}
+	m.n.log.Warn("space: a feed forked; it is frozen", "space", m.sp.ID(), "feed", ev.A.Key)
+	return nil
+}
+
+// refreshSoon asks the refresher to read what was ingested, without
+// blocking the session that ingested it.
+func (m *member) refreshSoon() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// refresher applies ingested entries to the view, one Refresh for however
+// many batches arrived meanwhile, and tells the replicator when the space's
+// feeds changed (a writer was added).
+func (m *member) refresher(ctx context.Context) {
+	defer close(m.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.kick:
+		}
+		m.sp.Refresh()
+		m.changed()
+	}
+}
+
+// changed tells the replicator what a local write or a refresh changed:
+// new feeds, or a space that can now be served.
+func (m *member) changed() {
+	n := len(m.sp.Feeds())
+	m.mu.Lock()
+	grew := n != m.feeds
+	m.feeds = n
+	m.mu.Unlock()
+	if !m.serve() && grew {
+		m.n.repl.Refresh(m.sp.ID())
+	}
+}
+
+// serve starts replicating the space once this device holds its keys. It
+// reports whether it started now.
+func (m *member) serve() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.served || !m.sp.Approved() {
+		return false
+	}
+	if err := m.n.repl.Serve(m); err != nil {
+		m.n.log.Error("space: serve", "space", m.sp.ID(), "err", err)
+		return false
+	}
+	m.served = true
+	return true
+}
+
+// wrote tells the peers of a local write.
+func (m *member) wrote() {
+	m.n.repl.Appended(m.sp.ID(), m.sp.Feed())
+	m.changed()
+}
+
+// loadSpaces opens every space recorded in the store.
+func (n *Node) loadSpaces() error {
+	var ids []auth.SpaceID
+	err := n.store.Scan([]byte("ns"), feed.PrefixEnd([]byte("ns")), func(key, _ []byte) error {
+		id, err := auth.SpaceIDFromBytes(key[2:])
+		if err != nil {
+			return fmt.Errorf("node: space record %x: %w", key, err)
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		rec, err := n.readRecord(id)
+		if err != nil {
+			return err
+		}
+		sp, err := space.Open(n.spaceConfig(rec), id)
+		if err != nil {
+			return fmt.Errorf("node: open space %s: %w", id, err)
+		}
+		n.addMember(sp, rec.Name)
+	}
+	return nil
+}
+
+func (n *Node) readRecord(id auth.SpaceID) (*spaceRecord, error) {
+	sealed, err := n.store.Get(recordKey(id))
+	if err != nil {
+		return nil, err
+	}
+	local := n.device.LocalKey(id)
+	data, err := auth.OpenContent(local, sealed, recordAD(id))
+	if err != nil {
+		return nil, fmt.Errorf("node: space record %s: %w", id, err)
+	}
+	rec := new(spaceRecord)
+	if err := json.Unmarshal(data, rec); err != nil {
+		return nil, fmt.Errorf("node: space record %s: %w", id, err)
+	}
+	if len(rec.Writer) != ed25519.SeedSize {
+		return nil, fmt.Errorf("node: space record %s: writer seed of %d bytes", id, len(rec.Writer))
+	}
+	return rec, nil
+}
+
+func (n *Node) writeRecord(id auth.SpaceID, rec *spaceRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	sealed, err := auth.SealContent(n.device.LocalKey(id), data, recordAD(id), rand.Reader)
+	if err != nil {
+		return err
+	}
+	return n.store.Commit([]feed.Write{{Key: recordKey(id), Value: sealed}})
+}
+
+func (n *Node) spaceConfig(rec *spaceRecord) space.Config {
+	return space.Config{
+		Feeds:  n.db,
+		Store:  n.store,
+		Writer: ed25519.NewKeyFromSeed(rec.Writer),
+		Device: n.device,
+		Logger: n.log,
+	}
+}
+
+// addMember registers an open space, starts its refresher and serves it if
+// this device holds its keys. n.mu must not be held.
+func (n *Node) addMember(sp *space.Space, name string) *member {
+	m := &member{n: n, sp: sp, name: name, feeds: len(sp.Feeds()),
+		kick: make(chan struct{}, 1), done: make(chan struct{})}
+	n.mu.Lock()
+	n.spaces[sp.ID()] = m
+	n.mu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		m.refresher(n.ctx)
+	}()
+	m.serve()
+	return m
+}
+
+// newSpace records a space with a fresh feed key for this device and
+// opens it: created (origin) or joined (waiting for approval).
+func (n *Node) newSpace(ctx context.Context, name string, id *auth.SpaceID) (*member, error) {
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := rand.Read(seed); err != nil {
+		return nil, err
+	}
+	rec := &spaceRecord{Name: name, Writer: seed}
+	cfg := n.spaceConfig(rec)
+	var sp *space.Space
+	var err error
+	if id == nil {
+		// The origin feed's key is the space ID: the record can only be
+		// written once it is known, and must be written before the first
+		// entry, so that a crash does not leave a feed without its key.
+		sid := auth.SpaceID(cfg.Writer.Public().(ed25519.PublicKey))
+		if err := n.writeRecord(sid, rec); err != nil {
+			return nil, err
+		}
+		sp, err = space.Create(ctx, cfg, name)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		if err := n.writeRecord(*id, rec); err != nil {
+			return nil, err
+		}
+		if sp, err = space.Open(cfg, *id); err != nil {
+			return nil, err
+		}
+	}
+	return n.addMember(sp, name), nil
+}
+
+// member returns the open space whose hex ID is id or starts with it (at
+// least 8 hex digits, matching one space).
+func (n *Node) member(id string) (*member, error) {
+	if len(id) < 8 {
+		return nil, fmt.Errorf("%w: space ID %q: give at least 8 hex digits", api.ErrBadRequest, id)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closing {
+		return nil, api.ErrClosed
+	}
+	var found []*member
+	for sid, m := range n.spaces {
+		if s := sid.String(); s == id {
+			return m, nil
+		} else if len(id) < len(s) && s[:len(id)] == id {
+			found = append(found, m)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("%w: no space %s on this device", api.ErrNotFound, id)
+	case 1:
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("%w: %q names %d spaces; give more digits", api.ErrBadRequest, id, len(found))
+}
+
+// members returns the open spaces, sorted by ID.
+func (n *Node) members() []*member {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*member, 0, len(n.spaces))
+	for _, m := range n.spaces {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b *member) int { x, y := a.sp.ID(), b.sp.ID()
+		return bytes.Compare(x[:], y[:]) })
+	return out
+}
+
+// closeSpaces stops the refreshers and closes every space (flushing the
+// views). The replicator must be closed first.
+func (n *Node) closeSpaces() error {
+	var errs []error
+	for _, m := range n.members() {
+		<-m.done
+		if err := m.sp.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close space %s: %w", m.sp.ID(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
