@@ -307,8 +307,10 @@ func (n *Node) members() []*member {
 	for _, m := range n.spaces {
 		out = append(out, m)
 	}
-	slices.SortFunc(out, func(a, b *member) int { x, y := a.sp.ID(), b.sp.ID()
-		return bytes.Compare(x[:], y[:]) })
+	slices.SortFunc(out, func(a, b *member) int {
+		x, y := a.sp.ID(), b.sp.ID()
+		return bytes.Compare(x[:], y[:])
+	})
 	return out
 }
 
