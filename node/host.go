@@ -47,6 +47,7 @@ type Node struct {
 	db     *feed.DB
 	device *auth.DeviceKey
 	repl   *syncnet.Replicator
+	stats  stats
 
 	mu      sync.Mutex
 	closing bool
@@ -115,7 +116,7 @@ func New(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n = &Node{cfg: cfg, log: log, host: h, metrics: reg, started: time.Now(),
-		store: store, db: db, device: device, repl: syncnet.New(h, log),
+		store: store, db: db, device: device, repl: syncnet.New(h, log), stats: newStats(reg),
 		spaces: make(map[auth.SpaceID]*member), ctx: ctx, cancel: cancel}
 	if err := n.loadSpaces(); err != nil {
 		n.Close()

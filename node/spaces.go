@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/api"
@@ -71,11 +73,54 @@ func (m *member) Ingest(k feed.PublicKey, b *feed.Batch) error {
 	if err != nil {
 		return err
 	}
+	var entries, dup, size int
+	held := f.Ranges()
+	for _, r := range b.Runs {
+		entries += len(r.Entries)
+		for _, e := range r.Entries {
+			size += len(e)
+		}
+		dup += overlap(held, r.Start, r.End())
+	}
 	if err := f.Ingest(b); err != nil {
 		return err
 	}
+	m.n.stats.received.Add(float64(entries))
+	m.n.stats.receivedBytes.Add(float64(size))
+	m.n.stats.duplicates.Add(float64(dup))
 	m.refreshSoon()
 	return nil
+}
+
+// overlap counts the indices of [start, end) that ranges hold.
+func overlap(ranges []feed.Range, start, end uint64) int {
+	n := 0
+	for _, r := range ranges {
+		if lo, hi := max(r.Start, start), min(r.End, end); lo < hi {
+			n += int(hi - lo)
+		}
+	}
+	return n
+}
+
+// stats are the node's replication metrics.
+type stats struct {
+	received, receivedBytes, duplicates prometheus.Counter
+	written                             prometheus.Counter
+}
+
+func newStats(reg prometheus.Registerer) stats {
+	c := func(name, help string) prometheus.Counter {
+		x := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "mycel", Name: name, Help: help})
+		reg.MustRegister(x)
+		return x
+	}
+	return stats{
+		received:      c("sync_entries_received_total", "Feed entries received from peers and stored."),
+		receivedBytes: c("sync_entry_bytes_received_total", "Bytes of the feed entries received from peers and stored."),
+		duplicates:    c("sync_entries_duplicate_total", "Entries received from peers that this node already held."),
+		written:       c("space_ops_written_total", "Ops this node wrote to its own feeds (puts, deletes, membership)."),
+	}
 }
 
 func (m *member) ImportEvidence(ev *feed.ForkEvidence) error {
@@ -146,6 +191,7 @@ func (m *member) serve() bool {
 
 // wrote tells the peers of a local write.
 func (m *member) wrote() {
+	m.n.stats.written.Inc()
 	m.n.repl.Appended(m.sp.ID(), m.sp.Feed())
 	m.changed()
 }
