@@ -217,6 +217,25 @@ func (n *Node) Put(ctx context.Context, id, key string, value []byte) error {
 	return nil
 }
 
+// PutMany sets several keys in one durable append (space.Space.PutMany):
+// for importing data in bulk from Go.
+func (n *Node) PutMany(ctx context.Context, id string, kvs []space.KV) error {
+	m, err := n.member(id)
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		if err := checkKey(kv.Key); err != nil {
+			return err
+		}
+	}
+	if err := m.sp.PutMany(ctx, kvs); err != nil {
+		return spaceError(err)
+	}
+	m.wrote()
+	return nil
+}
+
 // Delete implements api.Backend.
 func (n *Node) Delete(ctx context.Context, id, key string) error {
 	m, err := n.member(id)

@@ -59,3 +59,21 @@ func TestWelcome(t *testing.T) {
 		t.Fatalf("writer %v, held %d of %d", b.sp.IsWriter(), b.sp.Held(a.feedKey()), a.sp.Held(a.feedKey()))
 	}
 }
+
+// TestPutMany: one append of several puts, each its own entry and op.
+func TestPutMany(t *testing.T) {
+	ctx := context.Background()
+	a := newDevice(t, "A", nil)
+	create(t, a)
+	before := a.sp.Held(a.feedKey())
+	kvs := []KV{{"a", []byte("1")}, {"b", []byte("2")}, {"a", []byte("3")}}
+	if err := a.sp.PutMany(ctx, kvs); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.sp.Held(a.feedKey()) - before; got != 3 {
+		t.Fatalf("%d entries for 3 puts", got)
+	}
+	if value(a.sp, "a") != "3" || value(a.sp, "b") != "2" || len(a.sp.Get("a")) != 1 {
+		t.Fatalf("a=%q b=%q versions of a: %d", value(a.sp, "a"), value(a.sp, "b"), len(a.sp.Get("a")))
+	}
+}

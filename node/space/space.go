@@ -346,6 +346,27 @@ func (s *Space) Put(ctx context.Context, key string, value []byte) error {
 	return s.writeData(ctx, &Op{Kind: OpPut, Key: key, Value: value})
 }
 
+// KV is a key and a value, for PutMany.
+type KV struct {
+	Key   string
+	Value []byte
+}
+
+// PutMany sets several keys in one append: one storage commit, one sync
+// and one signature for all of them (at most feed.MaxAppendEntries keys
+// and feed.MaxAppendBytes in all).
+func (s *Space) PutMany(ctx context.Context, kvs []KV) error {
+	if !s.IsWriter() {
+		return ErrReadOnly
+	}
+	ops := make([]*Op, len(kvs))
+	for i, kv := range kvs {
+		ops[i] = &Op{Kind: OpPut, Key: kv.Key, Value: kv.Value}
+	}
+	_, err := s.write(ctx, ops...)
+	return err
+}
+
 // Delete deletes key (a delete is an op in the key's register too).
 func (s *Space) Delete(ctx context.Context, key string) error {
 	return s.writeData(ctx, &Op{Kind: OpDelete, Key: key})
