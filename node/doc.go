@@ -1,15 +1,45 @@
 // Package node is the mycel daemon: the libp2p host, the spaces this device
-// holds, replication, discovery and (later) the local HTTP API that the CLI
-// and the web UI use.
+// holds, their replication, discovery, and the backend of the local HTTP
+// API (node/api) that the CLI and the web UI use.
 //
 // Protocol logic lives in sub-packages free of sockets, timers and badger,
 // so that the browser node can run it compiled to WebAssembly: node/space
 // (the multiwriter database) and node/sync (the replication state machine).
 // This package is the I/O around them.
 //
-// Built so far: the data directory (identity key, config file), settings
-// with flags over environment over config file over defaults, and the
-// libp2p host with its transports, hole punching, relay client, mDNS and
-// static peers with reconnection. Replication, the spaces' wiring and the
-// API follow (issue 4).
+// # Data directory
+//
+//	node.key     libp2p identity (0600)
+//	device.key   the device's HPKE key: keyrings are sealed to it, and the
+//	             local keys it derives seal what spaces store at rest (0600)
+//	store/       badger: the feeds ('f' keys), the views ('v'), the sealed
+//	             keyrings ('sk') and a record per space ('ns' ‖ space ID:
+//	             its local name and this device's feed key seed, sealed
+//	             under the device's local key of the space)
+//	config.json  settings (see Config)
+//	api.token, api.addr   the API's bearer token, and where it listens
+//
+// # Spaces and replication
+//
+// Each space the device created, or asked to join, has its own feed key.
+// A space is replicated (syncnet.Replicator.Serve) once the device holds
+// its keys: created here, or approved by a member — the member's AddMember
+// returns a welcome (the keyring sealed to this device), which Accept
+// opens. Until then the device has nothing to prove to peers.
+//
+// The replication capability is the first epoch's (space.Capability). Each
+// ingested batch wakes the space's refresher, which applies the new
+// entries to the view (one Refresh for however many batches arrived) and,
+// when the space gained a feed (a writer was added), tells the replicator
+// to announce and fetch it. Local writes are pushed to every session at
+// once. Every 10 s the node reopens, with connected peers it opens sessions
+// with, those that ended.
+//
+// # Metrics
+//
+// Beside libp2p's own, the node counts entries and bytes received from
+// peers, entries received that it already held (a sync that fetches twice
+// shows here), and ops written: mycel_sync_entries_received_total,
+// mycel_sync_entry_bytes_received_total, mycel_sync_entries_duplicate_total,
+// mycel_space_ops_written_total.
 package node
