@@ -202,3 +202,14 @@ func (r *Replicator) sessionCount() int {
 	defer r.mu.Unlock()
 	return len(r.sessions)
 }
+
+func (r *Replicator) hasSession(p peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key := range r.sessions {
+		if key.peer == p {
+			return true
+		}
+	}
+	return false
+}
