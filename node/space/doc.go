@@ -27,8 +27,10 @@
 //     the device's key, and tells watchers what changed.
 //
 // The view is kept in the device's storage (kvstore.go), sealed under the
-// device's local key of the space (auth.DeviceKey.LocalKey), and updated as
-// ops are applied: reopening a space reads it instead of replaying the
-// feeds, and reads again only the entries applied after the last flush.
-// FORMAT.md documents the records.
+// device's local key of the space (auth.DeviceKey.LocalKey): an append-only
+// log of the applied ops, many to a sealed page, and a snapshot of each
+// key's register written at checkpoints. Reopening a space reads the log's
+// tail since the last checkpoint instead of replaying the feeds, and reads
+// again only the entries applied after the last flush. FORMAT.md documents
+// the records.
 package space

@@ -1,7 +1,6 @@
 package space
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -22,66 +21,126 @@ import (
 // the record's storage key); keys of the space appear in storage keys only
 // as a keyed hash. Records, under P = "v" ‖ 8-byte tag of the space:
 //
-//	P 'm'                          meta: feeds (applied, clock, clock of the
-//	                               last op), membership and rotation op IDs,
-//	                               refusals; "incomplete" while a flush that
-//	                               needed several commits is under way
-//	P 'h' keyhash feed# index      a put or delete: counts?, clock, op body;
-//	                               together, the key's history
-//	P 'o' feed# index              a membership or rotation op, the same way
-//	P 'r' keyhash                  the key's name and versions
+//	P 'm'              meta: the op log's length and checkpoint, feeds
+//	                   (applied, clock, clock of the last op), membership
+//	                   and rotation op IDs, refusals
+//	P 'l' seq          a page of the op log: the ops applied from the
+//	                   seq-th on, in the order applied, many to a record
+//	P 'o' feed# index  a membership or rotation op
+//	P 'r' keyhash      a register snapshot: the seq it reflects, the key's
+//	                   name and versions
 //
-// feed# numbers feeds in the order the view first met them (meta holds the
-// table). Writes are buffered and flushed in one commit; a view found
-// incomplete on open is dropped and rebuilt from the feeds.
+// Applying an op appends it to the page being filled; a flush seals the
+// pages and commits them with meta. Registers change in memory and are
+// written at a checkpoint, once for all the ops on the key since the last
+// one: when the log has grown by checkpointOps since, or too many
+// registers wait, or a membership op was applied. Reopening reads only the
+// log's tail, the ops after the checkpoint, and applies them to each
+// register when it is first read. FORMAT.md has the byte layout.
 type kvStore struct {
 	st      feed.Storage
 	key     [auth.KeySize]byte
 	prefix  []byte
 	rand    io.Reader
+	lim     kvLimits
 	feedKey []feed.PublicKey
 	feedNo  map[feed.PublicKey]uint32
+	// counts says whether an op counts under the view's writer set now;
+	// its clock's entry for the op's own feed may be stale (countsStale).
+	counts func(id OpID, clock Clock) bool
 
-	dirty    map[string][]byte // storage key → sealed value, since the last flush
-	dirtyLen int
-	ops      map[OpID]*opRec // ops written since the last flush
-	regs     map[string]*register
-	sorted   []string        // names, once loaded
-	newNames map[string]bool // registers created since the last flush
-	err      error           // first error; reported by flush
+	// The op log. An op's seq is its place in it, from 1.
+	seq       uint64       // ops logged, flushed or buffered
+	flushed   uint64       // ops in storage (meta's seq)
+	ckpt      uint64       // the stored registers reflect every op ≤ ckpt
+	tailBytes int          // log bytes since ckpt
+	member    bool         // a membership op was logged since ckpt
+	page      []byte       // plaintext of the page being filled
+	pageN     int          // ops in page
+	pageFirst uint64       // seq of page's first op
+	pageFeeds []bool       // by feed#: the feed has an op in page
+	writes    []feed.Write // sealed pages and special ops not yet committed
+	bufBytes  int          // bytes in page and writes
+	recent    []*opRec     // ops not yet flushed
+	log       *logIndex
 
-	// stored holds the key hashes of every register in storage or dirty,
-	// once loaded (a key-only scan), so that a key never written costs no
+	// Registers.
+	dirty   map[string]*register // changed since the checkpoint
+	regs    map[string]*register // clean, cached
+	pending map[string][]pendOp  // tail ops on registers not read since open
+	sorted  []string             // names, once loaded
+	// stored holds the key hashes of every register in storage, once
+	// loaded (a key-only scan), so that a key never written costs no
 	// storage lookup. nil until the first write of a register needs it.
 	stored map[[16]byte]struct{}
 
+	rebuilt  bool      // the registers were recomputed on open
+	err      error     // first error; reported by flush
 	mac      hash.Hash // HMAC of key names, reused
 	lastKey  string    // memo of the last name hashed
 	lastHash []byte
 }
 
-// Thresholds past which the view flushes on its own, kept under one
-// storage commit's limits.
-const (
-	flushBytes  = 3 << 20
-	flushWrites = 24 << 10
-	// regCacheMax bounds the registers kept decoded in memory (about 300
-	// bytes each with a 100-byte value); past it a quarter is evicted.
-	regCacheMax = 1 << 18
-)
+// pendOp is an op of the log's tail, read on open, waiting to be applied
+// to its key's register. ctx is its causal context except for its own
+// feed's entry (shared by consecutive ops of a feed).
+type pendOp struct {
+	seq   uint64
+	id    OpID
+	hlc   uint64
+	kind  OpKind
+	value []byte
+	ctx   Clock
+}
+
+// logIndex is every logged op, decoded, while a rewrite needs them.
+type logIndex struct {
+	byFeed map[feed.PublicKey][]*opRec
+	byKey  map[string][]*opRec
+}
+
+// kvLimits bounds the buffers, under one storage commit's limits and a
+// bounded reopen. Tests make them small.
+type kvLimits struct {
+	flushBytes   int // buffered log past which the view flushes on its own
+	pageBytes    int // a page is closed before an op would take it past this
+	commitBytes  int // the largest commit the store makes (with one record more)
+	commitWrites int
+	// A checkpoint is made at the flush after the log has grown by
+	// checkpointOps ops or checkpointBytes since the last one (bounding
+	// what reopening reads), or once dirtyMax registers wait.
+	checkpointOps   uint64
+	checkpointBytes int
+	dirtyMax        int
+	// regCacheMax bounds the clean registers kept decoded in memory;
+	// past it a quarter is evicted.
+	regCacheMax int
+}
+
+var defaultKVLimits = kvLimits{
+	flushBytes:      2 << 20,
+	pageBytes:       512 << 10,
+	commitBytes:     3 << 20,
+	commitWrites:    24 << 10,
+	checkpointOps:   256 << 10,
+	checkpointBytes: 64 << 20,
+	dirtyMax:        128 << 10,
+	regCacheMax:     1 << 18,
+}
 
 func newKVStore(st feed.Storage, space auth.SpaceID, key [auth.KeySize]byte, rand io.Reader) *kvStore {
 	tag := sha256.Sum256(append([]byte("mycel/v1/view\x00"), space[:]...))
 	return &kvStore{
-		st:       st,
-		key:      key,
-		prefix:   append([]byte("v"), tag[:8]...),
-		rand:     rand,
-		feedNo:   map[feed.PublicKey]uint32{},
-		dirty:    map[string][]byte{},
-		ops:      map[OpID]*opRec{},
-		regs:     map[string]*register{},
-		newNames: map[string]bool{},
+		st:      st,
+		key:     key,
+		prefix:  append([]byte("v"), tag[:8]...),
+		rand:    rand,
+		feedNo:  map[feed.PublicKey]uint32{},
+		dirty:   map[string]*register{},
+		regs:    map[string]*register{},
+		pending: map[string][]pendOp{},
+		counts:  func(OpID, Clock) bool { return true },
+		lim:     defaultKVLimits,
 	}
 }
 
@@ -109,9 +168,8 @@ func (s *kvStore) recKey(kind byte, parts ...[]byte) []byte {
 	return k
 }
 
-func (s *kvStore) idBytes(id OpID) []byte {
-	b := binary.BigEndian.AppendUint32(nil, s.num(id.Feed))
-	return binary.BigEndian.AppendUint64(b, id.Index)
+func (s *kvStore) pageKey(seq uint64) []byte {
+	return s.recKey('l', binary.BigEndian.AppendUint64(nil, seq))
 }
 
 func (s *kvStore) keyHash(name string) []byte {
@@ -128,24 +186,23 @@ func (s *kvStore) keyHash(name string) []byte {
 	return s.lastHash
 }
 
-func (s *kvStore) put(k, plain []byte) {
+func (s *kvStore) seal(k, plain []byte) feed.Write {
 	sealed, err := auth.SealContent(s.key, plain, k, s.rand)
 	if err != nil {
 		s.fail(err)
-		return
 	}
-	s.dirtyLen += len(k) + len(sealed)
-	s.dirty[string(k)] = sealed
+	return feed.Write{Key: k, Value: sealed}
 }
 
 func (s *kvStore) get(k []byte) ([]byte, error) {
-	sealed, ok := s.dirty[string(k)]
-	if !ok {
-		var err error
-		if sealed, err = s.st.Get(k); err != nil {
-			return nil, err
-		}
+	sealed, err := s.st.Get(k)
+	if err != nil {
+		return nil, err
 	}
+	return s.open(k, sealed)
+}
+
+func (s *kvStore) open(k, sealed []byte) ([]byte, error) {
 	plain, err := auth.OpenContent(s.key, sealed, k)
 	if err != nil {
 		return nil, fmt.Errorf("space: stored view record: %w", err)
@@ -155,40 +212,277 @@ func (s *kvStore) get(k []byte) ([]byte, error) {
 
 // ops
 
+// putOp logs a new op. Whether an op counts is not stored (it follows
+// from the writer set), so a change of it needs no write.
 func (s *kvStore) putOp(r *opRec) {
-	body, err := marshalBody(r.op)
-	if err != nil {
-		s.fail(err)
+	if r.seq != 0 {
 		return
 	}
-	b := []byte{0}
-	if r.count {
-		b[0] = 1
+	s.seq++
+	r.seq = s.seq
+	s.recent = append(s.recent, r)
+	if s.log != nil {
+		s.log.add(r)
 	}
-	b = s.appendClock(b, r.clock)
-	s.put(s.opKey(r.id, r.op), append(b, body...))
-	s.ops[r.id] = r
+	if s.pageN > 0 && len(s.page)+len(r.op.Value)+len(r.op.Key)+64 > s.lim.pageBytes {
+		s.endPage() // a page is sealed whole: keep it under auth's limit
+	}
+	if s.pageN == 0 {
+		s.pageFirst = r.seq
+	}
+	n := len(s.page)
+	s.page = s.appendOp(s.page, r)
+	s.pageN++
+	s.bufBytes += len(s.page) - n
+	s.tailBytes += len(s.page) - n
+	switch r.op.Kind {
+	case OpPut, OpDelete:
+	default:
+		if r.op.Kind != OpRotate {
+			s.member = true
+		}
+		b := s.appendClock(nil, r.clock)
+		body, err := marshalBody(r.op)
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		w := s.seal(s.specialKey(r.id), append(b, body...))
+		s.writes = append(s.writes, w)
+		s.bufBytes += len(w.Key) + len(w.Value)
+	}
+	if len(s.page) >= s.lim.pageBytes {
+		s.endPage()
+	}
 }
 
-// opKey is where an op is stored: a put or delete in its key's history, any
-// other op by feed and index.
-func (s *kvStore) opKey(id OpID, op *Op) []byte {
-	if op.Kind == OpPut || op.Kind == OpDelete {
-		return s.recKey('h', s.keyHash(op.Key), s.idBytes(id))
+func (s *kvStore) specialKey(id OpID) []byte {
+	b := binary.BigEndian.AppendUint32(nil, s.num(id.Feed))
+	return s.recKey('o', binary.BigEndian.AppendUint64(b, id.Index))
+}
+
+// endPage seals the page being filled.
+func (s *kvStore) endPage() {
+	if s.pageN == 0 {
+		return
 	}
-	return s.recKey('o', s.idBytes(id))
+	plain := binary.AppendUvarint(make([]byte, 0, len(s.page)+10), uint64(s.pageN))
+	plain = append(plain, s.page...)
+	w := s.seal(s.pageKey(s.pageFirst), plain)
+	s.writes = append(s.writes, w)
+	s.bufBytes += len(w.Key) + len(w.Value) - len(s.page)
+	s.page, s.pageN = s.page[:0], 0
+	clear(s.pageFeeds)
+}
+
+// appendOp encodes r into a page: feed#, index, its causal context (in
+// full for a feed's first op in the page; for the next ones it follows
+// from the previous op and the causal delta), and the op.
+func (s *kvStore) appendOp(b []byte, r *opRec) []byte {
+	no := s.num(r.id.Feed)
+	for int(no) >= len(s.pageFeeds) {
+		s.pageFeeds = append(s.pageFeeds, false)
+	}
+	b = binary.AppendUvarint(b, uint64(no))
+	b = binary.AppendUvarint(b, r.id.Index)
+	if s.pageFeeds[no] {
+		b = append(b, 0)
+	} else {
+		s.pageFeeds[no] = true
+		b = append(b, 1)
+		b = s.appendClock(b, r.clock)
+	}
+	op := r.op
+	b = append(b, byte(op.Kind))
+	switch op.Kind {
+	case OpPut, OpDelete:
+		b = binary.AppendUvarint(b, op.HLC)
+		b = binary.AppendUvarint(b, uint64(len(op.Seen)))
+		for _, x := range op.Seen {
+			b = binary.AppendUvarint(b, uint64(s.num(x.Feed)))
+			b = binary.AppendUvarint(b, x.Length)
+		}
+		b = binary.AppendUvarint(b, uint64(len(op.Key)))
+		b = append(b, op.Key...)
+		if op.Kind == OpPut {
+			b = binary.AppendUvarint(b, uint64(len(op.Value)))
+			b = append(b, op.Value...)
+		}
+	default:
+		body, err := marshalBody(op)
+		if err != nil {
+			s.fail(err)
+		}
+		b = binary.AppendUvarint(b, uint64(len(body)))
+		b = append(b, body...)
+	}
+	return b
+}
+
+// decodedOp is one op read from a page.
+type decodedOp struct {
+	id    OpID
+	full  Clock // the causal context, when the page holds it in full
+	kind  OpKind
+	hlc   uint64
+	seen  []Seen
+	key   string
+	value []byte
+	op    *Op // membership and rotation ops
+}
+
+// readPage decodes the ops of a page, calling fn for each in order.
+func (s *kvStore) readPage(plain []byte, fn func(d *decodedOp) error) error {
+	bad := errors.New("space: stored log page: bad encoding")
+	n, b, err := uvarint(plain)
+	if err != nil || n > uint64(len(b)) {
+		return bad
+	}
+	var d decodedOp
+	for range n {
+		d = decodedOp{}
+		var no, x uint64
+		if no, b, err = uvarint(b); err != nil || no >= uint64(len(s.feedKey)) {
+			return bad
+		}
+		d.id.Feed = s.feedKey[no]
+		if d.id.Index, b, err = uvarint(b); err != nil || len(b) < 2 {
+			return bad
+		}
+		full := b[0] == 1
+		if b = b[1:]; full {
+			if d.full, b, err = s.readClock(b); err != nil || len(b) < 1 {
+				return bad
+			}
+		}
+		d.kind = OpKind(b[0])
+		b = b[1:]
+		switch d.kind {
+		case OpPut, OpDelete:
+			if d.hlc, b, err = uvarint(b); err != nil {
+				return bad
+			}
+			if x, b, err = uvarint(b); err != nil || x > uint64(len(b)) {
+				return bad
+			}
+			if x > 0 {
+				d.seen = make([]Seen, x)
+			}
+			for i := range d.seen {
+				if no, b, err = uvarint(b); err != nil || no >= uint64(len(s.feedKey)) {
+					return bad
+				}
+				d.seen[i].Feed = s.feedKey[no]
+				if d.seen[i].Length, b, err = uvarint(b); err != nil {
+					return bad
+				}
+			}
+			if x, b, err = uvarint(b); err != nil || x > uint64(len(b)) {
+				return bad
+			}
+			d.key, b = string(b[:x]), b[x:]
+			if d.kind == OpPut {
+				if x, b, err = uvarint(b); err != nil || x > uint64(len(b)) {
+					return bad
+				}
+				d.value, b = b[:x:x], b[x:]
+			}
+		default:
+			if x, b, err = uvarint(b); err != nil || x > uint64(len(b)) {
+				return bad
+			}
+			op, err := decodeBody(b[:x])
+			if err != nil {
+				return fmt.Errorf("space: stored log page: %w", err)
+			}
+			b = b[x:]
+			d.op, d.hlc, d.seen = op, op.HLC, op.Seen
+		}
+		if err := fn(&d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanLog reads the stored pages from the one starting at seq from, up to
+// the flushed length, and calls fn for every op with its seq.
+func (s *kvStore) scanLog(from uint64, fn func(seq uint64, d *decodedOp) error) error {
+	start := s.pageKey(from)
+	return s.st.Scan(start, feed.PrefixEnd(s.recKey('l')), func(k, sealed []byte) error {
+		if len(k) != len(start) {
+			return errors.New("space: stored log page: bad key")
+		}
+		seq := binary.BigEndian.Uint64(k[len(k)-8:])
+		if seq > s.flushed {
+			return feed.ErrStopScan
+		}
+		plain, err := s.open(k, sealed)
+		if err != nil {
+			return err
+		}
+		return s.readPage(plain, func(d *decodedOp) error {
+			if seq > s.flushed {
+				return errors.New("space: stored log page past the log's end")
+			}
+			err := fn(seq, d)
+			seq++
+			return err
+		})
+	})
+}
+
+// clocks follows the causal contexts of the ops of a page as it is read:
+// after(d) returns d's context, built on the previous op of its feed in
+// the page. With own false, the entry of the op's own feed is left out
+// (stale), and a context is shared by the ops that add nothing to it.
+type clocks map[feed.PublicKey]Clock
+
+func (c clocks) after(d *decodedOp, own bool) (Clock, error) {
+	if d.full != nil {
+		c[d.id.Feed] = d.full
+		return d.full, nil
+	}
+	prev, ok := c[d.id.Feed]
+	if !ok {
+		return nil, errors.New("space: stored log page: op without a causal context")
+	}
+	clock := prev
+	if len(d.seen) > 0 || own {
+		clock = maps.Clone(prev)
+		for _, x := range d.seen {
+			clock[x.Feed] = max(clock[x.Feed], x.Length)
+		}
+		if own {
+			clock[d.id.Feed] = d.id.Index
+		}
+	}
+	c[d.id.Feed] = clock
+	return clock, nil
+}
+
+func (d *decodedOp) rec(seq uint64, clock Clock) *opRec {
+	op := d.op
+	if op == nil {
+		op = &Op{Kind: d.kind, HLC: d.hlc, Key: d.key, Value: d.value}
+	}
+	return &opRec{id: d.id, clock: clock, hlc: d.hlc, op: op, seq: seq}
 }
 
 func (s *kvStore) appendClock(b []byte, c Clock) []byte {
-	feeds := make([]feed.PublicKey, 0, len(c))
-	for f := range c {
-		feeds = append(feeds, f)
+	b = binary.AppendUvarint(b, uint64(len(c)))
+	if len(c) == 0 {
+		return b
 	}
-	slices.SortFunc(feeds, func(a, b feed.PublicKey) int { return bytes.Compare(a[:], b[:]) })
-	b = binary.AppendUvarint(b, uint64(len(feeds)))
-	for _, f := range feeds {
-		b = binary.AppendUvarint(b, uint64(s.num(f)))
-		b = binary.AppendUvarint(b, c[f])
+	type ent struct{ no, n uint64 }
+	ents := make([]ent, 0, len(c))
+	for f, n := range c {
+		ents = append(ents, ent{uint64(s.num(f)), n})
+	}
+	slices.SortFunc(ents, func(a, b ent) int { return int(a.no) - int(b.no) })
+	for _, e := range ents {
+		b = binary.AppendUvarint(b, e.no)
+		b = binary.AppendUvarint(b, e.n)
 	}
 	return b
 }
@@ -212,14 +506,12 @@ func (s *kvStore) readClock(b []byte) (Clock, []byte, error) {
 	return c, b, nil
 }
 
+// op returns a stored membership or rotation op (used on open).
 func (s *kvStore) op(id OpID) *opRec {
-	if r := s.ops[id]; r != nil {
-		return r
-	}
 	if _, ok := s.feedNo[id.Feed]; !ok {
 		return nil
 	}
-	plain, err := s.get(s.opKey(id, &Op{}))
+	plain, err := s.get(s.specialKey(id))
 	if errors.Is(err, feed.ErrNotFound) {
 		return nil
 	}
@@ -227,115 +519,91 @@ func (s *kvStore) op(id OpID) *opRec {
 		s.fail(err)
 		return nil
 	}
-	r, err := s.decodeOp(id, plain)
+	clock, body, err := s.readClock(plain)
 	if err != nil {
-		s.fail(err)
+		s.fail(fmt.Errorf("space: stored op: %w", err))
 		return nil
-	}
-	return r
-}
-
-func (s *kvStore) decodeOp(id OpID, plain []byte) (*opRec, error) {
-	if len(plain) < 1 {
-		return nil, errors.New("space: empty stored op")
-	}
-	clock, body, err := s.readClock(plain[1:])
-	if err != nil {
-		return nil, fmt.Errorf("space: stored op: %w", err)
 	}
 	op, err := decodeBody(body)
 	if err != nil {
-		return nil, fmt.Errorf("space: stored op: %w", err)
+		s.fail(fmt.Errorf("space: stored op: %w", err))
+		return nil
 	}
-	return &opRec{id: id, clock: clock, hlc: op.HLC, op: op, count: plain[0] == 1}, nil
+	return &opRec{id: id, clock: clock, hlc: op.HLC, op: op, seq: ^uint64(0)}
 }
 
-func (s *kvStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
-	no, ok := s.feedNo[k]
-	if !ok {
-		return
-	}
-	// Membership and rotation ops are under the feed; puts and deletes under
-	// their keys, so all histories are scanned: a rewrite after a membership
-	// change is rare, and the feed number in the storage key lets the scan
-	// skip other feeds' ops without opening them.
-	byIndex := map[uint64]*opRec{}
-	add := func(r *opRec) { byIndex[r.id.Index] = r }
-	byFeed := s.recKey('o', binary.BigEndian.AppendUint32(nil, no))
-	s.scanOps(byFeed, func(key []byte) (OpID, bool) {
-		return OpID{Feed: k, Index: binary.BigEndian.Uint64(key[len(key)-8:])}, true
-	}, add)
-	hist := s.recKey('h')
-	s.scanOps(hist, func(key []byte) (OpID, bool) {
-		if len(key) != len(hist)+16+12 || binary.BigEndian.Uint32(key[len(hist)+16:]) != no {
-			return OpID{}, false
-		}
-		return OpID{Feed: k, Index: binary.BigEndian.Uint64(key[len(key)-8:])}, true
-	}, add)
-	for id, r := range s.ops {
-		if id.Feed == k {
-			byIndex[id.Index] = r
-		}
-	}
-	for _, i := range slices.Sorted(maps.Keys(byIndex)) {
-		fn(byIndex[i])
+func (l *logIndex) add(r *opRec) {
+	l.byFeed[r.id.Feed] = append(l.byFeed[r.id.Feed], r)
+	if r.op.Kind == OpPut || r.op.Kind == OpDelete {
+		l.byKey[r.op.Key] = append(l.byKey[r.op.Key], r)
 	}
 }
 
-// scanOps opens and decodes the stored ops under start whose storage key
-// idOf accepts, and passes each to fn.
-func (s *kvStore) scanOps(start []byte, idOf func(key []byte) (OpID, bool), fn func(*opRec)) {
-	err := s.st.Scan(start, feed.PrefixEnd(start), func(key, sealed []byte) error {
-		id, ok := idOf(key)
-		if !ok {
-			return nil
-		}
-		plain, err := auth.OpenContent(s.key, sealed, key)
+// index reads the whole log, for a rewrite: rare, after a membership op
+// changed who counts. The index stays until release.
+func (s *kvStore) index() *logIndex {
+	if s.log != nil {
+		return s.log
+	}
+	l := &logIndex{byFeed: map[feed.PublicKey][]*opRec{}, byKey: map[string][]*opRec{}}
+	cs := clocks{}
+	err := s.scanLog(1, func(seq uint64, d *decodedOp) error {
+		clock, err := cs.after(d, true)
 		if err != nil {
 			return err
 		}
-		r, err := s.decodeOp(id, plain)
-		if err != nil {
-			return err
-		}
-		fn(r)
+		l.add(d.rec(seq, clock))
 		return nil
 	})
 	if err != nil {
-		s.fail(fmt.Errorf("space: read ops: %w", err))
+		s.fail(fmt.Errorf("space: read op log: %w", err))
+	}
+	for _, r := range s.recent {
+		l.add(r)
+	}
+	s.log = l
+	return l
+}
+
+func (s *kvStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
+	for _, r := range s.index().byFeed[k] {
+		fn(r)
 	}
 }
 
-// history returns the ops on key: stored, and written since the last flush.
-func (s *kvStore) history(key string) []*opRec {
-	start := s.recKey('h', s.keyHash(key))
-	byID := map[OpID]*opRec{}
-	s.scanOps(start, func(k []byte) (OpID, bool) {
-		b := k[len(start):]
-		no := binary.BigEndian.Uint32(b)
-		if len(b) != 12 || int(no) >= len(s.feedKey) {
-			return OpID{}, false
-		}
-		return OpID{Feed: s.feedKey[no], Index: binary.BigEndian.Uint64(b[4:])}, true
-	}, func(r *opRec) { byID[r.id] = r })
-	for id, r := range s.ops {
-		if (r.op.Kind == OpPut || r.op.Kind == OpDelete) && r.op.Key == key {
-			byID[id] = r
-		}
-	}
-	out := make([]*opRec, 0, len(byID))
-	for _, id := range slices.SortedFunc(maps.Keys(byID), func(a, b OpID) int { return a.compare(b) }) {
-		out = append(out, byID[id])
-	}
-	return out
-}
+func (s *kvStore) history(key string) []*opRec { return s.index().byKey[key] }
+
+func (s *kvStore) release() { s.log = nil }
 
 // registers
 
 func (s *kvStore) register(key string) *register {
+	if reg, ok := s.dirty[key]; ok {
+		return reg
+	}
 	if reg, ok := s.regs[key]; ok {
 		return reg
 	}
+	reg := s.loadRegister(key)
+	if tail, ok := s.pending[key]; ok {
+		delete(s.pending, key)
+		if reg == nil {
+			reg = &register{}
+		}
+		s.replay(reg, tail)
+		if len(reg.versions) == 0 && reg.seq == 0 {
+			return nil // no op on the key counted
+		}
+		s.dirty[key] = reg
+		return reg
+	}
+	if reg != nil {
+		s.cache(key, reg)
+	}
+	return reg
+}
+
+func (s *kvStore) loadRegister(key string) *register {
 	if s.stored != nil {
 		if _, ok := s.stored[[16]byte(s.keyHash(key))]; !ok {
 			return nil
@@ -354,15 +622,33 @@ func (s *kvStore) register(key string) *register {
 		s.fail(fmt.Errorf("space: stored register of %q: %v", key, err))
 		return nil
 	}
-	s.cache(key, reg)
 	return reg
 }
 
-// cache keeps a decoded register, evicting about a quarter of the cache
-// (in map order, which is arbitrary) when it is full.
+// replay applies to reg the tail ops on its key that it does not reflect,
+// as View.apply did (no membership op is in the tail: see openLog).
+func (s *kvStore) replay(reg *register, tail []pendOp) {
+	for i := range tail {
+		p := &tail[i]
+		if p.seq <= reg.seq || !s.counts(p.id, p.ctx) {
+			continue
+		}
+		reg.versions = slices.DeleteFunc(reg.versions, func(x *opRec) bool {
+			if x.id.Feed == p.id.Feed {
+				return x.id.Index < p.id.Index
+			}
+			return p.ctx[x.id.Feed] > x.id.Index
+		})
+		reg.versions = append(reg.versions, &opRec{id: p.id, hlc: p.hlc, count: true,
+			op: &Op{Kind: p.kind, HLC: p.hlc, Value: p.value}})
+	}
+}
+
+// cache keeps a clean decoded register, evicting about a quarter of the
+// cache (in map order, which is arbitrary) when it is full.
 func (s *kvStore) cache(key string, reg *register) {
-	if len(s.regs) >= regCacheMax {
-		n := regCacheMax / 4
+	if len(s.regs) >= s.lim.regCacheMax {
+		n := s.lim.regCacheMax / 4
 		for k := range s.regs {
 			delete(s.regs, k)
 			if n--; n == 0 {
@@ -386,26 +672,27 @@ func (s *kvStore) loadStored() {
 	if err != nil {
 		s.fail(fmt.Errorf("space: read register keys: %w", err))
 	}
-	for k := range s.dirty {
-		if len(k) == len(start)+16 && k[:len(start)] == string(start) {
-			s.stored[[16]byte([]byte(k[len(start):]))] = struct{}{}
-		}
-	}
 }
 
 func (s *kvStore) putRegister(key string, reg *register) {
-	if s.stored == nil {
-		s.loadStored()
-	}
-	s.stored[[16]byte(s.keyHash(key))] = struct{}{}
-	if s.register(key) == nil {
-		s.newNames[key] = true
-		if s.sorted != nil {
-			i, _ := slices.BinarySearch(s.sorted, key)
-			s.sorted = slices.Insert(s.sorted, i, key)
+	if _, ok := s.dirty[key]; !ok {
+		if s.stored == nil {
+			s.loadStored()
 		}
+		if s.sorted != nil {
+			if i, found := slices.BinarySearch(s.sorted, key); !found {
+				s.sorted = slices.Insert(s.sorted, i, key)
+			}
+		}
+		delete(s.regs, key)
+		delete(s.pending, key) // reg reflects every op so far
 	}
-	b := binary.AppendUvarint(nil, uint64(len(key)))
+	s.dirty[key] = reg
+}
+
+func (s *kvStore) encodeRegister(key string, reg *register, seq uint64) []byte {
+	b := binary.AppendUvarint(nil, seq)
+	b = binary.AppendUvarint(b, uint64(len(key)))
 	b = append(b, key...)
 	b = binary.AppendUvarint(b, uint64(len(reg.versions)))
 	for _, x := range reg.versions {
@@ -416,11 +703,14 @@ func (s *kvStore) putRegister(key string, reg *register) {
 		b = binary.AppendUvarint(b, uint64(len(x.op.Value)))
 		b = append(b, x.op.Value...)
 	}
-	s.put(s.recKey('r', s.keyHash(key)), b)
-	s.cache(key, reg)
+	return b
 }
 
 func (s *kvStore) decodeRegister(b []byte) (string, *register, error) {
+	seq, b, err := uvarint(b)
+	if err != nil {
+		return "", nil, errors.New("bad seq")
+	}
 	n, b, err := uvarint(b)
 	if err != nil || n > uint64(len(b)) {
 		return "", nil, errors.New("bad name")
@@ -431,7 +721,7 @@ func (s *kvStore) decodeRegister(b []byte) (string, *register, error) {
 	if err != nil || count > uint64(len(b)) {
 		return "", nil, errors.New("bad versions")
 	}
-	reg := &register{}
+	reg := &register{seq: seq}
 	for range count {
 		var no, index, hlc, l uint64
 		if no, b, err = uvarint(b); err != nil || no >= uint64(len(s.feedKey)) {
@@ -461,7 +751,7 @@ func (s *kvStore) names() []string {
 	start := s.recKey('r')
 	set := map[string]bool{}
 	err := s.st.Scan(start, feed.PrefixEnd(start), func(k, sealed []byte) error {
-		plain, err := auth.OpenContent(s.key, sealed, k)
+		plain, err := s.open(k, sealed)
 		if err != nil {
 			return err
 		}
@@ -475,80 +765,191 @@ func (s *kvStore) names() []string {
 	if err != nil {
 		s.fail(fmt.Errorf("space: read names: %w", err))
 	}
-	for n := range s.newNames {
+	for n := range s.pending {
+		set[n] = true
+	}
+	for n := range s.dirty {
 		set[n] = true
 	}
 	s.sorted = slices.Sorted(maps.Keys(set))
 	return s.sorted
 }
 
+// opening
+
+// openLog reads the log's tail, the ops after the checkpoint, into
+// s.pending, after deleting pages past the log's end (left by a flush cut
+// short). It reports whether the tail holds a membership op: then the
+// registers must be recomputed, since the checkpoint's may predate it.
+func (s *kvStore) openLog() (member bool, err error) {
+	// Pages past the end: written by a flush that did not reach its meta.
+	start := s.pageKey(s.flushed + 1)
+	if err := s.deleteRange(start, feed.PrefixEnd(s.recKey('l'))); err != nil {
+		return false, err
+	}
+	cs := clocks{}
+	err = s.scanLog(s.ckpt+1, func(seq uint64, d *decodedOp) error {
+		s.tailBytes += len(d.key) + len(d.value) + 16
+		switch d.kind {
+		case OpPut, OpDelete:
+		case OpAddWriter, OpRemoveWriter:
+			member = true
+		}
+		ctx, err := cs.after(d, false)
+		if err != nil {
+			return err
+		}
+		if d.kind == OpPut || d.kind == OpDelete {
+			s.pending[d.key] = append(s.pending[d.key], pendOp{seq: seq, id: d.id, hlc: d.hlc,
+				kind: d.kind, value: d.value, ctx: ctx})
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("space: read op log: %w", err)
+	}
+	s.member = member
+	return member, nil
+}
+
 // flushing
 
 func (s *kvStore) needsFlush() bool {
-	return s.dirtyLen >= flushBytes || len(s.dirty) >= flushWrites
+	return s.bufBytes >= s.lim.flushBytes || len(s.dirty) >= s.lim.dirtyMax
 }
 
-// flush writes what changed since the last flush, and meta, in one commit
-// when it fits; otherwise meta first says "incomplete", so that a crash
-// part-way leaves a view that the next open throws away.
-func (s *kvStore) flush(meta func(incomplete bool) []byte) error {
+func (s *kvStore) needsCheckpoint() bool {
+	return s.member || len(s.dirty) >= s.lim.dirtyMax || s.seq-s.ckpt >= s.lim.checkpointOps ||
+		s.tailBytes >= s.lim.checkpointBytes
+}
+
+// flush commits the log buffered since the last flush, then meta. When the
+// writes exceed one commit, the pages go first, in as many commits as
+// needed: until meta says the log is longer they are ignored (and deleted
+// on open). Then, when one is due, it makes a checkpoint.
+func (s *kvStore) flush(meta func() []byte) error {
 	if s.err != nil {
 		return s.err
 	}
-	writes := make([]feed.Write, 0, len(s.dirty)+1)
-	for _, k := range slices.Sorted(maps.Keys(s.dirty)) {
-		writes = append(writes, feed.Write{Key: []byte(k), Value: s.dirty[k]})
-	}
+	s.endPage()
 	metaKey := s.recKey('m')
-	seal := func(incomplete bool) feed.Write {
-		sealed, err := auth.SealContent(s.key, meta(incomplete), metaKey, s.rand)
-		if err != nil {
-			s.fail(err)
-		}
-		return feed.Write{Key: metaKey, Value: sealed}
+	seq := s.seq
+	s.flushed = seq
+	if err := s.commit(s.writes, func() feed.Write { return s.seal(metaKey, meta()) }); err != nil {
+		s.flushed -= uint64(len(s.recent))
+		return fmt.Errorf("space: flush view: %w", err)
 	}
-	final := seal(false)
-	if s.err != nil {
-		return s.err
+	s.writes, s.bufBytes = nil, 0
+	s.recent = nil
+	if !s.needsCheckpoint() {
+		return nil
 	}
-	if s.dirtyLen+len(final.Value) < feed.MaxCommitBytes-(64<<10) && len(writes) < feed.MaxCommitWrites-1 {
-		if err := s.st.Commit(append(writes, final)); err != nil {
-			return fmt.Errorf("space: flush view: %w", err)
-		}
-	} else {
-		if err := s.st.Commit([]feed.Write{seal(true)}); err != nil {
-			return fmt.Errorf("space: flush view: %w", err)
-		}
-		for len(writes) > 0 {
-			n, size := 0, 0
-			for n < len(writes) && n < flushWrites && size < flushBytes {
-				size += len(writes[n].Key) + len(writes[n].Value)
-				n++
-			}
-			if err := s.st.Commit(writes[:n]); err != nil {
-				return fmt.Errorf("space: flush view: %w", err)
-			}
-			writes = writes[n:]
-		}
-		if err := s.st.Commit([]feed.Write{final}); err != nil {
-			return fmt.Errorf("space: flush view: %w", err)
-		}
+	if err := s.checkpoint(); err != nil {
+		return fmt.Errorf("space: flush view: %w", err)
 	}
-	clear(s.dirty)
-	clear(s.ops)
-	clear(s.newNames)
-	s.dirtyLen = 0
+	ckpt := s.ckpt
+	s.ckpt = seq
+	if err := s.commit(nil, func() feed.Write { return s.seal(metaKey, meta()) }); err != nil {
+		s.ckpt = ckpt
+		return fmt.Errorf("space: flush view: %w", err)
+	}
+	s.tailBytes, s.member = 0, false
 	return nil
 }
 
-// drop deletes every record of the view (a view left incomplete by a crash).
+// commit writes ws and the record last() returns, in one commit if they
+// fit, otherwise ws in several and last alone after them.
+func (s *kvStore) commit(ws []feed.Write, last func() feed.Write) error {
+	final := last()
+	if s.err != nil {
+		return s.err
+	}
+	size := len(final.Key) + len(final.Value)
+	for _, w := range ws {
+		size += len(w.Key) + len(w.Value)
+	}
+	if size <= s.lim.commitBytes && len(ws) < s.lim.commitWrites {
+		return s.st.Commit(append(ws, final))
+	}
+	for len(ws) > 0 {
+		n, size := 0, 0
+		for n < len(ws) && n < s.lim.commitWrites && (n == 0 || size+len(ws[n].Key)+len(ws[n].Value) <= s.lim.commitBytes) {
+			size += len(ws[n].Key) + len(ws[n].Value)
+			n++
+		}
+		if err := s.st.Commit(ws[:n]); err != nil {
+			return err
+		}
+		ws = ws[n:]
+	}
+	return s.st.Commit([]feed.Write{final})
+}
+
+// checkpoint writes every register changed since the last checkpoint, as
+// of s.seq (all flushed). A checkpoint cut short leaves registers newer
+// than meta's checkpoint: each says which ops it reflects, so reading the
+// tail again skips them.
+func (s *kvStore) checkpoint() error {
+	for key := range s.pending {
+		s.register(key)
+	}
+	if s.err != nil {
+		return s.err
+	}
+	if s.stored == nil {
+		s.loadStored()
+	}
+	var batch []feed.Write
+	size := 0
+	for _, key := range slices.Sorted(maps.Keys(s.dirty)) {
+		reg := s.dirty[key]
+		h := s.keyHash(key)
+		w := s.seal(s.recKey('r', h), s.encodeRegister(key, reg, s.seq))
+		batch = append(batch, w)
+		size += len(w.Key) + len(w.Value)
+		s.stored[[16]byte(h)] = struct{}{}
+		if size >= s.lim.commitBytes/2 || len(batch) == s.lim.commitWrites {
+			if err := s.st.Commit(batch); err != nil {
+				return err
+			}
+			batch, size = batch[:0], 0
+		}
+	}
+	if len(batch) > 0 {
+		if err := s.st.Commit(batch); err != nil {
+			return err
+		}
+	}
+	if s.err != nil {
+		return s.err
+	}
+	// The registers are clean now; they keep what Get needs, not the
+	// causal contexts.
+	for key, reg := range s.dirty {
+		reg.seq = s.seq
+		for i, x := range reg.versions {
+			if x.clock != nil {
+				reg.versions[i] = &opRec{id: x.id, hlc: x.hlc, count: true,
+					op: &Op{Kind: x.op.Kind, HLC: x.hlc, Value: x.op.Value}}
+			}
+		}
+		s.cache(key, reg)
+	}
+	clear(s.dirty)
+	return nil
+}
+
+// drop deletes every record of the view (one of another format version).
 func (s *kvStore) drop() error {
-	start := slices.Clone(s.prefix)
+	return s.deleteRange(s.prefix, feed.PrefixEnd(s.prefix))
+}
+
+func (s *kvStore) deleteRange(start, end []byte) error {
 	for {
 		var batch []feed.Write
-		err := s.st.Scan(start, feed.PrefixEnd(start), func(k, _ []byte) error {
+		err := s.st.Scan(start, end, func(k, _ []byte) error {
 			batch = append(batch, feed.Write{Key: slices.Clone(k), Delete: true})
-			if len(batch) == flushWrites {
+			if len(batch) == s.lim.commitWrites {
 				return feed.ErrStopScan
 			}
 			return nil

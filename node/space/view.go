@@ -85,7 +85,8 @@ type opRec struct {
 	clock Clock
 	hlc   uint64
 	op    *Op
-	count bool // counts under the current writer set
+	count bool   // counts under the current writer set
+	seq   uint64 // place in a kvStore's op log; 0 until logged
 }
 
 type feedState struct {
@@ -134,6 +135,7 @@ type View struct {
 // key is in the store, for recomputing.)
 type register struct {
 	versions []*opRec
+	seq      uint64 // kvStore: the register reflects the ops logged up to seq
 }
 
 type pendingOp struct {
@@ -156,7 +158,24 @@ func newView(origin feed.PublicKey, st viewStore) *View {
 		blocked: make(map[feed.PublicKey][]OpID),
 	}
 	v.ws = Resolve(origin, nil)
+	if kv, ok := st.(*kvStore); ok {
+		kv.counts = func(id OpID, c Clock) bool { return countsStale(v.ws, id, c) }
+	}
 	return v
+}
+
+// countsStale is ws.Counts for an op whose clock may lack, or hold a stale,
+// entry for the op's own feed: that entry matters only when the author was
+// added by an op of its own feed.
+func countsStale(ws *WriterSet, id OpID, c Clock) bool {
+	for _, a := range ws.adds[id.Feed] {
+		if a.Feed == id.Feed && c[id.Feed] != id.Index {
+			c = maps.Clone(c)
+			c[id.Feed] = id.Index
+			break
+		}
+	}
+	return ws.Counts(id, c)
 }
 
 func (v *View) feed(k feed.PublicKey) *feedState {
@@ -309,9 +328,17 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 		v.invalid = append(v.invalid, Invalid{ID: p.id, Reason: reason})
 		return
 	}
-	clock := maps.Clone(st.clock)
+	// A feed's clock is never changed in place: ops share it until an op's
+	// causal delta adds to it.
+	clock := st.clock
 	for _, s := range p.op.Seen {
-		clock[s.Feed] = max(clock[s.Feed], s.Length)
+		if clock[s.Feed] < s.Length {
+			clock = maps.Clone(st.clock)
+			for _, s := range p.op.Seen {
+				clock[s.Feed] = max(clock[s.Feed], s.Length)
+			}
+			break
+		}
 	}
 	st.clock = clock
 	st.hlc = p.op.HLC
@@ -382,6 +409,7 @@ func (v *View) check(st *feedState, p *pendingOp) string {
 func (v *View) rewrite(dirty map[string]bool) {
 	old := v.ws
 	v.ws = Resolve(v.origin, v.members)
+	defer v.st.release()
 	recompute := map[string]bool{}
 	for _, k := range slices.SortedFunc(maps.Keys(v.feeds), func(a, b feed.PublicKey) int { return OpID{Feed: a}.compare(OpID{Feed: b}) }) {
 		if sameTreatment(old, v.ws, k) {
@@ -391,11 +419,12 @@ func (v *View) rewrite(dirty map[string]bool) {
 			if r.op.Kind != OpPut && r.op.Kind != OpDelete {
 				return // membership and rotation ops: below
 			}
-			now := v.ws.Counts(r.id, r.clock)
-			if now == r.count {
+			// A stored op does not say whether it counted: old says.
+			was, now := old.Counts(r.id, r.clock), v.ws.Counts(r.id, r.clock)
+			r.count = now
+			if now == was {
 				return
 			}
-			r.count = now
 			if !now {
 				v.voided++
 				v.notCounting++
@@ -431,7 +460,7 @@ func (v *View) rewrite(dirty map[string]bool) {
 func (v *View) recompute(key string) *register {
 	var counting []*opRec
 	for _, r := range v.st.history(key) {
-		if r.count {
+		if v.ws.Counts(r.id, r.clock) {
 			counting = append(counting, r)
 		}
 	}

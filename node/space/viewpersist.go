@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
@@ -21,24 +23,43 @@ const maxInvalid = 1000
 func OpenView(origin feed.PublicKey, st feed.Storage, key [auth.KeySize]byte, rand io.Reader) (*View, error) {
 	space := auth.SpaceID(origin)
 	kv := newKVStore(st, space, key, rand)
+	v := newView(origin, kv)
 	plain, err := kv.get(kv.recKey('m'))
 	if errors.Is(err, feed.ErrNotFound) {
-		return newView(origin, kv), nil
+		return v, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	v := newView(origin, kv)
-	incomplete, err := v.decodeMeta(kv, plain)
-	if err != nil {
-		return nil, fmt.Errorf("space: stored view: %w", err)
-	}
-	if incomplete {
-		// A flush was cut short: throw the view away, the feeds rebuild it.
+	if len(plain) < 1 || plain[0] != metaVersion {
+		// A view of another format: the feeds rebuild it.
 		if err := kv.drop(); err != nil {
-			return nil, fmt.Errorf("space: drop incomplete view: %w", err)
+			return nil, fmt.Errorf("space: drop view of version %d: %w", plain[0], err)
 		}
 		return newView(origin, newKVStore(st, space, key, rand)), nil
+	}
+	if err := v.decodeMeta(kv, plain); err != nil {
+		return nil, fmt.Errorf("space: stored view: %w", err)
+	}
+	member, err := kv.openLog()
+	if err != nil {
+		return nil, err
+	}
+	if member {
+		// A flush logged a membership op, then stopped before its
+		// checkpoint: the stored registers may count ops it voided (or
+		// miss ops it made count). Recompute them all from the log.
+		for _, key := range slices.Sorted(maps.Keys(kv.index().byKey)) {
+			if reg := v.recompute(key); len(reg.versions) > 0 || kv.loadRegister(key) != nil {
+				kv.putRegister(key, reg)
+			}
+		}
+		clear(kv.pending)
+		kv.release()
+		kv.rebuilt = true
+		if kv.err != nil {
+			return nil, kv.err
+		}
 	}
 	return v, nil
 }
@@ -50,7 +71,7 @@ func (v *View) Flush() error {
 	if !ok {
 		return nil
 	}
-	return kv.flush(func(incomplete bool) []byte { return v.encodeMeta(kv, incomplete) })
+	return kv.flush(func() []byte { return v.encodeMeta(kv) })
 }
 
 // maybeFlush flushes a persisted view whose buffered writes near one
@@ -70,7 +91,11 @@ func (v *View) MaxHLC() uint64 {
 	return m
 }
 
-func (v *View) encodeMeta(kv *kvStore, incomplete bool) []byte {
+// metaVersion is the first byte of the meta record: 2 since the op log
+// (1 kept a record per op).
+const metaVersion = 2
+
+func (v *View) encodeMeta(kv *kvStore) []byte {
 	var body []byte
 	body = binary.AppendUvarint(body, uint64(len(v.feeds)))
 	for k, st := range v.feeds {
@@ -95,33 +120,38 @@ func (v *View) encodeMeta(kv *kvStore, incomplete bool) []byte {
 		body = append(body, in.Reason...)
 	}
 	// The feed table goes first, once every feed named above has a number.
-	b := []byte{1, 0}
-	if incomplete {
-		b[1] = 1
-	}
+	b := []byte{metaVersion}
 	b = binary.AppendUvarint(b, uint64(len(kv.feedKey)))
 	for _, k := range kv.feedKey {
 		b = append(b, k[:]...)
 	}
+	b = binary.AppendUvarint(b, kv.flushed)
+	b = binary.AppendUvarint(b, kv.ckpt)
 	return append(b, body...)
 }
 
-func (v *View) decodeMeta(kv *kvStore, b []byte) (incomplete bool, err error) {
+func (v *View) decodeMeta(kv *kvStore, b []byte) (err error) {
 	bad := func(what string) error { return fmt.Errorf("meta: bad %s", what) }
-	if len(b) < 2 || b[0] != 1 {
-		return false, bad("version")
+	if len(b) < 1 || b[0] != metaVersion {
+		return bad("version")
 	}
-	incomplete = b[1] == 1
-	b = b[2:]
+	b = b[1:]
 	n, b, err := uvarint(b)
 	if err != nil || n > uint64(len(b))/feed.KeySize {
-		return false, bad("feed table")
+		return bad("feed table")
 	}
 	for range n {
 		k := feed.PublicKey(b[:feed.KeySize])
 		b = b[feed.KeySize:]
 		kv.num(k)
 	}
+	if kv.flushed, b, err = uvarint(b); err != nil {
+		return bad("log length")
+	}
+	if kv.ckpt, b, err = uvarint(b); err != nil || kv.ckpt > kv.flushed {
+		return bad("checkpoint")
+	}
+	kv.seq = kv.flushed
 	feedAt := func(no uint64) (feed.PublicKey, error) {
 		if no >= uint64(len(kv.feedKey)) {
 			return feed.PublicKey{}, bad("feed number")
@@ -129,47 +159,47 @@ func (v *View) decodeMeta(kv *kvStore, b []byte) (incomplete bool, err error) {
 		return kv.feedKey[no], nil
 	}
 	if n, b, err = uvarint(b); err != nil || n > uint64(len(kv.feedKey)) {
-		return false, bad("feeds")
+		return bad("feeds")
 	}
 	for range n {
 		var no uint64
 		st := &feedState{}
 		if no, b, err = uvarint(b); err != nil {
-			return false, bad("feed")
+			return bad("feed")
 		}
 		k, err := feedAt(no)
 		if err != nil {
-			return false, err
+			return err
 		}
 		if st.applied, b, err = uvarint(b); err != nil {
-			return false, bad("applied")
+			return bad("applied")
 		}
 		if st.hlc, b, err = uvarint(b); err != nil {
-			return false, bad("clock")
+			return bad("clock")
 		}
 		if st.clock, b, err = kv.readClock(b); err != nil {
-			return false, err
+			return err
 		}
 		v.feeds[k] = st
 	}
 	if n, b, err = uvarint(b); err != nil || n > uint64(len(b)) {
-		return false, bad("special ops")
+		return bad("special ops")
 	}
 	for range n {
 		var no, index uint64
 		if no, b, err = uvarint(b); err != nil {
-			return false, bad("special op")
+			return bad("special op")
 		}
 		if index, b, err = uvarint(b); err != nil {
-			return false, bad("special op")
+			return bad("special op")
 		}
 		k, err := feedAt(no)
 		if err != nil {
-			return false, err
+			return err
 		}
 		r := kv.op(OpID{Feed: k, Index: index})
 		if r == nil {
-			return false, fmt.Errorf("meta: membership op %x/%d missing: %v", k[:4], index, kv.err)
+			return fmt.Errorf("meta: membership op %x/%d missing: %v", k[:4], index, kv.err)
 		}
 		v.special = append(v.special, r)
 		if r.op.Kind == OpAddWriter || r.op.Kind == OpRemoveWriter {
@@ -179,36 +209,39 @@ func (v *View) decodeMeta(kv *kvStore, b []byte) (incomplete bool, err error) {
 	}
 	var voided, notCounting, total uint64
 	if voided, b, err = uvarint(b); err != nil {
-		return false, bad("counters")
+		return bad("counters")
 	}
 	if notCounting, b, err = uvarint(b); err != nil {
-		return false, bad("counters")
+		return bad("counters")
 	}
 	if total, b, err = uvarint(b); err != nil {
-		return false, bad("counters")
+		return bad("counters")
 	}
 	v.voided, v.notCounting, v.invalidTotal = int(voided), int(notCounting), int(total)
 	if n, b, err = uvarint(b); err != nil || n > maxInvalid {
-		return false, bad("refusals")
+		return bad("refusals")
 	}
 	for range n {
 		var no, index, l uint64
 		if no, b, err = uvarint(b); err != nil {
-			return false, bad("refusal")
+			return bad("refusal")
 		}
 		if index, b, err = uvarint(b); err != nil {
-			return false, bad("refusal")
+			return bad("refusal")
 		}
 		if l, b, err = uvarint(b); err != nil || l > uint64(len(b)) {
-			return false, bad("refusal")
+			return bad("refusal")
 		}
 		k, err := feedAt(no)
 		if err != nil {
-			return false, err
+			return err
 		}
 		v.invalid = append(v.invalid, Invalid{ID: OpID{Feed: k, Index: index}, Reason: string(b[:l])})
 		b = b[l:]
 	}
 	v.ws = Resolve(v.origin, v.members)
-	return incomplete, nil
+	for _, r := range v.special {
+		r.count = v.ws.Counts(r.id, r.clock)
+	}
+	return nil
 }

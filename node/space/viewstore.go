@@ -11,12 +11,14 @@ import (
 // viewStore holds what a View does not keep in memory: every applied op,
 // each key's history (the ops applied on it) and its register. memStore
 // keeps them in maps; kvStore in a feed.Storage, encrypted, so that a view
-// survives a restart without replaying the feeds.
+// survives a restart without replaying the feeds. A store may not keep
+// whether an op counts: the view takes that from the writer set.
 //
 // Ops and registers returned by a store may be the store's own: the view
 // changes them only through putOp and putRegister.
 type viewStore interface {
-	// putOp records a new op, or a change of whether it counts.
+	// putOp records a new op, or a change of whether it counts (which a
+	// store may ignore).
 	putOp(r *opRec)
 	// op returns a membership or rotation op (nil if not applied).
 	op(id OpID) *opRec
@@ -27,6 +29,8 @@ type viewStore interface {
 	register(key string) *register // nil if no op on the key counted yet
 	putRegister(key string, reg *register)
 	names() []string // keys with a register, sorted
+	// release drops what feedOps and history loaded (after a rewrite).
+	release()
 }
 
 type memStore struct {
@@ -69,6 +73,7 @@ func (m *memStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
 }
 
 func (m *memStore) history(key string) []*opRec   { return m.hist[key] }
+func (m *memStore) release()                      {}
 func (m *memStore) register(key string) *register { return m.regs[key] }
 
 func (m *memStore) putRegister(key string, reg *register) {
