@@ -55,13 +55,16 @@ var (
 	ErrNoKeys     = errors.New("no keys")           // 409 no_keys: not approved yet
 	ErrTooLarge   = errors.New("too large")         // 413 too_large
 	ErrClosed     = errors.New("daemon is closing") // 503 unavailable
+	// ErrBehind ends a watch whose reader fell behind the changes (code
+	// behind, sent as the stream's error event).
+	ErrBehind = errors.New("watcher fell behind") // 409 behind
 )
 
 // Error is the body of every error response.
 type Error struct {
-	// Code is stable: unauthorized, forbidden, not_found, bad_request,
-	// bad_json, too_large, read_only, no_keys, conflict, unavailable,
-	// internal.
+	// Code is stable: unauthorized, forbidden, not_found,
+	// method_not_allowed, bad_request, bad_json, too_large, read_only,
+	// no_keys, conflict, behind, unavailable, internal.
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
@@ -147,6 +150,11 @@ type Welcome struct {
 type Peer struct {
 	ID    string `json:"id"`
 	Conns []Conn `json:"conns"`
+	// Spaces are the IDs of the spaces this device shares with the peer
+	// (both replicate them). mycel sync --wait waits for a session with
+	// the peer in each; left empty, it waits only for the sessions that
+	// exist.
+	Spaces []string `json:"spaces,omitempty"`
 }
 
 // Conn is one connection to a peer.
@@ -167,4 +175,27 @@ type Progress struct {
 	BytesIn uint64  `json:"bytes_in"`
 	Rate    float64 `json:"rate"`          // bytes/s over the last seconds
 	ETA     float64 `json:"eta,omitempty"` // seconds until Have reaches Want at Rate; 0 when caught up or unknown
+}
+
+// Request bodies.
+
+// CreateSpaceRequest is the body of POST /v1/spaces.
+type CreateSpaceRequest struct {
+	Name string `json:"name"`
+}
+
+// JoinSpaceRequest is the body of POST /v1/spaces/{space}/join: the name
+// this device will have in the space.
+type JoinSpaceRequest struct {
+	Name string `json:"name"`
+}
+
+// AcceptRequest is the body of POST /v1/accept: a welcome's token.
+type AcceptRequest struct {
+	Token string `json:"token"`
+}
+
+// PutRequest is the body of PUT /v1/spaces/{space}/keys/{key}.
+type PutRequest struct {
+	Value []byte `json:"value"` // base64 in JSON
 }

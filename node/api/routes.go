@@ -1,0 +1,47 @@
+package api
+
+import "net/http"
+
+// route is one operation of the API. The server's mux and the test that
+// holds the OpenAPI document to the server are both built from routes, so
+// that neither can drift from the other.
+type route struct {
+	method string
+	// path is a net/http.ServeMux path pattern: {name} is one segment,
+	// {key...} the rest of the path (keys may contain slashes). The
+	// OpenAPI document writes {key...} as {key}.
+	path string
+	// public routes need no token (the Host and Origin checks still
+	// apply): the OpenAPI document.
+	public bool
+	handle func(s *server, w http.ResponseWriter, r *http.Request) error
+}
+
+func (rt route) pattern() string { return rt.method + " " + rt.path }
+
+// routes is the API, in the order of the OpenAPI document.
+var routes = []route{
+	{method: "GET", path: "/v1/status", handle: (*server).status},
+
+	{method: "GET", path: "/v1/spaces", handle: (*server).spaces},
+	{method: "POST", path: "/v1/spaces", handle: (*server).createSpace},
+	{method: "GET", path: "/v1/spaces/{space}", handle: (*server).space},
+	{method: "POST", path: "/v1/spaces/{space}/join", handle: (*server).joinSpace},
+	{method: "POST", path: "/v1/accept", handle: (*server).accept},
+
+	{method: "GET", path: "/v1/spaces/{space}/keys", handle: (*server).list},
+	{method: "GET", path: "/v1/spaces/{space}/keys/{key...}", handle: (*server).get},
+	{method: "PUT", path: "/v1/spaces/{space}/keys/{key...}", handle: (*server).put},
+	{method: "DELETE", path: "/v1/spaces/{space}/keys/{key...}", handle: (*server).delete},
+	{method: "GET", path: "/v1/spaces/{space}/watch", handle: (*server).watch},
+
+	{method: "GET", path: "/v1/spaces/{space}/members", handle: (*server).members},
+	{method: "POST", path: "/v1/spaces/{space}/members", handle: (*server).addMember},
+	{method: "DELETE", path: "/v1/spaces/{space}/members/{feed}", handle: (*server).removeMember},
+
+	{method: "GET", path: "/v1/peers", handle: (*server).peers},
+	{method: "GET", path: "/v1/progress", handle: (*server).progress},
+
+	{method: "GET", path: "/v1/openapi.json", public: true, handle: (*server).openapi},
+	{method: "GET", path: "/metrics", handle: (*server).metrics},
+}
