@@ -17,6 +17,7 @@ import (
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/api"
 	"github.com/mycelsync/mycel/node/space"
+	"github.com/mycelsync/mycel/node/syncnet"
 )
 
 // Version is reported by Status; the binary sets it.
@@ -124,7 +125,7 @@ func (n *Node) JoinSpace(ctx context.Context, id, name string) (api.JoinRequest,
 	}
 	own := m.sp.Feed()
 	req := api.JoinRequest{Space: sid.String(), Feed: hex.EncodeToString(own[:]), Name: m.name, Device: n.device.Public().Bytes()}
-	// TOKEN req.Token = api.EncodeJoinRequest(req)
+	req.Token = api.EncodeJoinRequest(req)
 	return req, nil
 }
 
@@ -299,7 +300,9 @@ func (n *Node) Watch(ctx context.Context, id, prefix string) (<-chan api.Entry, 
 				return
 			case c, ok := <-w.C:
 				if !ok {
-					werr = w.Err()
+					if werr = w.Err(); errors.Is(werr, space.ErrWatchOverflow) {
+						werr = fmt.Errorf("%w: %v", api.ErrBehind, werr)
+					}
 					return
 				}
 				select {
@@ -389,8 +392,17 @@ func (n *Node) RemoveMember(ctx context.Context, id, feedHex string) error {
 // Peers implements api.Backend.
 func (n *Node) Peers() []api.Peer {
 	var out []api.Peer
+	members := n.members()
 	for _, p := range n.host.Network().Peers() {
 		ap := api.Peer{ID: p.String()}
+		for _, m := range members {
+			if !m.isServed() {
+				continue
+			}
+			if ok, _ := n.host.Peerstore().SupportsProtocols(p, syncnet.ProtocolFor(m.sp.ID())); len(ok) > 0 {
+				ap.Spaces = append(ap.Spaces, m.sp.ID().String())
+			}
+		}
 		for _, c := range n.host.Network().ConnsToPeer(p) {
 			st := c.Stat()
 			dir := "outbound"

@@ -237,10 +237,7 @@ func (n *Node) resync() {
 		case <-t.C:
 		}
 		for _, m := range n.members() {
-			m.mu.Lock()
-			served := m.served
-			m.mu.Unlock()
-			if !served {
+			if !m.isServed() {
 				continue
 			}
 			proto := syncnet.ProtocolFor(m.sp.ID())

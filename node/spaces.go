@@ -189,6 +189,12 @@ func (m *member) serve() bool {
 	return true
 }
 
+func (m *member) isServed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.served
+}
+
 // wrote tells the peers of a local write.
 func (m *member) wrote() {
 	m.n.stats.written.Inc()

@@ -1,13 +1,20 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mycelsync/mycel/node"
+	"github.com/mycelsync/mycel/node/api"
 )
 
 func newDaemonCmd() *cobra.Command {
@@ -34,10 +41,16 @@ data directory's config.json, or the default:
   relays          --relay       MYCEL_RELAYS     config "relays"
   mDNS            --mdns        MYCEL_MDNS       config "mdns"      (default true)
   log level       --log-level   MYCEL_LOG_LEVEL  config "log_level" (default info)
+  HTTP API        --api         MYCEL_API        config "api" (default 127.0.0.1:4103;
+                                                  loopback only; port 0 picks one)
 
 Environment lists are comma-separated. Peer and relay addresses end in
-/p2p/<peer ID>. The data directory holds node.key, the node's identity
-(mode 0600; mycel refuses a key others can read).`,
+/p2p/<peer ID>. The data directory holds node.key, the node's libp2p
+identity, and device.key, the device's key that space keys are sealed to
+(both mode 0600; mycel refuses a key others can read); store/, the feeds and
+the spaces' views (encrypted at rest); api.token, the bearer token of the
+local HTTP API (0600), and api.addr, where the running daemon's API listens
+(the CLI reads both). Prometheus metrics are at /metrics on the API.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("mdns") {
@@ -52,8 +65,14 @@ Environment lists are comma-separated. Peer and relay addresses end in
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			node.Version = version
 			n, err := node.New(cfg, log)
 			if err != nil {
+				return err
+			}
+			stopAPI, apiAddr, err := serveAPI(cfg, n, log)
+			if err != nil {
+				n.Close()
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -63,9 +82,10 @@ Environment lists are comma-separated. Peer and relay addresses end in
 			for _, a := range n.Addrs() {
 				fmt.Fprintf(out, "listening on %s\n", a)
 			}
+			fmt.Fprintf(out, "API on http://%s (token in %s)\n", apiAddr, filepath.Join(cfg.DataDir, api.TokenFile))
 			<-cmd.Context().Done()
 			fmt.Fprintln(cmd.ErrOrStderr(), "mycel daemon: shutting down (a second signal stops it at once)")
-			return n.Close()
+			return errors.Join(stopAPI(), n.Close())
 		},
 	}
 	f := cmd.Flags()
@@ -75,5 +95,47 @@ Environment lists are comma-separated. Peer and relay addresses end in
 	f.StringArrayVar(&o.Relays, "relay", nil, "circuit relay multiaddr with /p2p/ID; repeatable (env MYCEL_RELAYS)")
 	f.BoolVar(&mdns, "mdns", true, "find peers on the local network (env MYCEL_MDNS)")
 	f.StringVar(&o.LogLevel, "log-level", "", "debug, info, warn or error (env MYCEL_LOG_LEVEL)")
+	f.StringVar(&o.API, "api", "", "loopback host:port of the local HTTP API (env MYCEL_API)")
 	return cmd
+}
+
+// serveAPI starts the local HTTP API on cfg.API and records its address in
+// the data directory for the CLI. stop removes the record, ends the
+// long-lived watch streams and waits up to 5 s for requests in flight.
+func serveAPI(cfg *node.Config, n *node.Node, log *slog.Logger) (stop func() error, addr string, err error) {
+	token, err := api.LoadOrCreateToken(cfg.DataDir)
+	if err != nil {
+		return nil, "", err
+	}
+	ln, err := net.Listen("tcp", cfg.API)
+	if err != nil {
+		return nil, "", fmt.Errorf("API: %w (is another mycel daemon running? --api chooses another address)", err)
+	}
+	addr = ln.Addr().String()
+	base, cancel := context.WithCancel(context.Background())
+	srv := &http.Server{
+		Handler: api.NewServer(api.ServerConfig{Backend: n, Token: token, Metrics: n.Metrics(),
+			Logger: log, Version: version}),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	if err := api.WriteEndpoint(cfg.DataDir, addr); err != nil {
+		cancel()
+		srv.Close()
+		return nil, "", err
+	}
+	return func() error {
+		errs := []error{api.RemoveEndpoint(cfg.DataDir)}
+		cancel()
+		ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stop()
+		errs = append(errs, srv.Shutdown(ctx))
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}, addr, nil
 }

@@ -2,27 +2,30 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// startDaemon starts `mycel daemon` on loopback and returns it with the
-// addresses it printed.
-func startDaemon(t *testing.T, dir string) (*exec.Cmd, []string, *strings.Builder) {
+// startDaemon starts `mycel daemon` on loopback, with extra arguments, and
+// returns it with the addresses it printed.
+func startDaemon(t testing.TB, dir string, extra ...string) (*exec.Cmd, []string, *syncBuffer) {
 	t.Helper()
-	cmd := exec.Command(mycelBin, "daemon", "--data", dir, "--mdns=false",
-		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1")
+	args := append([]string{"daemon", "--data", dir, "--mdns=false",
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--api", "127.0.0.1:0"}, extra...)
+	cmd := exec.Command(mycelBin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &strings.Builder{}
+	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -39,7 +42,7 @@ func startDaemon(t *testing.T, dir string) (*exec.Cmd, []string, *strings.Builde
 	}()
 	var addrs []string
 	timeout := time.After(20 * time.Second)
-	for len(addrs) < 2 {
+	for apiSeen := false; !apiSeen; {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -48,11 +51,31 @@ func startDaemon(t *testing.T, dir string) (*exec.Cmd, []string, *strings.Builde
 			if a, found := strings.CutPrefix(l, "listening on "); found {
 				addrs = append(addrs, a)
 			}
+			apiSeen = strings.HasPrefix(l, "API on ")
 		case <-timeout:
-			t.Fatalf("daemon printed no listen addresses; stderr:\n%s", stderr)
+			t.Fatalf("daemon did not print its addresses; stderr:\n%s", stderr)
 		}
 	}
 	return cmd, addrs, stderr
+}
+
+// syncBuffer is a bytes.Buffer safe for a process to write while a test
+// reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestDaemonStartsAndStopsGracefully(t *testing.T) {
