@@ -12,6 +12,8 @@ type Batch struct {
 	Head        SignedHead
 	Runs        []Run
 	Consistency *Consistency
+
+	verified *verifiedBatch // kept by Verify
 }
 
 // Run is a contiguous run of entries starting at Start, with the compact

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/mycelsync/mycel/feed/feedpb"
 	"github.com/transparency-dev/merkle/compact"
@@ -16,7 +18,8 @@ import (
 // reaches the current length, or the batch's consistency proof); and every
 // run's proof against the head. Anything that fails leaves storage untouched
 // and returns an error wrapping ErrBadSignature, ErrInvalidProof,
-// ErrMalformed, ErrTooLarge or ErrNeedConsistency.
+// ErrMalformed, ErrTooLarge or ErrNeedConsistency. What Batch.Verify
+// checked already is not checked again.
 //
 // A head that conflicts with the held one is a fork: the evidence is stored,
 // the feed is frozen, and a *ForkError is returned (errors.Is ErrFork).
@@ -27,12 +30,13 @@ func (f *Feed) Ingest(b *Batch) error {
 	if b.Head.Key != f.key {
 		return errorf(ErrWrongFeed, "batch for %x sent to %x", b.Head.Key[:8], f.key[:8])
 	}
-	if err := b.check(); err != nil {
+	v, err := b.verify()
+	if err != nil {
 		return err
 	}
-	if err := b.Head.Verify(); err != nil {
-		return err
-	}
+	// The consistency check adds nodes: keep v's (perhaps a Verify memo
+	// that other ingests of the batch share) unchanged.
+	nodes := v.nodes.clone()
 
 	f.commitMu.Lock()
 	defer f.commitMu.Unlock()
@@ -55,22 +59,62 @@ func (f *Feed) Ingest(b *Batch) error {
 		return fmt.Errorf("feed: %x holds entries not covered by a signed head; open it with DB.Writer first", f.key[:8])
 	}
 
-	// Each entry is hashed once, for the consistency check and the runs.
-	leaves := make([][][]byte, len(b.Runs))
-	for i := range b.Runs {
-		leaves[i] = leafHashes(b.Runs[i].Entries)
-	}
-	nodes := newNodeSet()
-	frontier, err := f.checkConsistency(b, leaves, ref, refRange, nodes)
+	frontier, err := f.checkConsistency(b, v.leaves, ref, refRange, nodes)
 	if err != nil {
 		return f.fail(err)
 	}
+	return f.store(b, frontier, nodes)
+}
+
+// Verify checks what a batch proves on its own, whatever the feed holds:
+// its shape, its head's signature, and every run's proof against the head.
+// Feed.Ingest does the same and more; a batch verified first keeps the
+// result (entry hashes, proven tree nodes), which Ingest then reuses. So a
+// caller can verify one batch while another is being written: Ingest holds
+// the feed's commit lock, and with Verify done that time goes to checking
+// consistency with the held head and to storage alone.
+//
+// Verify must not run concurrently with other uses of b, and b must not be
+// changed after it: Ingest trusts the kept result as long as b's head and
+// number of runs are those verified.
+func (b *Batch) Verify() error {
+	v, err := b.verify()
+	if err != nil {
+		return err
+	}
+	b.verified = v
+	return nil
+}
+
+// verifiedBatch is the result of Batch.verify.
+type verifiedBatch struct {
+	head   SignedHead
+	runs   int
+	leaves [][][]byte // per run, the leaf hash of each entry
+	nodes  *nodeSet   // tree nodes the runs prove
+}
+
+// verify returns b's kept verification or, without keeping it, verifies b:
+// shape, head signature, run proofs. Each entry is hashed once, for the
+// runs' proofs and for the consistency check.
+func (b *Batch) verify() (*verifiedBatch, error) {
+	if v := b.verified; v != nil && v.head == b.Head && v.runs == len(b.Runs) {
+		return v, nil
+	}
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	if err := b.Head.Verify(); err != nil {
+		return nil, err
+	}
+	v := &verifiedBatch{head: b.Head, runs: len(b.Runs), leaves: make([][][]byte, len(b.Runs)), nodes: newNodeSet()}
 	for i := range b.Runs {
-		if err := verifyRun(&b.Runs[i], leaves[i], &b.Head, nodes); err != nil {
-			return fmt.Errorf("run %d: %w", i, err)
+		v.leaves[i] = leafHashes(b.Runs[i].Entries)
+		if err := verifyRun(&b.Runs[i], v.leaves[i], &b.Head, v.nodes); err != nil {
+			return nil, fmt.Errorf("run %d: %w", i, err)
 		}
 	}
-	return f.store(b, frontier, nodes)
+	return v, nil
 }
 
 // fail stores fork evidence when err is a fork, freezing the feed.
@@ -397,6 +441,10 @@ type nodeSet struct {
 }
 
 func newNodeSet() *nodeSet { return &nodeSet{seen: make(map[compact.NodeID]bool)} }
+
+func (s *nodeSet) clone() *nodeSet {
+	return &nodeSet{seen: maps.Clone(s.seen), list: slices.Clone(s.list)}
+}
 
 func (s *nodeSet) add(id compact.NodeID, hash []byte) {
 	if !s.seen[id] {
