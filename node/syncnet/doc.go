@@ -65,9 +65,16 @@
 //     handler runs the session and returns when it ends), a goroutine of
 //     ours for outbound ones. It owns the sync.Session: it steps frames,
 //     hands local appends in (Appended only queues them and never blocks),
-//     writes, ingests through Space.Ingest and answers Progress requests;
+//     writes, verifies received batches (feed.Batch.Verify) and answers
+//     Progress requests;
 //   - one reader per session, which reads frames and passes them on; the
-//     session goroutine resets the stream to stop it and waits for it.
+//     session goroutine resets the stream to stop it and waits for it;
+//   - one ingester per session, which stores the verified batches through
+//     Space.Ingest one at a time, in order, and hands each result back.
+//     While it waits for a storage commit, the session goroutine goes on
+//     reading and verifying the next batches (at most the session's wants
+//     in flight, sync.Config.MaxInflightWants). The session goroutine
+//     stops it and waits for it, a running Ingest included.
 //
 // Close removes the handlers, cancels, and returns only when all of them
 // ended.

@@ -12,6 +12,8 @@ package syncnet
 //	raw-MB/s         the raw stream
 //	badger-MB/s      badger's synced write
 //	ratio-%          replication MB/s / min(raw, badger)
+//	ingest-busy-%    share of the replication time B spent in Space.Ingest
+//	                 (storing, and verifying what was not verified before)
 //
 // Run it with
 //
@@ -375,11 +377,13 @@ func BenchmarkReplication(b *testing.B) {
 	child := startChild(b, srcDir, n)
 	bytes := float64(n) * replEntrySize
 
-	var repl, raw, bdg time.Duration
+	var repl, ingest, raw, bdg time.Duration
 	for i := 0; i < b.N; i++ {
 		raw += rawStream(b, child.addr, n)
 		bdg += badgerWrite(b, n)
-		repl += replicate(b, child, setup, head)
+		d, in := replicate(b, child, setup, head)
+		repl += d
+		ingest += in
 	}
 	rawRate := bytes * float64(b.N) / raw.Seconds() / 1e6
 	bdgRate := bytes * float64(b.N) / bdg.Seconds() / 1e6
@@ -389,6 +393,7 @@ func BenchmarkReplication(b *testing.B) {
 	b.ReportMetric(rawRate, "raw-MB/s")
 	b.ReportMetric(bdgRate, "badger-MB/s")
 	b.ReportMetric(100*rate/min(rawRate, bdgRate), "ratio-%")
+	b.ReportMetric(100*ingest.Seconds()/repl.Seconds(), "ingest-busy-%")
 }
 
 // rawStream times N × 1 KiB over a fresh libp2p stream from the child to a
@@ -474,7 +479,7 @@ func replTimeout(n int) time.Duration {
 // replicate times B (this process: a fresh host and badgerstore, the
 // daemon's defaults) replicating the child's feed, from connecting until
 // every entry is durable on B, and checks B's head is A's.
-func replicate(b *testing.B, child *replChildProc, setup replSetup, want feed.SignedHead) time.Duration {
+func replicate(b *testing.B, child *replChildProc, setup replSetup, want feed.SignedHead) (d, ingest time.Duration) {
 	b.Helper()
 	dir := b.TempDir()
 	st, err := badgerstore.Open(dir)
@@ -497,7 +502,8 @@ func replicate(b *testing.B, child *replChildProc, setup replSetup, want feed.Si
 		st.Close()
 		os.RemoveAll(dir)
 	}()
-	if err := r.Serve(NewFeedSpace(setup.space, db, []feed.PublicKey{setup.key}, setup.cap)); err != nil {
+	sp := &timedSpace{Space: NewFeedSpace(setup.space, db, []feed.PublicKey{setup.key}, setup.cap)}
+	if err := r.Serve(sp); err != nil {
 		b.Fatal(err)
 	}
 	f, err := db.Feed(setup.key)
@@ -538,9 +544,28 @@ func replicate(b *testing.B, child *replChildProc, setup replSetup, want feed.Si
 		case <-tick.C:
 		}
 	}
-	d := time.Since(start)
+	d = time.Since(start)
 	if got, _ := f.Head(); got.Root != want.Root || got.Length != want.Length {
 		b.Fatalf("B's head %d %s, A's %d %s", got.Length, hex.EncodeToString(got.Root[:8]), want.Length, hex.EncodeToString(want.Root[:8]))
 	}
-	return d
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return d, sp.busy
+}
+
+// timedSpace measures the time spent in Ingest (storing, and verifying
+// what was not verified before).
+type timedSpace struct {
+	Space
+	mu   gosync.Mutex
+	busy time.Duration
+}
+
+func (s *timedSpace) Ingest(k feed.PublicKey, b *feed.Batch) error {
+	start := time.Now()
+	err := s.Space.Ingest(k, b)
+	s.mu.Lock()
+	s.busy += time.Since(start)
+	s.mu.Unlock()
+	return err
 }

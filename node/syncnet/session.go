@@ -34,7 +34,8 @@ type session struct {
 	refresh bool                    // the space's feeds changed: Session.Refresh
 
 	// Owned by the run goroutine.
-	outstanding int // our Wants not yet answered
+	outstanding int           // our Wants not yet answered
+	queue       []sync.Ingest // verified batches for the ingester, in order
 	rates       map[feed.PublicKey][]sample
 }
 
@@ -146,13 +147,42 @@ func (s *session) run(st network.Stream) {
 		<-readerDone
 	}()
 
+	// The ingester stores batches one at a time, in order, while this
+	// goroutine goes on reading frames and verifying the next batches.
+	ingestq := make(chan sync.Ingest)
+	results := make(chan ingested)
+	stopIngest := make(chan struct{})
+	ingesterDone := make(chan struct{})
+	go func() {
+		defer close(ingesterDone)
+		s.ingester(ingestq, results, stopIngest)
+	}()
+	defer func() {
+		close(stopIngest)
+		<-ingesterDone // a running Ingest finishes first
+	}()
+
 	bw := bufio.NewWriterSize(st, 64<<10)
 	sess.Start()
 	err := s.drain(sess, st, bw)
 	for err == nil {
+		var next chan<- sync.Ingest
+		var head sync.Ingest
+		if len(s.queue) > 0 {
+			next, head = ingestq, s.queue[0]
+		}
 		select {
 		case <-s.ctx.Done():
 			return
+		case next <- head:
+			s.queue[0] = sync.Ingest{}
+			s.queue = s.queue[1:]
+		case res := <-results:
+			sess.Ingested(res.Feed, res.err)
+			if res.err == nil {
+				r.notify(s.key.space, res.Feed, s)
+			}
+			err = s.drain(sess, st, bw)
 		case m := <-frames:
 			if m.GetData() != nil || m.GetRefuse() != nil {
 				s.outstanding = max(0, s.outstanding-1)
@@ -197,6 +227,30 @@ func (s *session) ended(err error) {
 		r.log.Debug("sync: peer closed the session", "peer", s.key.peer)
 	default:
 		r.log.Debug("sync: session ended", "peer", s.key.peer, "err", err)
+	}
+}
+
+// ingested is the result of one Space.Ingest.
+type ingested struct {
+	sync.Ingest
+	err error
+}
+
+// ingester ingests the batches it receives, in order, and returns each
+// result, until stop is closed.
+func (s *session) ingester(in <-chan sync.Ingest, out chan<- ingested, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case b := <-in:
+			res := ingested{b, s.sp.Ingest(b.Feed, b.Batch)}
+			select {
+			case out <- res:
+			case <-stop:
+				return
+			}
+		}
 	}
 }
 
@@ -245,11 +299,11 @@ func (s *session) drain(sess *sync.Session, st network.Stream, bw *bufio.Writer)
 		now := r.now()
 		for _, in := range ingest {
 			s.record(now, in.Feed, in.Batch)
-			err := s.sp.Ingest(in.Feed, in.Batch)
-			sess.Ingested(in.Feed, err)
-			if err == nil {
-				r.notify(s.key.space, in.Feed, s)
-			}
+			// Verified here, while the ingester may be storing an earlier
+			// batch; Ingest reuses the result. A batch that fails is
+			// queued all the same: Ingest fails it again, in its turn.
+			_ = in.Batch.Verify()
+			s.queue = append(s.queue, in)
 		}
 		for _, ev := range evidence {
 			if err := s.sp.ImportEvidence(ev); err != nil {
