@@ -224,14 +224,19 @@ func (s *kvStore) putOp(r *opRec) {
 	if s.log != nil {
 		s.log.add(r)
 	}
-	if s.pageN > 0 && len(s.page)+len(r.op.Value)+len(r.op.Key)+64 > s.lim.pageBytes {
-		s.endPage() // a page is sealed whole: keep it under auth's limit
-	}
 	if s.pageN == 0 {
 		s.pageFirst = r.seq
 	}
 	n := len(s.page)
 	s.page = s.appendOp(s.page, r)
+	if s.pageN > 0 && len(s.page) > s.lim.pageBytes {
+		// A page is sealed whole: keep it under auth's limit, and start
+		// the next with this op.
+		s.page = s.page[:n]
+		s.endPage()
+		s.pageFirst, n = r.seq, 0
+		s.page = s.appendOp(s.page, r)
+	}
 	s.pageN++
 	s.bufBytes += len(s.page) - n
 	s.tailBytes += len(s.page) - n

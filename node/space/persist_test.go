@@ -223,3 +223,42 @@ func TestViewReopenReadsTail(t *testing.T) {
 		t.Fatal("view after the checkpoint differs")
 	}
 }
+
+// TestViewLargeOps: ops of the largest values are cut into pages that each
+// stay under the sealing limit, and read back.
+func TestViewLargeOps(t *testing.T) {
+	st := memstore.New()
+	origin := feed.PublicKey{1}
+	key := [auth.KeySize]byte{9}
+	v, _ := OpenView(origin, st, key, nil)
+	v.Apply(origin, 0, &Op{Kind: OpAddWriter, Target: origin, HLC: 1})
+	for i := range 8 {
+		value := make([]byte, MaxValueSize)
+		value[0] = byte(i)
+		v.Apply(origin, uint64(1+i), &Op{Kind: OpPut, Key: fmt.Sprint("k", i%3), Value: value, HLC: uint64(2 + i)})
+	}
+	if err := v.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := v.Digest()
+	again, err := OpenView(origin, st, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kv := again.st.(*kvStore); kv.flushed != 9 {
+		t.Fatalf("log of %d ops, want 9", kv.flushed)
+	}
+	if again.Digest() != want {
+		t.Fatal("reopened view differs")
+	}
+	pages := 0
+	st.Scan([]byte("v"), []byte("w"), func(k, _ []byte) error {
+		if k[9] == 'l' {
+			pages++
+		}
+		return nil
+	})
+	if pages < 8 {
+		t.Fatalf("%d pages for 9 ops of up to 512 KiB", pages)
+	}
+}
