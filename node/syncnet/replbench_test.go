@@ -14,6 +14,12 @@ package syncnet
 //	ratio-%          replication MB/s / min(raw, badger)
 //	ingest-busy-%    share of the replication time B spent in Space.Ingest
 //	                 (storing, and verifying what was not verified before)
+//	repl-cpu-s/GB    CPU time (user and system) of A and B while replicating
+//	raw-cpu-s/GB     CPU time of A and B carrying the raw stream
+//	badger-cpu-s/GB  CPU time of badger's synced write
+//
+// On a machine whose cores are all busy, replication's share of them
+// follows its CPU cost: compare the two CPU figures with the ratio.
 //
 // Run it with
 //
@@ -45,6 +51,7 @@ import (
 	"strconv"
 	"strings"
 	gosync "sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,7 +139,7 @@ func benchHost() (host.Host, error) {
 // replChild is process A: it serves the feed from the store in
 // $MYCEL_REPLBENCH_CHILD and the raw protocol, prints "addr <multiaddr>"
 // and runs until stdin closes. Stdin lines "profile <path>" and "stop"
-// start and stop a CPU profile.
+// start and stop a CPU profile; "cpu" asks for the CPU time used so far.
 func replChild() error {
 	n, err := strconv.Atoi(os.Getenv(envEntries))
 	if err != nil {
@@ -187,6 +194,9 @@ func replChild() error {
 			pprof.StopCPUProfile()
 			prof.Close()
 			prof = nil
+		case cmd == "cpu":
+			fmt.Println("ok", int64(cpuTime()))
+			continue
 		}
 		fmt.Println("ok")
 	}
@@ -304,15 +314,36 @@ func (c *replChildProc) readLine(d time.Duration) (string, error) {
 	}
 }
 
-// command sends the child a stdin command and waits for its "ok".
-func (c *replChildProc) command(b *testing.B, line string) {
+// command sends the child a stdin command, waits for its "ok" and returns
+// what follows it.
+func (c *replChildProc) command(b *testing.B, line string) string {
 	b.Helper()
 	if _, err := fmt.Fprintln(c.stdin, line); err != nil {
 		b.Fatal(err)
 	}
-	if s, err := c.readLine(10 * time.Second); err != nil || s != "ok" {
+	s, err := c.readLine(10 * time.Second)
+	if err != nil || !strings.HasPrefix(s, "ok") {
 		b.Fatalf("child: %q %v", s, err)
 	}
+	return strings.TrimSpace(strings.TrimPrefix(s, "ok"))
+}
+
+// cpu returns the CPU time the child has used.
+func (c *replChildProc) cpu(b *testing.B) time.Duration {
+	ns, err := strconv.ParseInt(c.command(b, "cpu"), 10, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ns)
+}
+
+// cpuTime returns the user and system CPU time of this process.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // writeSource writes N entries into a badgerstore in dir, unless a complete
@@ -377,13 +408,18 @@ func BenchmarkReplication(b *testing.B) {
 	child := startChild(b, srcDir, n)
 	bytes := float64(n) * replEntrySize
 
-	var repl, ingest, raw, bdg time.Duration
+	var repl, ingest, replCPU, raw, rawCPU, bdg, bdgCPU time.Duration
 	for i := 0; i < b.N; i++ {
-		raw += rawStream(b, child.addr, n)
-		bdg += badgerWrite(b, n)
-		d, in := replicate(b, child, setup, head)
+		d, cpu := rawStream(b, child, n)
+		raw += d
+		rawCPU += cpu
+		d, cpu = badgerWrite(b, n)
+		bdg += d
+		bdgCPU += cpu
+		d, in, cpu := replicate(b, child, setup, head)
 		repl += d
 		ingest += in
+		replCPU += cpu
 	}
 	rawRate := bytes * float64(b.N) / raw.Seconds() / 1e6
 	bdgRate := bytes * float64(b.N) / bdg.Seconds() / 1e6
@@ -394,11 +430,16 @@ func BenchmarkReplication(b *testing.B) {
 	b.ReportMetric(bdgRate, "badger-MB/s")
 	b.ReportMetric(100*rate/min(rawRate, bdgRate), "ratio-%")
 	b.ReportMetric(100*ingest.Seconds()/repl.Seconds(), "ingest-busy-%")
+	gb := bytes * float64(b.N) / 1e9
+	b.ReportMetric(replCPU.Seconds()/gb, "repl-cpu-s/GB")
+	b.ReportMetric(rawCPU.Seconds()/gb, "raw-cpu-s/GB")
+	b.ReportMetric(bdgCPU.Seconds()/gb, "badger-cpu-s/GB")
 }
 
 // rawStream times N × 1 KiB over a fresh libp2p stream from the child to a
 // host of this process, connection set-up included as in replication.
-func rawStream(b *testing.B, addr peer.AddrInfo, n int) time.Duration {
+func rawStream(b *testing.B, child *replChildProc, n int) (d, cpu time.Duration) {
+	addr := child.addr
 	b.Helper()
 	h, err := benchHost()
 	if err != nil {
@@ -407,7 +448,8 @@ func rawStream(b *testing.B, addr peer.AddrInfo, n int) time.Duration {
 	defer h.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), replTimeout(n))
 	defer cancel()
-	start := time.Now()
+	cpuA := child.cpu(b)
+	start, cpuB := time.Now(), cpuTime()
 	if err := h.Connect(ctx, addr); err != nil {
 		b.Fatal(err)
 	}
@@ -426,18 +468,19 @@ func rawStream(b *testing.B, addr peer.AddrInfo, n int) time.Duration {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := time.Since(start)
+	d = time.Since(start)
+	cpu = cpuTime() - cpuB + child.cpu(b) - cpuA
 	if got != int64(n)*replEntrySize {
 		b.Fatalf("raw stream: %d bytes, want %d", got, n*replEntrySize)
 	}
-	return d
+	return d, cpu
 }
 
 // badgerWrite times badger's synced write of N × 1 KiB into a fresh store
 // opened as badgerstore opens it: keys laid out as feed entry keys, one
 // transaction per feed.MaxCommitBytes of entries (the largest commit a
 // feed.Storage takes).
-func badgerWrite(b *testing.B, n int) time.Duration {
+func badgerWrite(b *testing.B, n int) (d, cpu time.Duration) {
 	b.Helper()
 	dir := b.TempDir()
 	db, err := badger.Open(badgerstore.Options(dir))
@@ -456,7 +499,7 @@ func badgerWrite(b *testing.B, n int) time.Duration {
 		k = append(k, make([]byte, feed.KeySize)...)
 		return binary.BigEndian.AppendUint64(k, uint64(i))
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for i := 0; i < n; i += perTxn {
 		txn := db.NewTransaction(true)
 		for j := i; j < min(n, i+perTxn); j++ {
@@ -468,7 +511,7 @@ func badgerWrite(b *testing.B, n int) time.Duration {
 			b.Fatal(err)
 		}
 	}
-	return time.Since(start)
+	return time.Since(start), cpuTime() - cpu0
 }
 
 // replTimeout bounds one phase: 30 s plus 200 µs per entry (≥ 5 MB/s).
@@ -479,7 +522,7 @@ func replTimeout(n int) time.Duration {
 // replicate times B (this process: a fresh host and badgerstore, the
 // daemon's defaults) replicating the child's feed, from connecting until
 // every entry is durable on B, and checks B's head is A's.
-func replicate(b *testing.B, child *replChildProc, setup replSetup, want feed.SignedHead) (d, ingest time.Duration) {
+func replicate(b *testing.B, child *replChildProc, setup replSetup, want feed.SignedHead) (d, ingest, cpu time.Duration) {
 	b.Helper()
 	dir := b.TempDir()
 	st, err := badgerstore.Open(dir)
@@ -529,7 +572,8 @@ func replicate(b *testing.B, child *replChildProc, setup replSetup, want feed.Si
 
 	ctx, cancel := context.WithTimeout(context.Background(), replTimeout(setup.n))
 	defer cancel()
-	start := time.Now()
+	cpuA := child.cpu(b)
+	start, cpuB := time.Now(), cpuTime()
 	if err := h.Connect(ctx, child.addr); err != nil {
 		b.Fatal(err)
 	}
@@ -545,12 +589,13 @@ func replicate(b *testing.B, child *replChildProc, setup replSetup, want feed.Si
 		}
 	}
 	d = time.Since(start)
+	cpu = cpuTime() - cpuB + child.cpu(b) - cpuA
 	if got, _ := f.Head(); got.Root != want.Root || got.Length != want.Length {
 		b.Fatalf("B's head %d %s, A's %d %s", got.Length, hex.EncodeToString(got.Root[:8]), want.Length, hex.EncodeToString(want.Root[:8]))
 	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	return d, sp.busy
+	return d, sp.busy, cpu
 }
 
 // timedSpace measures the time spent in Ingest (storing, and verifying
