@@ -8,6 +8,7 @@ import (
 
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/sync/syncpb"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -22,8 +23,13 @@ const Version = 1
 const MaxFrameSize = feed.MaxBatchBytes + 64<<10
 
 // WriteFrame writes m as one frame: uvarint length ‖ protobuf Message, in a
-// single Write.
+// single Write — except a Data message with a large batch, written as its
+// envelope and then the batch as it is, without copying it into the frame
+// (wrap the stream in a bufio.Writer).
 func WriteFrame(w io.Writer, m *syncpb.Message) error {
+	if d := m.GetData(); d != nil && len(d.Batch) >= dataFastPath && len(d.ProtoReflect().GetUnknown()) == 0 && len(m.ProtoReflect().GetUnknown()) == 0 {
+		return writeData(w, d)
+	}
 	size := proto.Size(m)
 	if size > MaxFrameSize {
 		return errorf(ErrFrameTooLarge, "write: frame of %d bytes, limit %d", size, MaxFrameSize)
@@ -61,11 +67,101 @@ func ReadFrame(r io.Reader, max int) (*syncpb.Message, error) {
 		}
 		return nil, fmt.Errorf("sync: read frame: %w", err)
 	}
+	if m := readData(buf, dataFastPath); m != nil {
+		return m, nil
+	}
 	m := new(syncpb.Message)
 	if err := proto.Unmarshal(buf, m); err != nil {
 		return nil, errorf(ErrMalformed, "frame: %v", err)
 	}
 	return m, nil
+}
+
+// dataFastPath is the batch size from which Data frames take the paths
+// below: batches are most of the bytes replication moves, and each copy of
+// them costs CPU that storage needs.
+const dataFastPath = 16 << 10
+
+// Field numbers of syncpb.Message.data and syncpb.Data's fields.
+const (
+	fieldMessageData = 5
+	fieldDataID      = 1
+	fieldDataBatch   = 2
+)
+
+// writeData writes Message{data: d} as proto.Marshal encodes it (fields in
+// number order, id omitted when 0), in two Writes: the envelope, then the
+// batch itself.
+func writeData(w io.Writer, d *syncpb.Data) error {
+	inner := protowire.SizeTag(fieldDataBatch) + protowire.SizeBytes(len(d.Batch))
+	if d.Id != 0 {
+		inner += protowire.SizeTag(fieldDataID) + protowire.SizeVarint(uint64(d.Id))
+	}
+	size := protowire.SizeTag(fieldMessageData) + protowire.SizeBytes(inner)
+	if size > MaxFrameSize {
+		return errorf(ErrFrameTooLarge, "write: frame of %d bytes, limit %d", size, MaxFrameSize)
+	}
+	hdr := make([]byte, 0, 64)
+	hdr = binary.AppendUvarint(hdr, uint64(size))
+	hdr = protowire.AppendTag(hdr, fieldMessageData, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(inner))
+	if d.Id != 0 {
+		hdr = protowire.AppendTag(hdr, fieldDataID, protowire.VarintType)
+		hdr = protowire.AppendVarint(hdr, uint64(d.Id))
+	}
+	hdr = protowire.AppendTag(hdr, fieldDataBatch, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(len(d.Batch)))
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	_, err := w.Write(d.Batch)
+	return err
+}
+
+// readData decodes a frame that is exactly a Data message — one data field
+// holding only id and batch fields, as writeData and proto.Marshal write
+// it — with the batch aliasing buf instead of copied out of it. Anything
+// else, well-formed or not, and frames under min bytes return nil for
+// proto.Unmarshal to decode.
+func readData(buf []byte, min int) *syncpb.Message {
+	if len(buf) < min {
+		return nil
+	}
+	num, typ, n := protowire.ConsumeTag(buf)
+	if n < 0 || num != fieldMessageData || typ != protowire.BytesType {
+		return nil
+	}
+	inner, m := protowire.ConsumeBytes(buf[n:])
+	if m < 0 || n+m != len(buf) {
+		return nil
+	}
+	d := new(syncpb.Data)
+	for len(inner) > 0 {
+		num, typ, n := protowire.ConsumeTag(inner)
+		if n < 0 {
+			return nil
+		}
+		inner = inner[n:]
+		switch {
+		case num == fieldDataID && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(inner)
+			if n < 0 {
+				return nil
+			}
+			d.Id = uint32(v) // as proto does: the low 32 bits
+			inner = inner[n:]
+		case num == fieldDataBatch && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(inner)
+			if n < 0 {
+				return nil
+			}
+			d.Batch = v[:len(v):len(v)]
+			inner = inner[n:]
+		default:
+			return nil
+		}
+	}
+	return &syncpb.Message{Body: &syncpb.Message_Data{Data: d}}
 }
 
 // readUvarint reads the length prefix one byte at a time, so that it never

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 
 	"github.com/mycelsync/mycel/node/sync/syncpb"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -99,4 +101,76 @@ func TestWriteFrameTooLarge(t *testing.T) {
 	if err := WriteFrame(&buf, m); !errors.Is(err, ErrFrameTooLarge) || buf.Len() != 0 {
 		t.Errorf("got %v with %d bytes written", err, buf.Len())
 	}
+}
+
+// TestDataFrames: Data frames with large batches, written and read without
+// copying the batch, are the bytes proto.Marshal makes and decode as
+// proto.Unmarshal does.
+func TestDataFrames(t *testing.T) {
+	for _, id := range []uint32{0, 1, 300, 1<<32 - 1} {
+		for _, n := range []int{dataFastPath - 1, dataFastPath, 1 << 20} {
+			m := &syncpb.Message{Body: &syncpb.Message_Data{Data: &syncpb.Data{Id: id, Batch: bytes.Repeat([]byte{byte(n)}, n)}}}
+			enc, err := proto.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := append(binary.AppendUvarint(nil, uint64(len(enc))), enc...)
+			var buf bytes.Buffer
+			if err := WriteFrame(&buf, m); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf.Bytes(), want) {
+				t.Fatalf("id %d, %d bytes: frame differs from proto.Marshal's", id, n)
+			}
+			got, err := ReadFrame(&buf, 0)
+			if err != nil || !proto.Equal(got, m) {
+				t.Fatalf("id %d, %d bytes: read back %v", id, n, err)
+			}
+		}
+	}
+	// Encodings the fast path leaves to proto.Unmarshal, or decodes alike.
+	batch := protowire.AppendBytes(protowire.AppendTag(nil, fieldDataBatch, protowire.BytesType), make([]byte, 100))
+	id := protowire.AppendVarint(protowire.AppendTag(nil, fieldDataID, protowire.VarintType), 7)
+	unknown := protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.VarintType), 1)
+	wrap := func(inner []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, fieldMessageData, protowire.BytesType), inner)
+	}
+	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
+	for i, buf := range [][]byte{
+		wrap(cat(batch, id)),        // fields out of order
+		wrap(cat(id, batch, batch)), // repeated: the last wins
+		wrap(cat(id, unknown, batch)),
+		cat(wrap(cat(id, batch)), wrap(id)), // two data fields: merged
+		cat(wrap(cat(id, batch)), unknown),
+		wrap(cat(id, batch[:5])), // truncated
+		wrap(nil),
+	} {
+		checkReadData(t, fmt.Sprint("case ", i), buf)
+	}
+}
+
+// checkReadData checks that readData decodes buf as proto.Unmarshal does,
+// or leaves it to it.
+func checkReadData(t *testing.T, name string, buf []byte) {
+	t.Helper()
+	fast := readData(buf, 0)
+	if fast == nil {
+		return
+	}
+	slow := new(syncpb.Message)
+	if err := proto.Unmarshal(buf, slow); err != nil {
+		t.Fatalf("%s: fast path decoded what proto.Unmarshal refuses: %v", name, err)
+	}
+	if !proto.Equal(fast, slow) {
+		t.Fatalf("%s: fast path %v, proto.Unmarshal %v", name, fast, slow)
+	}
+}
+
+// FuzzReadData: the Data fast path agrees with proto.Unmarshal.
+func FuzzReadData(f *testing.F) {
+	m := &syncpb.Message{Body: &syncpb.Message_Data{Data: &syncpb.Data{Id: 3, Batch: []byte("batch")}}}
+	enc, _ := proto.Marshal(m)
+	f.Add(enc)
+	f.Add([]byte{0x2a, 0x00})
+	f.Fuzz(func(t *testing.T, buf []byte) { checkReadData(t, "fuzz", buf) })
 }
