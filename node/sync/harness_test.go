@@ -135,6 +135,9 @@ func newHarness(t testing.TB, a, b *node, capA, capB auth.ReplicationCapability,
 	}
 	mk := func(n *node, local, remote string, nonce byte, c auth.ReplicationCapability, tweak func(*Config)) {
 		cfg := Config{LocalID: []byte(local), RemoteID: []byte(remote), Cap: c, Verify: verifyWith(c), Model: n.model}
+		// The transcripts and the tests' wants were written with these
+		// limits; the defaults are tuned for throughput and may change.
+		cfg.WantEntries, cfg.MaxBatchBytes = 1024, 4<<20
 		for i := range cfg.Nonce {
 			cfg.Nonce[i] = nonce + byte(i)
 		}
