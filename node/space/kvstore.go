@@ -62,7 +62,6 @@ type kvStore struct {
 	writes    []feed.Write // sealed pages and special ops not yet committed
 	bufBytes  int          // bytes in page and writes
 	recent    []*opRec     // ops not yet flushed
-	log       *logIndex
 
 	// Registers.
 	dirty   map[string]*register // changed since the checkpoint
@@ -91,12 +90,6 @@ type pendOp struct {
 	kind  OpKind
 	value []byte
 	ctx   Clock
-}
-
-// logIndex is every logged op, decoded, while a rewrite needs them.
-type logIndex struct {
-	byFeed map[feed.PublicKey][]*opRec
-	byKey  map[string][]*opRec
 }
 
 // kvLimits bounds the buffers, under one storage commit's limits and a
@@ -221,9 +214,6 @@ func (s *kvStore) putOp(r *opRec) {
 	s.seq++
 	r.seq = s.seq
 	s.recent = append(s.recent, r)
-	if s.log != nil {
-		s.log.add(r)
-	}
 	if s.pageN == 0 {
 		s.pageFirst = r.seq
 	}
@@ -439,37 +429,37 @@ func (s *kvStore) scanLog(from uint64, fn func(seq uint64, d *decodedOp) error) 
 
 // clocks follows the causal contexts of the ops of a page as it is read:
 // after(d) returns d's context, built on the previous op of its feed in
-// the page. With own false, the entry of the op's own feed is left out
-// (stale), and a context is shared by the ops that add nothing to it.
+// the page. The entry of the op's own feed may be stale (lower), and a
+// context is shared by the ops that add nothing to it.
 type clocks map[feed.PublicKey]Clock
 
-func (c clocks) after(d *decodedOp, own bool) (Clock, error) {
+func (c clocks) after(d *decodedOp) (Clock, error) {
 	if d.full != nil {
 		c[d.id.Feed] = d.full
 		return d.full, nil
 	}
-	prev, ok := c[d.id.Feed]
+	clock, ok := c[d.id.Feed]
 	if !ok {
 		return nil, errors.New("space: stored log page: op without a causal context")
 	}
-	clock := prev
-	if len(d.seen) > 0 || own {
-		clock = maps.Clone(prev)
-		for _, x := range d.seen {
-			clock[x.Feed] = max(clock[x.Feed], x.Length)
-		}
-		if own {
-			clock[d.id.Feed] = d.id.Index
+	for _, x := range d.seen {
+		if clock[x.Feed] < x.Length {
+			clock = maps.Clone(clock)
+			for _, x := range d.seen {
+				clock[x.Feed] = max(clock[x.Feed], x.Length)
+			}
+			c[d.id.Feed] = clock
+			break
 		}
 	}
-	c[d.id.Feed] = clock
 	return clock, nil
 }
 
 func (d *decodedOp) rec(seq uint64, clock Clock) *opRec {
 	op := d.op
 	if op == nil {
-		op = &Op{Kind: d.kind, HLC: d.hlc, Key: d.key, Value: d.value}
+		// A copy: the value must not hold the page's memory.
+		op = &Op{Kind: d.kind, HLC: d.hlc, Key: d.key, Value: slices.Clone(d.value)}
 	}
 	return &opRec{id: d.id, clock: clock, hlc: d.hlc, op: op, seq: seq}
 }
@@ -537,48 +527,62 @@ func (s *kvStore) op(id OpID) *opRec {
 	return &opRec{id: id, clock: clock, hlc: op.HLC, op: op, seq: ^uint64(0)}
 }
 
-func (l *logIndex) add(r *opRec) {
-	l.byFeed[r.id.Feed] = append(l.byFeed[r.id.Feed], r)
-	if r.op.Kind == OpPut || r.op.Kind == OpDelete {
-		l.byKey[r.op.Key] = append(l.byKey[r.op.Key], r)
-	}
-}
-
-// index reads the whole log, for a rewrite: rare, after a membership op
-// changed who counts. The index stays until release.
-func (s *kvStore) index() *logIndex {
-	if s.log != nil {
-		return s.log
-	}
-	l := &logIndex{byFeed: map[feed.PublicKey][]*opRec{}, byKey: map[string][]*opRec{}}
+// feedOps reads the whole log (a rewrite after a membership op changed
+// whose ops count, which is rare) for the ops of feed k.
+func (s *kvStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
 	cs := clocks{}
 	err := s.scanLog(1, func(seq uint64, d *decodedOp) error {
-		clock, err := cs.after(d, true)
-		if err != nil {
-			return err
+		clock, err := cs.after(d)
+		if err == nil && d.id.Feed == k {
+			fn(d.rec(seq, clock))
 		}
-		l.add(d.rec(seq, clock))
-		return nil
+		return err
 	})
 	if err != nil {
 		s.fail(fmt.Errorf("space: read op log: %w", err))
 	}
 	for _, r := range s.recent {
-		l.add(r)
-	}
-	s.log = l
-	return l
-}
-
-func (s *kvStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
-	for _, r := range s.index().byFeed[k] {
-		fn(r)
+		if r.id.Feed == k {
+			fn(r)
+		}
 	}
 }
 
-func (s *kvStore) history(key string) []*opRec { return s.index().byKey[key] }
-
-func (s *kvStore) release() { s.log = nil }
+// histories reads the whole log once for the ops on keys.
+func (s *kvStore) histories(keys []string, fn func(key string, hist []*opRec)) {
+	want := map[string][]*opRec{}
+	for _, k := range keys {
+		want[k] = nil
+	}
+	add := func(r *opRec) {
+		if r.op.Kind != OpPut && r.op.Kind != OpDelete {
+			return
+		}
+		if _, ok := want[r.op.Key]; ok || keys == nil {
+			want[r.op.Key] = append(want[r.op.Key], r)
+		}
+	}
+	cs := clocks{}
+	err := s.scanLog(1, func(seq uint64, d *decodedOp) error {
+		clock, err := cs.after(d)
+		if err == nil {
+			add(d.rec(seq, clock))
+		}
+		return err
+	})
+	if err != nil {
+		s.fail(fmt.Errorf("space: read op log: %w", err))
+	}
+	for _, r := range s.recent {
+		add(r)
+	}
+	if keys == nil {
+		keys = slices.Sorted(maps.Keys(want))
+	}
+	for _, k := range keys {
+		fn(k, want[k])
+	}
+}
 
 // registers
 
@@ -645,7 +649,7 @@ func (s *kvStore) replay(reg *register, tail []pendOp) {
 			return p.ctx[x.id.Feed] > x.id.Index
 		})
 		reg.versions = append(reg.versions, &opRec{id: p.id, hlc: p.hlc, count: true,
-			op: &Op{Kind: p.kind, HLC: p.hlc, Value: p.value}})
+			op: &Op{Kind: p.kind, HLC: p.hlc, Value: slices.Clone(p.value)}})
 	}
 }
 
@@ -800,7 +804,7 @@ func (s *kvStore) openLog() (member bool, err error) {
 		case OpAddWriter, OpRemoveWriter:
 			member = true
 		}
-		ctx, err := cs.after(d, false)
+		ctx, err := cs.after(d)
 		if err != nil {
 			return err
 		}

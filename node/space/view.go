@@ -164,9 +164,10 @@ func newView(origin feed.PublicKey, st viewStore) *View {
 	return v
 }
 
-// countsStale is ws.Counts for an op whose clock may lack, or hold a stale,
-// entry for the op's own feed: that entry matters only when the author was
-// added by an op of its own feed.
+// countsStale is ws.Counts for an op whose clock may lack, or hold a stale
+// (lower), entry for the op's own feed, as the clocks a kvStore reads back
+// share: that entry matters only when the author was added by an op of its
+// own feed.
 func countsStale(ws *WriterSet, id OpID, c Clock) bool {
 	for _, a := range ws.adds[id.Feed] {
 		if a.Feed == id.Feed && c[id.Feed] != id.Index {
@@ -409,7 +410,6 @@ func (v *View) check(st *feedState, p *pendingOp) string {
 func (v *View) rewrite(dirty map[string]bool) {
 	old := v.ws
 	v.ws = Resolve(v.origin, v.members)
-	defer v.st.release()
 	recompute := map[string]bool{}
 	for _, k := range slices.SortedFunc(maps.Keys(v.feeds), func(a, b feed.PublicKey) int { return OpID{Feed: a}.compare(OpID{Feed: b}) }) {
 		if sameTreatment(old, v.ws, k) {
@@ -420,7 +420,7 @@ func (v *View) rewrite(dirty map[string]bool) {
 				return // membership and rotation ops: below
 			}
 			// A stored op does not say whether it counted: old says.
-			was, now := old.Counts(r.id, r.clock), v.ws.Counts(r.id, r.clock)
+			was, now := countsStale(old, r.id, r.clock), countsStale(v.ws, r.id, r.clock)
 			r.count = now
 			if now == was {
 				return
@@ -446,21 +446,23 @@ func (v *View) rewrite(dirty map[string]bool) {
 			v.st.putOp(r)
 		}
 	}
-	for _, key := range slices.Sorted(maps.Keys(recompute)) {
-		v.st.putRegister(key, v.recompute(key))
+	v.st.histories(slices.Sorted(maps.Keys(recompute)), func(key string, hist []*opRec) {
+		v.st.putRegister(key, v.recompute(hist))
 		dirty[key] = true
-	}
+	})
 }
 
 // recompute rebuilds a key's versions from its history: the counting ops
 // no other counting op follows. Needed when a removal voids ops (which may
 // bring back the versions they had replaced) or a voided op counts again.
 // An op x is followed when some counting op's clock covers it, that is
-// when the largest clock[x.Feed] among the counting ops exceeds x.Index.
-func (v *View) recompute(key string) *register {
+// when the largest clock[x.Feed] among the counting ops exceeds x.Index
+// (an op's clock covers the earlier ops of its own feed, whatever its
+// entry for that feed says).
+func (v *View) recompute(hist []*opRec) *register {
 	var counting []*opRec
-	for _, r := range v.st.history(key) {
-		if v.ws.Counts(r.id, r.clock) {
+	for _, r := range hist {
+		if countsStale(v.ws, r.id, r.clock) {
 			counting = append(counting, r)
 		}
 	}
@@ -469,6 +471,7 @@ func (v *View) recompute(key string) *register {
 		for f, n := range z.clock {
 			reach[f] = max(reach[f], n)
 		}
+		reach[z.id.Feed] = max(reach[z.id.Feed], z.id.Index)
 	}
 	reg := &register{}
 	for _, x := range counting {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
@@ -49,13 +47,12 @@ func OpenView(origin feed.PublicKey, st feed.Storage, key [auth.KeySize]byte, ra
 		// A flush logged a membership op, then stopped before its
 		// checkpoint: the stored registers may count ops it voided (or
 		// miss ops it made count). Recompute them all from the log.
-		for _, key := range slices.Sorted(maps.Keys(kv.index().byKey)) {
-			if reg := v.recompute(key); len(reg.versions) > 0 || kv.loadRegister(key) != nil {
+		kv.histories(nil, func(key string, hist []*opRec) {
+			if reg := v.recompute(hist); len(reg.versions) > 0 || kv.loadRegister(key) != nil {
 				kv.putRegister(key, reg)
 			}
-		}
+		})
 		clear(kv.pending)
-		kv.release()
 		kv.rebuilt = true
 		if kv.err != nil {
 			return nil, kv.err

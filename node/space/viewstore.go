@@ -22,15 +22,16 @@ type viewStore interface {
 	putOp(r *opRec)
 	// op returns a membership or rotation op (nil if not applied).
 	op(id OpID) *opRec
-	// feedOps calls fn for every applied op of feed k, in index order.
+	// feedOps calls fn for every applied op of feed k, in index order. The
+	// ops' clocks may lack their own feed's entry (see countsStale).
 	feedOps(k feed.PublicKey, fn func(r *opRec))
-	// history returns every applied op on key.
-	history(key string) []*opRec
+	// histories calls fn with every applied op on each key of keys, key by
+	// key in the order given (every key with ops, sorted, when keys is nil).
+	// The ops' clocks may lack their own feed's entry (see countsStale).
+	histories(keys []string, fn func(key string, hist []*opRec))
 	register(key string) *register // nil if no op on the key counted yet
 	putRegister(key string, reg *register)
 	names() []string // keys with a register, sorted
-	// release drops what feedOps and history loaded (after a rewrite).
-	release()
 }
 
 type memStore struct {
@@ -72,8 +73,15 @@ func (m *memStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
 	}
 }
 
-func (m *memStore) history(key string) []*opRec   { return m.hist[key] }
-func (m *memStore) release()                      {}
+func (m *memStore) histories(keys []string, fn func(key string, hist []*opRec)) {
+	if keys == nil {
+		keys = slices.Sorted(maps.Keys(m.hist))
+	}
+	for _, k := range keys {
+		fn(k, m.hist[k])
+	}
+}
+
 func (m *memStore) register(key string) *register { return m.regs[key] }
 
 func (m *memStore) putRegister(key string, reg *register) {
