@@ -3,7 +3,7 @@
 // added as subcommands as they are built.
 //
 // Exit status: 0 on success, 1 when a command fails, 2 on a usage error
-// (unknown command, flag or argument).
+// (unknown command, flag or argument), 3 when no daemon answers.
 package main
 
 import (
@@ -52,6 +52,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "mycel: %v\n", err)
+	var coded exitCoder
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
+	}
 	var usage usageError
 	if errors.As(err, &usage) {
 		if cmd == nil {
@@ -72,11 +76,15 @@ devices without a server that can read it. Each device runs a node that
 writes its own signed, append-only feed; the feeds of a space together form
 the database. An always-on relay keeps devices in touch and mirrors their
 feeds while holding no key that lets it read them, and a browser tab can be
-a node too. This build runs the node's host (mycel daemon); spaces,
-replication, the relay and the client commands arrive in later versions.
+a node too. mycel daemon runs this device's node; the other commands talk
+to it through its local HTTP API (address in api.addr and token in
+api.token, in the data directory; --data or MYCEL_HOME chooses it, --api
+overrides the address, --json prints JSON). The relay and the web UI
+arrive in later versions.
 
 Exit status: 0 on success, 1 when a command fails, 2 on a usage error
-(unknown command, flag or argument).`,
+(unknown command, flag or argument), 3 when the command needs a running
+daemon and none answers.`,
 		// mycel prints errors itself (run), once, with its own prefix.
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -84,7 +92,7 @@ Exit status: 0 on success, 1 when a command fails, 2 on a usage error
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(newVersionCmd(), newDaemonCmd())
+	root.AddCommand(append([]*cobra.Command{newVersionCmd(), newDaemonCmd()}, clientCommands()...)...)
 	applyConventions(root)
 	return root
 }

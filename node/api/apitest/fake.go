@@ -5,6 +5,8 @@ package apitest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"github.com/mycelsync/mycel/node/api"
 	"sort"
@@ -84,7 +86,9 @@ func (f *Fake) AddSpace(name string) string {
 
 func (f *Fake) addSpaceLocked(name string) *fakeSpace {
 	f.nextID++
-	id := HexID(0xa000 + f.nextID)
+	// IDs differ from their first digits, as real ones do.
+	sum := sha256.Sum256([]byte{byte(f.nextID)})
+	id := hex.EncodeToString(sum[:])
 	sp := &fakeSpace{info: api.SpaceInfo{ID: id, Name: name, Feed: HexID(0xf000 + f.nextID), Approved: true, Writer: true, Feeds: 1},
 		data: map[string][]api.Version{}}
 	sp.members = []api.Member{{Feed: sp.info.Feed, Name: "this", Self: true}}
@@ -142,12 +146,13 @@ func (f *Fake) JoinSpace(ctx context.Context, id, name string) (api.JoinRequest,
 	f.record("JoinSpace")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	sp, ok := f.spaces[id]
-	if !ok {
-		sp = &fakeSpace{info: api.SpaceInfo{ID: id, Name: name, Feed: HexID(0xbeef)}, data: map[string][]api.Version{}}
-		f.spaces[id] = sp
+	// A request for a space the fake is a member of stands for another
+	// device's: its feed is not the fake's own.
+	feed := HexID(0xbeef)
+	if _, ok := f.spaces[id]; !ok {
+		f.spaces[id] = &fakeSpace{info: api.SpaceInfo{ID: id, Name: name, Feed: feed}, data: map[string][]api.Version{}}
 	}
-	return api.JoinRequest{Space: id, Feed: sp.info.Feed, Name: name, Device: []byte("device-key-of-" + name)}, nil
+	return api.JoinRequest{Space: id, Feed: feed, Name: name, Device: []byte("device-key-of-" + name)}, nil
 }
 
 func (f *Fake) Accept(ctx context.Context, welcome string) (api.SpaceInfo, error) {

@@ -1,0 +1,327 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mycelsync/mycel/node/api"
+)
+
+func newStatusCmd(o *clientOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the running daemon's state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.call(func(c *api.Client) error {
+				st, err := c.Status(cmd.Context())
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				if o.json {
+					return printJSON(out, st)
+				}
+				tw := newTable(out)
+				fmt.Fprintf(tw, "daemon:\tmycel %s, up %s\n", st.Version, time.Since(st.Started).Round(time.Second))
+				fmt.Fprintf(tw, "peer ID:\t%s\n", st.PeerID)
+				fmt.Fprintf(tw, "device:\t%s\n", st.Device)
+				fmt.Fprintf(tw, "data directory:\t%s\n", st.DataDir)
+				fmt.Fprintf(tw, "API:\thttp://%s\n", c.Addr())
+				fmt.Fprintf(tw, "spaces:\t%d\n", st.Spaces)
+				fmt.Fprintf(tw, "peers:\t%d connected\n", st.Peers)
+				for i, a := range st.Addrs {
+					label := ""
+					if i == 0 {
+						label = "listening on:"
+					}
+					fmt.Fprintf(tw, "%s\t%s\n", label, a)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+}
+
+func newSpaceCmd(o *clientOpts) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "space",
+		Short: "Create, list, join and inspect spaces",
+		Long: `A space is one key-value database shared by a set of devices. A <space>
+argument is its ID, a unique prefix of 4 or more hex digits of it, or its
+unique local name (except for join, which needs the full ID).
+
+To bring a device into a space:
+  on the new device:   mycel space join <space ID>        prints a request token
+  on a member device:  mycel members add <space> <request> prints a welcome token
+  on the new device:   mycel space accept <welcome>`,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "create <name>",
+		Short: "Create a space with this device as its first writer; prints its ID",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.call(func(c *api.Client) error {
+				info, err := c.CreateSpace(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if o.json {
+					return printJSON(cmd.OutOrStdout(), info)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), info.ID)
+				fmt.Fprintf(cmd.ErrOrStderr(), "created space %q\n", info.Name)
+				return nil
+			})
+		},
+	}, &cobra.Command{
+		Use:   "list",
+		Short: "List the spaces of this device",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.call(func(c *api.Client) error {
+				spaces, err := c.Spaces(cmd.Context())
+				if err != nil {
+					return err
+				}
+				sortedSpaces(spaces)
+				if o.json {
+					return printJSON(cmd.OutOrStdout(), spaces)
+				}
+				if len(spaces) == 0 {
+					fmt.Fprintln(cmd.ErrOrStderr(), "no spaces yet: mycel space create <name>, or mycel space join <space ID>")
+					return nil
+				}
+				tw := newTable(cmd.OutOrStdout())
+				fmt.Fprintln(tw, "ID\tNAME\tKEYS\tFEEDS\tSTATE")
+				for _, sp := range spaces {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", sp.ID, sp.Name, sp.Keys, sp.Feeds, spaceState(sp))
+				}
+				return tw.Flush()
+			})
+		},
+	}, &cobra.Command{
+		Use:   "info <space>",
+		Short: "Show a space",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.call(func(c *api.Client) error {
+				id, err := resolveSpace(cmd.Context(), c, args[0])
+				if err != nil {
+					return err
+				}
+				sp, err := c.Space(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				if o.json {
+					return printJSON(cmd.OutOrStdout(), sp)
+				}
+				tw := newTable(cmd.OutOrStdout())
+				fmt.Fprintf(tw, "ID:\t%s\n", sp.ID)
+				fmt.Fprintf(tw, "name:\t%s\n", sp.Name)
+				fmt.Fprintf(tw, "state:\t%s\n", spaceState(sp))
+				fmt.Fprintf(tw, "this device's feed:\t%s\n", sp.Feed)
+				fmt.Fprintf(tw, "feeds:\t%d\n", sp.Feeds)
+				fmt.Fprintf(tw, "entries:\t%d\n", sp.Entries)
+				fmt.Fprintf(tw, "keys:\t%d\n", sp.Keys)
+				fmt.Fprintf(tw, "digest:\t%s\n", sp.Digest)
+				if sp.Invalid > 0 {
+					fmt.Fprintf(tw, "invalid entries:\t%d\n", sp.Invalid)
+				}
+				if sp.Waiting > 0 {
+					fmt.Fprintf(tw, "waiting for their past:\t%d\n", sp.Waiting)
+				}
+				return tw.Flush()
+			})
+		},
+	})
+
+	var name string
+	join := &cobra.Command{
+		Use:   "join <space ID>",
+		Short: "Ask to join a space; prints the request token to hand to a member",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !isID(args[0]) {
+				return usageError{fmt.Errorf("space ID %q: want 64 hex digits (a member sees it in mycel space list)", args[0])}
+			}
+			if name == "" {
+				name, _ = os.Hostname()
+			}
+			return o.call(func(c *api.Client) error {
+				req, err := c.JoinSpace(cmd.Context(), strings.ToLower(args[0]), name)
+				if err != nil {
+					return err
+				}
+				if o.json {
+					return printJSON(cmd.OutOrStdout(), req)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), req.Token)
+				fmt.Fprintf(cmd.ErrOrStderr(), "asked to join as %q. On a device that is a member, run:\n  mycel members add %s <the token above>\nthen here: mycel space accept <the welcome it prints>\n", req.Name, short(req.Space))
+				return nil
+			})
+		},
+	}
+	join.Flags().StringVar(&name, "name", "", "this device's name in the space (default: the host name)")
+
+	accept := &cobra.Command{
+		Use:   "accept <welcome token | ->",
+		Short: "Install the welcome a member printed (- reads it from stdin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok, err := argOrStdin(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			return o.call(func(c *api.Client) error {
+				sp, err := c.Accept(cmd.Context(), tok)
+				if err != nil {
+					return err
+				}
+				if o.json {
+					return printJSON(cmd.OutOrStdout(), sp)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "joined space %q (%s): %s\n", sp.Name, sp.ID, spaceState(sp))
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(join, accept)
+	return cmd
+}
+
+func spaceState(sp api.SpaceInfo) string {
+	switch {
+	case sp.Writer:
+		return "writer"
+	case sp.Approved:
+		return "approved, read-only"
+	default:
+		return "waiting for approval"
+	}
+}
+
+// argOrStdin returns arg, or all of stdin when arg is "-", trimmed.
+func argOrStdin(cmd *cobra.Command, arg string) (string, error) {
+	if arg != "-" {
+		return strings.TrimSpace(arg), nil
+	}
+	b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
+	return strings.TrimSpace(string(b)), err
+}
+
+func newMembersCmd(o *clientOpts) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "members <space>",
+		Short: "List, add and remove the writers of a space",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.call(func(c *api.Client) error {
+				id, err := resolveSpace(cmd.Context(), c, args[0])
+				if err != nil {
+					return err
+				}
+				ms, err := c.Members(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				if o.json {
+					return printJSON(cmd.OutOrStdout(), ms)
+				}
+				tw := newTable(cmd.OutOrStdout())
+				fmt.Fprintln(tw, "FEED\tNAME\tENTRIES\t")
+				for _, m := range ms {
+					self := ""
+					if m.Self {
+						self = "(this device)"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", m.Feed, m.Name, m.Length, self)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "add <space> <request token | ->",
+		Short: "Approve a device by the token its mycel space join printed; prints the welcome to hand back",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok, err := argOrStdin(cmd, args[1])
+			if err != nil {
+				return err
+			}
+			req, err := api.DecodeJoinRequest(tok)
+			if err != nil {
+				return fmt.Errorf("%w (the token mycel space join printed on the new device)", err)
+			}
+			return o.call(func(c *api.Client) error {
+				id, err := resolveSpace(cmd.Context(), c, args[0])
+				if err != nil {
+					return err
+				}
+				wel, err := c.AddMember(cmd.Context(), id, api.JoinRequest{Token: req.Token})
+				if err != nil {
+					return err
+				}
+				if o.json {
+					return printJSON(cmd.OutOrStdout(), wel)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), wel.Token)
+				fmt.Fprintf(cmd.ErrOrStderr(), "approved %q (feed %s). On that device, run:\n  mycel space accept <the token above>\n", req.Name, short(req.Feed))
+				return nil
+			})
+		},
+	}, &cobra.Command{
+		Use:   "remove <space> <feed>",
+		Short: "Remove a writer (its feed: full key, unique prefix, or unique name)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.call(func(c *api.Client) error {
+				id, err := resolveSpace(cmd.Context(), c, args[0])
+				if err != nil {
+					return err
+				}
+				feed := strings.ToLower(args[1])
+				if !isID(feed) {
+					if feed, err = resolveMember(cmd, c, id, args[1]); err != nil {
+						return err
+					}
+				}
+				if err := c.RemoveMember(cmd.Context(), id, feed); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "removed %s\n", feed)
+				return nil
+			})
+		},
+	})
+	return cmd
+}
+
+// resolveMember finds a member by a unique feed prefix or name.
+func resolveMember(cmd *cobra.Command, c *api.Client, space, s string) (string, error) {
+	ms, err := c.Members(cmd.Context(), space)
+	if err != nil {
+		return "", err
+	}
+	var found []string
+	for _, m := range ms {
+		if m.Name == s || (len(s) >= 4 && strings.HasPrefix(m.Feed, strings.ToLower(s))) {
+			found = append(found, m.Feed)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return "", fmt.Errorf("no member %q in the space (mycel members %s)", s, short(space))
+	}
+	return "", errors.New("several members match " + s + ": give more of the feed key")
+}
