@@ -1,4 +1,32 @@
 // Package api is the daemon's local HTTP API: the types it speaks (JSON),
 // the Backend it serves, the server with its token, Host and Origin checks,
 // and the client the CLI uses.
+//
+// The daemon serves it:
+//
+//	token, err := api.LoadOrCreateToken(dataDir) // api.token, 0600
+//	ln, err := net.Listen("tcp", "127.0.0.1:4103")
+//	srv := &http.Server{Handler: api.NewServer(api.ServerConfig{
+//		Backend: node, Token: token, Metrics: registry, Logger: log, Version: version})}
+//	go srv.Serve(ln)
+//	api.WriteEndpoint(dataDir, ln.Addr().String()) // api.addr, for the CLI
+//	...
+//	api.RemoveEndpoint(dataDir) // at a clean stop
+//
+// A client finds it from the data directory:
+//
+//	c, err := api.Dial(dataDir)            // errors.Is(err, api.ErrNotRunning)
+//	err = c.Put(ctx, spaceID, "k", []byte("v"))
+//	changes, why, err := c.Watch(ctx, spaceID, "prefix/")
+//
+// The routes are in routes.go, one table that the server's mux and the
+// test of the OpenAPI document (openapi.json, served at GET
+// /v1/openapi.json) share. Errors become status codes and stable codes
+// (Error.Code) in one place, errorBody in server.go; the client turns
+// them back into *APIError, which errors.Is matches against the sentinels
+// of types.go. Join requests travel between devices as tokens
+// (EncodeJoinRequest, format in jointoken.go); welcomes are opaque.
+//
+// Package apitest has an in-memory Backend that records its calls, for
+// tests of the server, the client and the CLI.
 package api
