@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +34,26 @@ func eventually(t *testing.T, d time.Duration, cond func() error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// feedLengths describes what n holds of each feed of a space, for failure
+// messages.
+func feedLengths(n *Node, id string) string {
+	m, err := n.member(id)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, k := range m.sp.Feeds() {
+		f, err := n.db.Feed(k)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%x: %v", k[:4], err))
+			continue
+		}
+		h, _ := f.Head()
+		out = append(out, fmt.Sprintf("%x: len %d ranges %v", k[:4], h.Length, f.Ranges()))
+	}
+	return strings.Join(out, "; ")
 }
 
 // approve runs the low-level join: b asks, a adds it, b accepts.
@@ -103,7 +124,7 @@ func TestNodesConverge(t *testing.T) {
 		for _, n := range []*Node{b, c} {
 			in, _ := n.Space(id)
 			if in.Digest != ia.Digest || in.Entries != ia.Entries {
-				return fmt.Errorf("A %d entries %s…, other %d entries %s…", ia.Entries, ia.Digest[:8], in.Entries, in.Digest[:8])
+				return fmt.Errorf("A %d entries %s…, other %d entries %s…\nA: %s\nB: %s\nC: %s", ia.Entries, ia.Digest[:8], in.Entries, in.Digest[:8], feedLengths(a, id), feedLengths(b, id), feedLengths(c, id))
 			}
 		}
 		if ia.Entries != 3*51+3 { // puts, A's create, two adds

@@ -129,6 +129,7 @@ type feedState struct {
 	frozen       bool         // forked: nothing more is asked or answered
 	evidenceSent bool         // the peer has the fork evidence
 	dirty        bool         // local head grew: push it when caught up
+	owed         bool         // the peer was refused entries: push the head again once more may be held or answered
 	bytesIn      uint64
 }
 
@@ -492,6 +493,11 @@ func (s *Session) onHeads(h *syncpb.Heads) error {
 		if st == nil {
 			return errorf(ErrProtocol, "heads of more than %d feeds", s.cfg.MaxFeeds)
 		}
+		// A head is pushed again at the same length after this side was
+		// refused entries of it: the peer holds more now, or is less busy.
+		if heads[i].Length >= st.remoteLen {
+			st.unavailable = nil
+		}
 		s.seeRemote(st, heads[i].Length)
 	}
 	return nil
@@ -511,6 +517,13 @@ func (s *Session) onWant(p *syncpb.Want) error {
 		return err
 	}
 	refuse := func(reason string) error {
+		// Pushing the head again tells the peer to ask again: once this
+		// side holds more of the feed (a not-held refusal waits for an
+		// append), or as soon as it is caught up (busy).
+		if st := s.feeds[w.feed]; st != nil && (reason == ReasonBusy || reason == ReasonNotHeld) {
+			st.owed = true
+			st.dirty = st.dirty || reason == ReasonBusy
+		}
 		s.queue(&syncpb.Message{Body: &syncpb.Message_Refuse{Refuse: &syncpb.Refuse{Id: w.id, Reason: reason}}})
 		s.answers++
 		return nil
@@ -693,7 +706,8 @@ func (s *Session) afterInput() {
 		if !space[k] {
 			continue
 		}
-		if b := s.headToSend(k, st, false); b != nil {
+		if b := s.headToSend(k, st, st.owed); b != nil {
+			st.owed = false
 			heads = append(heads, b)
 		}
 	}

@@ -229,3 +229,40 @@ func TestRefreshAddsFeeds(t *testing.T) {
 	}
 	h.golden("refresh")
 }
+
+// (h) A replica that knows a longer head than it holds (it is still
+// fetching the entries from their writer) refuses what it lacks; once it
+// holds them it pushes the same head again, and the peer asks again.
+func TestTranscriptRefusedUntilHeld(t *testing.T) {
+	w := newNode(t, "W", []feed.PublicKey{keyA})
+	w.appendEntries(t, privA, "a", 100, 8)
+	relay := func(ranges ...feed.Range) *feed.Batch {
+		b, err := w.model.feed(keyA).Batch(feed.BatchRequest{Want: ranges})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	h := pair(t, []feed.PublicKey{keyA}, nil, nil)
+	if err := h.a.model.feed(keyA).Ingest(relay(feed.Range{Start: 0, End: 40})); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	h.pump()
+	if got := h.b.model.feed(keyA).Ranges(); !slices.Equal(got, []feed.Range{{Start: 0, End: 40}}) {
+		t.Fatalf("B holds %v, want [0,40)", got)
+	}
+	if !strings.Contains(h.log.String(), "not-held") {
+		t.Error("A did not refuse what it lacks")
+	}
+	h.logf("-- A gets [40,100) from the writer")
+	if err := h.a.model.feed(keyA).Ingest(relay(feed.Range{Start: 40, End: 100})); err != nil {
+		t.Fatal(err)
+	}
+	h.a.s.Appended(keyA)
+	h.collect(h.a)
+	h.pump()
+	complete(t, h.b, keyA, 100)
+	sameFeed(t, h.a, h.b, keyA)
+	h.golden("refused-until-held")
+}
