@@ -23,6 +23,18 @@ var (
 	// ErrEpochOrder: adding an epoch secret that does not come next: the
 	// keyring holds epochs 0..n-1 and only epoch n can be added.
 	ErrEpochOrder = errors.New("auth: epoch out of order")
+	// ErrChecksum: an invite link or code whose checksum does not match:
+	// most likely a typo or a truncated copy.
+	ErrChecksum = errors.New("auth: checksum mismatch")
+	// ErrExpired: an invite past its expiry.
+	ErrExpired = errors.New("auth: expired")
+	// ErrUsed: an invite already spent on another device's request.
+	ErrUsed = errors.New("auth: invite already used")
+	// ErrSafetyCode: a typed safety code that is not the request's.
+	ErrSafetyCode = errors.New("auth: safety code mismatch")
+	// ErrMismatch: an approval or denial bound to another join request, or
+	// opened with a device key the request did not name.
+	ErrMismatch = errors.New("auth: bound to another request")
 )
 
 func errorf(sentinel error, format string, args ...any) error {

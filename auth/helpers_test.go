@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -92,3 +93,6 @@ func readHexFile(t testing.TB, name string) []byte {
 	}
 	return mustHex(t, strings.Join(strings.Fields(string(raw)), ""))
 }
+
+// fmtV formats v with %v, %+v and %#v, to check none leaks a secret.
+func fmtV(v any) string { return fmt.Sprintf("%v %+v %#v", v, v, v) }

@@ -208,6 +208,294 @@ func (x *MirrorToken) GetToken() []byte {
 	return nil
 }
 
+// InviteRecord is what the inviting member keeps of an invite, and writes
+// (sealed, like every op) into its feed so that every member can open the
+// join requests made with it and knows once it is spent. It holds the key
+// that opens requests, not the secret that makes the link or code.
+type InviteRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`                       // 16-byte invite ID (names the invite in public)
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`                     // 32-byte invite key (opens join requests made with it)
+	Expires       int64                  `protobuf:"varint,3,opt,name=expires,proto3" json:"expires,omitempty"`            // Unix seconds; requests after it are refused
+	Used          bool                   `protobuf:"varint,4,opt,name=used,proto3" json:"used,omitempty"`                  // spent: a request made with it was approved or denied
+	UsedBy        []byte                 `protobuf:"bytes,5,opt,name=used_by,json=usedBy,proto3" json:"used_by,omitempty"` // 32-byte feed key of that request's device; empty unless used
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InviteRecord) Reset() {
+	*x = InviteRecord{}
+	mi := &file_auth_authpb_auth_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InviteRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InviteRecord) ProtoMessage() {}
+
+func (x *InviteRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_auth_authpb_auth_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InviteRecord.ProtoReflect.Descriptor instead.
+func (*InviteRecord) Descriptor() ([]byte, []int) {
+	return file_auth_authpb_auth_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *InviteRecord) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *InviteRecord) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *InviteRecord) GetExpires() int64 {
+	if x != nil {
+		return x.Expires
+	}
+	return 0
+}
+
+func (x *InviteRecord) GetUsed() bool {
+	if x != nil {
+		return x.Used
+	}
+	return false
+}
+
+func (x *InviteRecord) GetUsedBy() []byte {
+	if x != nil {
+		return x.UsedBy
+	}
+	return nil
+}
+
+// JoinRequest is a new device asking to join a space: the plaintext that
+// auth.SealJoinRequest seals under an invite key or a password key.
+type JoinRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Space         []byte                 `protobuf:"bytes,1,opt,name=space,proto3" json:"space,omitempty"`   // 32-byte space ID the device asks to join
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`     // device name shown to the approver: 1..128 bytes of UTF-8
+	Feed          []byte                 `protobuf:"bytes,3,opt,name=feed,proto3" json:"feed,omitempty"`     // 32-byte Ed25519 key of the device's new feed in the space
+	Device        []byte                 `protobuf:"bytes,4,opt,name=device,proto3" json:"device,omitempty"` // the device's HPKE public key (auth.DevicePublicKey, 1217 bytes)
+	Nonce         []byte                 `protobuf:"bytes,5,opt,name=nonce,proto3" json:"nonce,omitempty"`   // 16 random bytes: two requests are never the same
+	Time          int64                  `protobuf:"varint,6,opt,name=time,proto3" json:"time,omitempty"`    // Unix milliseconds when the device asked
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinRequest) Reset() {
+	*x = JoinRequest{}
+	mi := &file_auth_authpb_auth_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinRequest) ProtoMessage() {}
+
+func (x *JoinRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_auth_authpb_auth_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
+func (*JoinRequest) Descriptor() ([]byte, []int) {
+	return file_auth_authpb_auth_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *JoinRequest) GetSpace() []byte {
+	if x != nil {
+		return x.Space
+	}
+	return nil
+}
+
+func (x *JoinRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetFeed() []byte {
+	if x != nil {
+		return x.Feed
+	}
+	return nil
+}
+
+func (x *JoinRequest) GetDevice() []byte {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
+func (x *JoinRequest) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *JoinRequest) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+// Approval is a member's answer to a join request that it approved.
+type Approval struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Request        []byte                 `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`                                        // 32-byte hash of the approved request (auth.JoinRequest.Hash)
+	Approver       []byte                 `protobuf:"bytes,2,opt,name=approver,proto3" json:"approver,omitempty"`                                      // 32-byte feed key of the approving member
+	AddWriterIndex uint64                 `protobuf:"varint,3,opt,name=add_writer_index,json=addWriterIndex,proto3" json:"add_writer_index,omitempty"` // index of the add-writer entry in the approver's feed
+	Keyring        []byte                 `protobuf:"bytes,4,opt,name=keyring,proto3" json:"keyring,omitempty"`                                        // the keyring sealed to the request's device key, bound to its hash
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Approval) Reset() {
+	*x = Approval{}
+	mi := &file_auth_authpb_auth_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Approval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Approval) ProtoMessage() {}
+
+func (x *Approval) ProtoReflect() protoreflect.Message {
+	mi := &file_auth_authpb_auth_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Approval.ProtoReflect.Descriptor instead.
+func (*Approval) Descriptor() ([]byte, []int) {
+	return file_auth_authpb_auth_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Approval) GetRequest() []byte {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *Approval) GetApprover() []byte {
+	if x != nil {
+		return x.Approver
+	}
+	return nil
+}
+
+func (x *Approval) GetAddWriterIndex() uint64 {
+	if x != nil {
+		return x.AddWriterIndex
+	}
+	return 0
+}
+
+func (x *Approval) GetKeyring() []byte {
+	if x != nil {
+		return x.Keyring
+	}
+	return nil
+}
+
+// Denial is a member's answer to a join request that it refused.
+type Denial struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       []byte                 `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"` // 32-byte hash of the refused request
+	Denier        []byte                 `protobuf:"bytes,2,opt,name=denier,proto3" json:"denier,omitempty"`   // 32-byte feed key of the refusing member
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Denial) Reset() {
+	*x = Denial{}
+	mi := &file_auth_authpb_auth_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Denial) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Denial) ProtoMessage() {}
+
+func (x *Denial) ProtoReflect() protoreflect.Message {
+	mi := &file_auth_authpb_auth_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Denial.ProtoReflect.Descriptor instead.
+func (*Denial) Descriptor() ([]byte, []int) {
+	return file_auth_authpb_auth_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Denial) GetRequest() []byte {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *Denial) GetDenier() []byte {
+	if x != nil {
+		return x.Denier
+	}
+	return nil
+}
+
 var File_auth_authpb_auth_proto protoreflect.FileDescriptor
 
 const file_auth_authpb_auth_proto_rawDesc = "" +
@@ -225,7 +513,28 @@ const file_auth_authpb_auth_proto_rawDesc = "" +
 	"\vMirrorToken\x12\x14\n" +
 	"\x05space\x18\x01 \x01(\fR\x05space\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\rR\x05epoch\x12\x14\n" +
-	"\x05token\x18\x03 \x01(\fR\x05tokenB(Z&github.com/mycelsync/mycel/auth/authpbb\x06proto3"
+	"\x05token\x18\x03 \x01(\fR\x05token\"w\n" +
+	"\fInviteRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x18\n" +
+	"\aexpires\x18\x03 \x01(\x03R\aexpires\x12\x12\n" +
+	"\x04used\x18\x04 \x01(\bR\x04used\x12\x17\n" +
+	"\aused_by\x18\x05 \x01(\fR\x06usedBy\"\x8d\x01\n" +
+	"\vJoinRequest\x12\x14\n" +
+	"\x05space\x18\x01 \x01(\fR\x05space\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04feed\x18\x03 \x01(\fR\x04feed\x12\x16\n" +
+	"\x06device\x18\x04 \x01(\fR\x06device\x12\x14\n" +
+	"\x05nonce\x18\x05 \x01(\fR\x05nonce\x12\x12\n" +
+	"\x04time\x18\x06 \x01(\x03R\x04time\"\x84\x01\n" +
+	"\bApproval\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\fR\arequest\x12\x1a\n" +
+	"\bapprover\x18\x02 \x01(\fR\bapprover\x12(\n" +
+	"\x10add_writer_index\x18\x03 \x01(\x04R\x0eaddWriterIndex\x12\x18\n" +
+	"\akeyring\x18\x04 \x01(\fR\akeyring\":\n" +
+	"\x06Denial\x12\x18\n" +
+	"\arequest\x18\x01 \x01(\fR\arequest\x12\x16\n" +
+	"\x06denier\x18\x02 \x01(\fR\x06denierB(Z&github.com/mycelsync/mycel/auth/authpbb\x06proto3"
 
 var (
 	file_auth_authpb_auth_proto_rawDescOnce sync.Once
@@ -239,11 +548,15 @@ func file_auth_authpb_auth_proto_rawDescGZIP() []byte {
 	return file_auth_authpb_auth_proto_rawDescData
 }
 
-var file_auth_authpb_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_auth_authpb_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_auth_authpb_auth_proto_goTypes = []any{
 	(*Keyring)(nil),          // 0: mycel.auth.v1.Keyring
 	(*ConcurrentSecret)(nil), // 1: mycel.auth.v1.ConcurrentSecret
 	(*MirrorToken)(nil),      // 2: mycel.auth.v1.MirrorToken
+	(*InviteRecord)(nil),     // 3: mycel.auth.v1.InviteRecord
+	(*JoinRequest)(nil),      // 4: mycel.auth.v1.JoinRequest
+	(*Approval)(nil),         // 5: mycel.auth.v1.Approval
+	(*Denial)(nil),           // 6: mycel.auth.v1.Denial
 }
 var file_auth_authpb_auth_proto_depIdxs = []int32{
 	1, // 0: mycel.auth.v1.Keyring.concurrent:type_name -> mycel.auth.v1.ConcurrentSecret
@@ -265,7 +578,7 @@ func file_auth_authpb_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_auth_authpb_auth_proto_rawDesc), len(file_auth_authpb_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
