@@ -1,11 +1,55 @@
-// Package ephemeral will hold mycel's ephemeral messages: envelopes that are
-// encrypted, signed by the sender's node key and deduplicated (a seen-set that
-// survives a restart and outlives the ±5-minute timestamp window), and their
-// delivery over a gossipsub topic named by the space's discovery key, over
-// direct streams and through the relay's mailbox for members that are offline.
-// Join requests, approvals, presence, "new data" nudges and apps' own messages
-// travel this way.
+// Package ephemeral holds mycel's ephemeral messages: envelopes that are
+// encrypted, signed by the sender and deduplicated, and the rules that
+// decide their delivery. Join requests, approvals, presence, "new data"
+// nudges and apps' own messages travel this way. Delivery over libp2p
+// (gossipsub and direct streams) is in ephemeral/p2p; the seen-set's
+// badger store in ephemeral/badgerseen.
 //
-// Not built yet: this file only reserves the package. See DESIGN.md,
-// "Ephemeral messages".
+// It is plain code over plain inputs: no I/O but the SeenStore interface,
+// no goroutines, time passed in (Seal's now, Config.Now), randomness as an
+// io.Reader. It imports neither libp2p nor badger and builds with
+// GOOS=js GOARCH=wasm for the browser node.
+//
+// # Envelopes
+//
+// An envelope carries a topic (the space's discovery key), the sender's
+// Ed25519 public key, a random 16-byte ID, the sender's time in unix
+// milliseconds, which key sealed the body (KeyKind and KeyID, opaque to
+// this package), an XChaCha20-Poly1305 body and the sender's signature.
+// The body's additional data is the canonical header, and the signature
+// covers every field in a canonical, length-prefixed layout (never the
+// protobuf bytes, which are not canonical). FORMAT.md has the byte
+// layouts, the bounds and a test vector.
+//
+//	e, err := ephemeral.Seal(key, nodeKey, ephemeral.Header{Topic: dk, KeyKind: 1, KeyID: kid}, body, time.Now(), nil)
+//	b, err := e.Marshal()            // ≤ MaxEnvelopeSize (64 KiB)
+//
+//	e, err := ephemeral.Parse(b)     // sizes and signature: anyone can, a relay too
+//	body, err := e.Open(key)         // members only
+//
+// # Delivery
+//
+// A Filter delivers an envelope at most once: it drops envelopes whose
+// time is more than Window (5 minutes) from its clock, either way, and
+// those whose ID (for that topic and sender) it delivered before. Its
+// seen-set keeps each ID until the envelope's time plus Retention (10
+// minutes, twice the window: gossipsub's own 2-minute cache is not enough),
+// is bounded (Config.MaxSeen; when full, new envelopes are refused until
+// IDs expire, and no unexpired ID is ever evicted) and is written through
+// to a SeenStore before Deliver returns, so that neither a restart nor a
+// crash right after Deliver lets an envelope be delivered twice.
+//
+//	f, err := ephemeral.NewFilter(store, ephemeral.Config{})
+//	e, err := f.Accept(b)  // Parse + Deliver: nil error means hand it on, once
+//	err = f.Check(e)       // would Deliver accept it? for routers; records nothing
+//	err = f.Remember(e)    // an envelope we send: never deliver it back to us
+//	err = f.Prune()        // now and then: drop expired IDs from the store
+//
+// # Presence
+//
+// Presence tracks when each sender was last heard from. Nodes announce
+// themselves every AnnounceInterval (10 s); a sender counts as online for
+// OnlineFor (30 s) after its last announcement. The announcement's body is
+// the caller's; feed the tracker with the receipt time of what the Filter
+// delivered and the key opened.
 package ephemeral

@@ -1,0 +1,217 @@
+package ephemeral
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Time bounds of delivery (DESIGN.md, "Ephemeral messages").
+const (
+	// Window: an envelope is delivered only if |now − its time| ≤ Window
+	// by the receiver's clock.
+	Window = 5 * time.Minute
+	// Retention: the seen-set keeps an ID until its envelope's time plus
+	// Retention. Window would be enough (an older envelope is stale
+	// anyway); twice the window leaves room for clocks that step.
+	Retention = 2 * Window
+	// DefaultMaxSeen is Config.MaxSeen's default: 262,144 IDs, about 20 MiB
+	// of memory at most, or 437 messages a second sustained for Retention.
+	DefaultMaxSeen = 1 << 18
+)
+
+// pruneEvery is how often Deliver drops expired IDs from memory; when the
+// set is full it tries again at most every fullRetry.
+const (
+	pruneEvery = time.Minute
+	fullRetry  = time.Second
+)
+
+// Config configures a Filter. The zero value is usable.
+type Config struct {
+	// Now is the clock; time.Now when nil. Tests inject their own.
+	Now func() time.Time
+	// MaxSeen bounds the IDs held (DefaultMaxSeen when ≤ 0). When the set
+	// is full, Deliver refuses new envelopes with ErrSeenFull until IDs
+	// expire: an unexpired ID is never evicted, since forgetting it would
+	// let its envelope be replayed. Flooding a node therefore silences it
+	// for at most Retention instead of making it deliver twice.
+	MaxSeen int
+}
+
+// Filter decides which envelopes are delivered: those with a timestamp
+// within Window of its clock whose ID (for their topic and sender) was not
+// delivered before. Signatures are Parse's to check; Accept does both.
+//
+// The seen-set lives in memory and is written through to a SeenStore
+// before an envelope is reported delivered, so a new Filter over the same
+// store — after a restart — refuses what the old one delivered. A Filter
+// is safe for concurrent use; among concurrent Deliver calls for the same
+// envelope, exactly one succeeds. It has no goroutine: its owner calls
+// Prune now and then (every minute, say) to drop expired IDs from the
+// store.
+type Filter struct {
+	store SeenStore
+	now   func() time.Time
+	max   int
+
+	mu        sync.Mutex
+	seen      map[SeenKey]int64 // expiry, unix milliseconds
+	lastPrune time.Time
+	lastFull  time.Time
+}
+
+// NewFilter returns a Filter over store, loading every unexpired ID from
+// it. If the store holds more than MaxSeen of them (MaxSeen was lowered),
+// all are kept and new envelopes are refused until enough expire.
+func NewFilter(store SeenStore, cfg Config) (*Filter, error) {
+	f := &Filter{store: store, now: cfg.Now, max: cfg.MaxSeen, seen: make(map[SeenKey]int64)}
+	if f.now == nil {
+		f.now = time.Now
+	}
+	if f.max <= 0 {
+		f.max = DefaultMaxSeen
+	}
+	now := f.now()
+	f.lastPrune = now
+	err := store.Load(now, func(k SeenKey, exp time.Time) error {
+		if e := exp.UnixMilli(); e > f.seen[k] {
+			f.seen[k] = e
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ephemeral: load seen-set: %w", err)
+	}
+	return f, nil
+}
+
+// Now returns the Filter's clock.
+func (f *Filter) Now() time.Time { return f.now() }
+
+// Check reports whether Deliver would deliver e now, without recording
+// anything: ErrStale or ErrDuplicate, or nil. Routers use it to decide
+// whether to forward. A full seen-set is not Check's concern: a node that
+// cannot deliver can still forward.
+func (f *Filter) Check(e *Envelope) error {
+	if err := inWindow(e, f.now()); err != nil {
+		return err
+	}
+	k := e.SeenKey()
+	f.mu.Lock()
+	_, seen := f.seen[k]
+	f.mu.Unlock()
+	if seen {
+		return fmt.Errorf("%w: %s from %s", ErrDuplicate, e.ID, e.Sender)
+	}
+	return nil
+}
+
+// Deliver records e as delivered, durably, and returns nil if the caller
+// should hand it on: exactly once per envelope while its ID is kept. It
+// returns ErrStale, ErrDuplicate, ErrSeenFull, or the store's error (the
+// envelope is then not recorded and not delivered). e must come from
+// Parse, which checked its signature.
+func (f *Filter) Deliver(e *Envelope) error {
+	return f.record(e, false)
+}
+
+// Remember records an envelope this node sends, so that it is never
+// delivered back to it. Unlike Deliver, an envelope already recorded is
+// not an error.
+func (f *Filter) Remember(e *Envelope) error {
+	return f.record(e, true)
+}
+
+// Accept parses b (Parse: size, fields, signature) and delivers it
+// (Deliver).
+func (f *Filter) Accept(b []byte) (*Envelope, error) {
+	e, err := Parse(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Deliver(e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (f *Filter) record(e *Envelope, own bool) error {
+	now := f.now()
+	if err := inWindow(e, now); err != nil {
+		return err
+	}
+	k := e.SeenKey()
+	exp := e.Timestamp().Add(Retention)
+
+	f.mu.Lock()
+	if now.Sub(f.lastPrune) >= pruneEvery {
+		f.pruneLocked(now)
+	}
+	if _, seen := f.seen[k]; seen {
+		f.mu.Unlock()
+		if own {
+			return nil
+		}
+		return fmt.Errorf("%w: %s from %s", ErrDuplicate, e.ID, e.Sender)
+	}
+	if len(f.seen) >= f.max && now.Sub(f.lastFull) >= fullRetry {
+		f.lastFull = now
+		f.pruneLocked(now)
+	}
+	if len(f.seen) >= f.max {
+		f.mu.Unlock()
+		return fmt.Errorf("%w: %d IDs unexpired", ErrSeenFull, f.max)
+	}
+	// Held in memory while being stored, so that a concurrent Deliver of
+	// the same envelope sees it and refuses.
+	f.seen[k] = exp.UnixMilli()
+	f.mu.Unlock()
+
+	if err := f.store.Add(k, exp); err != nil {
+		f.mu.Lock()
+		delete(f.seen, k)
+		f.mu.Unlock()
+		return fmt.Errorf("ephemeral: record %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// Prune drops expired IDs from memory and from the store.
+func (f *Filter) Prune() error {
+	now := f.now()
+	f.mu.Lock()
+	f.pruneLocked(now)
+	f.mu.Unlock()
+	if err := f.store.Prune(now); err != nil {
+		return fmt.Errorf("ephemeral: prune seen-set: %w", err)
+	}
+	return nil
+}
+
+func (f *Filter) pruneLocked(now time.Time) {
+	f.lastPrune = now
+	ms := now.UnixMilli()
+	for k, exp := range f.seen {
+		if exp <= ms {
+			delete(f.seen, k)
+		}
+	}
+}
+
+// Len returns how many IDs the seen-set holds.
+func (f *Filter) Len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.seen)
+}
+
+// inWindow checks |now − e.Time| ≤ Window, in milliseconds, without
+// overflowing on a hostile timestamp.
+func inWindow(e *Envelope, now time.Time) error {
+	n, w := now.UnixMilli(), Window.Milliseconds()
+	if e.Time < n-w || e.Time > n+w {
+		return fmt.Errorf("%w: %s is %v from now", ErrStale, e.ID, e.Timestamp().Sub(now).Round(time.Second))
+	}
+	return nil
+}

@@ -1,0 +1,258 @@
+package ephemeral
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func newFilter(t *testing.T, store SeenStore, c *clock, max int) *Filter {
+	t.Helper()
+	f, err := NewFilter(store, Config{Now: c.Now, MaxSeen: max})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestWindow: |now − t| ≤ 5 min is delivered, once; beyond is dropped.
+func TestWindow(t *testing.T) {
+	for _, tc := range []struct {
+		skew time.Duration
+		ok   bool
+	}{
+		{0, true},
+		{4*time.Minute + 59*time.Second, true},
+		{-(4*time.Minute + 59*time.Second), true},
+		{5 * time.Minute, true},
+		{-5 * time.Minute, true},
+		{5*time.Minute + time.Millisecond, false},
+		{-5*time.Minute - time.Millisecond, false},
+		{5*time.Minute + time.Second, false},
+		{-(5*time.Minute + time.Second), false},
+		{100 * 365 * 24 * time.Hour, false},
+	} {
+		f := newFilter(t, NewMemSeenStore(), newClock(t0), 0)
+		e := seal(t, "hi", t0.Add(tc.skew))
+		err := f.Check(e)
+		derr := f.Deliver(e)
+		if tc.ok {
+			if err != nil || derr != nil {
+				t.Errorf("skew %v: check %v, deliver %v", tc.skew, err, derr)
+			}
+			if err := f.Deliver(e); !errors.Is(err, ErrDuplicate) {
+				t.Errorf("skew %v: second delivery: %v", tc.skew, err)
+			}
+		} else if !errors.Is(err, ErrStale) || !errors.Is(derr, ErrStale) {
+			t.Errorf("skew %v: check %v, deliver %v, want ErrStale", tc.skew, err, derr)
+		}
+	}
+}
+
+// TestHostileTimes: extreme timestamps are stale, without overflow.
+func TestHostileTimes(t *testing.T) {
+	f := newFilter(t, NewMemSeenStore(), newClock(t0), 0)
+	for _, ms := range []int64{-1 << 63, 1<<63 - 1, 0, -1} {
+		e := seal(t, "hi", t0)
+		e.Time = ms
+		if err := f.Deliver(e); !errors.Is(err, ErrStale) {
+			t.Errorf("time %d: %v", ms, err)
+		}
+	}
+}
+
+func TestDeliverOnce(t *testing.T) {
+	f := newFilter(t, NewMemSeenStore(), newClock(t0), 0)
+	b := marshal(t, seal(t, "hi", t0))
+	if _, err := f.Accept(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Accept(b); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("second: %v", err)
+	}
+	if err := f.Check(seal(t, "hi", t0)); err != nil {
+		t.Fatalf("another envelope: %v", err)
+	}
+}
+
+// TestConcurrentDeliver: among concurrent deliveries of one envelope,
+// exactly one succeeds.
+func TestConcurrentDeliver(t *testing.T) {
+	for range 20 {
+		f := newFilter(t, NewMemSeenStore(), newClock(t0), 0)
+		e := seal(t, "hi", t0)
+		var ok atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				if f.Deliver(e) == nil {
+					ok.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if ok.Load() != 1 {
+			t.Fatalf("delivered %d times", ok.Load())
+		}
+	}
+}
+
+func TestRestart(t *testing.T) {
+	store := NewMemSeenStore()
+	c := newClock(t0)
+	f := newFilter(t, store, c, 0)
+	e := seal(t, "hi", t0)
+	if err := f.Deliver(e); err != nil {
+		t.Fatal(err)
+	}
+	c.Set(t0.Add(4 * time.Minute))
+	f = newFilter(t, store, c, 0)
+	if err := f.Deliver(e); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("after restart: %v", err)
+	}
+}
+
+// TestRemember: a node's own envelopes are recorded without complaint,
+// and never delivered back to it.
+func TestRemember(t *testing.T) {
+	f := newFilter(t, NewMemSeenStore(), newClock(t0), 0)
+	e := seal(t, "mine", t0)
+	for range 2 {
+		if err := f.Remember(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Deliver(e); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("own envelope delivered: %v", err)
+	}
+}
+
+// TestRetention: an ID is kept until its time + 10 minutes, then pruned,
+// from memory and from the store.
+func TestRetention(t *testing.T) {
+	store := NewMemSeenStore()
+	c := newClock(t0)
+	f := newFilter(t, store, c, 0)
+	// Delivered at the far edge of the window: its time is 5 min ahead.
+	ahead := seal(t, "ahead", t0.Add(5*time.Minute))
+	now := seal(t, "now", t0)
+	for _, e := range []*Envelope{ahead, now} {
+		if err := f.Deliver(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Just before now's expiry both are kept.
+	c.Set(t0.Add(Retention - time.Millisecond))
+	if err := f.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	if f.Len() != 2 || store.Len() != 2 {
+		t.Fatalf("at +10 min − 1 ms: %d in memory, %d stored, want 2", f.Len(), store.Len())
+	}
+	// At now's expiry it goes; ahead stays until its own time + 10 min.
+	c.Set(t0.Add(Retention))
+	if err := f.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	if f.Len() != 1 || store.Len() != 1 {
+		t.Fatalf("at +10 min: %d in memory, %d stored, want 1", f.Len(), store.Len())
+	}
+	// Still a duplicate, not stale (|now − its time| = 5 min).
+	if err := f.Deliver(ahead); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("ahead at +10 min: %v", err)
+	}
+	c.Set(t0.Add(5*time.Minute + Retention))
+	if err := f.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	if f.Len() != 0 || store.Len() != 0 {
+		t.Fatalf("at +15 min: %d in memory, %d stored, want 0", f.Len(), store.Len())
+	}
+	// Deliver prunes memory by itself, every minute.
+	f = newFilter(t, NewMemSeenStore(), c, 0)
+	if err := f.Deliver(seal(t, "x", c.Now())); err != nil {
+		t.Fatal(err)
+	}
+	c.Set(c.Now().Add(Retention + pruneEvery))
+	if err := f.Deliver(seal(t, "y", c.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if f.Len() != 1 {
+		t.Fatalf("Deliver did not prune: %d IDs", f.Len())
+	}
+}
+
+// TestFull: a full set refuses new envelopes and evicts nothing unexpired;
+// once IDs expire it accepts again.
+func TestFull(t *testing.T) {
+	c := newClock(t0)
+	f := newFilter(t, NewMemSeenStore(), c, 3)
+	var first []*Envelope
+	for i := range 3 {
+		e := seal(t, "x", t0.Add(time.Duration(i)*time.Minute))
+		first = append(first, e)
+		if err := f.Deliver(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Deliver(seal(t, "y", t0)); !errors.Is(err, ErrSeenFull) {
+		t.Fatalf("full: %v", err)
+	}
+	for _, e := range first {
+		if err := f.Check(e); !errors.Is(err, ErrDuplicate) {
+			t.Fatalf("an unexpired ID was evicted: %v", err)
+		}
+	}
+	// The first expires at t0 + 10 min; the set retries pruning when full.
+	c.Set(t0.Add(Retention))
+	if err := f.Deliver(seal(t, "z", c.Now())); err != nil {
+		t.Fatalf("after expiry: %v", err)
+	}
+	if f.Len() != 3 {
+		t.Fatalf("%d IDs, want the two unexpired and the new one", f.Len())
+	}
+}
+
+type failingStore struct {
+	*MemSeenStore
+	fail bool
+}
+
+var errDisk = errors.New("disk on fire")
+
+func (s *failingStore) Add(k SeenKey, exp time.Time) error {
+	if s.fail {
+		return errDisk
+	}
+	return s.MemSeenStore.Add(k, exp)
+}
+
+// TestStoreFailure: an envelope that could not be recorded is not
+// delivered and not remembered, so a later copy can be.
+func TestStoreFailure(t *testing.T) {
+	s := &failingStore{MemSeenStore: NewMemSeenStore(), fail: true}
+	f := newFilter(t, s, newClock(t0), 0)
+	e := seal(t, "hi", t0)
+	if err := f.Deliver(e); !errors.Is(err, errDisk) {
+		t.Fatalf("store failure: %v", err)
+	}
+	s.fail = false
+	if err := f.Deliver(e); err != nil {
+		t.Fatalf("after the store recovered: %v", err)
+	}
+}
+
+func TestForgedNotDelivered(t *testing.T) {
+	f := newFilter(t, NewMemSeenStore(), newClock(t0), 0)
+	e := seal(t, "hi", t0)
+	e.Signature[0] ^= 1
+	if _, err := f.Accept(marshal(t, e)); !errors.Is(err, ErrSignature) {
+		t.Fatalf("forged: %v", err)
+	}
+	e.Signature[0] ^= 1
+	if _, err := f.Accept(marshal(t, e)); err != nil {
+		t.Fatalf("a forgery kept the genuine one out: %v", err)
+	}
+}
