@@ -95,6 +95,7 @@ func (m *member) info() api.SpaceInfo {
 		Writer:   sp.IsWriter(),
 		Feeds:    len(feeds),
 		Digest:   hex.EncodeToString(digest[:]),
+		Keys:     sp.Keys(),
 		Invalid:  diag.InvalidTotal,
 		Waiting:  diag.Waiting,
 	}

@@ -130,6 +130,9 @@ func TestNodesConverge(t *testing.T) {
 		if ia.Entries != 3*51+3 { // puts, A's create, two adds
 			return fmt.Errorf("A holds %d entries", ia.Entries)
 		}
+		if ia.Keys != 13 { // k0…k9, own/0…own/2
+			return fmt.Errorf("A counts %d live keys", ia.Keys)
+		}
 		return nil
 	}
 	eventually(t, 60*time.Second, same)

@@ -189,7 +189,21 @@ func oracle(origin feed.PublicKey, ops []genOp) [32]byte {
 			v.st.putRegister(k, reg)
 		}
 	}
-	return v.Digest()
+	d, _ := v.scanDigest()
+	return d
+}
+
+// checkAccount fails unless the view's incremental digest and live-key
+// count match a scan of its registers.
+func checkAccount(t *testing.T, v *View) {
+	t.Helper()
+	d, n := v.scanDigest()
+	if d != v.Digest() || n != v.Keys() {
+		t.Fatalf("incremental digest/keys %x/%d, scan %x/%d", v.Digest(), v.Keys(), d, n)
+	}
+	if l := len(v.List("", "", 1<<30)); l != n {
+		t.Fatalf("%d live keys listed, %d counted", l, n)
+	}
 }
 
 func seeds(t *testing.T) []uint64 {
@@ -265,6 +279,7 @@ func TestConvergence(t *testing.T) {
 					if got, want := v.Digest(), oracle(origin, given); got != want {
 						t.Fatalf("replica %d after %d ops: incremental view differs from recomputation", r, len(given))
 					}
+					checkAccount(t, v)
 				}
 				if v.Waiting() != 0 {
 					t.Fatalf("replica %d: %d ops still waiting with every op given", r, v.Waiting())

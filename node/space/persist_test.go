@@ -123,6 +123,7 @@ func TestPersistedViewConverges(t *testing.T) {
 					if got, want := v.Digest(), oracle(origin, given); got != want {
 						t.Fatalf("after reopen %d (%d ops given): view differs from recomputation", reopens, len(given))
 					}
+					checkAccount(t, v)
 				}
 				if err := v.Flush(); err != nil {
 					t.Fatal(err)

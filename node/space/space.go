@@ -836,6 +836,13 @@ func (s *Space) Digest() [32]byte {
 	return s.view.Digest()
 }
 
+// Keys returns the number of keys whose winning version is not a delete.
+func (s *Space) Keys() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.view.Keys()
+}
+
 // Devices returns the writers and what their adds said.
 func (s *Space) Devices() []Device {
 	s.mu.Lock()

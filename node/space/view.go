@@ -2,7 +2,6 @@ package space
 
 import (
 	"cmp"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"maps"
@@ -128,6 +127,9 @@ type View struct {
 	// until a removal voided them; notCounting the valid ops that do not
 	// count now (by non-writers, before their add, or voided).
 	invalidTotal, voided, notCounting int
+
+	sum  digestSum // of every register: Digest
+	live int       // keys whose winner is not a delete
 }
 
 // register is what the view keeps of a key: its versions, the counting ops
@@ -366,8 +368,10 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 			if reg == nil {
 				reg = &register{}
 			}
+			before := slices.Clone(reg.versions)
 			reg.versions = slices.DeleteFunc(reg.versions, func(x *opRec) bool { return own.sees(x.id) })
 			reg.versions = append(reg.versions, r)
+			v.account(p.op.Key, before, reg.versions)
 			v.st.putRegister(p.op.Key, reg)
 			dirty[p.op.Key] = true
 		}
@@ -447,7 +451,13 @@ func (v *View) rewrite(dirty map[string]bool) {
 		}
 	}
 	v.st.histories(slices.Sorted(maps.Keys(recompute)), func(key string, hist []*opRec) {
-		v.st.putRegister(key, v.recompute(hist))
+		var before []*opRec
+		if old := v.st.register(key); old != nil {
+			before = slices.Clone(old.versions)
+		}
+		reg := v.recompute(hist)
+		v.account(key, before, reg.versions)
+		v.st.putRegister(key, reg)
 		dirty[key] = true
 	})
 }
@@ -579,28 +589,6 @@ func (v *View) List(prefix, after string, limit int) []string {
 		}
 	}
 	return out
-}
-
-// Digest returns a hash of every key's versions. Views given the same ops
-// have the same digest.
-func (v *View) Digest() [32]byte {
-	h := sha256.New()
-	for _, k := range v.st.names() {
-		vs := v.Get(k)
-		if len(vs) == 0 {
-			continue
-		}
-		writeString(h, k)
-		binary.Write(h, binary.BigEndian, uint32(len(vs)))
-		for _, x := range vs {
-			h.Write(x.ID.Feed[:])
-			binary.Write(h, binary.BigEndian, x.ID.Index)
-			binary.Write(h, binary.BigEndian, x.HLC)
-			binary.Write(h, binary.BigEndian, x.Deleted)
-			writeString(h, string(x.Value))
-		}
-	}
-	return [32]byte(h.Sum(nil))
 }
 
 func writeString(h interface{ Write([]byte) (int, error) }, s string) {

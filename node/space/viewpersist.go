@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
@@ -88,9 +89,10 @@ func (v *View) MaxHLC() uint64 {
 	return m
 }
 
-// metaVersion is the first byte of the meta record: 2 since the op log
-// (1 kept a record per op).
-const metaVersion = 2
+// metaVersion is the first byte of the meta record: 3 since the digest and
+// the live-key count are kept in it (2 brought the op log; 1 kept a record
+// per op).
+const metaVersion = 3
 
 func (v *View) encodeMeta(kv *kvStore) []byte {
 	var body []byte
@@ -116,6 +118,8 @@ func (v *View) encodeMeta(kv *kvStore) []byte {
 		body = binary.AppendUvarint(body, uint64(len(in.Reason)))
 		body = append(body, in.Reason...)
 	}
+	body = append(body, v.sum.bytes()...)
+	body = binary.AppendUvarint(body, uint64(v.live))
 	// The feed table goes first, once every feed named above has a number.
 	b := []byte{metaVersion}
 	b = binary.AppendUvarint(b, uint64(len(kv.feedKey)))
@@ -235,6 +239,21 @@ func (v *View) decodeMeta(kv *kvStore, b []byte) (err error) {
 		}
 		v.invalid = append(v.invalid, Invalid{ID: OpID{Feed: k, Index: index}, Reason: string(b[:l])})
 		b = b[l:]
+	}
+	if len(b) < 32 {
+		return bad("digest")
+	}
+	for i := range v.sum {
+		v.sum[i] = binary.BigEndian.Uint64(b[8*i:])
+	}
+	b = b[32:]
+	var live uint64
+	if live, b, err = uvarint(b); err != nil || live > math.MaxInt32 {
+		return bad("key count")
+	}
+	v.live = int(live)
+	if len(b) != 0 {
+		return bad("length")
 	}
 	v.ws = Resolve(v.origin, v.members)
 	for _, r := range v.special {
