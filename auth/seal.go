@@ -34,15 +34,26 @@ type Binding struct {
 	// Feed is the recipient device's feed key (Ed25519 public key) in the
 	// space: the one its join request named and its add-writer op adds.
 	Feed [32]byte
+	// Request, when not zero, is the hash of the join request the box
+	// answers (JoinRequest.Hash): an approval's keyring opens only for the
+	// device that asked with exactly that request. Zero for the boxes of
+	// add-writer ops and rotations, which name no request.
+	Request [RequestHashSize]byte
 }
 
-// info returns label ‖ 0x00 ‖ space ID (32) ‖ feed key (32).
+// info returns label ‖ 0x00 ‖ space ID (32) ‖ feed key (32), followed by
+// the request hash (32) when there is one. Both sizes are fixed, so the
+// encoding stays injective.
 func (b Binding) info(label string) []byte {
-	out := make([]byte, 0, len(label)+1+SpaceIDSize+len(b.Feed))
+	out := make([]byte, 0, len(label)+1+SpaceIDSize+len(b.Feed)+len(b.Request))
 	out = append(out, label...)
 	out = append(out, 0)
 	out = append(out, b.Space[:]...)
-	return append(out, b.Feed[:]...)
+	out = append(out, b.Feed[:]...)
+	if b.Request != ([RequestHashSize]byte{}) {
+		out = append(out, b.Request[:]...)
+	}
+	return out
 }
 
 // SealKeyring seals the whole keyring to a device (an approval). The
