@@ -34,7 +34,9 @@ func (r *JoinRequest) Binding() Binding {
 // sealed it; the add-writer entry does: its signature chains to the
 // space's writers, and it is encrypted under the epoch's content key, so a
 // keyring that decrypts it is the space's. Until then the device treats
-// the keyring as a claim.
+// the keyring as a claim. Approver and AddWriterIndex are hints that the
+// box does not authenticate: they say where to look; the entry says what
+// is true.
 type Approval struct {
 	Request        [RequestHashSize]byte
 	Approver       [32]byte

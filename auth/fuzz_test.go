@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"bytes"
 	"errors"
 	"flag"
+	"strings"
 	"testing"
 )
 
@@ -138,4 +140,178 @@ func capMinimizeTime(f *testing.F, d string) {
 	if err := flag.Set(name, d); err != nil {
 		f.Fatal(err)
 	}
+}
+
+// FuzzParseInvite: ParseInvite never panics, refuses with a sentinel, and
+// whatever it accepts re-encodes to a form that parses to the same invite.
+func FuzzParseInvite(f *testing.F) {
+	inv := &Invite{Space: testSpace(f, 0x20), Secret: InviteSecret(seq(0, InviteSecretSize)), Expires: testExpires}
+	link, err := inv.Link()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{link, inv.Code(), strings.ToLower(link), " " + inv.Code() + "\n",
+		strings.ReplaceAll(inv.Code(), "-", ""), "mycel://join/", "mycel://", "0000-0000", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseInvite(s, testNow)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrChecksum) && !errors.Is(err, ErrExpired) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("error without a sentinel: %v", err)
+			}
+			return
+		}
+		back, err := ParseInvite(got.Code(), testNow)
+		if err != nil || back.Secret != got.Secret {
+			t.Fatalf("the code of an accepted invite does not parse back: %v", err)
+		}
+		if !got.KnowsSpace() {
+			if !got.Expires.IsZero() {
+				t.Fatal("a code-only invite with an expiry")
+			}
+			return
+		}
+		l, err := got.Link()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err = ParseInvite(l, testNow)
+		if err != nil || *back != *got {
+			t.Fatalf("the link of an accepted invite does not parse back: %v", err)
+		}
+	})
+}
+
+// FuzzUnmarshalJoinRequest: the decoder never panics, refuses with a
+// sentinel, and what it accepts is valid and re-encodes to the same
+// request.
+func FuzzUnmarshalJoinRequest(f *testing.F) {
+	req, _ := testRequest(f, testSpace(f, 1), "Firefox on Ubuntu 64-bit")
+	enc, err := req.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(enc)
+	f.Add(append(bytes.Clone(enc), 0x78, 0x01))
+	f.Add([]byte{})
+	f.Add([]byte{0x12, 0x01, 0xff})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := UnmarshalJoinRequest(in)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("error without a sentinel: %v", err)
+			}
+			return
+		}
+		if err := got.Validate(); err != nil {
+			t.Fatalf("accepted an invalid request: %v", err)
+		}
+		re, err := got.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := UnmarshalJoinRequest(re)
+		if err != nil || !sameRequest(back, got) || back.Hash() != got.Hash() {
+			t.Fatalf("re-encoding changes the request: %v", err)
+		}
+		SafetyCode(got)
+	})
+}
+
+// FuzzOpenJoinRequest: opening never panics, and nothing opens but the
+// requests actually sealed (deterministic: fixed key and nonce stream).
+func FuzzOpenJoinRequest(f *testing.F) {
+	inv := &Invite{Space: testSpace(f, 1), Secret: InviteSecret(seq(0, InviteSecretSize)), Expires: testExpires}
+	k := inv.RequestKey()
+	r := newDetRand("fuzz request nonces")
+	hashes := map[[RequestHashSize]byte]bool{}
+	for _, name := range []string{"laptop", "phone"} {
+		req, _ := testRequest(f, inv.Space, name)
+		sealed, err := SealJoinRequest(k, req, r)
+		if err != nil {
+			f.Fatal(err)
+		}
+		hashes[req.Hash()] = true
+		f.Add(sealed)
+	}
+	f.Add(make([]byte, ContentOverhead))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := OpenJoinRequest(k, in)
+		if err != nil {
+			if !errors.Is(err, ErrDecrypt) && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("error without a sentinel: %v", err)
+			}
+			return
+		}
+		if !hashes[got.Hash()] {
+			t.Fatal("opened a request that was never sealed")
+		}
+	})
+}
+
+// FuzzOpenApproval: the approval decoder and OpenApproval never panic,
+// refuse with a sentinel, and open nothing but the keyring approved for
+// the device's own request.
+func FuzzOpenApproval(f *testing.F) {
+	space := testSpace(f, 1)
+	kr := testKeyring(f, space, 2)
+	req, dk := testRequest(f, space, "laptop")
+	a, err := NewApproval(req, kr, testApprover, 3)
+	if err != nil {
+		f.Fatal(err)
+	}
+	enc, err := a.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	capMinimizeTime(f, "1s")
+	f.Add(enc)
+	f.Add(mustMarshal(f, NewDenial(req, testApprover)))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if _, err := UnmarshalApproval(in); err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("error without a sentinel: %v", err)
+		}
+		got, _, err := OpenApproval(dk, req, in)
+		if err != nil {
+			if !errors.Is(err, ErrDecrypt) && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrMismatch) {
+				t.Fatalf("error without a sentinel: %v", err)
+			}
+		} else if got.Space != kr.Space || len(got.Epochs) != 2 || got.Epochs[1] != kr.Epochs[1] {
+			t.Fatal("opened a keyring that was never sealed")
+		}
+		if d, err := UnmarshalDenial(req, in); err == nil {
+			if d.Request != req.Hash() {
+				t.Fatal("accepted a denial of another request")
+			}
+		} else if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrMismatch) {
+			t.Fatalf("error without a sentinel: %v", err)
+		}
+	})
+}
+
+// FuzzInviteRecordDecode: the record decoder never panics and what it
+// accepts re-encodes to the same record.
+func FuzzInviteRecordDecode(f *testing.F) {
+	rec := (&Invite{Space: testSpace(f, 1), Secret: InviteSecret(seq(0, InviteSecretSize)), Expires: testExpires}).Record()
+	f.Add(mustMarshal(f, rec))
+	if err := rec.MarkUsed(testApprover); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(mustMarshal(f, rec))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var r InviteRecord
+		if err := r.UnmarshalBinary(in); err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("error without a sentinel: %v", err)
+			}
+			return
+		}
+		var back InviteRecord
+		if err := back.UnmarshalBinary(mustMarshal(t, r)); err != nil || back != r {
+			t.Fatalf("re-encoding changes the record: %v", err)
+		}
+	})
 }
