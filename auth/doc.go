@@ -1,8 +1,9 @@
 // Package auth holds mycel's keys: space IDs and discovery keys, the epoch
 // secrets of a space and everything derived from them, the keyring of all
 // epochs so far, device HPKE keys, and the sealed boxes that carry secrets
-// to a device on approval and on key rotation. (Membership — the writer
-// set, invites, sign-in, join requests and safety codes — builds on these.)
+// to a device on approval and on key rotation; and the pieces of sign-in:
+// invites, password keys, join requests, safety codes, approvals and
+// denials. (The writer set lives with the space's view, in node/space.)
 //
 // It is plain code over plain inputs: no I/O, no clock, no goroutines, no
 // libp2p or badger. Randomness comes in as an io.Reader (crypto/rand when
@@ -122,4 +123,38 @@
 // same epoch number. The keyring keeps both (the second in Concurrent) so
 // that entries written under either stay readable; the key ID tells them
 // apart, and the space decides which one to write with.
+//
+// # Sign-in
+//
+// A new device asks to join with an invite or with the space's ID and
+// password; either gives it a RequestKey, which seals its JoinRequest and
+// whose ID names it in public. Members recognise the ID (from the
+// InviteRecord or password key kept in the feeds), open the request, and
+// show its name with SafetyCode; the new device shows the same code. Wire
+// formats and their trade-offs are in FORMAT.md, "Sign-in".
+//
+// On the new device, with an invite (link, code or QR text):
+//
+//	inv, err := auth.ParseInvite(text, now)
+//	// a code names no space: inv.Locate(locatorFoundUnder(inv.ID()), now)
+//	// or inv.WithSpace(spaceFromFlag)
+//	req, err := auth.NewJoinRequest(inv.Space, name, feedKey, deviceKey.Public(), now, nil)
+//	sealed, err := auth.SealJoinRequest(inv.RequestKey(), req, nil)
+//	show(auth.SafetyCode(req))
+//
+// or with a password: key := auth.PasswordRequestKey(auth.PasswordKey(pw, space), space).
+//
+// On a member, for an envelope whose key ID names a kept invite:
+//
+//	if err := rec.Check(now); err != nil { ... } // expired or spent
+//	req, err := auth.OpenJoinRequest(rec.RequestKey(), sealed)
+//	// req.Space must be this space; show req.Name and auth.SafetyCode(req),
+//	// or auth.CheckSafetyCode(req, typed) for `mycel approve --code`.
+//	// Approving: write the add-writer op for req.Feed, rec.MarkUsed(req.Feed), then
+//	a, err := auth.NewApproval(req, kr, myFeedKey, addWriterIndex)
+//	// Denying: rec.MarkUsed(req.Feed); auth.NewDenial(req, myFeedKey)
+//
+// Back on the new device:
+//
+//	kr, a, err := auth.OpenApproval(deviceKey, req, approvalBytes)
 package auth

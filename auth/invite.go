@@ -24,6 +24,11 @@ const (
 	// InviteIDSize is the size of an invite ID, the same as a KeyID.
 	InviteIDSize = KeyIDSize
 
+	// DefaultInviteLifetime is how long an invite should stay valid unless
+	// the person asks otherwise: long enough to reach the other device,
+	// short enough that a leaked one is soon worthless.
+	DefaultInviteLifetime = 24 * time.Hour
+
 	// InviteLinkPrefix starts every invite link. ParseInvite accepts it in
 	// any case: a QR code carries the link in capitals, which its
 	// alphanumeric mode packs more densely.
@@ -45,7 +50,7 @@ const (
 	// InviteLocatorSize is the size of a sealed invite locator.
 	InviteLocatorSize = ContentOverhead + inviteLocatorPlainSize
 	// MaxInviteRecordSize bounds an encoded InviteRecord (its fields take
-	// at most 103 bytes; the rest is room for fields added later).
+	// at most 98 bytes; the rest is room for fields added later).
 	MaxInviteRecordSize = 256
 )
 

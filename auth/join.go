@@ -19,7 +19,7 @@ const (
 	JoinNonceSize     = 16
 	RequestHashSize   = sha256.Size
 	// MaxJoinRequestSize bounds an encoded join request (its fields take
-	// at most 1,469 bytes; the rest is room for fields added later).
+	// at most 1,447 bytes; the rest is room for fields added later).
 	MaxJoinRequestSize = 2048
 	// MaxSealedJoinRequestSize bounds a sealed join request.
 	MaxSealedJoinRequestSize = ContentOverhead + MaxJoinRequestSize
