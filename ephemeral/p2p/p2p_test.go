@@ -148,7 +148,7 @@ func TestReplayAfterSeenCacheExpired(t *testing.T) {
 	exactly(t, "C", append(first, collect(t, &p, sub, 500*time.Millisecond, marker.ID)...), e.ID, marker.ID)
 }
 
-func openBadger(t *testing.T, dir string) *badger.DB {
+func openBadger(t testing.TB, dir string) *badger.DB {
 	t.Helper()
 	db, err := badger.Open(badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil))
 	if err != nil {
@@ -157,7 +157,7 @@ func openBadger(t *testing.T, dir string) *badger.DB {
 	return db
 }
 
-func badgerStore(t *testing.T, db *badger.DB) ephemeral.SeenStore {
+func badgerStore(t testing.TB, db *badger.DB) ephemeral.SeenStore {
 	t.Helper()
 	s, err := badgerseen.New(db, badgerseen.DefaultPrefix)
 	if err != nil {
