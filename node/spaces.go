@@ -45,7 +45,8 @@ type member struct {
 
 	mu     sync.Mutex
 	served bool
-	feeds  int // length of sp.Feeds() when last announced to the replicator
+	feeds  int    // length of sp.Feeds() when last announced to the replicator
+	admits [2]int // writers and epochs when the sessions' proofs were last checked
 
 	kick chan struct{} // cap 1: entries were ingested, refresh the view
 	done chan struct{} // closed when the refresher returns
@@ -57,15 +58,17 @@ func (m *member) ID() auth.SpaceID { return m.sp.ID() }
 
 func (m *member) Model() syncproto.Model { return syncnet.NewDBModel(m.n.db, m.sp.Feeds) }
 
-// Capability is only asked for once the member is served, which needs it.
-func (m *member) Capability() auth.ReplicationCapability {
-	c, _ := m.sp.Capability()
-	return c
+// Credentials are only asked for once the member is served, which needs
+// the keys.
+func (m *member) Credentials() syncproto.Credentials {
+	caps, _ := m.sp.Capabilities()
+	return syncproto.Credentials{Caps: caps, Writer: m.sp.WriterKey()}
 }
 
-func (m *member) Verify(binding, proof []byte) bool {
-	c, err := m.sp.Capability()
-	return err == nil && c.Verify(binding, proof)
+func (m *member) Verify(binding []byte, p syncproto.Proof) bool {
+	return m.sp.Admits(func(c auth.ReplicationCapability) bool {
+		return syncproto.VerifyCap(c)(binding, p)
+	}, p.Writer)
 }
 
 func (m *member) Ingest(k feed.PublicKey, b *feed.Batch) error {
@@ -161,15 +164,26 @@ func (m *member) refresher(ctx context.Context) {
 }
 
 // changed tells the replicator what a local write or a refresh changed:
-// new feeds, or a space that can now be served.
+// new feeds, or a space that can now be served, or a writer removed or an
+// epoch started, after which the open sessions' peers must prove again
+// that they are admitted.
 func (m *member) changed() {
 	n := len(m.sp.Feeds())
+	caps, _ := m.sp.Capabilities()
+	admits := [2]int{len(m.sp.Devices()), len(caps)}
 	m.mu.Lock()
 	grew := n != m.feeds
-	m.feeds = n
+	recheck := admits != m.admits
+	m.feeds, m.admits = n, admits
 	m.mu.Unlock()
-	if !m.serve() && grew {
+	if m.serve() {
+		return
+	}
+	if grew {
 		m.n.repl.Refresh(m.sp.ID())
+	}
+	if recheck {
+		m.n.repl.Recheck(m.sp.ID())
 	}
 }
 

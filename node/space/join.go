@@ -1,6 +1,7 @@
 package space
 
 import (
+	"crypto/ed25519"
 	"fmt"
 
 	"github.com/mycelsync/mycel/auth"
@@ -14,23 +15,58 @@ func (s *Space) Approved() bool {
 	return s.keyring != nil
 }
 
-// Capability returns the replication capability this device proves to
-// peers and accepts from them: the one derived from the space's first
-// epoch, which every member holds however far behind on rotations it is
-// (a member must reach peers to learn the secrets it lacks). ErrNoKeys
-// until the device is approved.
-//
-// A removed device keeps it: after a removal it gets ciphertext it cannot
-// read, nothing more. Refusing it replication altogether needs proofs
-// bound to the writer set and comes with sign-in and removal over the
-// network.
-func (s *Space) Capability() (auth.ReplicationCapability, error) {
+// Capabilities returns the replication capabilities of every epoch this
+// device holds, oldest first, to prove to peers. ErrNoKeys until the
+// device is approved.
+func (s *Space) Capabilities() ([]auth.ReplicationCapability, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.keyring == nil {
-		return auth.ReplicationCapability{}, ErrNoKeys
+		return nil, ErrNoKeys
 	}
-	return s.keyring.Epochs[0].ReplicationCapability(s.id), nil
+	var out []auth.ReplicationCapability
+	for _, es := range s.keyring.Epochs {
+		out = append(out, es.ReplicationCapability(s.id))
+	}
+	return out, nil
+}
+
+// WriterKey returns this device's feed key in the space, which signs its
+// replication proofs.
+func (s *Space) WriterKey() ed25519.PrivateKey { return s.cfg.Writer }
+
+// Admits decides whether a peer may replicate the space, given proves,
+// which reports whether the peer proved a capability, and the writer
+// whose signature it showed (nil if none). The capability of the newest
+// epoch this device holds admits anyone who proves it: a member, or a
+// device approved since, whose keyring has every epoch so far. An older
+// epoch's admits only a writer that has not been removed: a member that
+// was offline during a rotation proves what it holds and fetches the new
+// secret from the feeds, while a removed device — which holds every epoch
+// up to its removal and no later one — is refused, once this device knows
+// of the removal.
+func (s *Space) Admits(proves func(auth.ReplicationCapability) bool, writer *feed.PublicKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keyring == nil {
+		return false
+	}
+	all := s.keyring.All() // with the secrets of concurrent rotations
+	newest := s.keyring.Epochs[len(s.keyring.Epochs)-1].Epoch
+	for _, es := range all {
+		if es.Epoch == newest && proves(es.ReplicationCapability(s.id)) {
+			return true
+		}
+	}
+	if writer == nil || !s.view.WriterSet().IsWriter(*writer) {
+		return false
+	}
+	for _, es := range all {
+		if es.Epoch != newest && proves(es.ReplicationCapability(s.id)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Welcome seals the keyring to a device this device approved (AddWriter)

@@ -20,7 +20,7 @@ func TestWelcome(t *testing.T) {
 	}
 	join(t, b, a.sp.ID())
 	join(t, eve, a.sp.ID())
-	if _, err := b.sp.Capability(); !errors.Is(err, ErrNoKeys) {
+	if _, err := b.sp.Capabilities(); !errors.Is(err, ErrNoKeys) {
 		t.Fatalf("capability before approval: %v", err)
 	}
 	if b.sp.Approved() {
@@ -39,17 +39,26 @@ func TestWelcome(t *testing.T) {
 	if err := b.sp.Accept(welcome); err != nil {
 		t.Fatal(err)
 	}
-	capA, _ := a.sp.Capability()
-	capB, err := b.sp.Capability()
-	if err != nil || capA != capB {
-		t.Fatalf("capability after welcome: %v, equal %v", err, capA == capB)
+	capsA, _ := a.sp.Capabilities()
+	capsB, err := b.sp.Capabilities()
+	if err != nil || len(capsB) != 1 || capsA[0] != capsB[0] {
+		t.Fatalf("capabilities after welcome: %v, %d", err, len(capsB))
 	}
-	// Still the same capability after a rotation: B, behind, can sync.
+	// After a rotation, B (behind) is admitted with its old epoch as the
+	// writer it is, not without its signature.
 	if err := a.sp.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if capA2, _ := a.sp.Capability(); capA2 != capB {
-		t.Fatal("capability changed with a rotation")
+	kB := b.feedKey()
+	if a.sp.Admits(holds(capsB), nil) || !a.sp.Admits(holds(capsB), &kB) {
+		t.Fatal("B behind on rotations: admitted without its writer signature, or refused with it")
+	}
+	if capsA, _ = a.sp.Capabilities(); !a.sp.Admits(holds(capsA[1:]), nil) {
+		t.Fatal("the newest epoch does not admit")
+	}
+	kEve := eve.feedKey()
+	if a.sp.Admits(holds(nil), &kB) || a.sp.Admits(holds(capsB), &kEve) {
+		t.Fatal("admitted without a capability, or an old one signed by a non-writer")
 	}
 	pull(t, b, a)
 	if got := value(b.sp, "k"); got != "v" {
@@ -75,5 +84,59 @@ func TestPutMany(t *testing.T) {
 	}
 	if value(a.sp, "a") != "3" || value(a.sp, "b") != "2" || len(a.sp.Get("a")) != 1 {
 		t.Fatalf("a=%q b=%q versions of a: %d", value(a.sp, "a"), value(a.sp, "b"), len(a.sp.Get("a")))
+	}
+}
+
+// holds returns an Admits predicate: the peer proves the capabilities caps.
+func holds(caps []auth.ReplicationCapability) func(auth.ReplicationCapability) bool {
+	return func(c auth.ReplicationCapability) bool {
+		for _, x := range caps {
+			if x == c {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// TestAdmitsAfterRemoval: A removes C. C, holding every epoch up to its
+// removal, is no longer admitted, signed or not; B, a member behind on the
+// rotation, still is as the writer it is.
+func TestAdmitsAfterRemoval(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := newDevice(t, "A", nil), newDevice(t, "B", nil), newDevice(t, "C", nil)
+	create(t, a)
+	for _, d := range []*device{b, c} {
+		join(t, d, a.sp.ID())
+		if err := a.sp.AddWriter(ctx, d.feedKey(), d.name, d.key.Public()); err != nil {
+			t.Fatal(err)
+		}
+		w, err := a.sp.Welcome(d.feedKey(), d.key.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.sp.Accept(w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	capsB, _ := b.sp.Capabilities()
+	capsC, _ := c.sp.Capabilities()
+	kB, kC := b.feedKey(), c.feedKey()
+	if !a.sp.Admits(holds(capsC), &kC) || !a.sp.Admits(holds(capsC), nil) {
+		t.Fatal("C refused before its removal")
+	}
+	if err := a.sp.RemoveWriter(ctx, kC); err != nil {
+		t.Fatal(err)
+	}
+	if a.sp.Admits(holds(capsC), &kC) || a.sp.Admits(holds(capsC), nil) {
+		t.Fatal("C admitted after its removal")
+	}
+	if !a.sp.Admits(holds(capsB), &kB) {
+		t.Fatal("B, behind on the rotation, refused")
+	}
+	// B learns the new epoch from A's feed, and proves it.
+	pull(t, b, a)
+	if capsB, _ = b.sp.Capabilities(); len(capsB) != 2 || !a.sp.Admits(holds(capsB[1:]), nil) {
+		t.Fatalf("B holds %d epochs after pulling the rotation", len(capsB))
 	}
 }

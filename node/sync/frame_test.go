@@ -16,7 +16,7 @@ import (
 func TestFrameRoundTrip(t *testing.T) {
 	msgs := []*syncpb.Message{
 		{Body: &syncpb.Message_Hello{Hello: &syncpb.Hello{Version: 1, Nonce: make([]byte, 32)}}},
-		{Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proof: bytes.Repeat([]byte{7}, 32)}}},
+		msgProve(bytes.Repeat([]byte{7}, 32)),
 		{Body: &syncpb.Message_Heads{Heads: &syncpb.Heads{Heads: [][]byte{{1, 2}, {3}}}}},
 		{Body: &syncpb.Message_Want{Want: &syncpb.Want{Feed: make([]byte, 32), Ranges: []*syncpb.Range{{Start: 1, End: 5}}, Base: 9, Id: 3, MaxBytes: 100}}},
 		{Body: &syncpb.Message_Data{Data: &syncpb.Data{Id: 3, Batch: bytes.Repeat([]byte{1}, 300)}}},

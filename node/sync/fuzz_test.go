@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/sync/syncpb"
 	"google.golang.org/protobuf/proto"
@@ -21,7 +22,7 @@ func seedMessages(t testing.TB) []*syncpb.Message {
 	evRaw, _ := ev.MarshalBinary()
 	return append(msgs,
 		msgHello(1, bytes.Repeat([]byte{1}, 32)),
-		&syncpb.Message{Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proof: make([]byte, 32)}}},
+		msgProve(make([]byte, 32)),
 		msgHeads(raw),
 		msgData(t, 1, batchOf(t, h.a, keyA, feed.Range{Start: 0, End: 3})),
 		&syncpb.Message{Body: &syncpb.Message_Refuse{Refuse: &syncpb.Refuse{Id: 1, Reason: ReasonBusy}}},
@@ -76,7 +77,7 @@ func FuzzStep(f *testing.F) {
 	peerHead, _ := peer.model.Head(keyA)
 	rawHead, _ := peerHead.MarshalBinary()
 	c := testCap(1)
-	cfg := Config{LocalID: []byte("local"), RemoteID: []byte("remote"), Cap: c, Verify: c.Verify, Model: src.model}
+	cfg := Config{LocalID: []byte("local"), RemoteID: []byte("remote"), Creds: Credentials{Caps: []auth.ReplicationCapability{c}}, Verify: VerifyCap(c), Model: src.model}
 	cfg.Nonce[0] = 1
 	var peerNonce [NonceSize]byte
 	peerNonce[0] = 2
@@ -94,7 +95,7 @@ func FuzzStep(f *testing.F) {
 		s.Start()
 		for _, open := range []*syncpb.Message{
 			msgHello(1, peerNonce[:]),
-			{Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proof: proof[:]}}},
+			msgProve(proof[:]),
 			msgHeads(rawHead),
 		} {
 			if err := s.Step(open); err != nil {
@@ -138,7 +139,7 @@ func FuzzHello(f *testing.F) {
 }
 
 func FuzzProve(f *testing.F) {
-	fuzzDecoder(f, (*syncpb.Message).GetProve, func(m *syncpb.Prove) error { _, err := parseProve(m); return err })
+	fuzzDecoder(f, (*syncpb.Message).GetProve, func(m *syncpb.Prove) error { _, err := parseProve(m, []byte("binding")); return err })
 }
 
 func FuzzHeads(f *testing.F) {

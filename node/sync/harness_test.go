@@ -64,6 +64,13 @@ func (m *dbModel) Batch(k feed.PublicKey, req feed.BatchRequest) (*feed.Batch, e
 	return m.feed(k).Batch(req)
 }
 
+// msgProve is a Prove of one proof of epoch 1 (testCap's).
+func msgProve(proof []byte) *syncpb.Message {
+	return &syncpb.Message{Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{
+		Proofs: []*syncpb.EpochProof{{Epoch: 1, Proof: proof}},
+	}}}
+}
+
 // node is one end of a harness link: a DB, its writers and its session.
 type node struct {
 	name    string
@@ -130,11 +137,8 @@ func (n *node) appendEntries(t testing.TB, priv ed25519.PrivateKey, prefix strin
 func newHarness(t testing.TB, a, b *node, capA, capB auth.ReplicationCapability, tweakA, tweakB func(*Config)) *harness {
 	h := &harness{t: t, a: a, b: b, names: make(map[feed.PublicKey]string)}
 	a.peer, b.peer = b, a
-	verifyWith := func(c auth.ReplicationCapability) func(b, p []byte) bool {
-		return func(binding, proof []byte) bool { return c.Verify(binding, proof) }
-	}
 	mk := func(n *node, local, remote string, nonce byte, c auth.ReplicationCapability, tweak func(*Config)) {
-		cfg := Config{LocalID: []byte(local), RemoteID: []byte(remote), Cap: c, Verify: verifyWith(c), Model: n.model}
+		cfg := Config{LocalID: []byte(local), RemoteID: []byte(remote), Creds: Credentials{Caps: []auth.ReplicationCapability{c}}, Verify: VerifyCap(c), Model: n.model}
 		// The transcripts and the tests' wants were written with these
 		// limits; the defaults are tuned for throughput and may change.
 		cfg.WantEntries, cfg.MaxBatchBytes = 1024, 4<<20
@@ -294,7 +298,14 @@ func (h *harness) describe(m *syncpb.Message) string {
 	case *syncpb.Message_Hello:
 		return fmt.Sprintf("Hello v%d nonce=%x…", b.Hello.Version, b.Hello.Nonce[:4])
 	case *syncpb.Message_Prove:
-		return fmt.Sprintf("Prove proof=%x…", b.Prove.Proof[:4])
+		var parts []string
+		for _, ep := range b.Prove.Proofs {
+			parts = append(parts, fmt.Sprintf("epoch %d proof=%x…", ep.Epoch, ep.Proof[:min(4, len(ep.Proof))]))
+		}
+		if len(b.Prove.Writer) > 0 {
+			parts = append(parts, fmt.Sprintf("writer=%s", h.name(feed.PublicKey(b.Prove.Writer))))
+		}
+		return "Prove " + strings.Join(parts, " ")
 	case *syncpb.Message_Heads:
 		var parts []string
 		for _, raw := range b.Heads.Heads {

@@ -56,6 +56,16 @@ func batchOf(t testing.TB, n *node, k feed.PublicKey, ranges ...feed.Range) *fee
 	return b
 }
 
+// proveOf is a Prove of n proofs of epochs 1…n (none of them valid) and
+// the given writer and signature.
+func proveOf(n int, writer, sig []byte) *syncpb.Message {
+	p := &syncpb.Prove{Writer: writer, Signature: sig}
+	for i := range n {
+		p.Proofs = append(p.Proofs, &syncpb.EpochProof{Epoch: uint32(i + 1), Proof: make([]byte, 32)})
+	}
+	return &syncpb.Message{Body: &syncpb.Message_Prove{Prove: p}}
+}
+
 func TestStepBeforeProof(t *testing.T) {
 	a := newNode(t, "A", []feed.PublicKey{keyA})
 	a.appendEntries(t, privA, "a", 10, 8)
@@ -73,9 +83,16 @@ func TestStepBeforeProof(t *testing.T) {
 		{"Want after Hello", []*syncpb.Message{msgHello(1, nonce), msgWant(keyA, 1, &syncpb.Range{Start: 0, End: 10})}, ErrProtocol},
 		{"Heads after Hello", []*syncpb.Message{msgHello(1, nonce), msgHeads(rawHead)}, ErrProtocol},
 		{"Data after Hello", []*syncpb.Message{msgHello(1, nonce), msgData(t, 1, batchOf(t, a, keyA, feed.Range{Start: 0, End: 10}))}, ErrProtocol},
-		{"Prove first", []*syncpb.Message{{Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proof: make([]byte, 32)}}}}, ErrProtocol},
-		{"wrong proof", []*syncpb.Message{msgHello(1, nonce), {Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proof: make([]byte, 32)}}}}, ErrUnauthorized},
-		{"short proof", []*syncpb.Message{msgHello(1, nonce), {Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proof: make([]byte, 31)}}}}, ErrMalformed},
+		{"Prove first", []*syncpb.Message{msgProve(make([]byte, 32))}, ErrProtocol},
+		{"wrong proof", []*syncpb.Message{msgHello(1, nonce), msgProve(make([]byte, 32))}, ErrUnauthorized},
+		{"short proof", []*syncpb.Message{msgHello(1, nonce), msgProve(make([]byte, 31))}, ErrMalformed},
+		{"no proof", []*syncpb.Message{msgHello(1, nonce), {Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{}}}}, ErrMalformed},
+		{"nine proofs", []*syncpb.Message{msgHello(1, nonce), proveOf(9, nil, nil)}, ErrMalformed},
+		{"one epoch twice", []*syncpb.Message{msgHello(1, nonce), {Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{
+			Proofs: []*syncpb.EpochProof{{Epoch: 1, Proof: make([]byte, 32)}, {Epoch: 1, Proof: make([]byte, 32)}}}}}}, ErrMalformed},
+		{"writer without signature", []*syncpb.Message{msgHello(1, nonce), proveOf(1, keyA[:], nil)}, ErrMalformed},
+		{"short writer", []*syncpb.Message{msgHello(1, nonce), proveOf(1, keyA[:31], make([]byte, 64))}, ErrMalformed},
+		{"forged writer signature", []*syncpb.Message{msgHello(1, nonce), proveOf(1, keyA[:], make([]byte, 64))}, ErrUnauthorized},
 		{"second Hello", []*syncpb.Message{msgHello(1, nonce), msgHello(1, nonce)}, ErrProtocol},
 		{"version 2", []*syncpb.Message{msgHello(2, nonce)}, ErrVersion},
 		{"short nonce", []*syncpb.Message{msgHello(1, nonce[:31])}, ErrMalformed},
@@ -185,7 +202,7 @@ func TestStepMalformedAfterOpening(t *testing.T) {
 		}, ErrProtocol},
 		{"second Hello", func(t testing.TB) *syncpb.Message { return msgHello(1, make([]byte, 32)) }, ErrProtocol},
 		{"second Prove", func(t testing.TB) *syncpb.Message {
-			return &syncpb.Message{Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proof: make([]byte, 32)}}}
+			return msgProve(make([]byte, 32))
 		}, ErrProtocol},
 	}
 	for _, tc := range tests {

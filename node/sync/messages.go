@@ -1,6 +1,11 @@
 package sync
 
 import (
+	"cmp"
+	"crypto/ed25519"
+	"slices"
+
+	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/sync/syncpb"
 )
@@ -9,6 +14,9 @@ import (
 const (
 	NonceSize = 32
 	ProofSize = 32
+	// MaxProofs bounds the capability proofs of one Prove: the newest
+	// epochs a prover holds, and epoch 0.
+	MaxProofs = 8
 	// MaxHeadsPerMessage bounds the heads of one Heads message.
 	MaxHeadsPerMessage = 1024
 	// MaxRangesPerWant bounds the ranges of one Want.
@@ -26,8 +34,76 @@ const (
 	ReasonError       = "error"
 )
 
-// bindingLabel starts every proof binding.
-const bindingLabel = "mycel/sync/1\x00"
+// bindingLabel starts every proof binding; writerLabel the bytes a
+// writer's signature covers, before the binding.
+const (
+	bindingLabel = "mycel/sync/1\x00"
+	writerLabel  = "mycel/sync/1 writer\x00"
+)
+
+// Credentials are what one side proves in the opening.
+type Credentials struct {
+	// Caps are the replication capabilities of the epochs this side holds.
+	// The newest MaxProofs-1 are proven, and epoch 0's if held.
+	Caps []auth.ReplicationCapability
+	// Writer, if set, is this device's feed key in the space: it signs the
+	// binding, which lets a peer that knows the writer set accept a member
+	// behind on key rotations.
+	Writer ed25519.PrivateKey
+}
+
+// EpochProof is a proof of one epoch's replication capability.
+type EpochProof struct {
+	Epoch uint32
+	Proof []byte // ProofSize bytes
+}
+
+// Proof is what the peer proved in the opening. Writer is set only when its
+// signature of the binding verified.
+type Proof struct {
+	Epochs []EpochProof
+	Writer *feed.PublicKey
+}
+
+// VerifyCap returns a Config.Verify that accepts a proof of c alone.
+func VerifyCap(c auth.ReplicationCapability) func(binding []byte, p Proof) bool {
+	return func(binding []byte, p Proof) bool {
+		for _, ep := range p.Epochs {
+			if ep.Epoch == c.Epoch && c.Verify(binding, ep.Proof) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// prove builds this side's Prove over binding.
+func (c Credentials) prove(binding []byte) *syncpb.Prove {
+	caps := slices.Clone(c.Caps)
+	slices.SortFunc(caps, func(a, b auth.ReplicationCapability) int { return cmp.Compare(b.Epoch, a.Epoch) })
+	caps = slices.CompactFunc(caps, func(a, b auth.ReplicationCapability) bool { return a.Epoch == b.Epoch })
+	if len(caps) > MaxProofs {
+		if last := caps[len(caps)-1]; last.Epoch == 0 {
+			caps = append(caps[:MaxProofs-1], last)
+		} else {
+			caps = caps[:MaxProofs]
+		}
+	}
+	p := &syncpb.Prove{}
+	for _, c := range caps {
+		proof := c.Proof(binding)
+		p.Proofs = append(p.Proofs, &syncpb.EpochProof{Epoch: c.Epoch, Proof: proof[:]})
+	}
+	if c.Writer != nil {
+		p.Writer = slices.Clone([]byte(c.Writer.Public().(ed25519.PublicKey)))
+		p.Signature = ed25519.Sign(c.Writer, writerMessage(binding))
+	}
+	return p
+}
+
+func writerMessage(binding []byte) []byte {
+	return append([]byte(writerLabel), binding...)
+}
 
 // Binding returns the bytes a prover's capability proof covers:
 //
@@ -69,11 +145,35 @@ func parseHello(h *syncpb.Hello) ([NonceSize]byte, error) {
 }
 
 // parseProve checks a Prove's size.
-func parseProve(p *syncpb.Prove) ([]byte, error) {
-	if len(p.GetProof()) != ProofSize {
-		return nil, errorf(ErrMalformed, "prove: proof of %d bytes", len(p.GetProof()))
+// parseProve decodes a Prove and checks its writer's signature over
+// binding.
+func parseProve(p *syncpb.Prove, binding []byte) (Proof, error) {
+	var out Proof
+	if n := len(p.GetProofs()); n == 0 || n > MaxProofs {
+		return out, errorf(ErrMalformed, "prove: %d proofs, want 1 to %d", n, MaxProofs)
 	}
-	return p.GetProof(), nil
+	seen := make(map[uint32]bool)
+	for _, ep := range p.GetProofs() {
+		if len(ep.GetProof()) != ProofSize {
+			return out, errorf(ErrMalformed, "prove: proof of %d bytes", len(ep.GetProof()))
+		}
+		if seen[ep.GetEpoch()] {
+			return out, errorf(ErrMalformed, "prove: epoch %d twice", ep.GetEpoch())
+		}
+		seen[ep.GetEpoch()] = true
+		out.Epochs = append(out.Epochs, EpochProof{Epoch: ep.GetEpoch(), Proof: ep.GetProof()})
+	}
+	switch w, sig := p.GetWriter(), p.GetSignature(); {
+	case len(w) == 0 && len(sig) == 0:
+	case len(w) != feed.KeySize || len(sig) != ed25519.SignatureSize:
+		return out, errorf(ErrMalformed, "prove: writer of %d bytes, signature of %d", len(w), len(sig))
+	case !ed25519.Verify(ed25519.PublicKey(w), writerMessage(binding), sig):
+		return out, errorf(ErrUnauthorized, "prove: writer signature does not verify")
+	default:
+		k := feed.PublicKey(w)
+		out.Writer = &k
+	}
+	return out, nil
 }
 
 // parseHeads decodes and verifies the signature of every head.

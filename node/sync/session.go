@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/sync/syncpb"
 )
@@ -35,11 +34,11 @@ type Config struct {
 	LocalID, RemoteID []byte
 	// Nonce is this side's fresh random nonce. Never reuse one.
 	Nonce [NonceSize]byte
-	// Cap is the capability this side proves.
-	Cap auth.ReplicationCapability
-	// Verify checks the peer's proof over binding: typically
-	// cap.Verify for each capability accepted (the current epoch's).
-	Verify func(binding, proof []byte) bool
+	// Creds are what this side proves.
+	Creds Credentials
+	// Verify decides whether the peer's proof over binding opens the
+	// session (VerifyCap for one capability).
+	Verify func(binding []byte, p Proof) bool
 	// Model is the node's feeds.
 	Model Model
 	// Sparse: fetch only what Fetch asks for, not everything the peer has.
@@ -149,6 +148,8 @@ type Session struct {
 	cfg Config
 
 	started, gotHello, authed bool
+	binding                   []byte // the peer's proof covered it (once authed)
+	proof                     Proof
 	remoteNonce               [NonceSize]byte
 	err                       error
 
@@ -197,6 +198,11 @@ func (s *Session) Err() error { return s.err }
 
 // Authenticated reports whether the peer's proof verified.
 func (s *Session) Authenticated() bool { return s.authed }
+
+// PeerProof returns the binding and the proof the peer opened the session
+// with (none before Authenticated), so that a driver can check it again
+// when what it accepts changes (a device was removed).
+func (s *Session) PeerProof() ([]byte, Proof) { return s.binding, s.proof }
 
 // Step processes one message from the peer. An error ends the session:
 // the driver resets the stream. Step does not retain m.
@@ -424,8 +430,8 @@ func (s *Session) onHello(h *syncpb.Hello) error {
 		return errorf(ErrProtocol, "peer reflected our nonce")
 	}
 	s.gotHello, s.remoteNonce = true, nonce
-	proof := s.cfg.Cap.Proof(Binding(s.cfg.LocalID, s.cfg.RemoteID, s.cfg.Nonce, nonce))
-	s.queue(&syncpb.Message{Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proof: proof[:]}}})
+	prove := s.cfg.Creds.prove(Binding(s.cfg.LocalID, s.cfg.RemoteID, s.cfg.Nonce, nonce))
+	s.queue(&syncpb.Message{Body: &syncpb.Message_Prove{Prove: prove}})
 	return nil
 }
 
@@ -436,14 +442,16 @@ func (s *Session) onProve(p *syncpb.Prove) error {
 	case s.authed:
 		return errorf(ErrProtocol, "second Prove")
 	}
-	proof, err := parseProve(p)
+	binding := Binding(s.cfg.RemoteID, s.cfg.LocalID, s.remoteNonce, s.cfg.Nonce)
+	proof, err := parseProve(p, binding)
 	if err != nil {
 		return err
 	}
-	if !s.cfg.Verify(Binding(s.cfg.RemoteID, s.cfg.LocalID, s.remoteNonce, s.cfg.Nonce), proof) {
+	if !s.cfg.Verify(binding, proof) {
 		return errorf(ErrUnauthorized, "peer %x", s.cfg.RemoteID)
 	}
 	s.authed = true
+	s.binding, s.proof = binding, proof
 	// Only now does the peer learn anything about the space.
 	var heads [][]byte
 	for _, k := range s.cfg.Model.Feeds() {

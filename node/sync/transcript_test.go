@@ -1,11 +1,13 @@
 package sync
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 )
 
@@ -265,4 +267,52 @@ func TestTranscriptRefusedUntilHeld(t *testing.T) {
 	complete(t, h.b, keyA, 100)
 	sameFeed(t, h.a, h.b, keyA)
 	h.golden("refused-until-held")
+}
+
+// (i) The opening proves the newest epochs and epoch 0, and a writer's
+// signature: the verifier sees which epochs and which writer, and decides.
+func TestProveEpochsAndWriter(t *testing.T) {
+	var caps []auth.ReplicationCapability
+	for e := range uint32(12) {
+		c := testCap(1)
+		c.Epoch = e
+		c.Key[1] = byte(e)
+		caps = append(caps, c)
+	}
+	var seen Proof
+	for _, tc := range []struct {
+		name   string
+		writer ed25519.PrivateKey
+		accept bool
+	}{{"writer", privB, true}, {"no writer", nil, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := pair(t, []feed.PublicKey{keyA}, func(c *Config) {
+				c.Verify = func(binding []byte, p Proof) bool {
+					seen = p
+					// This side holds epoch 0 only of those proven: as
+					// an old epoch, it opens the session only with a
+					// writer's signature.
+					return VerifyCap(caps[0])(binding, p) && p.Writer != nil
+				}
+			}, func(c *Config) {
+				c.Creds = Credentials{Caps: caps, Writer: tc.writer}
+			})
+			h.a.appendEntries(t, privA, "a", 3, 8)
+			h.start()
+			h.pump()
+			var epochs []uint32
+			for _, ep := range seen.Epochs {
+				epochs = append(epochs, ep.Epoch)
+			}
+			if want := []uint32{11, 10, 9, 8, 7, 6, 5, 0}; !slices.Equal(epochs, want) {
+				t.Errorf("epochs proven %v, want %v", epochs, want)
+			}
+			if tc.writer != nil && (seen.Writer == nil || *seen.Writer != keyB) {
+				t.Errorf("writer %v, want %x", seen.Writer, keyB[:4])
+			}
+			if got := h.b.model.feed(keyA).Length(); (got == 3) != tc.accept {
+				t.Errorf("B holds %d entries; accepted %v", got, tc.accept)
+			}
+		})
+	}
 }

@@ -364,6 +364,18 @@ func (r *Replicator) Refresh(space auth.SpaceID) {
 	}
 }
 
+// Recheck tells the sessions of space to verify their peer's proof again
+// (Space.Verify) and to end if it no longer passes: after a removal.
+func (r *Replicator) Recheck(space auth.SpaceID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key, s := range r.sessions {
+		if key.space == space {
+			s.recheckProof()
+		}
+	}
+}
+
 // notify fans an append out to the sessions of space but skip.
 func (r *Replicator) notify(space auth.SpaceID, k feed.PublicKey, skip *session) {
 	r.mu.Lock()

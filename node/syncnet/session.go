@@ -32,6 +32,7 @@ type session struct {
 	mu      gosync.Mutex
 	pending map[feed.PublicKey]bool // appended, not yet handed to the session
 	refresh bool                    // the space's feeds changed: Session.Refresh
+	recheck bool                    // what the space accepts changed: verify the peer's proof again
 
 	// Owned by the run goroutine.
 	outstanding int           // our Wants not yet answered
@@ -79,6 +80,26 @@ func (s *session) refreshFeeds() {
 	}
 }
 
+// recheckProof queues a check of the peer's proof without blocking.
+func (s *session) recheckProof() {
+	s.mu.Lock()
+	s.recheck = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeRecheck reports whether a recheck was queued since the last call.
+func (s *session) takeRecheck() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.recheck
+	s.recheck = false
+	return r
+}
+
 // takeAppended returns the feeds appended since the last call and whether
 // the space's feeds changed.
 func (s *session) takeAppended() ([]feed.PublicKey, bool) {
@@ -123,7 +144,7 @@ func (s *session) run(st network.Stream) {
 		LocalID:           []byte(r.h.ID()),
 		RemoteID:          []byte(s.key.peer),
 		Nonce:             newNonce(),
-		Cap:               s.sp.Capability(),
+		Creds:             s.sp.Credentials(),
 		Verify:            s.sp.Verify,
 		Model:             s.sp.Model(),
 		Sparse:            r.cfg.Session.Sparse,
@@ -192,6 +213,12 @@ func (s *session) run(st network.Stream) {
 			}
 		case err = <-readErr:
 		case <-s.wake:
+			if s.takeRecheck() && sess.Authenticated() {
+				if binding, proof := sess.PeerProof(); !s.sp.Verify(binding, proof) {
+					err = errNoLongerAuthorised
+					break
+				}
+			}
 			appended, refresh := s.takeAppended()
 			if refresh {
 				sess.Refresh()
@@ -213,6 +240,10 @@ func (s *session) run(st network.Stream) {
 	s.ended(err)
 }
 
+// errNoLongerAuthorised ends a session whose peer's proof the space no
+// longer accepts (Recheck): a device was removed.
+var errNoLongerAuthorised = errors.New("syncnet: the peer's proof is no longer accepted")
+
 // ended logs why a session ended and lowers the peer's standing if it was
 // the peer's fault.
 func (s *session) ended(err error) {
@@ -223,6 +254,8 @@ func (s *session) ended(err error) {
 		r.strike(s.key.peer)
 	case errors.Is(err, sync.ErrMisuse):
 		r.log.Error("sync: driver bug", "peer", s.key.peer, "err", err)
+	case errors.Is(err, errNoLongerAuthorised):
+		r.log.Info("sync: session closed, the peer is no longer authorised", "peer", s.key.peer, "space", s.key.space.String()[:16])
 	case errors.Is(err, io.EOF):
 		r.log.Debug("sync: peer closed the session", "peer", s.key.peer)
 	default:

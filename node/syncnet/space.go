@@ -15,11 +15,11 @@ type Space interface {
 	ID() auth.SpaceID
 	// Model is the sessions' read-only view of the space's feeds.
 	Model() sync.Model
-	// Capability is the replication capability this node proves.
-	Capability() auth.ReplicationCapability
-	// Verify checks a peer's proof over binding (the capabilities accepted:
-	// typically the current epoch's).
-	Verify(binding, proof []byte) bool
+	// Credentials are what this node proves in a session's opening.
+	Credentials() sync.Credentials
+	// Verify decides whether a peer's proof over binding opens a session.
+	// It is asked again of the open sessions after Recheck.
+	Verify(binding []byte, p sync.Proof) bool
 	// Ingest verifies and stores a batch of feed k from a peer
 	// (feed.Feed.Ingest).
 	Ingest(k feed.PublicKey, b *feed.Batch) error
@@ -61,11 +61,15 @@ func (s *FeedSpace) Model() sync.Model {
 	return NewDBModel(s.db, func() []feed.PublicKey { return s.feeds })
 }
 
-// Capability implements Space.
-func (s *FeedSpace) Capability() auth.ReplicationCapability { return s.cap }
+// Credentials implements Space: the one capability.
+func (s *FeedSpace) Credentials() sync.Credentials {
+	return sync.Credentials{Caps: []auth.ReplicationCapability{s.cap}}
+}
 
 // Verify implements Space: only the one capability is accepted.
-func (s *FeedSpace) Verify(binding, proof []byte) bool { return s.cap.Verify(binding, proof) }
+func (s *FeedSpace) Verify(binding []byte, p sync.Proof) bool {
+	return sync.VerifyCap(s.cap)(binding, p)
+}
 
 // Ingest implements Space.
 func (s *FeedSpace) Ingest(k feed.PublicKey, b *feed.Batch) error {

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,7 +137,7 @@ func TestBothWrite(t *testing.T) {
 // would take whatever it is sent.
 type credulous struct{ Space }
 
-func (credulous) Verify(binding, proof []byte) bool { return true }
+func (credulous) Verify([]byte, sync.Proof) bool { return true }
 
 // TestWrongCapability: B proves another capability (and accepts anything).
 // A refuses it after the opening: A's model is never read for it, B stores
@@ -420,5 +421,63 @@ func TestRefresh(t *testing.T) {
 	eventually(t, testDeadline, func() error { return sameFeed(p.dbA, p.dbB, kC) })
 	if n := p.logA.count("sync: session") + p.logB.count("sync: session"); n != 0 {
 		t.Fatalf("a session ended; logs:\n%s\n%s", p.logA, p.logB)
+	}
+}
+
+// revocable is a Space whose acceptance of peers can be withdrawn.
+type revocable struct {
+	Space
+	revoked *atomic.Bool
+}
+
+func (r revocable) Verify(binding []byte, p sync.Proof) bool {
+	return !r.revoked.Load() && r.Space.Verify(binding, p)
+}
+
+// TestRecheck: once A's space no longer accepts B's proof (B's device was
+// removed), Recheck ends the open session, and B's next one is refused.
+func TestRecheck(t *testing.T) {
+	p := newPair(t, 50)
+	p.spA = NewFeedSpace(p.space, p.dbA, []feed.PublicKey{p.kA}, p.capA)
+	p.spB = NewFeedSpace(p.space, p.dbB, []feed.PublicKey{p.kA}, p.capB)
+	revoked := new(atomic.Bool)
+	if err := p.rA.Serve(revocable{p.spA, revoked}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.rB.Serve(p.spB); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, p.hb, p.ha)
+	eventually(t, testDeadline, func() error { return sameFeed(p.dbA, p.dbB, p.kA) })
+	p.rA.Recheck(p.space)
+	time.Sleep(100 * time.Millisecond)
+	if n := p.rA.sessionCount(); n != 1 {
+		t.Fatalf("a recheck that still accepts ended the session: %d sessions", n)
+	}
+	revoked.Store(true)
+	p.rA.Recheck(p.space)
+	eventually(t, testDeadline, func() error {
+		if n := p.rA.sessionCount(); n != 0 {
+			return fmt.Errorf("A still has %d sessions", n)
+		}
+		if !strings.Contains(p.logA.String(), "no longer authorised") {
+			return fmt.Errorf("A did not say why; A:\n%s", p.logA)
+		}
+		return nil
+	})
+	appendEntries(t, p.wA, 10, 1024)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.rB.Sync(ctx, p.ha.ID(), p.spB); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, testDeadline, func() error {
+		if !strings.Contains(p.logA.String(), "capability proof rejected") {
+			return fmt.Errorf("A did not refuse B's next session; A:\n%s", p.logA)
+		}
+		return nil
+	})
+	if f, _ := p.dbB.Feed(p.kA); f.Length() != 50 {
+		t.Fatalf("B holds %d entries after its removal, want the 50 from before", f.Length())
 	}
 }

@@ -262,11 +262,15 @@ func (x *Hello) GetNonce() []byte {
 }
 
 // Prove is the second message each side sends, after the peer's Hello:
-// HMAC proof of the space's replication capability over the binding
-// "mycel/sync/1" ‖ 0x00 ‖ prover ID ‖ verifier ID ‖ prover nonce ‖ verifier nonce.
+// HMAC proofs of the space's replication capabilities of the epochs the
+// prover holds (the newest ones and epoch 0) over the binding
+// "mycel/sync/1" ‖ 0x00 ‖ prover ID ‖ verifier ID ‖ prover nonce ‖ verifier nonce,
+// and, from a writer, its feed key's signature of the binding.
 type Prove struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Proof         []byte                 `protobuf:"bytes,1,opt,name=proof,proto3" json:"proof,omitempty"` // 32 bytes: auth.ReplicationCapability.Proof(binding)
+	Proofs        []*EpochProof          `protobuf:"bytes,1,rep,name=proofs,proto3" json:"proofs,omitempty"`       // 1 to 8, distinct epochs
+	Writer        []byte                 `protobuf:"bytes,2,opt,name=writer,proto3" json:"writer,omitempty"`       // empty, or the prover's 32-byte feed key in the space
+	Signature     []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"` // with writer: Ed25519 over "mycel/sync/1 writer" ‖ 0x00 ‖ binding
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -301,7 +305,74 @@ func (*Prove) Descriptor() ([]byte, []int) {
 	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{2}
 }
 
-func (x *Prove) GetProof() []byte {
+func (x *Prove) GetProofs() []*EpochProof {
+	if x != nil {
+		return x.Proofs
+	}
+	return nil
+}
+
+func (x *Prove) GetWriter() []byte {
+	if x != nil {
+		return x.Writer
+	}
+	return nil
+}
+
+func (x *Prove) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// EpochProof is one capability's proof.
+type EpochProof struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint32                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Proof         []byte                 `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"` // 32 bytes: auth.ReplicationCapability.Proof(binding)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EpochProof) Reset() {
+	*x = EpochProof{}
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EpochProof) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EpochProof) ProtoMessage() {}
+
+func (x *EpochProof) ProtoReflect() protoreflect.Message {
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EpochProof.ProtoReflect.Descriptor instead.
+func (*EpochProof) Descriptor() ([]byte, []int) {
+	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EpochProof) GetEpoch() uint32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *EpochProof) GetProof() []byte {
 	if x != nil {
 		return x.Proof
 	}
@@ -318,7 +389,7 @@ type Heads struct {
 
 func (x *Heads) Reset() {
 	*x = Heads{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[3]
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -330,7 +401,7 @@ func (x *Heads) String() string {
 func (*Heads) ProtoMessage() {}
 
 func (x *Heads) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[3]
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -343,7 +414,7 @@ func (x *Heads) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heads.ProtoReflect.Descriptor instead.
 func (*Heads) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{3}
+	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Heads) GetHeads() [][]byte {
@@ -364,7 +435,7 @@ type Range struct {
 
 func (x *Range) Reset() {
 	*x = Range{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[4]
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -376,7 +447,7 @@ func (x *Range) String() string {
 func (*Range) ProtoMessage() {}
 
 func (x *Range) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[4]
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -389,7 +460,7 @@ func (x *Range) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Range.ProtoReflect.Descriptor instead.
 func (*Range) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{4}
+	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Range) GetStart() uint64 {
@@ -421,7 +492,7 @@ type Want struct {
 
 func (x *Want) Reset() {
 	*x = Want{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[5]
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +504,7 @@ func (x *Want) String() string {
 func (*Want) ProtoMessage() {}
 
 func (x *Want) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[5]
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +517,7 @@ func (x *Want) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Want.ProtoReflect.Descriptor instead.
 func (*Want) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{5}
+	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Want) GetFeed() []byte {
@@ -495,7 +566,7 @@ type Data struct {
 
 func (x *Data) Reset() {
 	*x = Data{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[6]
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +578,7 @@ func (x *Data) String() string {
 func (*Data) ProtoMessage() {}
 
 func (x *Data) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[6]
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +591,7 @@ func (x *Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Data.ProtoReflect.Descriptor instead.
 func (*Data) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{6}
+	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Data) GetId() uint32 {
@@ -548,7 +619,7 @@ type Refuse struct {
 
 func (x *Refuse) Reset() {
 	*x = Refuse{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[7]
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +631,7 @@ func (x *Refuse) String() string {
 func (*Refuse) ProtoMessage() {}
 
 func (x *Refuse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[7]
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +644,7 @@ func (x *Refuse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refuse.ProtoReflect.Descriptor instead.
 func (*Refuse) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{7}
+	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Refuse) GetId() uint32 {
@@ -600,7 +671,7 @@ type Fork struct {
 
 func (x *Fork) Reset() {
 	*x = Fork{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[8]
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +683,7 @@ func (x *Fork) String() string {
 func (*Fork) ProtoMessage() {}
 
 func (x *Fork) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[8]
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +696,7 @@ func (x *Fork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fork.ProtoReflect.Descriptor instead.
 func (*Fork) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{8}
+	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Fork) GetEvidence() []byte {
@@ -644,7 +715,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[9]
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +727,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[9]
+	mi := &file_node_sync_syncpb_sync_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +740,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{9}
+	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{10}
 }
 
 var File_node_sync_syncpb_sync_proto protoreflect.FileDescriptor
@@ -689,9 +760,15 @@ const file_node_sync_syncpb_sync_proto_rawDesc = "" +
 	"\x04body\"7\n" +
 	"\x05Hello\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x14\n" +
-	"\x05nonce\x18\x02 \x01(\fR\x05nonce\"\x1d\n" +
-	"\x05Prove\x12\x14\n" +
-	"\x05proof\x18\x01 \x01(\fR\x05proof\"\x1d\n" +
+	"\x05nonce\x18\x02 \x01(\fR\x05nonce\"p\n" +
+	"\x05Prove\x121\n" +
+	"\x06proofs\x18\x01 \x03(\v2\x19.mycel.sync.v1.EpochProofR\x06proofs\x12\x16\n" +
+	"\x06writer\x18\x02 \x01(\fR\x06writer\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"8\n" +
+	"\n" +
+	"EpochProof\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\rR\x05epoch\x12\x14\n" +
+	"\x05proof\x18\x02 \x01(\fR\x05proof\"\x1d\n" +
 	"\x05Heads\x12\x14\n" +
 	"\x05heads\x18\x01 \x03(\fR\x05heads\"/\n" +
 	"\x05Range\x12\x14\n" +
@@ -725,34 +802,36 @@ func file_node_sync_syncpb_sync_proto_rawDescGZIP() []byte {
 	return file_node_sync_syncpb_sync_proto_rawDescData
 }
 
-var file_node_sync_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_node_sync_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_node_sync_syncpb_sync_proto_goTypes = []any{
-	(*Message)(nil), // 0: mycel.sync.v1.Message
-	(*Hello)(nil),   // 1: mycel.sync.v1.Hello
-	(*Prove)(nil),   // 2: mycel.sync.v1.Prove
-	(*Heads)(nil),   // 3: mycel.sync.v1.Heads
-	(*Range)(nil),   // 4: mycel.sync.v1.Range
-	(*Want)(nil),    // 5: mycel.sync.v1.Want
-	(*Data)(nil),    // 6: mycel.sync.v1.Data
-	(*Refuse)(nil),  // 7: mycel.sync.v1.Refuse
-	(*Fork)(nil),    // 8: mycel.sync.v1.Fork
-	(*Done)(nil),    // 9: mycel.sync.v1.Done
+	(*Message)(nil),    // 0: mycel.sync.v1.Message
+	(*Hello)(nil),      // 1: mycel.sync.v1.Hello
+	(*Prove)(nil),      // 2: mycel.sync.v1.Prove
+	(*EpochProof)(nil), // 3: mycel.sync.v1.EpochProof
+	(*Heads)(nil),      // 4: mycel.sync.v1.Heads
+	(*Range)(nil),      // 5: mycel.sync.v1.Range
+	(*Want)(nil),       // 6: mycel.sync.v1.Want
+	(*Data)(nil),       // 7: mycel.sync.v1.Data
+	(*Refuse)(nil),     // 8: mycel.sync.v1.Refuse
+	(*Fork)(nil),       // 9: mycel.sync.v1.Fork
+	(*Done)(nil),       // 10: mycel.sync.v1.Done
 }
 var file_node_sync_syncpb_sync_proto_depIdxs = []int32{
-	1, // 0: mycel.sync.v1.Message.hello:type_name -> mycel.sync.v1.Hello
-	2, // 1: mycel.sync.v1.Message.prove:type_name -> mycel.sync.v1.Prove
-	3, // 2: mycel.sync.v1.Message.heads:type_name -> mycel.sync.v1.Heads
-	5, // 3: mycel.sync.v1.Message.want:type_name -> mycel.sync.v1.Want
-	6, // 4: mycel.sync.v1.Message.data:type_name -> mycel.sync.v1.Data
-	7, // 5: mycel.sync.v1.Message.refuse:type_name -> mycel.sync.v1.Refuse
-	8, // 6: mycel.sync.v1.Message.fork:type_name -> mycel.sync.v1.Fork
-	9, // 7: mycel.sync.v1.Message.done:type_name -> mycel.sync.v1.Done
-	4, // 8: mycel.sync.v1.Want.ranges:type_name -> mycel.sync.v1.Range
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	1,  // 0: mycel.sync.v1.Message.hello:type_name -> mycel.sync.v1.Hello
+	2,  // 1: mycel.sync.v1.Message.prove:type_name -> mycel.sync.v1.Prove
+	4,  // 2: mycel.sync.v1.Message.heads:type_name -> mycel.sync.v1.Heads
+	6,  // 3: mycel.sync.v1.Message.want:type_name -> mycel.sync.v1.Want
+	7,  // 4: mycel.sync.v1.Message.data:type_name -> mycel.sync.v1.Data
+	8,  // 5: mycel.sync.v1.Message.refuse:type_name -> mycel.sync.v1.Refuse
+	9,  // 6: mycel.sync.v1.Message.fork:type_name -> mycel.sync.v1.Fork
+	10, // 7: mycel.sync.v1.Message.done:type_name -> mycel.sync.v1.Done
+	3,  // 8: mycel.sync.v1.Prove.proofs:type_name -> mycel.sync.v1.EpochProof
+	5,  // 9: mycel.sync.v1.Want.ranges:type_name -> mycel.sync.v1.Range
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_node_sync_syncpb_sync_proto_init() }
@@ -776,7 +855,7 @@ func file_node_sync_syncpb_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_sync_syncpb_sync_proto_rawDesc), len(file_node_sync_syncpb_sync_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
