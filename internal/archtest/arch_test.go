@@ -9,10 +9,12 @@ import (
 )
 
 // corePackages are compiled into the browser node: no sockets, no badger,
-// no libp2p. The ephemeral package joins them when it is built.
+// no libp2p.
 var corePackages = []string{
 	"github.com/mycelsync/mycel/auth",
 	"github.com/mycelsync/mycel/auth/authpb",
+	"github.com/mycelsync/mycel/ephemeral",
+	"github.com/mycelsync/mycel/ephemeral/ephemeralpb",
 	"github.com/mycelsync/mycel/feed",
 	"github.com/mycelsync/mycel/feed/feedpb",
 	"github.com/mycelsync/mycel/feed/memstore",
