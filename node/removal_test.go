@@ -1,0 +1,125 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a log sink the test reads while the node writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestNodesRemoval: A removes C over real libp2p hosts. C's session with A
+// is closed and its new ones are refused; what A writes after the removal
+// never reaches C; what C writes after it appears neither on A nor on B;
+// A and B go on replicating.
+func TestNodesRemoval(t *testing.T) {
+	ctx := context.Background()
+	logA := new(lockedBuffer)
+	a, err := New(loopbackConfig(t), slog.New(slog.NewTextHandler(logA, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	peer := a.Addrs()[0].String()
+	b := startNode(t, loopbackConfig(t, peer))
+	c := startNode(t, loopbackConfig(t, peer))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := info.ID
+	approve(t, a, b, id, "B")
+	approve(t, a, c, id, "C")
+	has := func(n *Node, key, want string) error {
+		e, _ := n.Get(id, key)
+		if len(e.Versions) == 0 || string(e.Versions[0].Value) != want {
+			return fmt.Errorf("%s: %+v", key, e)
+		}
+		return nil
+	}
+	eventually(t, 30*time.Second, func() error {
+		if i, _ := c.Space(id); !i.Writer {
+			return fmt.Errorf("C not a writer yet")
+		}
+		return nil
+	})
+	if err := c.Put(ctx, id, "c-before", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error { return has(b, "c-before", "1") })
+
+	ci, _ := c.Space(id)
+	if err := a.RemoveMember(ctx, id, ci.Feed); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if !strings.Contains(logA.String(), "no longer authorised") {
+			return fmt.Errorf("A did not close C's session")
+		}
+		return nil
+	})
+	// C asks again: refused.
+	mc, err := c.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := strings.Count(logA.String(), "capability proof rejected")
+	if err := c.repl.Sync(ctx, a.host.ID(), mc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if strings.Count(logA.String(), "capability proof rejected") <= before {
+			return fmt.Errorf("A did not refuse C's new session:\n%s", logA)
+		}
+		return nil
+	})
+
+	if err := a.Put(ctx, id, "a-after", []byte("secret")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put(ctx, id, "c-after", []byte("late")); err != nil && !strings.Contains(err.Error(), "read-only") {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, id, "b-after", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if err := has(b, "a-after", "secret"); err != nil {
+			return err
+		}
+		return has(a, "b-after", "2")
+	})
+	time.Sleep(2 * time.Second) // time for anything C could still push or fetch
+	for name, n := range map[string]*Node{"A": a, "B": b} {
+		if e, _ := n.Get(id, "c-after"); len(e.Versions) != 0 {
+			t.Errorf("%s shows C's write after its removal: %+v", name, e)
+		}
+	}
+	if e, _ := c.Get(id, "a-after"); len(e.Versions) != 0 {
+		t.Errorf("C reads A's write after its removal: %+v", e)
+	}
+	if ai, _ := a.Space(id); ai.Feeds != 3 {
+		t.Errorf("A's space has %d feeds", ai.Feeds)
+	}
+}
