@@ -402,7 +402,7 @@ func TestE2EMaliciousPeers(t *testing.T) {
 	}
 	nonce := make([]byte, msync.NonceSize)
 	hello := frame(&syncpb.Message{Body: &syncpb.Message_Hello{Hello: &syncpb.Hello{Version: msync.Version, Nonce: nonce}}})
-	wrongProof := frame(&syncpb.Message{Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proof: make([]byte, 32)}}})
+	wrongProof := frame(&syncpb.Message{Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proofs: []*syncpb.EpochProof{{Epoch: 0, Proof: make([]byte, 32)}}}}})
 	heads := frame(&syncpb.Message{Body: &syncpb.Message_Heads{Heads: &syncpb.Heads{}}})
 	cases := []struct {
 		name string
