@@ -15,7 +15,8 @@
 //	store/       badger: the feeds ('f' keys), the views ('v'), the sealed
 //	             keyrings ('sk') and a record per space ('ns' ‖ space ID:
 //	             its local name and this device's feed key seed, sealed
-//	             under the device's local key of the space)
+//	             under the device's local key of the space), the
+//	             ephemeral seen-set ('eph/seen/')
 //	config.json  settings (see Config)
 //	api.token, api.addr   the API's bearer token, and where it listens
 //
@@ -34,6 +35,17 @@
 // to announce and fetch it. Local writes are pushed to every session at
 // once. Every 10 s the node reopens, with connected peers it opens sessions
 // with, those that ended.
+//
+// # Ephemeral messages
+//
+// The node runs one gossipsub router (ephemeral/p2p.PubSubOptions) and one
+// ephemeral/p2p Service, whose Filter keeps its seen-set in the store
+// ('eph/seen/' keys, ephemeral/badgerseen). A served space subscribes to
+// its topic: it announces presence every 10 s, tracks who is online, and
+// hands app messages to the API's listeners. Envelopes are sealed with the
+// epoch's ephemeral key and signed with the device's feed key; messages
+// from anyone but a current writer are dropped. EPHEMERAL.md has the body
+// format.
 //
 // # Metrics
 //

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/ephemeral/p2p"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/feed/badgerstore"
 	"github.com/mycelsync/mycel/node/syncnet"
@@ -48,6 +50,12 @@ type Node struct {
 	device *auth.DeviceKey
 	repl   *syncnet.Replicator
 	stats  stats
+
+	// Ephemeral messages: the host's gossipsub router (its context's
+	// cancel stops it) and the Service over it.
+	ps       *pubsub.PubSub
+	psCancel context.CancelFunc
+	eph      *p2p.Service
 
 	mu      sync.Mutex
 	closing bool
@@ -118,6 +126,10 @@ func New(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	n = &Node{cfg: cfg, log: log, host: h, metrics: reg, started: time.Now(),
 		store: store, db: db, device: device, repl: syncnet.New(h, log), stats: newStats(reg),
 		spaces: make(map[auth.SpaceID]*member), ctx: ctx, cancel: cancel}
+	if err := n.startEphemeralService(); err != nil {
+		n.Close()
+		return nil, err
+	}
 	if err := n.loadSpaces(); err != nil {
 		n.Close()
 		return nil, err
@@ -259,7 +271,8 @@ func (n *Node) resync() {
 }
 
 // Close stops replication and the node's goroutines, waits for them,
-// closes the spaces (storing their views), the store and the host.
+// closes the ephemeral Service and gossipsub, the spaces (storing their
+// views), the store and the host.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	n.closing = true
@@ -271,6 +284,7 @@ func (n *Node) Close() error {
 		errs = append(errs, n.mdns.Close())
 	}
 	n.wg.Wait()
+	errs = append(errs, n.closeEphemeral())
 	errs = append(errs, n.closeSpaces(), n.store.Close(), n.host.Close())
 	return errors.Join(errs...)
 }

@@ -48,6 +48,8 @@ type member struct {
 	feeds  int    // length of sp.Feeds() when last announced to the replicator
 	admits [2]int // writers and epochs when the sessions' proofs were last checked
 
+	eph *channel // ephemeral messages, once served (ephemeral.go)
+
 	kick chan struct{} // cap 1: entries were ingested, refresh the view
 	done chan struct{} // closed when the refresher returns
 }
@@ -200,6 +202,7 @@ func (m *member) serve() bool {
 		return false
 	}
 	m.served = true
+	m.startEphemeral()
 	return true
 }
 

@@ -433,3 +433,77 @@ func readEvents(r io.Reader, f func(event string, data []byte) error) error {
 	}
 	return sc.Err()
 }
+
+// Devices returns the writers of a space and whether they are online.
+func (c *Client) Devices(ctx context.Context, id string) ([]Device, error) {
+	var out []Device
+	err := c.do(ctx, "GET", spacePath(id)+"/devices", nil, nil, &out)
+	return out, err
+}
+
+// Send publishes an app message to the space's devices that are online.
+func (c *Client) Send(ctx context.Context, id, topic string, data []byte) error {
+	return c.do(ctx, "POST", spacePath(id)+"/messages", nil, SendRequest{Topic: topic, Data: data}, nil)
+}
+
+// Listen streams the app messages other devices send on topic (every
+// topic when ""), from the moment it returns, until ctx ends or the
+// stream does: the channel is closed then, and the function returns why
+// (nil when ctx ended it; an *APIError with code behind when this client
+// read too slowly).
+func (c *Client) Listen(ctx context.Context, id, topic string) (<-chan Message, func() error, error) {
+	q := url.Values{}
+	if topic != "" {
+		q.Set("topic", topic)
+	}
+	resp, err := c.send(ctx, "GET", spacePath(id)+"/messages", q, nil, "text/event-stream")
+	if err != nil {
+		return nil, nil, err
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		resp.Body.Close()
+		return nil, nil, fmt.Errorf("api: listen: response of type %q", ct)
+	}
+	out := make(chan Message)
+	done := make(chan struct{})
+	var lerr error
+	go func() {
+		defer close(out)
+		defer close(done)
+		defer resp.Body.Close()
+		lerr = readEvents(resp.Body, func(event string, data []byte) error {
+			switch event {
+			case "message":
+				var m Message
+				if err := json.Unmarshal(data, &m); err != nil {
+					return fmt.Errorf("api: listen: %w", err)
+				}
+				select {
+				case out <- m:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			case "error":
+				var e Error
+				if err := json.Unmarshal(data, &e); err != nil {
+					return fmt.Errorf("api: listen: %w", err)
+				}
+				return &APIError{Status: http.StatusOK, Code: e.Code, Message: e.Message}
+			}
+			return nil
+		})
+		if ctx.Err() != nil {
+			lerr = nil
+		} else if lerr == nil {
+			lerr = fmt.Errorf("api: listen: the stream ended: %w", io.ErrUnexpectedEOF)
+		}
+	}()
+	return out, func() error {
+		select {
+		case <-done:
+			return lerr
+		default:
+			return nil
+		}
+	}, nil
+}

@@ -38,6 +38,10 @@ var routes = []route{
 	{method: "GET", path: "/v1/spaces/{space}/members", handle: (*server).members},
 	{method: "POST", path: "/v1/spaces/{space}/members", handle: (*server).addMember},
 	{method: "DELETE", path: "/v1/spaces/{space}/members/{feed}", handle: (*server).removeMember},
+	{method: "GET", path: "/v1/spaces/{space}/devices", handle: (*server).devices},
+
+	{method: "POST", path: "/v1/spaces/{space}/messages", handle: (*server).send},
+	{method: "GET", path: "/v1/spaces/{space}/messages", handle: (*server).listen},
 
 	{method: "GET", path: "/v1/peers", handle: (*server).peers},
 	{method: "GET", path: "/v1/progress", handle: (*server).progress},

@@ -40,6 +40,17 @@ type Backend interface {
 	// device) and returns the welcome to hand back to it.
 	AddMember(ctx context.Context, id string, req JoinRequest) (Welcome, error)
 	RemoveMember(ctx context.Context, id, feed string) error
+	// Devices returns the writers with whether they are online: heard
+	// from (presence or any message) within the last 30 s.
+	Devices(id string) ([]Device, error)
+
+	// Send publishes an app message to the space's other devices that are
+	// online; nothing is kept for those that are not.
+	Send(ctx context.Context, id, topic string, data []byte) error
+	// Listen streams the app messages other devices send, of one topic or
+	// of all ("") until ctx ends; the returned channel is closed then, or
+	// when the listener falls behind (the error function then says why).
+	Listen(ctx context.Context, id, topic string) (<-chan Message, func() error, error)
 
 	Peers() []Peer
 	Progress() []Progress
@@ -127,6 +138,26 @@ type Member struct {
 	Length uint64 `json:"length"` // entries of its feed held here
 }
 
+// Device is a writer of a space and whether it is online.
+type Device struct {
+	Feed   string `json:"feed"`
+	Name   string `json:"name"`
+	Self   bool   `json:"self,omitempty"`
+	Online bool   `json:"online"`
+	// LastSeen is when it was last heard from (now for this device);
+	// absent when never since the daemon started.
+	LastSeen *time.Time `json:"last_seen,omitempty"`
+}
+
+// Message is an app message from another device of a space.
+type Message struct {
+	Sender string    `json:"sender"`         // the sender's feed (hex)
+	Name   string    `json:"name,omitempty"` // the sender's device name, if known
+	Time   time.Time `json:"time"`           // by the sender's clock
+	Topic  string    `json:"topic"`
+	Data   []byte    `json:"data"` // base64 in JSON
+}
+
 // JoinRequest is what a joining device hands to a member: which space,
 // its feed there, its name and its device public key (base64 in JSON).
 type JoinRequest struct {
@@ -198,4 +229,11 @@ type AcceptRequest struct {
 // PutRequest is the body of PUT /v1/spaces/{space}/keys/{key}.
 type PutRequest struct {
 	Value []byte `json:"value"` // base64 in JSON
+}
+
+// SendRequest is the body of POST /v1/spaces/{space}/messages: an app
+// message of at most 16 KiB on a topic of 1 to 64 bytes.
+type SendRequest struct {
+	Topic string `json:"topic"`
+	Data  []byte `json:"data"` // base64 in JSON
 }

@@ -118,3 +118,36 @@ func (s *Space) Held(k feed.PublicKey) uint64 {
 	}
 	return n
 }
+
+// EphemeralKey returns the key of this device's ephemeral messages in the
+// space — the ephemeral key of the epoch it writes with — and that epoch's
+// key ID, which names it to receivers. ErrNoKeys until the device holds
+// the space's keys (or while it waits for a rotated secret).
+func (s *Space) EphemeralKey() (keyID [auth.KeyIDSize]byte, key [auth.KeySize]byte, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	es, err := s.writeKey()
+	if err != nil {
+		return keyID, key, err
+	}
+	return es.KeyID(s.id), es.EphemeralKey(s.id), nil
+}
+
+// EphemeralKeyFor returns the ephemeral key of the epoch that keyID
+// names, if this device holds its secret.
+func (s *Space) EphemeralKeyFor(keyID [auth.KeyIDSize]byte) ([auth.KeySize]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	es, ok := s.byKeyID[keyID]
+	if !ok {
+		return [auth.KeySize]byte{}, false
+	}
+	return es.EphemeralKey(s.id), true
+}
+
+// IsDevice reports whether k is the feed of a current writer.
+func (s *Space) IsDevice(k feed.PublicKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.view.ws.IsWriter(k)
+}

@@ -23,6 +23,7 @@ type Fake struct {
 	peers    []api.Peer
 	progress []api.Progress
 	watchers []*fakeWatcher
+	lsn      fakeListeners // app-message listeners (messages.go)
 	// WatchBuf is the buffer of a watcher's channel; a full buffer ends
 	// the watch with api.ErrBehind.
 	WatchBuf int
@@ -44,7 +45,7 @@ type fakeWatcher struct {
 
 // writeCalls are the Backend methods that change state.
 var writeCalls = map[string]bool{"CreateSpace": true, "JoinSpace": true, "Accept": true,
-	"Put": true, "Delete": true, "AddMember": true, "RemoveMember": true}
+	"Put": true, "Delete": true, "AddMember": true, "RemoveMember": true, "Send": true}
 
 func New() *Fake {
 	return &Fake{spaces: map[string]*fakeSpace{}, WatchBuf: 16}

@@ -1,0 +1,138 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+	"unicode/utf8"
+)
+
+// Bounds of an app message (POST /v1/spaces/{space}/messages).
+const (
+	MaxMessageTopic = 64       // bytes of UTF-8, at least 1
+	MaxMessageData  = 16 << 10 // bytes
+)
+
+func checkMessage(topic string, data []byte) error {
+	if topic == "" || len(topic) > MaxMessageTopic || !utf8.ValidString(topic) {
+		return badRequest("a topic is 1 to %d bytes of UTF-8", MaxMessageTopic)
+	}
+	if len(data) > MaxMessageData {
+		return &httpError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("message data of %d bytes, limit %d", len(data), MaxMessageData)}
+	}
+	return nil
+}
+
+func (s *server) devices(w http.ResponseWriter, r *http.Request) error {
+	id, err := spaceParam(r)
+	if err != nil {
+		return err
+	}
+	ds, err := s.b.Devices(id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, nonNil(ds))
+	return nil
+}
+
+func (s *server) send(w http.ResponseWriter, r *http.Request) error {
+	id, err := spaceParam(r)
+	if err != nil {
+		return err
+	}
+	var req SendRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := checkMessage(req.Topic, req.Data); err != nil {
+		return err
+	}
+	if req.Data == nil {
+		req.Data = []byte{}
+	}
+	if err := s.b.Send(r.Context(), id, req.Topic, req.Data); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// The messages stream is text/event-stream, like the watch stream:
+//
+//	: mycel listen           a comment once the listener is in place
+//
+//	event: message           one per app message another device sent
+//	data: {Message}
+//
+//	: keepalive              every KeepAlive while nothing arrives
+//
+//	event: error             last, when the stream ends for a reason other
+//	data: {Error}            than the client going (behind, unavailable)
+func (s *server) listen(w http.ResponseWriter, r *http.Request) error {
+	id, err := spaceParam(r)
+	if err != nil {
+		return err
+	}
+	topic := r.URL.Query().Get("topic")
+	if topic != "" {
+		if err := checkMessage(topic, nil); err != nil {
+			return err
+		}
+	}
+	ctx := r.Context()
+	ch, errf, err := s.b.Listen(ctx, id, topic)
+	if err != nil {
+		return err
+	}
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	send := func(format string, args ...any) bool {
+		fmt.Fprintf(w, format, args...)
+		return rc.Flush() == nil
+	}
+	if !send(": mycel listen\n\n") {
+		return nil
+	}
+	tick := time.NewTicker(s.cfg.KeepAlive)
+	defer tick.Stop()
+	for {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				lerr := errf()
+				if lerr == nil {
+					lerr = fmt.Errorf("%w: the listener ended", ErrClosed)
+				}
+				_, body := errorBody(lerr)
+				data, _ := json.Marshal(body)
+				send("event: error\ndata: %s\n\n", data)
+				return nil
+			}
+			if m.Data == nil {
+				m.Data = []byte{}
+			}
+			data, err := json.Marshal(m)
+			if err != nil {
+				return nil
+			}
+			if !send("event: message\ndata: %s\n\n", data) {
+				return nil
+			}
+		case <-tick.C:
+			if !send(": keepalive\n\n") {
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}

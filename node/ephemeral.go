@@ -1,0 +1,412 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/ephemeral"
+	"github.com/mycelsync/mycel/ephemeral/badgerseen"
+	"github.com/mycelsync/mycel/ephemeral/p2p"
+	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/space"
+)
+
+// Members' ephemeral messages (EPHEMERAL.md): sealed with the ephemeral
+// key of the epoch this device writes with, signed with its feed key.
+const (
+	// keyKindEpoch is the key kind of members' messages (ephemeral/FORMAT.md).
+	keyKindEpoch = 1
+
+	// Body kinds.
+	bodyPresence = "presence"
+	bodyApp      = "app"
+
+	// listenBuffer is how many app messages wait for a listener; a listener
+	// that falls further behind is ended (api.ErrBehind).
+	listenBuffer = 64
+
+	// pubsubQueue is gossipsub's outbound queue per peer and validation
+	// queue (ephemeral/p2p's benchmark: the defaults of 32 drop under load).
+	pubsubQueue = 256
+)
+
+// body is the plaintext of a member's envelope (EPHEMERAL.md).
+type body struct {
+	Kind  string `json:"kind"`
+	Name  string `json:"name,omitempty"`  // presence: the sender's device name
+	Topic string `json:"topic,omitempty"` // app: the app's topic
+	Data  []byte `json:"data,omitempty"`  // app: the payload (base64 in JSON)
+}
+
+// startEphemeralService makes the host's gossipsub router and the
+// ephemeral Service, whose Filter's seen-set is in the node's store.
+func (n *Node) startEphemeralService() error {
+	seen, err := badgerseen.New(n.store.DB(), badgerseen.DefaultPrefix)
+	if err != nil {
+		return fmt.Errorf("node: ephemeral seen-set: %w", err)
+	}
+	filter, err := ephemeral.NewFilter(seen, ephemeral.Config{})
+	if err != nil {
+		return fmt.Errorf("node: ephemeral filter: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	opts := append(p2p.PubSubOptions(), pubsub.WithPeerOutboundQueueSize(pubsubQueue), pubsub.WithValidateQueueSize(pubsubQueue))
+	ps, err := pubsub.NewGossipSub(ctx, n.host, opts...)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("node: gossipsub: %w", err)
+	}
+	svc, err := p2p.New(n.host, filter, p2p.Config{}, p2p.WithLogger(n.log), p2p.WithPubSub(ps))
+	if err != nil {
+		cancel()
+		return fmt.Errorf("node: ephemeral: %w", err)
+	}
+	n.ps, n.psCancel, n.eph = ps, cancel, svc
+	return nil
+}
+
+// closeEphemeral ends the Service (its subscriptions and streams), then
+// the gossipsub router. The node's goroutines must have ended.
+func (n *Node) closeEphemeral() error {
+	var err error
+	if n.eph != nil {
+		err = n.eph.Close()
+	}
+	if n.psCancel != nil {
+		n.psCancel()
+	}
+	return err
+}
+
+// channel is a served space's ephemeral side: its subscription, who was
+// heard from, and the API's listeners.
+type channel struct {
+	m        *member
+	topic    ephemeral.Topic
+	sub      *p2p.Subscription
+	presence *ephemeral.Presence
+
+	mu        sync.Mutex
+	names     map[ephemeral.PublicKey]string // announced device names
+	listeners map[*listener]struct{}
+}
+
+type listener struct {
+	topic string // "" for every topic
+	ch    chan api.Message
+	err   error // why it ended, once ch is closed
+	done  chan struct{}
+}
+
+// startEphemeral subscribes to the space's topic and starts the reader and
+// the announcer. Called once, when the space starts to be served; m.mu is
+// held.
+func (m *member) startEphemeral() {
+	n := m.n
+	if n.eph == nil || n.ctx.Err() != nil {
+		return
+	}
+	topic := ephemeral.Topic(auth.DiscoveryKey(m.sp.ID()))
+	sub, err := n.eph.Subscribe(topic)
+	if err != nil {
+		n.log.Error("ephemeral: subscribe", "space", m.sp.ID(), "err", err)
+		return
+	}
+	c := &channel{m: m, topic: topic, sub: sub, presence: ephemeral.NewPresence(0, 0),
+		names: map[ephemeral.PublicKey]string{}, listeners: map[*listener]struct{}{}}
+	m.eph = c
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		c.read(n.ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		c.announce(n.ctx)
+	}()
+}
+
+// channel returns the space's ephemeral channel, nil until it is served.
+func (m *member) channel() *channel {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.eph
+}
+
+// selfName is this device's name in the space: its add-writer op's.
+func (m *member) selfName() string {
+	own := m.sp.Feed()
+	for _, d := range m.sp.Devices() {
+		if d.Feed == own {
+			return d.Name
+		}
+	}
+	return m.name
+}
+
+// publish seals b and publishes it on the space's topic.
+func (c *channel) publish(ctx context.Context, b body) error {
+	plain, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	kid, key, err := c.m.sp.EphemeralKey()
+	if err != nil {
+		return err
+	}
+	e, err := ephemeral.Seal(key, c.m.sp.WriterKey(), ephemeral.Header{Topic: c.topic, KeyKind: keyKindEpoch, KeyID: kid[:]}, plain, c.m.n.eph.Filter().Now(), nil)
+	if err != nil {
+		return err
+	}
+	return c.sub.Publish(ctx, e)
+}
+
+// announce publishes presence at once and every AnnounceInterval.
+func (c *channel) announce(ctx context.Context) {
+	t := time.NewTicker(ephemeral.AnnounceInterval)
+	defer t.Stop()
+	for {
+		if err := c.publish(ctx, body{Kind: bodyPresence, Name: c.m.selfName()}); err != nil && ctx.Err() == nil {
+			c.m.n.log.Debug("ephemeral: announce", "space", c.m.sp.ID(), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.presence.Prune(time.Now(), time.Hour)
+	}
+}
+
+// read takes what the Service delivered and keeps what a writer of the
+// space sealed under a key of the space: presence feeds the tracker, app
+// messages go to the listeners. It ends every listener when it returns.
+func (c *channel) read(ctx context.Context) {
+	defer c.endListeners(api.ErrClosed)
+	for {
+		msg, err := c.sub.Next(ctx)
+		if err != nil {
+			return
+		}
+		if err := c.receive(msg.Envelope, time.Now()); err != nil {
+			c.m.n.log.Debug("ephemeral: dropped", "space", c.m.sp.ID(), "sender", msg.Envelope.Sender, "peer", msg.From, "err", err)
+		}
+	}
+}
+
+var errNotMember = errors.New("not a writer of the space")
+
+func (c *channel) receive(e *ephemeral.Envelope, now time.Time) error {
+	if e.KeyKind != keyKindEpoch || len(e.KeyID) != auth.KeyIDSize {
+		return fmt.Errorf("key kind %d, key ID of %d bytes", e.KeyKind, len(e.KeyID))
+	}
+	if !c.m.sp.IsDevice(feed.PublicKey(e.Sender)) {
+		return errNotMember
+	}
+	key, ok := c.m.sp.EphemeralKeyFor([auth.KeyIDSize]byte(e.KeyID))
+	if !ok {
+		return fmt.Errorf("no key %x", e.KeyID)
+	}
+	plain, err := e.Open(key)
+	if err != nil {
+		return err
+	}
+	var b body
+	if err := json.Unmarshal(plain, &b); err != nil {
+		return fmt.Errorf("body: %w", err)
+	}
+	c.presence.Seen(e.Sender, now)
+	switch b.Kind {
+	case bodyPresence:
+		if len(b.Name) > space.MaxNameSize || !utf8.ValidString(b.Name) {
+			return fmt.Errorf("presence: bad name")
+		}
+		c.mu.Lock()
+		c.names[e.Sender] = b.Name
+		c.mu.Unlock()
+	case bodyApp:
+		if err := checkMessage(b.Topic, b.Data); err != nil {
+			return err
+		}
+		c.deliver(api.Message{Sender: hex.EncodeToString(e.Sender[:]), Name: c.name(e.Sender),
+			Time: e.Timestamp().UTC(), Topic: b.Topic, Data: b.Data})
+	default:
+		// A kind of a later version: the sender is online, nothing else.
+	}
+	return nil
+}
+
+// name is the sender's device name: its add-writer op's, else the one it
+// announced.
+func (c *channel) name(k ephemeral.PublicKey) string {
+	for _, d := range c.m.sp.Devices() {
+		if d.Feed == feed.PublicKey(k) && d.Name != "" {
+			return d.Name
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.names[k]
+}
+
+// deliver hands an app message to every listener of its topic; one whose
+// buffer is full is ended with api.ErrBehind.
+func (c *channel) deliver(msg api.Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for l := range c.listeners {
+		if l.topic != "" && l.topic != msg.Topic {
+			continue
+		}
+		select {
+		case l.ch <- msg:
+		default:
+			c.endLocked(l, fmt.Errorf("%w: more than %d messages unread", api.ErrBehind, listenBuffer))
+		}
+	}
+}
+
+func (c *channel) endLocked(l *listener, err error) {
+	if _, ok := c.listeners[l]; !ok {
+		return
+	}
+	delete(c.listeners, l)
+	l.err = err
+	close(l.ch)
+}
+
+func (c *channel) endListeners(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for l := range c.listeners {
+		c.endLocked(l, err)
+	}
+	c.listeners = nil // no more
+}
+
+func checkMessage(topic string, data []byte) error {
+	if topic == "" || len(topic) > api.MaxMessageTopic || !utf8.ValidString(topic) {
+		return fmt.Errorf("%w: a topic is 1 to %d bytes of UTF-8", api.ErrBadRequest, api.MaxMessageTopic)
+	}
+	if len(data) > api.MaxMessageData {
+		return fmt.Errorf("%w: message data of %d bytes, limit %d", api.ErrTooLarge, len(data), api.MaxMessageData)
+	}
+	return nil
+}
+
+// servedChannel returns the ephemeral channel of the space id, or
+// api.ErrNoKeys while it is not served.
+func (n *Node) servedChannel(id string) (*member, *channel, error) {
+	m, err := n.member(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := m.channel()
+	if c == nil {
+		return nil, nil, fmt.Errorf("%w: this device does not hold the space's keys yet", api.ErrNoKeys)
+	}
+	return m, c, nil
+}
+
+// Send implements api.Backend.
+func (n *Node) Send(ctx context.Context, id, topic string, data []byte) error {
+	if err := checkMessage(topic, data); err != nil {
+		return err
+	}
+	_, c, err := n.servedChannel(id)
+	if err != nil {
+		return err
+	}
+	if err := c.publish(ctx, body{Kind: bodyApp, Topic: topic, Data: data}); err != nil {
+		if errors.Is(err, p2p.ErrClosed) {
+			return fmt.Errorf("%w: %v", api.ErrClosed, err)
+		}
+		return spaceError(err)
+	}
+	return nil
+}
+
+// Listen implements api.Backend.
+func (n *Node) Listen(ctx context.Context, id, topic string) (<-chan api.Message, func() error, error) {
+	if topic != "" {
+		if err := checkMessage(topic, nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	_, c, err := n.servedChannel(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	l := &listener{topic: topic, ch: make(chan api.Message, listenBuffer)}
+	c.mu.Lock()
+	if c.listeners == nil {
+		c.mu.Unlock()
+		return nil, nil, api.ErrClosed
+	}
+	c.listeners[l] = struct{}{}
+	c.mu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-n.ctx.Done():
+		}
+		c.mu.Lock()
+		if c.listeners != nil {
+			c.endLocked(l, api.ErrClosed)
+		}
+		c.mu.Unlock()
+	}()
+	return l.ch, func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return l.err
+	}, nil
+}
+
+// Devices implements api.Backend.
+func (n *Node) Devices(id string) ([]api.Device, error) {
+	m, err := n.member(id)
+	if err != nil {
+		return nil, err
+	}
+	c := m.channel()
+	own := m.sp.Feed()
+	now := time.Now()
+	var out []api.Device
+	for _, d := range m.sp.Devices() {
+		dev := api.Device{Feed: hex.EncodeToString(d.Feed[:]), Name: d.Name, Self: d.Feed == own}
+		if dev.Self {
+			dev.Online = c != nil
+			if c != nil {
+				t := now.UTC()
+				dev.LastSeen = &t
+			}
+		} else if c != nil {
+			k := ephemeral.PublicKey(d.Feed)
+			if t, ok := c.presence.LastSeen(k); ok {
+				t = t.UTC()
+				dev.LastSeen = &t
+				dev.Online = c.presence.IsOnline(k, now)
+			}
+			if dev.Name == "" {
+				c.mu.Lock()
+				dev.Name = c.names[k]
+				c.mu.Unlock()
+			}
+		}
+		out = append(out, dev)
+	}
+	return out, nil
+}

@@ -1,0 +1,143 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/ephemeral"
+	"github.com/mycelsync/mycel/node/api"
+)
+
+// TestEphemeralMessages: A, B and C are members; B and C are connected to
+// A only. B sees A and C online; an app message sent on A arrives once at
+// B and at C with A as its sender; a message sealed with the space's key
+// but signed by a key that is not a writer's is delivered to nobody.
+func TestEphemeralMessages(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, loopbackConfig(t))
+	peer := a.Addrs()[0].String()
+	b := startNode(t, loopbackConfig(t, peer))
+	c := startNode(t, loopbackConfig(t, peer))
+
+	info, err := a.CreateSpace(ctx, "chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := info.ID
+	approve(t, a, b, id, "B")
+	approve(t, a, c, id, "C")
+
+	feedOf := func(n *Node) string {
+		i, err := n.Space(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i.Feed
+	}
+	fa, fb, fc := feedOf(a), feedOf(b), feedOf(c)
+	eventually(t, 60*time.Second, func() error {
+		ds, err := b.Devices(id)
+		if err != nil {
+			return err
+		}
+		online := map[string]bool{}
+		for _, d := range ds {
+			if d.Online {
+				online[d.Feed] = true
+			}
+			if d.Online && d.LastSeen == nil {
+				return fmt.Errorf("online without last seen: %+v", d)
+			}
+		}
+		if len(ds) != 3 || !online[fa] || !online[fb] || !online[fc] {
+			return fmt.Errorf("B's devices: %+v", ds)
+		}
+		return nil
+	})
+	for _, d := range mustDevices(t, b, id) {
+		if want := map[string]string{fa: a.members()[0].selfName(), fb: "B", fc: "C"}[d.Feed]; d.Name != want || d.Self != (d.Feed == fb) {
+			t.Errorf("device %+v: want name %q", d, want)
+		}
+	}
+
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	atB, _, err := b.Listen(lctx, id, "chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	atC, _, err := c.Listen(lctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A's own listener gets nothing of A's.
+	atA, _, err := a.Listen(lctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A non-member that holds the space's ephemeral key (a removed device
+	// would) signs with its own key: B and C drop it.
+	ma, _ := a.member(id)
+	_, forger, _ := ed25519.GenerateKey(nil)
+	kid, key, err := ma.sp.EphemeralKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := json.Marshal(body{Kind: bodyApp, Topic: "chat", Data: []byte("forged")})
+	forged, err := ephemeral.Seal(key, forger, ephemeral.Header{Topic: ephemeral.Topic(auth.DiscoveryKey(ma.sp.ID())), KeyKind: keyKindEpoch, KeyID: kid[:]}, plain, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ma.channel().sub.Publish(ctx, forged); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := a.Send(ctx, id, "chat", []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	for name, ch := range map[string]<-chan api.Message{"B": atB, "C": atC} {
+		select {
+		case m := <-ch:
+			if m.Sender != fa || m.Topic != "chat" || string(m.Data) != "hello" || m.Name == "" {
+				t.Errorf("%s got %+v, want hello from %s", name, m, fa)
+			}
+			if d := time.Since(m.Time); d < -time.Minute || d > time.Minute {
+				t.Errorf("%s: message time %v", name, m.Time)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: no message", name)
+		}
+	}
+	// Once: nothing more arrives (no second copy, not the forgery).
+	time.Sleep(2 * time.Second)
+	for name, ch := range map[string]<-chan api.Message{"A": atA, "B": atB, "C": atC} {
+		select {
+		case m := <-ch:
+			t.Errorf("%s got another message: %+v", name, m)
+		default:
+		}
+	}
+
+	// Bad input is refused before anything is sent.
+	if err := a.Send(ctx, id, "", []byte("x")); err == nil {
+		t.Error("empty topic accepted")
+	}
+	if err := a.Send(ctx, id, "t", make([]byte, api.MaxMessageData+1)); err == nil {
+		t.Error("oversized message accepted")
+	}
+}
+
+func mustDevices(t *testing.T, n *Node, id string) []api.Device {
+	t.Helper()
+	ds, err := n.Devices(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
