@@ -58,12 +58,7 @@ func TestNodesRemoval(t *testing.T) {
 		}
 		return nil
 	}
-	eventually(t, 30*time.Second, func() error {
-		if i, _ := c.Space(id); !i.Writer {
-			return fmt.Errorf("C not a writer yet")
-		}
-		return nil
-	})
+	waitWriters(t, id, c)
 	if err := c.Put(ctx, id, "c-before", []byte("1")); err != nil {
 		t.Fatal(err)
 	}

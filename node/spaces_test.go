@@ -56,6 +56,19 @@ func feedLengths(n *Node, id string) string {
 	return strings.Join(out, "; ")
 }
 
+// waitWriters waits until each node sees itself as a writer of space id.
+func waitWriters(t *testing.T, id string, nodes ...*Node) {
+	t.Helper()
+	for _, n := range nodes {
+		eventually(t, 30*time.Second, func() error {
+			if i, _ := n.Space(id); !i.Writer {
+				return fmt.Errorf("%s not a writer yet: %+v", n.host.ID(), i)
+			}
+			return nil
+		})
+	}
+}
+
 // approve runs the low-level join: b asks, a adds it, b accepts.
 func approve(t *testing.T, a, b *Node, space, name string) {
 	t.Helper()
@@ -94,14 +107,7 @@ func TestNodesConverge(t *testing.T) {
 	id := info.ID
 	approve(t, a, b, id, "B")
 	approve(t, a, c, id, "C")
-	for _, n := range []*Node{a, b, c} {
-		eventually(t, 30*time.Second, func() error {
-			if i, _ := n.Space(id); !i.Writer {
-				return fmt.Errorf("%s not a writer yet: %+v", n.host.ID(), i)
-			}
-			return nil
-		})
-	}
+	waitWriters(t, id, a, b, c)
 	done := make(chan error, 3)
 	for i, n := range []*Node{a, b, c} {
 		go func() {

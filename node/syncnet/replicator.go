@@ -348,41 +348,30 @@ func (r *Replicator) handle(sp Space, st network.Stream) {
 
 // Appended tells the sessions of space that its feed k grew locally.
 func (r *Replicator) Appended(space auth.SpaceID, k feed.PublicKey) {
-	r.notify(space, k, nil)
+	r.each(space, nil, func(s *session) { s.appended(k) })
 }
 
 // Refresh tells the sessions of space that its list of feeds changed (a
 // writer was added): they announce the new feeds and fetch what peers
 // showed of them.
 func (r *Replicator) Refresh(space auth.SpaceID) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for key, s := range r.sessions {
-		if key.space == space {
-			s.refreshFeeds()
-		}
-	}
+	r.each(space, nil, (*session).refreshFeeds)
 }
 
 // Recheck tells the sessions of space to verify their peer's proof again
 // (Space.Verify) and to end if it no longer passes: after a removal.
 func (r *Replicator) Recheck(space auth.SpaceID) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for key, s := range r.sessions {
-		if key.space == space {
-			s.recheckProof()
-		}
-	}
+	r.each(space, nil, (*session).recheckProof)
 }
 
-// notify fans an append out to the sessions of space but skip.
-func (r *Replicator) notify(space auth.SpaceID, k feed.PublicKey, skip *session) {
+// each calls fn, which must not block, with every session of space but
+// skip.
+func (r *Replicator) each(space auth.SpaceID, skip *session, fn func(*session)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for key, s := range r.sessions {
 		if key.space == space && s != skip {
-			s.appended(k)
+			fn(s)
 		}
 	}
 }

@@ -58,10 +58,11 @@ func (r *Replicator) newSession(key sessionKey, sp Space, outbound bool) *sessio
 	}
 }
 
-// appended queues a local append for the session without blocking.
-func (s *session) appended(k feed.PublicKey) {
+// post records work for the run goroutine under s.mu and wakes it,
+// without blocking.
+func (s *session) post(record func()) {
 	s.mu.Lock()
-	s.pending[k] = true
+	record()
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -69,27 +70,14 @@ func (s *session) appended(k feed.PublicKey) {
 	}
 }
 
-// refreshFeeds queues a Session.Refresh without blocking.
-func (s *session) refreshFeeds() {
-	s.mu.Lock()
-	s.refresh = true
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+// appended queues a local append for the session.
+func (s *session) appended(k feed.PublicKey) { s.post(func() { s.pending[k] = true }) }
 
-// recheckProof queues a check of the peer's proof without blocking.
-func (s *session) recheckProof() {
-	s.mu.Lock()
-	s.recheck = true
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+// refreshFeeds queues a Session.Refresh.
+func (s *session) refreshFeeds() { s.post(func() { s.refresh = true }) }
+
+// recheckProof queues a check of the peer's proof.
+func (s *session) recheckProof() { s.post(func() { s.recheck = true }) }
 
 // takeRecheck reports whether a recheck was queued since the last call.
 func (s *session) takeRecheck() bool {
@@ -201,7 +189,7 @@ func (s *session) run(st network.Stream) {
 		case res := <-results:
 			sess.Ingested(res.Feed, res.err)
 			if res.err == nil {
-				r.notify(s.key.space, res.Feed, s)
+				r.each(s.key.space, s, func(o *session) { o.appended(res.Feed) })
 			}
 			err = s.drain(sess, st, bw)
 		case m := <-frames:
