@@ -40,6 +40,7 @@ func clientCommands() []*cobra.Command {
 	cmds := []*cobra.Command{
 		newStatusCmd(o), newSpaceCmd(o), newMembersCmd(o),
 		newPutCmd(o), newGetCmd(o), newDelCmd(o), newLsCmd(o), newWatchCmd(o),
+		newDevicesCmd(o), newSendCmd(o), newListenCmd(o),
 		newPeersCmd(o), newSyncCmd(o),
 	}
 	for _, c := range cmds {
@@ -58,7 +59,7 @@ type clientOpts struct {
 func (o *clientOpts) flags(f *pflag.FlagSet) {
 	f.StringVar(&o.dataDir, "data", "", "data directory of the daemon (env MYCEL_HOME)")
 	f.StringVar(&o.apiAddr, "api", "", "host:port of the daemon's API (default: the running daemon's, from api.addr in the data directory)")
-	f.BoolVar(&o.json, "json", false, "print JSON (watch: one JSON object per line)")
+	f.BoolVar(&o.json, "json", false, "print JSON (watch, listen: one JSON object per line)")
 }
 
 // client returns a client of the daemon the flags name.
