@@ -497,6 +497,8 @@ func spaceError(err error) error {
 		return fmt.Errorf("%w: %v", api.ErrNoKeys, err)
 	case errors.Is(err, space.ErrClosed), errors.Is(err, feed.ErrClosed):
 		return fmt.Errorf("%w: %v", api.ErrClosed, err)
+	case errors.Is(err, space.ErrSystemKey):
+		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}
 	return err
 }

@@ -343,6 +343,9 @@ func (s *Space) delta() []Seen {
 
 // Put sets key to value.
 func (s *Space) Put(ctx context.Context, key string, value []byte) error {
+	if err := appKeys(key); err != nil {
+		return err
+	}
 	return s.writeData(ctx, &Op{Kind: OpPut, Key: key, Value: value})
 }
 
@@ -361,6 +364,9 @@ func (s *Space) PutMany(ctx context.Context, kvs []KV) error {
 	}
 	ops := make([]*Op, len(kvs))
 	for i, kv := range kvs {
+		if err := appKeys(kv.Key); err != nil {
+			return err
+		}
 		ops[i] = &Op{Kind: OpPut, Key: kv.Key, Value: kv.Value}
 	}
 	_, err := s.write(ctx, ops...)
@@ -369,6 +375,9 @@ func (s *Space) PutMany(ctx context.Context, kvs []KV) error {
 
 // Delete deletes key (a delete is an op in the key's register too).
 func (s *Space) Delete(ctx context.Context, key string) error {
+	if err := appKeys(key); err != nil {
+		return err
+	}
 	return s.writeData(ctx, &Op{Kind: OpDelete, Key: key})
 }
 
@@ -822,7 +831,8 @@ func (s *Space) Get(key string) []Version {
 }
 
 // List returns up to limit keys with the prefix, after `after`, whose
-// winning version is not a delete.
+// winning version is not a delete. The space's own keys (SystemPrefix)
+// are listed only for a prefix that starts with SystemPrefix.
 func (s *Space) List(prefix, after string, limit int) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -906,7 +916,7 @@ func (s *Space) notify(changes []Change) {
 	for _, w := range s.watchers {
 		ok := true
 		for _, c := range changes {
-			if !strings.HasPrefix(c.Key, w.prefix) {
+			if !strings.HasPrefix(c.Key, w.prefix) || hidden(c.Key, w.prefix) {
 				continue
 			}
 			select {

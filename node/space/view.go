@@ -578,7 +578,7 @@ func (v *View) List(prefix, after string, limit int) []string {
 		if !strings.HasPrefix(k, prefix) {
 			break
 		}
-		if k <= after {
+		if k <= after || hidden(k, prefix) {
 			continue
 		}
 		if vs := v.Get(k); len(vs) > 0 && !vs[0].Deleted {

@@ -1,0 +1,122 @@
+package space
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mycelsync/mycel/auth"
+)
+
+// SystemPrefix starts the keys the space keeps for itself, in its own
+// registers: the invites members made and the password key. They are ops
+// like any other — sealed under the epoch's key, replicated, converging —
+// but apps can neither write them (ErrSystemKey) nor see them in List or
+// Watch unless they ask for this prefix.
+const SystemPrefix = "\x00mycel/"
+
+const (
+	invitePrefix = SystemPrefix + "invite/"
+	passwordKey  = SystemPrefix + "password"
+)
+
+// ErrSystemKey: an app tried to write a key starting with SystemPrefix.
+var ErrSystemKey = errors.New("space: keys starting with NUL \"mycel/\" are the space's own")
+
+func isSystem(key string) bool { return strings.HasPrefix(key, SystemPrefix) }
+
+// appKeys checks that none of keys is a system key.
+func appKeys(keys ...string) error {
+	for _, k := range keys {
+		if isSystem(k) {
+			return fmt.Errorf("%w: %q", ErrSystemKey, k)
+		}
+	}
+	return nil
+}
+
+// hidden reports whether key is kept from a List or Watch of prefix.
+func hidden(key, prefix string) bool { return isSystem(key) && !isSystem(prefix) }
+
+// RecordInvite writes an invite this device made into its feed, with its
+// locator (auth.Invite.Locator), so that every member can open the
+// requests made with it, answer a device that holds only its code, and
+// know once it is used.
+func (s *Space) RecordInvite(ctx context.Context, rec auth.InviteRecord, locator []byte) error {
+	b, err := rec.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	v := binary.AppendUvarint(nil, uint64(len(b)))
+	v = append(append(v, b...), locator...)
+	return s.writeData(ctx, &Op{Kind: OpPut, Key: invitePrefix + rec.ID.String(), Value: v})
+}
+
+// Invite returns the record of an invite made in the space, and its
+// locator. Concurrent updates (two members answering at once) merge: the
+// invite is used if any version says so.
+func (s *Space) Invite(id auth.InviteID) (rec auth.InviteRecord, locator []byte, ok bool) {
+	for _, v := range s.Get(invitePrefix + id.String()) {
+		if v.Deleted {
+			continue
+		}
+		r, loc, err := decodeInvite(v.Value)
+		if err != nil || r.ID != id {
+			continue
+		}
+		if !ok {
+			rec, locator, ok = r, loc, true
+		} else if r.Used && !rec.Used {
+			rec.Used, rec.UsedBy = true, r.UsedBy
+		}
+	}
+	return rec, locator, ok
+}
+
+func decodeInvite(v []byte) (auth.InviteRecord, []byte, error) {
+	var rec auth.InviteRecord
+	n, k := binary.Uvarint(v)
+	if k <= 0 || n > uint64(len(v)-k) {
+		return rec, nil, errors.New("space: malformed invite record")
+	}
+	if err := rec.UnmarshalBinary(v[k : k+int(n)]); err != nil {
+		return rec, nil, err
+	}
+	return rec, v[k+int(n):], nil
+}
+
+// UseInvite marks an invite used by the request of the device whose feed
+// is by (an approval or a denial spends it). auth.ErrUsed if another
+// device's request spent it already.
+func (s *Space) UseInvite(ctx context.Context, id auth.InviteID, by [32]byte) error {
+	rec, loc, ok := s.Invite(id)
+	if !ok {
+		return fmt.Errorf("space: no invite %s", id)
+	}
+	if rec.Used && rec.UsedBy == by {
+		return nil
+	}
+	if err := rec.MarkUsed(by); err != nil {
+		return err
+	}
+	return s.RecordInvite(ctx, rec, loc)
+}
+
+// SetPasswordKey keeps the key derived from the space's password
+// (auth.PasswordKey) in the feeds, so that every member can open the join
+// requests made with the password. The password itself is never kept.
+func (s *Space) SetPasswordKey(ctx context.Context, key [auth.KeySize]byte) error {
+	return s.writeData(ctx, &Op{Kind: OpPut, Key: passwordKey, Value: key[:]})
+}
+
+// PasswordRequestKey returns the request key of the space's password, if
+// one was set (the winner of concurrent settings).
+func (s *Space) PasswordRequestKey() (auth.RequestKey, bool) {
+	vs := s.Get(passwordKey)
+	if len(vs) == 0 || vs[0].Deleted || len(vs[0].Value) != auth.KeySize {
+		return auth.RequestKey{}, false
+	}
+	return auth.PasswordRequestKey([auth.KeySize]byte(vs[0].Value), s.id), true
+}
