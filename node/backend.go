@@ -125,7 +125,7 @@ func (n *Node) JoinSpace(ctx context.Context, id, name string) (api.JoinRequest,
 		return api.JoinRequest{}, err
 	}
 	own := m.sp.Feed()
-	req := api.JoinRequest{Space: sid.String(), Feed: hex.EncodeToString(own[:]), Name: m.name, Device: n.device.Public().Bytes()}
+	req := api.JoinRequest{Space: sid.String(), Feed: hex.EncodeToString(own[:]), Name: n.cfg.Name, Device: n.device.Public().Bytes()}
 	req.Token = api.EncodeJoinRequest(req)
 	return req, nil
 }

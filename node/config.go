@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/mycelsync/mycel/auth"
 )
 
 // Config is the daemon's settings. Each has a default; the config file
@@ -40,6 +42,24 @@ type Config struct {
 	// address. Default 127.0.0.1:4103; port 0 picks a free one. Env
 	// MYCEL_API; flag --api.
 	API string `json:"api,omitempty"`
+	// Name is this device's name, shown to the members asked to approve
+	// it and in the list of devices. Default DefaultName(). Env MYCEL_NAME;
+	// flag --name.
+	Name string `json:"name,omitempty"`
+}
+
+// DefaultName is a device name from the host: "mycel on <hostname>
+// (<OS>/<arch>)".
+func DefaultName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "an unnamed host"
+	}
+	name := fmt.Sprintf("mycel on %s (%s/%s)", host, runtime.GOOS, runtime.GOARCH)
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return strings.ToValidUTF8(name, "")
 }
 
 // DefaultAPI is where the local HTTP API listens by default.
@@ -93,6 +113,7 @@ type Overrides struct {
 	MDNS     *bool
 	LogLevel string
 	API      string
+	Name     string
 }
 
 // LoadConfig resolves the settings: defaults, then the config file, then
@@ -125,7 +146,7 @@ func LoadConfig(flags Overrides, getenv func(string) string) (*Config, error) {
 		cfg.merge(&file)
 	}
 	env := &Config{Listen: list(getenv("MYCEL_LISTEN")), Peers: list(getenv("MYCEL_PEERS")),
-		Relays: list(getenv("MYCEL_RELAYS")), LogLevel: getenv("MYCEL_LOG_LEVEL"), API: getenv("MYCEL_API")}
+		Relays: list(getenv("MYCEL_RELAYS")), LogLevel: getenv("MYCEL_LOG_LEVEL"), API: getenv("MYCEL_API"), Name: getenv("MYCEL_NAME")}
 	if v := getenv("MYCEL_MDNS"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -134,7 +155,7 @@ func LoadConfig(flags Overrides, getenv func(string) string) (*Config, error) {
 		env.MDNS = &b
 	}
 	cfg.merge(env)
-	cfg.merge(&Config{Listen: flags.Listen, Peers: flags.Peers, Relays: flags.Relays, MDNS: flags.MDNS, LogLevel: flags.LogLevel, API: flags.API})
+	cfg.merge(&Config{Listen: flags.Listen, Peers: flags.Peers, Relays: flags.Relays, MDNS: flags.MDNS, LogLevel: flags.LogLevel, API: flags.API, Name: flags.Name})
 	cfg.DataDir = dir
 	switch cfg.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -144,7 +165,21 @@ func LoadConfig(flags Overrides, getenv func(string) string) (*Config, error) {
 	if err := checkLoopback(cfg.API); err != nil {
 		return nil, err
 	}
+	if cfg.Name == "" {
+		cfg.Name = DefaultName()
+	}
+	if err := checkDeviceName(cfg.Name); err != nil {
+		return nil, err
+	}
 	return cfg, nil
+}
+
+// checkDeviceName refuses a device name a join request could not carry.
+func checkDeviceName(name string) error {
+	if err := auth.ValidateDeviceName(name); err != nil {
+		return fmt.Errorf("node: device name %q: 1 to %d bytes of printable UTF-8", name, auth.MaxDeviceNameSize)
+	}
+	return nil
 }
 
 // merge overrides c with the settings o sets.
@@ -166,6 +201,9 @@ func (c *Config) merge(o *Config) {
 	}
 	if o.API != "" {
 		c.API = o.API
+	}
+	if o.Name != "" {
+		c.Name = o.Name
 	}
 }
 

@@ -19,10 +19,10 @@ import (
 // but signed by a key that is not a writer's is delivered to nobody.
 func TestEphemeralMessages(t *testing.T) {
 	ctx := context.Background()
-	a := startNode(t, loopbackConfig(t))
+	a := startNode(t, named(loopbackConfig(t), "A"))
 	peer := a.Addrs()[0].String()
-	b := startNode(t, loopbackConfig(t, peer))
-	c := startNode(t, loopbackConfig(t, peer))
+	b := startNode(t, named(loopbackConfig(t, peer), "B"))
+	c := startNode(t, named(loopbackConfig(t, peer), "C"))
 
 	info, err := a.CreateSpace(ctx, "chat")
 	if err != nil {
@@ -60,7 +60,7 @@ func TestEphemeralMessages(t *testing.T) {
 		return nil
 	})
 	for _, d := range mustDevices(t, b, id) {
-		if want := map[string]string{fa: a.members()[0].selfName(), fb: "B", fc: "C"}[d.Feed]; d.Name != want || d.Self != (d.Feed == fb) {
+		if want := map[string]string{fa: "A", fb: "B", fc: "C"}[d.Feed]; d.Name != want || d.Self != (d.Feed == fb) {
 			t.Errorf("device %+v: want name %q", d, want)
 		}
 	}

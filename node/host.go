@@ -80,6 +80,14 @@ func New(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Name == "" {
+		c := *cfg
+		c.Name = DefaultName()
+		cfg = &c
+	}
+	if err := checkDeviceName(cfg.Name); err != nil {
+		return nil, err
+	}
 	key, err := LoadIdentity(cfg.DataDir)
 	if err != nil {
 		return nil, err

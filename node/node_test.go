@@ -102,6 +102,12 @@ func loopbackConfig(t *testing.T, peers ...string) *Config {
 	}
 }
 
+// named sets a config's device name.
+func named(cfg *Config, name string) *Config {
+	cfg.Name = name
+	return cfg
+}
+
 // TestStaticPeerReconnects: a node keeps its static peer connected, also
 // after the connection is closed.
 func TestStaticPeerReconnects(t *testing.T) {

@@ -325,7 +325,7 @@ func (n *Node) newSpace(ctx context.Context, name string, id *auth.SpaceID) (*me
 		if err := n.writeRecord(sid, rec); err != nil {
 			return nil, err
 		}
-		sp, err = space.Create(ctx, cfg, name)
+		sp, err = space.Create(ctx, cfg, n.cfg.Name)
 		if err != nil {
 			return nil, err
 		}

@@ -43,6 +43,9 @@ data directory's config.json, or the default:
   log level       --log-level   MYCEL_LOG_LEVEL  config "log_level" (default info)
   HTTP API        --api         MYCEL_API        config "api" (default 127.0.0.1:4103;
                                                   loopback only; port 0 picks one)
+  device name     --name        MYCEL_NAME       config "name" (default "mycel on
+                                                  <hostname> (<os>/<arch>)"; shown
+                                                  to the members who approve it)
 
 Environment lists are comma-separated. Peer and relay addresses end in
 /p2p/<peer ID>. The data directory holds node.key, the node's libp2p
@@ -96,6 +99,7 @@ local HTTP API (0600), and api.addr, where the running daemon's API listens
 	f.BoolVar(&mdns, "mdns", true, "find peers on the local network (env MYCEL_MDNS)")
 	f.StringVar(&o.LogLevel, "log-level", "", "debug, info, warn or error (env MYCEL_LOG_LEVEL)")
 	f.StringVar(&o.API, "api", "", "loopback host:port of the local HTTP API (env MYCEL_API)")
+	f.StringVar(&o.Name, "name", "", "this device's name, shown to members asked to approve it (env MYCEL_NAME)")
 	return cmd
 }
 
