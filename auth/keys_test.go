@@ -56,7 +56,7 @@ func TestDerivationsDeterministic(t *testing.T) {
 		es.KeyID(space) != es2.KeyID(space) ||
 		es.MirrorToken(space) != es2.MirrorToken(space) ||
 		es.ReplicationCapability(space) != es2.ReplicationCapability(space) ||
-		DiscoveryKey(space) != DiscoveryKey(space) {
+		DiscoveryKey(space) != DiscoveryKey(SpaceID(space)) {
 		t.Fatal("derivations differ between two calls")
 	}
 }
@@ -220,7 +220,7 @@ func TestLocalKey(t *testing.T) {
 	a, _ := GenerateDeviceKey(nil)
 	b, _ := GenerateDeviceKey(nil)
 	s1, s2 := SpaceID{1}, SpaceID{2}
-	if a.LocalKey(s1) != a.LocalKey(s1) {
+	if k1, k2 := a.LocalKey(s1), a.LocalKey(s1); k1 != k2 {
 		t.Fatal("local key not deterministic")
 	}
 	again, err := ParseDeviceKey(a.Bytes())
