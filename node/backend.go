@@ -102,6 +102,9 @@ func (m *member) info() api.SpaceInfo {
 	for _, k := range feeds {
 		info.Entries += sp.Held(k)
 	}
+	if js := m.joinState(); js.Space != "" {
+		info.Join = &js
+	}
 	return info
 }
 

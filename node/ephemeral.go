@@ -105,12 +105,11 @@ type listener struct {
 	topic string // "" for every topic
 	ch    chan api.Message
 	err   error // why it ended, once ch is closed
-	done  chan struct{}
 }
 
 // startEphemeral subscribes to the space's topic and starts the reader and
-// the announcer. Called once, when the space starts to be served; m.mu is
-// held.
+// the announcer. Called once, when the space is opened (before approval
+// the topic carries this device's sign-in); m.mu is held.
 func (m *member) startEphemeral() {
 	n := m.n
 	if n.eph == nil || n.ctx.Err() != nil {
@@ -176,7 +175,9 @@ func (c *channel) announce(ctx context.Context) {
 	t := time.NewTicker(ephemeral.AnnounceInterval)
 	defer t.Stop()
 	for {
-		if err := c.publish(ctx, body{Kind: bodyPresence, Name: c.m.selfName()}); err != nil && ctx.Err() == nil {
+		if !c.m.sp.Approved() {
+			// Not a member yet: nothing to announce.
+		} else if err := c.publish(ctx, body{Kind: bodyPresence, Name: c.m.selfName()}); err != nil && ctx.Err() == nil {
 			c.m.n.log.Debug("ephemeral: announce", "space", c.m.sp.ID(), "err", err)
 		}
 		select {
@@ -207,6 +208,9 @@ func (c *channel) read(ctx context.Context) {
 var errNotMember = errors.New("not a writer of the space")
 
 func (c *channel) receive(e *ephemeral.Envelope, now time.Time) error {
+	if e.KeyKind == keyKindInvite || e.KeyKind == keyKindPassword {
+		return c.receiveSignin(e)
+	}
 	if e.KeyKind != keyKindEpoch || len(e.KeyID) != auth.KeyIDSize {
 		return fmt.Errorf("key kind %d, key ID of %d bytes", e.KeyKind, len(e.KeyID))
 	}

@@ -60,6 +60,7 @@ type Node struct {
 	mu      sync.Mutex
 	closing bool
 	spaces  map[auth.SpaceID]*member
+	signins *signins
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -133,7 +134,7 @@ func New(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n = &Node{cfg: cfg, log: log, host: h, metrics: reg, started: time.Now(),
 		store: store, db: db, device: device, repl: syncnet.New(h, log), stats: newStats(reg),
-		spaces: make(map[auth.SpaceID]*member), ctx: ctx, cancel: cancel}
+		spaces: make(map[auth.SpaceID]*member), signins: newSignins(), ctx: ctx, cancel: cancel}
 	if err := n.startEphemeralService(); err != nil {
 		n.Close()
 		return nil, err
@@ -142,6 +143,7 @@ func New(cfg *Config, log *slog.Logger) (n *Node, err error) {
 		n.Close()
 		return nil, err
 	}
+	h.SetStreamHandler(LocateProtocol, n.serveLocate)
 	n.wg.Add(1)
 	go n.resync()
 	if cfg.MDNS != nil && *cfg.MDNS {
@@ -286,6 +288,7 @@ func (n *Node) Close() error {
 	n.closing = true
 	n.mu.Unlock()
 	var errs []error
+	n.host.RemoveStreamHandler(LocateProtocol)
 	errs = append(errs, n.repl.Close())
 	n.cancel()
 	if n.mdns != nil {

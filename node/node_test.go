@@ -91,7 +91,7 @@ func TestIdentityPersistsAndIsPrivate(t *testing.T) {
 	}
 }
 
-func loopbackConfig(t *testing.T, peers ...string) *Config {
+func loopbackConfig(t testing.TB, peers ...string) *Config {
 	no := false
 	return &Config{
 		DataDir:  t.TempDir(),

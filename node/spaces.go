@@ -26,8 +26,9 @@ import (
 // device's local key of the space: the local name and the seed of this
 // device's feed key in the space.
 type spaceRecord struct {
-	Name   string `json:"name"`
-	Writer []byte `json:"writer"` // Ed25519 seed
+	Name   string      `json:"name"`
+	Writer []byte      `json:"writer"`         // Ed25519 seed
+	Join   *joinRecord `json:"join,omitempty"` // this device's request to join, if it made one
 }
 
 func recordKey(id auth.SpaceID) []byte { return append([]byte("ns"), id[:]...) }
@@ -48,7 +49,9 @@ type member struct {
 	feeds  int    // length of sp.Feeds() when last announced to the replicator
 	admits [2]int // writers and epochs when the sessions' proofs were last checked
 
-	eph *channel // ephemeral messages, once served (ephemeral.go)
+	eph  *channel      // ephemeral messages (ephemeral.go)
+	join *joining      // this device's own request to join (signin.go)
+	ask  chan struct{} // cap 1: publish the request now
 
 	kick chan struct{} // cap 1: entries were ingested, refresh the view
 	done chan struct{} // closed when the refresher returns
@@ -202,7 +205,6 @@ func (m *member) serve() bool {
 		return false
 	}
 	m.served = true
-	m.startEphemeral()
 	return true
 }
 
@@ -242,7 +244,7 @@ func (n *Node) loadSpaces() error {
 		if err != nil {
 			return fmt.Errorf("node: open space %s: %w", id, err)
 		}
-		n.addMember(sp, rec.Name)
+		n.addMember(sp, rec.Name).loadJoin(rec.Join)
 	}
 	return nil
 }
@@ -293,15 +295,24 @@ func (n *Node) spaceConfig(rec *spaceRecord) space.Config {
 // this device holds its keys. n.mu must not be held.
 func (n *Node) addMember(sp *space.Space, name string) *member {
 	m := &member{n: n, sp: sp, name: name, feeds: len(sp.Feeds()),
-		kick: make(chan struct{}, 1), done: make(chan struct{})}
+		kick: make(chan struct{}, 1), done: make(chan struct{}), ask: make(chan struct{}, 1)}
 	n.mu.Lock()
 	n.spaces[sp.ID()] = m
 	n.mu.Unlock()
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
 		m.refresher(n.ctx)
 	}()
+	go func() {
+		defer n.wg.Done()
+		m.asker(n.ctx)
+	}()
+	// The space's topic carries sign-in before this device is approved,
+	// and members' messages after.
+	m.mu.Lock()
+	m.startEphemeral()
+	m.mu.Unlock()
 	m.serve()
 	return m
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/mycelsync/mycel/node/api"
 )
 
-func startNode(t *testing.T, cfg *Config) *Node {
+func startNode(t testing.TB, cfg *Config) *Node {
 	t.Helper()
 	n, err := New(cfg, nil)
 	if err != nil {
@@ -21,7 +21,7 @@ func startNode(t *testing.T, cfg *Config) *Node {
 	return n
 }
 
-func eventually(t *testing.T, d time.Duration, cond func() error) {
+func eventually(t testing.TB, d time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {

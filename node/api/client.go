@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // ErrNotRunning is what a Client's calls wrap when no daemon answers: no
@@ -506,4 +507,103 @@ func (c *Client) Listen(ctx context.Context, id, topic string) (<-chan Message, 
 			return nil
 		}
 	}, nil
+}
+
+// CreateInvite makes a one-time invite to space id that works for ttl (0:
+// the server's default, 24 h; at most 30 days).
+func (c *Client) CreateInvite(ctx context.Context, id string, ttl time.Duration) (Invite, error) {
+	var p InviteParams
+	if ttl != 0 {
+		p.TTL = ttl.String()
+	}
+	var out Invite
+	return out, c.do(ctx, "POST", spacePath(id)+"/invites", nil, p, &out)
+}
+
+// SetPassword sets the password with which a device may ask to join space
+// id (a member still approves it).
+func (c *Client) SetPassword(ctx context.Context, id, password string) error {
+	return c.do(ctx, "PUT", spacePath(id)+"/password", nil, PasswordParams{Password: password}, nil)
+}
+
+// Join asks to join a space with an invite or a password. The returned
+// state carries the safety code; Space(ctx, state.Space).Join follows the
+// request afterwards.
+func (c *Client) Join(ctx context.Context, with JoinWith) (JoinState, error) {
+	var out JoinState
+	return out, c.do(ctx, "POST", "/v1/join", nil, with, &out)
+}
+
+// Requests lists the join requests waiting for an answer, oldest first.
+func (c *Client) Requests(ctx context.Context) ([]Request, error) {
+	var out []Request
+	return out, c.do(ctx, "GET", "/v1/requests", nil, nil, &out)
+}
+
+// WatchRequests streams the join requests waiting for an answer (those
+// waiting already first, then new ones) until ctx ends or the stream does:
+// the channel is closed then, and the function returns why (nil when ctx
+// ended it).
+func (c *Client) WatchRequests(ctx context.Context) (<-chan Request, func() error, error) {
+	resp, err := c.send(ctx, "GET", "/v1/requests/events", nil, nil, "text/event-stream")
+	if err != nil {
+		return nil, nil, err
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		resp.Body.Close()
+		return nil, nil, fmt.Errorf("api: requests: response of type %q", ct)
+	}
+	out := make(chan Request)
+	done := make(chan struct{})
+	var rerr error
+	go func() {
+		defer close(out)
+		defer close(done)
+		defer resp.Body.Close()
+		rerr = readEvents(resp.Body, func(event string, data []byte) error {
+			switch event {
+			case "request":
+				var req Request
+				if err := json.Unmarshal(data, &req); err != nil {
+					return fmt.Errorf("api: requests: %w", err)
+				}
+				select {
+				case out <- req:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			case "error":
+				var e Error
+				if err := json.Unmarshal(data, &e); err != nil {
+					return fmt.Errorf("api: requests: %w", err)
+				}
+				return &APIError{Status: http.StatusOK, Code: e.Code, Message: e.Message}
+			}
+			return nil
+		})
+		if ctx.Err() != nil {
+			rerr = nil
+		} else if rerr == nil {
+			rerr = fmt.Errorf("api: requests: the stream ended: %w", io.ErrUnexpectedEOF)
+		}
+	}()
+	return out, func() error {
+		select {
+		case <-done:
+			return rerr
+		default:
+			return nil
+		}
+	}, nil
+}
+
+// Approve approves a waiting join request. A non-empty code must be the
+// request's safety code (errors.Is(err, ErrSafetyCode) otherwise).
+func (c *Client) Approve(ctx context.Context, requestID, code string) error {
+	return c.do(ctx, "POST", "/v1/requests/"+url.PathEscape(requestID)+"/approve", nil, ApproveParams{Code: code}, nil)
+}
+
+// Deny refuses a waiting join request.
+func (c *Client) Deny(ctx context.Context, requestID string) error {
+	return c.do(ctx, "POST", "/v1/requests/"+url.PathEscape(requestID)+"/deny", nil, nil, nil)
 }

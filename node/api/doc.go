@@ -27,6 +27,13 @@
 // of types.go. Join requests travel between devices as tokens
 // (EncodeJoinRequest, format in jointoken.go); welcomes are opaque.
 //
+// Signing devices in (the SignIn part of the Backend, signin.go) has its
+// routes in signin_server.go: invites, the space's password, joining
+// (POST /v1/join, then GET /v1/spaces/{space} follows the request),
+// the requests waiting for a member's answer (also as server-sent
+// events), approve and deny. The password is never logged nor repeated
+// in an error.
+//
 // Package apitest has an in-memory Backend that records its calls, for
 // tests of the server, the client and the CLI.
 package api

@@ -91,7 +91,11 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	sp := fake.AddSpace("s")
 	fake.Put(t.Context(), sp, "a/b", []byte("v"))
 	h := api.NewServer(api.ServerConfig{Backend: fake, Token: testToken, Metrics: emptyGatherer{}})
-	sample := strings.NewReplacer("{space}", sp, "{key}", "a/b", "{feed}", apitest.HexID(0xf001))
+	// Approve and deny each take a request of their own.
+	reqIDs := map[string]string{
+		"POST /v1/requests/{id}/approve": fake.AddRequest(api.Request{Space: sp}).ID,
+		"POST /v1/requests/{id}/deny":    fake.AddRequest(api.Request{Space: sp}).ID,
+	}
 	bodies := map[string]string{
 		"POST /v1/spaces":                   `{"name":"n"}`,
 		"POST /v1/spaces/{space}/join":      `{"name":"n"}`,
@@ -99,6 +103,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"PUT /v1/spaces/{space}/keys/{key}": `{"value":"djI="}`,
 		"POST /v1/spaces/{space}/members":   `{"feed":"` + apitest.HexID(0x77) + `","name":"n","device":"AAAA"}`,
 		"POST /v1/spaces/{space}/messages":  `{"topic":"t","data":"aGk="}`,
+		"POST /v1/spaces/{space}/invites":   `{"ttl":"1h"}`,
+		"PUT /v1/spaces/{space}/password":   `{"password":"correct horse"}`,
+		"POST /v1/join":                     `{"invite":"` + apitest.InviteLink(apitest.HexID(0xcafe), 1) + `"}`,
 	}
 	ops := slices.Sorted(func(yield func(string) bool) {
 		for op := range byOp {
@@ -107,11 +114,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			}
 		}
 	})
-	// Watch and listen stream until their context ends: only their
-	// routing is checked.
+	// Watch, listen and the requests' events stream until their context
+	// ends: only their routing is checked.
 	for _, op := range ops {
 		rt := byOp[op]
 		method, path, _ := strings.Cut(op, " ")
+		sample := strings.NewReplacer("{space}", sp, "{key}", "a/b", "{feed}", apitest.HexID(0xf001), "{id}", reqIDs[op])
 		var body *strings.Reader
 		if b, ok := bodies[op]; ok {
 			body = strings.NewReader(b)
@@ -124,7 +132,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			t.Errorf("%s is routed to %q", op, got)
 			continue
 		}
-		if strings.HasSuffix(path, "/watch") || op == "GET /v1/spaces/{space}/messages" {
+		if strings.HasSuffix(path, "/watch") || op == "GET /v1/spaces/{space}/messages" || op == "GET /v1/requests/events" {
 			continue
 		}
 		rec := httptest.NewRecorder()

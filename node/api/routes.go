@@ -40,6 +40,14 @@ var routes = []route{
 	{method: "DELETE", path: "/v1/spaces/{space}/members/{feed}", handle: (*server).removeMember},
 	{method: "GET", path: "/v1/spaces/{space}/devices", handle: (*server).devices},
 
+	{method: "POST", path: "/v1/spaces/{space}/invites", handle: (*server).createInvite},
+	{method: "PUT", path: "/v1/spaces/{space}/password", handle: (*server).setPassword},
+	{method: "POST", path: "/v1/join", handle: (*server).join},
+	{method: "GET", path: "/v1/requests", handle: (*server).requests},
+	{method: "GET", path: "/v1/requests/events", handle: (*server).watchRequests},
+	{method: "POST", path: "/v1/requests/{id}/approve", handle: (*server).approve},
+	{method: "POST", path: "/v1/requests/{id}/deny", handle: (*server).deny},
+
 	{method: "POST", path: "/v1/spaces/{space}/messages", handle: (*server).send},
 	{method: "GET", path: "/v1/spaces/{space}/messages", handle: (*server).listen},
 

@@ -263,6 +263,7 @@ var codes = []struct {
 	{ErrConflict, http.StatusConflict, "conflict"},
 	{ErrNoKeys, http.StatusConflict, "no_keys"},
 	{ErrBehind, http.StatusConflict, "behind"},
+	{ErrSafetyCode, http.StatusConflict, "safety_code"},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{ErrClosed, http.StatusServiceUnavailable, "unavailable"},
 }

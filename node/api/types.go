@@ -54,6 +54,8 @@ type Backend interface {
 
 	Peers() []Peer
 	Progress() []Progress
+
+	SignIn
 }
 
 // Errors a Backend returns (wrapped). The server maps them to statuses and
@@ -66,6 +68,7 @@ var (
 	ErrNoKeys     = errors.New("no keys")           // 409 no_keys: not approved yet
 	ErrTooLarge   = errors.New("too large")         // 413 too_large
 	ErrClosed     = errors.New("daemon is closing") // 503 unavailable
+	ErrSafetyCode = errors.New("wrong safety code") // 409 safety_code
 	// ErrBehind ends a watch whose reader fell behind the changes (code
 	// behind, sent as the stream's error event).
 	ErrBehind = errors.New("watcher fell behind") // 409 behind
@@ -75,7 +78,7 @@ var (
 type Error struct {
 	// Code is stable: unauthorized, forbidden, not_found,
 	// method_not_allowed, bad_request, bad_json, too_large, read_only,
-	// no_keys, conflict, behind, unavailable, internal.
+	// no_keys, conflict, behind, safety_code, unavailable, internal.
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
@@ -105,6 +108,8 @@ type SpaceInfo struct {
 	Digest   string `json:"digest"`  // view digest: same entries, same digest
 	Invalid  int    `json:"invalid"` // entries refused (see diagnostics)
 	Waiting  int    `json:"waiting"` // ops waiting for their causal past
+	// Join is this device's request to join the space, while it has one.
+	Join *JoinState `json:"join,omitempty"`
 }
 
 // Version is one version of a key's register.

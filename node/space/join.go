@@ -92,18 +92,7 @@ func (s *Space) Accept(sealed []byte) error {
 	if err != nil {
 		return fmt.Errorf("space: welcome: %w", err)
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrClosed
-	}
-	err = s.setKeyring(kr)
-	s.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	s.Refresh()
-	return nil
+	return s.AcceptKeyring(kr)
 }
 
 // Held returns how many entries of feed k this device holds.
@@ -150,4 +139,39 @@ func (s *Space) IsDevice(k feed.PublicKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.view.ws.IsWriter(k)
+}
+
+// Keyring returns a copy of the space's keyring: the secrets of every epoch
+// this device holds, to seal to a device it approves (auth.NewApproval).
+// ErrNoKeys until this device is approved.
+func (s *Space) Keyring() (*auth.Keyring, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keyring == nil {
+		return nil, ErrNoKeys
+	}
+	return s.keyring.Clone(), nil
+}
+
+// AcceptKeyring installs a keyring an approval brought (opened with
+// auth.OpenApproval), stores it and reads the feeds held with its keys.
+func (s *Space) AcceptKeyring(kr *auth.Keyring) error {
+	if kr.Space != s.id {
+		return fmt.Errorf("space: keyring of space %s", kr.Space)
+	}
+	if err := kr.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	err := s.setKeyring(kr)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.Refresh()
+	return nil
 }

@@ -24,6 +24,7 @@ type Fake struct {
 	progress []api.Progress
 	watchers []*fakeWatcher
 	lsn      fakeListeners // app-message listeners (messages.go)
+	si       fakeSignIn    // invites, passwords, requests (signin.go), under mu
 	// WatchBuf is the buffer of a watcher's channel; a full buffer ends
 	// the watch with api.ErrBehind.
 	WatchBuf int
@@ -45,7 +46,8 @@ type fakeWatcher struct {
 
 // writeCalls are the Backend methods that change state.
 var writeCalls = map[string]bool{"CreateSpace": true, "JoinSpace": true, "Accept": true,
-	"Put": true, "Delete": true, "AddMember": true, "RemoveMember": true, "Send": true}
+	"Put": true, "Delete": true, "AddMember": true, "RemoveMember": true, "Send": true,
+	"CreateInvite": true, "SetPassword": true, "Join": true, "Approve": true, "Deny": true}
 
 func New() *Fake {
 	return &Fake{spaces: map[string]*fakeSpace{}, WatchBuf: 16}
