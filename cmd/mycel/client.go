@@ -41,6 +41,7 @@ func clientCommands() []*cobra.Command {
 		newStatusCmd(o), newSpaceCmd(o), newMembersCmd(o),
 		newPutCmd(o), newGetCmd(o), newDelCmd(o), newLsCmd(o), newWatchCmd(o),
 		newDevicesCmd(o), newSendCmd(o), newListenCmd(o),
+		newInviteCmd(o), newJoinCmd(o), newRequestsCmd(o), newApproveCmd(o), newDenyCmd(o), newRemoveCmd(o),
 		newPeersCmd(o), newSyncCmd(o),
 	}
 	for _, c := range cmds {

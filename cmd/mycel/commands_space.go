@@ -193,7 +193,7 @@ To bring a device into a space:
 			})
 		},
 	}
-	cmd.AddCommand(join, accept)
+	cmd.AddCommand(join, accept, newSpacePasswordCmd(o))
 	return cmd
 }
 
