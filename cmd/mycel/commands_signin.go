@@ -29,10 +29,11 @@ prints the invite three ways — a mycel://join/ link, a code to type, and
 the link as a QR code for a phone's camera — and when it expires. It works
 once, until then (--ttl, 1m to 720h; default 24h).
 
-On the new device: mycel join <link>, or mycel join <code> --space <space ID>
-(the code does not name the space). The request it sends then waits for a
-member to approve it (mycel requests, mycel approve): the invite lets a
-device ask, not read.
+On the new device: mycel join <link>, or mycel join <code>. The code does
+not name the space: the new device asks the peers it is connected to
+which space it is for, and when no member is among them, --space <space ID>
+tells it. The request it sends then waits for a member to approve it
+(mycel requests, mycel approve): the invite lets a device ask, not read.
 
 --json prints the invite: space, id, link, code, qr and expires.`,
 		Args: cobra.ExactArgs(1),
@@ -58,7 +59,7 @@ device ask, not read.
 				if !strings.HasSuffix(inv.QR, "\n") {
 					fmt.Fprintln(out)
 				}
-				fmt.Fprintf(out, "\nOn the new device: mycel join %s\n  or: mycel join %s --space %s\n", inv.Link, inv.Code, inv.Space)
+				fmt.Fprintf(out, "\nOn the new device: mycel join %s\n  or: mycel join %s (it asks the peers it is connected to which space the code is for)\n  or: mycel join %s --space %s\n", inv.Link, inv.Code, inv.Code, inv.Space)
 				return nil
 			})
 		},
@@ -117,8 +118,10 @@ func newJoinCmd(o *clientOpts) *cobra.Command {
 		Use:   "join {<invite> | --space <space ID> --password}",
 		Short: "Ask to join a space with an invite, or with its password, and wait for approval",
 		Long: `Ask to join a space, with an invite a member made (mycel invite: its link,
-or its code with --space <space ID>), or with the space's ID and password
-(--password reads it from the terminal without echo, or one line of stdin).
+or its code), or with the space's ID and password (--password reads it from
+the terminal without echo, or one line of stdin). A code does not name its
+space: the daemon asks the peers it is connected to, and --space <space ID>
+tells it when no member of the space is among them.
 
 The request goes to the members of the space; this device can neither read
 nor write it until one of them approves. The command prints the request's
@@ -199,7 +202,7 @@ request's state (space, code, state, reason, since) when the command ends.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&space, "space", "", "the space's ID: with an invite code, which does not name it, or with --password")
+	f.StringVar(&space, "space", "", "the space's ID: with --password, or with an invite code when no member is connected")
 	f.StringVar(&name, "name", "", "this device's local label of the space (default \"joined\")")
 	f.BoolVar(&password, "password", false, "ask with the space's password (read without echo) instead of an invite")
 	f.BoolVar(&noWait, "no-wait", false, "return once the request is sent, without waiting for an answer")
