@@ -824,9 +824,23 @@ func (si *signins) find(id string) (*pending, error) {
 	return nil, fmt.Errorf("%w: %q names %d requests", api.ErrBadRequest, id, len(found))
 }
 
+// answering returns the waiting request named by id and the channel to
+// answer it on.
+func (n *Node) answering(id string) (*pending, *channel, error) {
+	p, err := n.signins.find(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := p.m.channel()
+	if c == nil {
+		return nil, nil, fmt.Errorf("%w: the space's channel is not open", api.ErrClosed)
+	}
+	return p, c, nil
+}
+
 // Approve implements api.Backend.
 func (n *Node) Approve(ctx context.Context, id, code string) error {
-	p, err := n.signins.find(id)
+	p, c, err := n.answering(id)
 	if err != nil {
 		return err
 	}
@@ -836,10 +850,6 @@ func (n *Node) Approve(ctx context.Context, id, code string) error {
 		}
 	}
 	m := p.m
-	c := m.channel()
-	if c == nil {
-		return fmt.Errorf("%w: the space's channel is not open", api.ErrClosed)
-	}
 	if p.key.Kind == auth.RequestByInvite {
 		if err := m.sp.UseInvite(ctx, auth.InviteID(p.key.ID), p.req.Feed); err != nil {
 			if errors.Is(err, auth.ErrUsed) {
@@ -861,15 +871,11 @@ func (n *Node) Approve(ctx context.Context, id, code string) error {
 
 // Deny implements api.Backend.
 func (n *Node) Deny(ctx context.Context, id string) error {
-	p, err := n.signins.find(id)
+	p, c, err := n.answering(id)
 	if err != nil {
 		return err
 	}
 	m := p.m
-	c := m.channel()
-	if c == nil {
-		return fmt.Errorf("%w: the space's channel is not open", api.ErrClosed)
-	}
 	if p.key.Kind == auth.RequestByInvite {
 		if err := m.sp.UseInvite(ctx, auth.InviteID(p.key.ID), p.req.Feed); err != nil && !errors.Is(err, auth.ErrUsed) {
 			return spaceError(err)

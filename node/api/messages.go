@@ -1,10 +1,8 @@
 package api
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"time"
 	"unicode/utf8"
 )
 
@@ -86,53 +84,9 @@ func (s *server) listen(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	send := func(format string, args ...any) bool {
-		fmt.Fprintf(w, format, args...)
-		return rc.Flush() == nil
-	}
-	if !send(": mycel listen\n\n") {
-		return nil
-	}
-	tick := time.NewTicker(s.cfg.KeepAlive)
-	defer tick.Stop()
-	for {
-		select {
-		case m, ok := <-ch:
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				lerr := errf()
-				if lerr == nil {
-					lerr = fmt.Errorf("%w: the listener ended", ErrClosed)
-				}
-				_, body := errorBody(lerr)
-				data, _ := json.Marshal(body)
-				send("event: error\ndata: %s\n\n", data)
-				return nil
-			}
-			if m.Data == nil {
-				m.Data = []byte{}
-			}
-			data, err := json.Marshal(m)
-			if err != nil {
-				return nil
-			}
-			if !send("event: message\ndata: %s\n\n", data) {
-				return nil
-			}
-		case <-tick.C:
-			if !send(": keepalive\n\n") {
-				return nil
-			}
-		case <-ctx.Done():
-			return nil
+	return stream(s, w, r, "mycel listen", "message", ch, func(m *Message) {
+		if m.Data == nil {
+			m.Data = []byte{}
 		}
-	}
+	}, errf, "the listener ended")
 }

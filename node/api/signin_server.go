@@ -3,9 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -177,48 +175,7 @@ func (s *server) watchRequests(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	send := func(format string, args ...any) bool {
-		fmt.Fprintf(w, format, args...)
-		return rc.Flush() == nil
-	}
-	if !send(": mycel requests\n\n") {
-		return nil
-	}
-	tick := time.NewTicker(s.cfg.KeepAlive)
-	defer tick.Stop()
-	for {
-		select {
-		case req, ok := <-ch:
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				_, body := errorBody(fmt.Errorf("%w: the request stream ended", ErrClosed))
-				data, _ := json.Marshal(body)
-				send("event: error\ndata: %s\n\n", data)
-				return nil
-			}
-			data, err := json.Marshal(req)
-			if err != nil {
-				return nil
-			}
-			if !send("event: request\ndata: %s\n\n", data) {
-				return nil
-			}
-		case <-tick.C:
-			if !send(": keepalive\n\n") {
-				return nil
-			}
-		case <-ctx.Done():
-			return nil
-		}
-	}
+	return stream(s, w, r, "mycel requests", "request", ch, nil, nil, "the request stream ended")
 }
 
 func (s *server) approve(w http.ResponseWriter, r *http.Request) error {

@@ -31,6 +31,16 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return stream(s, w, r, "mycel watch", "change", ch, func(e *Entry) { e.Versions = nonNil(e.Versions) }, errf, "the watch ended")
+}
+
+// stream serves ch as server-sent events named event, each item as JSON
+// (after prepare, when not nil), with keepalive comments, until ch is
+// closed or the client goes (its context ends the Backend's stream). When
+// ch is closed while the client is still there, a last event "error" says
+// why: end's error, or ErrClosed with ended.
+func stream[T any](s *server, w http.ResponseWriter, r *http.Request, comment, event string, ch <-chan T, prepare func(*T), end func() error, ended string) error {
+	ctx := r.Context()
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -41,34 +51,39 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) error {
 		fmt.Fprintf(w, format, args...)
 		return rc.Flush() == nil
 	}
-	if !send(": mycel watch\n\n") {
+	if !send(": %s\n\n", comment) {
 		return nil
 	}
 	tick := time.NewTicker(s.cfg.KeepAlive)
 	defer tick.Stop()
 	for {
 		select {
-		case e, ok := <-ch:
+		case item, ok := <-ch:
 			if !ok {
 				if ctx.Err() != nil {
 					return nil // the client went
 				}
-				werr := errf()
-				if werr == nil {
-					werr = fmt.Errorf("%w: the watch ended", ErrClosed)
+				var err error
+				if end != nil {
+					err = end()
 				}
-				_, body := errorBody(werr)
+				if err == nil {
+					err = fmt.Errorf("%w: %s", ErrClosed, ended)
+				}
+				_, body := errorBody(err)
 				data, _ := json.Marshal(body)
 				send("event: error\ndata: %s\n\n", data)
 				return nil
 			}
-			e.Versions = nonNil(e.Versions)
-			data, err := json.Marshal(e)
+			if prepare != nil {
+				prepare(&item)
+			}
+			data, err := json.Marshal(item)
 			if err != nil {
 				return nil
 			}
-			if !send("event: change\ndata: %s\n\n", data) {
-				return nil // the client went; ctx ends the Backend's watch
+			if !send("event: %s\ndata: %s\n\n", event, data) {
+				return nil
 			}
 		case <-tick.C:
 			if !send(": keepalive\n\n") {
