@@ -14,7 +14,8 @@
 //	             local keys it derives seal what spaces store at rest (0600)
 //	store/       badger: the feeds ('f' keys), the views ('v'), the sealed
 //	             keyrings ('sk') and a record per space ('ns' ‖ space ID:
-//	             its local name and this device's feed key seed, sealed
+//	             its local name, this device's feed key seed and, while
+//	             it asks to join, its join request and request key, sealed
 //	             under the device's local key of the space), the
 //	             ephemeral seen-set ('eph/seen/')
 //	config.json  settings (see Config)
@@ -24,11 +25,17 @@
 //
 // Each space the device created, or asked to join, has its own feed key.
 // A space is replicated (syncnet.Replicator.Serve) once the device holds
-// its keys: created here, or approved by a member — the member's AddMember
-// returns a welcome (the keyring sealed to this device), which Accept
-// opens. Until then the device has nothing to prove to peers.
+// its keys: created here, or approved by a member — over the ephemeral
+// channel (Join, Approve: signin.go, EPHEMERAL.md "Sign-in"), or out of
+// band, where the member's AddMember returns a welcome (the keyring sealed
+// to this device) which Accept opens. Until then the device has nothing to
+// prove to peers.
 //
-// The replication capability is the first epoch's (space.Capability). Each
+// A session's opening proves the capabilities of the newest epochs this
+// device holds, signed by its feed key; the space admits the newest
+// epoch's from anyone and an older one only from a writer not removed
+// (space.Space.Admits), and open sessions are checked again when a writer
+// is removed or an epoch starts. Each
 // ingested batch wakes the space's refresher, which applies the new
 // entries to the view (one Refresh for however many batches arrived) and,
 // when the space gained a feed (a writer was added), tells the replicator
@@ -40,9 +47,12 @@
 //
 // The node runs one gossipsub router (ephemeral/p2p.PubSubOptions) and one
 // ephemeral/p2p Service, whose Filter keeps its seen-set in the store
-// ('eph/seen/' keys, ephemeral/badgerseen). A served space subscribes to
-// its topic: it announces presence every 10 s, tracks who is online, and
-// hands app messages to the API's listeners. Envelopes are sealed with the
+// ('eph/seen/' keys, ephemeral/badgerseen). Every open space subscribes to
+// its topic: before approval it carries the device's join request and the
+// members' answers; once served, the space announces presence every 10 s,
+// tracks who is online, and hands app messages to the API's listeners.
+// A device holding only an invite's code asks its peers for the space over
+// LocateProtocol. Envelopes are sealed with the
 // epoch's ephemeral key and signed with the device's feed key; messages
 // from anyone but a current writer are dropped. EPHEMERAL.md has the body
 // format.
