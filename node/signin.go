@@ -606,14 +606,18 @@ func (p *pending) api() api.Request {
 // member holds, at most once per key ID and answerInterval.
 func (c *channel) refusePassword(e *ephemeral.Envelope, kid [auth.KeyIDSize]byte) error {
 	si := c.m.n.signins
-	k := c.m.sp.ID().String() + hex.EncodeToString(kid[:])
+	space := c.m.sp.ID().String()
+	k := space + hex.EncodeToString(kid[:])
 	now := time.Now()
 	si.mu.Lock()
-	if t, ok := si.refused[k]; ok && now.Sub(t) < answerInterval {
+	// At most one refusal per key ID per answerInterval, and per space per
+	// second: envelopes with made-up key IDs must not make every member
+	// publish.
+	if t, ok := si.refused[k]; ok && now.Sub(t) < answerInterval || now.Sub(si.refused[space]) < time.Second {
 		si.mu.Unlock()
 		return nil
 	}
-	si.refused[k] = now
+	si.refused[k], si.refused[space] = now, now
 	for k, t := range si.refused {
 		if now.Sub(t) > requestTTL {
 			delete(si.refused, k)
