@@ -37,11 +37,14 @@
 // is bounded (Config.MaxSeen; when full, new envelopes are refused until
 // IDs expire, and no unexpired ID is ever evicted) and is written through
 // to a SeenStore before Deliver returns, so that neither a restart nor a
-// crash right after Deliver lets an envelope be delivered twice.
+// crash right after Deliver lets an envelope be delivered twice. That is
+// one synchronous write per call: a receiver with several envelopes
+// waiting passes them to DeliverMany, which records them with one.
 //
 //	f, err := ephemeral.NewFilter(store, ephemeral.Config{})
 //	e, err := f.Accept(b)  // Parse + Deliver: nil error means hand it on, once
 //	err = f.Check(e)       // would Deliver accept it? for routers; records nothing
+//	errs := f.DeliverMany(es) // a burst: one result each, one write to the store
 //	err = f.Remember(e)    // an envelope we send: never deliver it back to us
 //	err = f.Prune()        // now and then: drop expired IDs from the store
 //

@@ -113,14 +113,25 @@ func (f *Filter) Check(e *Envelope) error {
 // envelope is then not recorded and not delivered). e must come from
 // Parse, which checked its signature.
 func (f *Filter) Deliver(e *Envelope) error {
-	return f.record(e, false)
+	return f.record([]*Envelope{e}, false)[0]
+}
+
+// DeliverMany is Deliver for a batch, with one write to the store (one
+// fsync) for all the envelopes it accepts: a receiver that has several
+// waiting pays for one. It returns one error per envelope, in order: nil
+// for those the caller should hand on. An envelope that repeats an
+// earlier one of the batch is ErrDuplicate. If the store fails, none of
+// the batch is delivered: each envelope that would have been gets the
+// store's error and is forgotten, so that a later copy can be.
+func (f *Filter) DeliverMany(envs []*Envelope) []error {
+	return f.record(envs, false)
 }
 
 // Remember records an envelope this node sends, so that it is never
 // delivered back to it. Unlike Deliver, an envelope already recorded is
 // not an error.
 func (f *Filter) Remember(e *Envelope) error {
-	return f.record(e, true)
+	return f.record([]*Envelope{e}, true)[0]
 }
 
 // Accept parses b (Parse: size, fields, signature) and delivers it
@@ -136,45 +147,69 @@ func (f *Filter) Accept(b []byte) (*Envelope, error) {
 	return e, nil
 }
 
-func (f *Filter) record(e *Envelope, own bool) error {
+// record checks envs, reserves the IDs of those it accepts in memory, and
+// stores them with one AddMany. errs[i] is envs[i]'s result.
+func (f *Filter) record(envs []*Envelope, own bool) []error {
+	errs := make([]error, len(envs))
 	now := f.now()
-	if err := inWindow(e, now); err != nil {
-		return err
+	var (
+		keys    = make([]SeenKey, len(envs))
+		entries []Seen
+		took    []int // indexes of envs in entries
+	)
+	for i, e := range envs {
+		if errs[i] = inWindow(e, now); errs[i] == nil {
+			keys[i] = e.SeenKey()
+		}
 	}
-	k := e.SeenKey()
-	exp := e.Timestamp().Add(Retention)
 
 	f.mu.Lock()
 	if now.Sub(f.lastPrune) >= pruneEvery {
 		f.pruneLocked(now)
 	}
-	if _, seen := f.seen[k]; seen {
-		f.mu.Unlock()
-		if own {
-			return nil
+	for i, e := range envs {
+		if errs[i] != nil {
+			continue
 		}
-		return fmt.Errorf("%w: %s from %s", ErrDuplicate, e.ID, e.Sender)
+		k := keys[i]
+		if _, seen := f.seen[k]; seen {
+			if !own {
+				errs[i] = fmt.Errorf("%w: %s from %s", ErrDuplicate, e.ID, e.Sender)
+			}
+			continue
+		}
+		if len(f.seen) >= f.max && now.Sub(f.lastFull) >= fullRetry {
+			f.lastFull = now
+			f.pruneLocked(now)
+		}
+		if len(f.seen) >= f.max {
+			errs[i] = fmt.Errorf("%w: %d IDs unexpired", ErrSeenFull, f.max)
+			continue
+		}
+		// Held in memory while being stored, so that a concurrent Deliver
+		// of the same envelope, or a copy later in the batch, sees it and
+		// refuses.
+		exp := e.Timestamp().Add(Retention)
+		f.seen[k] = exp.UnixMilli()
+		entries = append(entries, Seen{Key: k, Expires: exp})
+		took = append(took, i)
 	}
-	if len(f.seen) >= f.max && now.Sub(f.lastFull) >= fullRetry {
-		f.lastFull = now
-		f.pruneLocked(now)
-	}
-	if len(f.seen) >= f.max {
-		f.mu.Unlock()
-		return fmt.Errorf("%w: %d IDs unexpired", ErrSeenFull, f.max)
-	}
-	// Held in memory while being stored, so that a concurrent Deliver of
-	// the same envelope sees it and refuses.
-	f.seen[k] = exp.UnixMilli()
 	f.mu.Unlock()
-
-	if err := f.store.Add(k, exp); err != nil {
-		f.mu.Lock()
-		delete(f.seen, k)
-		f.mu.Unlock()
-		return fmt.Errorf("ephemeral: record %s: %w", e.ID, err)
+	if len(entries) == 0 {
+		return errs
 	}
-	return nil
+
+	if err := f.store.AddMany(entries); err != nil {
+		f.mu.Lock()
+		for _, en := range entries {
+			delete(f.seen, en.Key)
+		}
+		f.mu.Unlock()
+		for _, i := range took {
+			errs[i] = fmt.Errorf("ephemeral: record %s: %w", envs[i].ID, err)
+		}
+	}
+	return errs
 }
 
 // Prune drops expired IDs from memory and from the store.

@@ -2,6 +2,7 @@ package ephemeral
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -217,16 +218,22 @@ func TestFull(t *testing.T) {
 
 type failingStore struct {
 	*MemSeenStore
-	fail bool
+	fail    bool
+	batches int // AddMany calls
 }
 
 var errDisk = errors.New("disk on fire")
 
 func (s *failingStore) Add(k SeenKey, exp time.Time) error {
+	return s.AddMany([]Seen{{k, exp}})
+}
+
+func (s *failingStore) AddMany(entries []Seen) error {
+	s.batches++
 	if s.fail {
 		return errDisk
 	}
-	return s.MemSeenStore.Add(k, exp)
+	return s.MemSeenStore.AddMany(entries)
 }
 
 // TestStoreFailure: an envelope that could not be recorded is not
@@ -254,5 +261,128 @@ func TestForgedNotDelivered(t *testing.T) {
 	e.Signature[0] ^= 1
 	if _, err := f.Accept(marshal(t, e)); err != nil {
 		t.Fatalf("a forgery kept the genuine one out: %v", err)
+	}
+}
+
+// TestDeliverMany: each envelope of a batch is judged as Deliver would,
+// a copy later in the batch is a duplicate, and the accepted ones are
+// stored with one AddMany.
+func TestDeliverMany(t *testing.T) {
+	s := &failingStore{MemSeenStore: NewMemSeenStore()}
+	c := newClock(t0)
+	f := newFilter(t, s, c, 0)
+	old := seal(t, "old", t0)
+	if err := f.Deliver(old); err != nil {
+		t.Fatal(err)
+	}
+	a, b := seal(t, "a", t0), seal(t, "b", t0.Add(-time.Minute))
+	stale, future := seal(t, "stale", t0.Add(-Window-time.Millisecond)), seal(t, "future", t0.Add(Window+time.Second))
+	s.batches = 0
+	errs := f.DeliverMany([]*Envelope{a, old, stale, b, a, future, b})
+	want := []error{nil, ErrDuplicate, ErrStale, nil, ErrDuplicate, ErrStale, ErrDuplicate}
+	if len(errs) != len(want) {
+		t.Fatalf("%d results for 7 envelopes", len(errs))
+	}
+	for i, err := range errs {
+		if want[i] == nil && err != nil || want[i] != nil && !errors.Is(err, want[i]) {
+			t.Errorf("envelope %d: %v, want %v", i, err, want[i])
+		}
+	}
+	if s.batches != 1 || s.Len() != 3 || f.Len() != 3 {
+		t.Fatalf("%d AddMany calls, %d stored, %d in memory; want 1, 3, 3", s.batches, s.Len(), f.Len())
+	}
+	// Nothing to store: no write.
+	if errs := f.DeliverMany([]*Envelope{a, stale}); errs[0] == nil || errs[1] == nil || s.batches != 1 {
+		t.Fatalf("%v, %d AddMany calls", errs, s.batches)
+	}
+	if errs := f.DeliverMany(nil); len(errs) != 0 || s.batches != 1 {
+		t.Fatalf("empty batch: %v, %d AddMany calls", errs, s.batches)
+	}
+	// After a restart the batch's envelopes are duplicates.
+	f = newFilter(t, s, c, 0)
+	for i, err := range f.DeliverMany([]*Envelope{a, b}) {
+		if !errors.Is(err, ErrDuplicate) {
+			t.Errorf("after restart, envelope %d: %v", i, err)
+		}
+	}
+}
+
+// TestDeliverManyFull: a batch stops being accepted where the set fills.
+func TestDeliverManyFull(t *testing.T) {
+	f := newFilter(t, NewMemSeenStore(), newClock(t0), 2)
+	errs := f.DeliverMany([]*Envelope{seal(t, "1", t0), seal(t, "2", t0), seal(t, "3", t0)})
+	if errs[0] != nil || errs[1] != nil || !errors.Is(errs[2], ErrSeenFull) {
+		t.Fatalf("%v", errs)
+	}
+}
+
+// TestDeliverManyStoreFailure: when the store fails, none of the batch is
+// delivered or remembered — refusals keep their own reasons — and a
+// later copy of each can be delivered.
+func TestDeliverManyStoreFailure(t *testing.T) {
+	s := &failingStore{MemSeenStore: NewMemSeenStore()}
+	f := newFilter(t, s, newClock(t0), 0)
+	old := seal(t, "old", t0)
+	if err := f.Deliver(old); err != nil {
+		t.Fatal(err)
+	}
+	s.fail = true
+	a, b := seal(t, "a", t0), seal(t, "b", t0)
+	stale := seal(t, "stale", t0.Add(-time.Hour))
+	errs := f.DeliverMany([]*Envelope{a, old, b, stale, a})
+	for i, want := range []error{errDisk, ErrDuplicate, errDisk, ErrStale, ErrDuplicate} {
+		if !errors.Is(errs[i], want) {
+			t.Errorf("envelope %d: %v, want %v", i, errs[i], want)
+		}
+	}
+	if f.Len() != 1 {
+		t.Fatalf("%d IDs in memory after a failed batch, want 1", f.Len())
+	}
+	s.fail = false
+	for i, err := range f.DeliverMany([]*Envelope{b, a}) {
+		if err != nil {
+			t.Errorf("after the store recovered, envelope %d: %v", i, err)
+		}
+	}
+	if s.Len() != 3 {
+		t.Fatalf("%d stored, want 3", s.Len())
+	}
+}
+
+// TestConcurrentDeliverMany: batches sharing envelopes, delivered at
+// once, deliver each exactly once.
+func TestConcurrentDeliverMany(t *testing.T) {
+	f := newFilter(t, NewMemSeenStore(), newClock(t0), 0)
+	var envs []*Envelope
+	for range 32 {
+		envs = append(envs, seal(t, "x", t0))
+	}
+	var mu sync.Mutex
+	delivered := make(map[*Envelope]int)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			batch := slices.Clone(envs)
+			// Each goroutine in its own order.
+			for i := range batch {
+				j := (i*(g+1) + g) % len(batch)
+				batch[i], batch[j] = batch[j], batch[i]
+			}
+			for i, err := range f.DeliverMany(batch) {
+				if err == nil {
+					mu.Lock()
+					delivered[batch[i]]++
+					mu.Unlock()
+				} else if !errors.Is(err, ErrDuplicate) {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i, e := range envs {
+		if delivered[e] != 1 {
+			t.Errorf("envelope %d delivered %d times", i, delivered[e])
+		}
 	}
 }

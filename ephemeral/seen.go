@@ -16,10 +16,17 @@ type SeenKey [SeenKeySize]byte
 // String returns the key in lowercase hex.
 func (k SeenKey) String() string { return hex.EncodeToString(k[:]) }
 
+// Seen is one entry of the seen-set: a key kept until Expires.
+type Seen struct {
+	Key     SeenKey
+	Expires time.Time
+}
+
 // SeenStore keeps the seen-set across restarts. The Filter holds the set
-// in memory and writes through to the store; it reads the store only when
-// it is created. Implementations must be safe for concurrent use: the
-// Filter calls Add from several goroutines at once (badger coalesces
+// in memory and writes through to the store, with AddMany (one write, one
+// fsync, for a batch of envelopes); it reads the store only when it is
+// created. Implementations must be safe for concurrent use: the Filter
+// calls AddMany from several goroutines at once (badger coalesces
 // concurrent commits into one fsync).
 //
 // Implementations: MemSeenStore here (tests, the browser node, a node
@@ -33,6 +40,12 @@ type SeenStore interface {
 	// the Filter reports an envelope as delivered only afterwards, so that
 	// a crash cannot let it be delivered a second time.
 	Add(k SeenKey, expires time.Time) error
+	// AddMany records each entry as Add does, and must be durable for all
+	// of them when it returns nil; a key may appear more than once. It
+	// should cost one synchronous write however many there are. On an
+	// error some of them may have been recorded: the Filter then delivers
+	// none, so at worst a message is lost, never delivered twice.
+	AddMany(entries []Seen) error
 	// Prune forgets the keys that expired at or before now. Keys not yet
 	// expired must survive it.
 	Prune(now time.Time) error
@@ -77,10 +90,17 @@ func (s *MemSeenStore) Load(now time.Time, fn func(SeenKey, time.Time) error) er
 
 // Add implements SeenStore.
 func (s *MemSeenStore) Add(k SeenKey, expires time.Time) error {
+	return s.AddMany([]Seen{{k, expires}})
+}
+
+// AddMany implements SeenStore.
+func (s *MemSeenStore) AddMany(entries []Seen) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if exp := expires.UnixMilli(); exp > s.keys[k] {
-		s.keys[k] = exp
+	for _, e := range entries {
+		if exp := e.Expires.UnixMilli(); exp > s.keys[e.Key] {
+			s.keys[e.Key] = exp
+		}
 	}
 	return nil
 }

@@ -8,10 +8,12 @@
 // ../FORMAT.md). Badger's own TTL is not used: it runs on the wall clock,
 // the Filter on its own (injectable) one. Prune deletes what expired.
 //
-// Add is durable when it returns only if the database writes
-// synchronously: New refuses a database opened without SyncWrites (unless
-// it is in memory, for tests). Concurrent Adds are coalesced by badger into
-// one write and one fsync.
+// Add and AddMany are durable when they return only if the database
+// writes synchronously: New refuses a database opened without SyncWrites
+// (unless it is in memory, for tests). AddMany writes a batch in one
+// transaction, so one fsync, unless it exceeds badger's transaction limits
+// (tens of thousands of keys with the default options); it is then split.
+// Concurrent commits are coalesced by badger into one write and one fsync.
 package badgerseen
 
 import (
@@ -97,32 +99,55 @@ func (s *Store) decode(item *badger.Item) (ephemeral.SeenKey, int64, error) {
 	return k, exp, err
 }
 
-// Add implements ephemeral.SeenStore. A key already stored keeps the later
-// of its two expiries.
+// Add implements ephemeral.SeenStore.
 func (s *Store) Add(k ephemeral.SeenKey, expires time.Time) error {
-	exp := expires.UnixMilli()
-	err := s.db.Update(func(txn *badger.Txn) error {
-		key := s.key(k)
-		item, err := txn.Get(key)
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-		case err != nil:
-			return err
-		default:
-			_, old, err := s.decode(item)
-			if err != nil {
-				return err
+	return s.AddMany([]ephemeral.Seen{{Key: k, Expires: expires}})
+}
+
+// AddMany implements ephemeral.SeenStore: one transaction for the batch,
+// committed and a new one begun whenever badger says it is too big. A key
+// already stored keeps the later of its two expiries.
+func (s *Store) AddMany(entries []ephemeral.Seen) error {
+	txn := s.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for _, e := range entries {
+		err := s.set(txn, e)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err := txn.Commit(); err != nil {
+				return fmt.Errorf("badgerseen: add %d keys: %w", len(entries), err)
 			}
-			if old >= exp {
-				return nil
-			}
+			txn = s.db.NewTransaction(true)
+			err = s.set(txn, e)
 		}
-		return txn.Set(key, binary.BigEndian.AppendUint64(nil, uint64(exp)))
-	})
-	if err != nil {
-		return fmt.Errorf("badgerseen: add %s: %w", k, err)
+		if err != nil {
+			return fmt.Errorf("badgerseen: add %s: %w", e.Key, err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("badgerseen: add %d keys: %w", len(entries), err)
 	}
 	return nil
+}
+
+// set writes e in txn unless the stored expiry is already as late.
+func (s *Store) set(txn *badger.Txn, e ephemeral.Seen) error {
+	exp := e.Expires.UnixMilli()
+	key := s.key(e.Key)
+	item, err := txn.Get(key)
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+	case err != nil:
+		return err
+	default:
+		_, old, err := s.decode(item)
+		if err != nil {
+			return err
+		}
+		if old >= exp {
+			return nil
+		}
+	}
+	return txn.Set(key, binary.BigEndian.AppendUint64(nil, uint64(exp)))
 }
 
 // Prune implements ephemeral.SeenStore: it deletes the keys that expired

@@ -122,3 +122,110 @@ func TestFilterRestart(t *testing.T) {
 		t.Fatalf("loaded %d IDs", f.Len())
 	}
 }
+
+// TestAddManyRestart: a batch larger than one badger transaction may hold
+// is split, and all of it is there after a restart, also to a Filter.
+func TestAddManyRestart(t *testing.T) {
+	dir := t.TempDir()
+	// A small memtable makes badger's transaction limit small.
+	opts := badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil).
+		WithMemTableSize(1 << 20).WithValueThreshold(1 << 10)
+	db, err := badger.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if db != nil {
+			db.Close()
+		}
+	})
+	const n = 10000
+	key := func(i int) ephemeral.SeenKey { return ephemeral.SeenKey{byte(i), byte(i >> 8), 0xaa} }
+	// The batch would not fit in one transaction.
+	txn := db.NewTransaction(true)
+	tooBig := false
+	for i := range n {
+		if err := txn.Set(append([]byte(badgerseen.DefaultPrefix), key(i).String()...), []byte("12345678")); errors.Is(err, badger.ErrTxnTooBig) {
+			tooBig = true
+			break
+		}
+	}
+	txn.Discard()
+	if !tooBig {
+		t.Fatalf("%d keys fit in one transaction: the test does not split", n)
+	}
+
+	s, err := badgerseen.New(db, badgerseen.DefaultPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.UnixMilli(1_700_000_000_000)
+	batch := make([]ephemeral.Seen, n)
+	for i := range batch {
+		batch[i] = ephemeral.Seen{Key: key(i), Expires: t0.Add(time.Duration(1+i%7) * time.Minute)}
+	}
+	if err := s.AddMany(batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = badger.Open(opts); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = badgerseen.New(db, badgerseen.DefaultPrefix); err != nil {
+		t.Fatal(err)
+	}
+	got := make(map[ephemeral.SeenKey]time.Time)
+	if err := s.Load(t0, func(k ephemeral.SeenKey, exp time.Time) error { got[k] = exp; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n {
+		t.Fatalf("after restart: %d keys, want %d", len(got), n)
+	}
+	for _, e := range batch {
+		if !got[e.Key].Equal(e.Expires) {
+			t.Fatalf("key %s expires %v, want %v", e.Key, got[e.Key], e.Expires)
+		}
+	}
+
+	// A Filter's batch survives a restart too.
+	now := t0
+	clock := func() time.Time { return now }
+	f, err := ephemeral.NewFilter(s, ephemeral.Config{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := ed25519.NewKeyFromSeed(make([]byte, 32))
+	var envs []*ephemeral.Envelope
+	for range 50 {
+		e, err := ephemeral.Seal([32]byte{}, signer, ephemeral.Header{}, []byte("hi"), t0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs = append(envs, e)
+	}
+	for i, err := range f.DeliverMany(envs) {
+		if err != nil {
+			t.Fatalf("envelope %d: %v", i, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = badger.Open(opts); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = badgerseen.New(db, badgerseen.DefaultPrefix); err != nil {
+		t.Fatal(err)
+	}
+	now = t0.Add(time.Minute)
+	if f, err = ephemeral.NewFilter(s, ephemeral.Config{Now: clock}); err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range f.DeliverMany(envs) {
+		if !errors.Is(err, ephemeral.ErrDuplicate) {
+			t.Fatalf("after restart, envelope %d: %v", i, err)
+		}
+	}
+}

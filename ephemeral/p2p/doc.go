@@ -73,7 +73,9 @@
 //
 // # Goroutines
 //
-// One per Subscription (gossipsub's subscription into the Filter), one
+// Two per Subscription (one reads gossipsub's subscription, the other
+// passes what it has read, in batches of up to 128, through
+// Filter.DeliverMany: one write to the seen-set for a burst), one
 // that prunes the seen-set every Config.PruneInterval, and libp2p's
 // handler goroutine per direct stream, which the Service counts. Close
 // ends them all and waits; gossipsub's own goroutines stop with its

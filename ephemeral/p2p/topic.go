@@ -260,9 +260,60 @@ func (sub *Subscription) Close() error {
 	return nil
 }
 
-// run hands what gossipsub delivers through the Filter to the inbox.
+// maxBatch bounds the messages that run delivers with one
+// Filter.DeliverMany, hence one write to the seen-set.
+const maxBatch = 128
+
+// run hands what gossipsub delivers through the Filter to the inbox. A
+// reader goroutine takes messages from gossipsub into ready; run takes the
+// next one, and with it whatever else is ready, up to maxBatch, so that a
+// burst is recorded with one write (one fsync with badger) instead of one
+// per message.
 func (sub *Subscription) run() {
 	defer close(sub.done)
+	ready := make(chan Message, maxBatch)
+	go sub.read(ready)
+	// On the way out, wait for the reader: it ends with sub.ctx, or first
+	// if gossipsub ends the subscription, and closes ready.
+	defer func() {
+		for range ready {
+		}
+	}()
+	batch := make([]Message, 0, maxBatch)
+	for sub.ctx.Err() == nil {
+		var (
+			m  Message
+			ok bool
+		)
+		select {
+		case m, ok = <-ready:
+		case <-sub.ctx.Done():
+		}
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], m)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case m, ok := <-ready:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, m)
+			default:
+				break drain
+			}
+		}
+		sub.deliverMany(sub.ctx, batch)
+		clear(batch) // let the envelopes go
+	}
+}
+
+// read passes gossipsub's messages into ready until the Subscription is
+// closed or gossipsub ends it, then closes ready.
+func (sub *Subscription) read(ready chan<- Message) {
+	defer close(ready)
 	self := sub.svc.h.ID()
 	for {
 		m, err := sub.ps.Next(sub.ctx)
@@ -276,7 +327,35 @@ func (sub *Subscription) run() {
 		if !ok {
 			continue // cannot happen: the validator accepts only with it
 		}
-		sub.deliver(sub.ctx, Message{Envelope: e, From: m.ReceivedFrom})
+		select {
+		case ready <- Message{Envelope: e, From: m.ReceivedFrom}:
+		case <-sub.ctx.Done():
+			return
+		}
+	}
+}
+
+// deliverMany passes ms through the Filter with one DeliverMany and puts
+// the new ones into the inbox, in order, waiting for room until ctx ends;
+// those it cannot hand over then are lost (recorded as delivered: at most
+// once is the rule).
+func (sub *Subscription) deliverMany(ctx context.Context, ms []Message) {
+	s := sub.svc
+	envs := make([]*ephemeral.Envelope, len(ms))
+	for i, m := range ms {
+		envs[i] = m.Envelope
+	}
+	errs := s.filter.DeliverMany(envs)
+	gone := false // nobody reads any more: drop the rest
+	for i, m := range ms {
+		switch {
+		case errs[i] != nil:
+			s.refused(m, errs[i])
+		case gone:
+			s.stats.dropped.Add(1)
+		default:
+			gone = sub.handOver(ctx, m) != nil
+		}
 	}
 }
 
@@ -288,14 +367,25 @@ var errNoReader = errors.New("ephemeral/p2p: subscription did not read in time")
 // the Filter's refusal, or errNoReader (m is then lost: it was recorded
 // as delivered, and at most once is the rule).
 func (sub *Subscription) deliver(ctx context.Context, m Message) error {
-	s := sub.svc
-	if err := s.filter.Deliver(m.Envelope); err != nil {
-		s.count(err)
-		if !errors.Is(err, ephemeral.ErrDuplicate) {
-			s.log.Debug("ephemeral: not delivered", "peer", m.From, "err", err)
-		}
+	if err := sub.svc.filter.Deliver(m.Envelope); err != nil {
+		sub.svc.refused(m, err)
 		return err
 	}
+	return sub.handOver(ctx, m)
+}
+
+// refused counts, and logs, a message the Filter did not deliver.
+func (s *Service) refused(m Message, err error) {
+	s.count(err)
+	if !errors.Is(err, ephemeral.ErrDuplicate) {
+		s.log.Debug("ephemeral: not delivered", "peer", m.From, "err", err)
+	}
+}
+
+// handOver puts m, which the Filter delivered, into the inbox, waiting for
+// room until ctx ends or the Subscription is closed (errNoReader).
+func (sub *Subscription) handOver(ctx context.Context, m Message) error {
+	s := sub.svc
 	select {
 	case sub.inbox <- m:
 		s.stats.delivered.Add(1)

@@ -91,6 +91,40 @@ func Run(t *testing.T, open Open) {
 			t.Fatalf("a second Add shortened the expiry: %v", got[k])
 		}
 	})
+	t.Run("AddMany", func(t *testing.T) {
+		s, reopen := open(t)
+		var batch []ephemeral.Seen
+		for i := range 3000 {
+			batch = append(batch, ephemeral.Seen{Key: key(i), Expires: t0.Add(time.Duration(1+i%10) * time.Minute)})
+		}
+		// A key twice in one batch keeps the later expiry, whichever comes
+		// first; one already stored too.
+		batch = append(batch,
+			ephemeral.Seen{Key: key(0), Expires: t0.Add(time.Hour)},
+			ephemeral.Seen{Key: key(1), Expires: t0})
+		if err := s.Add(key(2), t0.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddMany(batch); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddMany(nil); err != nil {
+			t.Fatalf("empty batch: %v", err)
+		}
+		s = reopen()
+		got := load(t, s, t0)
+		if len(got) != 3000 {
+			t.Fatalf("loaded %d keys, want 3000", len(got))
+		}
+		for i, want := range map[int]time.Time{
+			0: t0.Add(time.Hour), 1: t0.Add(2 * time.Minute), 2: t0.Add(2 * time.Hour),
+			2999: t0.Add(10 * time.Minute),
+		} {
+			if !got[key(i)].Equal(want) {
+				t.Errorf("key %d expires %v, want %v", i, got[key(i)], want)
+			}
+		}
+	})
 	t.Run("Concurrent", func(t *testing.T) {
 		s, reopen := open(t)
 		var wg sync.WaitGroup
@@ -102,11 +136,22 @@ func Run(t *testing.T, open Open) {
 					}
 				}
 			})
+			wg.Go(func() {
+				for i := 0; i < 50; i += 5 {
+					var batch []ephemeral.Seen
+					for j := range 5 {
+						batch = append(batch, ephemeral.Seen{Key: key(1000 + g*50 + i + j), Expires: t0.Add(time.Hour)})
+					}
+					if err := s.AddMany(batch); err != nil {
+						t.Error(err)
+					}
+				}
+			})
 		}
 		wg.Wait()
 		s = reopen()
-		if got := load(t, s, t0); len(got) != 400 {
-			t.Fatalf("loaded %d keys, want 400", len(got))
+		if got := load(t, s, t0); len(got) != 800 {
+			t.Fatalf("loaded %d keys, want 800", len(got))
 		}
 	})
 }
