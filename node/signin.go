@@ -762,11 +762,13 @@ func (si *signins) current() []*pending {
 // WatchRequests implements api.Backend.
 func (n *Node) WatchRequests(ctx context.Context) (<-chan api.Request, error) {
 	si := n.signins
+	// The watcher is registered before the waiting requests are listed, so
+	// that a request arriving in between is not missed (it comes once).
 	w := make(chan api.Request, 64)
-	now := n.Requests()
 	si.mu.Lock()
 	si.watchers[w] = struct{}{}
 	si.mu.Unlock()
+	waiting := n.Requests()
 	out := make(chan api.Request)
 	n.wg.Add(1)
 	go func() {
@@ -777,23 +779,32 @@ func (n *Node) WatchRequests(ctx context.Context) (<-chan api.Request, error) {
 			delete(si.watchers, w)
 			si.mu.Unlock()
 		}()
-		for _, r := range now {
+		listed := make(map[string]bool, len(waiting))
+		for _, r := range waiting {
+			listed[r.ID] = true
+		}
+		send := func(r api.Request) bool {
 			select {
 			case out <- r:
+				return true
 			case <-ctx.Done():
-				return
 			case <-n.ctx.Done():
+			}
+			return false
+		}
+		for _, r := range waiting {
+			if !send(r) {
 				return
 			}
 		}
 		for {
 			select {
 			case r := <-w:
-				select {
-				case out <- r:
-				case <-ctx.Done():
-					return
-				case <-n.ctx.Done():
+				if listed[r.ID] {
+					delete(listed, r.ID) // arrived while being listed
+					continue
+				}
+				if !send(r) {
 					return
 				}
 			case <-ctx.Done():

@@ -47,7 +47,7 @@ type member struct {
 	mu     sync.Mutex
 	served bool
 	feeds  int    // length of sp.Feeds() when last announced to the replicator
-	admits [2]int // writers and epochs when the sessions' proofs were last checked
+	admits [2]int // space.Admission when the sessions' proofs were last checked
 
 	eph  *channel      // ephemeral messages (ephemeral.go)
 	join *joining      // this device's own request to join (signin.go)
@@ -174,8 +174,8 @@ func (m *member) refresher(ctx context.Context) {
 // that they are admitted.
 func (m *member) changed() {
 	n := len(m.sp.Feeds())
-	caps, _ := m.sp.Capabilities()
-	admits := [2]int{len(m.sp.Devices()), len(caps)}
+	removed, secrets := m.sp.Admission()
+	admits := [2]int{removed, secrets}
 	m.mu.Lock()
 	grew := n != m.feeds
 	recheck := admits != m.admits

@@ -237,20 +237,28 @@ func newWatchCmd(o *clientOpts) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				out := cmd.OutOrStdout()
-				enc := json.NewEncoder(out)
-				for e := range ch {
-					if o.json {
-						err = enc.Encode(e)
-					} else {
-						_, err = fmt.Fprintf(out, "%s\t%s\n", e.Key, describe(e))
-					}
-					if err != nil {
-						return err
-					}
-				}
-				return errf()
+				return printEach(cmd.OutOrStdout(), o.json, ch, errf, func(e api.Entry) string {
+					return fmt.Sprintf("%s\t%s", e.Key, describe(e))
+				})
 			})
 		},
 	}
+}
+
+// printEach prints what a stream delivers, one line each (line), or one
+// JSON object per line, until it ends; then errf says why.
+func printEach[T any](out io.Writer, asJSON bool, ch <-chan T, errf func() error, line func(T) string) error {
+	enc := json.NewEncoder(out)
+	for item := range ch {
+		var err error
+		if asJSON {
+			err = enc.Encode(item)
+		} else {
+			_, err = fmt.Fprintln(out, line(item))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return errf()
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -118,19 +117,9 @@ line: sender (feed), name, time, topic and data (base64).`,
 				if err != nil {
 					return err
 				}
-				out := cmd.OutOrStdout()
-				enc := json.NewEncoder(out)
-				for m := range ch {
-					if o.json {
-						err = enc.Encode(m)
-					} else {
-						_, err = fmt.Fprintf(out, "%s\t%s\t%s\t%s\n", m.Time.Local().Format(time.TimeOnly), sender(m), m.Topic, messageText(m.Data))
-					}
-					if err != nil {
-						return err
-					}
-				}
-				return errf()
+				return printEach(cmd.OutOrStdout(), o.json, ch, errf, func(m api.Message) string {
+					return fmt.Sprintf("%s\t%s\t%s\t%s", m.Time.Local().Format(time.TimeOnly), sender(m), m.Topic, messageText(m.Data))
+				})
 			})
 		},
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -321,18 +320,9 @@ per line).`,
 					if err != nil {
 						return err
 					}
-					enc := json.NewEncoder(out)
-					for r := range ch {
-						if o.json {
-							err = enc.Encode(r)
-						} else {
-							_, err = fmt.Fprintf(out, "%s\t%s\t%q\t%s\t%s\t%s\n", r.ID, requestSpace(r), r.Name, r.Code, r.Via, r.Time.Local().Format(time.TimeOnly))
-						}
-						if err != nil {
-							return err
-						}
-					}
-					return errf()
+					return printEach(out, o.json, ch, errf, func(r api.Request) string {
+						return fmt.Sprintf("%s\t%s\t%q\t%s\t%s\t%s", r.ID, requestSpace(r), r.Name, r.Code, r.Via, r.Time.Local().Format(time.TimeOnly))
+					})
 				}
 				reqs, err := c.Requests(ctx)
 				if err != nil {

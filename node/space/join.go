@@ -175,3 +175,15 @@ func (s *Space) AcceptKeyring(kr *auth.Keyring) error {
 	s.Refresh()
 	return nil
 }
+
+// Admission counts what Admits depends on, cheaply: the writers removed and
+// the epoch secrets held. When either changes, peers admitted before must
+// be checked again.
+func (s *Space) Admission() (removed, secrets int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keyring != nil {
+		secrets = len(s.keyring.Epochs) + len(s.keyring.Concurrent)
+	}
+	return len(s.view.WriterSet().removals), secrets
+}
