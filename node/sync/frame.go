@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/sync/syncpb"
@@ -44,11 +45,23 @@ func WriteFrame(w io.Writer, m *syncpb.Message) error {
 	return err
 }
 
+// MaxOpeningFrameSize is the largest frame read before the peer's proof
+// verified: Hello and Prove are far smaller. A peer that proved nothing
+// cannot make this side hold more than this per stream.
+const MaxOpeningFrameSize = 4 << 10
+
+// frameChunk is the payload buffer ReadFrame starts with; it grows, by
+// doubling, only as the frame's bytes arrive.
+const frameChunk = 64 << 10
+
 // ReadFrame reads one frame of at most max bytes (max ≤ 0 or above
 // MaxFrameSize means MaxFrameSize). The length is checked before the
-// payload is allocated. A stream that ends cleanly before a frame returns
-// io.EOF; one that ends inside a frame returns io.ErrUnexpectedEOF.
-// ReadFrame checks only the encoding; Session.Step checks the content.
+// payload is allocated, and the payload's buffer grows only as its bytes
+// arrive (to at most twice what arrived): a peer that sends a length and
+// stalls holds at most frameChunk. A stream that ends cleanly before a
+// frame returns io.EOF; one that ends inside a frame returns
+// io.ErrUnexpectedEOF. ReadFrame checks only the encoding; Session.Step
+// checks the content.
 func ReadFrame(r io.Reader, max int) (*syncpb.Message, error) {
 	if max <= 0 || max > MaxFrameSize {
 		max = MaxFrameSize
@@ -60,12 +73,9 @@ func ReadFrame(r io.Reader, max int) (*syncpb.Message, error) {
 	if n > uint64(max) {
 		return nil, errorf(ErrFrameTooLarge, "read: frame of %d bytes, limit %d", n, max)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, fmt.Errorf("sync: read frame: %w", err)
+	buf, err := readPayload(r, int(n))
+	if err != nil {
+		return nil, err
 	}
 	if m := readData(buf, dataFastPath); m != nil {
 		return m, nil
@@ -75,6 +85,25 @@ func ReadFrame(r io.Reader, max int) (*syncpb.Message, error) {
 		return nil, errorf(ErrMalformed, "frame: %v", err)
 	}
 	return m, nil
+}
+
+// readPayload reads n bytes into a buffer that grows as they arrive.
+func readPayload(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, frameChunk))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n, 2*cap(buf))-len(buf))
+		}
+		m, err := io.ReadFull(r, buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("sync: read frame: %w", err)
+		}
+	}
+	return buf[:n:n], nil
 }
 
 // dataFastPath is the batch size from which Data frames take the paths

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/mycelsync/mycel/node/sync/syncpb"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -173,4 +176,42 @@ func FuzzReadData(f *testing.F) {
 	f.Add(enc)
 	f.Add([]byte{0x2a, 0x00})
 	f.Fuzz(func(t *testing.T, buf []byte) { checkReadData(t, "fuzz", buf) })
+}
+
+// TestReadFrameAllocatesAsBytesArrive plays a peer that sends only the
+// length of the largest frame and then stalls (here: ends): the reader must
+// not have allocated the frame's size for bytes that never came.
+func TestReadFrameAllocatesAsBytesArrive(t *testing.T) {
+	prefix := binary.AppendUvarint(nil, MaxFrameSize)
+	in := append(prefix, make([]byte, 1000)...) // a length, then 1000 bytes of it
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 8 {
+		if _, err := ReadFrame(bytes.NewReader(in), 0); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("got %v, want io.ErrUnexpectedEOF", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 8*2*frameChunk {
+		t.Fatalf("8 reads of a %d-byte frame cut after 1000 bytes allocated %d bytes, want ≤ %d", MaxFrameSize, got, 8*2*frameChunk)
+	}
+}
+
+// TestReadFrameGrows reads frames whose payload arrives a few bytes at a
+// time across the buffer's growth steps.
+func TestReadFrameGrows(t *testing.T) {
+	for _, n := range []int{0, 1, frameChunk - 1, frameChunk, frameChunk + 1, 5*frameChunk + 3} {
+		m := &syncpb.Message{Body: &syncpb.Message_Refuse{Refuse: &syncpb.Refuse{Id: 7, Reason: strings.Repeat("x", n)}}}
+		var buf bytes.Buffer
+		if err := WriteFrame(&buf, m); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadFrame(iotest.HalfReader(&buf), 0)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if !proto.Equal(got, m) {
+			t.Fatalf("%d bytes: frame changed", n)
+		}
+	}
 }

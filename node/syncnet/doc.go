@@ -31,18 +31,35 @@
 //
 // # Deadlines and limits
 //
-// Every frame is read with sync.ReadFrame under sync.MaxFrameSize, its
-// length checked before anything is allocated. While this side waits for
-// the peer — during the opening, and while any of its wants is unanswered
-// — the stream has a read deadline of Config.IdleTimeout (default 2
-// minutes), refreshed by every frame; a peer that stalls is dropped (not
-// counted against its standing: it may be slow). A caught-up session waits
-// for live pushes without a read deadline: the muxer's keepalive notices a
-// dead connection. The frames of one Ready are written with a write
-// deadline of Config.WriteTimeout (default 30 s). Opening a stream is
-// bounded by Config.OpenTimeout (default 15 s) or the caller's context. The
-// session's own bounds (wants in flight, batch bytes, pending answers,
-// feeds) are in sync.Config, settable through Config.Session.
+// Every frame is read with sync.ReadFrame, its length checked before
+// anything is allocated and its buffer grown only as its bytes arrive.
+// Until the peer's proof verified, only frames of up to
+// sync.MaxOpeningFrameSize (4 KiB: Hello and Prove) are read, and after
+// the peer's Prove the reader reads nothing more until the session has
+// verified it: a peer that proved nothing makes this node hold a few KiB
+// per stream, however large the length it sends.
+//
+// Every read a peer controls has a deadline:
+//
+//   - waiting for the start of a frame while this side waits for the
+//     peer — during the opening, and while any of its wants is unanswered
+//     — is bounded by Config.IdleTimeout (default 2 minutes), refreshed by
+//     every frame; a peer that stalls is dropped (not counted against its
+//     standing: it may be slow);
+//   - a caught-up session waits for the start of the next frame (a live
+//     push) without a deadline: the muxer's keepalive notices a dead
+//     connection;
+//   - once a frame's first byte arrived, the whole frame must arrive
+//     within Config.FrameTimeout (default 2 minutes), in any state: a peer
+//     that starts a frame and stalls is dropped.
+//
+// The two deadlines are set by two goroutines (the session's idle one, the
+// reader's frame one) through one readDeadline, which applies the earlier.
+// The frames of one Ready are written with a write deadline of
+// Config.WriteTimeout (default 30 s). Opening a stream is bounded by
+// Config.OpenTimeout (default 15 s) or the caller's context. The session's
+// own bounds (wants in flight, batch bytes, pending answers, feeds) are in
+// sync.Config, settable through Config.Session.
 //
 // # Standing
 //
@@ -67,8 +84,9 @@
 //     hands local appends in (Appended only queues them and never blocks),
 //     writes, verifies received batches (feed.Batch.Verify) and answers
 //     Progress requests;
-//   - one reader per session, which reads frames and passes them on; the
-//     session goroutine resets the stream to stop it and waits for it;
+//   - one reader per session, which reads frames and passes them on (and
+//     sets the frame deadline); the session goroutine closes its stop
+//     channel and resets the stream to stop it, and waits for it;
 //   - one ingester per session, which stores the verified batches through
 //     Space.Ingest one at a time, in order, and hands each result back.
 //     While it waits for a storage commit, the session goroutine goes on

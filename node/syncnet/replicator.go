@@ -30,9 +30,15 @@ type Config struct {
 	// IdleTimeout bounds the wait for the peer's next frame while this
 	// side expects one: during the opening and while wants are
 	// outstanding. Refreshed by every frame. A caught-up session waits for
-	// pushes without a deadline; the muxer's keepalive notices a dead
-	// connection. Default 2 minutes.
+	// the start of a push without a deadline (the muxer's keepalive
+	// notices a dead connection); FrameTimeout bounds the rest of it.
+	// Default 2 minutes.
 	IdleTimeout time.Duration
+	// FrameTimeout bounds the arrival of one frame once its first byte
+	// arrived, whatever the session's state: a peer that starts a frame
+	// and stalls is dropped. Default 2 minutes (a full 16 MiB frame at
+	// 140 KB/s).
+	FrameTimeout time.Duration
 	// WriteTimeout bounds the writing of the frames of one Ready. Default
 	// 30 seconds.
 	WriteTimeout time.Duration
@@ -61,6 +67,7 @@ func (c *Config) setDefaults() {
 		}
 	}
 	def(&c.IdleTimeout, 2*time.Minute)
+	def(&c.FrameTimeout, 2*time.Minute)
 	def(&c.WriteTimeout, 30*time.Second)
 	def(&c.OpenTimeout, 15*time.Second)
 	def(&c.StrikeWindow, time.Hour)

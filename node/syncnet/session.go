@@ -35,6 +35,7 @@ type session struct {
 	recheck bool                    // what the space accepts changed: verify the peer's proof again
 
 	// Owned by the run goroutine.
+	dl          *readDeadline
 	outstanding int           // our Wants not yet answered
 	queue       []sync.Ingest // verified batches for the ingester, in order
 	rates       map[feed.PublicKey][]sample
@@ -144,14 +145,18 @@ func (s *session) run(st network.Stream) {
 		MaxFeeds:          r.cfg.Session.MaxFeeds,
 	})
 
+	s.dl = &readDeadline{st: st}
 	frames := make(chan *syncpb.Message)
 	readErr := make(chan error, 1)
+	authed := make(chan struct{}) // closed once the peer's proof verified
+	readerStop := make(chan struct{})
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
-		s.read(st, frames, readErr)
+		s.read(st, frames, readErr, authed, readerStop)
 	}()
 	defer func() {
+		close(readerStop)
 		st.Reset() // unblocks the reader
 		<-readerDone
 	}()
@@ -198,6 +203,9 @@ func (s *session) run(st network.Stream) {
 			}
 			if err = sess.Step(m); err == nil {
 				err = s.drain(sess, st, bw)
+			}
+			if m.GetProve() != nil && err == nil && sess.Authenticated() {
+				close(authed) // the reader may take full-size frames now
 			}
 		case err = <-readErr:
 		case <-s.wake:
@@ -275,21 +283,76 @@ func (s *session) ingester(in <-chan sync.Ingest, out chan<- ingested, stop <-ch
 	}
 }
 
-// read hands frames to the session goroutine until the stream fails.
-func (s *session) read(st network.Stream, frames chan<- *syncpb.Message, errc chan<- error) {
+// read hands frames to the session goroutine until the stream fails or
+// stop is closed. Until the peer's proof verified (authed is closed) it
+// reads only frames of up to sync.MaxOpeningFrameSize, and after handing
+// over the peer's Prove it reads nothing more until the session goroutine
+// has verified it. Waiting for the start of a frame is bounded by the
+// session's idle deadline, if any; once a frame's first byte arrived, the
+// rest must arrive within Config.FrameTimeout.
+func (s *session) read(st network.Stream, frames chan<- *syncpb.Message, errc chan<- error, authed, stop <-chan struct{}) {
 	br := bufio.NewReaderSize(st, 64<<10)
+	limit := sync.MaxOpeningFrameSize
 	for {
-		m, err := sync.ReadFrame(br, sync.MaxFrameSize)
+		if _, err := br.Peek(1); err == nil {
+			s.dl.setFrame(time.Now().Add(s.r.cfg.FrameTimeout))
+		}
+		m, err := sync.ReadFrame(br, limit)
+		s.dl.setFrame(time.Time{})
 		if err != nil {
 			errc <- err
 			return
 		}
 		select {
 		case frames <- m:
+		case <-stop:
+			return
 		case <-s.ctx.Done():
 			return
 		}
+		if m.GetProve() != nil && limit < sync.MaxFrameSize {
+			select {
+			case <-authed:
+				limit = sync.MaxFrameSize
+			case <-stop:
+				return
+			case <-s.ctx.Done():
+				return
+			}
+		}
 	}
+}
+
+// readDeadline is a stream's read deadline, set by two goroutines: the
+// session goroutine's idle deadline (while it waits for the peer) and the
+// reader's frame deadline (while a frame is arriving). The stream's
+// deadline is the earlier of those set.
+type readDeadline struct {
+	st          network.Stream
+	mu          gosync.Mutex
+	idle, frame time.Time // zero: none
+}
+
+func (d *readDeadline) setIdle(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.idle = t
+	d.apply()
+}
+
+func (d *readDeadline) setFrame(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.frame = t
+	d.apply()
+}
+
+func (d *readDeadline) apply() {
+	t := d.idle
+	if !d.frame.IsZero() && (t.IsZero() || d.frame.Before(t)) {
+		t = d.frame
+	}
+	d.st.SetReadDeadline(t)
 }
 
 // drain carries out the session's outputs until it has none, then sets the
@@ -341,7 +404,7 @@ func (s *session) drain(sess *sync.Session, st network.Stream, bw *bufio.Writer)
 	if !sess.Authenticated() || s.outstanding > 0 {
 		deadline = time.Now().Add(r.cfg.IdleTimeout)
 	}
-	st.SetReadDeadline(deadline)
+	s.dl.setIdle(deadline)
 	return nil
 }
 

@@ -1,0 +1,204 @@
+package syncnet
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/node/sync"
+	"github.com/mycelsync/mycel/node/sync/syncpb"
+)
+
+// waitNoSession waits until r has no session with h: r may be opening one
+// to h, which serves nothing, and is refused.
+func waitNoSession(t *testing.T, r *Replicator, h host.Host) {
+	t.Helper()
+	eventually(t, testDeadline, func() error {
+		if r.hasSession(h.ID()) {
+			return errors.New("still a session with the outsider")
+		}
+		return nil
+	})
+}
+
+func openRaw(t *testing.T, from, to host.Host, p *pair) network.Stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := from.NewStream(ctx, to.ID(), ProtocolFor(p.space))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Reset() })
+	return st
+}
+
+func helloFrame(t *testing.T) []byte {
+	var b bytesBuffer
+	nonce := newNonce()
+	if err := sync.WriteFrame(&b, &syncpb.Message{Body: &syncpb.Message_Hello{Hello: &syncpb.Hello{Version: sync.Version, Nonce: nonce[:]}}}); err != nil {
+		t.Fatal(err)
+	}
+	return b.b
+}
+
+type bytesBuffer struct{ b []byte }
+
+func (w *bytesBuffer) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+
+// TestOutsiderFrameLengthsHoldNoMemory: an outsider opens streams that each
+// send only the 4-byte length of the largest frame (half of them after a
+// Hello) and then stall. The node must not allocate those frames: its heap
+// stays far below one frame's size, and every stream is reset at once.
+func TestOutsiderFrameLengthsHoldNoMemory(t *testing.T) {
+	const streams = 8
+	p := newPair(t, 10)
+	p.serve(t)
+	hc := newHost(t)
+	connect(t, hc, p.ha)
+	waitNoSession(t, p.rA, hc)
+
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+
+	length := binary.AppendUvarint(nil, sync.MaxFrameSize)
+	if len(length) != 4 {
+		t.Fatalf("length prefix of %d bytes", len(length))
+	}
+	ended := make(chan error, streams)
+	for i := range streams {
+		st := openRaw(t, hc, p.ha, p)
+		data := length
+		if i%2 == 1 {
+			data = append(helloFrame(t), length...)
+		}
+		if _, err := st.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			_, err := io.Copy(io.Discard, st)
+			ended <- err
+		}()
+	}
+	var peak uint64
+	deadline := time.After(10 * time.Second)
+	for done := 0; done < streams; {
+		select {
+		case err := <-ended:
+			if !errors.Is(err, network.ErrReset) {
+				t.Errorf("stream ended with %v, want a reset", err)
+			}
+			done++
+		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			t.Errorf("%d of %d streams still open after 10 s", streams-done, streams)
+			done = streams
+		}
+		runtime.ReadMemStats(&ms)
+		if ms.HeapAlloc > base {
+			peak = max(peak, ms.HeapAlloc-base)
+		}
+	}
+	t.Logf("heap growth: peak %.1f MiB over %d streams", float64(peak)/(1<<20), streams)
+	if peak >= sync.MaxFrameSize {
+		t.Fatalf("heap grew by %d bytes for %d unproven streams that each sent a frame length, want < %d", peak, streams, sync.MaxFrameSize)
+	}
+}
+
+// emptyModel is the Model of a replica that holds nothing.
+func emptyModel(t *testing.T) sync.Model {
+	return NewDBModel(newDB(t), func() []feed.PublicKey { return nil })
+}
+
+// member drives a sync.Session by hand over a raw stream, as a member
+// holding the capability, until the node has sent its heads (it is then
+// caught up with this member, which shows none).
+func memberOpen(t *testing.T, p *pair, hc host.Host) (network.Stream, *bufio.Reader) {
+	t.Helper()
+	st := openRaw(t, hc, p.ha, p)
+	st.SetDeadline(time.Now().Add(20 * time.Second))
+	s := sync.New(sync.Config{
+		LocalID: []byte(hc.ID()), RemoteID: []byte(p.ha.ID()), Nonce: newNonce(),
+		Creds:  sync.Credentials{Caps: []auth.ReplicationCapability{p.capA}},
+		Verify: sync.VerifyCap(p.capA), Model: emptyModel(t),
+	})
+	s.Start()
+	br := bufio.NewReader(st)
+	for gotHeads := false; !gotHeads; {
+		for s.HasReady() {
+			rd := s.Ready()
+			if rd.Err != nil {
+				t.Fatal(rd.Err)
+			}
+			for _, m := range rd.Send {
+				if err := sync.WriteFrame(st, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.Advance()
+		}
+		m, err := sync.ReadFrame(br, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotHeads = m.GetHeads() != nil
+		if err := s.Step(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.SetDeadline(time.Time{})
+	return st, br
+}
+
+// TestMemberHalfFrameDropped: a member that has caught up and then sends
+// the first half of a frame is dropped once Config.FrameTimeout passed;
+// caught up and silent, it is not.
+func TestMemberHalfFrameDropped(t *testing.T) {
+	const frameTimeout = 300 * time.Millisecond
+	p := newPair(t, 10)
+	p.rA = newReplicator(t, p.ha, p.logA.logger(), WithConfig(Config{IdleTimeout: 20 * time.Second, WriteTimeout: 10 * time.Second, FrameTimeout: frameTimeout}))
+	p.serve(t)
+	hc := newHost(t)
+	connect(t, hc, p.ha)
+	waitNoSession(t, p.rA, hc)
+
+	st, br := memberOpen(t, p, hc)
+	// Caught up and silent for several frame timeouts: still served.
+	time.Sleep(5 * frameTimeout)
+	if !p.rA.hasSession(hc.ID()) {
+		t.Fatalf("a caught-up, silent member was dropped:\n%s", p.logA)
+	}
+	// Half of a 1 MiB frame, then nothing.
+	half := append(binary.AppendUvarint(nil, 1<<20), make([]byte, 512<<10)...)
+	start := time.Now()
+	if _, err := st.Write(half); err != nil {
+		t.Fatal(err)
+	}
+	st.SetReadDeadline(time.Now().Add(15 * time.Second))
+	_, err := io.Copy(io.Discard, br)
+	if !errors.Is(err, network.ErrReset) {
+		t.Fatalf("stream ended with %v after %v, want a reset", err, time.Since(start))
+	}
+	if d := time.Since(start); d < frameTimeout {
+		t.Fatalf("dropped after %v, before the frame timeout %v", d, frameTimeout)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if p.rA.hasSession(hc.ID()) {
+			return fmt.Errorf("session with the member still open")
+		}
+		return nil
+	})
+	t.Logf("half frame dropped after %v (FrameTimeout %v)", time.Since(start), frameTimeout)
+}
