@@ -60,6 +60,7 @@ func (m *dbModel) Feeds() []feed.PublicKey                       { return m.spac
 func (m *dbModel) Head(k feed.PublicKey) (feed.SignedHead, bool) { return m.feed(k).Head() }
 func (m *dbModel) Missing(k feed.PublicKey) []feed.Range         { return m.feed(k).Missing() }
 func (m *dbModel) Length(k feed.PublicKey) uint64                { return m.feed(k).Length() }
+func (m *dbModel) Evidence(k feed.PublicKey) *feed.ForkEvidence  { return m.feed(k).Evidence() }
 func (m *dbModel) Batch(k feed.PublicKey, req feed.BatchRequest) (*feed.Batch, error) {
 	return m.feed(k).Batch(req)
 }

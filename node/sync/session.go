@@ -25,6 +25,9 @@ type Model interface {
 	Length(k feed.PublicKey) uint64
 	// Batch builds a batch for the peer (feed.Feed.Batch).
 	Batch(k feed.PublicKey, req feed.BatchRequest) (*feed.Batch, error)
+	// Evidence returns the fork evidence that froze feed k on this node,
+	// whoever found it (feed.Feed.Evidence), or nil.
+	Evidence(k feed.PublicKey) *feed.ForkEvidence
 }
 
 // Config configures a Session. Limits left zero take their defaults.
@@ -229,6 +232,7 @@ func (s *Session) Appended(k feed.PublicKey) {
 	}
 	if st := s.state(k); st != nil {
 		st.dirty = true
+		s.frozenHere(k, st)
 	}
 	s.afterInput()
 }
@@ -452,7 +456,8 @@ func (s *Session) onProve(p *syncpb.Prove) error {
 	}
 	s.authed = true
 	s.binding, s.proof = binding, proof
-	// Only now does the peer learn anything about the space.
+	// Only now does the peer learn anything about the space. A feed
+	// frozen here is served with its evidence instead of its head.
 	var heads [][]byte
 	for _, k := range s.cfg.Model.Feeds() {
 		st := s.state(k)
@@ -460,6 +465,9 @@ func (s *Session) onProve(p *syncpb.Prove) error {
 			break
 		}
 		st.dirty = false
+		if s.frozenHere(k, st) {
+			continue
+		}
 		if b := s.headToSend(k, st, true); b != nil {
 			heads = append(heads, b)
 		}
@@ -496,6 +504,7 @@ func (s *Session) onHeads(h *syncpb.Heads) error {
 	if err != nil {
 		return err
 	}
+	var space map[feed.PublicKey]bool
 	for i := range heads {
 		st := s.state(heads[i].Key)
 		if st == nil {
@@ -507,8 +516,57 @@ func (s *Session) onHeads(h *syncpb.Heads) error {
 			st.unavailable = nil
 		}
 		s.seeRemote(st, heads[i].Length)
+		if space == nil {
+			space = s.space()
+		}
+		if space[heads[i].Key] {
+			s.checkFork(heads[i].Key, st, &heads[i])
+		}
 	}
 	return nil
+}
+
+// checkFork freezes feed k if it is frozen here, or if the peer's head h
+// has the length of ours and another root: a fork, proven by the two
+// heads alone. (Heads of different lengths are checked on ingest, by
+// whichever side holds the shorter one.)
+func (s *Session) checkFork(k feed.PublicKey, st *feedState, h *feed.SignedHead) {
+	if s.frozenHere(k, st) {
+		return
+	}
+	own, ok := s.cfg.Model.Head(k)
+	if !ok || own.Length != h.Length || own.Root == h.Root {
+		return
+	}
+	ev := EqualLengthEvidence(own, *h)
+	s.freeze(k, ev, true)
+	s.evidence = append(s.evidence, ev)
+}
+
+// EqualLengthEvidence returns the fork evidence of two heads of one feed
+// with the same length and different roots, in the one order both sides
+// of a session build: the lower root first. Two replicas that find the
+// same fork so hold the same evidence.
+func EqualLengthEvidence(a, b feed.SignedHead) *feed.ForkEvidence {
+	if bytes.Compare(a.Root[:], b.Root[:]) > 0 {
+		a, b = b, a
+	}
+	return &feed.ForkEvidence{A: a, B: b}
+}
+
+// frozenHere reports whether feed k is frozen in this session, or on this
+// node (Model.Evidence): then it freezes it in the session too and passes
+// the evidence on.
+func (s *Session) frozenHere(k feed.PublicKey, st *feedState) bool {
+	if st.frozen {
+		return true
+	}
+	ev := s.cfg.Model.Evidence(k)
+	if ev == nil || ev.A.Key != k {
+		return false
+	}
+	s.freeze(k, ev, true)
+	return true
 }
 
 // seeRemote records that the peer holds a head of length n.
@@ -546,7 +604,7 @@ func (s *Session) onWant(p *syncpb.Want) error {
 	if st == nil {
 		return refuse(ReasonBusy)
 	}
-	if st.frozen {
+	if s.frozenHere(w.feed, st) {
 		return refuse(ReasonFrozen)
 	}
 	maxBytes := s.cfg.MaxBatchBytes

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"slices"
@@ -314,5 +315,56 @@ func TestProveEpochsAndWriter(t *testing.T) {
 				t.Errorf("B holds %d entries; accepted %v", got, tc.accept)
 			}
 		})
+	}
+}
+
+// TestTranscriptForkEqualLength: the writer gave A one branch and B another
+// of the same length. When they meet, both see a fork in the heads alone,
+// exchange the evidence and freeze the feed with the same evidence; a third
+// replica that meets A later is served the evidence and freezes too.
+func TestTranscriptForkEqualLength(t *testing.T) {
+	h := pair(t, []feed.PublicKey{keyA}, nil, nil)
+	h.a.appendEntries(t, privA, "one", 6, 8)
+	h.b.appendEntries(t, privA, "two", 6, 8)
+	h.start()
+	h.pump()
+	evidence := func(n *node) []byte {
+		t.Helper()
+		ev := n.model.feed(keyA).Evidence()
+		if ev == nil {
+			t.Fatalf("%s did not freeze the feed:\n%s", n.name, h.log.String())
+		}
+		b, err := ev.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, n := range []*node{h.a, h.b} {
+		if n.err != nil {
+			t.Errorf("%s: %v", n.name, n.err)
+		}
+	}
+	evA, evB := evidence(h.a), evidence(h.b)
+	if !bytes.Equal(evA, evB) {
+		t.Fatal("A and B hold different evidence")
+	}
+	h.golden("fork-equal-length")
+
+	// C holds A's branch, not frozen; A serves it the evidence.
+	c := newNode(t, "C", []feed.PublicKey{keyA})
+	c.appendEntries(t, privA, "one", 6, 8)
+	h2 := newHarness(t, h.a, c, testCap(1), testCap(1), nil, nil)
+	h2.names = h.names
+	h2.start()
+	h2.pump()
+	if !bytes.Equal(evidence(c), evA) {
+		t.Fatal("C holds other evidence than A")
+	}
+	if c.err != nil || h.a.err != nil {
+		t.Fatalf("errors: A %v, C %v", h.a.err, c.err)
+	}
+	if !strings.Contains(h2.log.String(), "A→C Fork wA") {
+		t.Fatalf("A did not serve the evidence:\n%s", h2.log.String())
 	}
 }

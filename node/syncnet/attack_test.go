@@ -2,6 +2,7 @@ package syncnet
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -201,4 +202,73 @@ func TestMemberHalfFrameDropped(t *testing.T) {
 		return nil
 	})
 	t.Logf("half frame dropped after %v (FrameTimeout %v)", time.Since(start), frameTimeout)
+}
+
+// TestForkEqualLengthFreezesEverywhere: the writer gave A and C one branch
+// and B another of the same length. A and C replicate (nothing to do);
+// when B connects to A, A and B freeze the feed with the same evidence,
+// and A passes it on to C over their open session.
+func TestForkEqualLengthFreezesEverywhere(t *testing.T) {
+	priv := newKey(t)
+	k := pub(priv)
+	space := auth.SpaceID(k)
+	cp := newCap(space)
+	type replica struct {
+		h  host.Host
+		db *feed.DB
+		r  *Replicator
+	}
+	var reps [3]replica
+	branches := [3]string{"one", "two", "one"} // A, B, C
+	for i := range reps {
+		reps[i].h, reps[i].db = newHost(t), newDB(t)
+		w, err := reps[i].db.Writer(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range 6 {
+			if _, err := w.Append(context.Background(), fmt.Appendf(nil, "%s %d", branches[i], j)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		reps[i].r = newReplicator(t, reps[i].h, nil)
+		if err := reps[i].r.Serve(NewFeedSpace(space, reps[i].db, []feed.PublicKey{k}, cp)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b, c := reps[0], reps[1], reps[2]
+	connect(t, c.h, a.h)
+	eventually(t, testDeadline, func() error {
+		if !a.r.hasSession(c.h.ID()) || !c.r.hasSession(a.h.ID()) {
+			return errors.New("no session between A and C")
+		}
+		return nil
+	})
+	connect(t, b.h, a.h)
+	evidence := func(rp replica) ([]byte, error) {
+		f, err := rp.db.Feed(k)
+		if err != nil {
+			return nil, err
+		}
+		ev := f.Evidence()
+		if ev == nil {
+			return nil, errors.New("not frozen")
+		}
+		return ev.MarshalBinary()
+	}
+	eventually(t, testDeadline, func() error {
+		var first []byte
+		for i, rp := range reps {
+			ev, err := evidence(rp)
+			if err != nil {
+				return fmt.Errorf("replica %d: %v", i, err)
+			}
+			if i == 0 {
+				first = ev
+			} else if !bytes.Equal(ev, first) {
+				return fmt.Errorf("replica %d holds other evidence than A", i)
+			}
+		}
+		return nil
+	})
 }

@@ -193,7 +193,9 @@ func (s *session) run(st network.Stream) {
 			s.queue = s.queue[1:]
 		case res := <-results:
 			sess.Ingested(res.Feed, res.err)
-			if res.err == nil {
+			if res.err == nil || errors.Is(res.err, feed.ErrFork) {
+				// Grown, or frozen: the other sessions push the head, or
+				// the evidence.
 				r.each(s.key.space, s, func(o *session) { o.appended(res.Feed) })
 			}
 			err = s.drain(sess, st, bw)
@@ -394,6 +396,8 @@ func (s *session) drain(sess *sync.Session, st network.Stream, bw *bufio.Writer)
 				r.log.Info("sync: fork evidence not imported", "peer", s.key.peer, "err", err)
 			} else {
 				r.log.Warn("sync: fork evidence imported", "peer", s.key.peer, "feed", fmt.Sprintf("%x", ev.A.Key[:8]))
+				// Frozen here now: the other sessions pass the evidence on.
+				r.each(s.key.space, s, func(o *session) { o.appended(ev.A.Key) })
 			}
 		}
 	}

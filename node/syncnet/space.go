@@ -127,6 +127,14 @@ func (m dbModel) Length(k feed.PublicKey) uint64 {
 	return f.Length()
 }
 
+func (m dbModel) Evidence(k feed.PublicKey) *feed.ForkEvidence {
+	f, err := m.db.Feed(k)
+	if err != nil {
+		return nil
+	}
+	return f.Evidence()
+}
+
 func (m dbModel) Batch(k feed.PublicKey, req feed.BatchRequest) (*feed.Batch, error) {
 	f, err := m.db.Feed(k)
 	if err != nil {
