@@ -14,10 +14,11 @@ import (
 )
 
 // ProtocolID is the libp2p protocol of replication.
-const ProtocolID = "/mycel/sync/1.0.0"
+const ProtocolID = "/mycel/sync/2.0.0"
 
-// Version is the protocol version sent in Hello.
-const Version = 1
+// Version is the protocol version sent in Hello. Version 1 sent the
+// prover's writer key in the clear (FORMAT.md, "Versions").
+const Version = 2
 
 // MaxFrameSize is the largest frame payload either side accepts: a Data
 // message carrying the largest batch, plus room for its envelope.

@@ -2,6 +2,8 @@ package sync
 
 import (
 	"bytes"
+	"crypto/cipher"
+	"crypto/ed25519"
 	"encoding/binary"
 	"testing"
 
@@ -21,8 +23,13 @@ func seedMessages(t testing.TB) []*syncpb.Message {
 	ev := &feed.ForkEvidence{A: head, B: head}
 	evRaw, _ := ev.MarshalBinary()
 	return append(msgs,
-		msgHello(1, bytes.Repeat([]byte{1}, 32)),
+		msgHello(Version, bytes.Repeat([]byte{1}, 32)),
 		msgProve(make([]byte, 32)),
+		proveOf(2, make([]byte, SealedWriterSize)),
+		validProve(fuzzProverNonce, fuzzVerifierNonce, func(aead cipher.AEAD, binding []byte) []byte {
+			plain := append(bytes.Clone(keyA[:]), ed25519.Sign(privA, writerMessage(binding))...)
+			return aead.Seal(nil, zeroNonce[:], plain, binding)
+		}),
 		msgHeads(raw),
 		msgData(t, 1, batchOf(t, h.a, keyA, feed.Range{Start: 0, End: 3})),
 		&syncpb.Message{Body: &syncpb.Message_Refuse{Refuse: &syncpb.Refuse{Id: 1, Reason: ReasonBusy}}},
@@ -94,7 +101,7 @@ func FuzzStep(f *testing.F) {
 		s := New(cfg)
 		s.Start()
 		for _, open := range []*syncpb.Message{
-			msgHello(1, peerNonce[:]),
+			msgHello(Version, peerNonce[:]),
 			msgProve(proof[:]),
 			msgHeads(rawHead),
 		} {
@@ -138,8 +145,18 @@ func FuzzHello(f *testing.F) {
 	fuzzDecoder(f, (*syncpb.Message).GetHello, func(m *syncpb.Hello) error { _, err := parseHello(m); return err })
 }
 
+// The nonces of the valid Prove among the seeds.
+var fuzzProverNonce, fuzzVerifierNonce = [NonceSize]byte{1}, [NonceSize]byte{2}
+
 func FuzzProve(f *testing.F) {
-	fuzzDecoder(f, (*syncpb.Message).GetProve, func(m *syncpb.Prove) error { _, err := parseProve(m, []byte("binding")); return err })
+	fuzzDecoder(f, (*syncpb.Message).GetProve, func(m *syncpb.Prove) error {
+		binding := Binding([]byte("peerA"), []byte("peerB"), fuzzProverNonce, fuzzVerifierNonce)
+		p, err := parseProve(m, binding, []auth.ReplicationCapability{testCap(1)})
+		if err == nil && p.Writer != nil && *p.Writer != keyA {
+			panic("a writer other than the one sealed was accepted")
+		}
+		return err
+	})
 }
 
 func FuzzHeads(f *testing.F) {

@@ -302,9 +302,9 @@ func (h *harness) describe(m *syncpb.Message) string {
 		var parts []string
 		for _, ep := range b.Prove.Proofs {
 			parts = append(parts, fmt.Sprintf("epoch %d proof=%x…", ep.Epoch, ep.Proof[:min(4, len(ep.Proof))]))
-		}
-		if len(b.Prove.Writer) > 0 {
-			parts = append(parts, fmt.Sprintf("writer=%s", h.name(feed.PublicKey(b.Prove.Writer))))
+			if len(ep.SealedWriter) > 0 {
+				parts = append(parts, "sealed-writer")
+			}
 		}
 		return "Prove " + strings.Join(parts, " ")
 	case *syncpb.Message_Heads:

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"errors"
 	"strings"
 	"testing"
@@ -56,14 +57,27 @@ func batchOf(t testing.TB, n *node, k feed.PublicKey, ranges ...feed.Range) *fee
 	return b
 }
 
-// proveOf is a Prove of n proofs of epochs 1…n (none of them valid) and
-// the given writer and signature.
-func proveOf(n int, writer, sig []byte) *syncpb.Message {
-	p := &syncpb.Prove{Writer: writer, Signature: sig}
+// proveOf is a Prove of n proofs of epochs 1…n (none of them valid), each
+// with the given sealed writer.
+func proveOf(n int, sealed []byte) *syncpb.Message {
+	p := &syncpb.Prove{}
 	for i := range n {
-		p.Proofs = append(p.Proofs, &syncpb.EpochProof{Epoch: uint32(i + 1), Proof: make([]byte, 32)})
+		p.Proofs = append(p.Proofs, &syncpb.EpochProof{Epoch: uint32(i + 1), Proof: make([]byte, 32), SealedWriter: sealed})
 	}
 	return &syncpb.Message{Body: &syncpb.Message_Prove{Prove: p}}
+}
+
+// validProve is peerA's Prove of testCap(1) to a session of peerB whose
+// nonce is verifierNonce, with a writer sealed by seal (nil: none).
+func validProve(nonce, verifierNonce [NonceSize]byte, seal func(aead cipher.AEAD, binding []byte) []byte) *syncpb.Message {
+	c := testCap(1)
+	binding := Binding([]byte("peerA"), []byte("peerB"), nonce, verifierNonce)
+	proof := c.Proof(binding)
+	ep := &syncpb.EpochProof{Epoch: 1, Proof: proof[:]}
+	if seal != nil {
+		ep.SealedWriter = seal(sealAEAD(c, binding), binding)
+	}
+	return &syncpb.Message{Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proofs: []*syncpb.EpochProof{ep}}}}
 }
 
 func TestStepBeforeProof(t *testing.T) {
@@ -72,6 +86,7 @@ func TestStepBeforeProof(t *testing.T) {
 	b := newNode(t, "B", []feed.PublicKey{keyA})
 	newHarness(t, a, b, testCap(1), testCap(1), nil, nil)
 	nonce := bytes.Repeat([]byte{1}, 32)
+	nonce32, verifierNonce := [NonceSize]byte(nonce), b.s.cfg.Nonce
 	headA, _ := a.model.Head(keyA)
 	rawHead, _ := headA.MarshalBinary()
 	tests := []struct {
@@ -80,23 +95,29 @@ func TestStepBeforeProof(t *testing.T) {
 		want error
 	}{
 		{"Want first", []*syncpb.Message{msgWant(keyA, 1, &syncpb.Range{Start: 0, End: 10})}, ErrProtocol},
-		{"Want after Hello", []*syncpb.Message{msgHello(1, nonce), msgWant(keyA, 1, &syncpb.Range{Start: 0, End: 10})}, ErrProtocol},
-		{"Heads after Hello", []*syncpb.Message{msgHello(1, nonce), msgHeads(rawHead)}, ErrProtocol},
-		{"Data after Hello", []*syncpb.Message{msgHello(1, nonce), msgData(t, 1, batchOf(t, a, keyA, feed.Range{Start: 0, End: 10}))}, ErrProtocol},
+		{"Want after Hello", []*syncpb.Message{msgHello(Version, nonce), msgWant(keyA, 1, &syncpb.Range{Start: 0, End: 10})}, ErrProtocol},
+		{"Heads after Hello", []*syncpb.Message{msgHello(Version, nonce), msgHeads(rawHead)}, ErrProtocol},
+		{"Data after Hello", []*syncpb.Message{msgHello(Version, nonce), msgData(t, 1, batchOf(t, a, keyA, feed.Range{Start: 0, End: 10}))}, ErrProtocol},
 		{"Prove first", []*syncpb.Message{msgProve(make([]byte, 32))}, ErrProtocol},
-		{"wrong proof", []*syncpb.Message{msgHello(1, nonce), msgProve(make([]byte, 32))}, ErrUnauthorized},
-		{"short proof", []*syncpb.Message{msgHello(1, nonce), msgProve(make([]byte, 31))}, ErrMalformed},
-		{"no proof", []*syncpb.Message{msgHello(1, nonce), {Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{}}}}, ErrMalformed},
-		{"nine proofs", []*syncpb.Message{msgHello(1, nonce), proveOf(9, nil, nil)}, ErrMalformed},
-		{"one epoch twice", []*syncpb.Message{msgHello(1, nonce), {Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{
+		{"wrong proof", []*syncpb.Message{msgHello(Version, nonce), msgProve(make([]byte, 32))}, ErrUnauthorized},
+		{"short proof", []*syncpb.Message{msgHello(Version, nonce), msgProve(make([]byte, 31))}, ErrMalformed},
+		{"no proof", []*syncpb.Message{msgHello(Version, nonce), {Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{}}}}, ErrMalformed},
+		{"nine proofs", []*syncpb.Message{msgHello(Version, nonce), proveOf(9, nil)}, ErrMalformed},
+		{"one epoch twice", []*syncpb.Message{msgHello(Version, nonce), {Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{
 			Proofs: []*syncpb.EpochProof{{Epoch: 1, Proof: make([]byte, 32)}, {Epoch: 1, Proof: make([]byte, 32)}}}}}}, ErrMalformed},
-		{"writer without signature", []*syncpb.Message{msgHello(1, nonce), proveOf(1, keyA[:], nil)}, ErrMalformed},
-		{"short writer", []*syncpb.Message{msgHello(1, nonce), proveOf(1, keyA[:31], make([]byte, 64))}, ErrMalformed},
-		{"forged writer signature", []*syncpb.Message{msgHello(1, nonce), proveOf(1, keyA[:], make([]byte, 64))}, ErrUnauthorized},
-		{"second Hello", []*syncpb.Message{msgHello(1, nonce), msgHello(1, nonce)}, ErrProtocol},
-		{"version 2", []*syncpb.Message{msgHello(2, nonce)}, ErrVersion},
-		{"short nonce", []*syncpb.Message{msgHello(1, nonce[:31])}, ErrMalformed},
-		{"one-byte nonce", []*syncpb.Message{msgHello(1, []byte{0xb0})}, ErrMalformed},
+		{"short sealed writer", []*syncpb.Message{msgHello(Version, nonce), proveOf(1, make([]byte, SealedWriterSize-1))}, ErrMalformed},
+		{"long sealed writer", []*syncpb.Message{msgHello(Version, nonce), proveOf(1, make([]byte, SealedWriterSize+1))}, ErrMalformed},
+		{"sealed writer that does not open", []*syncpb.Message{msgHello(Version, nonce), validProve(nonce32, verifierNonce, func(cipher.AEAD, []byte) []byte {
+			return make([]byte, SealedWriterSize)
+		})}, ErrUnauthorized},
+		{"forged writer signature", []*syncpb.Message{msgHello(Version, nonce), validProve(nonce32, verifierNonce, func(aead cipher.AEAD, binding []byte) []byte {
+			return aead.Seal(nil, zeroNonce[:], append(bytes.Clone(keyA[:]), make([]byte, 64)...), binding)
+		})}, ErrUnauthorized},
+		{"second Hello", []*syncpb.Message{msgHello(Version, nonce), msgHello(Version, nonce)}, ErrProtocol},
+		{"version 1", []*syncpb.Message{msgHello(1, nonce)}, ErrVersion},
+		{"version 3", []*syncpb.Message{msgHello(3, nonce)}, ErrVersion},
+		{"short nonce", []*syncpb.Message{msgHello(Version, nonce[:31])}, ErrMalformed},
+		{"one-byte nonce", []*syncpb.Message{msgHello(Version, []byte{0xb0})}, ErrMalformed},
 		{"empty message", []*syncpb.Message{{}}, ErrMalformed},
 		{"nil message", []*syncpb.Message{nil}, ErrMalformed},
 	}
@@ -119,7 +140,7 @@ func TestStepBeforeProof(t *testing.T) {
 			if len(rd.Send) != 0 || len(rd.Ingest) != 0 || !errors.Is(rd.Err, tc.want) {
 				t.Errorf("after the error: %d to send, %d to ingest, err %v", len(rd.Send), len(rd.Ingest), rd.Err)
 			}
-			if again := s.Step(msgHello(1, nonce)); again != err {
+			if again := s.Step(msgHello(Version, nonce)); again != err {
 				t.Errorf("Step after the error: %v", again)
 			}
 		})
@@ -127,11 +148,11 @@ func TestStepBeforeProof(t *testing.T) {
 	// Our own nonce sent back.
 	s := New(b.s.cfg)
 	s.Start()
-	if err := s.Step(msgHello(1, s.cfg.Nonce[:])); !errors.Is(err, ErrProtocol) {
+	if err := s.Step(msgHello(Version, s.cfg.Nonce[:])); !errors.Is(err, ErrProtocol) {
 		t.Errorf("reflected nonce: %v", err)
 	}
 	// Step before Start.
-	if err := New(b.s.cfg).Step(msgHello(1, nonce)); !errors.Is(err, ErrMisuse) {
+	if err := New(b.s.cfg).Step(msgHello(Version, nonce)); !errors.Is(err, ErrMisuse) {
 		t.Errorf("Step before Start: %v", err)
 	}
 }
@@ -200,7 +221,7 @@ func TestStepMalformedAfterOpening(t *testing.T) {
 			data, _ := ev.MarshalBinary()
 			return &syncpb.Message{Body: &syncpb.Message_Fork{Fork: &syncpb.Fork{Evidence: data}}}
 		}, ErrProtocol},
-		{"second Hello", func(t testing.TB) *syncpb.Message { return msgHello(1, make([]byte, 32)) }, ErrProtocol},
+		{"second Hello", func(t testing.TB) *syncpb.Message { return msgHello(Version, make([]byte, 32)) }, ErrProtocol},
 		{"second Prove", func(t testing.TB) *syncpb.Message {
 			return msgProve(make([]byte, 32))
 		}, ErrProtocol},
@@ -300,5 +321,62 @@ func TestPeerWantsBounded(t *testing.T) {
 	}
 	if r := a.s.Ready().Send[0].GetRefuse(); r.GetReason() != ReasonUnknownFeed {
 		t.Errorf("got %v", r)
+	}
+}
+
+// TestOutsiderLearnsNoFeedKey: an outsider that sends Hello, then a Prove
+// that fails, receives no byte of this node's feed key — for the creator of
+// a space, the space ID. A holder of the capability reads it.
+func TestOutsiderLearnsNoFeedKey(t *testing.T) {
+	a := newNode(t, "A", []feed.PublicKey{keyA})
+	a.appendEntries(t, privA, "a", 3, 8)
+	b := newNode(t, "B", []feed.PublicKey{keyA})
+	newHarness(t, a, b, testCap(1), testCap(1), func(c *Config) {
+		c.Creds.Writer = privA // A created the space: its feed key is the space ID
+	}, nil)
+	nonce := [NonceSize]byte(bytes.Repeat([]byte{7}, NonceSize))
+	s := New(a.s.cfg)
+	s.Start()
+	var sent bytes.Buffer
+	take := func() {
+		rd := s.Ready()
+		for _, m := range rd.Send {
+			if err := WriteFrame(&sent, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Advance()
+	}
+	take()
+	if err := s.Step(msgHello(Version, nonce[:])); err != nil {
+		t.Fatal(err)
+	}
+	take()
+	if err := s.Step(proveOf(1, nil)); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("outsider's proof: %v", err)
+	}
+	take()
+	if sent.Len() == 0 {
+		t.Fatal("A sent nothing")
+	}
+	for _, secret := range [][]byte{keyA[:], keyA[:8], keyA[24:]} {
+		if bytes.Contains(sent.Bytes(), secret) {
+			t.Fatalf("the outsider received the feed key (%x) in %d bytes", secret, sent.Len())
+		}
+	}
+	if sent.Len() > MaxOpeningFrameSize {
+		t.Errorf("A sent %d bytes to an outsider", sent.Len())
+	}
+
+	// A member opens the sealed writer.
+	var seen Proof
+	h := pair(t, []feed.PublicKey{keyA}, func(c *Config) { c.Creds.Writer = privA }, func(c *Config) {
+		v := c.Verify
+		c.Verify = func(binding []byte, p Proof) bool { seen = p; return v(binding, p) }
+	})
+	h.start()
+	h.pump()
+	if seen.Writer == nil || *seen.Writer != keyA {
+		t.Fatalf("the member read writer %v, want %x", seen.Writer, keyA[:4])
 	}
 }

@@ -2,12 +2,14 @@ package sync
 
 import (
 	"cmp"
+	"crypto/cipher"
 	"crypto/ed25519"
 	"slices"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/sync/syncpb"
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // Sizes and bounds of message fields. See FORMAT.md.
@@ -23,6 +25,9 @@ const (
 	MaxRangesPerWant = 256
 	// MaxReasonSize bounds a Refuse reason.
 	MaxReasonSize = 256
+	// SealedWriterSize is the size of a sealed writer: feed key and
+	// signature, with the AEAD's tag.
+	SealedWriterSize = feed.KeySize + ed25519.SignatureSize + chacha20poly1305.Overhead
 )
 
 // Refuse reasons.
@@ -35,10 +40,13 @@ const (
 )
 
 // bindingLabel starts every proof binding; writerLabel the bytes a
-// writer's signature covers, before the binding.
+// writer's signature covers, before the binding; sealLabel the input,
+// before the binding, of the capability's HMAC that makes the key sealing
+// the writer (never a binding, so never a proof sent on the wire).
 const (
-	bindingLabel = "mycel/sync/1\x00"
-	writerLabel  = "mycel/sync/1 writer\x00"
+	bindingLabel = "mycel/sync/2\x00"
+	writerLabel  = "mycel/sync/2 writer\x00"
+	sealLabel    = "mycel/sync/2 seal\x00"
 )
 
 // Credentials are what one side proves in the opening.
@@ -89,16 +97,34 @@ func (c Credentials) prove(binding []byte) *syncpb.Prove {
 			caps = caps[:MaxProofs]
 		}
 	}
+	var writer []byte // feed key ‖ signature, sealed under each capability
+	if c.Writer != nil {
+		writer = append(slices.Clone([]byte(c.Writer.Public().(ed25519.PublicKey))), ed25519.Sign(c.Writer, writerMessage(binding))...)
+	}
 	p := &syncpb.Prove{}
 	for _, c := range caps {
 		proof := c.Proof(binding)
-		p.Proofs = append(p.Proofs, &syncpb.EpochProof{Epoch: c.Epoch, Proof: proof[:]})
-	}
-	if c.Writer != nil {
-		p.Writer = slices.Clone([]byte(c.Writer.Public().(ed25519.PublicKey)))
-		p.Signature = ed25519.Sign(c.Writer, writerMessage(binding))
+		ep := &syncpb.EpochProof{Epoch: c.Epoch, Proof: proof[:]}
+		if writer != nil {
+			ep.SealedWriter = sealAEAD(c, binding).Seal(nil, zeroNonce[:], writer, binding)
+		}
+		p.Proofs = append(p.Proofs, ep)
 	}
 	return p
+}
+
+var zeroNonce [chacha20poly1305.NonceSize]byte
+
+// sealAEAD returns the AEAD that seals the writer under capability c for
+// one binding. Its key, an HMAC of c's key over the binding and the
+// peers' fresh nonces, seals one message only: the zero nonce is safe.
+func sealAEAD(c auth.ReplicationCapability, binding []byte) cipher.AEAD {
+	key := c.Proof(append([]byte(sealLabel), binding...))
+	aead, err := chacha20poly1305.New(key[:])
+	if err != nil {
+		panic("sync: " + err.Error()) // the key has the right size
+	}
+	return aead
 }
 
 func writerMessage(binding []byte) []byte {
@@ -107,7 +133,7 @@ func writerMessage(binding []byte) []byte {
 
 // Binding returns the bytes a prover's capability proof covers:
 //
-//	"mycel/sync/1" ‖ 0x00 ‖ prover ID ‖ verifier ID ‖ prover nonce ‖ verifier nonce
+//	"mycel/sync/2" ‖ 0x00 ‖ prover ID ‖ verifier ID ‖ prover nonce ‖ verifier nonce
 //
 // Peer IDs are length-prefixed (uvarint) so that no two pairs of IDs give
 // the same bytes.
@@ -144,10 +170,11 @@ func parseHello(h *syncpb.Hello) ([NonceSize]byte, error) {
 	return [NonceSize]byte(h.GetNonce()), nil
 }
 
-// parseProve checks a Prove's size.
-// parseProve decodes a Prove and checks its writer's signature over
-// binding.
-func parseProve(p *syncpb.Prove, binding []byte) (Proof, error) {
+// parseProve decodes a Prove and opens the writer sealed under each proof
+// that one of caps (this side's capabilities) verifies: each must open, all
+// must name the same writer, and its signature of binding must verify.
+// Sealed writers under proofs this side cannot check are not looked at.
+func parseProve(p *syncpb.Prove, binding []byte, caps []auth.ReplicationCapability) (Proof, error) {
 	var out Proof
 	if n := len(p.GetProofs()); n == 0 || n > MaxProofs {
 		return out, errorf(ErrMalformed, "prove: %d proofs, want 1 to %d", n, MaxProofs)
@@ -157,21 +184,36 @@ func parseProve(p *syncpb.Prove, binding []byte) (Proof, error) {
 		if len(ep.GetProof()) != ProofSize {
 			return out, errorf(ErrMalformed, "prove: proof of %d bytes", len(ep.GetProof()))
 		}
+		if n := len(ep.GetSealedWriter()); n != 0 && n != SealedWriterSize {
+			return out, errorf(ErrMalformed, "prove: sealed writer of %d bytes", n)
+		}
 		if seen[ep.GetEpoch()] {
 			return out, errorf(ErrMalformed, "prove: epoch %d twice", ep.GetEpoch())
 		}
 		seen[ep.GetEpoch()] = true
 		out.Epochs = append(out.Epochs, EpochProof{Epoch: ep.GetEpoch(), Proof: ep.GetProof()})
 	}
-	switch w, sig := p.GetWriter(), p.GetSignature(); {
-	case len(w) == 0 && len(sig) == 0:
-	case len(w) != feed.KeySize || len(sig) != ed25519.SignatureSize:
-		return out, errorf(ErrMalformed, "prove: writer of %d bytes, signature of %d", len(w), len(sig))
-	case !ed25519.Verify(ed25519.PublicKey(w), writerMessage(binding), sig):
-		return out, errorf(ErrUnauthorized, "prove: writer signature does not verify")
-	default:
-		k := feed.PublicKey(w)
-		out.Writer = &k
+	for _, ep := range p.GetProofs() {
+		if len(ep.GetSealedWriter()) == 0 {
+			continue
+		}
+		for _, c := range caps {
+			if c.Epoch != ep.GetEpoch() || !c.Verify(binding, ep.GetProof()) {
+				continue
+			}
+			plain, err := sealAEAD(c, binding).Open(nil, zeroNonce[:], ep.GetSealedWriter(), binding)
+			if err != nil {
+				return Proof{}, errorf(ErrUnauthorized, "prove: sealed writer of epoch %d does not open", c.Epoch)
+			}
+			k := feed.PublicKey(plain[:feed.KeySize])
+			switch {
+			case out.Writer != nil && *out.Writer != k:
+				return Proof{}, errorf(ErrUnauthorized, "prove: two writers")
+			case out.Writer == nil && !ed25519.Verify(ed25519.PublicKey(k[:]), writerMessage(binding), plain[feed.KeySize:]):
+				return Proof{}, errorf(ErrUnauthorized, "prove: writer signature does not verify")
+			}
+			out.Writer = &k
+		}
 	}
 	return out, nil
 }

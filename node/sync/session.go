@@ -447,7 +447,7 @@ func (s *Session) onProve(p *syncpb.Prove) error {
 		return errorf(ErrProtocol, "second Prove")
 	}
 	binding := Binding(s.cfg.RemoteID, s.cfg.LocalID, s.remoteNonce, s.cfg.Nonce)
-	proof, err := parseProve(p, binding)
+	proof, err := parseProve(p, binding, s.cfg.Creds.Caps)
 	if err != nil {
 		return err
 	}

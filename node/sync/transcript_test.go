@@ -295,6 +295,9 @@ func TestProveEpochsAndWriter(t *testing.T) {
 					// writer's signature.
 					return VerifyCap(caps[0])(binding, p) && p.Writer != nil
 				}
+				// It holds epoch 0's capability, which opens the writer
+				// sealed under it.
+				c.Creds.Caps = append(c.Creds.Caps, caps[0])
 			}, func(c *Config) {
 				c.Creds = Credentials{Caps: caps, Writer: tc.writer}
 			})

@@ -1,4 +1,4 @@
-// Messages of the replication protocol /mycel/sync/1.0.0. Each message on
+// Messages of the replication protocol /mycel/sync/2.0.0. Each message on
 // the stream is a uvarint length followed by one Message. See ../FORMAT.md
 // for the sequence, the proof binding and the bounds a receiver enforces.
 // Unknown fields are ignored (proto3), so fields may be added later without
@@ -211,7 +211,7 @@ func (*Message_Done) isMessage_Body() {}
 // Hello is the first message each side sends.
 type Hello struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"` // protocol version: 1
+	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"` // protocol version: 2
 	Nonce         []byte                 `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"`      // 32 fresh random bytes, never reused
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -264,13 +264,13 @@ func (x *Hello) GetNonce() []byte {
 // Prove is the second message each side sends, after the peer's Hello:
 // HMAC proofs of the space's replication capabilities of the epochs the
 // prover holds (the newest ones and epoch 0) over the binding
-// "mycel/sync/1" ‖ 0x00 ‖ prover ID ‖ verifier ID ‖ prover nonce ‖ verifier nonce,
-// and, from a writer, its feed key's signature of the binding.
+// "mycel/sync/2" ‖ 0x00 ‖ prover ID ‖ verifier ID ‖ prover nonce ‖ verifier nonce,
+// and, from a writer, its feed key and that key's signature of the binding,
+// sealed under each proven capability so that only a holder of one reads
+// them (version 1 sent them in the clear, as fields 2 and 3).
 type Prove struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Proofs        []*EpochProof          `protobuf:"bytes,1,rep,name=proofs,proto3" json:"proofs,omitempty"`       // 1 to 8, distinct epochs
-	Writer        []byte                 `protobuf:"bytes,2,opt,name=writer,proto3" json:"writer,omitempty"`       // empty, or the prover's 32-byte feed key in the space
-	Signature     []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"` // with writer: Ed25519 over "mycel/sync/1 writer" ‖ 0x00 ‖ binding
+	Proofs        []*EpochProof          `protobuf:"bytes,1,rep,name=proofs,proto3" json:"proofs,omitempty"` // 1 to 8, distinct epochs
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -312,25 +312,16 @@ func (x *Prove) GetProofs() []*EpochProof {
 	return nil
 }
 
-func (x *Prove) GetWriter() []byte {
-	if x != nil {
-		return x.Writer
-	}
-	return nil
-}
-
-func (x *Prove) GetSignature() []byte {
-	if x != nil {
-		return x.Signature
-	}
-	return nil
-}
-
 // EpochProof is one capability's proof.
 type EpochProof struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Epoch         uint32                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Proof         []byte                 `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"` // 32 bytes: auth.ReplicationCapability.Proof(binding)
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Epoch uint32                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Proof []byte                 `protobuf:"bytes,2,opt,name=proof,proto3" json:"proof,omitempty"` // 32 bytes: auth.ReplicationCapability.Proof(binding)
+	// Empty, or 112 bytes: ChaCha20-Poly1305 (zero nonce, binding as
+	// additional data) under auth.ReplicationCapability.Proof("mycel/sync/2
+	// seal" ‖ 0x00 ‖ binding) of the writer's feed key (32) ‖ its Ed25519
+	// signature of "mycel/sync/2 writer" ‖ 0x00 ‖ binding (64).
+	SealedWriter  []byte `protobuf:"bytes,3,opt,name=sealed_writer,json=sealedWriter,proto3" json:"sealed_writer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -375,6 +366,13 @@ func (x *EpochProof) GetEpoch() uint32 {
 func (x *EpochProof) GetProof() []byte {
 	if x != nil {
 		return x.Proof
+	}
+	return nil
+}
+
+func (x *EpochProof) GetSealedWriter() []byte {
+	if x != nil {
+		return x.SealedWriter
 	}
 	return nil
 }
@@ -760,15 +758,14 @@ const file_node_sync_syncpb_sync_proto_rawDesc = "" +
 	"\x04body\"7\n" +
 	"\x05Hello\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x14\n" +
-	"\x05nonce\x18\x02 \x01(\fR\x05nonce\"p\n" +
+	"\x05nonce\x18\x02 \x01(\fR\x05nonce\"F\n" +
 	"\x05Prove\x121\n" +
-	"\x06proofs\x18\x01 \x03(\v2\x19.mycel.sync.v1.EpochProofR\x06proofs\x12\x16\n" +
-	"\x06writer\x18\x02 \x01(\fR\x06writer\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"8\n" +
+	"\x06proofs\x18\x01 \x03(\v2\x19.mycel.sync.v1.EpochProofR\x06proofsJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04\"]\n" +
 	"\n" +
 	"EpochProof\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\rR\x05epoch\x12\x14\n" +
-	"\x05proof\x18\x02 \x01(\fR\x05proof\"\x1d\n" +
+	"\x05proof\x18\x02 \x01(\fR\x05proof\x12#\n" +
+	"\rsealed_writer\x18\x03 \x01(\fR\fsealedWriter\"\x1d\n" +
 	"\x05Heads\x12\x14\n" +
 	"\x05heads\x18\x01 \x03(\fR\x05heads\"/\n" +
 	"\x05Range\x12\x14\n" +
