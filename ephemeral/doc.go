@@ -35,8 +35,11 @@
 // seen-set keeps each ID until the envelope's time plus Retention (10
 // minutes, twice the window: gossipsub's own 2-minute cache is not enough),
 // is bounded (Config.MaxSeen; when full, new envelopes are refused until
-// IDs expire, and no unexpired ID is ever evicted) and is written through
-// to a SeenStore before Deliver returns, so that neither a restart nor a
+// IDs expire, and no unexpired ID is ever evicted), budgeted by sender (one
+// sender holds at most Config.MaxPerSender IDs, and the senders
+// Config.Trusted does not vouch for at most Config.MaxUntrusted together,
+// so that envelopes signed by throwaway keys cannot crowd out members') and
+// is written through to a SeenStore before Deliver returns, so that neither a restart nor a
 // crash right after Deliver lets an envelope be delivered twice. That is
 // one synchronous write per call: a receiver with several envelopes
 // waiting passes them to DeliverMany, which records them with one.

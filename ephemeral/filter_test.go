@@ -1,7 +1,9 @@
 package ephemeral
 
 import (
+	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,7 +13,9 @@ import (
 
 func newFilter(t *testing.T, store SeenStore, c *clock, max int) *Filter {
 	t.Helper()
-	f, err := NewFilter(store, Config{Now: c.Now, MaxSeen: max})
+	// One test signer: it may fill the set (TestFloodOfOutsiderKeys tests
+	// the budgets).
+	f, err := NewFilter(store, Config{Now: c.Now, MaxSeen: max, MaxPerSender: max})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,5 +388,65 @@ func TestConcurrentDeliverMany(t *testing.T) {
 		if delivered[e] != 1 {
 			t.Errorf("envelope %d delivered %d times", i, delivered[e])
 		}
+	}
+}
+
+// TestFloodOfOutsiderKeys: anyone can sign envelopes with keys of their
+// own. A flood of them, each from a fresh key, fills at most the untrusted
+// budget: a member's message is still delivered, and so is a new outsider's
+// once the flood's IDs expire. One sender, trusted or not, holds at most
+// MaxPerSender IDs.
+func TestFloodOfOutsiderKeys(t *testing.T) {
+	const maxSeen = 64
+	member := testSigner(1)
+	memberKey := PublicKey(member.Public().(ed25519.PublicKey))
+	c := newClock(t0)
+	f, err := NewFilter(NewMemSeenStore(), Config{Now: c.Now, MaxSeen: maxSeen,
+		Trusted: func(topic Topic, k PublicKey) bool { return topic == testTopic && k == memberKey }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := func(signer ed25519.PrivateKey, text string) *Envelope {
+		e, err := Seal(testKey, signer, testHeader(), []byte(text), c.Now(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	refused := 0
+	for i := range 10 * maxSeen {
+		_, outsider, _ := ed25519.GenerateKey(nil)
+		if err := f.Deliver(from(outsider, fmt.Sprint("flood ", i))); errors.Is(err, ErrSeenFull) {
+			refused++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := 10*maxSeen - maxSeen/4; refused != want {
+		t.Errorf("%d of the flood refused, want %d (all beyond the untrusted budget)", refused, want)
+	}
+	if err := f.Deliver(from(member, "member's message")); err != nil {
+		t.Fatalf("after a flood of outsider keys, the member's message: %v", err)
+	}
+	// One sender alone: at most MaxPerSender (maxSeen/16) IDs.
+	sent := 1
+	for ; sent < maxSeen; sent++ {
+		if err := f.Deliver(from(member, fmt.Sprint("member ", sent))); errors.Is(err, ErrSeenFull) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sent != maxSeen/16 {
+		t.Errorf("one sender got %d IDs held, want %d", sent, maxSeen/16)
+	}
+	// The flood expires: outsiders are heard again.
+	c.Set(t0.Add(Retention + time.Second))
+	_, outsider, _ := ed25519.GenerateKey(nil)
+	if err := f.Deliver(from(outsider, "later")); err != nil {
+		t.Fatalf("after expiry: %v", err)
+	}
+	if f.untrusted != 1 || len(f.perSender) != 1 {
+		t.Errorf("after expiry: %d untrusted IDs counted, %d senders", f.untrusted, len(f.perSender))
 	}
 }

@@ -55,7 +55,7 @@ func (n *Node) startEphemeralService() error {
 	if err != nil {
 		return fmt.Errorf("node: ephemeral seen-set: %w", err)
 	}
-	filter, err := ephemeral.NewFilter(seen, ephemeral.Config{})
+	filter, err := ephemeral.NewFilter(seen, ephemeral.Config{Trusted: n.trustedSender})
 	if err != nil {
 		return fmt.Errorf("node: ephemeral filter: %w", err)
 	}
@@ -73,6 +73,19 @@ func (n *Node) startEphemeralService() error {
 	}
 	n.ps, n.psCancel, n.eph = ps, cancel, svc
 	return nil
+}
+
+// trustedSender reports whether sender is a device of the served space
+// whose topic t is: the Filter bounds the seen IDs of everyone else
+// together, so that envelopes signed by throwaway keys cannot fill the
+// seen-set and silence members.
+func (n *Node) trustedSender(t ephemeral.Topic, sender ephemeral.PublicKey) bool {
+	for _, m := range n.members() {
+		if c := m.channel(); c != nil && c.topic == t {
+			return m.sp.IsDevice(feed.PublicKey(sender))
+		}
+	}
+	return false
 }
 
 // closeEphemeral ends the Service (its subscriptions and streams), then
