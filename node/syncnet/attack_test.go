@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -271,4 +272,64 @@ func TestForkEqualLengthFreezesEverywhere(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// writerSpace is a FeedSpace whose node proves a writer key too, as a
+// member's does.
+type writerSpace struct {
+	*FeedSpace
+	writer ed25519.PrivateKey
+}
+
+func (s writerSpace) Credentials() sync.Credentials {
+	c := s.FeedSpace.Credentials()
+	c.Writer = s.writer
+	return c
+}
+
+// TestOutsiderHelloLearnsNoSpaceID: the space's creator serves it, proving
+// its writer key, which is the space ID. An outsider sends Hello, reads
+// what the node answers, sends a proof that fails, and reads on until the
+// reset: no byte of the space ID among them.
+func TestOutsiderHelloLearnsNoSpaceID(t *testing.T) {
+	priv := newKey(t)
+	p := &pair{ha: newHost(t), dbA: newDB(t), kA: pub(priv), logA: new(logBuffer)}
+	p.space = auth.SpaceID(p.kA)
+	w, err := p.dbA.Writer(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendEntries(t, w, 10, 100)
+	p.capA = newCap(p.space)
+	p.rA = newReplicator(t, p.ha, p.logA.logger())
+	if err := p.rA.Serve(writerSpace{NewFeedSpace(p.space, p.dbA, []feed.PublicKey{p.kA}, p.capA), priv}); err != nil {
+		t.Fatal(err)
+	}
+	hc := newHost(t)
+	connect(t, hc, p.ha)
+	waitNoSession(t, p.rA, hc)
+	st := openRaw(t, hc, p.ha, p)
+	st.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := st.Write(helloFrame(t)); err != nil {
+		t.Fatal(err)
+	}
+	var got bytesBuffer
+	r := io.TeeReader(st, &got)
+	for range 2 { // Hello and Prove
+		if _, err := sync.ReadFrame(r, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var bad bytesBuffer
+	sync.WriteFrame(&bad, &syncpb.Message{Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proofs: []*syncpb.EpochProof{{Epoch: 1, Proof: make([]byte, 32)}}}}})
+	if _, err := st.Write(bad.b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, r); !errors.Is(err, network.ErrReset) {
+		t.Fatalf("stream ended with %v, want a reset", err)
+	}
+	if bytes.Contains(got.b, p.space[:]) || bytes.Contains(got.b, p.space[:8]) {
+		t.Fatalf("the outsider received the space ID in %d bytes", len(got.b))
+	}
+	t.Logf("the outsider received %d bytes", len(got.b))
 }
