@@ -282,6 +282,17 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 		return api.JoinState{}, err
 	case m.sp.Approved():
 		return api.JoinState{}, fmt.Errorf("%w: this device is already a member of %s", api.ErrConflict, sid)
+	default:
+		// Asked again with the same invite or password while the request
+		// waits: go on with that request (same safety code) instead of
+		// starting another, which members would see as a second device.
+		m.mu.Lock()
+		j := m.join
+		m.mu.Unlock()
+		if j != nil && j.rec.State == api.JoinWaiting && j.key.Kind == key.Kind && j.key.ID == key.ID {
+			m.askSoon()
+			return m.joinState(), nil
+		}
 	}
 	req, err := auth.NewJoinRequest(sid, n.cfg.Name, m.sp.Feed(), n.device.Public(), now, nil)
 	if err != nil {

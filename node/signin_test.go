@@ -277,3 +277,39 @@ func TestSignInCodeAlone(t *testing.T) {
 		t.Fatalf("join: %+v", got)
 	}
 }
+
+// TestSignInJoinAgainContinues: `mycel join` run again while the request
+// waits goes on with that request — the same safety code — instead of
+// starting another that members would see as a second device; the member
+// approves it with the code shown first.
+func TestSignInJoinAgainContinues(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, named(loopbackConfig(t), "A"))
+	c := startNode(t, named(loopbackConfig(t, a.Addrs()[0].String()), "C"))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := a.CreateInvite(ctx, info.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.Join(ctx, api.JoinWith{Invite: inv.Link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitRequest(t, a, first.Code)
+	again, err := c.Join(ctx, api.JoinWith{Invite: inv.Link})
+	if err != nil || again.Code != first.Code || again.State != api.JoinWaiting || !again.Since.Equal(first.Since) {
+		t.Fatalf("join again: %+v %v; first %+v", again, err, first)
+	}
+	if rs := a.Requests(); len(rs) != 1 {
+		t.Fatalf("A shows %d requests: %+v", len(rs), rs)
+	}
+	if err := a.Approve(ctx, r.ID, first.Code); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitJoin(t, c, info.ID); got.State != api.JoinApproved {
+		t.Fatalf("join: %+v", got)
+	}
+}
