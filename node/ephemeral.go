@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/ephemeral"
@@ -199,7 +200,7 @@ func (c *channel) read(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if err := c.receive(msg.Envelope, time.Now()); err != nil {
+		if err := c.receive(msg.Envelope, msg.From, time.Now()); err != nil {
 			c.m.n.log.Debug("ephemeral: dropped", "space", c.m.sp.ID(), "sender", msg.Envelope.Sender, "peer", msg.From, "err", err)
 		}
 	}
@@ -207,9 +208,11 @@ func (c *channel) read(ctx context.Context) {
 
 var errNotMember = errors.New("not a writer of the space")
 
-func (c *channel) receive(e *ephemeral.Envelope, now time.Time) error {
+// receive handles an envelope the Filter let through; from is the peer
+// that handed it over (for gossip, the neighbour that forwarded it).
+func (c *channel) receive(e *ephemeral.Envelope, from peer.ID, now time.Time) error {
 	if e.KeyKind == keyKindInvite || e.KeyKind == keyKindPassword {
-		return c.receiveSignin(e)
+		return c.receiveSignin(e, from)
 	}
 	if e.KeyKind != keyKindEpoch || len(e.KeyID) != auth.KeyIDSize {
 		return fmt.Errorf("key kind %d, key ID of %d bytes", e.KeyKind, len(e.KeyID))

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/auth/inviteqr"
 	"github.com/mycelsync/mycel/ephemeral"
@@ -48,9 +50,12 @@ const (
 	// asking with.
 	requestTTL = 2 * time.Minute
 	// maxRequests bounds the requests a member keeps per space, and
-	// maxPerKey those made with one invite or password key.
+	// maxPerPeer those made with one invite or password key that one peer
+	// handed over: anyone holding the invite or the password can make
+	// requests at will, so the bound is shared out by the peer they came
+	// from (see signins.keep), not first come first served.
 	maxRequests = 64
-	maxPerKey   = 4
+	maxPerPeer  = 4
 	// DefaultInviteTTL is how long an invite works unless told otherwise.
 	DefaultInviteTTL = auth.DefaultInviteLifetime
 	maxInviteTTL     = 30 * 24 * time.Hour
@@ -127,7 +132,8 @@ type pending struct {
 	req     *auth.JoinRequest
 	key     auth.RequestKey
 	via     string
-	id      string // hex of the request hash's first 8 bytes
+	id      string  // hex of the request hash's first 8 bytes
+	from    peer.ID // the peer that handed the request over first
 	last    time.Time
 	replied time.Time
 }
@@ -140,6 +146,9 @@ type signins struct {
 	answered map[[32]byte]answered
 	watchers map[chan api.Request]struct{}
 	refused  map[string]time.Time // password key IDs refused, per space: rate limit
+	// crowded counts the requests not kept for the bounds, evicted counts
+	// those pushed out by a request from a peer holding fewer (tests).
+	crowded, evicted int
 }
 
 type answered struct {
@@ -469,7 +478,7 @@ func refusalKey(id [auth.KeyIDSize]byte) auth.RequestKey {
 }
 
 // receiveSignin handles an envelope of a sign-in key kind.
-func (c *channel) receiveSignin(e *ephemeral.Envelope) error {
+func (c *channel) receiveSignin(e *ephemeral.Envelope, from peer.ID) error {
 	if len(e.KeyID) != auth.KeyIDSize {
 		return fmt.Errorf("key ID of %d bytes", len(e.KeyID))
 	}
@@ -518,12 +527,12 @@ func (c *channel) receiveSignin(e *ephemeral.Envelope) error {
 	if req.Space != m.sp.ID() || req.Feed != [32]byte(e.Sender) {
 		return errors.New("join request for another space, or not signed by its feed")
 	}
-	return c.onRequest(req, key, via)
+	return c.onRequest(req, key, via, from)
 }
 
 // onRequest keeps a verified request for a person, or answers it again if
 // it was answered already.
-func (c *channel) onRequest(req *auth.JoinRequest, key auth.RequestKey, via string) error {
+func (c *channel) onRequest(req *auth.JoinRequest, key auth.RequestKey, via string, from peer.ID) error {
 	m, n := c.m, c.m.n
 	h := req.Hash()
 	now := time.Now()
@@ -557,7 +566,7 @@ func (c *channel) onRequest(req *auth.JoinRequest, key auth.RequestKey, via stri
 			return c.refuse(req, key, reason)
 		}
 	}
-	ack, err := si.keep(c, req, key, via, now)
+	ack, err := si.keep(c, req, key, via, from, now)
 	if err != nil {
 		return err
 	}
@@ -570,7 +579,16 @@ func (c *channel) onRequest(req *auth.JoinRequest, key auth.RequestKey, via stri
 
 // keep adds a request to those waiting for a person, or notes that it was
 // asked again, and reports whether to tell the device it is shown.
-func (si *signins) keep(c *channel, req *auth.JoinRequest, key auth.RequestKey, via string, now time.Time) (bool, error) {
+//
+// The bounds share the room out by the peer that handed a request over,
+// since anyone with the invite or the password can make requests at will:
+// at most maxPerPeer per key and peer, so that requests from one peer do
+// not keep out those from another; and when the space holds maxRequests, a
+// new request pushes out the least recently asked one of the peer holding
+// the most, if that peer holds more than the newcomer's would. A request
+// kept is never pushed out by one from a peer holding as many or fewer.
+// (Peers behind one forwarder — a relay — share its room; see EPHEMERAL.md.)
+func (si *signins) keep(c *channel, req *auth.JoinRequest, key auth.RequestKey, via string, from peer.ID, now time.Time) (bool, error) {
 	m := c.m
 	h := req.Hash()
 	si.mu.Lock()
@@ -583,19 +601,43 @@ func (si *signins) keep(c *channel, req *auth.JoinRequest, key auth.RequestKey, 
 		p.replied = now
 		return true, nil
 	}
-	perSpace, perKey := 0, 0
+	perSpace, perPeerKey := 0, 0
+	byPeer := map[peer.ID][]*pending{}
 	for _, p := range si.waiting {
-		if p.m == m {
-			perSpace++
-			if p.key.ID == key.ID {
-				perKey++
-			}
+		if p.m != m {
+			continue
+		}
+		perSpace++
+		byPeer[p.from] = append(byPeer[p.from], p)
+		if p.from == from && p.key.ID == key.ID {
+			perPeerKey++
 		}
 	}
-	if perSpace >= maxRequests || perKey >= maxPerKey {
-		return false, fmt.Errorf("too many requests waiting (%d in the space, %d with this key)", perSpace, perKey)
+	if perPeerKey >= maxPerPeer {
+		si.crowded++
+		return false, fmt.Errorf("too many requests waiting from peer %s with this key (%d)", from, perPeerKey)
 	}
-	p := &pending{m: m, req: req, key: key, via: via, id: requestID(h), last: now, replied: now}
+	if perSpace >= maxRequests {
+		var top []*pending
+		for _, ps := range byPeer {
+			if len(ps) > len(top) {
+				top = ps
+			}
+		}
+		if len(top) <= len(byPeer[from])+1 {
+			si.crowded++
+			return false, fmt.Errorf("too many requests waiting (%d in the space)", perSpace)
+		}
+		victim := top[0]
+		for _, p := range top[1:] {
+			if p.last.Before(victim.last) {
+				victim = p
+			}
+		}
+		delete(si.waiting, victim.req.Hash())
+		si.evicted++
+	}
+	p := &pending{m: m, req: req, key: key, via: via, id: requestID(h), from: from, last: now, replied: now}
 	si.waiting[h] = p
 	ar := p.api()
 	for w := range si.watchers {

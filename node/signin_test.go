@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
@@ -311,5 +313,96 @@ func TestSignInJoinAgainContinues(t *testing.T) {
 	}
 	if got := waitJoin(t, c, info.ID); got.State != api.JoinApproved {
 		t.Fatalf("join: %+v", got)
+	}
+}
+
+// bogusRequests has x, which asked to join sid with key, publish n more
+// requests with the same key, each from a fresh feed key it signs with.
+func bogusRequests(t *testing.T, x *Node, id string, key auth.RequestKey, n int) {
+	t.Helper()
+	m, err := x.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.channel()
+	for i := range n {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		req, err := auth.NewJoinRequest(m.sp.ID(), fmt.Sprint("bogus ", i), [32]byte(priv.Public().(ed25519.PublicKey)), x.device.Public(), time.Now(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := req.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.publishSignin(context.Background(), key, priv, signinBody{Kind: bodyJoinRequest, Request: raw}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSignInPasswordCrowd: X, holding the password, floods the members
+// with requests of made-up devices, before and after E's genuine one.
+// A shows E's request all the same, keeps it, and approves it.
+func TestSignInPasswordCrowd(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, named(loopbackConfig(t), "A"))
+	peer := a.Addrs()[0].String()
+	x := startNode(t, named(loopbackConfig(t, peer), "X"))
+	e := startNode(t, named(loopbackConfig(t, peer), "E"))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := info.ID
+	const password = "correct horse battery"
+	if err := a.SetPassword(ctx, id, password); err != nil {
+		t.Fatal(err)
+	}
+	stX, err := x.Join(ctx, api.JoinWith{Space: id, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRequest(t, a, stX.Code)
+	sid, _ := parseSpaceID(id)
+	key := auth.PasswordRequestKey(auth.PasswordKey(password, sid), sid)
+	const before = 8
+	bogusRequests(t, x, id, key, before)
+	// Every bogus request reached A: kept, or not kept for the bound.
+	fromX := func() int {
+		n := 0
+		for _, r := range a.Requests() {
+			if r.Name != "E" {
+				n++
+			}
+		}
+		a.signins.mu.Lock()
+		defer a.signins.mu.Unlock()
+		return n + a.signins.crowded
+	}
+	eventually(t, 30*time.Second, func() error {
+		if got := fromX(); got < 1+before {
+			return fmt.Errorf("A handled %d of X's requests", got)
+		}
+		return nil
+	})
+	st, err := e.Join(ctx, api.JoinWith{Space: id, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitRequest(t, a, st.Code)
+	const after = 8
+	bogusRequests(t, x, id, key, after)
+	eventually(t, 30*time.Second, func() error {
+		if got := fromX(); got < 1+before+after {
+			return fmt.Errorf("A handled %d of X's requests", got)
+		}
+		return nil
+	})
+	if err := a.Approve(ctx, r.ID, st.Code); err != nil {
+		t.Fatalf("E's request was pushed out: %v", err)
+	}
+	if got := waitJoin(t, e, id); got.State != api.JoinApproved {
+		t.Fatalf("E's join: %+v", got)
 	}
 }
