@@ -790,15 +790,16 @@ func (n *Node) Requests() []api.Request {
 }
 
 // current drops the requests that were answered elsewhere (their device
-// is a writer now), that stopped asking, or whose invite was spent, and
-// returns the others.
+// is a writer now), that stopped asking, whose invite was spent, or of a
+// space this device can no longer write (it was removed), and returns the
+// others.
 func (si *signins) current() []*pending {
 	si.mu.Lock()
 	defer si.mu.Unlock()
 	now := time.Now()
 	var out []*pending
 	for h, p := range si.waiting {
-		gone := now.Sub(p.last) > requestTTL || p.m.sp.IsDevice(p.req.Feed)
+		gone := now.Sub(p.last) > requestTTL || p.m.sp.IsDevice(p.req.Feed) || !p.m.sp.IsWriter()
 		if p.key.Kind == auth.RequestByInvite {
 			rec, _, _ := p.m.sp.Invite(auth.InviteID(p.key.ID))
 			gone = gone || rec.Check(now) != nil

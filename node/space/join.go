@@ -48,8 +48,8 @@ func (s *Space) WriterKey() ed25519.PrivateKey { return s.cfg.Writer }
 func (s *Space) Admits(proves func(auth.ReplicationCapability) bool, writer *feed.PublicKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.keyring == nil {
-		return false
+	if s.keyring == nil || s.removed {
+		return false // a removed device replicates with nobody
 	}
 	all := s.keyring.All() // with the secrets of concurrent rotations
 	newest := s.keyring.Epochs[len(s.keyring.Epochs)-1].Epoch

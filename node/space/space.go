@@ -60,6 +60,7 @@ type Space struct {
 	closed   bool
 	view     *View
 	keyring  *auth.Keyring // nil until approved
+	removed  bool          // a member showed this device its removal (LearnRemoval)
 	byKeyID  map[[16]byte]auth.EpochSecret
 	told     map[feed.PublicKey]uint64 // lengths declared in own ops so far
 	hlc      uint64
@@ -106,6 +107,9 @@ func Open(cfg Config, id auth.SpaceID) (*Space, error) {
 		return nil, err
 	}
 	if err := s.loadKeyring(); err != nil {
+		return nil, err
+	}
+	if err := s.loadRemoved(); err != nil {
 		return nil, err
 	}
 	s.Refresh()
@@ -389,11 +393,12 @@ func (s *Space) writeData(ctx context.Context, op *Op) error {
 	return err
 }
 
-// IsWriter reports whether this device's new ops count.
+// IsWriter reports whether this device's new ops count: it is a writer
+// in the view, and no member showed it its removal (LearnRemoval).
 func (s *Space) IsWriter() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.view.WriterSet().IsWriter(s.own)
+	return !s.removed && s.view.WriterSet().IsWriter(s.own)
 }
 
 // AddWriter approves a device: an add-writer op naming it, with the
