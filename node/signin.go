@@ -62,6 +62,10 @@ const (
 	// passwordJoinTTL is how long a device asks with a password before it
 	// gives up.
 	passwordJoinTTL = time.Hour
+	// maxCandidates bounds the approvals a waiting device keeps to try,
+	// and trialFor is how long it tries one (TryKeyring) before the next.
+	maxCandidates = 8
+	trialFor      = 5 * time.Second
 	// refusalGrace is how long a device that asked with a password waits,
 	// after a member said no member holds its key, for another member to
 	// show the request (one that has not replicated the password yet
@@ -124,6 +128,20 @@ type joining struct {
 	// member refused the password.
 	shown     bool
 	refusedAt time.Time
+	// The approvals received, to try one at a time (tryApproval): anyone
+	// holding the invite or the password can answer with a keyring of
+	// its own making, so none is trusted until it brings this device's
+	// add-writer entry. trial is the index tried (-1: none yet), since when.
+	candidates []candidate
+	trial      int
+	trialAt    time.Time
+}
+
+// candidate is an approval's keyring, opened, not yet checked.
+type candidate struct {
+	kr    *auth.Keyring
+	sum   [32]byte // SHA-256 of the approval: the same answer again is no new candidate
+	tried int      // times tried
 }
 
 // pending is a request a member holds for a person's answer.
@@ -312,7 +330,7 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 		return api.JoinState{}, err
 	}
 	j := &joining{req: req, key: key, rec: joinRecord{Request: raw, Kind: uint8(key.Kind), KeyID: key.ID[:],
-		Key: key.Key[:], Expires: expires, State: api.JoinWaiting}}
+		Key: key.Key[:], Expires: expires, State: api.JoinWaiting}, trial: -1}
 	if err := m.setJoin(j); err != nil {
 		return api.JoinState{}, err
 	}
@@ -354,7 +372,7 @@ func (m *member) loadJoin(r *joinRecord) {
 	}
 	key := auth.RequestKey{Kind: auth.RequestKind(r.Kind), ID: [auth.KeyIDSize]byte(r.KeyID), Key: [auth.KeySize]byte(r.Key)}
 	m.mu.Lock()
-	m.join = &joining{req: req, key: key, rec: *r}
+	m.join = &joining{req: req, key: key, rec: *r, trial: -1}
 	m.mu.Unlock()
 	m.askSoon()
 }
@@ -367,8 +385,12 @@ func (m *member) joinState() api.JoinState {
 	if j == nil {
 		return api.JoinState{}
 	}
+	reason := j.rec.Reason
+	if j.rec.State == api.JoinWaiting && len(j.candidates) > 0 {
+		reason = "an approval came; checking it with the members"
+	}
 	return api.JoinState{Space: m.sp.ID().String(), Code: auth.SafetyCode(j.req), State: j.rec.State,
-		Reason: j.rec.Reason, Since: j.req.Time.UTC()}
+		Reason: reason, Since: j.req.Time.UTC()}
 }
 
 // finishJoin records how the device's own request ended.
@@ -381,6 +403,7 @@ func (m *member) finishJoin(state, reason string) {
 	}
 	nj := *j
 	nj.rec.State, nj.rec.Reason = state, reason
+	nj.candidates, nj.trial = nil, -1
 	if err := m.setJoin(&nj); err != nil {
 		m.n.log.Error("sign-in: record the answer", "space", m.sp.ID(), "err", err)
 	}
@@ -414,12 +437,17 @@ func (m *member) asker(ctx context.Context) {
 		m.mu.Lock()
 		j, c := m.join, m.eph
 		m.mu.Unlock()
+		if j != nil && j.rec.State == api.JoinWaiting {
+			if wait := m.tryApproval(ctx, j, time.Now()); wait > 0 {
+				next = min(next, wait)
+			}
+		}
 		if j != nil && j.rec.State == api.JoinWaiting && c != nil {
 			if len(c.sub.Peers()) == 0 {
 				next = askRetry // nobody would hear it yet
 			} else {
 				m.askOnce(ctx, c, j)
-				next = min(askInterval, 500*time.Millisecond<<asked)
+				next = min(next, askInterval, 500*time.Millisecond<<asked)
 				asked = min(asked+1, 8)
 			}
 		}
@@ -754,11 +782,10 @@ func (c *channel) answerForMe(e *ephemeral.Envelope, j *joining) error {
 		if err != nil {
 			return fmt.Errorf("approval: %w", err)
 		}
-		if err := m.sp.AcceptKeyring(kr); err != nil {
-			return fmt.Errorf("approval: %w", err)
+		if kr.Space != m.sp.ID() || kr.Validate() != nil {
+			return errors.New("approval: keyring of another space, or invalid")
 		}
-		m.finishJoin(api.JoinApproved, "")
-		m.changed() // serve: replicate, and see this device's add
+		m.addCandidate(j, kr, sha256.Sum256(b.Answer))
 	case bodyDenial:
 		if _, err := auth.UnmarshalDenial(j.req, b.Answer); err != nil {
 			return fmt.Errorf("denial: %w", err)
@@ -777,6 +804,105 @@ func (c *channel) answerForMe(e *ephemeral.Envelope, j *joining) error {
 		}
 	}
 	return nil
+}
+
+// addCandidate keeps an approval's keyring to try (tryApproval), unless
+// it was received before or maxCandidates are kept, in which case it
+// takes the place of the most tried one that is not being tried.
+func (m *member) addCandidate(j *joining, kr *auth.Keyring, sum [32]byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range j.candidates {
+		if c.sum == sum {
+			return
+		}
+	}
+	c := candidate{kr: kr, sum: sum}
+	if len(j.candidates) < maxCandidates {
+		j.candidates = append(j.candidates, c)
+	} else {
+		worst := -1
+		for i, x := range j.candidates {
+			if i != j.trial && x.tried > 0 && (worst < 0 || x.tried > j.candidates[worst].tried) {
+				worst = i
+			}
+		}
+		if worst < 0 {
+			return // all untried: they go first
+		}
+		j.candidates[worst] = c
+	}
+	m.n.log.Info("sign-in: approval received; checking it", "space", m.sp.ID(), "candidates", len(j.candidates))
+	select {
+	case m.ask <- struct{}{}:
+	default:
+	}
+}
+
+// tryApproval tries the next candidate approval when none is tried or the
+// one tried has had trialFor without bringing this device's keys: it
+// proves the candidate's capability to the connected peers (TryKeyring,
+// then a session with each). A member admits a genuine one and serves the
+// feeds, which hold this device's add-writer entry; the device is approved
+// once that entry counts (checkJoined). It returns when to look again, 0
+// for nothing to try. Each candidate is tried once, the newest untried
+// first.
+func (m *member) tryApproval(ctx context.Context, j *joining, now time.Time) time.Duration {
+	if m.sp.Approved() {
+		m.checkJoined()
+		return 0
+	}
+	m.mu.Lock()
+	if len(j.candidates) == 0 {
+		m.mu.Unlock()
+		return 0
+	}
+	if j.trial >= 0 && now.Sub(j.trialAt) < trialFor {
+		wait := trialFor - now.Sub(j.trialAt)
+		m.mu.Unlock()
+		return wait
+	}
+	next := -1
+	for i := len(j.candidates) - 1; i >= 0 && next < 0; i-- {
+		if j.candidates[i].tried == 0 {
+			next = i
+		}
+	}
+	if next < 0 {
+		// Every candidate was tried: the one tried last stays, and the
+		// replicator proves it to every peer that connects. Trying one
+		// again would only earn strikes from members (syncnet bans a
+		// peer after three refused proofs).
+		m.mu.Unlock()
+		return 0
+	}
+	j.trial, j.trialAt = next, now
+	j.candidates[next].tried++
+	kr := j.candidates[next].kr
+	m.mu.Unlock()
+	if err := m.sp.TryKeyring(kr); err != nil {
+		return trialFor
+	}
+	if !m.serve() {
+		// Served already: open sessions that prove the new candidate.
+		for _, p := range m.n.host.Network().Peers() {
+			sctx, cancel := context.WithTimeout(ctx, trialFor)
+			_ = m.n.repl.Sync(sctx, p, m)
+			cancel()
+		}
+	}
+	return trialFor
+}
+
+// checkJoined ends this device's request as approved once its own
+// add-writer op counts in its view.
+func (m *member) checkJoined() {
+	m.mu.Lock()
+	j := m.join
+	m.mu.Unlock()
+	if j != nil && j.rec.State == api.JoinWaiting && m.sp.Approved() && m.sp.IsWriter() {
+		m.finishJoin(api.JoinApproved, "")
+	}
 }
 
 // Requests implements api.Backend.

@@ -406,3 +406,94 @@ func TestSignInPasswordCrowd(t *testing.T) {
 		t.Fatalf("E's join: %+v", got)
 	}
 }
+
+// TestSignInForgedApproval: X, holding the password, answers D's request
+// first with a keyring of its own making. D does not call itself approved
+// (its proofs open no member's session), keeps listening, and the real
+// approval that follows makes it a writer.
+func TestSignInForgedApproval(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, named(loopbackConfig(t), "A"))
+	peer := a.Addrs()[0].String()
+	x := startNode(t, named(loopbackConfig(t, peer), "X"))
+	d := startNode(t, named(loopbackConfig(t, peer), "D"))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := info.ID
+	const password = "correct horse battery"
+	if err := a.SetPassword(ctx, id, password); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Join(ctx, api.JoinWith{Space: id, Password: password}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Join(ctx, api.JoinWith{Space: id, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitRequest(t, a, st.Code)
+	// X read D's request on the topic (it holds the password); here it
+	// takes it from D.
+	md, err := d.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md.mu.Lock()
+	req := md.join.req
+	md.mu.Unlock()
+	sid, _ := parseSpaceID(id)
+	key := auth.PasswordRequestKey(auth.PasswordKey(password, sid), sid)
+	forged, err := auth.NewKeyring(sid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mx, err := x.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap, err := auth.NewApproval(req, forged, mx.sp.Feed(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ap.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mx.channel().publishSignin(ctx, key, mx.sp.WriterKey(), signinBody{Kind: bodyApproval, Answer: raw}); err != nil {
+		t.Fatal(err)
+	}
+	// The forged approval arrives: D says it checks it (before the fix,
+	// it said approved).
+	eventually(t, 30*time.Second, func() error {
+		di, _ := d.Space(id)
+		if di.Join == nil || di.Join.State == api.JoinWaiting && di.Join.Reason == "" {
+			return errors.New("the forged approval has not reached D")
+		}
+		return nil
+	})
+	// For longer than trying a genuine one takes (a session with A, a few
+	// entries), D stays waiting, without keys.
+	for end := time.Now().Add(2 * trialFor); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if di, _ := d.Space(id); di.Approved || di.Writer || di.Join == nil || di.Join.State != api.JoinWaiting {
+			t.Fatalf("D after the forged approval: %+v %+v", di, di.Join)
+		}
+	}
+	if err := a.Approve(ctx, r.ID, st.Code); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitJoin(t, d, id); got.State != api.JoinApproved {
+		t.Fatalf("D's join: %+v", got)
+	}
+	waitWriters(t, id, d)
+	if err := d.Put(ctx, id, "from-d", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if v, _ := a.Get(id, "from-d"); len(v.Versions) == 0 {
+			return errors.New("A lacks D's write")
+		}
+		return nil
+	})
+}

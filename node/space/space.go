@@ -61,6 +61,7 @@ type Space struct {
 	view     *View
 	keyring  *auth.Keyring // nil until approved
 	removed  bool          // a member showed this device its removal (LearnRemoval)
+	trial    *auth.Keyring // before approval: an approval's keyring being tried (TryKeyring)
 	byKeyID  map[[16]byte]auth.EpochSecret
 	told     map[feed.PublicKey]uint64 // lengths declared in own ops so far
 	hlc      uint64
@@ -166,6 +167,7 @@ func (s *Space) binding() auth.Binding { return auth.Binding{Space: s.id, Feed: 
 // setKeyring merges secrets into the keyring and stores it sealed to this
 // device. The caller holds s.mu (or has not published s yet).
 func (s *Space) setKeyring(kr *auth.Keyring) error {
+	s.trial = nil
 	if s.keyring == nil {
 		s.keyring = kr.Clone()
 	} else {
