@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/ephemeral"
@@ -30,6 +31,7 @@ const (
 	// Body kinds.
 	bodyPresence = "presence"
 	bodyApp      = "app"
+	bodyRemoved  = "removed" // to a removed device: the evidence of its removal (removed.go)
 
 	// listenBuffer is how many app messages wait for a listener; a listener
 	// that falls further behind is ended (api.ErrBehind).
@@ -46,6 +48,8 @@ type body struct {
 	Name  string `json:"name,omitempty"`  // presence: the sender's device name
 	Topic string `json:"topic,omitempty"` // app: the app's topic
 	Data  []byte `json:"data,omitempty"`  // app: the payload (base64 in JSON)
+	// removed: a feed.Batch of the remove-writer entry (space.LearnRemoval)
+	Evidence []byte `json:"evidence,omitempty"`
 }
 
 // startEphemeralService makes the host's gossipsub router and the
@@ -112,6 +116,7 @@ type channel struct {
 	mu        sync.Mutex
 	names     map[ephemeral.PublicKey]string // announced device names
 	listeners map[*listener]struct{}
+	told      map[ephemeral.PublicKey]time.Time // removed devices shown their removal, when (removed.go)
 }
 
 type listener struct {
@@ -135,7 +140,8 @@ func (m *member) startEphemeral() {
 		return
 	}
 	c := &channel{m: m, topic: topic, sub: sub, presence: ephemeral.NewPresence(0, 0),
-		names: map[ephemeral.PublicKey]string{}, listeners: map[*listener]struct{}{}}
+		names: map[ephemeral.PublicKey]string{}, listeners: map[*listener]struct{}{},
+		told: map[ephemeral.PublicKey]time.Time{}}
 	m.eph = c
 	n.wg.Add(2)
 	go func() {
@@ -188,8 +194,8 @@ func (c *channel) announce(ctx context.Context) {
 	t := time.NewTicker(ephemeral.AnnounceInterval)
 	defer t.Stop()
 	for {
-		if !c.m.sp.Approved() {
-			// Not a member yet: nothing to announce.
+		if !c.m.sp.Approved() || c.m.sp.Removed() {
+			// Not a member (yet, or any more): nothing to announce.
 		} else if err := c.publish(ctx, body{Kind: bodyPresence, Name: c.m.selfName()}); err != nil && ctx.Err() == nil {
 			c.m.n.log.Debug("ephemeral: announce", "space", c.m.sp.ID(), "err", err)
 		}
@@ -212,7 +218,7 @@ func (c *channel) read(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if err := c.receive(msg.Envelope, time.Now()); err != nil {
+		if err := c.receive(msg.Envelope, msg.From, time.Now()); err != nil {
 			c.m.n.log.Debug("ephemeral: dropped", "space", c.m.sp.ID(), "sender", msg.Envelope.Sender, "peer", msg.From, "err", err)
 		}
 	}
@@ -220,14 +226,19 @@ func (c *channel) read(ctx context.Context) {
 
 var errNotMember = errors.New("not a writer of the space")
 
-func (c *channel) receive(e *ephemeral.Envelope, now time.Time) error {
+// receive handles an envelope the Filter let through; from is the peer
+// that handed it over (for gossip, the neighbour that forwarded it).
+func (c *channel) receive(e *ephemeral.Envelope, from peer.ID, now time.Time) error {
 	if e.KeyKind == keyKindInvite || e.KeyKind == keyKindPassword {
-		return c.receiveSignin(e)
+		return c.receiveSignin(e, from)
 	}
 	if e.KeyKind != keyKindEpoch || len(e.KeyID) != auth.KeyIDSize {
 		return fmt.Errorf("key kind %d, key ID of %d bytes", e.KeyKind, len(e.KeyID))
 	}
 	if !c.m.sp.IsDevice(feed.PublicKey(e.Sender)) {
+		if c.m.sp.WasRemoved(feed.PublicKey(e.Sender)) {
+			c.tellRemoved(e, now)
+		}
 		return errNotMember
 	}
 	key, ok := c.m.sp.EphemeralKeyFor([auth.KeyIDSize]byte(e.KeyID))
@@ -238,9 +249,9 @@ func (c *channel) receive(e *ephemeral.Envelope, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	var b body
-	if err := json.Unmarshal(plain, &b); err != nil {
-		return fmt.Errorf("body: %w", err)
+	b, err := decodeBody(plain)
+	if err != nil {
+		return err
 	}
 	c.presence.Seen(e.Sender, now)
 	switch b.Kind {
@@ -251,6 +262,8 @@ func (c *channel) receive(e *ephemeral.Envelope, now time.Time) error {
 		c.mu.Lock()
 		c.names[e.Sender] = b.Name
 		c.mu.Unlock()
+	case bodyRemoved:
+		return c.m.learnRemoval(b.Evidence)
 	case bodyApp:
 		if err := checkMessage(b.Topic, b.Data); err != nil {
 			return err
@@ -261,6 +274,19 @@ func (c *channel) receive(e *ephemeral.Envelope, now time.Time) error {
 		// A kind of a later version: the sender is online, nothing else.
 	}
 	return nil
+}
+
+// decodeBody decodes a member's body and bounds what it carries (the
+// envelope bounds its size: ephemeral.MaxPlaintextSize).
+func decodeBody(plain []byte) (body, error) {
+	var b body
+	if err := json.Unmarshal(plain, &b); err != nil {
+		return b, fmt.Errorf("body: %w", err)
+	}
+	if len(b.Evidence) > space.MaxRemovalEvidence {
+		return b, fmt.Errorf("body: evidence of %d bytes", len(b.Evidence))
+	}
+	return b, nil
 }
 
 // name is the sender's device name: its add-writer op's, else the one it

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/node/space"
 )
 
 // FuzzSigninBody: the decoder of sign-in bodies from the ephemeral channel
@@ -31,6 +32,29 @@ func FuzzSigninBody(f *testing.F) {
 		}
 		if b.Request != nil {
 			auth.UnmarshalJoinRequest(b.Request) // must not panic either
+		}
+	})
+}
+
+// FuzzMemberBody: a member's body, as decodeBody reads it. It never
+// accepts evidence over the bound.
+func FuzzMemberBody(f *testing.F) {
+	for _, b := range []body{
+		{Kind: bodyPresence, Name: "laptop"},
+		{Kind: bodyApp, Topic: "chat", Data: []byte("hi")},
+		{Kind: bodyRemoved, Evidence: make([]byte, 3000)},
+	} {
+		raw, _ := json.Marshal(b)
+		f.Add(raw)
+	}
+	f.Add([]byte(`{"kind":"removed","evidence":"AAAA"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := decodeBody(data)
+		if err != nil {
+			return
+		}
+		if len(b.Evidence) > space.MaxRemovalEvidence {
+			t.Fatalf("accepted evidence of %d bytes", len(b.Evidence))
 		}
 	})
 }

@@ -3,12 +3,15 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mycelsync/mycel/node/api"
 )
 
 // lockedBuffer is a log sink the test reads while the node writes.
@@ -116,5 +119,103 @@ func TestNodesRemoval(t *testing.T) {
 	}
 	if ai, _ := a.Space(id); ai.Feeds != 3 {
 		t.Errorf("A's space has %d feeds", ai.Feeds)
+	}
+}
+
+// syncDone is what `mycel sync --wait` waits for: every session caught up,
+// and a session with every peer that serves a space this node serves.
+func syncDone(n *Node) error {
+	sessions := map[[2]string]bool{}
+	for _, p := range n.Progress() {
+		sessions[[2]string{p.Peer, p.Space}] = true
+		if p.Have < p.Want {
+			return fmt.Errorf("behind %s on feed %s: %d/%d", p.Peer, p.Feed, p.Have, p.Want)
+		}
+	}
+	for _, p := range n.Peers() {
+		for _, sp := range p.Spaces {
+			if !sessions[[2]string{p.ID, sp}] {
+				return fmt.Errorf("peer %s serves the space but has no session", p.ID)
+			}
+		}
+	}
+	return nil
+}
+
+// TestRemovedDeviceLearnsRemoval: C, removed while running, cannot
+// replicate its own removal. A member that hears it shows it the signed
+// removal; C checks it and stops acting as a writer: it no longer serves
+// the space (the members' sync --wait finishes with C online), sees no
+// join request made with the password, and cannot approve one — the
+// member approves it.
+func TestRemovedDeviceLearnsRemoval(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, named(loopbackConfig(t), "A"))
+	peer := a.Addrs()[0].String()
+	b := startNode(t, named(loopbackConfig(t, peer), "B"))
+	c := startNode(t, named(loopbackConfig(t, peer), "C"))
+	d := startNode(t, named(loopbackConfig(t, peer), "D"))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := info.ID
+	approve(t, a, b, id, "B")
+	approve(t, a, c, id, "C")
+	const password = "correct horse battery"
+	if err := a.SetPassword(ctx, id, password); err != nil {
+		t.Fatal(err)
+	}
+	waitWriters(t, id, b, c)
+	eventually(t, 30*time.Second, func() error {
+		ci, _ := c.Space(id)
+		ai, _ := a.Space(id)
+		if ci.Digest != ai.Digest {
+			return errors.New("C lacks A's writes")
+		}
+		return nil
+	})
+	ci, _ := c.Space(id)
+	if err := a.RemoveMember(ctx, id, ci.Feed); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 45*time.Second, func() error {
+		if ci, _ := c.Space(id); ci.Writer {
+			return errors.New("C still believes it is a writer")
+		}
+		return nil
+	})
+	if err := c.Put(ctx, id, "late", []byte("x")); !errors.Is(err, api.ErrReadOnly) {
+		t.Fatalf("C writes after learning of its removal: %v", err)
+	}
+	for name, n := range map[string]*Node{"A": a, "B": b} {
+		eventually(t, 30*time.Second, func() error {
+			if err := syncDone(n); err != nil {
+				return fmt.Errorf("%s: %v", name, err)
+			}
+			return nil
+		})
+	}
+	st, err := d.Join(ctx, api.JoinWith{Space: id, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitRequest(t, a, st.Code)
+	if rs := c.Requests(); len(rs) != 0 {
+		t.Fatalf("C shows requests: %+v", rs)
+	}
+	if err := c.Approve(ctx, r.ID, st.Code); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("C approves D: %v", err)
+	}
+	if err := a.Approve(ctx, r.ID, st.Code); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitJoin(t, d, id); got.State != api.JoinApproved {
+		t.Fatalf("D's join: %+v", got)
+	}
+	waitWriters(t, id, d)
+	// C keeps what it read before its removal, and stays removed.
+	if ci, _ := c.Space(id); ci.Writer || !ci.Approved {
+		t.Fatalf("C: %+v", ci)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/auth/inviteqr"
 	"github.com/mycelsync/mycel/ephemeral"
@@ -48,15 +50,22 @@ const (
 	// asking with.
 	requestTTL = 2 * time.Minute
 	// maxRequests bounds the requests a member keeps per space, and
-	// maxPerKey those made with one invite or password key.
+	// maxPerPeer those made with one invite or password key that one peer
+	// handed over: anyone holding the invite or the password can make
+	// requests at will, so the bound is shared out by the peer they came
+	// from (see signins.keep), not first come first served.
 	maxRequests = 64
-	maxPerKey   = 4
+	maxPerPeer  = 4
 	// DefaultInviteTTL is how long an invite works unless told otherwise.
 	DefaultInviteTTL = auth.DefaultInviteLifetime
 	maxInviteTTL     = 30 * 24 * time.Hour
 	// passwordJoinTTL is how long a device asks with a password before it
 	// gives up.
 	passwordJoinTTL = time.Hour
+	// maxCandidates bounds the approvals a waiting device keeps to try,
+	// and trialFor is how long it tries one (TryKeyring) before the next.
+	maxCandidates = 8
+	trialFor      = 5 * time.Second
 	// refusalGrace is how long a device that asked with a password waits,
 	// after a member said no member holds its key, for another member to
 	// show the request (one that has not replicated the password yet
@@ -119,6 +128,20 @@ type joining struct {
 	// member refused the password.
 	shown     bool
 	refusedAt time.Time
+	// The approvals received, to try one at a time (tryApproval): anyone
+	// holding the invite or the password can answer with a keyring of
+	// its own making, so none is trusted until it brings this device's
+	// add-writer entry. trial is the index tried (-1: none yet), since when.
+	candidates []candidate
+	trial      int
+	trialAt    time.Time
+}
+
+// candidate is an approval's keyring, opened, not yet checked.
+type candidate struct {
+	kr    *auth.Keyring
+	sum   [32]byte // SHA-256 of the approval: the same answer again is no new candidate
+	tried int      // times tried
 }
 
 // pending is a request a member holds for a person's answer.
@@ -127,7 +150,8 @@ type pending struct {
 	req     *auth.JoinRequest
 	key     auth.RequestKey
 	via     string
-	id      string // hex of the request hash's first 8 bytes
+	id      string  // hex of the request hash's first 8 bytes
+	from    peer.ID // the peer that handed the request over first
 	last    time.Time
 	replied time.Time
 }
@@ -140,6 +164,9 @@ type signins struct {
 	answered map[[32]byte]answered
 	watchers map[chan api.Request]struct{}
 	refused  map[string]time.Time // password key IDs refused, per space: rate limit
+	// crowded counts the requests not kept for the bounds, evicted counts
+	// those pushed out by a request from a peer holding fewer (tests).
+	crowded, evicted int
 }
 
 type answered struct {
@@ -282,6 +309,17 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 		return api.JoinState{}, err
 	case m.sp.Approved():
 		return api.JoinState{}, fmt.Errorf("%w: this device is already a member of %s", api.ErrConflict, sid)
+	default:
+		// Asked again with the same invite or password while the request
+		// waits: go on with that request (same safety code) instead of
+		// starting another, which members would see as a second device.
+		m.mu.Lock()
+		j := m.join
+		m.mu.Unlock()
+		if j != nil && j.rec.State == api.JoinWaiting && j.key.Kind == key.Kind && j.key.ID == key.ID {
+			m.askSoon()
+			return m.joinState(), nil
+		}
 	}
 	req, err := auth.NewJoinRequest(sid, n.cfg.Name, m.sp.Feed(), n.device.Public(), now, nil)
 	if err != nil {
@@ -292,7 +330,7 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 		return api.JoinState{}, err
 	}
 	j := &joining{req: req, key: key, rec: joinRecord{Request: raw, Kind: uint8(key.Kind), KeyID: key.ID[:],
-		Key: key.Key[:], Expires: expires, State: api.JoinWaiting}}
+		Key: key.Key[:], Expires: expires, State: api.JoinWaiting}, trial: -1}
 	if err := m.setJoin(j); err != nil {
 		return api.JoinState{}, err
 	}
@@ -334,7 +372,7 @@ func (m *member) loadJoin(r *joinRecord) {
 	}
 	key := auth.RequestKey{Kind: auth.RequestKind(r.Kind), ID: [auth.KeyIDSize]byte(r.KeyID), Key: [auth.KeySize]byte(r.Key)}
 	m.mu.Lock()
-	m.join = &joining{req: req, key: key, rec: *r}
+	m.join = &joining{req: req, key: key, rec: *r, trial: -1}
 	m.mu.Unlock()
 	m.askSoon()
 }
@@ -347,8 +385,12 @@ func (m *member) joinState() api.JoinState {
 	if j == nil {
 		return api.JoinState{}
 	}
+	reason := j.rec.Reason
+	if j.rec.State == api.JoinWaiting && len(j.candidates) > 0 {
+		reason = "an approval came; checking it with the members"
+	}
 	return api.JoinState{Space: m.sp.ID().String(), Code: auth.SafetyCode(j.req), State: j.rec.State,
-		Reason: j.rec.Reason, Since: j.req.Time.UTC()}
+		Reason: reason, Since: j.req.Time.UTC()}
 }
 
 // finishJoin records how the device's own request ended.
@@ -361,6 +403,7 @@ func (m *member) finishJoin(state, reason string) {
 	}
 	nj := *j
 	nj.rec.State, nj.rec.Reason = state, reason
+	nj.candidates, nj.trial = nil, -1
 	if err := m.setJoin(&nj); err != nil {
 		m.n.log.Error("sign-in: record the answer", "space", m.sp.ID(), "err", err)
 	}
@@ -394,12 +437,17 @@ func (m *member) asker(ctx context.Context) {
 		m.mu.Lock()
 		j, c := m.join, m.eph
 		m.mu.Unlock()
+		if j != nil && j.rec.State == api.JoinWaiting {
+			if wait := m.tryApproval(ctx, j, time.Now()); wait > 0 {
+				next = min(next, wait)
+			}
+		}
 		if j != nil && j.rec.State == api.JoinWaiting && c != nil {
 			if len(c.sub.Peers()) == 0 {
 				next = askRetry // nobody would hear it yet
 			} else {
 				m.askOnce(ctx, c, j)
-				next = min(askInterval, 500*time.Millisecond<<asked)
+				next = min(next, askInterval, 500*time.Millisecond<<asked)
 				asked = min(asked+1, 8)
 			}
 		}
@@ -458,7 +506,7 @@ func refusalKey(id [auth.KeyIDSize]byte) auth.RequestKey {
 }
 
 // receiveSignin handles an envelope of a sign-in key kind.
-func (c *channel) receiveSignin(e *ephemeral.Envelope) error {
+func (c *channel) receiveSignin(e *ephemeral.Envelope, from peer.ID) error {
 	if len(e.KeyID) != auth.KeyIDSize {
 		return fmt.Errorf("key ID of %d bytes", len(e.KeyID))
 	}
@@ -507,12 +555,12 @@ func (c *channel) receiveSignin(e *ephemeral.Envelope) error {
 	if req.Space != m.sp.ID() || req.Feed != [32]byte(e.Sender) {
 		return errors.New("join request for another space, or not signed by its feed")
 	}
-	return c.onRequest(req, key, via)
+	return c.onRequest(req, key, via, from)
 }
 
 // onRequest keeps a verified request for a person, or answers it again if
 // it was answered already.
-func (c *channel) onRequest(req *auth.JoinRequest, key auth.RequestKey, via string) error {
+func (c *channel) onRequest(req *auth.JoinRequest, key auth.RequestKey, via string, from peer.ID) error {
 	m, n := c.m, c.m.n
 	h := req.Hash()
 	now := time.Now()
@@ -546,7 +594,7 @@ func (c *channel) onRequest(req *auth.JoinRequest, key auth.RequestKey, via stri
 			return c.refuse(req, key, reason)
 		}
 	}
-	ack, err := si.keep(c, req, key, via, now)
+	ack, err := si.keep(c, req, key, via, from, now)
 	if err != nil {
 		return err
 	}
@@ -559,7 +607,16 @@ func (c *channel) onRequest(req *auth.JoinRequest, key auth.RequestKey, via stri
 
 // keep adds a request to those waiting for a person, or notes that it was
 // asked again, and reports whether to tell the device it is shown.
-func (si *signins) keep(c *channel, req *auth.JoinRequest, key auth.RequestKey, via string, now time.Time) (bool, error) {
+//
+// The bounds share the room out by the peer that handed a request over,
+// since anyone with the invite or the password can make requests at will:
+// at most maxPerPeer per key and peer, so that requests from one peer do
+// not keep out those from another; and when the space holds maxRequests, a
+// new request pushes out the least recently asked one of the peer holding
+// the most, if that peer holds more than the newcomer's would. A request
+// kept is never pushed out by one from a peer holding as many or fewer.
+// (Peers behind one forwarder — a relay — share its room; see EPHEMERAL.md.)
+func (si *signins) keep(c *channel, req *auth.JoinRequest, key auth.RequestKey, via string, from peer.ID, now time.Time) (bool, error) {
 	m := c.m
 	h := req.Hash()
 	si.mu.Lock()
@@ -572,19 +629,43 @@ func (si *signins) keep(c *channel, req *auth.JoinRequest, key auth.RequestKey, 
 		p.replied = now
 		return true, nil
 	}
-	perSpace, perKey := 0, 0
+	perSpace, perPeerKey := 0, 0
+	byPeer := map[peer.ID][]*pending{}
 	for _, p := range si.waiting {
-		if p.m == m {
-			perSpace++
-			if p.key.ID == key.ID {
-				perKey++
-			}
+		if p.m != m {
+			continue
+		}
+		perSpace++
+		byPeer[p.from] = append(byPeer[p.from], p)
+		if p.from == from && p.key.ID == key.ID {
+			perPeerKey++
 		}
 	}
-	if perSpace >= maxRequests || perKey >= maxPerKey {
-		return false, fmt.Errorf("too many requests waiting (%d in the space, %d with this key)", perSpace, perKey)
+	if perPeerKey >= maxPerPeer {
+		si.crowded++
+		return false, fmt.Errorf("too many requests waiting from peer %s with this key (%d)", from, perPeerKey)
 	}
-	p := &pending{m: m, req: req, key: key, via: via, id: requestID(h), last: now, replied: now}
+	if perSpace >= maxRequests {
+		var top []*pending
+		for _, ps := range byPeer {
+			if len(ps) > len(top) {
+				top = ps
+			}
+		}
+		if len(top) <= len(byPeer[from])+1 {
+			si.crowded++
+			return false, fmt.Errorf("too many requests waiting (%d in the space)", perSpace)
+		}
+		victim := top[0]
+		for _, p := range top[1:] {
+			if p.last.Before(victim.last) {
+				victim = p
+			}
+		}
+		delete(si.waiting, victim.req.Hash())
+		si.evicted++
+	}
+	p := &pending{m: m, req: req, key: key, via: via, id: requestID(h), from: from, last: now, replied: now}
 	si.waiting[h] = p
 	ar := p.api()
 	for w := range si.watchers {
@@ -701,11 +782,10 @@ func (c *channel) answerForMe(e *ephemeral.Envelope, j *joining) error {
 		if err != nil {
 			return fmt.Errorf("approval: %w", err)
 		}
-		if err := m.sp.AcceptKeyring(kr); err != nil {
-			return fmt.Errorf("approval: %w", err)
+		if kr.Space != m.sp.ID() || kr.Validate() != nil {
+			return errors.New("approval: keyring of another space, or invalid")
 		}
-		m.finishJoin(api.JoinApproved, "")
-		m.changed() // serve: replicate, and see this device's add
+		m.addCandidate(j, kr, sha256.Sum256(b.Answer))
 	case bodyDenial:
 		if _, err := auth.UnmarshalDenial(j.req, b.Answer); err != nil {
 			return fmt.Errorf("denial: %w", err)
@@ -726,6 +806,105 @@ func (c *channel) answerForMe(e *ephemeral.Envelope, j *joining) error {
 	return nil
 }
 
+// addCandidate keeps an approval's keyring to try (tryApproval), unless
+// it was received before or maxCandidates are kept, in which case it
+// takes the place of the most tried one that is not being tried.
+func (m *member) addCandidate(j *joining, kr *auth.Keyring, sum [32]byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range j.candidates {
+		if c.sum == sum {
+			return
+		}
+	}
+	c := candidate{kr: kr, sum: sum}
+	if len(j.candidates) < maxCandidates {
+		j.candidates = append(j.candidates, c)
+	} else {
+		worst := -1
+		for i, x := range j.candidates {
+			if i != j.trial && x.tried > 0 && (worst < 0 || x.tried > j.candidates[worst].tried) {
+				worst = i
+			}
+		}
+		if worst < 0 {
+			return // all untried: they go first
+		}
+		j.candidates[worst] = c
+	}
+	m.n.log.Info("sign-in: approval received; checking it", "space", m.sp.ID(), "candidates", len(j.candidates))
+	select {
+	case m.ask <- struct{}{}:
+	default:
+	}
+}
+
+// tryApproval tries the next candidate approval when none is tried or the
+// one tried has had trialFor without bringing this device's keys: it
+// proves the candidate's capability to the connected peers (TryKeyring,
+// then a session with each). A member admits a genuine one and serves the
+// feeds, which hold this device's add-writer entry; the device is approved
+// once that entry counts (checkJoined). It returns when to look again, 0
+// for nothing to try. Each candidate is tried once, the newest untried
+// first.
+func (m *member) tryApproval(ctx context.Context, j *joining, now time.Time) time.Duration {
+	if m.sp.Approved() {
+		m.checkJoined()
+		return 0
+	}
+	m.mu.Lock()
+	if len(j.candidates) == 0 {
+		m.mu.Unlock()
+		return 0
+	}
+	if j.trial >= 0 && now.Sub(j.trialAt) < trialFor {
+		wait := trialFor - now.Sub(j.trialAt)
+		m.mu.Unlock()
+		return wait
+	}
+	next := -1
+	for i := len(j.candidates) - 1; i >= 0 && next < 0; i-- {
+		if j.candidates[i].tried == 0 {
+			next = i
+		}
+	}
+	if next < 0 {
+		// Every candidate was tried: the one tried last stays, and the
+		// replicator proves it to every peer that connects. Trying one
+		// again would only earn strikes from members (syncnet bans a
+		// peer after three refused proofs).
+		m.mu.Unlock()
+		return 0
+	}
+	j.trial, j.trialAt = next, now
+	j.candidates[next].tried++
+	kr := j.candidates[next].kr
+	m.mu.Unlock()
+	if err := m.sp.TryKeyring(kr); err != nil {
+		return trialFor
+	}
+	if !m.serve() {
+		// Served already: open sessions that prove the new candidate.
+		for _, p := range m.n.host.Network().Peers() {
+			sctx, cancel := context.WithTimeout(ctx, trialFor)
+			_ = m.n.repl.Sync(sctx, p, m)
+			cancel()
+		}
+	}
+	return trialFor
+}
+
+// checkJoined ends this device's request as approved once its own
+// add-writer op counts in its view.
+func (m *member) checkJoined() {
+	m.mu.Lock()
+	j := m.join
+	m.mu.Unlock()
+	if j != nil && j.rec.State == api.JoinWaiting && m.sp.Approved() && m.sp.IsWriter() {
+		m.finishJoin(api.JoinApproved, "")
+	}
+}
+
 // Requests implements api.Backend.
 func (n *Node) Requests() []api.Request {
 	var out []api.Request
@@ -737,15 +916,16 @@ func (n *Node) Requests() []api.Request {
 }
 
 // current drops the requests that were answered elsewhere (their device
-// is a writer now), that stopped asking, or whose invite was spent, and
-// returns the others.
+// is a writer now), that stopped asking, whose invite was spent, or of a
+// space this device can no longer write (it was removed), and returns the
+// others.
 func (si *signins) current() []*pending {
 	si.mu.Lock()
 	defer si.mu.Unlock()
 	now := time.Now()
 	var out []*pending
 	for h, p := range si.waiting {
-		gone := now.Sub(p.last) > requestTTL || p.m.sp.IsDevice(p.req.Feed)
+		gone := now.Sub(p.last) > requestTTL || p.m.sp.IsDevice(p.req.Feed) || !p.m.sp.IsWriter()
 		if p.key.Kind == auth.RequestByInvite {
 			rec, _, _ := p.m.sp.Invite(auth.InviteID(p.key.ID))
 			gone = gone || rec.Check(now) != nil

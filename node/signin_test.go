@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
@@ -276,4 +278,222 @@ func TestSignInCodeAlone(t *testing.T) {
 	if got := waitJoin(t, c, info.ID); got.State != api.JoinApproved {
 		t.Fatalf("join: %+v", got)
 	}
+}
+
+// TestSignInJoinAgainContinues: `mycel join` run again while the request
+// waits goes on with that request — the same safety code — instead of
+// starting another that members would see as a second device; the member
+// approves it with the code shown first.
+func TestSignInJoinAgainContinues(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, named(loopbackConfig(t), "A"))
+	c := startNode(t, named(loopbackConfig(t, a.Addrs()[0].String()), "C"))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := a.CreateInvite(ctx, info.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.Join(ctx, api.JoinWith{Invite: inv.Link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitRequest(t, a, first.Code)
+	again, err := c.Join(ctx, api.JoinWith{Invite: inv.Link})
+	if err != nil || again.Code != first.Code || again.State != api.JoinWaiting || !again.Since.Equal(first.Since) {
+		t.Fatalf("join again: %+v %v; first %+v", again, err, first)
+	}
+	if rs := a.Requests(); len(rs) != 1 {
+		t.Fatalf("A shows %d requests: %+v", len(rs), rs)
+	}
+	if err := a.Approve(ctx, r.ID, first.Code); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitJoin(t, c, info.ID); got.State != api.JoinApproved {
+		t.Fatalf("join: %+v", got)
+	}
+}
+
+// bogusRequests has x, which asked to join sid with key, publish n more
+// requests with the same key, each from a fresh feed key it signs with.
+func bogusRequests(t *testing.T, x *Node, id string, key auth.RequestKey, n int) {
+	t.Helper()
+	m, err := x.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.channel()
+	for i := range n {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		req, err := auth.NewJoinRequest(m.sp.ID(), fmt.Sprint("bogus ", i), [32]byte(priv.Public().(ed25519.PublicKey)), x.device.Public(), time.Now(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := req.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.publishSignin(context.Background(), key, priv, signinBody{Kind: bodyJoinRequest, Request: raw}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSignInPasswordCrowd: X, holding the password, floods the members
+// with requests of made-up devices, before and after E's genuine one.
+// A shows E's request all the same, keeps it, and approves it.
+func TestSignInPasswordCrowd(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, named(loopbackConfig(t), "A"))
+	peer := a.Addrs()[0].String()
+	x := startNode(t, named(loopbackConfig(t, peer), "X"))
+	e := startNode(t, named(loopbackConfig(t, peer), "E"))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := info.ID
+	const password = "correct horse battery"
+	if err := a.SetPassword(ctx, id, password); err != nil {
+		t.Fatal(err)
+	}
+	stX, err := x.Join(ctx, api.JoinWith{Space: id, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRequest(t, a, stX.Code)
+	sid, _ := parseSpaceID(id)
+	key := auth.PasswordRequestKey(auth.PasswordKey(password, sid), sid)
+	const before = 8
+	bogusRequests(t, x, id, key, before)
+	// Every bogus request reached A: kept, or not kept for the bound.
+	fromX := func() int {
+		n := 0
+		for _, r := range a.Requests() {
+			if r.Name != "E" {
+				n++
+			}
+		}
+		a.signins.mu.Lock()
+		defer a.signins.mu.Unlock()
+		return n + a.signins.crowded
+	}
+	eventually(t, 30*time.Second, func() error {
+		if got := fromX(); got < 1+before {
+			return fmt.Errorf("A handled %d of X's requests", got)
+		}
+		return nil
+	})
+	st, err := e.Join(ctx, api.JoinWith{Space: id, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitRequest(t, a, st.Code)
+	const after = 8
+	bogusRequests(t, x, id, key, after)
+	eventually(t, 30*time.Second, func() error {
+		if got := fromX(); got < 1+before+after {
+			return fmt.Errorf("A handled %d of X's requests", got)
+		}
+		return nil
+	})
+	if err := a.Approve(ctx, r.ID, st.Code); err != nil {
+		t.Fatalf("E's request was pushed out: %v", err)
+	}
+	if got := waitJoin(t, e, id); got.State != api.JoinApproved {
+		t.Fatalf("E's join: %+v", got)
+	}
+}
+
+// TestSignInForgedApproval: X, holding the password, answers D's request
+// first with a keyring of its own making. D does not call itself approved
+// (its proofs open no member's session), keeps listening, and the real
+// approval that follows makes it a writer.
+func TestSignInForgedApproval(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, named(loopbackConfig(t), "A"))
+	peer := a.Addrs()[0].String()
+	x := startNode(t, named(loopbackConfig(t, peer), "X"))
+	d := startNode(t, named(loopbackConfig(t, peer), "D"))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := info.ID
+	const password = "correct horse battery"
+	if err := a.SetPassword(ctx, id, password); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Join(ctx, api.JoinWith{Space: id, Password: password}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Join(ctx, api.JoinWith{Space: id, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitRequest(t, a, st.Code)
+	// X read D's request on the topic (it holds the password); here it
+	// takes it from D.
+	md, err := d.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md.mu.Lock()
+	req := md.join.req
+	md.mu.Unlock()
+	sid, _ := parseSpaceID(id)
+	key := auth.PasswordRequestKey(auth.PasswordKey(password, sid), sid)
+	forged, err := auth.NewKeyring(sid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mx, err := x.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap, err := auth.NewApproval(req, forged, mx.sp.Feed(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ap.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mx.channel().publishSignin(ctx, key, mx.sp.WriterKey(), signinBody{Kind: bodyApproval, Answer: raw}); err != nil {
+		t.Fatal(err)
+	}
+	// The forged approval arrives: D says it checks it (before the fix,
+	// it said approved).
+	eventually(t, 30*time.Second, func() error {
+		di, _ := d.Space(id)
+		if di.Join == nil || di.Join.State == api.JoinWaiting && di.Join.Reason == "" {
+			return errors.New("the forged approval has not reached D")
+		}
+		return nil
+	})
+	// For longer than trying a genuine one takes (a session with A, a few
+	// entries), D stays waiting, without keys.
+	for end := time.Now().Add(2 * trialFor); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if di, _ := d.Space(id); di.Approved || di.Writer || di.Join == nil || di.Join.State != api.JoinWaiting {
+			t.Fatalf("D after the forged approval: %+v %+v", di, di.Join)
+		}
+	}
+	if err := a.Approve(ctx, r.ID, st.Code); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitJoin(t, d, id); got.State != api.JoinApproved {
+		t.Fatalf("D's join: %+v", got)
+	}
+	waitWriters(t, id, d)
+	if err := d.Put(ctx, id, "from-d", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if v, _ := a.Get(id, "from-d"); len(v.Versions) == 0 {
+			return errors.New("A lacks D's write")
+		}
+		return nil
+	})
 }

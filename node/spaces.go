@@ -165,6 +165,7 @@ func (m *member) refresher(ctx context.Context) {
 		}
 		m.sp.Refresh()
 		m.changed()
+		m.checkJoined()
 	}
 }
 
@@ -197,7 +198,7 @@ func (m *member) changed() {
 func (m *member) serve() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.served || !m.sp.Approved() {
+	if m.served || !m.sp.Approved() && !m.sp.Trying() || m.sp.Removed() {
 		return false
 	}
 	if err := m.n.repl.Serve(m); err != nil {

@@ -21,14 +21,50 @@ func (s *Space) Approved() bool {
 func (s *Space) Capabilities() ([]auth.ReplicationCapability, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.keyring == nil {
+	kr := s.keyring
+	if kr == nil {
+		kr = s.trial
+	}
+	if kr == nil {
 		return nil, ErrNoKeys
 	}
 	var out []auth.ReplicationCapability
-	for _, es := range s.keyring.Epochs {
+	for _, es := range kr.Epochs {
 		out = append(out, es.ReplicationCapability(s.id))
 	}
 	return out, nil
+}
+
+// TryKeyring makes kr, which an approval brought (auth.OpenApproval), the
+// keyring this device proves to peers while it holds none: an approval's
+// keyring is not taken on trust, since anyone holding the invite or the
+// password can seal one of its own making to the device. It is neither
+// stored nor used to read anything; the device is approved (Approved) only
+// once it fetches the add-writer entry that a writer of the space made
+// for it and opens the keyring that entry seals (findKeyring). A bogus
+// keyring opens no member's session, so nothing comes of it. No-op once
+// the device holds a keyring.
+func (s *Space) TryKeyring(kr *auth.Keyring) error {
+	if kr.Space != s.id {
+		return fmt.Errorf("space: keyring of space %s", kr.Space)
+	}
+	if err := kr.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keyring == nil {
+		s.trial = kr.Clone()
+	}
+	return nil
+}
+
+// Trying reports whether this device, holding no keyring, tries one
+// (TryKeyring).
+func (s *Space) Trying() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keyring == nil && s.trial != nil
 }
 
 // WriterKey returns this device's feed key in the space, which signs its
@@ -48,6 +84,16 @@ func (s *Space) WriterKey() ed25519.PrivateKey { return s.cfg.Writer }
 func (s *Space) Admits(proves func(auth.ReplicationCapability) bool, writer *feed.PublicKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.removed {
+		return false // a removed device replicates with nobody
+	}
+	if s.keyring == nil && s.trial != nil {
+		// Trying an approval: a peer that proves the newest epoch of the
+		// keyring tried opens a session, from which this device fetches
+		// its add-writer entry (and the keyring it seals) — or nothing.
+		newest := s.trial.Epochs[len(s.trial.Epochs)-1]
+		return proves(newest.ReplicationCapability(s.id))
+	}
 	if s.keyring == nil {
 		return false
 	}

@@ -599,7 +599,7 @@ func (s *kvStore) register(key string) *register {
 		if reg == nil {
 			reg = &register{}
 		}
-		s.replay(reg, tail)
+		s.replay(key, reg, tail)
 		if len(reg.versions) == 0 && reg.seq == 0 {
 			return nil // no op on the key counted
 		}
@@ -636,20 +636,23 @@ func (s *kvStore) loadRegister(key string) *register {
 
 // replay applies to reg the tail ops on its key that it does not reflect,
 // as View.apply did (no membership op is in the tail: see openLog).
-func (s *kvStore) replay(reg *register, tail []pendOp) {
+func (s *kvStore) replay(key string, reg *register, tail []pendOp) {
 	for i := range tail {
 		p := &tail[i]
 		if p.seq <= reg.seq || !s.counts(p.id, p.ctx) {
 			continue
 		}
 		reg.versions = slices.DeleteFunc(reg.versions, func(x *opRec) bool {
+			if final(x.op) {
+				return false
+			}
 			if x.id.Feed == p.id.Feed {
 				return x.id.Index < p.id.Index
 			}
 			return p.ctx[x.id.Feed] > x.id.Index
 		})
 		reg.versions = append(reg.versions, &opRec{id: p.id, hlc: p.hlc, count: true,
-			op: &Op{Kind: p.kind, HLC: p.hlc, Value: slices.Clone(p.value)}})
+			op: &Op{Kind: p.kind, Key: key, HLC: p.hlc, Value: slices.Clone(p.value)}})
 	}
 }
 

@@ -60,6 +60,8 @@ type Space struct {
 	closed   bool
 	view     *View
 	keyring  *auth.Keyring // nil until approved
+	removed  bool          // a member showed this device its removal (LearnRemoval)
+	trial    *auth.Keyring // before approval: an approval's keyring being tried (TryKeyring)
 	byKeyID  map[[16]byte]auth.EpochSecret
 	told     map[feed.PublicKey]uint64 // lengths declared in own ops so far
 	hlc      uint64
@@ -106,6 +108,9 @@ func Open(cfg Config, id auth.SpaceID) (*Space, error) {
 		return nil, err
 	}
 	if err := s.loadKeyring(); err != nil {
+		return nil, err
+	}
+	if err := s.loadRemoved(); err != nil {
 		return nil, err
 	}
 	s.Refresh()
@@ -162,6 +167,7 @@ func (s *Space) binding() auth.Binding { return auth.Binding{Space: s.id, Feed: 
 // setKeyring merges secrets into the keyring and stores it sealed to this
 // device. The caller holds s.mu (or has not published s yet).
 func (s *Space) setKeyring(kr *auth.Keyring) error {
+	s.trial = nil
 	if s.keyring == nil {
 		s.keyring = kr.Clone()
 	} else {
@@ -389,11 +395,12 @@ func (s *Space) writeData(ctx context.Context, op *Op) error {
 	return err
 }
 
-// IsWriter reports whether this device's new ops count.
+// IsWriter reports whether this device's new ops count: it is a writer
+// in the view, and no member showed it its removal (LearnRemoval).
 func (s *Space) IsWriter() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.view.WriterSet().IsWriter(s.own)
+	return !s.removed && s.view.WriterSet().IsWriter(s.own)
 }
 
 // AddWriter approves a device: an add-writer op naming it, with the

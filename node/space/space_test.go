@@ -26,7 +26,7 @@ type device struct {
 	sp     *Space
 }
 
-func newDevice(t *testing.T, name string, store feed.Storage) *device {
+func newDevice(t testing.TB, name string, store feed.Storage) *device {
 	t.Helper()
 	if store == nil {
 		store = memstore.New()
@@ -53,7 +53,7 @@ func (d *device) feedKey() feed.PublicKey {
 	return k
 }
 
-func create(t *testing.T, d *device) {
+func create(t testing.TB, d *device) {
 	t.Helper()
 	sp, err := Create(context.Background(), d.config(), d.name)
 	if err != nil {
@@ -62,7 +62,7 @@ func create(t *testing.T, d *device) {
 	d.sp = sp
 }
 
-func join(t *testing.T, d *device, id auth.SpaceID) {
+func join(t testing.TB, d *device, id auth.SpaceID) {
 	t.Helper()
 	sp, err := Open(d.config(), id)
 	if err != nil {
@@ -73,7 +73,7 @@ func join(t *testing.T, d *device, id auth.SpaceID) {
 
 // pull copies every feed of the space that src holds to dst, with proofs,
 // then lets dst's space read them: replication without a network.
-func pull(t *testing.T, dst, src *device) {
+func pull(t testing.TB, dst, src *device) {
 	t.Helper()
 	for _, k := range src.sp.Feeds() {
 		sf, err := src.feeds.Feed(k)
@@ -223,7 +223,7 @@ func TestSpaceApproveWriteConverge(t *testing.T) {
 
 // threeMembers returns devices A, B and C of one space: A created it and
 // approved B and C, which have caught up with A.
-func threeMembers(t *testing.T) (a, b, c *device) {
+func threeMembers(t testing.TB) (a, b, c *device) {
 	t.Helper()
 	a, b, c = newDevice(t, "A", nil), newDevice(t, "B", nil), newDevice(t, "C", nil)
 	create(t, a)

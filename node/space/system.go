@@ -56,7 +56,9 @@ func (s *Space) RecordInvite(ctx context.Context, rec auth.InviteRecord, locator
 
 // Invite returns the record of an invite made in the space, and its
 // locator. Concurrent updates (two members answering at once) merge: the
-// invite is used if any version says so.
+// invite is used if any version says so — and a used record stays a
+// version after later writes to the key (final), so a spent invite cannot
+// be un-spent by writing a fresh record after it.
 func (s *Space) Invite(id auth.InviteID) (rec auth.InviteRecord, locator []byte, ok bool) {
 	for _, v := range s.Get(invitePrefix + id.String()) {
 		if v.Deleted {
@@ -73,6 +75,20 @@ func (s *Space) Invite(id auth.InviteID) (rec auth.InviteRecord, locator []byte,
 		}
 	}
 	return rec, locator, ok
+}
+
+// final reports whether a version stays one even when later ops on its
+// key follow it: an invite record that says "used". A spent invite stays
+// spent whatever a member writes after (a fresh record under the same key
+// would otherwise replace it and un-spend the invite). The rule depends on
+// the op alone, so every view that holds the same ops keeps the same
+// versions, whatever order they came in.
+func final(op *Op) bool {
+	if op == nil || op.Kind != OpPut || !strings.HasPrefix(op.Key, invitePrefix) {
+		return false
+	}
+	rec, _, err := decodeInvite(op.Value)
+	return err == nil && rec.Used
 }
 
 func decodeInvite(v []byte) (auth.InviteRecord, []byte, error) {

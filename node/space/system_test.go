@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/feed"
 )
 
 // TestSystemKeys: apps can neither write the space's own keys nor see
@@ -84,5 +85,82 @@ func TestSystemKeys(t *testing.T) {
 	}
 	if err := a.sp.UseInvite(ctx, inv.ID(), dev2); !errors.Is(err, auth.ErrUsed) {
 		t.Fatalf("spent twice: %v", err)
+	}
+}
+
+// TestSpentInviteStaysSpent: a member that writes entries directly puts a
+// fresh record under a spent invite's key, causally after the "used" one.
+// Every view — the writer's, a peer's that replicates it, one reopened
+// from the store, one replaying the ops after a checkpoint — keeps the
+// invite used, and nobody can spend it on another device.
+func TestSpentInviteStaysSpent(t *testing.T) {
+	ctx := context.Background()
+	a, b := newDevice(t, "A", nil), newDevice(t, "B", nil)
+	create(t, a)
+	inv, err := auth.NewInvite(a.sp.ID(), time.Now().Add(time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, err := inv.Locator(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.sp.RecordInvite(ctx, inv.Record(), loc); err != nil {
+		t.Fatal(err)
+	}
+	var dev1, dev2 [32]byte
+	dev1[0], dev2[0] = 1, 2
+	if err := a.sp.UseInvite(ctx, inv.ID(), dev1); err != nil {
+		t.Fatal(err)
+	}
+	// The forgery: a fresh record, written as any op (RecordInvite writes
+	// whatever record it is given), after the used one.
+	for range 2 {
+		if err := a.sp.RecordInvite(ctx, inv.Record(), loc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spent := func(who string, sp *Space) {
+		t.Helper()
+		rec, _, ok := sp.Invite(inv.ID())
+		if !ok || !errors.Is(rec.Check(time.Now()), auth.ErrUsed) || rec.UsedBy != dev1 {
+			t.Fatalf("%s sees the invite unspent: %v %v", who, rec, ok)
+		}
+		if err := sp.UseInvite(ctx, inv.ID(), dev2); !errors.Is(err, auth.ErrUsed) {
+			t.Fatalf("%s spends it again on another device: %v", who, err)
+		}
+	}
+	spent("A", a.sp)
+	join(t, b, a.sp.ID())
+	if err := a.sp.AddWriter(ctx, b.feedKey(), b.name, b.key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, b, a)
+	spent("B", b.sp)
+	if b.sp.Digest() != a.sp.Digest() {
+		t.Fatal("A and B disagree")
+	}
+	// Reopened from the store: the register as stored, then as replayed
+	// from the op log.
+	if err := b.sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	join(t, b, a.sp.ID())
+	spent("B reopened", b.sp)
+	if err := a.sp.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	v, err := OpenView(feed.PublicKey(a.sp.ID()), a.store, a.key.LocalKey(a.sp.ID()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var used int
+	for _, x := range v.Get(invitePrefix + inv.ID().String()) {
+		if final(&Op{Kind: OpPut, Key: invitePrefix + inv.ID().String(), Value: x.Value}) {
+			used++
+		}
+	}
+	if used != 1 {
+		t.Fatalf("A's stored view keeps %d used records", used)
 	}
 }

@@ -369,7 +369,7 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 				reg = &register{}
 			}
 			before := slices.Clone(reg.versions)
-			reg.versions = slices.DeleteFunc(reg.versions, func(x *opRec) bool { return own.sees(x.id) })
+			reg.versions = slices.DeleteFunc(reg.versions, func(x *opRec) bool { return own.sees(x.id) && !final(x.op) })
 			reg.versions = append(reg.versions, r)
 			v.account(p.op.Key, before, reg.versions)
 			v.st.putRegister(p.op.Key, reg)
@@ -463,7 +463,7 @@ func (v *View) rewrite(dirty map[string]bool) {
 }
 
 // recompute rebuilds a key's versions from its history: the counting ops
-// no other counting op follows. Needed when a removal voids ops (which may
+// no other counting op follows, and the final ones (see final). Needed when a removal voids ops (which may
 // bring back the versions they had replaced) or a voided op counts again.
 // An op x is followed when some counting op's clock covers it, that is
 // when the largest clock[x.Feed] among the counting ops exceeds x.Index
@@ -485,7 +485,7 @@ func (v *View) recompute(hist []*opRec) *register {
 	}
 	reg := &register{}
 	for _, x := range counting {
-		if reach[x.id.Feed] <= x.id.Index {
+		if reach[x.id.Feed] <= x.id.Index || final(x.op) {
 			reg.versions = append(reg.versions, x)
 		}
 	}

@@ -1,0 +1,108 @@
+package space
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/mycelsync/mycel/auth"
+)
+
+// TestLearnRemoval: C, removed by A, never replicates its removal; the
+// evidence A builds (the signed remove-writer entry and its proof) makes C
+// stop being a writer, also after a restart. Evidence of B's removal, a
+// removal by a device that is no writer in C's view, and altered evidence
+// change nothing.
+func TestLearnRemoval(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := threeMembers(t)
+	if _, ok := a.sp.RemovalEvidence(c.feedKey()); ok {
+		t.Fatal("evidence of a removal that did not happen")
+	}
+	if err := a.sp.RemoveWriter(ctx, c.feedKey()); err != nil {
+		t.Fatal(err)
+	}
+	ev, ok := a.sp.RemovalEvidence(c.feedKey())
+	if !ok || len(ev) > MaxRemovalEvidence {
+		t.Fatalf("evidence: %d bytes, %v", len(ev), ok)
+	}
+	if !c.sp.IsWriter() || c.sp.Removed() {
+		t.Fatal("C knows before it is told")
+	}
+	// Altered: one byte of the entry, of the head's signature.
+	for _, i := range []int{len(ev) / 2, len(ev) - 3} {
+		bad := append([]byte(nil), ev...)
+		bad[i] ^= 1
+		if err := c.sp.LearnRemoval(bad); err == nil {
+			t.Fatalf("altered evidence (byte %d) accepted", i)
+		}
+	}
+	// B's evidence shown to B (B's view knows nothing of it: A is a
+	// writer in B's view, but the op does not name B).
+	if err := b.sp.LearnRemoval(ev); !errors.Is(err, ErrNotRemoval) || b.sp.Removed() || !b.sp.IsWriter() {
+		t.Fatalf("B takes C's removal as its own: %v", err)
+	}
+	if !c.sp.IsWriter() {
+		t.Fatal("C changed by failed evidence")
+	}
+	if err := c.sp.LearnRemoval(ev); err != nil {
+		t.Fatal(err)
+	}
+	if c.sp.IsWriter() || !c.sp.Removed() {
+		t.Fatal("C still a writer")
+	}
+	if err := c.sp.Put(ctx, "late", []byte("x")); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("C writes: %v", err)
+	}
+	if err := c.sp.AddWriter(ctx, b.feedKey(), "x", b.key.Public()); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("C approves: %v", err)
+	}
+	if c.sp.Admits(func(auth.ReplicationCapability) bool { return true }, nil) {
+		t.Fatal("C admits peers")
+	}
+	if err := c.sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	join(t, c, a.sp.ID())
+	if c.sp.IsWriter() || !c.sp.Removed() || !c.sp.Approved() {
+		t.Fatal("C forgot its removal on restart")
+	}
+
+	// A removal by a feed that is no writer where it is shown: A's entry
+	// shown to Y, of another space.
+	x, y := newDevice(t, "X", nil), newDevice(t, "Y", nil)
+	create(t, x)
+	join(t, y, x.sp.ID())
+	if err := x.sp.AddWriter(ctx, y.feedKey(), y.name, y.key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, y, x)
+	if err := y.sp.LearnRemoval(ev); !errors.Is(err, ErrNotRemoval) || !y.sp.IsWriter() {
+		t.Fatalf("evidence of another space's removal: %v", err)
+	}
+}
+
+// FuzzLearnRemoval: arbitrary bytes as the evidence of a removal, shown to
+// a member that was not removed. LearnRemoval never panics, and nothing
+// but the real evidence of its own removal — which does not exist — makes
+// it stop being a writer.
+func FuzzLearnRemoval(f *testing.F) {
+	ctx := context.Background()
+	a, b, c := threeMembers(f)
+	if err := a.sp.RemoveWriter(ctx, c.feedKey()); err != nil {
+		f.Fatal(err)
+	}
+	ev, ok := a.sp.RemovalEvidence(c.feedKey())
+	if !ok {
+		f.Fatal("no evidence")
+	}
+	pull(f, b, a)
+	f.Add(ev)
+	f.Add([]byte{})
+	f.Add(ev[:len(ev)/2])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := b.sp.LearnRemoval(data); err == nil || b.sp.Removed() || !b.sp.IsWriter() {
+			t.Fatalf("B removed by %d bytes: %v", len(data), err)
+		}
+	})
+}
