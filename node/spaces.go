@@ -29,6 +29,9 @@ type spaceRecord struct {
 	Name   string      `json:"name"`
 	Writer []byte      `json:"writer"`         // Ed25519 seed
 	Join   *joinRecord `json:"join,omitempty"` // this device's request to join, if it made one
+	// Leaving: the device left the space and its copy is being deleted;
+	// an open finishes the deletion (leave.go).
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 func recordKey(id auth.SpaceID) []byte { return append([]byte("ns"), id[:]...) }
@@ -47,10 +50,21 @@ type member struct {
 	st   feed.Storage // the space's namespace (spacePrefix)
 	db   *feed.DB     // the space's feeds, in st
 
+	// ctx ends the space's goroutines (refresher, asker, ephemeral), which
+	// wg counts, when the device leaves the space or the node closes.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
 	mu     sync.Mutex
 	served bool
-	feeds  int    // length of sp.Feeds() when last announced to the replicator
-	admits [2]int // space.Admission when the sessions' proofs were last checked
+	left   bool // the device left the space: it serves and accepts nothing
+	// While the device leaves: the length of its feed with its removal,
+	// and how many sessions have served that much to their peer.
+	leaveAt uint64
+	reached int
+	feeds   int    // length of sp.Feeds() when last announced to the replicator
+	admits  [2]int // space.Admission when the sessions' proofs were last checked
 
 	eph  *channel      // ephemeral messages (ephemeral.go)
 	join *joining      // this device's own request to join (signin.go)
@@ -65,8 +79,12 @@ var _ syncnet.Space = (*member)(nil)
 func (m *member) ID() auth.SpaceID { return m.sp.ID() }
 
 // Model serves the feeds of the space (space.Space.Feeds) from the space's
-// own namespace: never a feed of another space that shares the store.
-func (m *member) Model() syncproto.Model { return syncnet.NewDBModel(m.db, m.sp.Feeds) }
+// own namespace: never a feed of another space that shares the store. One
+// Model per session: it also tells a leaving device when the session
+// served its removal (leave.go).
+func (m *member) Model() syncproto.Model {
+	return &sessionModel{Model: syncnet.NewDBModel(m.db, m.sp.Feeds), m: m, own: m.sp.Feed()}
+}
 
 // Credentials are only asked for once the member is served, which needs
 // the keys.
@@ -76,6 +94,9 @@ func (m *member) Credentials() syncproto.Credentials {
 }
 
 func (m *member) Verify(binding []byte, p syncproto.Proof) bool {
+	if m.hasLeft() {
+		return false
+	}
 	return m.sp.Admits(func(c auth.ReplicationCapability) bool {
 		return syncproto.VerifyCap(c)(binding, p)
 	}, p.Writer)
@@ -85,7 +106,7 @@ func (m *member) Verify(binding []byte, p syncproto.Proof) bool {
 var errNotOfSpace = errors.New("node: not a feed of this space")
 
 func (m *member) Ingest(k feed.PublicKey, b *feed.Batch) error {
-	if !m.sp.HasFeed(k) {
+	if m.hasLeft() || !m.sp.HasFeed(k) {
 		return fmt.Errorf("%w: %x", errNotOfSpace, k[:8])
 	}
 	f, err := m.db.Feed(k)
@@ -250,6 +271,13 @@ func (n *Node) loadSpaces() error {
 		if err != nil {
 			return err
 		}
+		if rec.Leaving {
+			if err := n.deleteSpace(id); err != nil {
+				return fmt.Errorf("node: finish leaving space %s: %w", id, err)
+			}
+			n.log.Info("space: finished deleting a space this device left", "space", id)
+			continue
+		}
 		cfg, st, db, err := n.spaceConfig(id, rec)
 		if err != nil {
 			return err
@@ -337,17 +365,21 @@ func (n *Node) spaceConfig(id auth.SpaceID, rec *spaceRecord) (space.Config, fee
 func (n *Node) addMember(sp *space.Space, name string, st feed.Storage, db *feed.DB) *member {
 	m := &member{n: n, sp: sp, name: name, st: st, db: db, feeds: len(sp.Feeds()),
 		kick: make(chan struct{}, 1), done: make(chan struct{}), ask: make(chan struct{}, 1)}
+	m.ctx, m.cancel = context.WithCancel(n.ctx)
 	n.mu.Lock()
 	n.spaces[sp.ID()] = m
 	n.mu.Unlock()
 	n.wg.Add(2)
+	m.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
-		m.refresher(n.ctx)
+		defer m.wg.Done()
+		m.refresher(m.ctx)
 	}()
 	go func() {
 		defer n.wg.Done()
-		m.asker(n.ctx)
+		defer m.wg.Done()
+		m.asker(m.ctx)
 	}()
 	// The space's topic carries sign-in before this device is approved,
 	// and members' messages after.
