@@ -342,11 +342,11 @@ func (f *Feed) store(b *Batch, frontier *compact.Range, nodes *nodeSet) error {
 	if frontier != nil {
 		w := f.headRecordWrite(&b.Head, b.Head.Length, frontier)
 		writes = append(writes, w)
-		size += len(w.Key) + len(w.Value)
+		size += len(w.Key) + len(w.Value) + MaxPrefixSize
 	}
 	for _, n := range nodes.list {
 		writes = append(writes, Write{Key: nodeKey(f.key, n.id), Value: n.hash})
-		size += 2 + KeySize + 9 + HashSize
+		size += 2 + KeySize + 9 + HashSize + MaxPrefixSize
 	}
 	f.mu.RLock()
 	held := f.held
@@ -388,7 +388,8 @@ func (f *Feed) store(b *Batch, frontier *compact.Range, nodes *nodeSet) error {
 			for j := miss.Start; j < miss.End; j++ {
 				e := r.Entries[j-r.Start]
 				k := entryKey(f.key, j)
-				if size+len(k)+len(e) > maxIngestCommit || len(writes)+8 > maxWrites {
+				// Each write may grow by a namespace prefix (Prefixed).
+				if size+len(k)+len(e)+MaxPrefixSize > maxIngestCommit || len(writes)+8 > maxWrites {
 					if j > start {
 						added = append(added, Range{start, j})
 					}
@@ -398,7 +399,7 @@ func (f *Feed) store(b *Batch, frontier *compact.Range, nodes *nodeSet) error {
 					start = j
 				}
 				writes = append(writes, Write{Key: k, Value: e})
-				size += len(k) + len(e)
+				size += len(k) + len(e) + MaxPrefixSize
 			}
 			added = append(added, Range{start, miss.End})
 		}

@@ -130,7 +130,7 @@ type listener struct {
 // the topic carries this device's sign-in); m.mu is held.
 func (m *member) startEphemeral() {
 	n := m.n
-	if n.eph == nil || n.ctx.Err() != nil {
+	if n.eph == nil || m.ctx.Err() != nil {
 		return
 	}
 	topic := ephemeral.Topic(auth.DiscoveryKey(m.sp.ID()))
@@ -144,13 +144,16 @@ func (m *member) startEphemeral() {
 		told: map[ephemeral.PublicKey]time.Time{}}
 	m.eph = c
 	n.wg.Add(2)
+	m.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
-		c.read(n.ctx)
+		defer m.wg.Done()
+		c.read(m.ctx)
 	}()
 	go func() {
 		defer n.wg.Done()
-		c.announce(n.ctx)
+		defer m.wg.Done()
+		c.announce(m.ctx)
 	}()
 }
 

@@ -29,6 +29,9 @@ type spaceRecord struct {
 	Name   string      `json:"name"`
 	Writer []byte      `json:"writer"`         // Ed25519 seed
 	Join   *joinRecord `json:"join,omitempty"` // this device's request to join, if it made one
+	// Leaving: the device left the space and its copy is being deleted;
+	// an open finishes the deletion (leave.go).
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 func recordKey(id auth.SpaceID) []byte { return append([]byte("ns"), id[:]...) }
@@ -37,17 +40,31 @@ func recordAD(id auth.SpaceID) []byte {
 	return append([]byte("mycel node space record\x00"), id[:]...)
 }
 
-// member is a space the node has open: the space, and its face to the
-// replicator (syncnet.Space).
+// member is a space the node has open: the space, its namespace of the
+// store with the feeds in it, and its face to the replicator
+// (syncnet.Space).
 type member struct {
 	n    *Node
 	sp   *space.Space
 	name string
+	st   feed.Storage // the space's namespace (spacePrefix)
+	db   *feed.DB     // the space's feeds, in st
+
+	// ctx ends the space's goroutines (refresher, asker, ephemeral), which
+	// wg counts, when the device leaves the space or the node closes.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu     sync.Mutex
 	served bool
-	feeds  int    // length of sp.Feeds() when last announced to the replicator
-	admits [2]int // space.Admission when the sessions' proofs were last checked
+	left   bool // the device left the space: it serves and accepts nothing
+	// While the device leaves: the length of its feed with its removal,
+	// and how many sessions have served that much to their peer.
+	leaveAt uint64
+	reached int
+	feeds   int    // length of sp.Feeds() when last announced to the replicator
+	admits  [2]int // space.Admission when the sessions' proofs were last checked
 
 	eph  *channel      // ephemeral messages (ephemeral.go)
 	join *joining      // this device's own request to join (signin.go)
@@ -61,7 +78,13 @@ var _ syncnet.Space = (*member)(nil)
 
 func (m *member) ID() auth.SpaceID { return m.sp.ID() }
 
-func (m *member) Model() syncproto.Model { return syncnet.NewDBModel(m.n.db, m.sp.Feeds) }
+// Model serves the feeds of the space (space.Space.Feeds) from the space's
+// own namespace: never a feed of another space that shares the store. One
+// Model per session: it also tells a leaving device when the session
+// served its removal (leave.go).
+func (m *member) Model() syncproto.Model {
+	return &sessionModel{Model: syncnet.NewDBModel(m.db, m.sp.Feeds), m: m, own: m.sp.Feed()}
+}
 
 // Credentials are only asked for once the member is served, which needs
 // the keys.
@@ -71,13 +94,22 @@ func (m *member) Credentials() syncproto.Credentials {
 }
 
 func (m *member) Verify(binding []byte, p syncproto.Proof) bool {
+	if m.hasLeft() {
+		return false
+	}
 	return m.sp.Admits(func(c auth.ReplicationCapability) bool {
 		return syncproto.VerifyCap(c)(binding, p)
 	}, p.Writer)
 }
 
+// errNotOfSpace refuses a feed that is not one of the space's.
+var errNotOfSpace = errors.New("node: not a feed of this space")
+
 func (m *member) Ingest(k feed.PublicKey, b *feed.Batch) error {
-	f, err := m.n.db.Feed(k)
+	if m.hasLeft() || !m.sp.HasFeed(k) {
+		return fmt.Errorf("%w: %x", errNotOfSpace, k[:8])
+	}
+	f, err := m.db.Feed(k)
 	if err != nil {
 		return err
 	}
@@ -132,7 +164,10 @@ func newStats(reg prometheus.Registerer) stats {
 }
 
 func (m *member) ImportEvidence(ev *feed.ForkEvidence) error {
-	f, err := m.n.db.Feed(ev.A.Key)
+	if !m.sp.HasFeed(ev.A.Key) {
+		return fmt.Errorf("%w: %x", errNotOfSpace, ev.A.Key[:8])
+	}
+	f, err := m.db.Feed(ev.A.Key)
 	if err != nil {
 		return err
 	}
@@ -222,8 +257,44 @@ func (m *member) wrote() {
 	m.changed()
 }
 
-// loadSpaces opens every space recorded in the store.
+// loadSpaces opens every space recorded in the store, after moving the
+// spaces of a store made by an older version into namespaces (migrate).
 func (n *Node) loadSpaces() error {
+	ids, err := n.recordedSpaces()
+	if err != nil {
+		return err
+	}
+	if err := n.migrate(ids); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		rec, err := n.readRecord(id)
+		if err != nil {
+			return err
+		}
+		if rec.Leaving {
+			if err := n.deleteSpace(id); err != nil {
+				return fmt.Errorf("node: finish leaving space %s: %w", id, err)
+			}
+			n.log.Info("space: finished deleting a space this device left", "space", id)
+			continue
+		}
+		cfg, st, db, err := n.spaceConfig(id, rec)
+		if err != nil {
+			return err
+		}
+		sp, err := space.Open(cfg, id)
+		if err != nil {
+			db.Close()
+			return fmt.Errorf("node: open space %s: %w", id, err)
+		}
+		n.addMember(sp, rec.Name, st, db).loadJoin(rec.Join)
+	}
+	return nil
+}
+
+// recordedSpaces lists the spaces whose records the store holds.
+func (n *Node) recordedSpaces() ([]auth.SpaceID, error) {
 	var ids []auth.SpaceID
 	err := n.store.Scan([]byte("ns"), feed.PrefixEnd([]byte("ns")), func(key, _ []byte) error {
 		id, err := auth.SpaceIDFromBytes(key[2:])
@@ -233,21 +304,7 @@ func (n *Node) loadSpaces() error {
 		ids = append(ids, id)
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		rec, err := n.readRecord(id)
-		if err != nil {
-			return err
-		}
-		sp, err := space.Open(n.spaceConfig(rec), id)
-		if err != nil {
-			return fmt.Errorf("node: open space %s: %w", id, err)
-		}
-		n.addMember(sp, rec.Name).loadJoin(rec.Join)
-	}
-	return nil
+	return ids, err
 }
 
 func (n *Node) readRecord(id auth.SpaceID) (*spaceRecord, error) {
@@ -282,32 +339,48 @@ func (n *Node) writeRecord(id auth.SpaceID, rec *spaceRecord) error {
 	return n.store.Commit([]feed.Write{{Key: recordKey(id), Value: sealed}})
 }
 
-func (n *Node) spaceConfig(rec *spaceRecord) space.Config {
+// spacePrefix is the namespace of a space in the store: "S" ‖ space ID.
+// Everything of the space but its record lives under it — its feeds, its
+// keyring, its view — so that one store holds many spaces apart, and
+// leaving a space deletes one prefix.
+func spacePrefix(id auth.SpaceID) []byte { return append([]byte("S"), id[:]...) }
+
+// spaceConfig opens the namespace of space id and its feeds.
+func (n *Node) spaceConfig(id auth.SpaceID, rec *spaceRecord) (space.Config, feed.Storage, *feed.DB, error) {
+	st := feed.Prefixed(n.store, spacePrefix(id))
+	db, err := feed.Open(st, feed.WithLogger(n.log))
+	if err != nil {
+		return space.Config{}, nil, nil, err
+	}
 	return space.Config{
-		Feeds:  n.db,
-		Store:  n.store,
+		Feeds:  db,
+		Store:  st,
 		Writer: ed25519.NewKeyFromSeed(rec.Writer),
 		Device: n.device,
 		Logger: n.log,
-	}
+	}, st, db, nil
 }
 
 // addMember registers an open space, starts its refresher and serves it if
 // this device holds its keys. n.mu must not be held.
-func (n *Node) addMember(sp *space.Space, name string) *member {
-	m := &member{n: n, sp: sp, name: name, feeds: len(sp.Feeds()),
+func (n *Node) addMember(sp *space.Space, name string, st feed.Storage, db *feed.DB) *member {
+	m := &member{n: n, sp: sp, name: name, st: st, db: db, feeds: len(sp.Feeds()),
 		kick: make(chan struct{}, 1), done: make(chan struct{}), ask: make(chan struct{}, 1)}
+	m.ctx, m.cancel = context.WithCancel(n.ctx)
 	n.mu.Lock()
 	n.spaces[sp.ID()] = m
 	n.mu.Unlock()
 	n.wg.Add(2)
+	m.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
-		m.refresher(n.ctx)
+		defer m.wg.Done()
+		m.refresher(m.ctx)
 	}()
 	go func() {
 		defer n.wg.Done()
-		m.asker(n.ctx)
+		defer m.wg.Done()
+		m.asker(m.ctx)
 	}()
 	// The space's topic carries sign-in before this device is approved,
 	// and members' messages after.
@@ -326,30 +399,55 @@ func (n *Node) newSpace(ctx context.Context, name string, id *auth.SpaceID) (*me
 		return nil, err
 	}
 	rec := &spaceRecord{Name: name, Writer: seed}
-	cfg := n.spaceConfig(rec)
+	sid := auth.SpaceID(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey))
+	if id != nil {
+		sid = *id
+	}
+	if err := n.checkEmpty(sid); err != nil {
+		return nil, err
+	}
+	cfg, st, db, err := n.spaceConfig(sid, rec)
+	if err != nil {
+		return nil, err
+	}
+	// The origin feed's key is the space ID: the record is written before
+	// the first entry, so that a crash does not leave a feed without its
+	// key.
+	if err := n.writeRecord(sid, rec); err != nil {
+		db.Close()
+		return nil, err
+	}
 	var sp *space.Space
-	var err error
 	if id == nil {
-		// The origin feed's key is the space ID: the record can only be
-		// written once it is known, and must be written before the first
-		// entry, so that a crash does not leave a feed without its key.
-		sid := auth.SpaceID(cfg.Writer.Public().(ed25519.PublicKey))
-		if err := n.writeRecord(sid, rec); err != nil {
-			return nil, err
-		}
 		sp, err = space.Create(ctx, cfg, n.cfg.Name)
-		if err != nil {
-			return nil, err
-		}
 	} else {
-		if err := n.writeRecord(*id, rec); err != nil {
-			return nil, err
-		}
-		if sp, err = space.Open(cfg, *id); err != nil {
-			return nil, err
+		sp, err = space.Open(cfg, sid)
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return n.addMember(sp, name, st, db), nil
+}
+
+// checkEmpty refuses to start a space whose namespace holds data: left
+// behind by a leave cut short, it would mix with the new copy.
+func (n *Node) checkEmpty(id auth.SpaceID) error {
+	p := spacePrefix(id)
+	found := false
+	err := n.store.Scan(p, feed.PrefixEnd(p), func(_, _ []byte) error {
+		found = true
+		return feed.ErrStopScan
+	})
+	if err != nil {
+		return err
+	}
+	if found {
+		if err := n.deletePrefix(p); err != nil {
+			return fmt.Errorf("node: clear what a previous copy of space %s left: %w", id, err)
 		}
 	}
-	return n.addMember(sp, name), nil
+	return nil
 }
 
 // member returns the open space whose hex ID is id or starts with it (at
@@ -403,6 +501,9 @@ func (n *Node) closeSpaces() error {
 		<-m.done
 		if err := m.sp.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close space %s: %w", m.sp.ID(), err))
+		}
+		if err := m.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close feeds of space %s: %w", m.sp.ID(), err))
 		}
 	}
 	return errors.Join(errs...)

@@ -45,7 +45,7 @@ func feedLengths(n *Node, id string) string {
 	}
 	var out []string
 	for _, k := range m.sp.Feeds() {
-		f, err := n.db.Feed(k)
+		f, err := m.db.Feed(k)
 		if err != nil {
 			out = append(out, fmt.Sprintf("%x: %v", k[:4], err))
 			continue

@@ -193,7 +193,79 @@ To bring a device into a space:
 			})
 		},
 	}
-	cmd.AddCommand(join, accept, newSpacePasswordCmd(o))
+	cmd.AddCommand(join, accept, newSpaceLeaveCmd(o), newSpacePasswordCmd(o))
+	return cmd
+}
+
+func newSpaceLeaveCmd(o *clientOpts) *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "leave <space>",
+		Short: "Leave a space: delete this device's copy (or give up a request to join)",
+		Long: `Leave a space: this device's copy — its feeds, view and keys — is deleted.
+
+A device that is a writer first removes itself from the writer set and waits
+(up to 10 s) until a peer has been sent that removal; if no peer was
+reachable, mycel says so: the other devices then go on listing this device
+until one of them removes it (mycel members remove). On a space this device
+asked to join, leave gives up the request (or clears one that was refused).
+
+On a terminal mycel asks first; --yes leaves without asking. When stdin is
+not a terminal, --yes is required. The data written by the other devices
+stays with them; this device can join again later.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, tty := stdinTerminal(cmd)
+			if !yes && !tty {
+				return usageError{errors.New("stdin is not a terminal, so mycel cannot ask: pass --yes to leave")}
+			}
+			return o.call(func(c *api.Client) error {
+				ctx := cmd.Context()
+				id, err := resolveSpace(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
+				sp, err := c.Space(ctx, id)
+				if err != nil {
+					return err
+				}
+				if !yes {
+					what := "leave space %q (%s) and delete this device's copy of it? [y/N] "
+					if !sp.Approved {
+						what = "give up joining space %q (%s)? [y/N] "
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), what, sp.Name, short(sp.ID))
+					a, err := readLine(ctx, cmd.InOrStdin(), 64)
+					if err != nil {
+						return err
+					}
+					if a = strings.ToLower(strings.TrimSpace(a)); a != "y" && a != "yes" {
+						return errors.New("not left")
+					}
+				}
+				left, err := c.LeaveSpace(ctx, id)
+				if err != nil {
+					return err
+				}
+				if o.json {
+					return printJSON(cmd.OutOrStdout(), left)
+				}
+				switch {
+				case left.Removed && left.Reached > 0:
+					fmt.Fprintf(cmd.OutOrStdout(), "left space %q: removed this device (%d peer(s) got the removal) and deleted its copy\n", sp.Name, left.Reached)
+				case left.Removed:
+					fmt.Fprintf(cmd.OutOrStdout(), "left space %q and deleted its copy\n", sp.Name)
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", left.Warning)
+				case !sp.Approved:
+					fmt.Fprintf(cmd.OutOrStdout(), "gave up joining space %q\n", sp.Name)
+				default:
+					fmt.Fprintf(cmd.OutOrStdout(), "left space %q and deleted its copy\n", sp.Name)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "leave without asking")
 	return cmd
 }
 
@@ -203,6 +275,9 @@ func spaceState(sp api.SpaceInfo) string {
 		return "writer"
 	case sp.Approved:
 		return "approved, read-only"
+	case sp.Join != nil && sp.Join.State != api.JoinWaiting:
+		// Refused, denied: the request is over (mycel space leave clears it).
+		return "join " + sp.Join.State
 	default:
 		return "waiting for approval"
 	}

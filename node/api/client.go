@@ -293,6 +293,13 @@ func (c *Client) AddMember(ctx context.Context, id string, req JoinRequest) (Wel
 	return out, c.do(ctx, "POST", spacePath(id)+"/members", nil, req, &out)
 }
 
+// LeaveSpace deletes this device's copy of a space (after writing its own
+// removal, when it is a writer), or gives up its request to join.
+func (c *Client) LeaveSpace(ctx context.Context, id string) (Left, error) {
+	var out Left
+	return out, c.do(ctx, "DELETE", spacePath(id), nil, nil, &out)
+}
+
 // RemoveMember removes a writer.
 func (c *Client) RemoveMember(ctx context.Context, id, feed string) error {
 	return c.do(ctx, "DELETE", spacePath(id)+"/members/"+url.PathEscape(feed), nil, nil, nil)

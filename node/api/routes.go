@@ -26,6 +26,7 @@ var routes = []route{
 	{method: "GET", path: "/v1/spaces", handle: (*server).spaces},
 	{method: "POST", path: "/v1/spaces", handle: (*server).createSpace},
 	{method: "GET", path: "/v1/spaces/{space}", handle: (*server).space},
+	{method: "DELETE", path: "/v1/spaces/{space}", handle: (*server).leaveSpace},
 	{method: "POST", path: "/v1/spaces/{space}/join", handle: (*server).joinSpace},
 	{method: "POST", path: "/v1/accept", handle: (*server).accept},
 

@@ -561,6 +561,19 @@ func (s *server) addMember(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func (s *server) leaveSpace(w http.ResponseWriter, r *http.Request) error {
+	id, err := spaceParam(r)
+	if err != nil {
+		return err
+	}
+	left, err := s.b.LeaveSpace(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, left)
+	return nil
+}
+
 func (s *server) removeMember(w http.ResponseWriter, r *http.Request) error {
 	id, err := spaceParam(r)
 	if err != nil {

@@ -23,6 +23,12 @@ type Backend interface {
 	// Accept installs the welcome a member's AddMember returned: the
 	// device then holds the space's keys and replicates it.
 	Accept(ctx context.Context, welcome string) (SpaceInfo, error)
+	// LeaveSpace deletes this device's copy of a space: its feeds, view,
+	// keys and record. A device that is a writer first writes its own
+	// removal and waits (within ctx) for a peer to be served it; Left says
+	// whether one was. It also gives up a join that waits for approval,
+	// or clears one that was refused.
+	LeaveSpace(ctx context.Context, id string) (Left, error)
 
 	Get(id, key string) (Entry, error)
 	Put(ctx context.Context, id, key string, value []byte) error
@@ -110,6 +116,21 @@ type SpaceInfo struct {
 	Waiting  int    `json:"waiting"` // ops waiting for their causal past
 	// Join is this device's request to join the space, while it has one.
 	Join *JoinState `json:"join,omitempty"`
+}
+
+// Left is what leaving a space did.
+type Left struct {
+	Space string `json:"space"`
+	// Removed: this device was a writer and wrote its own removal.
+	Removed bool `json:"removed"`
+	// Reached counts the peers that were served the removal before the
+	// copy was deleted. Removed with Reached 0 means no peer was
+	// reachable: the other devices go on listing this device as a writer
+	// until one of them removes it (mycel members remove).
+	Reached int `json:"reached"`
+	// Warning says, in words, what the person should know (no peer
+	// reached).
+	Warning string `json:"warning,omitempty"`
 }
 
 // Version is one version of a key's register.

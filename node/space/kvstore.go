@@ -122,11 +122,10 @@ var defaultKVLimits = kvLimits{
 }
 
 func newKVStore(st feed.Storage, space auth.SpaceID, key [auth.KeySize]byte, rand io.Reader) *kvStore {
-	tag := sha256.Sum256(append([]byte("mycel/v1/view\x00"), space[:]...))
 	return &kvStore{
 		st:      st,
 		key:     key,
-		prefix:  append([]byte("v"), tag[:8]...),
+		prefix:  StorePrefixes(space)[1],
 		rand:    rand,
 		feedNo:  map[feed.PublicKey]uint32{},
 		dirty:   map[string]*register{},

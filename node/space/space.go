@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -158,8 +159,38 @@ func (s *Space) ID() auth.SpaceID { return s.id }
 func (s *Space) Feed() feed.PublicKey { return s.own }
 
 // keyringKey is where the keyring is stored, sealed to this device's key.
-func (s *Space) keyringKey() []byte {
-	return append([]byte("sk"), s.id[:]...)
+func (s *Space) keyringKey() []byte { return keyringKey(s.id) }
+
+func keyringKey(id auth.SpaceID) []byte { return append([]byte("sk"), id[:]...) }
+
+// StorePrefixes returns the prefixes of the keys a space keeps in its
+// Config.Store besides the feeds: its sealed keyring and its view. (The
+// node moves them when it moves a space into a namespace of its own.)
+func StorePrefixes(id auth.SpaceID) [][]byte {
+	tag := sha256.Sum256(append([]byte("mycel/v1/view\x00"), id[:]...))
+	return [][]byte{keyringKey(id), append([]byte("v"), tag[:8]...)}
+}
+
+// OpensFeed reports whether the first entry this device holds of feed k
+// opens under the space's keys, bound to the space and the feed: it is an
+// entry of this space, not of another one that used the same feed key.
+func (s *Space) OpensFeed(k feed.PublicKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := s.cfg.Feeds.Feed(k)
+	if err != nil {
+		return false
+	}
+	held := f.Ranges()
+	if len(held) == 0 {
+		return false
+	}
+	data, err := f.Get(held[0].Start)
+	if err != nil {
+		return false
+	}
+	_, err = OpenEntry(s.id, k, held[0].Start, data, s.keys)
+	return err == nil
 }
 
 func (s *Space) binding() auth.Binding { return auth.Binding{Space: s.id, Feed: s.own} }
@@ -586,25 +617,73 @@ func (s *Space) rotation(skip feed.PublicKey) (*Rotation, auth.EpochSecret, erro
 	return rot, es, nil
 }
 
-// Feeds returns the feeds of the space this device knows of: the origin,
-// its own, and every feed an add-writer op names (read from the clear
-// header, so also before this device is approved).
+// Feeds returns the feeds of the space: the ones this device reads into
+// the view and replicates — serves to peers, fetches from them and accepts
+// from them. They are
+//
+//   - the origin feed and this device's own;
+//   - the feed of every writer whose add counts (removed writers too:
+//     their ops before the removal still count);
+//   - the causal past of those: every feed an op of theirs has seen (to
+//     decide whether an op counts, and to apply it, its causal past must
+//     be held), including the feed an op waits for;
+//   - before this device holds a key, the feeds the clear headers of
+//     add-writer ops name, followed from the origin (findKeyring): it
+//     cannot yet tell which adds count, and needs the writers' feeds to
+//     find its approval and build the view.
+//
+// The target of an add-writer op that does not count is not a feed of the
+// space, unless an op that counts has it in its causal past.
 func (s *Space) Feeds() []feed.PublicKey {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.feedsLocked()
 }
 
+// HasFeed reports whether k is one of Feeds.
+func (s *Space) HasFeed(k feed.PublicKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(s.feedsLocked(), k)
+}
+
 func (s *Space) feedsLocked() []feed.PublicKey {
 	set := map[feed.PublicKey]bool{s.origin: true, s.own: true}
-	for k := range s.view.feeds {
+	for k := range s.view.ws.adds {
 		set[k] = true
 	}
-	for _, m := range s.view.members {
-		set[m.Target] = true
+	if s.keyring == nil {
+		for k := range s.named {
+			set[k] = true
+		}
 	}
-	for k := range s.named {
-		set[k] = true
+	// What an op waits for, by the feed of the op.
+	waits := make(map[feed.PublicKey][]feed.PublicKey)
+	for dep, ids := range s.view.blocked {
+		for _, id := range ids {
+			waits[id.Feed] = append(waits[id.Feed], dep)
+		}
+	}
+	queue := make([]feed.PublicKey, 0, len(set))
+	for k := range set {
+		queue = append(queue, k)
+	}
+	for len(queue) > 0 {
+		k := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		var past []feed.PublicKey
+		if st := s.view.feeds[k]; st != nil {
+			for f := range st.clock {
+				past = append(past, f)
+			}
+		}
+		past = append(past, waits[k]...)
+		for _, f := range past {
+			if !set[f] {
+				set[f] = true
+				queue = append(queue, f)
+			}
+		}
 	}
 	out := make([]feed.PublicKey, 0, len(set))
 	for k := range set {

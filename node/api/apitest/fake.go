@@ -46,7 +46,7 @@ type fakeWatcher struct {
 
 // writeCalls are the Backend methods that change state.
 var writeCalls = map[string]bool{"CreateSpace": true, "JoinSpace": true, "Accept": true,
-	"Put": true, "Delete": true, "AddMember": true, "RemoveMember": true, "Send": true,
+	"Put": true, "Delete": true, "AddMember": true, "RemoveMember": true, "Send": true, "LeaveSpace": true,
 	"CreateInvite": true, "SetPassword": true, "Join": true, "Approve": true, "Deny": true}
 
 func New() *Fake {
@@ -325,6 +325,27 @@ func (f *Fake) AddMember(ctx context.Context, id string, req api.JoinRequest) (a
 	}
 	sp.members = append(sp.members, api.Member{Feed: req.Feed, Name: req.Name})
 	return api.Welcome{Space: id, Token: "welcome:" + id}, nil
+}
+
+// LeaveSpace deletes the space; a writer's removal "reaches" no peer (the
+// fake has none) unless Peers were set.
+func (f *Fake) LeaveSpace(ctx context.Context, id string) (api.Left, error) {
+	f.record("LeaveSpace")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sp, err := f.find(id)
+	if err != nil {
+		return api.Left{}, err
+	}
+	delete(f.spaces, id)
+	left := api.Left{Space: id, Removed: sp.info.Writer}
+	if left.Removed {
+		left.Reached = len(f.peers)
+		if left.Reached == 0 {
+			left.Warning = "no peer was reachable"
+		}
+	}
+	return left, nil
 }
 
 func (f *Fake) RemoveMember(ctx context.Context, id, feed string) error {

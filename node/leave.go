@@ -1,0 +1,162 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/node/api"
+	syncproto "github.com/mycelsync/mycel/node/sync"
+)
+
+// leaveWait bounds how long leaving waits for a peer to be served the
+// device's removal of itself.
+const leaveWait = 10 * time.Second
+
+// LeaveSpace implements api.Backend. A writer first removes itself (an
+// ordinary removal with a new epoch, sealed to the other writers) and
+// waits, up to leaveWait or until ctx ends, for a session to serve that
+// removal to a peer: once the copy is deleted, this device cannot tell
+// anyone any more. Then the space is closed and its namespace, record and
+// view are deleted. A space this device only asked to join is dropped the
+// same way: the request is no longer asked, and an answer that comes later
+// finds no space.
+func (n *Node) LeaveSpace(ctx context.Context, id string) (api.Left, error) {
+	m, err := n.member(id)
+	if err != nil {
+		return api.Left{}, err
+	}
+	sid := m.sp.ID()
+	left := api.Left{Space: sid.String()}
+	if m.sp.IsWriter() {
+		own := m.sp.Feed()
+		if err := m.sp.RemoveWriter(ctx, own); err != nil {
+			return api.Left{}, spaceError(err)
+		}
+		left.Removed = true
+		m.mu.Lock()
+		m.leaveAt = m.sp.Held(own)
+		m.mu.Unlock()
+		m.wrote()
+		wctx, cancel := context.WithTimeout(ctx, leaveWait)
+		left.Reached = m.waitServed(wctx)
+		cancel()
+		if left.Reached == 0 {
+			left.Warning = "no peer was reachable: the other devices did not learn that this device left, " +
+				"and go on listing it as a writer until one of them removes it (mycel members remove)"
+		}
+	}
+	if err := n.dropSpace(m); err != nil {
+		return left, err
+	}
+	n.log.Info("space: left", "space", sid, "removed", left.Removed, "peers", left.Reached)
+	return left, nil
+}
+
+// waitServed waits until a replication session has served this device's
+// feed up to m.leaveAt to its peer, which asked for it, and returns how
+// many sessions did (0 when ctx ended first).
+func (m *member) waitServed(ctx context.Context) int {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		m.mu.Lock()
+		n := m.reached
+		m.mu.Unlock()
+		if n > 0 {
+			return n
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-t.C:
+		}
+	}
+}
+
+// sessionModel is the Model of one session: the space's feeds, noting
+// when the session serves this device's feed as far as m.leaveAt.
+type sessionModel struct {
+	syncproto.Model
+	m    *member
+	own  feed.PublicKey
+	told bool // counted in m.reached; under m.mu
+}
+
+func (s *sessionModel) Batch(k feed.PublicKey, req feed.BatchRequest) (*feed.Batch, error) {
+	b, err := s.Model.Batch(k, req)
+	if err != nil || k != s.own {
+		return b, err
+	}
+	var end uint64
+	for i := range b.Runs {
+		end = max(end, b.Runs[i].End())
+	}
+	s.m.mu.Lock()
+	if s.m.leaveAt > 0 && end >= s.m.leaveAt && !s.told {
+		s.told = true
+		s.m.reached++
+	}
+	s.m.mu.Unlock()
+	return b, nil
+}
+
+func (m *member) hasLeft() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.left
+}
+
+// dropSpace stops serving a space, ends its goroutines, closes it and
+// deletes this device's copy. The record is marked first, so that a crash
+// midway ends the deletion at the next open (loadSpaces) instead of
+// opening half a space.
+func (n *Node) dropSpace(m *member) error {
+	id := m.sp.ID()
+	n.mu.Lock()
+	if n.spaces[id] != m {
+		n.mu.Unlock()
+		return fmt.Errorf("%w: space %s is being left already", api.ErrNotFound, id)
+	}
+	delete(n.spaces, id)
+	n.mu.Unlock()
+	m.mu.Lock()
+	m.left = true
+	m.mu.Unlock()
+	// The open sessions check the peer's proof again, which now fails:
+	// they end, and so do new ones at their opening.
+	n.repl.Recheck(id)
+	m.cancel()
+	m.wg.Wait()
+	if c := m.channel(); c != nil {
+		if err := c.sub.Close(); err != nil {
+			n.log.Debug("ephemeral: unsubscribe", "space", id, "err", err)
+		}
+	}
+	rec, err := n.readRecord(id)
+	if err != nil {
+		return err
+	}
+	rec.Leaving = true
+	if err := n.writeRecord(id, rec); err != nil {
+		return err
+	}
+	if err := m.sp.Close(); err != nil {
+		n.log.Warn("space: close a space left", "space", id, "err", err)
+	}
+	if err := m.db.Close(); err != nil {
+		n.log.Warn("space: close the feeds of a space left", "space", id, "err", err)
+	}
+	m.st.Close()
+	return n.deleteSpace(id)
+}
+
+// deleteSpace deletes a space's namespace, then its record.
+func (n *Node) deleteSpace(id auth.SpaceID) error {
+	if err := n.deletePrefix(spacePrefix(id)); err != nil {
+		return err
+	}
+	return n.store.Commit([]feed.Write{{Key: recordKey(id), Delete: true}})
+}
