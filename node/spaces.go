@@ -278,13 +278,13 @@ func (n *Node) writeRecord(id auth.SpaceID, rec *spaceRecord) error {
 	if err != nil {
 		return err
 	}
-	return n.store.Commit([]feed.Write{{Key: recordKey(id), Value: sealed}})
+	return n.kept.Commit([]feed.Write{{Key: recordKey(id), Value: sealed}})
 }
 
 func (n *Node) spaceConfig(rec *spaceRecord) space.Config {
 	return space.Config{
 		Feeds:  n.db,
-		Store:  n.store,
+		Store:  n.kept,
 		Writer: ed25519.NewKeyFromSeed(rec.Writer),
 		Device: n.device,
 		Logger: n.log,

@@ -61,6 +61,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"sync"
@@ -95,6 +96,8 @@ func Options(dir string) badger.Options {
 		WithNumCompactors(2).
 		WithCompression(options.Snappy).
 		WithDetectConflicts(false).
+		WithChecksumVerificationMode(options.OnBlockRead).
+		WithVerifyValueChecksum(true).
 		WithLogger(slogLogger{slog.New(slog.DiscardHandler)})
 }
 
@@ -102,7 +105,14 @@ func Options(dir string) badger.Options {
 type Option func(*config)
 
 type config struct {
-	logger *slog.Logger
+	logger   *slog.Logger
+	readOnly bool
+}
+
+// ReadOnly opens the store without changing any file: for checking a
+// store (a daemon must not be running on it). Commit fails.
+func ReadOnly() Option {
+	return func(c *config) { c.readOnly = true }
 }
 
 // WithLogger sends badger's log messages to l. A nil l discards them, which
@@ -113,7 +123,9 @@ func WithLogger(l *slog.Logger) Option {
 
 // Store is a feed.Storage backed by a badger database.
 type Store struct {
-	db *badger.DB
+	db       *badger.DB
+	dir      string
+	readOnly bool
 
 	// mu guards closed. Operations hold it only long enough to check closed
 	// and register in ops; Close sets closed under the write lock and then
@@ -128,20 +140,47 @@ type Store struct {
 var _ feed.Storage = (*Store)(nil)
 
 // Open opens (creating if needed) the badger database in dir.
+//
+// Before badger touches the files, Open checks them (see preflight in
+// integrity.go): against the record of the last clean close, for a
+// MANIFEST, and every value log and memtable log read to its end, so
+// that badger's recovery never cuts data that damage made unreadable.
+// Badger then verifies every table's checksums as it opens it. Damage
+// found either way is a *DamageError wrapping ErrDamaged, and the files
+// are left as they were; a panic inside badger is reported the same way.
 func Open(dir string, opts ...Option) (*Store, error) {
 	var c config
 	for _, o := range opts {
 		o(&c)
 	}
-	bo := Options(dir)
+	bo := Options(dir).WithReadOnly(c.readOnly)
 	if c.logger != nil {
 		bo = bo.WithLogger(slogLogger{c.logger})
 	}
-	db, err := badger.Open(bo)
-	if err != nil {
-		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
+	if err := preflight(dir, bo); err != nil {
+		return nil, err
 	}
-	return &Store{db: db}, nil
+	db, err := openBadger(bo)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, dir: dir, readOnly: c.readOnly}, nil
+}
+
+func openBadger(bo badger.Options) (db *badger.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			db, err = nil, &DamageError{Dir: bo.Dir, Problem: "badger failed reading its files", Err: fmt.Errorf("panic: %v", p)}
+		}
+	}()
+	db, err = badger.Open(bo)
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, fs.ErrPermission), strings.Contains(err.Error(), "Cannot acquire directory lock"):
+		return nil, fmt.Errorf("badgerstore: open %s: %w", bo.Dir, err)
+	}
+	return nil, &DamageError{Dir: bo.Dir, Problem: "badger cannot open it", Err: err}
 }
 
 // DB returns the underlying database, for maintenance (RunValueLogGC) and
@@ -184,7 +223,7 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 		return nil, feed.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("badgerstore: get: %w", err)
+		return nil, s.readError("get", err)
 	}
 	return val, nil
 }
@@ -227,7 +266,7 @@ func (s *Store) Scan(start, end []byte, fn func(key, value []byte) error) error 
 		k = item.KeyCopy(k[:0])
 		var err error
 		if v, err = item.ValueCopy(v[:0]); err != nil {
-			return fmt.Errorf("badgerstore: scan: %w", err)
+			return s.readError("scan", err)
 		}
 		if err := fn(k, v); err != nil {
 			if errors.Is(err, feed.ErrStopScan) {
@@ -277,6 +316,13 @@ func (s *Store) Commit(writes []feed.Write) error {
 	return nil
 }
 
+// readError reports a failed read. The store is local and open, so a
+// read fails only when a file does not read back as written: a value
+// that fails its checksum, a block of a table that does.
+func (s *Store) readError(op string, err error) error {
+	return fmt.Errorf("badgerstore: %s: %w", op, &DamageError{Dir: s.dir, Problem: "a read failed", Err: err})
+}
+
 func commitError(err error) error {
 	if errors.Is(err, badger.ErrTxnTooBig) {
 		return fmt.Errorf("badgerstore: commit: %w: %w", feed.ErrCommitTooLarge, err)
@@ -298,6 +344,11 @@ func (s *Store) Close() error {
 	s.ops.Wait()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("badgerstore: close: %w", err)
+	}
+	if !s.readOnly {
+		if err := writeCleanClose(s.dir); err != nil {
+			return fmt.Errorf("badgerstore: close: %w", err)
+		}
 	}
 	return nil
 }
