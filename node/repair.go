@@ -184,12 +184,14 @@ type CheckReport struct {
 	Feeds    int    // feeds in the store
 	Entries  uint64 // entries held
 	Verified uint64 // entries hashed into a root their signed head matched
+	Views    []ViewCheck
 	Damaged  []string
 }
 
 // CheckStore verifies the store of a data directory whose daemon is
 // stopped, without changing it: badger's files (see badgerstore.Open),
-// then every feed against its signed head (feed.Feed.Verify). progress,
+// then every feed against its signed head (feed.Feed.Verify), then every
+// space's stored view against one rebuilt from the feeds. progress,
 // if not nil, is told of each feed checked.
 func CheckStore(dataDir string, progress func(done, total int, rep CheckReport)) (CheckReport, error) {
 	var rep CheckReport
@@ -230,6 +232,19 @@ func CheckStore(dataDir string, progress func(done, total int, rep CheckReport))
 		}
 		if progress != nil {
 			progress(i+1, len(keys), rep)
+		}
+	}
+	device, err := LoadDeviceKey(dataDir)
+	if err != nil {
+		return rep, err
+	}
+	rep.Views, err = checkViews(st, db, device)
+	if err != nil {
+		rep.Damaged = append(rep.Damaged, fmt.Sprintf("views: %v", err))
+	}
+	for _, v := range rep.Views {
+		if v.Stored != v.Built || len(v.Differ) > 0 {
+			rep.Damaged = append(rep.Damaged, fmt.Sprintf("space %s: the stored view (digest %x) differs from the view rebuilt from the feeds (%x) at keys %q", v.Space, v.Stored[:8], v.Built[:8], v.Differ))
 		}
 	}
 	return rep, nil

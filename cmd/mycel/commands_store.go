@@ -25,7 +25,8 @@ func newCheckCmd() *cobra.Command {
 store (tables' checksums, the value log's and memtable logs' entries, the
 files of the last clean close), then every feed: its signed head's
 signature and, for the entries held from the start, their Merkle root
-against the signed root. It prints what it found; the exit status is 1 if
+against the signed root; then every space's view is rebuilt from the feeds
+in memory and compared, key by key, with the stored one. It prints what it found; the exit status is 1 if
 anything is damaged (mycel repair heals it from the other devices).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -47,6 +48,13 @@ anything is damaged (mycel repair heals it from the other devices).`,
 			}
 			fmt.Fprintf(out, "store %s/%s: %d feeds, %d entries held, %d verified against their signed roots (%v)\n",
 				cfg.DataDir, node.StoreDir, rep.Feeds, rep.Entries, rep.Verified, time.Since(start).Round(time.Millisecond))
+			for _, v := range rep.Views {
+				same := "the same as"
+				if v.Stored != v.Built || len(v.Differ) > 0 {
+					same = "NOT the same as"
+				}
+				fmt.Fprintf(out, "space %s: %d keys; the stored view is %s the view rebuilt from the feeds\n", v.Space, v.Keys, same)
+			}
 			for _, d := range rep.Damaged {
 				fmt.Fprintf(out, "DAMAGED: %s\n", d)
 			}
