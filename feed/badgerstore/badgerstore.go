@@ -41,9 +41,44 @@
 //   - DetectConflicts = false: Commit only writes, it never reads in a
 //     read-write transaction, so there is nothing to conflict with and the
 //     bookkeeping would be wasted.
+//   - ChecksumVerificationMode = OnBlockRead, VerifyValueChecksum = true:
+//     every table block and every value read is checked against its CRC; a
+//     value that fails is an error wrapping ErrDamaged, never other bytes.
+//     (Badger's OnTableRead is not used: it verifies tables on goroutines of
+//     its own, where a damaged block panics the process. Open verifies the
+//     tables itself first; see Damage.)
 //   - Logger: badger's logger is routed to a *slog.Logger (WithLogger),
 //     which discards by default. Badger's debug and (chatty) info messages
 //     become slog Debug, warnings Warn, errors Error.
+//
+// # Damage
+//
+// Badger, left alone, answers damage badly: a table with a bad block
+// panics the process (in a goroutine of its own, so it cannot be
+// recovered), a table cut short too; a value log entry that fails its
+// checksum makes badger cut the newest log there as if a crash had torn
+// it, dropping everything after; a missing MANIFEST opens an empty
+// database. So Open first checks the files (integrity.go), changing
+// nothing:
+//
+//   - Close writes CleanCloseFile, the name and size of every file, after
+//     badger closed; Open compares (a file missing or of another size is
+//     damage) and removes the record before badger starts.
+//   - Tables and logs without a MANIFEST are damage; every table the
+//     MANIFEST lists must be there and is read whole with badger's table
+//     reader, its checksums checked, a panic recovered.
+//   - Every value log and memtable log is read entry by entry (header,
+//     key, value, CRC-32C) as badger does at open. What badger would cut
+//     must be zeros — or, after a crash (no record), the entries of the
+//     unfinished last commit and one torn entry (Go's memmove may store an
+//     entry's end before its start), then zeros. Anything else is damage.
+//
+// Damage is a *DamageError wrapping ErrDamaged, naming the directory and
+// what is damaged. Errors reading a value at run time wrap it too.
+// Limits: badger's iterators end silently on a table block that fails
+// its checksum at run time, so a block damaged after Open is not reported
+// by Scan (the node's mycel check finds it); and after a crash, a damaged
+// last entry of the newest log cannot be told from a torn write.
 //
 // Badger never reclaims value log space on its own: a long-running daemon
 // should call DB().RunValueLogGC periodically.
