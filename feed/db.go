@@ -20,6 +20,8 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives diagnostics. Default discards.
 	Logger *slog.Logger
+	// NoAppend refuses every Append with ErrAppendsHeld (WithoutAppends).
+	NoAppend bool
 }
 
 // Option sets an Options field.
@@ -27,6 +29,12 @@ type Option func(*Options)
 
 // WithClock sets the clock heads are stamped with.
 func WithClock(now func() time.Time) Option { return func(o *Options) { o.Now = now } }
+
+// WithoutAppends makes Writer.Append fail with ErrAppendsHeld; ingest
+// still works. A node restoring a damaged or lost store from its peers
+// opens the feeds so, until it holds its own feed back: appending to a
+// feed whose signed entries it lacks would fork it.
+func WithoutAppends() Option { return func(o *Options) { o.NoAppend = true } }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }

@@ -47,6 +47,16 @@
 // (Feed.ImportEvidence) and shown to the person. Feeds never shrink:
 // truncation does not exist.
 //
+// # Checking and restoring
+//
+// Feed.Verify reads every entry a replica holds and checks them against
+// the signed head (signature, and the Merkle root of the entries held
+// from the start), for a check of a stored feed. A DB opened
+// WithoutAppends refuses Append with ErrAppendsHeld and still ingests: a
+// node restoring a lost store fetches its own feed back from peers
+// before it may append, since appending to a feed whose signed entries it
+// lacks would fork it.
+//
 // FORMAT.md in this directory documents what is hashed, what is signed, the
 // wire encoding and the storage key layout.
 package feed

@@ -36,6 +36,10 @@ var (
 	ErrWrongFeed = errors.New("feed: wrong feed")
 	// ErrClosed: the DB was closed.
 	ErrClosed = errors.New("feed: closed")
+	// ErrAppendsHeld: the DB was opened WithoutAppends, while its store
+	// is being restored from peers; a writer may append only once it
+	// holds back everything it had signed.
+	ErrAppendsHeld = errors.New("feed: appends held while the store is restored")
 )
 
 // ForkError is returned when a fork is detected (errors.Is(err, ErrFork)) and

@@ -40,6 +40,9 @@ type appendReq struct {
 // others wait. If ctx ends first, Append returns ctx's error and the entries
 // may or may not be appended.
 func (w *Writer) Append(ctx context.Context, entries ...[]byte) (uint64, error) {
+	if w.db.opts.NoAppend {
+		return 0, ErrAppendsHeld
+	}
 	if len(entries) == 0 {
 		return 0, fmt.Errorf("feed: append of no entries")
 	}

@@ -18,8 +18,31 @@
 //	             it asks to join, its join request and request key, sealed
 //	             under the device's local key of the space), the
 //	             ephemeral seen-set ('eph/seen/')
+//	keys/        a copy of the 'ns' and 'sk' records, one file each (0600,
+//	             named by the store key in hex, written before the store's
+//	             commit): the only records peers cannot give back
 //	config.json  settings (see Config)
 //	api.token, api.addr   the API's bearer token, and where it listens
+//	store.damaged-<time>/  a damaged store set aside by mycel repair
+//	repair.pending  a repair not finished: New refuses to start
+//
+// # A damaged store
+//
+// badgerstore.Open checks the store's files before badger may change them
+// (feed/badgerstore: the record of the last clean close, the MANIFEST,
+// every table's checksums, the logs read to their end); damage makes New
+// fail with ErrStoreDamaged, a message naming the data directory, the
+// damage and mycel repair, and nothing changed on disk. Repair sets the
+// store aside, opens a fresh one with the records of keys/ (syncKeys) and
+// replicates every space from the static peers with the feeds opened
+// feed.WithoutAppends, until every approved space has a peer session and
+// nothing is left to fetch; repair.pending, written before the store is
+// moved and removed last, keeps the daemon from starting (and appending to
+// its own feeds, which would fork them) before that. CheckStore verifies a
+// stopped daemon's store: the files, every feed against its signed head
+// (feed.Feed.Verify), and every view against one rebuilt from the feeds.
+// Close closes the feeds before the store, so that their writers' heads are
+// stored and a restart is not taken for a crash.
 //
 // # Spaces and replication
 //

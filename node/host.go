@@ -45,11 +45,13 @@ type Node struct {
 	mdns    interface{ Close() error }
 	started time.Time
 
-	store  *badgerstore.Store
-	db     *feed.DB
-	device *auth.DeviceKey
-	repl   *syncnet.Replicator
-	stats  stats
+	store *badgerstore.Store
+	kept  *keptStore // store, copying the key records to KeysDir
+	// feedOpts open each space's feed.DB (in its namespace of kept).
+	feedOpts []feed.Option
+	device   *auth.DeviceKey
+	repl     *syncnet.Replicator
+	stats    stats
 
 	// Ephemeral messages: the host's gossipsub router (its context's
 	// cancel stops it) and the Service over it.
@@ -78,6 +80,12 @@ const StoreDir = "store"
 // client on; it replicates the spaces with the peers that share them,
 // starts mDNS if asked and keeps the static peers connected.
 func New(cfg *Config, log *slog.Logger) (n *Node, err error) {
+	return newNode(cfg, log, false)
+}
+
+// newNode starts a node; repairing is set by Repair, which rebuilds the
+// store from peers: the feeds refuse appends meanwhile.
+func newNode(cfg *Config, log *slog.Logger, repairing bool) (n *Node, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -117,14 +125,23 @@ func New(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	if len(relays) > 0 {
 		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays))
 	}
-	store, err := badgerstore.Open(filepath.Join(cfg.DataDir, StoreDir), badgerstore.WithLogger(log))
-	if err != nil {
-		return nil, fmt.Errorf("node: open store: %w", err)
+	if !repairing {
+		if err := checkNoRepairPending(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
-	db, err := feed.Open(store, feed.WithLogger(log))
+	store, err := openStore(cfg.DataDir, log)
 	if err != nil {
+		return nil, err
+	}
+	kept := &keptStore{Storage: store, dir: filepath.Join(cfg.DataDir, KeysDir)}
+	if _, err := syncKeys(store, kept.dir); err != nil {
 		store.Close()
-		return nil, fmt.Errorf("node: open feeds: %w", err)
+		return nil, err
+	}
+	fopts := []feed.Option{feed.WithLogger(log)}
+	if repairing {
+		fopts = append(fopts, feed.WithoutAppends())
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
@@ -133,7 +150,7 @@ func New(cfg *Config, log *slog.Logger) (n *Node, err error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n = &Node{cfg: cfg, log: log, host: h, metrics: reg, started: time.Now(),
-		store: store, db: db, device: device, repl: syncnet.New(h, log), stats: newStats(reg),
+		store: store, kept: kept, feedOpts: fopts, device: device, repl: syncnet.New(h, log), stats: newStats(reg),
 		spaces: make(map[auth.SpaceID]*member), signins: newSignins(), ctx: ctx, cancel: cancel}
 	if err := n.startEphemeralService(); err != nil {
 		n.Close()
@@ -282,7 +299,7 @@ func (n *Node) resync() {
 
 // Close stops replication and the node's goroutines, waits for them,
 // closes the ephemeral Service and gossipsub, the spaces (storing their
-// views), the store and the host.
+// views), the feeds (storing their heads), the store and the host.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	n.closing = true
@@ -296,6 +313,8 @@ func (n *Node) Close() error {
 	}
 	n.wg.Wait()
 	errs = append(errs, n.closeEphemeral())
+	// The feeds store their writers' latest heads as they close; without
+	// that every restart would sign those heads again, as after a crash.
 	errs = append(errs, n.closeSpaces(), n.store.Close(), n.host.Close())
 	return errors.Join(errs...)
 }

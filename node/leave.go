@@ -158,5 +158,5 @@ func (n *Node) deleteSpace(id auth.SpaceID) error {
 	if err := n.deletePrefix(spacePrefix(id)); err != nil {
 		return err
 	}
-	return n.store.Commit([]feed.Write{{Key: recordKey(id), Delete: true}})
+	return n.kept.Commit([]feed.Write{{Key: recordKey(id), Delete: true}})
 }

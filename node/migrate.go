@@ -60,12 +60,12 @@ func (n *Node) migrate(ids []auth.SpaceID) error {
 		if err := n.copyLayout1(ids); err != nil {
 			return fmt.Errorf("node: move the spaces of an older store into namespaces: %w", err)
 		}
-		if err := n.store.Commit([]feed.Write{{Key: []byte(layoutKey), Value: []byte(layoutCopying)}}); err != nil {
+		if err := n.kept.Commit([]feed.Write{{Key: []byte(layoutKey), Value: []byte(layoutCopying)}}); err != nil {
 			return err
 		}
 		return n.dropLayout1(ids)
 	}
-	return n.store.Commit([]feed.Write{{Key: []byte(layoutKey), Value: []byte(layoutSpaces)}})
+	return n.kept.Commit([]feed.Write{{Key: []byte(layoutKey), Value: []byte(layoutSpaces)}})
 }
 
 func (n *Node) hasLayout1(ids []auth.SpaceID) (bool, error) {
@@ -87,7 +87,7 @@ func (n *Node) hasLayout1(ids []auth.SpaceID) (bool, error) {
 }
 
 func (n *Node) copyLayout1(ids []auth.SpaceID) error {
-	db, err := feed.Open(n.store, feed.WithLogger(n.log))
+	db, err := feed.Open(n.kept, feed.WithLogger(n.log))
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (n *Node) copyLayout1(ids []auth.SpaceID) error {
 			db.Close()
 			return err
 		}
-		cfg := space.Config{Feeds: db, Store: n.store, // layout 1
+		cfg := space.Config{Feeds: db, Store: n.kept, // layout 1
 			Writer: ed25519.NewKeyFromSeed(rec.Writer), Device: n.device, Logger: n.log}
 		sp, err := space.Open(cfg, id)
 		if err != nil {
@@ -131,7 +131,7 @@ func (n *Node) copyLayout1(ids []auth.SpaceID) error {
 		return err
 	}
 	for id, o := range spaces {
-		ns := feed.Prefixed(n.store, spacePrefix(id))
+		ns := feed.Prefixed(n.kept, spacePrefix(id))
 		var prefixes [][]byte
 		copied := 0
 		for _, k := range o.feeds {
@@ -174,7 +174,7 @@ func (n *Node) dropLayout1(ids []auth.SpaceID) error {
 			return fmt.Errorf("node: delete the keys of the older layout: %w", err)
 		}
 	}
-	return n.store.Commit([]feed.Write{{Key: []byte(layoutKey), Value: []byte(layoutSpaces)}})
+	return n.kept.Commit([]feed.Write{{Key: []byte(layoutKey), Value: []byte(layoutSpaces)}})
 }
 
 // Batches of the copies and deletes: well within feed.MaxCommitBytes and
@@ -228,7 +228,7 @@ func (n *Node) deletePrefix(p []byte) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := n.store.Commit(batch); err != nil {
+		if err := n.kept.Commit(batch); err != nil {
 			return err
 		}
 	}

@@ -336,7 +336,7 @@ func (n *Node) writeRecord(id auth.SpaceID, rec *spaceRecord) error {
 	if err != nil {
 		return err
 	}
-	return n.store.Commit([]feed.Write{{Key: recordKey(id), Value: sealed}})
+	return n.kept.Commit([]feed.Write{{Key: recordKey(id), Value: sealed}})
 }
 
 // spacePrefix is the namespace of a space in the store: "S" ‖ space ID.
@@ -347,8 +347,8 @@ func spacePrefix(id auth.SpaceID) []byte { return append([]byte("S"), id[:]...) 
 
 // spaceConfig opens the namespace of space id and its feeds.
 func (n *Node) spaceConfig(id auth.SpaceID, rec *spaceRecord) (space.Config, feed.Storage, *feed.DB, error) {
-	st := feed.Prefixed(n.store, spacePrefix(id))
-	db, err := feed.Open(st, feed.WithLogger(n.log))
+	st := feed.Prefixed(n.kept, spacePrefix(id))
+	db, err := feed.Open(st, n.feedOpts...)
 	if err != nil {
 		return space.Config{}, nil, nil, err
 	}

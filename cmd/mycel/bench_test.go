@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mycelsync/mycel/node"
 	"github.com/mycelsync/mycel/node/api"
 )
 
@@ -141,4 +143,74 @@ func vmRSS(t testing.TB, pid int) float64 {
 	}
 	t.Fatal("no VmRSS")
 	return 0
+}
+
+// BenchmarkCatchUpRSS: B, a new writer of a space whose origin A holds
+// MYCEL_BENCH_ENTRIES (default 1,000,000) entries of 100 bytes, catches
+// up from A. B's resident memory is sampled every 100 ms during the
+// catch-up (peak-RSS-MiB); then B is stopped, started again and left idle
+// for 20 s (idle-RSS-MiB). Run with -benchtime 1x.
+func BenchmarkCatchUpRSS(b *testing.B) {
+	n := 1_000_000
+	if s := os.Getenv("MYCEL_BENCH_ENTRIES"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var peak, idle float64
+	var took time.Duration
+	for range b.N {
+		bb := newDaemon(b)
+		var welcome api.Welcome
+		start := time.Now()
+		dirA, id := fill(b, n, 100, func(nd *node.Node, id string) {
+			var req api.JoinRequest
+			bb.request("POST", "/v1/spaces/"+id+"/join", map[string]string{"name": "B"}, &req)
+			var err error
+			if welcome, err = nd.AddMember(context.Background(), id, req); err != nil {
+				b.Fatal(err)
+			}
+		})
+		b.Logf("filled %d entries in %v", n, time.Since(start))
+		a := &daemon{t: b, dir: dirA}
+		a.start()
+		bb.request("POST", "/v1/accept", map[string]string{"token": welcome.Token}, &api.SpaceInfo{})
+		bb.stop()
+		bb.extra = []string{"--peer", a.peerAddr()}
+		b.ResetTimer()
+		start = time.Now()
+		bb.start()
+		peak = 0
+		total := uint64(n + 2)
+		deadline := time.Now().Add(30 * time.Minute)
+		for last := time.Now(); ; {
+			peak = max(peak, vmRSS(b, bb.cmd.Process.Pid))
+			if time.Since(last) > time.Second {
+				last = time.Now()
+				if bb.space(id).Entries >= total {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("B holds %d of %d entries after 30 min", bb.space(id).Entries, total)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		took = time.Since(start)
+		b.StopTimer()
+		bb.stop()
+		bb.start()
+		if got := bb.space(id).Entries; got != total {
+			b.Fatalf("B holds %d entries after restart", got)
+		}
+		time.Sleep(20 * time.Second)
+		idle = vmRSS(b, bb.cmd.Process.Pid)
+		bb.stop()
+		a.stop()
+	}
+	b.ReportMetric(peak/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(idle/(1<<20), "idle-RSS-MiB")
+	b.ReportMetric(took.Seconds(), "catchup-s")
+	b.ReportMetric(0, "ns/op")
 }

@@ -51,7 +51,8 @@ Environment lists are comma-separated. Peer and relay addresses end in
 /p2p/<peer ID>. The data directory holds node.key, the node's libp2p
 identity, and device.key, the device's key that space keys are sealed to
 (both mode 0600; mycel refuses a key others can read); store/, the feeds and
-the spaces' views (encrypted at rest); api.token, the bearer token of the
+the spaces' views (encrypted at rest); keys/, a copy of the store's records
+that hold keys (mycel repair rebuilds a damaged store from peers with them); api.token, the bearer token of the
 local HTTP API (0600), and api.addr, where the running daemon's API listens
 (the CLI reads both). Prometheus metrics are at /metrics on the API.`,
 		Args: cobra.NoArgs,

@@ -92,7 +92,7 @@ daemon and none answers.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(append([]*cobra.Command{newVersionCmd(), newDaemonCmd()}, clientCommands()...)...)
+	root.AddCommand(append([]*cobra.Command{newVersionCmd(), newDaemonCmd(), newCheckCmd(), newRepairCmd()}, clientCommands()...)...)
 	applyConventions(root)
 	return root
 }

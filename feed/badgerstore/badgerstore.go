@@ -41,9 +41,44 @@
 //   - DetectConflicts = false: Commit only writes, it never reads in a
 //     read-write transaction, so there is nothing to conflict with and the
 //     bookkeeping would be wasted.
+//   - ChecksumVerificationMode = OnBlockRead, VerifyValueChecksum = true:
+//     every table block and every value read is checked against its CRC; a
+//     value that fails is an error wrapping ErrDamaged, never other bytes.
+//     (Badger's OnTableRead is not used: it verifies tables on goroutines of
+//     its own, where a damaged block panics the process. Open verifies the
+//     tables itself first; see Damage.)
 //   - Logger: badger's logger is routed to a *slog.Logger (WithLogger),
 //     which discards by default. Badger's debug and (chatty) info messages
 //     become slog Debug, warnings Warn, errors Error.
+//
+// # Damage
+//
+// Badger, left alone, answers damage badly: a table with a bad block
+// panics the process (in a goroutine of its own, so it cannot be
+// recovered), a table cut short too; a value log entry that fails its
+// checksum makes badger cut the newest log there as if a crash had torn
+// it, dropping everything after; a missing MANIFEST opens an empty
+// database. So Open first checks the files (integrity.go), changing
+// nothing:
+//
+//   - Close writes CleanCloseFile, the name and size of every file, after
+//     badger closed; Open compares (a file missing or of another size is
+//     damage) and removes the record before badger starts.
+//   - Tables and logs without a MANIFEST are damage; every table the
+//     MANIFEST lists must be there and is read whole with badger's table
+//     reader, its checksums checked, a panic recovered.
+//   - Every value log and memtable log is read entry by entry (header,
+//     key, value, CRC-32C) as badger does at open. What badger would cut
+//     must be zeros — or, after a crash (no record), the entries of the
+//     unfinished last commit and one torn entry (Go's memmove may store an
+//     entry's end before its start), then zeros. Anything else is damage.
+//
+// Damage is a *DamageError wrapping ErrDamaged, naming the directory and
+// what is damaged. Errors reading a value at run time wrap it too.
+// Limits: badger's iterators end silently on a table block that fails
+// its checksum at run time, so a block damaged after Open is not reported
+// by Scan (the node's mycel check finds it); and after a crash, a damaged
+// last entry of the newest log cannot be told from a torn write.
 //
 // Badger never reclaims value log space on its own: a long-running daemon
 // should call DB().RunValueLogGC periodically.
@@ -61,6 +96,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"sync"
@@ -95,6 +131,8 @@ func Options(dir string) badger.Options {
 		WithNumCompactors(2).
 		WithCompression(options.Snappy).
 		WithDetectConflicts(false).
+		WithChecksumVerificationMode(options.OnBlockRead).
+		WithVerifyValueChecksum(true).
 		WithLogger(slogLogger{slog.New(slog.DiscardHandler)})
 }
 
@@ -102,7 +140,14 @@ func Options(dir string) badger.Options {
 type Option func(*config)
 
 type config struct {
-	logger *slog.Logger
+	logger   *slog.Logger
+	readOnly bool
+}
+
+// ReadOnly opens the store without changing any file: for checking a
+// store (a daemon must not be running on it). Commit fails.
+func ReadOnly() Option {
+	return func(c *config) { c.readOnly = true }
 }
 
 // WithLogger sends badger's log messages to l. A nil l discards them, which
@@ -113,7 +158,9 @@ func WithLogger(l *slog.Logger) Option {
 
 // Store is a feed.Storage backed by a badger database.
 type Store struct {
-	db *badger.DB
+	db       *badger.DB
+	dir      string
+	readOnly bool
 
 	// mu guards closed. Operations hold it only long enough to check closed
 	// and register in ops; Close sets closed under the write lock and then
@@ -128,20 +175,47 @@ type Store struct {
 var _ feed.Storage = (*Store)(nil)
 
 // Open opens (creating if needed) the badger database in dir.
+//
+// Before badger touches the files, Open checks them (see preflight in
+// integrity.go): against the record of the last clean close, for a
+// MANIFEST, and every value log and memtable log read to its end, so
+// that badger's recovery never cuts data that damage made unreadable.
+// Badger then verifies every table's checksums as it opens it. Damage
+// found either way is a *DamageError wrapping ErrDamaged, and the files
+// are left as they were; a panic inside badger is reported the same way.
 func Open(dir string, opts ...Option) (*Store, error) {
 	var c config
 	for _, o := range opts {
 		o(&c)
 	}
-	bo := Options(dir)
+	bo := Options(dir).WithReadOnly(c.readOnly)
 	if c.logger != nil {
 		bo = bo.WithLogger(slogLogger{c.logger})
 	}
-	db, err := badger.Open(bo)
-	if err != nil {
-		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
+	if err := preflight(dir, bo); err != nil {
+		return nil, err
 	}
-	return &Store{db: db}, nil
+	db, err := openBadger(bo)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, dir: dir, readOnly: c.readOnly}, nil
+}
+
+func openBadger(bo badger.Options) (db *badger.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			db, err = nil, &DamageError{Dir: bo.Dir, Problem: "badger failed reading its files", Err: fmt.Errorf("panic: %v", p)}
+		}
+	}()
+	db, err = badger.Open(bo)
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, fs.ErrPermission), strings.Contains(err.Error(), "Cannot acquire directory lock"):
+		return nil, fmt.Errorf("badgerstore: open %s: %w", bo.Dir, err)
+	}
+	return nil, &DamageError{Dir: bo.Dir, Problem: "badger cannot open it", Err: err}
 }
 
 // DB returns the underlying database, for maintenance (RunValueLogGC) and
@@ -184,7 +258,7 @@ func (s *Store) Get(key []byte) ([]byte, error) {
 		return nil, feed.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("badgerstore: get: %w", err)
+		return nil, s.readError("get", err)
 	}
 	return val, nil
 }
@@ -227,7 +301,7 @@ func (s *Store) Scan(start, end []byte, fn func(key, value []byte) error) error 
 		k = item.KeyCopy(k[:0])
 		var err error
 		if v, err = item.ValueCopy(v[:0]); err != nil {
-			return fmt.Errorf("badgerstore: scan: %w", err)
+			return s.readError("scan", err)
 		}
 		if err := fn(k, v); err != nil {
 			if errors.Is(err, feed.ErrStopScan) {
@@ -277,6 +351,13 @@ func (s *Store) Commit(writes []feed.Write) error {
 	return nil
 }
 
+// readError reports a failed read. The store is local and open, so a
+// read fails only when a file does not read back as written: a value
+// that fails its checksum, a block of a table that does.
+func (s *Store) readError(op string, err error) error {
+	return fmt.Errorf("badgerstore: %s: %w", op, &DamageError{Dir: s.dir, Problem: "a read failed", Err: err})
+}
+
 func commitError(err error) error {
 	if errors.Is(err, badger.ErrTxnTooBig) {
 		return fmt.Errorf("badgerstore: commit: %w: %w", feed.ErrCommitTooLarge, err)
@@ -298,6 +379,11 @@ func (s *Store) Close() error {
 	s.ops.Wait()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("badgerstore: close: %w", err)
+	}
+	if !s.readOnly {
+		if err := writeCleanClose(s.dir); err != nil {
+			return fmt.Errorf("badgerstore: close: %w", err)
+		}
 	}
 	return nil
 }
