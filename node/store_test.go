@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/feed/badgerstore"
 )
@@ -114,9 +116,18 @@ func TestCheckStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw, err := hex.DecodeString(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := auth.SpaceIDFromBytes(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	views := append(spacePrefix(sid), 'v') // the space's view, in its namespace
 	var key, val []byte
-	st.Scan([]byte("v"), []byte("w"), func(k, v []byte) error {
-		if len(k) > 9 && k[9] == 'r' { // a key's register: "v" ‖ tag (8) ‖ 'r' ‖ …
+	st.Scan(views, feed.PrefixEnd(views), func(k, v []byte) error {
+		if i := len(views) + 8; len(k) > i && k[i] == 'r' { // a key's register: "v" ‖ tag (8) ‖ 'r' ‖ …
 			key, val = bytes.Clone(k), bytes.Clone(v)
 			return feed.ErrStopScan
 		}
