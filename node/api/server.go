@@ -489,7 +489,9 @@ func (s *server) put(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.Value == nil {
-		req.Value = []byte{}
+		// JSON's "" decodes to an empty, non-nil value: nil is a body
+		// without "value", or with null.
+		return badRequest(`a put needs a value: {"value": "<base64>"} ("" for an empty one)`)
 	}
 	if err := s.b.Put(r.Context(), id, r.PathValue("key"), req.Value); err != nil {
 		return err

@@ -659,3 +659,26 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met in 5 s")
 }
+
+// A put without a value ({} or "value": null) is refused, as the OpenAPI
+// document's "required" says; "" is an empty value and is stored.
+func TestPutNeedsValue(t *testing.T) {
+	e := newEnv(t)
+	path := "/v1/spaces/" + e.space + "/keys/k"
+	for _, body := range []string{`{}`, `{"value":null}`} {
+		status, apiErr, _ := e.raw(t, "PUT", path, body, nil)
+		if status != 400 || apiErr.Code != "bad_request" {
+			t.Errorf("PUT %s: got %d %q (%s), want 400 bad_request", body, status, apiErr.Code, apiErr.Message)
+		}
+	}
+	if got := e.fake.Writes(); len(got) != 0 {
+		t.Fatalf("a put without a value reached the Backend: %v", got)
+	}
+	if status, apiErr, _ := e.raw(t, "PUT", path, `{"value":""}`, nil); status != 204 {
+		t.Fatalf(`PUT {"value":""}: %d %s %s`, status, apiErr.Code, apiErr.Message)
+	}
+	en, err := e.client.Get(t.Context(), e.space, "k")
+	if err != nil || len(en.Versions) != 1 || en.Versions[0].Value == nil || len(en.Versions[0].Value) != 0 {
+		t.Fatalf("empty value: %+v, %v", en, err)
+	}
+}
