@@ -105,7 +105,8 @@ local HTTP API (0600), and api.addr, where the running daemon's API listens
 
 // serveAPI starts the local HTTP API on cfg.API and records its address in
 // the data directory for the CLI. stop removes the record, ends the
-// long-lived watch streams and waits up to 5 s for requests in flight.
+// long-lived streams with their last event (unavailable) and waits up to
+// 5 s for requests in flight.
 func serveAPI(cfg *node.Config, n *node.Node, log *slog.Logger) (stop func() error, addr string, err error) {
 	token, err := api.LoadOrCreateToken(cfg.DataDir)
 	if err != nil {
@@ -117,9 +118,10 @@ func serveAPI(cfg *node.Config, n *node.Node, log *slog.Logger) (stop func() err
 	}
 	addr = ln.Addr().String()
 	base, cancel := context.WithCancel(context.Background())
+	closing := make(chan struct{})
 	srv := &http.Server{
 		Handler: api.NewServer(api.ServerConfig{Backend: n, Token: token, Metrics: n.Metrics(),
-			Logger: log, Version: version}),
+			Logger: log, Version: version, Closing: closing}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -133,10 +135,14 @@ func serveAPI(cfg *node.Config, n *node.Node, log *slog.Logger) (stop func() err
 	}
 	return func() error {
 		errs := []error{api.RemoveEndpoint(cfg.DataDir)}
-		cancel()
+		// The streams end with their last event (unavailable), then
+		// Shutdown waits for them and the other requests; whatever still
+		// runs after 5 s has its context cancelled.
+		close(closing)
 		ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 		defer stop()
 		errs = append(errs, srv.Shutdown(ctx))
+		cancel()
 		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}

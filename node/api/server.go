@@ -57,6 +57,12 @@ type ServerConfig struct {
 	// Version is the daemon's version, reported by GET /v1/status when
 	// the Backend leaves Status.Version empty.
 	Version string
+	// Closing, when closed, ends every stream (watch, requests, messages)
+	// with its last event, an error of code unavailable: the daemon is
+	// stopping. Close it before http.Server.Shutdown, which waits for the
+	// streams' handlers, and before cancelling the requests' contexts, which
+	// would end the streams without a word.
+	Closing <-chan struct{}
 }
 
 // NewServer returns the API's handler. Every request is refused with 403

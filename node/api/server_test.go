@@ -682,3 +682,50 @@ func TestPutNeedsValue(t *testing.T) {
 		t.Fatalf("empty value: %+v, %v", en, err)
 	}
 }
+
+// TestStreamsEndWhenDaemonStops: closing ServerConfig.Closing ends the
+// watch, requests and messages streams with the documented last event
+// (code unavailable), while their Backend streams still run.
+func TestStreamsEndWhenDaemonStops(t *testing.T) {
+	closing := make(chan struct{})
+	e := newEnv(t, func(c *api.ServerConfig) { c.Closing = closing })
+	ctx := t.Context()
+	wch, werr, err := e.client.Watch(ctx, e.space, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rch, rerr, err := e.client.WatchRequests(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lch, lerr, err := e.client.Listen(ctx, e.space, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(closing)
+	drain(t, "watch", wch)
+	drain(t, "requests", rch)
+	drain(t, "listen", lch)
+	for name, errf := range map[string]func() error{"watch": werr, "requests": rerr, "listen": lerr} {
+		var apiErr *api.APIError
+		if err := errf(); !errors.As(err, &apiErr) || apiErr.Code != "unavailable" || !errors.Is(err, api.ErrClosed) {
+			t.Errorf("%s ended with %v, want code unavailable", name, err)
+		}
+	}
+}
+
+// drain reads ch until it is closed, failing after 10 s.
+func drain[T any](t *testing.T, name string, ch <-chan T) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("%s: the stream did not end in 10 s", name)
+		}
+	}
+}
