@@ -729,3 +729,58 @@ func drain[T any](t *testing.T, name string, ch <-chan T) {
 		}
 	}
 }
+
+// TestStreamsBounded: past MaxStreams open streams, one more is refused
+// with 429 too_many before the Backend opens a subscription; closing one
+// frees its slot.
+func TestStreamsBounded(t *testing.T) {
+	const max = 4
+	e := newEnv(t, func(c *api.ServerConfig) { c.MaxStreams = max })
+	cancels := make([]context.CancelFunc, 0, max)
+	for range max - 1 {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancels = append(cancels, cancel)
+		if _, _, err := e.client.Watch(ctx, e.space, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancels = append(cancels, cancel)
+	if _, _, err := e.client.Listen(ctx, e.space, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	for name, open := range map[string]func() error{
+		"watch":    func() error { _, _, err := e.client.Watch(t.Context(), e.space, ""); return err },
+		"requests": func() error { _, _, err := e.client.WatchRequests(t.Context()); return err },
+		"listen":   func() error { _, _, err := e.client.Listen(t.Context(), e.space, ""); return err },
+	} {
+		var apiErr *api.APIError
+		if err := open(); !errors.As(err, &apiErr) || apiErr.Status != 429 || apiErr.Code != "too_many" || !errors.Is(err, api.ErrTooMany) {
+			t.Errorf("%s past the bound: %v, want 429 too_many", name, err)
+		}
+	}
+	if n := e.fake.ActiveWatchers(); n != max-1 {
+		t.Errorf("%d watches reached the Backend, want %d", n, max-1)
+	}
+	// Other requests still work, and a closed stream frees its slot.
+	if err := e.client.Put(t.Context(), e.space, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	cancels[0]()
+	waitFor(t, func() bool { return e.fake.ActiveWatchers() == max-2 })
+	var err error
+	for range 100 { // the handler returns just after the Backend's watch ends
+		if _, _, err = e.client.Watch(t.Context(), e.space, ""); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("watch after one closed: %v", err)
+	}
+}
