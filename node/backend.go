@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"unicode/utf8"
 
@@ -95,7 +96,7 @@ func (m *member) info() api.SpaceInfo {
 		Writer:   sp.IsWriter(),
 		Feeds:    len(feeds),
 		Digest:   hex.EncodeToString(digest[:]),
-		Keys:     sp.Keys(),
+		Keys:     userKeys(sp),
 		Invalid:  diag.InvalidTotal,
 		Waiting:  diag.Waiting,
 	}
@@ -106,6 +107,14 @@ func (m *member) info() api.SpaceInfo {
 		info.Join = &js
 	}
 	return info
+}
+
+// userKeys counts the keys a listing shows: the live keys but the
+// space's own (invite records, the password's key), which List hides.
+func userKeys(sp *space.Space) int {
+	// Two reads, each under the space's lock: a write between them may
+	// make the count one off for a moment, never negative.
+	return max(0, sp.Keys()-len(sp.List(space.SystemPrefix, "", math.MaxInt)))
 }
 
 // JoinSpace implements api.Backend.

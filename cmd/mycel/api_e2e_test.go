@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -69,4 +70,33 @@ func TestE2EWatchEndsWhenDaemonStops(t *testing.T) {
 		t.Fatalf("watch ended with exit %d, stderr %q; want exit 1 and the daemon stopping", code, msg)
 	}
 	d.cmd.Wait()
+}
+
+// TestE2ESpaceInfoCountsListedKeys: space info counts the keys ls --all
+// lists; the space's own keys (an invite's record, the password's key)
+// are not among them.
+func TestE2ESpaceInfoCountsListedKeys(t *testing.T) {
+	d := newDaemon(t)
+	id := createSpace(t, d)
+	for _, k := range []string{"a", "b", "c"} {
+		d.put(id, k, []byte("v"))
+	}
+	if _, stderr, code := mycel(t, "invite", id, "--data", d.dir); code != 0 {
+		t.Fatalf("invite: %d %s", code, stderr)
+	}
+	if code := d.request("PUT", "/v1/spaces/"+id+"/password", map[string]string{"password": "correct horse"}, nil); code != 204 {
+		t.Fatalf("password: %d", code)
+	}
+	ls, stderr, code := mycel(t, "ls", "--all", id, "--data", d.dir)
+	if code != 0 {
+		t.Fatalf("ls: %d %s", code, stderr)
+	}
+	listed := strings.Count(ls, "\n")
+	info, _, _ := mycel(t, "space", "info", id, "--data", d.dir)
+	if listed != 3 || !regexp.MustCompile(`(?m)^keys:\s+3$`).MatchString(info) {
+		t.Fatalf("ls --all lists %d keys:\n%s\nspace info says:\n%s", listed, ls, info)
+	}
+	if got := d.space(id).Keys; got != 3 {
+		t.Fatalf("GET /v1/spaces/{space}: keys %d, want 3", got)
+	}
 }
