@@ -222,7 +222,7 @@ func (n *Node) Put(ctx context.Context, id, key string, value []byte) error {
 		return err
 	}
 	if len(value) > space.MaxValueSize {
-		return fmt.Errorf("%w: value of %d bytes, limit %d", api.ErrTooLarge, len(value), space.MaxValueSize)
+		return fmt.Errorf("%w: value of %d bytes: a value is at most %d KiB (%d bytes)", api.ErrTooLarge, len(value), space.MaxValueSize>>10, space.MaxValueSize)
 	}
 	if err := m.sp.Put(ctx, key, value); err != nil {
 		return spaceError(err)

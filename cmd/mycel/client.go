@@ -99,8 +99,12 @@ func (o *clientOpts) call(f func(c *api.Client) error) error {
 	return cliError(f(c))
 }
 
+// minSpacePrefix is the fewest hex digits of a space ID that name it.
+const minSpacePrefix = 4
+
 // resolveSpace turns what the user typed into a space ID: a full ID, a
-// unique prefix of one, or a unique local name.
+// unique prefix of minSpacePrefix or more hex digits of one, or a unique
+// local name.
 func resolveSpace(ctx context.Context, c *api.Client, s string) (string, error) {
 	if isID(s) {
 		return strings.ToLower(s), nil
@@ -114,7 +118,7 @@ func resolveSpace(ctx context.Context, c *api.Client, s string) (string, error) 
 		if sp.Name == s {
 			byName = append(byName, sp)
 		}
-		if len(s) >= 4 && strings.HasPrefix(sp.ID, strings.ToLower(s)) {
+		if len(s) >= minSpacePrefix && strings.HasPrefix(sp.ID, strings.ToLower(s)) {
 			byPrefix = append(byPrefix, sp)
 		}
 	}
@@ -132,7 +136,7 @@ func resolveSpace(ctx context.Context, c *api.Client, s string) (string, error) 
 			return "", fmt.Errorf("%q names %d spaces: %s; give more of the ID", s, len(m), strings.Join(ids, ", "))
 		}
 	}
-	return "", fmt.Errorf("no space %q here (mycel space list shows them; a space is named by its ID, a prefix of 4 or more hex digits, or its name)", s)
+	return "", fmt.Errorf("no space %q here (mycel space list shows them; a space is named by its ID, a prefix of %d or more hex digits, or its name)", s, minSpacePrefix)
 }
 
 // isID reports whether s is a full space ID or feed key.

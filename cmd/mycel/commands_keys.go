@@ -13,11 +13,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/space"
 )
 
-// maxValue bounds a value read from stdin or a file: a space takes up to
-// 512 KiB; the daemon says so with a clear error for anything between.
-const maxValue = 4 << 20
+// maxValue bounds a value: the largest a space takes (space.MaxValueSize,
+// 512 KiB). A larger one is refused here, before the daemon is asked, with
+// the daemon's own words.
+const maxValue = space.MaxValueSize
+
+// valueTooLarge is the error of a value over maxValue.
+func valueTooLarge(n int) error {
+	return fmt.Errorf("value of %d bytes or more: a value is at most %d KiB (%d bytes)", n, maxValue>>10, maxValue)
+}
 
 func newPutCmd(o *clientOpts) *cobra.Command {
 	var file string
@@ -52,7 +59,7 @@ func newPutCmd(o *clientOpts) *cobra.Command {
 				return usageError{errors.New("no value: give it as an argument, - for stdin, or --file")}
 			}
 			if len(value) > maxValue {
-				return fmt.Errorf("value larger than %d bytes", maxValue)
+				return valueTooLarge(len(value))
 			}
 			return o.call(func(c *api.Client) error {
 				id, err := resolveSpace(cmd.Context(), c, args[0])

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -393,7 +394,7 @@ func newApproveCmd(o *clientOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "approve <request ID>",
 		Short: "Approve a device's request to join: it becomes a writer and gets the space's keys",
-		Long: `Approve a join request (its ID from mycel requests, or 6 or more hex digits
+		Long: fmt.Sprintf(`Approve a join request (its ID from mycel requests, or %d or more hex digits
 of it). The device becomes a writer of the space and gets the space's keys:
 it can read everything written so far.
 
@@ -401,7 +402,7 @@ First check the safety code: the new device shows one, and the request must
 show the same, or someone else's device is asking. With --code, the daemon
 checks it (exit 1 if it differs, and nothing changes). Without --code, on a
 terminal, mycel shows the request's code and asks; --yes approves without
-checking. When stdin is not a terminal, --code or --yes is required.`,
+checking. When stdin is not a terminal, --code or --yes is required.`, api.MinRequestPrefix),
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, tty := stdinTerminal(cmd)
@@ -456,8 +457,8 @@ func newDenyCmd(o *clientOpts) *cobra.Command {
 	return &cobra.Command{
 		Use:   "deny <request ID>",
 		Short: "Deny a device's request to join; an invite it used is spent",
-		Long: `Deny a join request (its ID from mycel requests, or 6 or more hex digits of
-it): the device is told, and an invite it used is spent.`,
+		Long: fmt.Sprintf(`Deny a join request (its ID from mycel requests, or %d or more hex digits of
+it): the device is told, and an invite it used is spent.`, api.MinRequestPrefix),
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.call(func(c *api.Client) error {
@@ -489,7 +490,7 @@ to a new epoch whose keys are sealed to the remaining members only, so the
 removed device can read nothing written from now on and can no longer
 replicate the space.
 
-<device> is its name, exactly as mycel devices <space> shows it, or 8 or
+<device> is its name, exactly as mycel devices <space> shows it, or ` + strconv.Itoa(minDevicePrefix) + ` or
 more hex digits of its feed key. A name or prefix that matches more than
 one device is refused, listing them.`,
 		Args: cobra.ExactArgs(2),

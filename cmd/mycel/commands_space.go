@@ -53,14 +53,14 @@ func newSpaceCmd(o *clientOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "space",
 		Short: "Create, list, join and inspect spaces",
-		Long: `A space is one key-value database shared by a set of devices. A <space>
-argument is its ID, a unique prefix of 4 or more hex digits of it, or its
+		Long: fmt.Sprintf(`A space is one key-value database shared by a set of devices. A <space>
+argument is its ID, a unique prefix of %d or more hex digits of it, or its
 unique local name (except for join, which needs the full ID).
 
 To bring a device into a space:
   on the new device:   mycel space join <space ID>        prints a request token
   on a member device:  mycel members add <space> <request> prints a welcome token
-  on the new device:   mycel space accept <welcome>`,
+  on the new device:   mycel space accept <welcome>`, minSpacePrefix),
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "create <name>",
@@ -313,7 +313,7 @@ func resolveMember(cmd *cobra.Command, c *api.Client, space, s string) (string, 
 	}
 	var found []string
 	for _, m := range ms {
-		if m.Name == s || (len(s) >= 4 && strings.HasPrefix(m.Feed, strings.ToLower(s))) {
+		if m.Name == s || (len(s) >= minDevicePrefix && strings.HasPrefix(m.Feed, strings.ToLower(s))) {
 			found = append(found, m.Feed)
 		}
 	}
