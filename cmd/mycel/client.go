@@ -145,10 +145,25 @@ func isID(s string) bool {
 	return err == nil && len(b) == 32
 }
 
+// printJSON prints v as indented JSON, with no character raw that could
+// act on a terminal (jsonSafe).
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(jsonSafe(append(b, '\n')))
+	return err
+}
+
+// printJSONLine prints v as JSON on one line, like printJSON.
+func printJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(jsonSafe(append(b, '\n')))
+	return err
 }
 
 func newTable(w io.Writer) *tabwriter.Writer {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -148,7 +147,6 @@ func newLsCmd(o *clientOpts) *cobra.Command {
 				}
 				out := cmd.OutOrStdout()
 				tw := newTable(out)
-				enc := json.NewEncoder(out)
 				left := limit
 				for {
 					n := min(left, api.MaxListLimit)
@@ -161,12 +159,12 @@ func newLsCmd(o *clientOpts) *cobra.Command {
 					}
 					for _, e := range p.Entries {
 						if o.json {
-							if err := enc.Encode(e); err != nil {
+							if err := printJSONLine(out, e); err != nil {
 								return err
 							}
 							continue
 						}
-						fmt.Fprintf(tw, "%s\t%s\n", e.Key, describe(e))
+						fmt.Fprintf(tw, "%s\t%s\n", safe(e.Key), describe(e))
 					}
 					left -= len(p.Entries)
 					after = p.Next
@@ -215,7 +213,7 @@ func describe(e api.Entry) string {
 
 func printable(b []byte) bool {
 	for _, r := range string(b) {
-		if r < ' ' || r == 0x7f {
+		if unsafeRune(r) || r == utf8.RuneError {
 			return false
 		}
 	}
@@ -245,7 +243,7 @@ func newWatchCmd(o *clientOpts) *cobra.Command {
 					return err
 				}
 				return printEach(cmd.OutOrStdout(), o.json, ch, errf, func(e api.Entry) string {
-					return fmt.Sprintf("%s\t%s", e.Key, describe(e))
+					return fmt.Sprintf("%s\t%s", safe(e.Key), describe(e))
 				})
 			})
 		},
@@ -255,11 +253,10 @@ func newWatchCmd(o *clientOpts) *cobra.Command {
 // printEach prints what a stream delivers, one line each (line), or one
 // JSON object per line, until it ends; then errf says why.
 func printEach[T any](out io.Writer, asJSON bool, ch <-chan T, errf func() error, line func(T) string) error {
-	enc := json.NewEncoder(out)
 	for item := range ch {
 		var err error
 		if asJSON {
-			err = enc.Encode(item)
+			err = printJSONLine(out, item)
 		} else {
 			_, err = fmt.Fprintln(out, line(item))
 		}

@@ -322,7 +322,7 @@ per line).`,
 						return err
 					}
 					return printEach(out, o.json, ch, errf, func(r api.Request) string {
-						return fmt.Sprintf("%s\t%s\t%q\t%s\t%s\t%s", r.ID, requestSpace(r), r.Name, r.Code, r.Via, r.Time.Local().Format(time.TimeOnly))
+						return fmt.Sprintf("%s\t%s\t%q\t%s\t%s\t%s", safe(r.ID), requestSpace(r), r.Name, safe(r.Code), safe(r.Via), r.Time.Local().Format(time.TimeOnly))
 					})
 				}
 				reqs, err := c.Requests(ctx)
@@ -340,7 +340,7 @@ per line).`,
 				tw := newTable(out)
 				fmt.Fprintln(tw, "ID\tSPACE\tDEVICE\tCODE\tVIA\tASKED")
 				for _, r := range reqs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, requestSpace(r), r.Name, r.Code, r.Via, lastSeen(now.Sub(r.Time)))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", safe(r.ID), requestSpace(r), safe(r.Name), safe(r.Code), safe(r.Via), lastSeen(now.Sub(r.Time)))
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -357,7 +357,7 @@ per line).`,
 // requestSpace names a request's space: its local name, else its short ID.
 func requestSpace(r api.Request) string {
 	if r.SpaceName != "" {
-		return r.SpaceName
+		return safe(r.SpaceName)
 	}
 	return short(r.Space)
 }
@@ -444,7 +444,7 @@ checking. When stdin is not a terminal, --code or --yes is required.`, api.MinRe
 // confirmApprove asks the person on w whether to approve r, showing its
 // safety code, and reads the answer from in: y or yes approves.
 func confirmApprove(ctx context.Context, in io.Reader, w io.Writer, r api.Request) (bool, error) {
-	fmt.Fprintf(w, "Authorise node %q to join %s? Safety code %s — does the new device show the same code? [y/N] ", r.Name, requestSpace(r), r.Code)
+	fmt.Fprintf(w, "Authorise node %q to join %s? Safety code %s — does the new device show the same code? [y/N] ", r.Name, requestSpace(r), safe(r.Code))
 	a, err := readLine(ctx, in, 64)
 	if err != nil {
 		return false, err

@@ -101,7 +101,7 @@ To bring a device into a space:
 				tw := newTable(cmd.OutOrStdout())
 				fmt.Fprintln(tw, "ID\tNAME\tKEYS\tFEEDS\tSTATE")
 				for _, sp := range spaces {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", sp.ID, sp.Name, sp.Keys, sp.Feeds, spaceState(sp))
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", sp.ID, safe(sp.Name), sp.Keys, sp.Feeds, spaceState(sp))
 				}
 				return tw.Flush()
 			})
@@ -125,7 +125,7 @@ To bring a device into a space:
 				}
 				tw := newTable(cmd.OutOrStdout())
 				fmt.Fprintf(tw, "ID:\t%s\n", sp.ID)
-				fmt.Fprintf(tw, "name:\t%s\n", sp.Name)
+				fmt.Fprintf(tw, "name:\t%s\n", safe(sp.Name))
 				fmt.Fprintf(tw, "state:\t%s\n", spaceState(sp))
 				fmt.Fprintf(tw, "this device's feed:\t%s\n", sp.Feed)
 				fmt.Fprintf(tw, "feeds:\t%d\n", sp.Feeds)
@@ -242,7 +242,7 @@ func newMembersCmd(o *clientOpts) *cobra.Command {
 					if m.Self {
 						self = "(this device)"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", m.Feed, m.Name, m.Length, self)
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", m.Feed, safe(m.Name), m.Length, self)
 				}
 				return tw.Flush()
 			})
