@@ -112,7 +112,7 @@ func TestCLIEscapesControlCharacters(t *testing.T) {
 func TestSafe(t *testing.T) {
 	for in, want := range map[string]string{
 		"Firefox on Ubuntu 64-bit": "Firefox on Ubuntu 64-bit",
-		"Zoë's 📱 — 電話":            "Zoë's 📱 — 電話",
+		"Zoë's 📱 — 電話":             "Zoë's 📱 — 電話",
 		"a\x1b[31mb":               `a\x1b[31mb`,
 		"x\ry\tz\n":                `x\x0dy\x09z\x0a`,
 		"\u202eabc\u2069":          `\u202eabc\u2069`,
