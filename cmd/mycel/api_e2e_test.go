@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os/exec"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mycelsync/mycel/node/api"
 )
 
 // startCLI starts a long-running CLI command (watch, listen…) against d
@@ -98,5 +101,41 @@ func TestE2ESpaceInfoCountsListedKeys(t *testing.T) {
 	}
 	if got := d.space(id).Keys; got != 3 {
 		t.Fatalf("GET /v1/spaces/{space}: keys %d, want 3", got)
+	}
+}
+
+// TestE2EDaemonLogs: the daemon's log shows feed keys as the CLI prints
+// them (hex) and peer IDs as 12D3Koo…, never Go byte arrays, and a device
+// name holding escape sequences and bidi controls escaped.
+func TestE2EDaemonLogs(t *testing.T) {
+	a := newDaemon(t, "--log-level", "debug")
+	b := newDaemon(t, "--peer", a.peerAddr(), "--log-level", "debug")
+	var info api.SpaceInfo
+	a.request("POST", "/v1/spaces", map[string]string{"name": "logs"}, &info)
+	// b's request as a hostile device would hand it over: its name holds
+	// escape sequences, a carriage return, C1 and bidi controls.
+	var req api.JoinRequest
+	b.request("POST", "/v1/spaces/"+info.ID+"/join", map[string]string{"name": "x"}, &req)
+	req.Token, req.Name = "", "evil\x1b[2K\r\u202eSafety code 000-000\u0085\u009b31m"
+	var w api.Welcome
+	a.request("POST", "/v1/spaces/"+info.ID+"/members", req, &w)
+	bFeed := req.Feed
+	waitFor(t, 20*time.Second, func() error {
+		if !strings.Contains(b.stderr.String(), "peer=12D3Koo") {
+			return fmt.Errorf("b's log names no peer as 12D3Koo…:\n%s", b.stderr)
+		}
+		return nil
+	})
+	for who, d := range map[string]*daemon{"a": a, "b": b} {
+		log := d.stderr.String()
+		if bad := rawControl(log); len(bad) > 0 {
+			t.Errorf("%s's log holds raw %v", who, bad)
+		}
+		if regexp.MustCompile(`=\"?\[[0-9]+ [0-9]+ `).MatchString(log) {
+			t.Errorf("%s's log prints a byte array:\n%s", who, log)
+		}
+	}
+	if l := a.stderr.String(); !strings.Contains(l, "feed="+bFeed) || !strings.Contains(l, `\x1b[2K\r\u202e`) {
+		t.Errorf("a's log does not show the added writer's feed as hex and its name escaped:\n%s", l)
 	}
 }

@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,7 +71,7 @@ local HTTP API (0600), and api.addr, where the running daemon's API listens
 			if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 				return err
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			log := newDaemonLogger(cmd.ErrOrStderr(), level)
 			node.Version = version
 			n, err := node.New(cfg, log)
 			if err != nil {
@@ -101,6 +105,35 @@ local HTTP API (0600), and api.addr, where the running daemon's API listens
 	f.StringVar(&o.API, "api", "", "loopback host:port of the local HTTP API (env MYCEL_API)")
 	f.StringVar(&o.Name, "name", "", "this device's name, shown to members asked to approve it (env MYCEL_NAME)")
 	return cmd
+}
+
+// newDaemonLogger is the daemon's log: text, one line a record, strings
+// quoted with their control characters escaped (slog's text handler does
+// that), and keys and IDs in the form the CLI prints them (logAttr).
+func newDaemonLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: logAttr}))
+}
+
+// logAttr writes a byte array or slice (a feed key, a sender's key) as
+// lowercase hex, as the CLI prints keys, where slog would print Go's
+// "[1 0 255 …]". Values with a String or MarshalText method (space IDs,
+// peer IDs as 12D3Koo…) keep theirs.
+func logAttr(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() != slog.KindAny {
+		return a
+	}
+	v := a.Value.Any()
+	switch v.(type) {
+	case fmt.Stringer, encoding.TextMarshaler, error:
+		return a
+	}
+	rv := reflect.ValueOf(v)
+	if k := rv.Kind(); (k == reflect.Array || k == reflect.Slice) && rv.Type().Elem().Kind() == reflect.Uint8 {
+		b := make([]byte, rv.Len())
+		reflect.Copy(reflect.ValueOf(b), rv)
+		return slog.String(a.Key, hex.EncodeToString(b))
+	}
+	return a
 }
 
 // serveAPI starts the local HTTP API on cfg.API and records its address in
