@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"net"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -137,5 +140,35 @@ func TestE2EDaemonLogs(t *testing.T) {
 	}
 	if l := a.stderr.String(); !strings.Contains(l, "feed="+bFeed) || !strings.Contains(l, `\x1b[2K\r\u202e`) {
 		t.Errorf("a's log does not show the added writer's feed as hex and its name escaped:\n%s", l)
+	}
+}
+
+// TestE2EPortInUse: a daemon whose TCP port another daemon (or any other
+// process) holds fails to start, saying so, instead of sharing the port
+// through SO_REUSEPORT.
+func TestE2EPortInUse(t *testing.T) {
+	a := newDaemon(t)
+	ma := a.peerAddr() // /ip4/127.0.0.1/tcp/<port>/p2p/…
+	port := strings.Split(ma, "/")[4]
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	other := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	for who, p := range map[string]string{"another daemon": port, "another process": other} {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		cmd := exec.CommandContext(ctx, mycelBin, "daemon", "--data", t.TempDir(), "--mdns=false",
+			"--listen", "/ip4/127.0.0.1/tcp/"+p, "--api", "127.0.0.1:0")
+		out, _ := cmd.CombinedOutput()
+		timedOut := ctx.Err() != nil
+		cancel()
+		if timedOut {
+			t.Errorf("%s holds TCP port %s: the daemon started anyway:\n%s", who, p, out)
+			continue
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "already in use") || !strings.Contains(string(out), "--listen") {
+			t.Errorf("%s holds TCP port %s: exit %d, %q; want exit 1 saying the port is in use", who, p, code, out)
+		}
 	}
 }
