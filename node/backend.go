@@ -41,6 +41,11 @@ func (n *Node) Status() api.Status {
 	for _, a := range n.Addrs() {
 		st.Addrs = append(st.Addrs, a.String())
 	}
+	if peers, err := addrInfos(n.cfg.Peers); err == nil { // New checked them
+		for _, p := range peers {
+			st.StaticPeers = append(st.StaticPeers, p.ID.String())
+		}
+	}
 	return st
 }
 

@@ -96,6 +96,9 @@ type Status struct {
 	Started time.Time `json:"started"`
 	Spaces  int       `json:"spaces"`
 	Peers   int       `json:"peers"` // connected
+	// StaticPeers are the peer IDs of the static peers (--peer) that the
+	// daemon keeps connected, connected now or not.
+	StaticPeers []string `json:"static_peers,omitempty"`
 }
 
 // SpaceInfo describes a space this device belongs to or asked to join.
