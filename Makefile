@@ -36,8 +36,11 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 help: ## list the targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-run: ## go run ./cmd/mycel with ARGS (default: daemon)
-	go run ./cmd/mycel $(ARGS)
+# run builds the binary and runs it rather than `go run`: go run exits 1
+# when it was sent SIGINT, whatever the program's status, so Ctrl-C on a
+# daemon that stopped cleanly ended in "make: *** [run] Error 1".
+run: build ## build bin/mycel, then run it with ARGS (default: daemon); Ctrl-C stops it cleanly
+	bin/mycel $(ARGS)
 
 build: ## build bin/mycel
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/mycel ./cmd/mycel

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"unicode/utf8"
 
@@ -39,6 +40,11 @@ func (n *Node) Status() api.Status {
 	}
 	for _, a := range n.Addrs() {
 		st.Addrs = append(st.Addrs, a.String())
+	}
+	if peers, err := addrInfos(n.cfg.Peers); err == nil { // New checked them
+		for _, p := range peers {
+			st.StaticPeers = append(st.StaticPeers, p.ID.String())
+		}
 	}
 	return st
 }
@@ -95,7 +101,7 @@ func (m *member) info() api.SpaceInfo {
 		Writer:   sp.IsWriter(),
 		Feeds:    len(feeds),
 		Digest:   hex.EncodeToString(digest[:]),
-		Keys:     sp.Keys(),
+		Keys:     userKeys(sp),
 		Invalid:  diag.InvalidTotal,
 		Waiting:  diag.Waiting,
 	}
@@ -106,6 +112,14 @@ func (m *member) info() api.SpaceInfo {
 		info.Join = &js
 	}
 	return info
+}
+
+// userKeys counts the keys a listing shows: the live keys but the
+// space's own (invite records, the password's key), which List hides.
+func userKeys(sp *space.Space) int {
+	// Two reads, each under the space's lock: a write between them may
+	// make the count one off for a moment, never negative.
+	return max(0, sp.Keys()-len(sp.List(space.SystemPrefix, "", math.MaxInt)))
 }
 
 // JoinSpace implements api.Backend.
@@ -213,7 +227,7 @@ func (n *Node) Put(ctx context.Context, id, key string, value []byte) error {
 		return err
 	}
 	if len(value) > space.MaxValueSize {
-		return fmt.Errorf("%w: value of %d bytes, limit %d", api.ErrTooLarge, len(value), space.MaxValueSize)
+		return fmt.Errorf("%w: value of %d bytes: a value is at most %d KiB (%d bytes)", api.ErrTooLarge, len(value), space.MaxValueSize>>10, space.MaxValueSize)
 	}
 	if err := m.sp.Put(ctx, key, value); err != nil {
 		return spaceError(err)

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/mycelsync/mycel/auth"
 )
@@ -235,4 +236,60 @@ func list(s string) []string {
 		}
 	}
 	return out
+}
+
+// ErrAddrInUse is what New returns when a listen address's port is
+// taken by another process.
+var ErrAddrInUse = errors.New("address already in use")
+
+// checkPortsFree binds each TCP and UDP port of listen for a moment, the
+// plain way, and fails if another process holds one. libp2p binds its TCP
+// ports with SO_REUSEPORT (for hole punching), so a second daemon on the
+// same port would start and share it with the first, each getting some of
+// the connections; a plain bind without SO_REUSEPORT is refused while any
+// socket holds the port. Port 0 and addresses that do not parse are left
+// to libp2p; so are errors other than "in use" (no IPv6, say), for which
+// libp2p listens on the others.
+func checkPortsFree(listen []string) error {
+	seen := map[string]bool{}
+	for _, s := range listen {
+		network, addr, ok := bindAddr(s)
+		if !ok || seen[network+" "+addr] {
+			continue
+		}
+		seen[network+" "+addr] = true
+		var err error
+		if network == "tcp" {
+			var ln net.Listener
+			if ln, err = net.Listen("tcp", addr); err == nil {
+				ln.Close()
+			}
+		} else {
+			var pc net.PacketConn
+			if pc, err = net.ListenPacket("udp", addr); err == nil {
+				pc.Close()
+			}
+		}
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("node: listen on %s: %w: another process (another mycel daemon?) holds %s port %s; stop it, or choose other addresses with --listen (MYCEL_LISTEN)",
+				s, ErrAddrInUse, strings.ToUpper(network), addr[strings.LastIndex(addr, ":")+1:])
+		}
+	}
+	return nil
+}
+
+// bindAddr returns the socket a listen multiaddr binds: "tcp" or "udp"
+// and host:port, from its leading /ip4|ip6/<ip>/tcp|udp/<port>.
+func bindAddr(s string) (network, addr string, ok bool) {
+	f := strings.Split(strings.TrimPrefix(s, "/"), "/")
+	if len(f) < 4 || (f[0] != "ip4" && f[0] != "ip6") || (f[2] != "tcp" && f[2] != "udp") || f[3] == "0" {
+		return "", "", false
+	}
+	if net.ParseIP(f[1]) == nil {
+		return "", "", false
+	}
+	if _, err := strconv.ParseUint(f[3], 10, 16); err != nil {
+		return "", "", false
+	}
+	return f[2], net.JoinHostPort(f[1], f[3]), true
 }

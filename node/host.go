@@ -113,6 +113,9 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool) (n *Node, err error)
 	if err != nil {
 		return nil, fmt.Errorf("node: relays: %w", err)
 	}
+	if err := checkPortsFree(cfg.Listen); err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	opts := []libp2p.Option{
 		libp2p.Identity(key),

@@ -99,8 +99,12 @@ func (o *clientOpts) call(f func(c *api.Client) error) error {
 	return cliError(f(c))
 }
 
+// minSpacePrefix is the fewest hex digits of a space ID that name it.
+const minSpacePrefix = 4
+
 // resolveSpace turns what the user typed into a space ID: a full ID, a
-// unique prefix of one, or a unique local name.
+// unique prefix of minSpacePrefix or more hex digits of one, or a unique
+// local name.
 func resolveSpace(ctx context.Context, c *api.Client, s string) (string, error) {
 	if isID(s) {
 		return strings.ToLower(s), nil
@@ -114,7 +118,7 @@ func resolveSpace(ctx context.Context, c *api.Client, s string) (string, error) 
 		if sp.Name == s {
 			byName = append(byName, sp)
 		}
-		if len(s) >= 4 && strings.HasPrefix(sp.ID, strings.ToLower(s)) {
+		if len(s) >= minSpacePrefix && strings.HasPrefix(sp.ID, strings.ToLower(s)) {
 			byPrefix = append(byPrefix, sp)
 		}
 	}
@@ -132,7 +136,7 @@ func resolveSpace(ctx context.Context, c *api.Client, s string) (string, error) 
 			return "", fmt.Errorf("%q names %d spaces: %s; give more of the ID", s, len(m), strings.Join(ids, ", "))
 		}
 	}
-	return "", fmt.Errorf("no space %q here (mycel space list shows them; a space is named by its ID, a prefix of 4 or more hex digits, or its name)", s)
+	return "", fmt.Errorf("no space %q here (mycel space list shows them; a space is named by its ID, a prefix of %d or more hex digits, or its name)", s, minSpacePrefix)
 }
 
 // isID reports whether s is a full space ID or feed key.
@@ -141,10 +145,25 @@ func isID(s string) bool {
 	return err == nil && len(b) == 32
 }
 
+// printJSON prints v as indented JSON, with no character raw that could
+// act on a terminal (jsonSafe).
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(jsonSafe(append(b, '\n')))
+	return err
+}
+
+// printJSONLine prints v as JSON on one line, like printJSON.
+func printJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(jsonSafe(append(b, '\n')))
+	return err
 }
 
 func newTable(w io.Writer) *tabwriter.Writer {

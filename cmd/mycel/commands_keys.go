@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,11 +12,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/space"
 )
 
-// maxValue bounds a value read from stdin or a file: a space takes up to
-// 512 KiB; the daemon says so with a clear error for anything between.
-const maxValue = 4 << 20
+// maxValue bounds a value: the largest a space takes (space.MaxValueSize,
+// 512 KiB). A larger one is refused here, before the daemon is asked, with
+// the daemon's own words.
+const maxValue = space.MaxValueSize
+
+// valueTooLarge is the error of a value over maxValue.
+func valueTooLarge(n int) error {
+	return fmt.Errorf("value of %d bytes or more: a value is at most %d KiB (%d bytes)", n, maxValue>>10, maxValue)
+}
 
 func newPutCmd(o *clientOpts) *cobra.Command {
 	var file string
@@ -52,7 +58,7 @@ func newPutCmd(o *clientOpts) *cobra.Command {
 				return usageError{errors.New("no value: give it as an argument, - for stdin, or --file")}
 			}
 			if len(value) > maxValue {
-				return fmt.Errorf("value larger than %d bytes", maxValue)
+				return valueTooLarge(len(value))
 			}
 			return o.call(func(c *api.Client) error {
 				id, err := resolveSpace(cmd.Context(), c, args[0])
@@ -141,7 +147,6 @@ func newLsCmd(o *clientOpts) *cobra.Command {
 				}
 				out := cmd.OutOrStdout()
 				tw := newTable(out)
-				enc := json.NewEncoder(out)
 				left := limit
 				for {
 					n := min(left, api.MaxListLimit)
@@ -154,12 +159,12 @@ func newLsCmd(o *clientOpts) *cobra.Command {
 					}
 					for _, e := range p.Entries {
 						if o.json {
-							if err := enc.Encode(e); err != nil {
+							if err := printJSONLine(out, e); err != nil {
 								return err
 							}
 							continue
 						}
-						fmt.Fprintf(tw, "%s\t%s\n", e.Key, describe(e))
+						fmt.Fprintf(tw, "%s\t%s\n", safe(e.Key), describe(e))
 					}
 					left -= len(p.Entries)
 					after = p.Next
@@ -208,7 +213,7 @@ func describe(e api.Entry) string {
 
 func printable(b []byte) bool {
 	for _, r := range string(b) {
-		if r < ' ' || r == 0x7f {
+		if unsafeRune(r) || r == utf8.RuneError {
 			return false
 		}
 	}
@@ -238,7 +243,7 @@ func newWatchCmd(o *clientOpts) *cobra.Command {
 					return err
 				}
 				return printEach(cmd.OutOrStdout(), o.json, ch, errf, func(e api.Entry) string {
-					return fmt.Sprintf("%s\t%s", e.Key, describe(e))
+					return fmt.Sprintf("%s\t%s", safe(e.Key), describe(e))
 				})
 			})
 		},
@@ -248,11 +253,10 @@ func newWatchCmd(o *clientOpts) *cobra.Command {
 // printEach prints what a stream delivers, one line each (line), or one
 // JSON object per line, until it ends; then errf says why.
 func printEach[T any](out io.Writer, asJSON bool, ch <-chan T, errf func() error, line func(T) string) error {
-	enc := json.NewEncoder(out)
 	for item := range ch {
 		var err error
 		if asJSON {
-			err = enc.Encode(item)
+			err = printJSONLine(out, item)
 		} else {
 			_, err = fmt.Fprintln(out, line(item))
 		}

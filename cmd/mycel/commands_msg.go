@@ -45,7 +45,7 @@ func newDevicesCmd(o *clientOpts) *cobra.Command {
 					if d.Self {
 						seen, self = "now", "(this device)"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", short(d.Feed), d.Name, online, seen, self)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", short(d.Feed), safe(d.Name), online, seen, self)
 				}
 				return tw.Flush()
 			})
@@ -118,7 +118,7 @@ line: sender (feed), name, time, topic and data (base64).`,
 					return err
 				}
 				return printEach(cmd.OutOrStdout(), o.json, ch, errf, func(m api.Message) string {
-					return fmt.Sprintf("%s\t%s\t%s\t%s", m.Time.Local().Format(time.TimeOnly), sender(m), m.Topic, messageText(m.Data))
+					return fmt.Sprintf("%s\t%s\t%s\t%s", m.Time.Local().Format(time.TimeOnly), safe(sender(m)), safe(m.Topic), messageText(m.Data))
 				})
 			})
 		},

@@ -56,7 +56,7 @@ func newPeersCmd(o *clientOpts) *cobra.Command {
 
 func newSyncCmd(o *clientOpts) *cobra.Command {
 	var wait bool
-	var timeout, interval time.Duration
+	var timeout, interval, grace time.Duration
 	cmd := &cobra.Command{
 		Use:   "sync",
 		Short: "Show replication progress; --wait waits until every session is caught up",
@@ -65,8 +65,12 @@ connected peer: entries held (have) and known to exist (want), bytes
 received, rate and ETA.
 
 With --wait, draw a progress bar on stderr until every feed of every session
-has caught up (have = want) and a session runs with each connected peer in
-each space shared with it; exit 1 if --timeout passes first.`,
+has caught up (have = want; an entry counts once however many peers carry
+it), each static peer (--peer) is connected, and a session runs with each
+connected peer in each space shared with it; exit 1 if --timeout passes
+first. A session that does not start, or a static peer that does not
+connect, within 20 s (refused, or unreachable) is not waited for any more:
+the summary counts it as "not starting".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if interval <= 0 {
@@ -90,7 +94,7 @@ each space shared with it; exit 1 if --timeout passes first.`,
 					ctx, cancel = context.WithTimeout(ctx, timeout)
 					defer cancel()
 				}
-				return waitSynced(ctx, c, cmd.ErrOrStderr(), interval, func(prog []api.Progress) error {
+				return waitSynced(ctx, c, cmd.ErrOrStderr(), interval, grace, func(prog []api.Progress) error {
 					if o.json {
 						return printJSON(cmd.OutOrStdout(), prog)
 					}
@@ -104,6 +108,8 @@ each space shared with it; exit 1 if --timeout passes first.`,
 	f.DurationVar(&timeout, "timeout", 0, "with --wait, give up after this long (0: never)")
 	f.DurationVar(&interval, "interval", 500*time.Millisecond, "with --wait, how often to poll the daemon")
 	f.MarkHidden("interval")
+	f.DurationVar(&grace, "start-grace", startGrace, "with --wait, how long to wait for a session to start or a static peer to connect")
+	f.MarkHidden("start-grace")
 	return cmd
 }
 
@@ -156,32 +162,79 @@ type syncState struct {
 	have, want, bytes uint64
 	rate, eta         float64
 	sessions, peers   int
-	missing           int // (peer, space) pairs shared without a session
+	missing           int // (peer, space) pairs shared without a session, or static peers not connected, still awaited
+	given             int // of those, the ones waited for longer than the grace: not awaited any more
 	done              bool
 }
 
-func summarize(prog []api.Progress, peers []api.Peer) syncState {
+// startGrace is how long sync --wait waits for a session that does not
+// start, or a static peer that does not connect (the daemon dials for up
+// to 15 s). A session the peer refuses never starts: past the grace it
+// no longer holds up the wait, and the summary says so.
+const startGrace = 20 * time.Second
+
+// pending remembers since when each awaited session or static peer has
+// been missing.
+type pending map[string]time.Time
+
+// summarize sums the progress. An entry counts once however many sessions
+// carry its feed: per space and feed, the most any session holds of it
+// (have, the same local count in each) against the most any peer has
+// (want). Sessions missing and static peers not connected are awaited
+// until they have been missing for grace.
+func summarize(prog []api.Progress, peers []api.Peer, static []string, since pending, now time.Time, grace time.Duration) syncState {
 	var s syncState
 	sessions := map[[2]string]bool{}
-	caught := true
+	type feedKey struct{ space, feed string }
+	feeds := map[feedKey][2]uint64{}
 	for _, p := range prog {
 		sessions[[2]string{p.Peer, p.Space}] = true
-		s.have += min(p.Have, p.Want)
-		s.want += p.Want
+		k := feedKey{p.Space, p.Feed}
+		f := feeds[k]
+		feeds[k] = [2]uint64{max(f[0], p.Have), max(f[1], p.Want)}
 		s.bytes += p.BytesIn
 		s.rate += p.Rate
 		s.eta = max(s.eta, p.ETA)
-		if p.Have < p.Want {
+	}
+	caught := true
+	for _, f := range feeds {
+		s.have += min(f[0], f[1])
+		s.want += f[1]
+		if f[0] < f[1] {
 			caught = false
 		}
 	}
 	s.sessions = len(sessions)
 	s.peers = len(peers)
+	missing := map[string]bool{}
+	connected := map[string]bool{}
 	for _, p := range peers {
+		connected[p.ID] = true
 		for _, sp := range p.Spaces {
 			if !sessions[[2]string{p.ID, sp}] {
-				s.missing++
+				missing["session "+p.ID+" "+sp] = true
 			}
+		}
+	}
+	for _, id := range static {
+		if !connected[id] {
+			missing["peer "+id] = true
+		}
+	}
+	for k := range since {
+		if !missing[k] {
+			delete(since, k) // started or connected: a later loss waits anew
+		}
+	}
+	for k := range missing {
+		first, ok := since[k]
+		if !ok {
+			since[k], first = now, now
+		}
+		if now.Sub(first) >= grace {
+			s.given++
+		} else {
+			s.missing++
 		}
 	}
 	s.done = caught && s.missing == 0
@@ -210,15 +263,23 @@ func (s syncState) line(width int) string {
 	if s.missing > 0 {
 		l += fmt.Sprintf(", %d starting", s.missing)
 	}
+	if s.given > 0 {
+		l += fmt.Sprintf(", %d not starting", s.given)
+	}
 	return l + ")"
 }
 
 // waitSynced polls until summarize says done, drawing the bar on w: in
 // place on a terminal, else a line whenever it changes.
-func waitSynced(ctx context.Context, c *api.Client, w io.Writer, interval time.Duration, done func([]api.Progress) error) error {
+func waitSynced(ctx context.Context, c *api.Client, w io.Writer, interval, grace time.Duration, done func([]api.Progress) error) error {
 	tty := isTerminal(w)
 	last := ""
+	since := pending{}
 	for {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return waitErr(ctx, err)
+		}
 		prog, err := c.Progress(ctx)
 		if err != nil {
 			return waitErr(ctx, err)
@@ -227,7 +288,7 @@ func waitSynced(ctx context.Context, c *api.Client, w io.Writer, interval time.D
 		if err != nil {
 			return waitErr(ctx, err)
 		}
-		s := summarize(prog, peers)
+		s := summarize(prog, peers, st.StaticPeers, since, time.Now(), grace)
 		l := s.line(30)
 		switch {
 		case tty:
@@ -239,6 +300,9 @@ func waitSynced(ctx context.Context, c *api.Client, w io.Writer, interval time.D
 		if s.done {
 			if tty {
 				fmt.Fprintln(w)
+			}
+			if s.given > 0 {
+				fmt.Fprintf(w, "%d sessions or static peers did not start within %s (refused, or unreachable): not waited for (mycel peers, the daemon's log)\n", s.given, grace)
 			}
 			if s.peers == 0 {
 				fmt.Fprintln(w, "no peers connected: nothing to sync with")

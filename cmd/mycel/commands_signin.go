@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -321,7 +322,7 @@ per line).`,
 						return err
 					}
 					return printEach(out, o.json, ch, errf, func(r api.Request) string {
-						return fmt.Sprintf("%s\t%s\t%q\t%s\t%s\t%s", r.ID, requestSpace(r), r.Name, r.Code, r.Via, r.Time.Local().Format(time.TimeOnly))
+						return fmt.Sprintf("%s\t%s\t%q\t%s\t%s\t%s", safe(r.ID), requestSpace(r), r.Name, safe(r.Code), safe(r.Via), r.Time.Local().Format(time.TimeOnly))
 					})
 				}
 				reqs, err := c.Requests(ctx)
@@ -339,7 +340,7 @@ per line).`,
 				tw := newTable(out)
 				fmt.Fprintln(tw, "ID\tSPACE\tDEVICE\tCODE\tVIA\tASKED")
 				for _, r := range reqs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, requestSpace(r), r.Name, r.Code, r.Via, lastSeen(now.Sub(r.Time)))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", safe(r.ID), requestSpace(r), safe(r.Name), safe(r.Code), safe(r.Via), lastSeen(now.Sub(r.Time)))
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -356,7 +357,7 @@ per line).`,
 // requestSpace names a request's space: its local name, else its short ID.
 func requestSpace(r api.Request) string {
 	if r.SpaceName != "" {
-		return r.SpaceName
+		return safe(r.SpaceName)
 	}
 	return short(r.Space)
 }
@@ -393,7 +394,7 @@ func newApproveCmd(o *clientOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "approve <request ID>",
 		Short: "Approve a device's request to join: it becomes a writer and gets the space's keys",
-		Long: `Approve a join request (its ID from mycel requests, or 6 or more hex digits
+		Long: fmt.Sprintf(`Approve a join request (its ID from mycel requests, or %d or more hex digits
 of it). The device becomes a writer of the space and gets the space's keys:
 it can read everything written so far.
 
@@ -401,7 +402,7 @@ First check the safety code: the new device shows one, and the request must
 show the same, or someone else's device is asking. With --code, the daemon
 checks it (exit 1 if it differs, and nothing changes). Without --code, on a
 terminal, mycel shows the request's code and asks; --yes approves without
-checking. When stdin is not a terminal, --code or --yes is required.`,
+checking. When stdin is not a terminal, --code or --yes is required.`, api.MinRequestPrefix),
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, tty := stdinTerminal(cmd)
@@ -443,7 +444,7 @@ checking. When stdin is not a terminal, --code or --yes is required.`,
 // confirmApprove asks the person on w whether to approve r, showing its
 // safety code, and reads the answer from in: y or yes approves.
 func confirmApprove(ctx context.Context, in io.Reader, w io.Writer, r api.Request) (bool, error) {
-	fmt.Fprintf(w, "Authorise node %q to join %s? Safety code %s — does the new device show the same code? [y/N] ", r.Name, requestSpace(r), r.Code)
+	fmt.Fprintf(w, "Authorise node %q to join %s? Safety code %s — does the new device show the same code? [y/N] ", r.Name, requestSpace(r), safe(r.Code))
 	a, err := readLine(ctx, in, 64)
 	if err != nil {
 		return false, err
@@ -456,8 +457,8 @@ func newDenyCmd(o *clientOpts) *cobra.Command {
 	return &cobra.Command{
 		Use:   "deny <request ID>",
 		Short: "Deny a device's request to join; an invite it used is spent",
-		Long: `Deny a join request (its ID from mycel requests, or 6 or more hex digits of
-it): the device is told, and an invite it used is spent.`,
+		Long: fmt.Sprintf(`Deny a join request (its ID from mycel requests, or %d or more hex digits of
+it): the device is told, and an invite it used is spent.`, api.MinRequestPrefix),
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.call(func(c *api.Client) error {
@@ -489,7 +490,7 @@ to a new epoch whose keys are sealed to the remaining members only, so the
 removed device can read nothing written from now on and can no longer
 replicate the space.
 
-<device> is its name, exactly as mycel devices <space> shows it, or 8 or
+<device> is its name, exactly as mycel devices <space> shows it, or ` + strconv.Itoa(minDevicePrefix) + ` or
 more hex digits of its feed key. A name or prefix that matches more than
 one device is refused, listing them.`,
 		Args: cobra.ExactArgs(2),

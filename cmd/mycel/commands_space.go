@@ -53,14 +53,14 @@ func newSpaceCmd(o *clientOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "space",
 		Short: "Create, list, join and inspect spaces",
-		Long: `A space is one key-value database shared by a set of devices. A <space>
-argument is its ID, a unique prefix of 4 or more hex digits of it, or its
+		Long: fmt.Sprintf(`A space is one key-value database shared by a set of devices. A <space>
+argument is its ID, a unique prefix of %d or more hex digits of it, or its
 unique local name (except for join, which needs the full ID).
 
 To bring a device into a space:
   on the new device:   mycel space join <space ID>        prints a request token
   on a member device:  mycel members add <space> <request> prints a welcome token
-  on the new device:   mycel space accept <welcome>`,
+  on the new device:   mycel space accept <welcome>`, minSpacePrefix),
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "create <name>",
@@ -101,7 +101,7 @@ To bring a device into a space:
 				tw := newTable(cmd.OutOrStdout())
 				fmt.Fprintln(tw, "ID\tNAME\tKEYS\tFEEDS\tSTATE")
 				for _, sp := range spaces {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", sp.ID, sp.Name, sp.Keys, sp.Feeds, spaceState(sp))
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", sp.ID, safe(sp.Name), sp.Keys, sp.Feeds, spaceState(sp))
 				}
 				return tw.Flush()
 			})
@@ -125,7 +125,7 @@ To bring a device into a space:
 				}
 				tw := newTable(cmd.OutOrStdout())
 				fmt.Fprintf(tw, "ID:\t%s\n", sp.ID)
-				fmt.Fprintf(tw, "name:\t%s\n", sp.Name)
+				fmt.Fprintf(tw, "name:\t%s\n", safe(sp.Name))
 				fmt.Fprintf(tw, "state:\t%s\n", spaceState(sp))
 				fmt.Fprintf(tw, "this device's feed:\t%s\n", sp.Feed)
 				fmt.Fprintf(tw, "feeds:\t%d\n", sp.Feeds)
@@ -317,7 +317,7 @@ func newMembersCmd(o *clientOpts) *cobra.Command {
 					if m.Self {
 						self = "(this device)"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", m.Feed, m.Name, m.Length, self)
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", m.Feed, safe(m.Name), m.Length, self)
 				}
 				return tw.Flush()
 			})
@@ -388,7 +388,7 @@ func resolveMember(cmd *cobra.Command, c *api.Client, space, s string) (string, 
 	}
 	var found []string
 	for _, m := range ms {
-		if m.Name == s || (len(s) >= 4 && strings.HasPrefix(m.Feed, strings.ToLower(s))) {
+		if m.Name == s || (len(s) >= minDevicePrefix && strings.HasPrefix(m.Feed, strings.ToLower(s))) {
 			found = append(found, m.Feed)
 		}
 	}

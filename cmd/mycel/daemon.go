@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,7 +72,7 @@ local HTTP API (0600), and api.addr, where the running daemon's API listens
 			if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 				return err
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			log := newDaemonLogger(cmd.ErrOrStderr(), level)
 			node.Version = version
 			n, err := node.New(cfg, log)
 			if err != nil {
@@ -104,9 +108,39 @@ local HTTP API (0600), and api.addr, where the running daemon's API listens
 	return cmd
 }
 
+// newDaemonLogger is the daemon's log: text, one line a record, strings
+// quoted with their control characters escaped (slog's text handler does
+// that), and keys and IDs in the form the CLI prints them (logAttr).
+func newDaemonLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: logAttr}))
+}
+
+// logAttr writes a byte array or slice (a feed key, a sender's key) as
+// lowercase hex, as the CLI prints keys, where slog would print Go's
+// "[1 0 255 …]". Values with a String or MarshalText method (space IDs,
+// peer IDs as 12D3Koo…) keep theirs.
+func logAttr(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() != slog.KindAny {
+		return a
+	}
+	v := a.Value.Any()
+	switch v.(type) {
+	case fmt.Stringer, encoding.TextMarshaler, error:
+		return a
+	}
+	rv := reflect.ValueOf(v)
+	if k := rv.Kind(); (k == reflect.Array || k == reflect.Slice) && rv.Type().Elem().Kind() == reflect.Uint8 {
+		b := make([]byte, rv.Len())
+		reflect.Copy(reflect.ValueOf(b), rv)
+		return slog.String(a.Key, hex.EncodeToString(b))
+	}
+	return a
+}
+
 // serveAPI starts the local HTTP API on cfg.API and records its address in
 // the data directory for the CLI. stop removes the record, ends the
-// long-lived watch streams and waits up to 5 s for requests in flight.
+// long-lived streams with their last event (unavailable) and waits up to
+// 5 s for requests in flight.
 func serveAPI(cfg *node.Config, n *node.Node, log *slog.Logger) (stop func() error, addr string, err error) {
 	token, err := api.LoadOrCreateToken(cfg.DataDir)
 	if err != nil {
@@ -118,9 +152,10 @@ func serveAPI(cfg *node.Config, n *node.Node, log *slog.Logger) (stop func() err
 	}
 	addr = ln.Addr().String()
 	base, cancel := context.WithCancel(context.Background())
+	closing := make(chan struct{})
 	srv := &http.Server{
 		Handler: api.NewServer(api.ServerConfig{Backend: n, Token: token, Metrics: n.Metrics(),
-			Logger: log, Version: version}),
+			Logger: log, Version: version, Closing: closing}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -134,10 +169,14 @@ func serveAPI(cfg *node.Config, n *node.Node, log *slog.Logger) (stop func() err
 	}
 	return func() error {
 		errs := []error{api.RemoveEndpoint(cfg.DataDir)}
-		cancel()
+		// The streams end with their last event (unavailable), then
+		// Shutdown waits for them and the other requests; whatever still
+		// runs after 5 s has its context cancelled.
+		close(closing)
 		ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 		defer stop()
 		errs = append(errs, srv.Shutdown(ctx))
+		cancel()
 		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}

@@ -51,7 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "mycel: %v\n", err)
+	// An error may quote what another device wrote (a name, a key).
+	fmt.Fprintf(stderr, "mycel: %s\n", safeText(err.Error()))
 	var coded exitCoder
 	if errors.As(err, &coded) {
 		return coded.ExitCode()

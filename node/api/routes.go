@@ -14,6 +14,9 @@ type route struct {
 	// public routes need no token (the Host and Origin checks still
 	// apply): the OpenAPI document.
 	public bool
+	// stream routes answer with a text/event-stream that stays open: they
+	// take one of ServerConfig.MaxStreams.
+	stream bool
 	handle func(s *server, w http.ResponseWriter, r *http.Request) error
 }
 
@@ -34,7 +37,7 @@ var routes = []route{
 	{method: "GET", path: "/v1/spaces/{space}/keys/{key...}", handle: (*server).get},
 	{method: "PUT", path: "/v1/spaces/{space}/keys/{key...}", handle: (*server).put},
 	{method: "DELETE", path: "/v1/spaces/{space}/keys/{key...}", handle: (*server).delete},
-	{method: "GET", path: "/v1/spaces/{space}/watch", handle: (*server).watch},
+	{method: "GET", path: "/v1/spaces/{space}/watch", stream: true, handle: (*server).watch},
 
 	{method: "GET", path: "/v1/spaces/{space}/members", handle: (*server).members},
 	{method: "POST", path: "/v1/spaces/{space}/members", handle: (*server).addMember},
@@ -45,12 +48,12 @@ var routes = []route{
 	{method: "PUT", path: "/v1/spaces/{space}/password", handle: (*server).setPassword},
 	{method: "POST", path: "/v1/join", handle: (*server).join},
 	{method: "GET", path: "/v1/requests", handle: (*server).requests},
-	{method: "GET", path: "/v1/requests/events", handle: (*server).watchRequests},
+	{method: "GET", path: "/v1/requests/events", stream: true, handle: (*server).watchRequests},
 	{method: "POST", path: "/v1/requests/{id}/approve", handle: (*server).approve},
 	{method: "POST", path: "/v1/requests/{id}/deny", handle: (*server).deny},
 
 	{method: "POST", path: "/v1/spaces/{space}/messages", handle: (*server).send},
-	{method: "GET", path: "/v1/spaces/{space}/messages", handle: (*server).listen},
+	{method: "GET", path: "/v1/spaces/{space}/messages", stream: true, handle: (*server).listen},
 
 	{method: "GET", path: "/v1/peers", handle: (*server).peers},
 	{method: "GET", path: "/v1/progress", handle: (*server).progress},

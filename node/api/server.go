@@ -27,6 +27,10 @@ const (
 	// DefaultMaxBody bounds a request's JSON body: 1 MiB, which holds a
 	// put of the largest value a space takes (512 KiB, 683 KiB in base64).
 	DefaultMaxBody = 1 << 20
+	// DefaultMaxStreams bounds the streams (watch, requests, messages)
+	// open at once: each holds a Backend subscription that every change
+	// fans out to, so thousands would slow every write.
+	DefaultMaxStreams = 256
 	// DefaultKeepAlive is the interval of the comments that keep a watch
 	// stream alive through idle periods.
 	DefaultKeepAlive = 15 * time.Second
@@ -57,6 +61,15 @@ type ServerConfig struct {
 	// Version is the daemon's version, reported by GET /v1/status when
 	// the Backend leaves Status.Version empty.
 	Version string
+	// MaxStreams bounds the streams open at once; one more is refused with
+	// 429 too_many before the Backend sees it. Default DefaultMaxStreams.
+	MaxStreams int
+	// Closing, when closed, ends every stream (watch, requests, messages)
+	// with its last event, an error of code unavailable: the daemon is
+	// stopping. Close it before http.Server.Shutdown, which waits for the
+	// streams' handlers, and before cancelling the requests' contexts, which
+	// would end the streams without a word.
+	Closing <-chan struct{}
 }
 
 // NewServer returns the API's handler. Every request is refused with 403
@@ -82,7 +95,11 @@ func NewServer(cfg ServerConfig) http.Handler {
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = DefaultKeepAlive
 	}
-	s := &server{cfg: cfg, b: cfg.Backend, log: cfg.Logger, mux: http.NewServeMux()}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = DefaultMaxStreams
+	}
+	s := &server{cfg: cfg, b: cfg.Backend, log: cfg.Logger, mux: http.NewServeMux(),
+		streams: make(chan struct{}, cfg.MaxStreams)}
 	if cfg.Token != "" {
 		s.token = sha256.Sum256([]byte(cfg.Token))
 		s.hasToken = true
@@ -100,6 +117,7 @@ type server struct {
 	mux      *http.ServeMux
 	token    [sha256.Size]byte // hashed, so that the comparison is constant-time whatever the length
 	hasToken bool
+	streams  chan struct{} // a slot per open stream
 }
 
 // ServeHTTP checks Host and Origin, then routes.
@@ -133,6 +151,16 @@ func (s *server) wrap(rt route) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mycel"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token (see api.token in the data directory)")
 			return
+		}
+		if rt.stream {
+			select {
+			case s.streams <- struct{}{}:
+				defer func() { <-s.streams }()
+			default:
+				writeError(w, http.StatusTooManyRequests, "too_many",
+					fmt.Sprintf("%d streams (watch, requests, messages) are open, the limit: close one first", cap(s.streams)))
+				return
+			}
 		}
 		if err := rt.handle(s, w, r); err != nil {
 			if sw, ok := w.(*statusWriter); ok && sw.status != 0 {
@@ -265,6 +293,7 @@ var codes = []struct {
 	{ErrBehind, http.StatusConflict, "behind"},
 	{ErrSafetyCode, http.StatusConflict, "safety_code"},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{ErrTooMany, http.StatusTooManyRequests, "too_many"},
 	{ErrClosed, http.StatusServiceUnavailable, "unavailable"},
 }
 
@@ -489,7 +518,9 @@ func (s *server) put(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.Value == nil {
-		req.Value = []byte{}
+		// JSON's "" decodes to an empty, non-nil value: nil is a body
+		// without "value", or with null.
+		return badRequest(`a put needs a value: {"value": "<base64>"} ("" for an empty one)`)
 	}
 	if err := s.b.Put(r.Context(), id, r.PathValue("key"), req.Value); err != nil {
 		return err

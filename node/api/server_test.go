@@ -659,3 +659,128 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met in 5 s")
 }
+
+// A put without a value ({} or "value": null) is refused, as the OpenAPI
+// document's "required" says; "" is an empty value and is stored.
+func TestPutNeedsValue(t *testing.T) {
+	e := newEnv(t)
+	path := "/v1/spaces/" + e.space + "/keys/k"
+	for _, body := range []string{`{}`, `{"value":null}`} {
+		status, apiErr, _ := e.raw(t, "PUT", path, body, nil)
+		if status != 400 || apiErr.Code != "bad_request" {
+			t.Errorf("PUT %s: got %d %q (%s), want 400 bad_request", body, status, apiErr.Code, apiErr.Message)
+		}
+	}
+	if got := e.fake.Writes(); len(got) != 0 {
+		t.Fatalf("a put without a value reached the Backend: %v", got)
+	}
+	if status, apiErr, _ := e.raw(t, "PUT", path, `{"value":""}`, nil); status != 204 {
+		t.Fatalf(`PUT {"value":""}: %d %s %s`, status, apiErr.Code, apiErr.Message)
+	}
+	en, err := e.client.Get(t.Context(), e.space, "k")
+	if err != nil || len(en.Versions) != 1 || en.Versions[0].Value == nil || len(en.Versions[0].Value) != 0 {
+		t.Fatalf("empty value: %+v, %v", en, err)
+	}
+}
+
+// TestStreamsEndWhenDaemonStops: closing ServerConfig.Closing ends the
+// watch, requests and messages streams with the documented last event
+// (code unavailable), while their Backend streams still run.
+func TestStreamsEndWhenDaemonStops(t *testing.T) {
+	closing := make(chan struct{})
+	e := newEnv(t, func(c *api.ServerConfig) { c.Closing = closing })
+	ctx := t.Context()
+	wch, werr, err := e.client.Watch(ctx, e.space, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rch, rerr, err := e.client.WatchRequests(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lch, lerr, err := e.client.Listen(ctx, e.space, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(closing)
+	drain(t, "watch", wch)
+	drain(t, "requests", rch)
+	drain(t, "listen", lch)
+	for name, errf := range map[string]func() error{"watch": werr, "requests": rerr, "listen": lerr} {
+		var apiErr *api.APIError
+		if err := errf(); !errors.As(err, &apiErr) || apiErr.Code != "unavailable" || !errors.Is(err, api.ErrClosed) {
+			t.Errorf("%s ended with %v, want code unavailable", name, err)
+		}
+	}
+}
+
+// drain reads ch until it is closed, failing after 10 s.
+func drain[T any](t *testing.T, name string, ch <-chan T) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("%s: the stream did not end in 10 s", name)
+		}
+	}
+}
+
+// TestStreamsBounded: past MaxStreams open streams, one more is refused
+// with 429 too_many before the Backend opens a subscription; closing one
+// frees its slot.
+func TestStreamsBounded(t *testing.T) {
+	const max = 4
+	e := newEnv(t, func(c *api.ServerConfig) { c.MaxStreams = max })
+	cancels := make([]context.CancelFunc, 0, max)
+	for range max - 1 {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancels = append(cancels, cancel)
+		if _, _, err := e.client.Watch(ctx, e.space, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancels = append(cancels, cancel)
+	if _, _, err := e.client.Listen(ctx, e.space, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	for name, open := range map[string]func() error{
+		"watch":    func() error { _, _, err := e.client.Watch(t.Context(), e.space, ""); return err },
+		"requests": func() error { _, _, err := e.client.WatchRequests(t.Context()); return err },
+		"listen":   func() error { _, _, err := e.client.Listen(t.Context(), e.space, ""); return err },
+	} {
+		var apiErr *api.APIError
+		if err := open(); !errors.As(err, &apiErr) || apiErr.Status != 429 || apiErr.Code != "too_many" || !errors.Is(err, api.ErrTooMany) {
+			t.Errorf("%s past the bound: %v, want 429 too_many", name, err)
+		}
+	}
+	if n := e.fake.ActiveWatchers(); n != max-1 {
+		t.Errorf("%d watches reached the Backend, want %d", n, max-1)
+	}
+	// Other requests still work, and a closed stream frees its slot.
+	if err := e.client.Put(t.Context(), e.space, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	cancels[0]()
+	waitFor(t, func() bool { return e.fake.ActiveWatchers() == max-2 })
+	var err error
+	for range 100 { // the handler returns just after the Backend's watch ends
+		if _, _, err = e.client.Watch(t.Context(), e.space, ""); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("watch after one closed: %v", err)
+	}
+}

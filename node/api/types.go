@@ -78,12 +78,15 @@ var (
 	// ErrBehind ends a watch whose reader fell behind the changes (code
 	// behind, sent as the stream's error event).
 	ErrBehind = errors.New("watcher fell behind") // 409 behind
+	// ErrTooMany refuses a stream (watch, requests, messages) while
+	// ServerConfig.MaxStreams are open.
+	ErrTooMany = errors.New("too many streams") // 429 too_many
 )
 
 // Error is the body of every error response.
 type Error struct {
 	// Code is stable: unauthorized, forbidden, not_found,
-	// method_not_allowed, bad_request, bad_json, too_large, read_only,
+	// method_not_allowed, bad_request, bad_json, too_large, too_many, read_only,
 	// no_keys, conflict, behind, safety_code, unavailable, internal.
 	Code    string `json:"code"`
 	Message string `json:"message"`
@@ -99,6 +102,9 @@ type Status struct {
 	Started time.Time `json:"started"`
 	Spaces  int       `json:"spaces"`
 	Peers   int       `json:"peers"` // connected
+	// StaticPeers are the peer IDs of the static peers (--peer) that the
+	// daemon keeps connected, connected now or not.
+	StaticPeers []string `json:"static_peers,omitempty"`
 }
 
 // SpaceInfo describes a space this device belongs to or asked to join.

@@ -18,7 +18,8 @@ import (
 //
 //	event: error             last, when the stream ends for a reason other
 //	data: {Error}            than the client going (code behind: the client
-//	                         read too slowly; unavailable: the daemon stops)
+//	                         read too slowly; unavailable: the daemon stops,
+//	                         ServerConfig.Closing)
 //
 // Changes made after the response's headers arrive are in the stream.
 func (s *server) watch(w http.ResponseWriter, r *http.Request) error {
@@ -38,7 +39,8 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request) error {
 // (after prepare, when not nil), with keepalive comments, until ch is
 // closed or the client goes (its context ends the Backend's stream). When
 // ch is closed while the client is still there, a last event "error" says
-// why: end's error, or ErrClosed with ended.
+// why: end's error, or ErrClosed with ended. When the daemon stops
+// (s.cfg.Closing), the last event is ErrClosed too.
 func stream[T any](s *server, w http.ResponseWriter, r *http.Request, comment, event string, ch <-chan T, prepare func(*T), end func() error, ended string) error {
 	ctx := r.Context()
 	rc := http.NewResponseController(w)
@@ -54,10 +56,18 @@ func stream[T any](s *server, w http.ResponseWriter, r *http.Request, comment, e
 	if !send(": %s\n\n", comment) {
 		return nil
 	}
+	last := func(err error) {
+		_, body := errorBody(err)
+		data, _ := json.Marshal(body)
+		send("event: error\ndata: %s\n\n", data)
+	}
 	tick := time.NewTicker(s.cfg.KeepAlive)
 	defer tick.Stop()
 	for {
 		select {
+		case <-s.cfg.Closing:
+			last(fmt.Errorf("%w: %s", ErrClosed, ended))
+			return nil
 		case item, ok := <-ch:
 			if !ok {
 				if ctx.Err() != nil {
@@ -70,9 +80,7 @@ func stream[T any](s *server, w http.ResponseWriter, r *http.Request, comment, e
 				if err == nil {
 					err = fmt.Errorf("%w: %s", ErrClosed, ended)
 				}
-				_, body := errorBody(err)
-				data, _ := json.Marshal(body)
-				send("event: error\ndata: %s\n\n", data)
+				last(err)
 				return nil
 			}
 			if prepare != nil {

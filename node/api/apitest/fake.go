@@ -23,6 +23,7 @@ type Fake struct {
 	peers    []api.Peer
 	progress []api.Progress
 	watchers []*fakeWatcher
+	static   []string
 	lsn      fakeListeners // app-message listeners (messages.go)
 	si       fakeSignIn    // invites, passwords, requests (signin.go), under mu
 	// WatchBuf is the buffer of a watcher's channel; a full buffer ends
@@ -112,7 +113,15 @@ func (f *Fake) Status() api.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return api.Status{PeerID: "12D3KooWfake", Device: "00112233445566778899aabbccddeeff", DataDir: "/tmp/x",
-		Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Spaces: len(f.spaces), Peers: len(f.peers)}
+		Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Spaces: len(f.spaces), Peers: len(f.peers),
+		StaticPeers: append([]string(nil), f.static...)}
+}
+
+// SetStaticPeers sets the static peers Status reports.
+func (f *Fake) SetStaticPeers(ids []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.static = ids
 }
 
 func (f *Fake) CreateSpace(ctx context.Context, name string) (api.SpaceInfo, error) {
