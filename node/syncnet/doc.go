@@ -61,6 +61,14 @@
 // own bounds (wants in flight, batch bytes, pending answers, feeds) are in
 // sync.Config, settable through Config.Session.
 //
+// # Forks
+//
+// When a session's ingest finds a fork, or it imports evidence a peer sent
+// (Space.ImportEvidence), every other session of the space is told, as of
+// an append: each sends the evidence to its peer and freezes the feed, so
+// the evidence reaches every connected peer; a session opened later sends
+// it in its opening (sync.Model.Evidence).
+//
 // # Standing
 //
 // A session that ends through the peer's fault — a malformed or oversized
