@@ -36,8 +36,9 @@
 // Until the peer's proof verified, only frames of up to
 // sync.MaxOpeningFrameSize (4 KiB: Hello and Prove) are read, and after
 // the peer's Prove the reader reads nothing more until the session has
-// verified it: a peer that proved nothing makes this node hold a few KiB
-// per stream, however large the length it sends.
+// verified it, through 4 KiB buffers each way: a peer that proved nothing
+// makes this node hold a few KiB per stream, however large the length it
+// sends.
 //
 // Every read a peer controls has a deadline:
 //
