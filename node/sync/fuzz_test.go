@@ -93,6 +93,15 @@ func FuzzStep(f *testing.F) {
 		b, _ := proto.Marshal(msgData(f, 1, batchOf(f, peer, keyA, feed.Range{Start: 1000, End: 1010})))
 		return b
 	}())
+	// A head of another branch at the session's length: a fork in the heads.
+	fork := newNode(f, "F", []feed.PublicKey{keyA})
+	fork.appendEntries(f, privA, "b", 1000, 8)
+	forkHead, _ := fork.model.Head(keyA)
+	rawFork, _ := forkHead.MarshalBinary()
+	f.Add(func() []byte {
+		b, _ := proto.Marshal(msgHeads(rawFork))
+		return b
+	}())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m syncpb.Message
 		if proto.Unmarshal(data, &m) != nil {

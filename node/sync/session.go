@@ -124,14 +124,15 @@ type FeedProgress struct {
 
 // feedState is what the session knows of one feed.
 type feedState struct {
-	remoteLen    uint64       // longest head the peer showed
-	sentLen      uint64       // longest head we showed the peer
-	unavailable  []feed.Range // not held by the peer at remoteLen
-	fetch        []feed.Range // asked for with Fetch
-	frozen       bool         // forked: nothing more is asked or answered
-	evidenceSent bool         // the peer has the fork evidence
-	dirty        bool         // local head grew: push it when caught up
-	owed         bool         // the peer was refused entries: push the head again once more may be held or answered
+	remoteLen    uint64           // longest head the peer showed
+	remote       *feed.SignedHead // that head (nil if none)
+	sentLen      uint64           // longest head we showed the peer
+	unavailable  []feed.Range     // not held by the peer at remoteLen
+	fetch        []feed.Range     // asked for with Fetch
+	frozen       bool             // forked: nothing more is asked or answered
+	evidenceSent bool             // the peer has the fork evidence
+	dirty        bool             // local head grew: push it when caught up
+	owed         bool             // the peer was refused entries: push the head again once more may be held or answered
 	bytesIn      uint64
 }
 
@@ -232,7 +233,12 @@ func (s *Session) Appended(k feed.PublicKey) {
 	}
 	if st := s.state(k); st != nil {
 		st.dirty = true
-		s.frozenHere(k, st)
+		if st.remote != nil && s.space()[k] {
+			// Our head may now have the length of the peer's.
+			s.checkFork(k, st, st.remote)
+		} else {
+			s.frozenHere(k, st)
+		}
 	}
 	s.afterInput()
 }
@@ -514,6 +520,7 @@ func (s *Session) onHeads(h *syncpb.Heads) error {
 		// refused entries of it: the peer holds more now, or is less busy.
 		if heads[i].Length >= st.remoteLen {
 			st.unavailable = nil
+			st.remote = &heads[i]
 		}
 		s.seeRemote(st, heads[i].Length)
 		if space == nil {

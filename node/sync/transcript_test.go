@@ -371,3 +371,35 @@ func TestTranscriptForkEqualLength(t *testing.T) {
 		t.Fatalf("A did not serve the evidence:\n%s", h2.log.String())
 	}
 }
+
+// TestForkEqualLengthAfterAppend: B, a sparse replica, saw A's head of
+// branch one without fetching it; then B gets branch two of the same length
+// from elsewhere. Its session with A finds the fork as soon as B's head
+// reaches the length A showed, and both freeze.
+func TestForkEqualLengthAfterAppend(t *testing.T) {
+	h := pair(t, []feed.PublicKey{keyA}, nil, func(c *Config) { c.Sparse = true })
+	h.a.appendEntries(t, privA, "one", 6, 8)
+	h.start()
+	h.pump()
+	if h.b.model.feed(keyA).Length() != 0 {
+		t.Fatal("the sparse replica fetched the feed")
+	}
+	// Branch two reaches B from another peer.
+	other := newNode(t, "O", []feed.PublicKey{keyA})
+	other.appendEntries(t, privA, "two", 6, 8)
+	if err := h.b.model.feed(keyA).Ingest(batchOf(t, other, keyA, feed.Range{Start: 0, End: 6})); err != nil {
+		t.Fatal(err)
+	}
+	h.b.s.Appended(keyA)
+	h.collect(h.b)
+	h.pump()
+	evA, evB := h.a.model.feed(keyA).Evidence(), h.b.model.feed(keyA).Evidence()
+	if evA == nil || evB == nil {
+		t.Fatalf("frozen: A %v, B %v\n%s", evA != nil, evB != nil, h.log.String())
+	}
+	a, _ := evA.MarshalBinary()
+	b, _ := evB.MarshalBinary()
+	if !bytes.Equal(a, b) {
+		t.Fatal("A and B hold different evidence")
+	}
+}

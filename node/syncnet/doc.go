@@ -36,8 +36,9 @@
 // Until the peer's proof verified, only frames of up to
 // sync.MaxOpeningFrameSize (4 KiB: Hello and Prove) are read, and after
 // the peer's Prove the reader reads nothing more until the session has
-// verified it: a peer that proved nothing makes this node hold a few KiB
-// per stream, however large the length it sends.
+// verified it, through 4 KiB buffers each way: a peer that proved nothing
+// makes this node hold a few KiB per stream, however large the length it
+// sends.
 //
 // Every read a peer controls has a deadline:
 //
@@ -60,6 +61,14 @@
 // Config.OpenTimeout (default 15 s) or the caller's context. The session's
 // own bounds (wants in flight, batch bytes, pending answers, feeds) are in
 // sync.Config, settable through Config.Session.
+//
+// # Forks
+//
+// When a session's ingest finds a fork, or it imports evidence a peer sent
+// (Space.ImportEvidence), every other session of the space is told, as of
+// an append: each sends the evidence to its peer and freezes the feed, so
+// the evidence reaches every connected peer; a session opened later sends
+// it in its opening (sync.Model.Evidence).
 //
 // # Standing
 //

@@ -176,7 +176,9 @@ func (s *session) run(st network.Stream) {
 		<-ingesterDone // a running Ingest finishes first
 	}()
 
-	bw := bufio.NewWriterSize(st, 64<<10)
+	// Small buffers until the peer's proof verified: an outsider holds
+	// little of this node's memory.
+	bw := bufio.NewWriterSize(st, sync.MaxOpeningFrameSize)
 	sess.Start()
 	err := s.drain(sess, st, bw)
 	for err == nil {
@@ -204,10 +206,14 @@ func (s *session) run(st network.Stream) {
 				s.outstanding = max(0, s.outstanding-1)
 			}
 			if err = sess.Step(m); err == nil {
+				if m.GetProve() != nil && sess.Authenticated() {
+					// The peer proved the capability: full-size frames
+					// and buffers from now on (bw is empty: drain
+					// flushes).
+					close(authed)
+					bw = bufio.NewWriterSize(st, 64<<10)
+				}
 				err = s.drain(sess, st, bw)
-			}
-			if m.GetProve() != nil && err == nil && sess.Authenticated() {
-				close(authed) // the reader may take full-size frames now
 			}
 		case err = <-readErr:
 		case <-s.wake:
@@ -293,7 +299,7 @@ func (s *session) ingester(in <-chan sync.Ingest, out chan<- ingested, stop <-ch
 // session's idle deadline, if any; once a frame's first byte arrived, the
 // rest must arrive within Config.FrameTimeout.
 func (s *session) read(st network.Stream, frames chan<- *syncpb.Message, errc chan<- error, authed, stop <-chan struct{}) {
-	br := bufio.NewReaderSize(st, 64<<10)
+	br := bufio.NewReaderSize(st, sync.MaxOpeningFrameSize)
 	limit := sync.MaxOpeningFrameSize
 	for {
 		if _, err := br.Peek(1); err == nil {
@@ -316,6 +322,8 @@ func (s *session) read(st network.Stream, frames chan<- *syncpb.Message, errc ch
 			select {
 			case <-authed:
 				limit = sync.MaxFrameSize
+				// Large reads pass the small buffer by when it is empty.
+				br = bufio.NewReaderSize(br, 64<<10)
 			case <-stop:
 				return
 			case <-s.ctx.Done():
