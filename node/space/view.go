@@ -435,10 +435,14 @@ func (v *View) rewrite(dirty map[string]bool) {
 	old := v.ws
 	v.ws = Resolve(v.origin, v.members)
 	recompute := map[string]bool{}
-	for _, k := range slices.SortedFunc(maps.Keys(v.feeds), func(a, b feed.PublicKey) int { return OpID{Feed: a}.compare(OpID{Feed: b}) }) {
-		if sameTreatment(old, v.ws, k) {
-			continue
+	var changed []feed.PublicKey
+	for k := range v.feeds {
+		if !sameTreatment(old, v.ws, k) {
+			changed = append(changed, k)
 		}
+	}
+	slices.SortFunc(changed, func(a, b feed.PublicKey) int { return OpID{Feed: a}.compare(OpID{Feed: b}) })
+	for _, k := range changed {
 		v.st.feedOps(k, func(r *opRec) {
 			if r.op.Kind != OpPut && r.op.Kind != OpDelete {
 				return // membership and rotation ops: below
