@@ -6,8 +6,11 @@
 // The package knows nothing of spaces, encryption or networks. Entries are
 // opaque bytes (at most MaxEntrySize). Storage is reached through the small
 // Storage interface; feed/badgerstore implements it on badger for daemons
-// and feed/memstore in memory for tests and browsers. The package builds for
-// GOOS=js GOARCH=wasm.
+// and feed/memstore in memory for tests and browsers. Prefixed makes a
+// namespace of a Storage, so that many DBs (a node's spaces) share one
+// store and each sees only its own keys; every commit the package makes
+// leaves room for a prefix of up to MaxPrefixSize bytes per write. The
+// package builds for GOOS=js GOARCH=wasm.
 //
 // # Writing
 //

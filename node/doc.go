@@ -12,11 +12,13 @@
 //	node.key     libp2p identity (0600)
 //	device.key   the device's HPKE key: keyrings are sealed to it, and the
 //	             local keys it derives seal what spaces store at rest (0600)
-//	store/       badger: the feeds ('f' keys), the views ('v'), the sealed
-//	             keyrings ('sk') and a record per space ('ns' ‖ space ID:
-//	             its local name, this device's feed key seed and, while
-//	             it asks to join, its join request and request key, sealed
-//	             under the device's local key of the space), the
+//	store/       badger: a namespace per space ('S' ‖ space ID, then the
+//	             space's own keys: its feeds 'f', its view 'v', its
+//	             sealed keyring 'sk'; feed.Prefixed), a record per space
+//	             ('ns' ‖ space ID: its local name, this device's feed key
+//	             seed and, while it asks to join, its join request and
+//	             request key, sealed under the device's local key of the
+//	             space), the store's layout ('layout': "2"), the
 //	             ephemeral seen-set ('eph/seen/')
 //	keys/        a copy of the 'ns' and 'sk' records, one file each (0600,
 //	             named by the store key in hex, written before the store's
@@ -45,6 +47,22 @@
 // stored and a restart is not taken for a crash.
 //
 // # Spaces and replication
+//
+// Spaces stay apart: each has its own feed.DB over its namespace, and a
+// session of a space serves, fetches and accepts only that space's feeds
+// (space.Space.Feeds: the writers whose adds count and their causal past),
+// from that namespace — never a feed of another space, even one an
+// add-writer op names. A store of the previous layout (every space's feeds
+// in one DB at the top of the store) is moved into namespaces when the
+// node opens it (migrate.go), keeping each space's own feed; a feed one
+// space only named, that belongs to another, is not copied into it.
+//
+// Leaving a space (LeaveSpace, leave.go) writes this device's removal of
+// itself when it is a writer, waits up to 10 s for a session to serve it
+// to a peer (and says so when none did), stops the space's goroutines and
+// deletes its namespace and record; the record is marked first, so a leave
+// cut short finishes at the next open. Leaving a space the device asked to
+// join gives up the request.
 //
 // Each space the device created, or asked to join, has its own feed key.
 // A space is replicated (syncnet.Replicator.Serve) once the device holds

@@ -2,12 +2,14 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/space"
 	syncproto "github.com/mycelsync/mycel/node/sync"
 )
 
@@ -32,20 +34,28 @@ func (n *Node) LeaveSpace(ctx context.Context, id string) (api.Left, error) {
 	left := api.Left{Space: sid.String()}
 	if m.sp.IsWriter() {
 		own := m.sp.Feed()
-		if err := m.sp.RemoveWriter(ctx, own); err != nil {
+		err := m.sp.RemoveWriter(ctx, own)
+		switch {
+		case errors.Is(err, space.ErrNoKeys):
+			// It cannot write now (a secret it needs has not reached it):
+			// leaving must not depend on that.
+			left.Warning = fmt.Sprintf("this device could not write its removal (%v): the other devices go on "+
+				"listing it as a writer until one of them removes it (mycel members remove)", err)
+		case err != nil:
 			return api.Left{}, spaceError(err)
-		}
-		left.Removed = true
-		m.mu.Lock()
-		m.leaveAt = m.sp.Held(own)
-		m.mu.Unlock()
-		m.wrote()
-		wctx, cancel := context.WithTimeout(ctx, leaveWait)
-		left.Reached = m.waitServed(wctx)
-		cancel()
-		if left.Reached == 0 {
-			left.Warning = "no peer was reachable: the other devices did not learn that this device left, " +
-				"and go on listing it as a writer until one of them removes it (mycel members remove)"
+		default:
+			left.Removed = true
+			m.mu.Lock()
+			m.leaveAt = m.sp.Held(own)
+			m.mu.Unlock()
+			m.wrote()
+			wctx, cancel := context.WithTimeout(ctx, leaveWait)
+			left.Reached = m.waitServed(wctx)
+			cancel()
+			if left.Reached == 0 {
+				left.Warning = "no peer was reachable: the other devices did not learn that this device left, " +
+					"and go on listing it as a writer until one of them removes it (mycel members remove)"
+			}
 		}
 	}
 	if err := n.dropSpace(m); err != nil {

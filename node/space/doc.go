@@ -6,7 +6,9 @@
 //
 //   - Resolve (writers.go) applies the writer-set rules of DESIGN.md to the
 //     membership ops: who may write, which ops count, and how concurrent
-//     removals are decided (seniority).
+//     removals are decided (seniority). A View applies most adds to the
+//     writer set alone (WriterSet.Add) and resolves anew only for the
+//     others.
 //   - View (view.go) is a pure state machine. Apply takes decrypted ops in any
 //     order, holds each until its causal past has arrived, and keeps one
 //     multi-value register per key: the put and delete ops that no other
@@ -25,6 +27,12 @@
 //     holds into the view, opens the keys sealed to the device (its keyring
 //     on approval, new secrets on rotation) and keeps them at rest sealed to
 //     the device's key, and tells watchers what changed.
+//
+// Feeds (space.go) are the feeds the space reads, serves and accepts: the
+// origin, this device's, the writers whose adds count (removed writers
+// too) and every feed in those writers' causal past; before the device
+// holds a key, the feeds add-writer headers name. An add that does not
+// count names no feed of the space.
 //
 // The view is kept in the device's storage (kvstore.go), sealed under the
 // device's local key of the space (auth.DeviceKey.LocalKey): an append-only

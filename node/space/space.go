@@ -71,6 +71,16 @@ type Space struct {
 	peeked   map[feed.PublicKey][]feed.Range // entries whose headers findKeyring looked at
 	watchers []*Watcher
 	read     int // entries read from the feeds into the view (diagnostics, tests)
+
+	// feedsLocked's answer, and what it was computed from.
+	feeds   []feed.PublicKey
+	feedsAt feedsState
+}
+
+type feedsState struct {
+	gen   uint64 // View.gen
+	keyed bool   // s.keyring != nil
+	named int    // len(s.named)
 }
 
 // Create makes a new space with this device as its origin: a feed, an
@@ -644,10 +654,20 @@ func (s *Space) Feeds() []feed.PublicKey {
 func (s *Space) HasFeed(k feed.PublicKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Contains(s.feedsLocked(), k)
+	s.feedsLocked()
+	_, ok := slices.BinarySearchFunc(s.feeds, k, func(a, b feed.PublicKey) int { return OpID{Feed: a}.compare(OpID{Feed: b}) })
+	return ok
 }
 
 func (s *Space) feedsLocked() []feed.PublicKey {
+	at := feedsState{gen: s.view.gen, keyed: s.keyring != nil, named: len(s.named)}
+	if s.feeds == nil || s.feedsAt != at {
+		s.feeds, s.feedsAt = s.computeFeeds(), at
+	}
+	return slices.Clone(s.feeds)
+}
+
+func (s *Space) computeFeeds() []feed.PublicKey {
 	set := map[feed.PublicKey]bool{s.origin: true, s.own: true}
 	for k := range s.view.ws.adds {
 		set[k] = true

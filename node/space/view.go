@@ -130,6 +130,7 @@ type View struct {
 
 	sum  digestSum // of every register: Digest
 	live int       // keys whose winner is not a delete
+	gen  uint64    // counts the calls to Apply: what depends on the view is computed again when it moved
 }
 
 // register is what the view keeps of a key: its versions, the counting ops
@@ -261,6 +262,7 @@ func (v *View) WriterSet() *WriterSet { return v.ws }
 // the keys whose versions changed.
 func (v *View) Apply(k feed.PublicKey, index uint64, op *Op) []Change {
 	id := OpID{Feed: k, Index: index}
+	v.gen++
 	if index < v.Applied(k) {
 		return nil // already applied
 	}
@@ -351,11 +353,29 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 
 	switch p.op.Kind {
 	case OpAddWriter, OpRemoveWriter:
-		v.members = append(v.members, MemberOp{ID: p.id, Clock: own, HLC: p.op.HLC,
-			Remove: p.op.Kind == OpRemoveWriter, Target: p.op.Target})
+		if len(r.op.SealedKeyring) > 0 {
+			// The keyring was opened before the op was applied, if it was
+			// sealed to this device; the view keeps what it needs of the
+			// op, not every approval's keyring (up to MaxSealedKeyringSize
+			// each).
+			op := *r.op
+			op.SealedKeyring = nil
+			r.op = &op
+		}
+		m := MemberOp{ID: p.id, Clock: own, HLC: p.op.HLC, Remove: p.op.Kind == OpRemoveWriter, Target: p.op.Target}
+		v.members = append(v.members, m)
 		v.special = append(v.special, r)
 		v.notCounting++ // until rewrite finds that it counts
 		v.st.putOp(r)
+		if v.ws.Add(m, v.members) {
+			// Applied alone: only this op's count can have changed.
+			if v.ws.Counts(r.id, r.clock) {
+				r.count = true
+				v.notCounting--
+				v.st.putOp(r)
+			}
+			return
+		}
 		v.rewrite(dirty)
 		return
 	case OpPut, OpDelete:
@@ -415,10 +435,14 @@ func (v *View) rewrite(dirty map[string]bool) {
 	old := v.ws
 	v.ws = Resolve(v.origin, v.members)
 	recompute := map[string]bool{}
-	for _, k := range slices.SortedFunc(maps.Keys(v.feeds), func(a, b feed.PublicKey) int { return OpID{Feed: a}.compare(OpID{Feed: b}) }) {
-		if sameTreatment(old, v.ws, k) {
-			continue
+	var changed []feed.PublicKey
+	for k := range v.feeds {
+		if !sameTreatment(old, v.ws, k) {
+			changed = append(changed, k)
 		}
+	}
+	slices.SortFunc(changed, func(a, b feed.PublicKey) int { return OpID{Feed: a}.compare(OpID{Feed: b}) })
+	for _, k := range changed {
 		v.st.feedOps(k, func(r *opRec) {
 			if r.op.Kind != OpPut && r.op.Kind != OpDelete {
 				return // membership and rotation ops: below
