@@ -29,6 +29,10 @@ type spaceRecord struct {
 	Name   string      `json:"name"`
 	Writer []byte      `json:"writer"`         // Ed25519 seed
 	Join   *joinRecord `json:"join,omitempty"` // this device's request to join, if it made one
+	// Password is the space's password when this device set it, kept to
+	// derive the password key's next generation after a removal
+	// (password.go). Only in this sealed local record, never in the feeds.
+	Password string `json:"password,omitempty"`
 }
 
 func recordKey(id auth.SpaceID) []byte { return append([]byte("ns"), id[:]...) }
@@ -166,6 +170,7 @@ func (m *member) refresher(ctx context.Context) {
 		m.sp.Refresh()
 		m.changed()
 		m.checkJoined()
+		m.renewPassword()
 	}
 }
 
