@@ -31,7 +31,8 @@ const (
 // salt = "mycel/v1/password-salt" ‖ 0x00 ‖ space ID, t = 3, m = 64 MiB,
 // p = 4, 32 bytes). A device joining with the space's ID and password
 // seals its join request under it (PasswordRequestKey); members keep the
-// key, never the password, to open such requests. It lets a device ask to
+// key in the feeds, never the password, to open such requests (the member
+// that set it keeps the password locally, for PasswordKeyAt). It lets a device ask to
 // join and nothing more: no space secret is derived from it.
 //
 // The password is used byte for byte, without Unicode normalisation (which
