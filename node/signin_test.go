@@ -474,8 +474,11 @@ func TestSignInForgedApproval(t *testing.T) {
 		return nil
 	})
 	// For longer than trying a genuine one takes (a session with A, a few
-	// entries), D stays waiting, without keys.
-	for end := time.Now().Add(2 * trialFor); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	// entries), D stays waiting, without keys — and long enough that
+	// proving the forged keyring again and again (every resyncInterval)
+	// would earn it three strikes, a ban by A, and no way to check the
+	// real approval.
+	for end := time.Now().Add(2*resyncInterval + trialFor); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		if di, _ := d.Space(id); di.Approved || di.Writer || di.Join == nil || di.Join.State != api.JoinWaiting {
 			t.Fatalf("D after the forged approval: %+v %+v", di, di.Join)
 		}
