@@ -530,7 +530,9 @@ func TestSigninBoundsFairShare(t *testing.T) {
 		}
 		return req
 	}
-	keyN := func(i int) auth.RequestKey { return auth.RequestKey{Kind: auth.RequestByInvite, ID: [auth.KeyIDSize]byte{byte(i)}} }
+	keyN := func(i int) auth.RequestKey {
+		return auth.RequestKey{Kind: auth.RequestByInvite, ID: [auth.KeyIDSize]byte{byte(i)}}
+	}
 	for i := range maxRequests {
 		if _, err := si.keep(c, newReq(), keyN(i/maxPerPeer), "invite", "X", now); err != nil {
 			t.Fatalf("request %d from X: %v", i, err)
