@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/binary"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -30,7 +31,8 @@ const (
 // salt = "mycel/v1/password-salt" ‖ 0x00 ‖ space ID, t = 3, m = 64 MiB,
 // p = 4, 32 bytes). A device joining with the space's ID and password
 // seals its join request under it (PasswordRequestKey); members keep the
-// key, never the password, to open such requests. It lets a device ask to
+// key in the feeds, never the password, to open such requests (the member
+// that set it keeps the password locally, for PasswordKeyAt). It lets a device ask to
 // join and nothing more: no space secret is derived from it.
 //
 // The password is used byte for byte, without Unicode normalisation (which
@@ -42,6 +44,24 @@ func PasswordKey(password string, space SpaceID) [KeySize]byte {
 	salt = append(salt, labelPasswordSalt...)
 	salt = append(salt, 0)
 	salt = append(salt, space[:]...)
+	return [KeySize]byte(argon2.IDKey([]byte(password), salt, PasswordTime, PasswordMemory, PasswordThreads, KeySize))
+}
+
+// PasswordKeyAt derives the password key of a generation: generation 0 is
+// PasswordKey; generation g > 0 salts with
+// "mycel/v1/password-salt" ‖ 0x00 ‖ space ID ‖ g (uint32 BE). A space's
+// password key moves to a new generation when a device is removed, so that
+// the removed device, which read the old key from the feeds, cannot open
+// requests made after (FORMAT.md, "Password key").
+func PasswordKeyAt(password string, space SpaceID, generation uint32) [KeySize]byte {
+	if generation == 0 {
+		return PasswordKey(password, space)
+	}
+	salt := make([]byte, 0, len(labelPasswordSalt)+1+SpaceIDSize+4)
+	salt = append(salt, labelPasswordSalt...)
+	salt = append(salt, 0)
+	salt = append(salt, space[:]...)
+	salt = binary.BigEndian.AppendUint32(salt, generation)
 	return [KeySize]byte(argon2.IDKey([]byte(password), salt, PasswordTime, PasswordMemory, PasswordThreads, KeySize))
 }
 

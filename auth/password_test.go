@@ -61,3 +61,20 @@ func TestValidatePassword(t *testing.T) {
 		}
 	}
 }
+
+// TestPasswordKeyGenerations: generation 0 is PasswordKey; a later one is
+// another key (pinned: x/crypto's Argon2id over the documented salt).
+func TestPasswordKeyGenerations(t *testing.T) {
+	space := testSpace(t, 0x20)
+	const pw = "correct horse battery staple"
+	if PasswordKeyAt(pw, space, 0) != PasswordKey(pw, space) {
+		t.Fatal("generation 0 is not PasswordKey")
+	}
+	k1 := PasswordKeyAt(pw, space, 1)
+	if k1 == PasswordKey(pw, space) {
+		t.Fatal("generation 1 is generation 0's key")
+	}
+	if got, want := hex.EncodeToString(k1[:]), "ad9bcaea4f9d6059eb4c5e93972f896290c53d89abe4cd7d5b389803ec37c326"; got != want {
+		t.Fatalf("generation 1: %s, want %s", got, want)
+	}
+}

@@ -403,6 +403,7 @@ func (n *Node) RemoveMember(ctx context.Context, id, feedHex string) error {
 		return spaceError(err)
 	}
 	m.wrote()
+	m.refreshSoon() // the refresher renews the password key (password.go)
 	n.log.Info("space: removed a writer", "space", m.sp.ID(), "feed", target)
 	return nil
 }

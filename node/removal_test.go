@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/node/api"
 )
 
@@ -217,5 +218,79 @@ func TestRemovedDeviceLearnsRemoval(t *testing.T) {
 	// C keeps what it read before its removal, and stays removed.
 	if ci, _ := c.Space(id); ci.Writer || !ci.Approved {
 		t.Fatalf("C: %+v", ci)
+	}
+}
+
+// TestPasswordRotatesWithRemoval: C, a member, holds the password key; A
+// removes C. A, which set the password, derives the key's next generation
+// and writes it under the new epoch's secret. D, joining with the
+// password, is refused with the generation named, asks with the new key,
+// and is approved; C's key opens none of D's requests.
+func TestPasswordRotatesWithRemoval(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, named(loopbackConfig(t), "A"))
+	peer := a.Addrs()[0].String()
+	c := startNode(t, named(loopbackConfig(t, peer), "C"))
+	d := startNode(t, named(loopbackConfig(t, peer), "D"))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := info.ID
+	const password = "correct horse battery"
+	if err := a.SetPassword(ctx, id, password); err != nil {
+		t.Fatal(err)
+	}
+	approve(t, a, c, id, "C")
+	mc, err := c.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old auth.RequestKey
+	eventually(t, 30*time.Second, func() error {
+		k, ok := mc.sp.PasswordRequestKey()
+		if !ok {
+			return errors.New("C lacks the password key")
+		}
+		old = k
+		return nil
+	})
+	ci, _ := c.Space(id)
+	if err := a.RemoveMember(ctx, id, ci.Feed); err != nil {
+		t.Fatal(err)
+	}
+	ma, err := a.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if k, ok := ma.sp.PasswordRequestKey(); !ok || k.ID == old.ID {
+			return errors.New("A's password key not renewed")
+		}
+		return nil
+	})
+	st, err := d.Join(ctx, api.JoinWith{Space: id, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitRequest(t, a, st.Code)
+	if err := a.Approve(ctx, r.ID, st.Code); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitJoin(t, d, id); got.State != api.JoinApproved {
+		t.Fatalf("D's join: %+v", got)
+	}
+	md, err := d.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md.mu.Lock()
+	asked := md.join.key
+	md.mu.Unlock()
+	if asked.ID == old.ID || asked.Key == old.Key {
+		t.Fatal("D asked with the key the removed device holds")
+	}
+	if k, ok := mc.sp.PasswordRequestKey(); ok && k.ID == asked.ID {
+		t.Fatal("the removed device holds D's key")
 	}
 }

@@ -81,6 +81,10 @@ type signinBody struct {
 	Hash     []byte `json:"hash,omitempty"`     // refusal: the request's hash
 	Reason   string `json:"reason,omitempty"`   // refusal
 	Password bool   `json:"password,omitempty"` // refusal: of a password whose key no member holds
+	// refusal of a password: the generation of the members' password key
+	// (auth.PasswordKeyAt), so that a device that asked with an older one
+	// derives it and asks again.
+	Generation uint32 `json:"generation,omitempty"`
 }
 
 // maxSigninAnswer bounds the answer a sign-in body carries: an approval's
@@ -117,6 +121,10 @@ type joinRecord struct {
 	Expires time.Time `json:"expires"`
 	State   string    `json:"state"`
 	Reason  string    `json:"reason,omitempty"`
+	// A request made with the password keeps it (in this sealed local
+	// record) to follow the password key to a later generation.
+	Password   string `json:"password,omitempty"`
+	Generation uint32 `json:"generation,omitempty"`
 }
 
 // joining is a member's own request while it has one.
@@ -135,6 +143,11 @@ type joining struct {
 	candidates []candidate
 	trial      int
 	trialAt    time.Time
+	// wantGen is a later password key generation a refusal named (0:
+	// none); switches counts the moves to one, at most
+	// maxGenerationSwitches (refusals can be forged).
+	wantGen  uint32
+	switches int
 }
 
 // candidate is an approval's keyring, opened, not yet checked.
@@ -238,8 +251,12 @@ func (n *Node) SetPassword(ctx context.Context, id, password string) error {
 	if !m.sp.IsWriter() {
 		return fmt.Errorf("%w: only a writer of the space can set its password", api.ErrReadOnly)
 	}
-	if err := m.sp.SetPasswordKey(ctx, auth.PasswordKey(password, m.sp.ID())); err != nil {
+	gen := m.sp.PasswordGeneration()
+	if err := m.sp.SetPasswordKey(ctx, gen, auth.PasswordKeyAt(password, m.sp.ID(), gen)); err != nil {
 		return spaceError(err)
+	}
+	if err := m.keepPassword(password); err != nil {
+		return err
 	}
 	m.wrote()
 	n.log.Info("sign-in: password set", "space", m.sp.ID())
@@ -316,7 +333,8 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 		m.mu.Lock()
 		j := m.join
 		m.mu.Unlock()
-		if j != nil && j.rec.State == api.JoinWaiting && j.key.Kind == key.Kind && j.key.ID == key.ID {
+		if j != nil && j.rec.State == api.JoinWaiting && j.key.Kind == key.Kind &&
+			(j.key.ID == key.ID || key.Kind == auth.RequestByPassword && j.rec.Password == w.Password) {
 			m.askSoon()
 			return m.joinState(), nil
 		}
@@ -330,7 +348,7 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 		return api.JoinState{}, err
 	}
 	j := &joining{req: req, key: key, rec: joinRecord{Request: raw, Kind: uint8(key.Kind), KeyID: key.ID[:],
-		Key: key.Key[:], Expires: expires, State: api.JoinWaiting}, trial: -1}
+		Key: key.Key[:], Expires: expires, State: api.JoinWaiting, Password: w.Password}, trial: -1}
 	if err := m.setJoin(j); err != nil {
 		return api.JoinState{}, err
 	}
@@ -441,6 +459,9 @@ func (m *member) asker(ctx context.Context) {
 			if wait := m.tryApproval(ctx, j, time.Now()); wait > 0 {
 				next = min(next, wait)
 			}
+		}
+		if j != nil && j.rec.State == api.JoinWaiting {
+			j = m.followGeneration(j)
 		}
 		if j != nil && j.rec.State == api.JoinWaiting && c != nil {
 			if len(c.sub.Peers()) == 0 {
@@ -586,6 +607,12 @@ func (c *channel) onRequest(req *auth.JoinRequest, key auth.RequestKey, via stri
 	}
 	if key.Kind == auth.RequestByInvite {
 		rec, _, _ := m.sp.Invite(auth.InviteID(key.ID))
+		if rec.Used && rec.UsedBy == req.Feed {
+			// Spent on this very request: a member is answering it (its
+			// answer, approval or denial, is on its way or in the
+			// feeds), so this is no stranger to refuse.
+			return nil
+		}
 		if err := rec.Check(now); err != nil {
 			reason := "the invite expired"
 			if rec.Used {
@@ -705,8 +732,11 @@ func (c *channel) refusePassword(e *ephemeral.Envelope, kid [auth.KeyIDSize]byte
 		}
 	}
 	si.mu.Unlock()
-	return c.publishSignin(c.m.n.ctx, refusalKey(kid), c.m.sp.WriterKey(),
-		signinBody{Kind: bodyRefusal, Password: true, Reason: "wrong password, or the space has no password"})
+	b := signinBody{Kind: bodyRefusal, Password: true, Reason: "wrong password, or the space has no password"}
+	if _, _, ok := c.m.sp.PasswordKey(); ok {
+		b.Generation = c.m.sp.PasswordGeneration()
+	}
+	return c.publishSignin(c.m.n.ctx, refusalKey(kid), c.m.sp.WriterKey(), b)
 }
 
 // refuse answers a request that cannot be shown to a person.
@@ -759,7 +789,11 @@ func (c *channel) answerForMe(e *ephemeral.Envelope, j *joining) error {
 		if plain, err = e.Open(refusalKey(j.key.ID).Key); err == nil {
 			if b, err := decodeSigninBody(plain); err == nil && b.Kind == bodyRefusal && b.Password {
 				m.mu.Lock()
-				if j.refusedAt.IsZero() {
+				if b.Generation > j.rec.Generation && j.rec.Password != "" && j.switches < maxGenerationSwitches {
+					// The members' key is of a later generation: ask with
+					// that one (the asker derives it).
+					j.wantGen = max(j.wantGen, b.Generation)
+				} else if j.refusedAt.IsZero() {
 					j.refusedAt = time.Now()
 				}
 				m.mu.Unlock()

@@ -32,6 +32,10 @@ type spaceRecord struct {
 	// Leaving: the device left the space and its copy is being deleted;
 	// an open finishes the deletion (leave.go).
 	Leaving bool `json:"leaving,omitempty"`
+	// Password is the space's password when this device set it, kept to
+	// derive the password key's next generation after a removal
+	// (password.go). Only in this sealed local record, never in the feeds.
+	Password string `json:"password,omitempty"`
 }
 
 func recordKey(id auth.SpaceID) []byte { return append([]byte("ns"), id[:]...) }
@@ -201,6 +205,7 @@ func (m *member) refresher(ctx context.Context) {
 		m.sp.Refresh()
 		m.changed()
 		m.checkJoined()
+		m.renewPassword()
 	}
 }
 

@@ -121,18 +121,65 @@ func (s *Space) UseInvite(ctx context.Context, id auth.InviteID, by [32]byte) er
 }
 
 // SetPasswordKey keeps the key derived from the space's password
-// (auth.PasswordKey) in the feeds, so that every member can open the join
-// requests made with the password. The password itself is never kept.
-func (s *Space) SetPasswordKey(ctx context.Context, key [auth.KeySize]byte) error {
-	return s.writeData(ctx, &Op{Kind: OpPut, Key: passwordKey, Value: key[:]})
+// (auth.PasswordKeyAt of generation gen) in the feeds, so that every member
+// can open the join requests made with the password. The password itself
+// is never kept in the feeds.
+//
+// The value is the key (32 bytes) for generation 0, as before generations
+// existed, else gen (uint32 BE) ‖ key (36 bytes).
+func (s *Space) SetPasswordKey(ctx context.Context, gen uint32, key [auth.KeySize]byte) error {
+	v := key[:]
+	if gen > 0 {
+		v = append(binary.BigEndian.AppendUint32(nil, gen), key[:]...)
+	}
+	return s.writeData(ctx, &Op{Kind: OpPut, Key: passwordKey, Value: v})
+}
+
+// PasswordGeneration is the generation the space's password key must be
+// of: the newest epoch that a standing removal started (0 without one). A
+// removed device read every password key written before its removal; one
+// of this generation is written after it, sealed under a secret it lacks.
+func (s *Space) PasswordGeneration() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.passwordGeneration()
+}
+
+func (s *Space) passwordGeneration() uint32 {
+	var gen uint32
+	for _, r := range s.view.special {
+		if r.count && r.op.Kind == OpRemoveWriter && r.op.Rotation != nil {
+			gen = max(gen, r.op.Rotation.Epoch)
+		}
+	}
+	return gen
+}
+
+// PasswordKey returns the space's password key and its generation, if one
+// was set (the winner of concurrent settings), whether or not it is of the
+// current generation.
+func (s *Space) PasswordKey() (gen uint32, key [auth.KeySize]byte, ok bool) {
+	vs := s.Get(passwordKey)
+	if len(vs) == 0 || vs[0].Deleted {
+		return 0, key, false
+	}
+	switch v := vs[0].Value; len(v) {
+	case auth.KeySize:
+		return 0, [auth.KeySize]byte(v), true
+	case 4 + auth.KeySize:
+		return binary.BigEndian.Uint32(v), [auth.KeySize]byte(v[4:]), true
+	}
+	return 0, key, false
 }
 
 // PasswordRequestKey returns the request key of the space's password, if
-// one was set (the winner of concurrent settings).
+// one was set and is of the current generation (PasswordGeneration): a key
+// set before a removal opens no request after it, until a member that
+// knows the password derives the next generation's.
 func (s *Space) PasswordRequestKey() (auth.RequestKey, bool) {
-	vs := s.Get(passwordKey)
-	if len(vs) == 0 || vs[0].Deleted || len(vs[0].Value) != auth.KeySize {
+	gen, key, ok := s.PasswordKey()
+	if !ok || gen < s.PasswordGeneration() {
 		return auth.RequestKey{}, false
 	}
-	return auth.PasswordRequestKey([auth.KeySize]byte(vs[0].Value), s.id), true
+	return auth.PasswordRequestKey(key, s.id), true
 }

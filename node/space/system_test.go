@@ -39,7 +39,7 @@ func TestSystemKeys(t *testing.T) {
 	if err := a.sp.RecordInvite(ctx, inv.Record(), loc); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.sp.SetPasswordKey(ctx, auth.PasswordKey("correct horse", a.sp.ID())); err != nil {
+	if err := a.sp.SetPasswordKey(ctx, 0, auth.PasswordKey("correct horse", a.sp.ID())); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.sp.Put(ctx, "app", []byte("1")); err != nil {
@@ -162,5 +162,45 @@ func TestSpentInviteStaysSpent(t *testing.T) {
 	}
 	if used != 1 {
 		t.Fatalf("A's stored view keeps %d used records", used)
+	}
+}
+
+// TestPasswordGeneration: a removal voids the password key set before it;
+// the key of the new generation, written after, opens requests again, and
+// the removed device cannot read it.
+func TestPasswordGeneration(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := threeMembers(t)
+	k0 := [auth.KeySize]byte{1}
+	if err := a.sp.SetPasswordKey(ctx, 0, k0); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, c, a)
+	if k, ok := c.sp.PasswordRequestKey(); !ok || k.Key != k0 {
+		t.Fatal("C lacks the password key")
+	}
+	if err := a.sp.RemoveWriter(ctx, c.feedKey()); err != nil {
+		t.Fatal(err)
+	}
+	gen := a.sp.PasswordGeneration()
+	if gen == 0 {
+		t.Fatal("no new generation after a removal")
+	}
+	if _, ok := a.sp.PasswordRequestKey(); ok {
+		t.Fatal("the key of before the removal still opens requests")
+	}
+	k1 := [auth.KeySize]byte{2}
+	if err := a.sp.SetPasswordKey(ctx, gen, k1); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, b, a)
+	pull(t, c, a)
+	for _, d := range []*device{a, b} {
+		if k, ok := d.sp.PasswordRequestKey(); !ok || k.Key != k1 {
+			t.Fatalf("%s: password key %v %v", d.name, k, ok)
+		}
+	}
+	if g, k, ok := c.sp.PasswordKey(); ok && (g == gen || k == k1) {
+		t.Fatal("the removed device reads the new password key")
 	}
 }
