@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/ephemeral/p2p"
@@ -117,6 +118,10 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool) (n *Node, err error)
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
+	// The Go runtime's own metrics (go_memstats_*, go_gc_*) and the
+	// process's (process_resident_memory_bytes): memory is a limit a
+	// daemon on a small machine is held to.
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.ListenAddrStrings(cfg.Listen...),

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,6 +86,11 @@ func Repair(ctx context.Context, cfg *Config, log *slog.Logger, settle time.Dura
 	}
 	pending := filepath.Join(cfg.DataDir, RepairPendingFile)
 	store := filepath.Join(cfg.DataDir, StoreDir)
+	if recs, _ := filepath.Glob(filepath.Join(cfg.DataDir, KeysDir, hex.EncodeToString([]byte("ns"))+"*")); len(recs) == 0 {
+		return "", fmt.Errorf("node: %s holds no space record: there is no space to fetch back "+
+			"(a data directory from before %s existed kept its keys only in the store, which was left as it is)",
+			filepath.Join(cfg.DataDir, KeysDir), KeysDir)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return "", err
 	}

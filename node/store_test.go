@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
@@ -143,4 +144,103 @@ func TestCheckStore(t *testing.T) {
 		t.Fatalf("a view record changed: %+v, %v", rep, err)
 	}
 	t.Logf("found: %v", rep.Damaged)
+}
+
+// TestRepairNeedsKeys: without a space record in KeysDir there is nothing
+// to fetch back; Repair says so and leaves the store where it is.
+func TestRepairNeedsKeys(t *testing.T) {
+	cfg := loopbackConfig(t, "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWRBdjMfdg1cXVJt8s5hBx2MbCPY6fJ5ZXTJbBZdo3db9P")
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, StoreDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Repair(context.Background(), cfg, nil, 0, nil)
+	if err == nil || !strings.Contains(err.Error(), "no space record") {
+		t.Fatalf("Repair without keys: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, StoreDir)); err != nil {
+		t.Fatalf("the store was moved: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, RepairPendingFile)); err == nil {
+		t.Fatal("a repair was marked pending")
+	}
+}
+
+// TestRepairFromPeer: B, a writer, loses its store's MANIFEST; New
+// refuses; Repair fetches everything back from A with B's appends held;
+// B then holds A's view and its own feed at the length A holds of it, and
+// a write of B's after the repair reaches A (no fork).
+func TestRepairFromPeer(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, loopbackConfig(t))
+	info, err := a.CreateSpace(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgB := loopbackConfig(t, a.Addrs()[0].String())
+	b, err := New(cfgB, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := b.JoinSpace(ctx, info.ID, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := a.AddMember(ctx, info.ID, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Accept(ctx, w.Token); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if err := a.Put(ctx, info.ID, fmt.Sprintf("a%02d", i), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, func() error {
+		if sp, _ := b.Space(info.ID); !sp.Writer {
+			return fmt.Errorf("B not a writer yet")
+		}
+		return nil
+	})
+	for i := range 10 {
+		if err := b.Put(ctx, info.ID, fmt.Sprintf("b%02d", i), []byte("y")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same := func(want uint64) error {
+		x, _ := a.Space(info.ID)
+		y, _ := b.Space(info.ID)
+		if x.Digest != y.Digest || x.Entries != want || y.Entries != want {
+			return fmt.Errorf("A %d entries %.8s, B %d entries %.8s, want %d", x.Entries, x.Digest, y.Entries, y.Digest, want)
+		}
+		return nil
+	}
+	total := uint64(2 + 20 + 10)
+	eventually(t, 30*time.Second, func() error { return same(total) })
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(cfgB.DataDir, StoreDir, "MANIFEST")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(cfgB, nil); !errors.Is(err, ErrStoreDamaged) {
+		t.Fatalf("New on the damaged store: %v", err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var last RepairProgress
+	aside, err := Repair(rctx, cfgB, nil, time.Second, func(p RepairProgress) { last = p })
+	if err != nil {
+		t.Fatalf("Repair: %v (last progress %+v)", err, last)
+	}
+	if _, err := os.Stat(aside); err != nil {
+		t.Fatalf("damaged store not kept: %v", err)
+	}
+	b = startNode(t, cfgB)
+	eventually(t, 30*time.Second, func() error { return same(total) })
+	if err := b.Put(ctx, info.ID, "after", []byte("z")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error { return same(total + 1) })
 }

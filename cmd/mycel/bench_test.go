@@ -127,13 +127,16 @@ func BenchmarkIdleRSS(b *testing.B) {
 }
 
 // vmRSS reads a process's resident set size in bytes from /proc.
-func vmRSS(t testing.TB, pid int) float64 {
+func vmRSS(t testing.TB, pid int) float64 { return procStatus(t, pid, "VmRSS:") }
+
+// procStatus reads a size in kB from /proc/<pid>/status, in bytes.
+func procStatus(t testing.TB, pid int, field string) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == field {
 			kb, err := strconv.ParseFloat(f[1], 64)
 			if err != nil {
 				t.Fatal(err)
@@ -141,7 +144,7 @@ func vmRSS(t testing.TB, pid int) float64 {
 			return kb * 1024
 		}
 	}
-	t.Fatal("no VmRSS")
+	t.Fatalf("no %s", field)
 	return 0
 }
 
@@ -182,10 +185,15 @@ func BenchmarkCatchUpRSS(b *testing.B) {
 		start = time.Now()
 		bb.start()
 		peak = 0
+		var peakAnon, peakFile, peakHeap, peakSys float64
 		total := uint64(n + 2)
 		deadline := time.Now().Add(30 * time.Minute)
 		for last := time.Now(); ; {
-			peak = max(peak, vmRSS(b, bb.cmd.Process.Pid))
+			if r := vmRSS(b, bb.cmd.Process.Pid); r > peak {
+				peak = r
+				peakAnon, peakFile = procStatus(b, bb.cmd.Process.Pid, "RssAnon:"), procStatus(b, bb.cmd.Process.Pid, "RssFile:")
+				peakHeap, peakSys = bb.metric("go_memstats_heap_inuse_bytes"), bb.metric("go_memstats_sys_bytes")
+			}
 			if time.Since(last) > time.Second {
 				last = time.Now()
 				if bb.space(id).Entries >= total {
@@ -199,6 +207,8 @@ func BenchmarkCatchUpRSS(b *testing.B) {
 		}
 		took = time.Since(start)
 		b.StopTimer()
+		b.Logf("at the peak: %.0f MiB anonymous, %.0f MiB file-backed (mapped badger files); Go heap in use %.0f MiB, from the OS %.0f MiB",
+			peakAnon/(1<<20), peakFile/(1<<20), peakHeap/(1<<20), peakSys/(1<<20))
 		bb.stop()
 		bb.start()
 		if got := bb.space(id).Entries; got != total {
@@ -206,6 +216,7 @@ func BenchmarkCatchUpRSS(b *testing.B) {
 		}
 		time.Sleep(20 * time.Second)
 		idle = vmRSS(b, bb.cmd.Process.Pid)
+		b.Logf("idle: %.0f MiB anonymous, %.0f MiB file-backed", procStatus(b, bb.cmd.Process.Pid, "RssAnon:")/(1<<20), procStatus(b, bb.cmd.Process.Pid, "RssFile:")/(1<<20))
 		bb.stop()
 		a.stop()
 	}

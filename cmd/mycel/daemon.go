@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,13 @@ import (
 	"github.com/mycelsync/mycel/node"
 	"github.com/mycelsync/mycel/node/api"
 )
+
+// defaultMemoryLimit is the daemon's soft limit on the Go runtime's
+// memory (debug.SetMemoryLimit), unless GOMEMLIMIT sets another. The heap
+// of a daemon catching up on a large space holds badger's memtables (two
+// of 32 MiB) and caches (48 MiB) and the view's buffers; with Go's
+// default pacing (GOGC=100) it grew to twice that between collections.
+const defaultMemoryLimit = 256 << 20
 
 func newDaemonCmd() *cobra.Command {
 	var o node.Overrides
@@ -58,7 +66,9 @@ identity, and device.key, the device's key that space keys are sealed to
 the spaces' views (encrypted at rest); keys/, a copy of the store's records
 that hold keys (mycel repair rebuilds a damaged store from peers with them); api.token, the bearer token of the
 local HTTP API (0600), and api.addr, where the running daemon's API listens
-(the CLI reads both). Prometheus metrics are at /metrics on the API.`,
+(the CLI reads both). Prometheus metrics are at /metrics on the API.
+The Go runtime's memory has a soft limit of 256 MiB (GOMEMLIMIT sets
+another); badger's mapped files are kept to 64 MiB resident on Linux.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("mdns") {
@@ -74,6 +84,11 @@ local HTTP API (0600), and api.addr, where the running daemon's API listens
 			}
 			log := newDaemonLogger(cmd.ErrOrStderr(), level)
 			node.Version = version
+			if os.Getenv("GOMEMLIMIT") == "" {
+				// A soft limit: the garbage collector runs more often as
+				// the heap nears it, instead of letting it double.
+				debug.SetMemoryLimit(defaultMemoryLimit)
+			}
 			n, err := node.New(cfg, log)
 			if err != nil {
 				return err

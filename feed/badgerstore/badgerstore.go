@@ -100,6 +100,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -142,6 +143,30 @@ type Option func(*config)
 type config struct {
 	logger   *slog.Logger
 	readOnly bool
+	budget   int64
+}
+
+// DefaultMappedBudget is the resident memory of mapped files above which
+// a Store asks the kernel to reclaim the pages of its files (see
+// WithMappedBudget).
+const DefaultMappedBudget = 64 << 20
+
+// trimInterval is how often a Store compares the process's resident
+// mapped memory with its budget.
+const trimInterval = 2 * time.Second
+
+// WithMappedBudget bounds, on Linux, the resident memory of the files
+// badger maps. Badger reads and writes its tables and logs through
+// shared memory maps and keeps them mapped, so every page it touched —
+// a catch-up writes the whole value log — counts in the process's RSS
+// until the kernel runs short of memory. Every two seconds, when the
+// process's resident file-backed memory (RssFile, which also holds the
+// binary's code) exceeds n bytes, the Store asks the kernel to reclaim
+// the pages of its files (MADV_PAGEOUT; dirty pages are written back
+// first). Pages read again later fault back in. n <= 0 turns it off.
+// Default DefaultMappedBudget.
+func WithMappedBudget(n int64) Option {
+	return func(c *config) { c.budget = n }
 }
 
 // ReadOnly opens the store without changing any file: for checking a
@@ -161,6 +186,8 @@ type Store struct {
 	db       *badger.DB
 	dir      string
 	readOnly bool
+	stop     chan struct{} // closed by Close: ends trim
+	trimmed  chan struct{} // closed when trim returned
 
 	// mu guards closed. Operations hold it only long enough to check closed
 	// and register in ops; Close sets closed under the write lock and then
@@ -184,7 +211,7 @@ var _ feed.Storage = (*Store)(nil)
 // found either way is a *DamageError wrapping ErrDamaged, and the files
 // are left as they were; a panic inside badger is reported the same way.
 func Open(dir string, opts ...Option) (*Store, error) {
-	var c config
+	c := config{budget: DefaultMappedBudget}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -199,7 +226,31 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, dir: dir, readOnly: c.readOnly}, nil
+	s := &Store{db: db, dir: dir, readOnly: c.readOnly, stop: make(chan struct{}), trimmed: make(chan struct{})}
+	if c.budget > 0 && !c.readOnly {
+		go s.trim(c.budget)
+	} else {
+		close(s.trimmed)
+	}
+	return s, nil
+}
+
+// trim keeps the pages of the store's mapped files within budget until
+// Close.
+func (s *Store) trim(budget int64) {
+	defer close(s.trimmed)
+	t := time.NewTicker(trimInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if mappedFileBytes() > budget {
+			pageOut(s.dir)
+		}
+	}
 }
 
 func openBadger(bo badger.Options) (db *badger.DB, err error) {
@@ -377,6 +428,8 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 
 	s.ops.Wait()
+	close(s.stop)
+	<-s.trimmed
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("badgerstore: close: %w", err)
 	}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package badgerstore
+
+func mappedFileBytes() int64 { return -1 }
+
+func pageOut(string) {}
