@@ -259,3 +259,35 @@ func TestE2EJoinByLinkAlone(t *testing.T) {
 		return nil
 	})
 }
+
+// TestE2EWatchesBounded: a real daemon takes api.DefaultMaxStreams watches
+// and refuses the next one with too_many, which the CLI reports; a put
+// still works with the streams open.
+func TestE2EWatchesBounded(t *testing.T) {
+	d := newDaemon(t)
+	id := createSpace(t, d)
+	c, err := api.DialAddr(d.dir, d.api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	for i := range api.DefaultMaxStreams {
+		ch, _, err := c.Watch(ctx, id, "")
+		if err != nil {
+			t.Fatalf("watch %d: %v", i+1, err)
+		}
+		go func() {
+			for range ch {
+			}
+		}()
+	}
+	if _, _, err := c.Watch(ctx, id, ""); !errors.Is(err, api.ErrTooMany) {
+		t.Fatalf("watch %d: %v, want too_many", api.DefaultMaxStreams+1, err)
+	}
+	_, stderr, code := mycel(t, "watch", id, "--data", d.dir)
+	if code != 1 || !strings.Contains(stderr, "the limit") {
+		t.Fatalf("mycel watch past the bound: exit %d %q", code, stderr)
+	}
+	d.put(id, "k", []byte("v"))
+}
