@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -150,7 +151,13 @@ func FuzzParseInvite(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, s := range []string{link, inv.Code(), strings.ToLower(link), " " + inv.Code() + "\n",
+	hinted := *inv
+	hinted.Hints = InviteHints{Peer: seq(1, 38), Addrs: [][]byte{seq(2, 8), seq(3, 20)}}
+	hlink, err := hinted.Link()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{link, hlink, hlink[:len(hlink)-1], link + "/", inv.Code(), strings.ToLower(link), " " + inv.Code() + "\n",
 		strings.ReplaceAll(inv.Code(), "-", ""), "mycel://join/", "mycel://", "0000-0000", ""} {
 		f.Add(s)
 	}
@@ -177,7 +184,7 @@ func FuzzParseInvite(f *testing.F) {
 			t.Fatal(err)
 		}
 		back, err = ParseInvite(l, testNow)
-		if err != nil || *back != *got {
+		if err != nil || !reflect.DeepEqual(back, got) {
 			t.Fatalf("the link of an accepted invite does not parse back: %v", err)
 		}
 	})

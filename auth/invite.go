@@ -43,8 +43,20 @@ const (
 	inviteCodeLen         = (inviteCodePayloadSize*8 + 4) / 5
 	inviteCodeGroup       = 4
 
-	// maxInviteText bounds what ParseInvite looks at, whitespace included.
-	maxInviteText = 1024
+	// maxInviteText bounds what ParseInvite looks at, whitespace included:
+	// a link with the largest hints is 98 + 1 + 824 characters.
+	maxInviteText = 2048
+
+	// MaxInviteHintAddrs, MaxInviteHintAddrSize and MaxInviteHintPeerSize
+	// bound the hints of a link (InviteHints): a few addresses, each a
+	// binary multiaddr (a relay's circuit address with its peer ID takes
+	// about 50 bytes), and a peer ID (38 bytes for an Ed25519 key).
+	MaxInviteHintAddrs    = 8
+	MaxInviteHintAddrSize = 128
+	MaxInviteHintPeerSize = 64
+	// MaxInviteHintsSize bounds the encoded hints.
+	MaxInviteHintsSize = 512
+	inviteHintsVersion = 1
 	// inviteLocatorPlainSize is space ID (32) ‖ expiry (8).
 	inviteLocatorPlainSize = SpaceIDSize + 8
 	// InviteLocatorSize is the size of a sealed invite locator.
@@ -61,6 +73,7 @@ const (
 	labelInviteLink     = "mycel/v1/invite-link-check"
 	labelInviteCode     = "mycel/v1/invite-code-check"
 	labelInviteLocator  = "mycel/v1/invite-locator"
+	labelInviteHints    = "mycel/v1/invite-hints-check"
 	crockfordAlphabet   = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 	inviteFormsExpected = "an invite is a " + InviteLinkPrefix + "… link or a code of 20 letters and digits"
 )
@@ -88,6 +101,105 @@ type Invite struct {
 	Space   SpaceID
 	Secret  InviteSecret
 	Expires time.Time // whole seconds; zero when unknown
+	// Hints say where to reach the inviting device; a link carries them,
+	// a code does not. Empty when unknown.
+	Hints InviteHints
+}
+
+// InviteHints say where a new device may reach the space: the inviting
+// device's peer ID and its addresses — direct ones, and circuit addresses
+// through the space's relays once there are relays — so that a device
+// outside the LAN can join without being told a peer. They are hints, not
+// trust: the joining device dials them and sends its request there, sealed
+// under the invite's key like any; whoever answers must still be a member
+// whose approval checks out. Package auth treats them as opaque bytes (the
+// node encodes and decodes the multiaddrs).
+type InviteHints struct {
+	// Peer is the inviting device's libp2p peer ID, binary: 1 to
+	// MaxInviteHintPeerSize bytes.
+	Peer []byte
+	// Addrs are binary multiaddrs without the trailing /p2p/<Peer>: 1 to
+	// MaxInviteHintAddrs, each 1 to MaxInviteHintAddrSize bytes.
+	Addrs [][]byte
+}
+
+// IsZero reports whether there are no hints.
+func (h InviteHints) IsZero() bool { return len(h.Peer) == 0 && len(h.Addrs) == 0 }
+
+// hintsPayload encodes h (FORMAT.md, "Invites"):
+//
+//	version (1) = 0x01 ‖ peer length (1) ‖ peer ‖ address count (1) ‖
+//	{ address length (1) ‖ address }… ‖ checksum (2)
+func (h InviteHints) payload() ([]byte, error) {
+	switch {
+	case len(h.Peer) == 0 || len(h.Peer) > MaxInviteHintPeerSize:
+		return nil, errorf(ErrMalformed, "invite hints: peer ID of %d bytes, want 1 to %d", len(h.Peer), MaxInviteHintPeerSize)
+	case len(h.Addrs) == 0 || len(h.Addrs) > MaxInviteHintAddrs:
+		return nil, errorf(ErrMalformed, "invite hints: %d addresses, want 1 to %d", len(h.Addrs), MaxInviteHintAddrs)
+	}
+	b := []byte{inviteHintsVersion, byte(len(h.Peer))}
+	b = append(b, h.Peer...)
+	b = append(b, byte(len(h.Addrs)))
+	for _, a := range h.Addrs {
+		if len(a) == 0 || len(a) > MaxInviteHintAddrSize {
+			return nil, errorf(ErrMalformed, "invite hints: address of %d bytes, want 1 to %d", len(a), MaxInviteHintAddrSize)
+		}
+		b = append(append(b, byte(len(a))), a...)
+	}
+	b = append(b, checksum(labelInviteHints, b)...)
+	if len(b) > MaxInviteHintsSize {
+		return nil, errorf(ErrTooLarge, "invite hints of %d bytes, limit %d", len(b), MaxInviteHintsSize)
+	}
+	return b, nil
+}
+
+// parseInviteHints decodes what payload encoded, refusing anything else:
+// a wrong checksum (ErrChecksum), bounds exceeded or bytes left over
+// (ErrMalformed, ErrTooLarge).
+func parseInviteHints(b []byte) (InviteHints, error) {
+	var h InviteHints
+	if len(b) > MaxInviteHintsSize {
+		return h, errorf(ErrTooLarge, "invite hints of %d bytes, limit %d", len(b), MaxInviteHintsSize)
+	}
+	if len(b) < 1+1+1+1+1+1+inviteChecksumSize {
+		return h, errorf(ErrMalformed, "invite hints of %d bytes", len(b))
+	}
+	body, sum := b[:len(b)-inviteChecksumSize], b[len(b)-inviteChecksumSize:]
+	if !bytes.Equal(checksum(labelInviteHints, body), sum) {
+		return h, errorf(ErrChecksum, "invite link: hints checksum mismatch (copied incompletely?)")
+	}
+	if body[0] != inviteHintsVersion {
+		return h, errorf(ErrMalformed, "invite hints of version %d, want %d", body[0], inviteHintsVersion)
+	}
+	rest := body[1:]
+	take := func(max int, what string) ([]byte, error) {
+		if len(rest) < 1 || rest[0] == 0 || int(rest[0]) > max || len(rest) < 1+int(rest[0]) {
+			return nil, errorf(ErrMalformed, "invite hints: bad %s length", what)
+		}
+		v := bytes.Clone(rest[1 : 1+int(rest[0])])
+		rest = rest[1+int(rest[0]):]
+		return v, nil
+	}
+	var err error
+	if h.Peer, err = take(MaxInviteHintPeerSize, "peer ID"); err != nil {
+		return InviteHints{}, err
+	}
+	if len(rest) < 1 || rest[0] == 0 || rest[0] > MaxInviteHintAddrs {
+		return InviteHints{}, errorf(ErrMalformed, "invite hints: bad address count")
+	}
+	n := int(rest[0])
+	rest = rest[1:]
+	for range n {
+		a, err := take(MaxInviteHintAddrSize, "address")
+		if err != nil {
+			return InviteHints{}, err
+		}
+		h.Addrs = append(h.Addrs, a)
+	}
+	if len(rest) != 0 {
+		return InviteHints{}, errorf(ErrMalformed, "invite hints: %d bytes after the addresses", len(rest))
+	}
+	return h, nil
 }
 
 // NewInvite returns a new invite to space that expires at expires (whole
@@ -155,9 +267,10 @@ func (inv *Invite) Record() InviteRecord {
 
 // Link encodes the invite as a link, one line of Crockford base32:
 //
-//	mycel://join/<version (1) ‖ space ID (32) ‖ secret (10) ‖ expiry (8) ‖ checksum (2)>
+//	mycel://join/<version (1) ‖ space ID (32) ‖ secret (10) ‖ expiry (8) ‖ checksum (2)>[/<hints>]
 //
-// It needs the space and the expiry: a code-only invite has no link.
+// with the hints, when there are any, after a "/" (InviteHints). It needs
+// the space and the expiry: a code-only invite has no link.
 func (inv *Invite) Link() (string, error) {
 	if !inv.KnowsSpace() || inv.Expires.IsZero() {
 		return "", errorf(ErrMalformed, "invite link: the invite names no space or expiry")
@@ -168,7 +281,15 @@ func (inv *Invite) Link() (string, error) {
 	b = append(b, inv.Secret[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(inv.Expires.Unix()))
 	b = append(b, checksum(labelInviteLink, b)...)
-	return InviteLinkPrefix + crockford.EncodeToString(b), nil
+	link := InviteLinkPrefix + crockford.EncodeToString(b)
+	if !inv.Hints.IsZero() {
+		h, err := inv.Hints.payload()
+		if err != nil {
+			return "", err
+		}
+		link += "/" + crockford.EncodeToString(h)
+	}
+	return link, nil
 }
 
 // Code encodes the invite's secret as a short code for a person to type:
@@ -228,6 +349,7 @@ func ParseInvite(s string, now time.Time) (*Invite, error) {
 }
 
 func parseInviteLink(s string, now time.Time) (*Invite, error) {
+	s, hints, withHints := strings.Cut(s, "/")
 	b, err := decodeCrockford(s, inviteLinkPayloadSize)
 	if err != nil {
 		return nil, fmt.Errorf("invite link: %w", err)
@@ -245,6 +367,19 @@ func parseInviteLink(s string, now time.Time) (*Invite, error) {
 		return nil, errorf(ErrMalformed, "invite link: expiry %d", exp)
 	}
 	inv.Expires = time.Unix(int64(exp), 0)
+	if withHints {
+		n := len(hints) * 5 / 8
+		if n > MaxInviteHintsSize {
+			return nil, errorf(ErrTooLarge, "invite hints of %d bytes, limit %d", n, MaxInviteHintsSize)
+		}
+		hb, err := decodeCrockford(hints, n)
+		if err != nil {
+			return nil, fmt.Errorf("invite link: hints: %w", err)
+		}
+		if inv.Hints, err = parseInviteHints(hb); err != nil {
+			return nil, err
+		}
+	}
 	if !now.Before(inv.Expires) {
 		return nil, errorf(ErrExpired, "invite %s expired at %s", inv.ID(), inv.Expires.UTC().Format(time.RFC3339))
 	}

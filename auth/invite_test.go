@@ -3,6 +3,7 @@ package auth
 import (
 	"encoding/hex"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func TestInviteRoundTrips(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseInvite(%q): %v", form, err)
 		}
-		if *got != *inv {
+		if !reflect.DeepEqual(got, inv) {
 			t.Fatalf("link round trip: %v, want %v", got, inv)
 		}
 	}
@@ -192,7 +193,7 @@ func TestInviteLocator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *found != *inv {
+	if !reflect.DeepEqual(found, inv) {
 		t.Fatalf("located %v, want %v", found, inv)
 	}
 	if _, err := typed.Locate(loc, testExpires); !errors.Is(err, ErrExpired) {
@@ -282,5 +283,75 @@ func TestInviteRecord(t *testing.T) {
 		if err := r.UnmarshalBinary(in); !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
 			t.Errorf("record %s: %v", name, err)
 		}
+	}
+}
+
+// TestInviteLinkHints: a link carries where to reach the space (peer ID
+// and addresses) after its payload; they round-trip, in any case (a QR
+// code holds the link in capitals), the code stays as short as before,
+// and a damaged or oversized hints part is refused with its sentinel.
+func TestInviteLinkHints(t *testing.T) {
+	inv := &Invite{Space: testSpace(t, 0x31), Secret: InviteSecret(seq(7, InviteSecretSize)), Expires: testExpires}
+	plain, err := inv.Link()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.Hints = InviteHints{Peer: seq(1, 38), Addrs: [][]byte{seq(2, 8), seq(3, 9), seq(4, 49)}}
+	link, err := inv.Link()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(link, plain+"/") || len(inv.Code()) != 24 {
+		t.Fatalf("link %q does not extend %q, or the code grew: %q", link, plain, inv.Code())
+	}
+	for _, form := range []string{link, strings.ToUpper(link), link[:60] + "\n" + link[60:]} {
+		got, err := ParseInvite(form, testNow)
+		if err != nil || !reflect.DeepEqual(got, inv) {
+			t.Fatalf("ParseInvite(%q) = %+v, %v; want %+v", form, got, err, inv)
+		}
+	}
+	// A link without hints still parses, with none.
+	if got, err := ParseInvite(plain, testNow); err != nil || !got.Hints.IsZero() {
+		t.Fatalf("link without hints: %+v %v", got, err)
+	}
+
+	flip := []byte(link)
+	i := len(plain) + 5
+	if flip[i] == 'A' {
+		flip[i] = 'B'
+	} else {
+		flip[i] = 'A'
+	}
+	big := InviteHints{Peer: seq(1, 38)}
+	for range MaxInviteHintAddrs {
+		big.Addrs = append(big.Addrs, seq(5, MaxInviteHintAddrSize))
+	}
+	bigPayload := []byte{inviteHintsVersion, 38}
+	bigPayload = append(append(bigPayload, seq(1, 38)...), byte(MaxInviteHintAddrs))
+	for _, a := range big.Addrs {
+		bigPayload = append(append(bigPayload, byte(len(a))), a...)
+	}
+	bigPayload = append(bigPayload, checksum(labelInviteHints, bigPayload)...)
+	for name, c := range map[string]struct {
+		link string
+		want error
+	}{
+		"flipped":   {string(flip), ErrChecksum},
+		"truncated": {link[:len(link)-3], ErrMalformed},
+		"empty":     {plain + "/", ErrMalformed},
+		"oversized": {plain + "/" + crockford.EncodeToString(bigPayload), ErrTooLarge},
+		"garbage":   {plain + "/" + strings.Repeat("U", 40), ErrMalformed},
+	} {
+		if _, err := ParseInvite(c.link, testNow); !errors.Is(err, c.want) {
+			t.Errorf("%s hints: %v, want %v", name, err, c.want)
+		}
+	}
+	inv.Hints = big
+	if _, err := inv.Link(); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("hints over %d bytes made a link: %v", MaxInviteHintsSize, err)
+	}
+	inv.Hints = InviteHints{Addrs: [][]byte{seq(2, 8)}}
+	if _, err := inv.Link(); !errors.Is(err, ErrMalformed) {
+		t.Errorf("hints without a peer made a link: %v", err)
 	}
 }

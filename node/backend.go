@@ -12,7 +12,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
@@ -519,4 +521,98 @@ func spaceError(err error) error {
 		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}
 	return err
+}
+
+// Hints a daemon puts into its invite links (auth.InviteHints).
+const (
+	maxHintDirect  = 4
+	maxHintCircuit = 2
+)
+
+var _ api.InviteHinter = (*Node)(nil)
+var _ api.HintDialer = (*Node)(nil)
+
+// InviteHints implements api.InviteHinter: this device's peer ID and the
+// addresses another device may dial it at — up to 4 TCP or QUIC ones
+// (those a device elsewhere can reach first; loopback only when there is
+// nothing else, as in tests on one machine), and up to 2 circuit
+// addresses through its relays, from its reservations or, until it holds
+// one, its configured relays.
+func (n *Node) InviteHints() auth.InviteHints {
+	var direct, local, circuit [][]byte
+	add := func(a ma.Multiaddr) {
+		b := a.Bytes()
+		if len(b) > auth.MaxInviteHintAddrSize {
+			return
+		}
+		switch {
+		case hasProto(a, ma.P_CIRCUIT):
+			circuit = append(circuit, b)
+		case hasProto(a, ma.P_WS), hasProto(a, ma.P_WSS), hasProto(a, ma.P_WEBTRANSPORT),
+			hasProto(a, ma.P_WEBRTC_DIRECT), hasProto(a, ma.P_WEBRTC):
+			// for browsers; a daemon dials TCP or QUIC
+		case !hasProto(a, ma.P_TCP) && !hasProto(a, ma.P_QUIC_V1):
+		case manet.IsIPLoopback(a):
+			local = append(local, b)
+		default:
+			direct = append(direct, b)
+		}
+	}
+	for _, a := range n.host.Addrs() {
+		add(a)
+	}
+	if len(circuit) == 0 {
+		for _, s := range n.cfg.Relays {
+			if a, err := ma.NewMultiaddr(s + "/p2p-circuit"); err == nil {
+				add(a)
+			}
+		}
+	}
+	if len(direct) == 0 {
+		direct = local
+	}
+	h := auth.InviteHints{Peer: []byte(n.host.ID())}
+	h.Addrs = append(h.Addrs, direct[:min(len(direct), maxHintDirect)]...)
+	h.Addrs = append(h.Addrs, circuit[:min(len(circuit), maxHintCircuit)]...)
+	if len(h.Addrs) == 0 {
+		return auth.InviteHints{}
+	}
+	return h
+}
+
+func hasProto(a ma.Multiaddr, code int) bool {
+	_, err := a.ValueForProtocol(code)
+	return err == nil
+}
+
+// DialHints implements api.HintDialer: it connects to the device an invite
+// link names, at the addresses it gives. Hints for this device itself, or
+// that do not parse, are refused with ErrBadRequest; the dial is bounded by
+// ctx and dialTimeout.
+func (n *Node) DialHints(ctx context.Context, h auth.InviteHints) error {
+	id, err := peer.IDFromBytes(h.Peer)
+	if err != nil {
+		return fmt.Errorf("%w: invite hints: peer ID: %v", api.ErrBadRequest, err)
+	}
+	if id == n.host.ID() {
+		return fmt.Errorf("%w: the invite was made by this device", api.ErrBadRequest)
+	}
+	ai := peer.AddrInfo{ID: id}
+	for _, b := range h.Addrs {
+		a, err := ma.NewMultiaddrBytes(b)
+		if err != nil {
+			continue
+		}
+		ai.Addrs = append(ai.Addrs, a)
+	}
+	if len(ai.Addrs) == 0 {
+		return fmt.Errorf("%w: invite hints: no address parses", api.ErrBadRequest)
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	if err := n.host.Connect(ctx, ai); err != nil {
+		return fmt.Errorf("node: dial the invite's hints (%s): %w", id, err)
+	}
+	n.log.Info("sign-in: connected to the inviting device", "peer", id)
+	return nil
 }

@@ -3,6 +3,7 @@ package inviteqr
 import (
 	"image"
 	"image/color"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -122,11 +123,40 @@ func TestTerminalDecodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if *got != *inv {
+		if !reflect.DeepEqual(got, inv) {
 			t.Fatalf("decoded invite %v, want %v", got, inv)
 		}
 	}
 	if _, err := Text(&auth.Invite{Secret: inv.Secret}); err == nil {
 		t.Fatal("QR text of a code-only invite")
+	}
+}
+
+// TestHintedLinkDecodes: a link with hints (two addresses and a relay
+// circuit, as a daemon makes it) still makes a QR code a camera reads
+// back to the same invite, at version 10 (57 modules) or less.
+func TestHintedLinkDecodes(t *testing.T) {
+	inv := testInvite(t)
+	peer := make([]byte, 38)
+	inv.Hints = auth.InviteHints{Peer: peer, Addrs: [][]byte{make([]byte, 8), make([]byte, 9), make([]byte, 49)}}
+	for i := range inv.Hints.Addrs {
+		for j := range inv.Hints.Addrs[i] {
+			inv.Hints.Addrs[i][j] = byte(i*31 + j)
+		}
+	}
+	text, err := Text(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bm, err := Bitmap(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(bm) - 2*QuietZone; n > 57 {
+		t.Errorf("%d modules across, more than version 10's 57", n)
+	}
+	got, err := auth.ParseInvite(decode(t, bm), now)
+	if err != nil || !reflect.DeepEqual(got, inv) {
+		t.Fatalf("decoded %+v (%v), want %+v", got, err, inv)
 	}
 }

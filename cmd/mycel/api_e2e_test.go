@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/node/api"
 )
 
@@ -212,4 +215,79 @@ func TestMakeRunCtrlC(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("make run did not end after Ctrl-C:\n%s", out)
 	}
+}
+
+// TestE2EJoinByLinkAlone: a device that knows no peer (no mDNS, no --peer)
+// joins with the invite link alone: the link says where to reach the
+// inviting device, mycel join dials it, the request arrives and a member
+// approves it.
+func TestE2EJoinByLinkAlone(t *testing.T) {
+	a := newDaemon(t)
+	b := newDaemon(t)
+	id := createSpace(t, a)
+	out, stderr, code := mycel(t, "invite", id, "--json", "--data", a.dir)
+	if code != 0 {
+		t.Fatalf("invite: %d %s", code, stderr)
+	}
+	var inv api.Invite
+	if err := json.Unmarshal([]byte(out), &inv); err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := auth.ParseInvite(inv.Link, time.Now())
+	if err != nil || parsed.Hints.IsZero() {
+		t.Fatalf("the link %q carries no hints: %v", inv.Link, err)
+	}
+	if _, stderr, code := mycel(t, "join", inv.Link, "--no-wait", "--data", b.dir); code != 0 {
+		t.Fatalf("join: %d %s", code, stderr)
+	}
+	var reqs []api.Request
+	waitFor(t, 30*time.Second, func() error {
+		reqs = nil
+		a.request("GET", "/v1/requests", nil, &reqs)
+		if len(reqs) == 0 {
+			return fmt.Errorf("no request reached the inviting device; b's log:\n%s", b.stderr)
+		}
+		return nil
+	})
+	if code := a.request("POST", "/v1/requests/"+reqs[0].ID+"/approve", map[string]string{"code": reqs[0].Code}, nil); code >= 300 {
+		t.Fatalf("approve: %d", code)
+	}
+	waitFor(t, 30*time.Second, func() error {
+		if !b.space(id).Approved {
+			return errors.New("b is not approved")
+		}
+		return nil
+	})
+}
+
+// TestE2EWatchesBounded: a real daemon takes api.DefaultMaxStreams watches
+// and refuses the next one with too_many, which the CLI reports; a put
+// still works with the streams open.
+func TestE2EWatchesBounded(t *testing.T) {
+	d := newDaemon(t)
+	id := createSpace(t, d)
+	c, err := api.DialAddr(d.dir, d.api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	for i := range api.DefaultMaxStreams {
+		ch, _, err := c.Watch(ctx, id, "")
+		if err != nil {
+			t.Fatalf("watch %d: %v", i+1, err)
+		}
+		go func() {
+			for range ch {
+			}
+		}()
+	}
+	if _, _, err := c.Watch(ctx, id, ""); !errors.Is(err, api.ErrTooMany) {
+		t.Fatalf("watch %d: %v, want too_many", api.DefaultMaxStreams+1, err)
+	}
+	_, stderr, code := mycel(t, "watch", id, "--data", d.dir)
+	if code != 1 || !strings.Contains(stderr, "the limit") {
+		t.Fatalf("mycel watch past the bound: exit %d %q", code, stderr)
+	}
+	d.put(id, "k", []byte("v"))
 }

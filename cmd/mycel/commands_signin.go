@@ -29,7 +29,9 @@ prints the invite three ways — a mycel://join/ link, a code to type, and
 the link as a QR code for a phone's camera — and when it expires. It works
 once, until then (--ttl, 1m to 720h; default 24h).
 
-On the new device: mycel join <link>, or mycel join <code>. The code does
+On the new device: mycel join <link>, or mycel join <code>. The link also
+says where to reach this device (its addresses, and its relays' once it
+has relays), so the new device needs no other peer to ask. The code does
 not name the space: the new device asks the peers it is connected to
 which space it is for, and when no member is among them, --space <space ID>
 tells it. The request it sends then waits for a member to approve it
@@ -119,7 +121,8 @@ func newJoinCmd(o *clientOpts) *cobra.Command {
 		Short: "Ask to join a space with an invite, or with its password, and wait for approval",
 		Long: `Ask to join a space, with an invite a member made (mycel invite: its link,
 or its code), or with the space's ID and password (--password reads it from
-the terminal without echo, or one line of stdin). A code does not name its
+the terminal without echo, or one line of stdin). A link says where to
+reach the inviting device: the daemon dials it first. A code does not name its
 space: the daemon asks the peers it is connected to, and --space <space ID>
 tells it when no member of the space is among them.
 

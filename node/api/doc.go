@@ -14,7 +14,7 @@
 //	api.RemoveEndpoint(dataDir) // at a clean stop
 //
 // Streams (watch, requests, messages) stay open: at most MaxStreams at once
-// (default 256; one more is 429 too_many), and closing ServerConfig.Closing
+// (default 64; one more is 429 too_many), and closing ServerConfig.Closing
 // before srv.Shutdown ends each with its last event, an error of code
 // unavailable, so that a client learns that the daemon stopped.
 //

@@ -30,7 +30,7 @@ const (
 	// DefaultMaxStreams bounds the streams (watch, requests, messages)
 	// open at once: each holds a Backend subscription that every change
 	// fans out to, so thousands would slow every write.
-	DefaultMaxStreams = 256
+	DefaultMaxStreams = 64
 	// DefaultKeepAlive is the interval of the comments that keep a watch
 	// stream alive through idle periods.
 	DefaultKeepAlive = 15 * time.Second

@@ -2,13 +2,18 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/auth/inviteqr"
 )
 
 // Bounds of the sign-in routes' inputs.
@@ -22,8 +27,12 @@ const (
 	// UTF-8.
 	MinPassword = 8
 	MaxPassword = 1024
-	// maxInvite bounds an invite as typed (a link is under 100 bytes).
-	maxInvite = 1024
+	// maxInvite bounds an invite as typed (a link is under 100 bytes
+	// without hints, under 1 KiB with the largest).
+	maxInvite = 2048
+	// hintDialTimeout bounds the dial of an invite link's hints before
+	// the request is sent.
+	hintDialTimeout = 10 * time.Second
 	// maxSafetyCode bounds ApproveParams.Code ("482-193", spaces allowed).
 	maxSafetyCode = 64
 )
@@ -84,8 +93,40 @@ func (s *server) createInvite(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if h, ok := s.b.(InviteHinter); ok {
+		if inv, err = withHints(inv, h.InviteHints()); err != nil {
+			return err
+		}
+	}
 	writeJSON(w, http.StatusCreated, inv)
 	return nil
+}
+
+// withHints adds to an invite's link (and its QR code) where to reach
+// this device: a link a device outside the LAN can join with.
+func withHints(inv Invite, hints auth.InviteHints) (Invite, error) {
+	if hints.IsZero() {
+		return inv, nil
+	}
+	parsed, err := auth.ParseInvite(inv.Link, time.Now())
+	if err != nil {
+		return inv, fmt.Errorf("api: the invite's own link: %w", err)
+	}
+	parsed.Hints = hints
+	link, err := parsed.Link()
+	if err != nil {
+		return inv, fmt.Errorf("api: invite hints: %w", err)
+	}
+	text, err := inviteqr.Text(parsed)
+	if err != nil {
+		return inv, err
+	}
+	qr, err := inviteqr.Terminal(text, false)
+	if err != nil {
+		return inv, err
+	}
+	inv.Link, inv.QR = link, qr
+	return inv, nil
 }
 
 func (s *server) setPassword(w http.ResponseWriter, r *http.Request) error {
@@ -142,6 +183,19 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) error {
 	if p.Password != "" {
 		if err := checkPassword(p.Password); err != nil {
 			return err
+		}
+	}
+	if d, ok := s.b.(HintDialer); ok && p.Invite != "" {
+		// A link says where to reach the space: dial it first, so that
+		// the request finds a member without mDNS or --peer. A link that
+		// does not parse is Join's to refuse; a dial that fails leaves
+		// the request to the peers there are.
+		if inv, err := auth.ParseInvite(p.Invite, time.Now()); err == nil && !inv.Hints.IsZero() {
+			ctx, cancel := context.WithTimeout(r.Context(), hintDialTimeout)
+			if err := d.DialHints(ctx, inv.Hints); err != nil {
+				s.log.Info("api: join: the invite's hints did not answer", "err", err)
+			}
+			cancel()
 		}
 	}
 	st, err := s.b.Join(r.Context(), p)

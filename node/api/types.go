@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/mycelsync/mycel/auth"
 )
 
 // Backend is what the HTTP API serves: the daemon (node.Node) implements
@@ -62,6 +64,20 @@ type Backend interface {
 	Progress() []Progress
 
 	SignIn
+}
+
+// InviteHinter is a Backend that says where a new device may reach it
+// (its peer ID and addresses): the server adds these hints to the links of
+// the invites it makes (auth.InviteHints).
+type InviteHinter interface {
+	InviteHints() auth.InviteHints
+}
+
+// HintDialer is a Backend that can dial the hints of an invite link: the
+// server calls it before Join, so that the request reaches the inviting
+// device without mDNS or a static peer.
+type HintDialer interface {
+	DialHints(ctx context.Context, hints auth.InviteHints) error
 }
 
 // Errors a Backend returns (wrapped). The server maps them to statuses and
