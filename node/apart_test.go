@@ -2,13 +2,17 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/feed/memstore"
 	"github.com/mycelsync/mycel/node/api"
 )
 
@@ -106,4 +110,38 @@ func storeEntriesOf(t *testing.T, n *Node, k feed.PublicKey) int {
 		t.Fatal(err)
 	}
 	return count
+}
+
+// TestIngestRefusesOtherFeeds: a batch of a feed that is not one of the
+// space's is refused at ingest and nothing of it is stored.
+func TestIngestRefusesOtherFeeds(t *testing.T) {
+	ctx := context.Background()
+	n := startNode(t, loopbackConfig(t))
+	x, err := n.CreateSpace(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := feed.Open(memstore.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	w, err := other.Writer(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Append(ctx, []byte("not of x")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := w.Batch(feed.BatchRequest{Want: []feed.Range{{Start: 0, End: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := n.member(x.ID)
+	if err := m.Ingest(w.Key(), b); !errors.Is(err, errNotOfSpace) {
+		t.Fatalf("ingest of a feed not of the space: %v", err)
+	}
+	if n := m.sp.Held(w.Key()); n != 0 {
+		t.Fatalf("%d entries stored", n)
+	}
 }

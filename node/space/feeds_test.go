@@ -44,3 +44,46 @@ func TestFeedsOnlyCountingAdds(t *testing.T) {
 		t.Fatal("HasFeed(T)")
 	}
 }
+
+// TestViewKeepsNoKeyring: the view keeps no approval's sealed keyring, in
+// memory or in its store, once the add-writer op is applied — also after
+// reopening; the approved device still got its keys from it.
+func TestViewKeepsNoKeyring(t *testing.T) {
+	ctx := context.Background()
+	a, b := newDevice(t, "A", nil), newDevice(t, "B", nil)
+	create(t, a)
+	join(t, b, a.sp.ID())
+	for range 3 {
+		c := newDevice(t, "C", nil)
+		if err := a.sp.AddWriter(ctx, c.feedKey(), c.name, c.key.Public()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.sp.AddWriter(ctx, b.feedKey(), b.name, b.key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, b, a)
+	if !b.sp.IsWriter() {
+		t.Fatal("B did not get its keys")
+	}
+	check := func(name string, sp *Space) {
+		t.Helper()
+		n := 0
+		for _, r := range sp.view.special {
+			if r.op.Kind == OpAddWriter {
+				n++
+				if len(r.op.SealedKeyring) != 0 {
+					t.Fatalf("%s: the view keeps a sealed keyring of %d bytes", name, len(r.op.SealedKeyring))
+				}
+			}
+		}
+		if n != 5 {
+			t.Fatalf("%s: %d add-writer ops", name, n)
+		}
+	}
+	check("A", a.sp)
+	check("B", b.sp)
+	a.sp.Close()
+	join(t, a, a.sp.ID())
+	check("A reopened", a.sp)
+}

@@ -202,6 +202,7 @@ func (v *View) decodeMeta(kv *kvStore, b []byte) (err error) {
 		if r == nil {
 			return fmt.Errorf("meta: membership op %x/%d missing: %v", k[:4], index, kv.err)
 		}
+		r.op.SealedKeyring = nil // a view stored by an earlier version kept it; no one reads it
 		v.special = append(v.special, r)
 		if r.op.Kind == OpAddWriter || r.op.Kind == OpRemoveWriter {
 			v.members = append(v.members, MemberOp{ID: r.id, Clock: r.clock, HLC: r.hlc,
