@@ -82,10 +82,11 @@
 // when the space gained a feed (a writer was added), tells the replicator
 // to announce and fetch it. Local writes are pushed to every session at
 // once. Every 10 s the node reopens, with connected peers it opens sessions
-// with, those that ended — except while the device only tries an
-// approval's keyring (space.Space.TryKeyring: an approval is a candidate
-// until the device fetches its own add-writer entry with it, EPHEMERAL.md
-// "Checking an approval"), which it proves once per peer.
+// with, those that ended. A device that only tries an approval's keyring
+// (space.Space.TryKeyring: an approval is a candidate until the device
+// fetches its own add-writer entry with it, EPHEMERAL.md "Checking an
+// approval") does not serve the space: it opens one session with each
+// peer that serves it, once per candidate.
 //
 // A removed device is refused by every peer, so it never replicates its
 // removal: a member that hears it on the topic shows it the signed

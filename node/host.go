@@ -284,10 +284,7 @@ func (n *Node) resync() {
 		case <-t.C:
 		}
 		for _, m := range n.members() {
-			if !m.isServed() || m.sp.Trying() {
-				// A device trying an approval's keyring proves it once per
-				// peer (tryApproval): a bogus one, proven every 10 s,
-				// would get it banned by the members.
+			if !m.isServed() {
 				continue
 			}
 			proto := syncnet.ProtocolFor(m.sp.ID())

@@ -20,6 +20,7 @@ import (
 	"github.com/mycelsync/mycel/ephemeral"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/syncnet"
 )
 
 // Sign-in over the ephemeral channel (EPHEMERAL.md, "Sign-in"): a new
@@ -903,10 +904,9 @@ func (m *member) tryApproval(ctx context.Context, j *joining, now time.Time) tim
 		}
 	}
 	if next < 0 {
-		// Every candidate was tried: the one tried last stays, and the
-		// replicator proves it to every peer that connects. Trying one
-		// again would only earn strikes from members (syncnet bans a
-		// peer after three refused proofs).
+		// Every candidate was tried. Trying one again would only earn
+		// strikes from members (syncnet bans a peer after three refused
+		// proofs); a new approval is tried when it comes.
 		m.mu.Unlock()
 		return 0
 	}
@@ -917,13 +917,29 @@ func (m *member) tryApproval(ctx context.Context, j *joining, now time.Time) tim
 	if err := m.sp.TryKeyring(kr); err != nil {
 		return trialFor
 	}
-	if !m.serve() {
-		// Served already: open sessions that prove the new candidate.
-		for _, p := range m.n.host.Network().Peers() {
-			sctx, cancel := context.WithTimeout(ctx, trialFor)
-			_ = m.n.repl.Sync(sctx, p, m)
-			cancel()
+	// The space is not served while it is only tried: no peer opens a
+	// session to this device (its resync would prove a bogus candidate
+	// every 10 s, and get this device banned). It opens one session with
+	// each peer that serves the space, once.
+	proto := syncnet.ProtocolFor(m.sp.ID())
+	opened := 0
+	for _, p := range m.n.host.Network().Peers() {
+		if ok, _ := m.n.host.Peerstore().SupportsProtocols(p, proto); len(ok) == 0 {
+			continue
 		}
+		sctx, cancel := context.WithTimeout(ctx, trialFor)
+		if err := m.n.repl.Sync(sctx, p, m); err == nil {
+			opened++
+		}
+		cancel()
+	}
+	if opened == 0 {
+		// No member to try it with yet: not a try.
+		m.mu.Lock()
+		j.candidates[next].tried--
+		j.trial = -1
+		m.mu.Unlock()
+		return time.Second
 	}
 	return trialFor
 }

@@ -238,7 +238,7 @@ func (m *member) changed() {
 func (m *member) serve() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.served || !m.sp.Approved() && !m.sp.Trying() || m.sp.Removed() {
+	if m.served || !m.sp.Approved() || m.sp.Removed() {
 		return false
 	}
 	if err := m.n.repl.Serve(m); err != nil {
