@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -135,6 +137,114 @@ func TestNodesShareKeysAfterConcurrentRemoval(t *testing.T) {
 	for _, key := range []string{"b-new", "c-new"} {
 		if got := value(d, key); got != "" {
 			t.Fatalf("D reads %s: %q", key, got)
+		}
+	}
+}
+
+// TestNodesShareKeysFallback: the holder whose turn comes first is
+// offline. R, the writer with the lowest feed key, removes D while cut off
+// from X, which approves C meanwhile; H, a third writer, gets the removal
+// and the new secret from R alone, then R goes away for good. When H meets
+// X, both see that C lacks the secret but neither is first in line: the
+// one ranked next shares it when its turn comes, and C reads R's write of
+// the newest epoch and writes in it.
+func TestNodesShareKeysFallback(t *testing.T) {
+	turn := shareKeysTurn
+	shareKeysTurn = 2 * time.Second
+	t.Cleanup(func() { shareKeysTurn = turn })
+	ctx := context.Background()
+	cfgO := named(loopbackConfig(t), "O")
+	o := startNode(t, cfgO)
+	peer := o.Addrs()[0].String()
+	cfgB, cfgE := named(loopbackConfig(t, peer), "B"), named(loopbackConfig(t, peer), "E")
+	b, e := startNode(t, cfgB), startNode(t, cfgE)
+	d := startNode(t, named(loopbackConfig(t, peer), "D"))
+	info, err := o.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := info.ID
+	approve(t, o, b, id, "B")
+	approve(t, o, e, id, "E")
+	approve(t, o, d, id, "D")
+	waitWriters(t, id, b, e, d)
+	eventually(t, 30*time.Second, func() error {
+		io, _ := o.Space(id)
+		for _, n := range []*Node{b, e, d} {
+			if in, _ := n.Space(id); in.Digest != io.Digest {
+				return errors.New("a member lacks O's ops")
+			}
+		}
+		return nil
+	})
+	// Roles by feed key: R first in line, then H and X.
+	type role struct {
+		n   *Node
+		cfg *Config
+		key string
+	}
+	roles := []role{{o, cfgO, ""}, {b, cfgB, ""}, {e, cfgE, ""}}
+	for i := range roles {
+		in, _ := roles[i].n.Space(id)
+		roles[i].key = in.Feed
+	}
+	slices.SortFunc(roles, func(x, y role) int { return strings.Compare(x.key, y.key) })
+	r, h, x := roles[0], roles[1], roles[2]
+
+	// R and H restart apart from X (new ports, that X does not know).
+	restart := func(ro *role, peers ...string) {
+		if err := ro.n.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ro.cfg.Peers = peers
+		ro.n = startNode(t, ro.cfg)
+	}
+	restart(&r)
+	restart(&h, r.n.Addrs()[0].String())
+	di, _ := d.Space(id)
+	if err := r.n.RemoveMember(ctx, id, di.Feed); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.n.Put(ctx, id, "r-new", []byte("newest epoch")); err != nil {
+		t.Fatal(err)
+	}
+	c := startNode(t, named(loopbackConfig(t, x.n.Addrs()[0].String()), "C"))
+	approve(t, x.n, c, id, "C") // concurrent with D's removal
+	waitWriters(t, id, c)
+	eventually(t, 30*time.Second, func() error {
+		e, _ := h.n.Get(id, "r-new")
+		if len(e.Versions) == 0 {
+			return errors.New("H lacks R's write")
+		}
+		return nil
+	})
+	// R goes away; H meets X.
+	if err := r.n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	restart(&h, x.n.Addrs()[0].String())
+	eventually(t, 60*time.Second, func() error {
+		e, _ := c.Get(id, "r-new")
+		if len(e.Versions) == 0 || string(e.Versions[0].Value) != "newest epoch" {
+			return fmt.Errorf("C reads %+v of R's write in the newest epoch", e)
+		}
+		return nil
+	})
+	eventually(t, 30*time.Second, func() error {
+		return c.Put(ctx, id, "c-new", []byte("from C"))
+	})
+	for _, n := range []*Node{h.n, x.n} {
+		eventually(t, 30*time.Second, func() error {
+			e, _ := n.Get(id, "c-new")
+			if len(e.Versions) == 0 {
+				return errors.New("a holder lacks C's write")
+			}
+			return nil
+		})
+	}
+	for _, key := range []string{"r-new", "c-new"} {
+		if e, _ := d.Get(id, key); len(e.Versions) != 0 {
+			t.Fatalf("D reads %s: %+v", key, e)
 		}
 	}
 }
