@@ -86,12 +86,14 @@ func TestNodesShareKeysAfterConcurrentRemoval(t *testing.T) {
 	}
 	cfgB.Peers = []string{peer}
 	b = startNode(t, cfgB)
+	back := time.Now()
 	eventually(t, 60*time.Second, func() error {
 		if got := value(c, "b-new"); got != "newest epoch" {
 			return fmt.Errorf("C reads %q of B's write in the newest epoch\n%s", got, feedLengths(c, id))
 		}
 		return nil
 	})
+	t.Logf("C reads the newest epoch %v after B is back", time.Since(back))
 	eventually(t, 30*time.Second, func() error {
 		return c.Put(ctx, id, "c-new", []byte("from C"))
 	})
@@ -223,6 +225,7 @@ func TestNodesShareKeysFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	restart(&h, x.n.Addrs()[0].String())
+	met := time.Now()
 	eventually(t, 60*time.Second, func() error {
 		e, _ := c.Get(id, "r-new")
 		if len(e.Versions) == 0 || string(e.Versions[0].Value) != "newest epoch" {
@@ -230,6 +233,7 @@ func TestNodesShareKeysFallback(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("C reads the newest epoch %v after H meets X (turn %v)", time.Since(met), shareKeysTurn)
 	eventually(t, 30*time.Second, func() error {
 		return c.Put(ctx, id, "c-new", []byte("from C"))
 	})
