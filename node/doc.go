@@ -88,6 +88,17 @@
 // approval") does not serve the space: it opens one session with each
 // peer that serves it, once per candidate.
 //
+// A device approved concurrently with a rotation (typically a removal's)
+// holds a keyring older than the new epoch, which no box seals to it: it
+// can neither read that epoch nor write. After each refresh, and when the
+// space opens, the refresher asks space.Space.ShareDue whether a writer
+// that counts lacks the secret new entries are written with; the holder
+// with the lowest feed key among the writers that hold it shares it at
+// once (space.Space.ShareKeys: one rotation op per such writer, naming the
+// same secret), each later-ranked holder only after 10 s per rank before
+// it (at most 120 s) and if the gap is still there, in case the ones
+// before it are offline (sharekeys.go). A removed device never gets a box.
+//
 // A removed device is refused by every peer, so it never replicates its
 // removal: a member that hears it on the topic shows it the signed
 // removal (removed.go, EPHEMERAL.md "Removal"), after which it stops

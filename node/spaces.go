@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -74,8 +75,9 @@ type member struct {
 	join *joining      // this device's own request to join (signin.go)
 	ask  chan struct{} // cap 1: publish the request now
 
-	kick chan struct{} // cap 1: entries were ingested, refresh the view
-	done chan struct{} // closed when the refresher returns
+	kick  chan struct{} // cap 1: entries were ingested, refresh the view
+	done  chan struct{} // closed when the refresher returns
+	share sharer        // the refresher's: sharing the newest secret (sharekeys.go)
 }
 
 var _ syncnet.Space = (*member)(nil)
@@ -196,6 +198,8 @@ func (m *member) refreshSoon() {
 // feeds changed (a writer was added).
 func (m *member) refresher(ctx context.Context) {
 	defer close(m.done)
+	defer m.share.stop()
+	m.checkShare(time.Now())
 	for {
 		select {
 		case <-ctx.Done():
@@ -206,6 +210,7 @@ func (m *member) refresher(ctx context.Context) {
 		m.changed()
 		m.checkJoined()
 		m.renewPassword()
+		m.checkShare(time.Now())
 	}
 }
 

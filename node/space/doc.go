@@ -26,7 +26,10 @@
 //     device's own feed with their causal delta and clock, reads the feeds it
 //     holds into the view, opens the keys sealed to the device (its keyring
 //     on approval, new secrets on rotation) and keeps them at rest sealed to
-//     the device's key, and tells watchers what changed.
+//     the device's key, and tells watchers what changed. A writer approved
+//     concurrently with a rotation lacks the new secret; ShareDue says
+//     which holder is to share it and ShareKeys does (FORMAT.md "Sharing a
+//     secret"), never to a removed device.
 //
 // Feeds (space.go) are the feeds the space reads, serves and accepts: the
 // origin, this device's, the writers whose adds count (removed writers

@@ -439,7 +439,7 @@ func TestSpaceShareKeysToConcurrentlyAddedDevice(t *testing.T) {
 	if err := d.sp.Put(ctx, "d", []byte("x")); !errors.Is(err, ErrNoKeys) {
 		t.Fatalf("D writes without the current secret: %v", err)
 	}
-	if err := a.sp.ShareKeys(ctx); err != nil {
+	if _, err := a.sp.ShareKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
 	pull(t, d, a)
@@ -455,7 +455,121 @@ func TestSpaceShareKeysToConcurrentlyAddedDevice(t *testing.T) {
 	}
 	// Nothing left to share: no op is written.
 	before := a.sp.w.Length()
-	if err := a.sp.ShareKeys(ctx); err != nil || a.sp.w.Length() != before {
+	if n, err := a.sp.ShareKeys(ctx); err != nil || n != 0 || a.sp.w.Length() != before {
 		t.Fatalf("second share wrote an op (%v)", err)
+	}
+}
+
+// TestSpaceShareKeysAfterConcurrentRemoval: A approves C while B removes D.
+// B's rotation seals the new epoch's secret to A and B only, and C's
+// keyring (from A) predates it: C can neither read B's new writes nor
+// write. Every holder sees the gap (ShareDue), ranked by feed key, also
+// after a reopen; the first shares one box, to C and not to D; C then
+// reads and writes in the newest epoch, and D opens nothing of it. A
+// second share, even a concurrent one, writes nothing more.
+func TestSpaceShareKeysAfterConcurrentRemoval(t *testing.T) {
+	ctx := context.Background()
+	a, b, d := newDevice(t, "A", nil), newDevice(t, "B", nil), newDevice(t, "D", nil)
+	c := newDevice(t, "C", nil)
+	create(t, a)
+	for _, x := range []*device{b, d} {
+		join(t, x, a.sp.ID())
+		if err := a.sp.AddWriter(ctx, x.feedKey(), x.name, x.key.Public()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pull(t, b, a)
+	pull(t, d, a)
+	join(t, c, a.sp.ID())
+	if err := a.sp.AddWriter(ctx, c.feedKey(), c.name, c.key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.sp.RemoveWriter(ctx, d.feedKey()); err != nil { // concurrent
+		t.Fatal(err)
+	}
+	if err := b.sp.Put(ctx, "b-new", []byte("newest epoch")); err != nil {
+		t.Fatal(err)
+	}
+	everyone := func() {
+		t.Helper()
+		for _, x := range []*device{a, b, c, d} {
+			for _, y := range []*device{a, b, c, d} {
+				if x != y && y.sp.IsWriter() {
+					pull(t, x, y)
+				}
+			}
+		}
+	}
+	everyone()
+	if value(c.sp, "b-new") != "" {
+		t.Fatal("C reads an epoch it was never given")
+	}
+	if err := c.sp.Put(ctx, "c-new", []byte("x")); !errors.Is(err, ErrNoKeys) {
+		t.Fatalf("C writes without the newest secret: %v", err)
+	}
+	// The gap survives a restart: A's reopened space still sees it.
+	if err := a.sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	join(t, a, a.sp.ID())
+	rankA, dueA := a.sp.ShareDue()
+	rankB, dueB := b.sp.ShareDue()
+	if !dueA || !dueB || rankA+rankB != 1 {
+		t.Fatalf("holders' turns: A %d %v, B %d %v", rankA, dueA, rankB, dueB)
+	}
+	for _, x := range []*device{c, d} {
+		if _, due := x.sp.ShareDue(); due {
+			t.Fatalf("%s, without the newest secret, is due to share it", x.name)
+		}
+	}
+	first, second := a, b
+	if rankB == 0 {
+		first, second = b, a
+	}
+	if n, err := first.sp.ShareKeys(ctx); err != nil || n != 1 {
+		t.Fatalf("first share: %d ops, %v", n, err)
+	}
+	// The holder ranked second shares too before it sees the first share
+	// (its turn came while the first was offline): harmless, and bounded.
+	if n, err := second.sp.ShareKeys(ctx); err != nil || n != 1 {
+		t.Fatalf("concurrent share: %d ops, %v", n, err)
+	}
+	for _, x := range []*device{first, second} {
+		r := x.sp.view.special[len(x.sp.view.special)-1].op.Rotation
+		if len(r.Boxes) != 1 || r.Boxes[0].Feed != c.feedKey() {
+			t.Fatalf("%s's share has boxes for %v", x.name, r.Boxes)
+		}
+	}
+	everyone()
+	if got := value(c.sp, "b-new"); got != "newest epoch" {
+		t.Fatalf("C reads %q after the share", got)
+	}
+	if err := c.sp.Put(ctx, "c-new", []byte("from C")); err != nil {
+		t.Fatal(err)
+	}
+	everyone()
+	for _, x := range []*device{a, b} {
+		if got := value(x.sp, "c-new"); got != "from C" {
+			t.Fatalf("%s reads %q of C's write", x.name, got)
+		}
+		if _, due := x.sp.ShareDue(); due {
+			t.Fatalf("%s still due to share", x.name)
+		}
+		if n, err := x.sp.ShareKeys(ctx); err != nil || n != 0 {
+			t.Fatalf("%s shares again: %d ops, %v", x.name, n, err)
+		}
+	}
+	// D holds no secret of the newest epoch and reads nothing of it.
+	if value(d.sp, "b-new") != "" || value(d.sp, "c-new") != "" {
+		t.Fatal("D reads the newest epoch")
+	}
+	capsA, _ := a.sp.Capabilities()
+	capsD, _ := d.sp.Capabilities()
+	if len(capsD) != len(capsA)-1 {
+		t.Fatalf("D holds %d epochs, A %d", len(capsD), len(capsA))
+	}
+	capsC, _ := c.sp.Capabilities()
+	if len(capsC) != len(capsA) {
+		t.Fatalf("C holds %d epochs, A %d", len(capsC), len(capsA))
 	}
 }
