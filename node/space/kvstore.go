@@ -117,8 +117,8 @@ var defaultKVLimits = kvLimits{
 	commitWrites:    24 << 10,
 	checkpointOps:   256 << 10,
 	checkpointBytes: 64 << 20,
-	dirtyMax:        128 << 10,
-	regCacheMax:     1 << 18,
+	dirtyMax:        32 << 10,
+	regCacheMax:     1 << 16,
 }
 
 func newKVStore(st feed.Storage, space auth.SpaceID, key [auth.KeySize]byte, rand io.Reader) *kvStore {
