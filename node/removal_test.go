@@ -177,6 +177,7 @@ func TestRemovedDeviceLearnsRemoval(t *testing.T) {
 		return nil
 	})
 	ci, _ := c.Space(id)
+	removedAt := time.Now()
 	if err := a.RemoveMember(ctx, id, ci.Feed); err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +187,7 @@ func TestRemovedDeviceLearnsRemoval(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("C learned of its removal %v after it", time.Since(removedAt).Round(10*time.Millisecond))
 	if err := c.Put(ctx, id, "late", []byte("x")); !errors.Is(err, api.ErrReadOnly) {
 		t.Fatalf("C writes after learning of its removal: %v", err)
 	}

@@ -567,3 +567,50 @@ func TestSigninBoundsFairShare(t *testing.T) {
 		t.Fatal("a newcomer pushed out a peer's only request")
 	}
 }
+
+// TestSignInAfterAnotherDevice: a device joins after another one joined
+// and wrote, so that the member's ops it must read depend on the other
+// device's feed. The session it opened to check the approval learns of
+// that feed once the keys come (a session that did not stayed stuck with
+// the device approved but never a writer).
+func TestSignInAfterAnotherDevice(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, named(loopbackConfig(t), "A"))
+	peer := a.Addrs()[0].String()
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := info.ID
+	for i, name := range []string{"D1", "D2"} {
+		d := startNode(t, named(loopbackConfig(t, peer), name))
+		inv, err := a.CreateInvite(ctx, id, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := d.Join(ctx, api.JoinWith{Invite: inv.Link})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := waitRequest(t, a, st.Code)
+		if err := a.Approve(ctx, r.ID, st.Code); err != nil {
+			t.Fatal(err)
+		}
+		waitWriters(t, id, d)
+		key := fmt.Sprint("from-", name)
+		if err := d.Put(ctx, id, key, []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, func() error {
+			if v, _ := a.Get(id, key); len(v.Versions) == 0 {
+				return fmt.Errorf("A lacks %s's write", name)
+			}
+			if i == 1 {
+				if v, _ := d.Get(id, "from-D1"); len(v.Versions) == 0 {
+					return errors.New("D2 lacks D1's write")
+				}
+			}
+			return nil
+		})
+	}
+}

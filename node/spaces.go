@@ -228,6 +228,11 @@ func (m *member) changed() {
 	m.feeds, m.admits = n, admits
 	m.mu.Unlock()
 	if m.serve() {
+		// Served from now on. A session opened while this device tried an
+		// approval's keyring (tryApproval) runs on: it must learn the
+		// feeds found since and check its peer's proof with the keys.
+		m.n.repl.Refresh(m.sp.ID())
+		m.n.repl.Recheck(m.sp.ID())
 		return
 	}
 	if grew {
