@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -215,14 +216,27 @@ func (s *logScan) classify(f *os.File) error {
 }
 
 // firstNonZero returns the offset of the first byte in [from, size) of f
-// that is not zero, or size.
+// that is not zero, or size. Holes of a sparse file (badger preallocates
+// its logs, 2 × ValueLogFileSize) are skipped without reading them
+// (nextData), and each chunk read is compared whole with zeros before it
+// is searched, so that a store's open does not walk 256 MiB a byte at a
+// time.
 func firstNonZero(f *os.File, from, size int64) (int64, error) {
 	buf := make([]byte, 256<<10)
+	zeros := make([]byte, len(buf))
 	for off := from; off < size; {
+		if data, ok := nextData(f, off); ok {
+			if data >= size {
+				return size, nil
+			}
+			off = max(off, data)
+		}
 		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
-		for i, b := range buf[:n] {
-			if b != 0 {
-				return off + int64(i), nil
+		if !bytes.Equal(buf[:n], zeros[:n]) {
+			for i, b := range buf[:n] {
+				if b != 0 {
+					return off + int64(i), nil
+				}
 			}
 		}
 		off += int64(n)

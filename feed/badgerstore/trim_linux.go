@@ -75,3 +75,25 @@ func pageOut(dir string) {
 		syscall.Syscall(syscall.SYS_MADVISE, uintptr(start), uintptr(end-start), madvPageout)
 	}
 }
+
+// seekData is Linux's SEEK_DATA: the next offset at or after off that
+// holds data (not a hole).
+const seekData = 3
+
+// nextData returns the first offset at or after off of f that is not in
+// a hole (file size when only holes follow), or false when the file
+// system cannot tell.
+func nextData(f *os.File, off int64) (int64, bool) {
+	data, err := syscall.Seek(int(f.Fd()), off, seekData)
+	if err == syscall.ENXIO { // only a hole follows off
+		fi, err := f.Stat()
+		if err != nil {
+			return 0, false
+		}
+		return fi.Size(), true
+	}
+	if err != nil {
+		return 0, false
+	}
+	return data, true
+}
