@@ -363,6 +363,7 @@ func (s *crashState) recordAcks(t *testing.T, round int, c crashChild) int {
 func (s *crashState) check(t *testing.T, round int, dir string, c crashChild, rng *rand.Rand, keepOpen bool) uint64 {
 	st, err := badgerstore.Open(dir)
 	if err != nil {
+		exec.Command("cp", "-a", dir, "/tmp/crashdump").Run()
 		t.Fatalf("round %d: reopen store: %v", round, err)
 	}
 	defer func() {
