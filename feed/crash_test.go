@@ -363,8 +363,10 @@ func (s *crashState) recordAcks(t *testing.T, round int, c crashChild) int {
 func (s *crashState) check(t *testing.T, round int, dir string, c crashChild, rng *rand.Rand, keepOpen bool) uint64 {
 	st, err := badgerstore.Open(dir)
 	if err != nil {
-		exec.Command("cp", "-a", dir, "/tmp/crashdump").Run()
-		t.Fatalf("round %d: reopen store: %v", round, err)
+		// Keep the store for a look: t.TempDir goes with the test.
+		kept, _ := os.MkdirTemp("", "mycel-crash-store-")
+		exec.Command("cp", "-a", dir, kept).Run()
+		t.Fatalf("round %d: reopen store: %v (the store is kept in %s)", round, err, kept)
 	}
 	defer func() {
 		if err := st.Close(); err != nil {
