@@ -80,9 +80,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // logScan is what walking a log file found.
 type logScan struct {
 	size     int64
-	validEnd int64 // end of the last committed entry: badger cuts the file here when it opens it
-	stop     int64 // where the walk stopped: the first entry that does not read whole and intact
-	entryEnd int64 // where that entry would end, by its header (stop if unreadable)
+	validEnd int64  // end of the last committed entry: badger cuts the file here when it opens it
+	stop     int64  // where the walk stopped: the first entry that does not read whole and intact
+	entryEnd int64  // where that entry would end, by its header (stop if unreadable)
 	stopKlen uint64 // the key length that entry's header reads (0: its first bytes are not written)
 	// cutData: a byte that is not zero lies in what badger would cut,
 	// [validEnd, size). tornOnly: those bytes are at most the complete
