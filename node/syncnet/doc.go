@@ -78,8 +78,13 @@
 // logged at Info with the peer and the reason, and the peer gets a strike.
 // Config.MaxStrikes (3) strikes within Config.StrikeWindow (1 hour) ban the
 // peer for Config.BanDuration (1 hour): its streams are reset unread, none
-// is opened to it, and its running sessions end. Other peers are
-// unaffected. Standing is kept in memory only.
+// is opened to it, and its running sessions end. A proof that does not
+// verify is counted apart, against Config.MaxFailedProofs (30) in the same
+// window: an honest device can fail one (a joining device trying a keyring
+// someone forged in an approval, a member behind on rotations), and three
+// strikes would lock it out for an hour, while an outsider gains nothing
+// from more guesses. Other peers are unaffected. Standing is kept in
+// memory only.
 //
 // # Goroutines
 //

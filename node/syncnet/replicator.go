@@ -52,6 +52,14 @@ type Config struct {
 	MaxStrikes   int
 	StrikeWindow time.Duration
 	BanDuration  time.Duration
+	// MaxFailedProofs sessions whose opening proof fails within
+	// StrikeWindow ban the peer too. They are counted apart from strikes:
+	// a proof can fail through no fault of an honest device (a joining
+	// device trying an approval's keyring that someone forged, a member
+	// behind on rotations), and three would lock such a device out for
+	// BanDuration; an outsider guessing gains nothing from more tries.
+	// Default 30.
+	MaxFailedProofs int
 	// RateWindow is the window over which Progress measures the receive
 	// rate. Default 5 seconds.
 	RateWindow time.Duration
@@ -75,6 +83,9 @@ func (c *Config) setDefaults() {
 	def(&c.RateWindow, 5*time.Second)
 	if c.MaxStrikes <= 0 {
 		c.MaxStrikes = 3
+	}
+	if c.MaxFailedProofs <= 0 {
+		c.MaxFailedProofs = 30
 	}
 }
 
@@ -117,6 +128,7 @@ type Replicator struct {
 	spaces   map[auth.SpaceID]Space
 	sessions map[sessionKey]*session
 	strikes  map[peer.ID][]time.Time
+	failed   map[peer.ID][]time.Time // failed proofs (MaxFailedProofs)
 	banned   map[peer.ID]time.Time
 }
 
@@ -137,6 +149,7 @@ func New(h host.Host, log *slog.Logger, opts ...Option) *Replicator {
 		spaces:   make(map[auth.SpaceID]Space),
 		sessions: make(map[sessionKey]*session),
 		strikes:  make(map[peer.ID][]time.Time),
+		failed:   make(map[peer.ID][]time.Time),
 		banned:   make(map[peer.ID]time.Time),
 	}
 	for _, o := range opts {
@@ -430,21 +443,30 @@ func (r *Replicator) isBanned(p peer.ID) bool {
 }
 
 // strike lowers p's standing after a session it spoiled.
-func (r *Replicator) strike(p peer.ID) {
+func (r *Replicator) strike(p peer.ID) { r.count(r.strikes, r.cfg.MaxStrikes, "strikes", p) }
+
+// failedProof counts a session of p whose opening proof failed.
+func (r *Replicator) failedProof(p peer.ID) {
+	r.count(r.failed, r.cfg.MaxFailedProofs, "failed proofs", p)
+}
+
+// count adds a mark for p in marks; max marks within StrikeWindow ban p.
+func (r *Replicator) count(marks map[peer.ID][]time.Time, max int, what string, p peer.ID) {
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	recent := r.strikes[p][:0]
-	for _, t := range r.strikes[p] {
+	recent := marks[p][:0]
+	for _, t := range marks[p] {
 		if now.Sub(t) < r.cfg.StrikeWindow {
 			recent = append(recent, t)
 		}
 	}
 	recent = append(recent, now)
-	if len(recent) >= r.cfg.MaxStrikes {
+	if len(recent) >= max {
 		delete(r.strikes, p)
+		delete(r.failed, p)
 		r.banned[p] = now.Add(r.cfg.BanDuration)
-		r.log.Info("sync: peer banned", "peer", p, "strikes", len(recent), "for", r.cfg.BanDuration)
+		r.log.Info("sync: peer banned", "peer", p, what, len(recent), "for", r.cfg.BanDuration)
 		for key, s := range r.sessions {
 			if key.peer == p {
 				s.cancel()
@@ -452,7 +474,7 @@ func (r *Replicator) strike(p peer.ID) {
 		}
 		return
 	}
-	r.strikes[p] = recent
+	marks[p] = recent
 }
 
 // Banned reports whether p is currently refused.

@@ -253,6 +253,9 @@ var errNoLongerAuthorised = errors.New("syncnet: the peer's proof is no longer a
 func (s *session) ended(err error) {
 	r := s.r
 	switch {
+	case errors.Is(err, sync.ErrUnauthorized):
+		r.log.Info("sync: session refused, stream reset", "peer", s.key.peer, "space", s.key.space.String()[:16], "reason", err)
+		r.failedProof(s.key.peer)
 	case peerFault(err):
 		r.log.Info("sync: session refused, stream reset", "peer", s.key.peer, "space", s.key.space.String()[:16], "reason", err)
 		r.strike(s.key.peer)

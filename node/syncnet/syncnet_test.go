@@ -140,8 +140,10 @@ type credulous struct{ Space }
 func (credulous) Verify([]byte, sync.Proof) bool { return true }
 
 // TestWrongCapability: B proves another capability (and accepts anything).
-// A refuses it after the opening: A's model is never read for it, B stores
-// nothing, and A lowers B's standing.
+// A refuses it after the opening: A's model is never read for it and B
+// stores nothing. Failed proofs are not strikes: three of them (a joining
+// device trying forged approvals) do not ban B, which replicates once it
+// proves the right capability; MaxFailedProofs of them do.
 func TestWrongCapability(t *testing.T) {
 	p := newPair(t, 100)
 	p.capB = newCap(p.space)
@@ -161,8 +163,9 @@ func TestWrongCapability(t *testing.T) {
 		}
 		return nil
 	})
-	// B asks again, twice: A bans it.
-	for range 2 {
+	// refusedAgain has B ask once more and waits for A's refusal.
+	refusedAgain := func() {
+		t.Helper()
 		eventually(t, testDeadline, func() error {
 			if n := p.rB.sessionCount(); n != 0 {
 				return fmt.Errorf("B still has %d sessions", n)
@@ -171,10 +174,10 @@ func TestWrongCapability(t *testing.T) {
 		})
 		n := strings.Count(p.logA.String(), "capability proof rejected")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := p.rB.Sync(ctx, p.ha.ID(), credulous{p.spB}); err != nil {
+		defer cancel()
+		if err := p.rB.Sync(ctx, p.ha.ID(), credulous{p.spB}); err != nil && !p.rA.Banned(p.hb.ID()) {
 			t.Fatal(err)
 		}
-		cancel()
 		eventually(t, testDeadline, func() error {
 			if p.rA.Banned(p.hb.ID()) || strings.Count(p.logA.String(), "capability proof rejected") > n {
 				return nil
@@ -182,12 +185,12 @@ func TestWrongCapability(t *testing.T) {
 			return fmt.Errorf("A did not refuse B again; A:\n%s\nB:\n%s", p.logA, p.logB)
 		})
 	}
-	eventually(t, 5*time.Second, func() error {
-		if !p.rA.Banned(p.hb.ID()) {
-			return errors.New("B not banned")
-		}
-		return nil
-	})
+	for range 2 {
+		refusedAgain()
+	}
+	if p.rA.Banned(p.hb.ID()) {
+		t.Fatal("A banned B after three failed proofs")
+	}
 	if n := counted.reads.Load(); n != 0 {
 		t.Fatalf("A read its model %d times for an unauthorised peer", n)
 	}
@@ -200,6 +203,59 @@ func TestWrongCapability(t *testing.T) {
 	}
 	if feeds, _ := p.dbB.Feeds(); len(feeds) != 0 {
 		t.Fatalf("B holds feeds %v", feeds)
+	}
+
+	// B now proves the right capability: it replicates.
+	if err := p.rB.Serve(NewFeedSpace(p.space, p.dbB, []feed.PublicKey{p.kA}, p.capA)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.rB.Sync(ctx, p.ha.ID(), NewFeedSpace(p.space, p.dbB, []feed.PublicKey{p.kA}, p.capA)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, testDeadline, func() error {
+		if f.Length() != 100 {
+			return fmt.Errorf("B holds %d of 100 entries", f.Length())
+		}
+		return nil
+	})
+}
+
+// TestFailedProofsBan: MaxFailedProofs failed proofs within StrikeWindow
+// ban the peer.
+func TestFailedProofsBan(t *testing.T) {
+	p := newPair(t, 10)
+	p.rA = newReplicator(t, p.ha, p.logA.logger(), WithConfig(Config{MaxFailedProofs: 3}))
+	p.capB = newCap(p.space)
+	if err := p.rA.Serve(NewFeedSpace(p.space, p.dbA, []feed.PublicKey{p.kA}, p.capA)); err != nil {
+		t.Fatal(err)
+	}
+	spB := NewFeedSpace(p.space, p.dbB, []feed.PublicKey{p.kA}, p.capB)
+	if err := p.rB.Serve(credulous{spB}); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, p.hb, p.ha)
+	for i := 0; !p.rA.Banned(p.hb.ID()); i++ {
+		if i == 10 {
+			t.Fatalf("B not banned after %d failed proofs; A:\n%s", i, p.logA)
+		}
+		eventually(t, testDeadline, func() error {
+			if n := p.rB.sessionCount(); n != 0 {
+				return fmt.Errorf("B still has %d sessions", n)
+			}
+			return nil
+		})
+		n := strings.Count(p.logA.String(), "capability proof rejected")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		p.rB.Sync(ctx, p.ha.ID(), credulous{spB})
+		cancel()
+		eventually(t, testDeadline, func() error {
+			if p.rA.Banned(p.hb.ID()) || strings.Count(p.logA.String(), "capability proof rejected") > n {
+				return nil
+			}
+			return errors.New("A did not refuse B again")
+		})
 	}
 }
 
