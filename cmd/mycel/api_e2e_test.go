@@ -141,9 +141,13 @@ func TestE2EDaemonLogs(t *testing.T) {
 			t.Errorf("%s's log prints a byte array:\n%s", who, log)
 		}
 	}
-	if l := a.stderr.String(); !strings.Contains(l, "feed="+bFeed) || !strings.Contains(l, `\x1b[2K\r\u202e`) {
-		t.Errorf("a's log does not show the added writer's feed as hex and its name escaped:\n%s", l)
-	}
+	// The daemon's stderr reaches the buffer through a pipe: wait for it.
+	waitFor(t, 20*time.Second, func() error {
+		if l := a.stderr.String(); !strings.Contains(l, "feed="+bFeed) || !strings.Contains(l, `\x1b[2K\r\u202e`) {
+			return fmt.Errorf("a's log does not show the added writer's feed as hex and its name escaped:\n%s", l)
+		}
+		return nil
+	})
 }
 
 // TestE2EPortInUse: a daemon whose TCP port another daemon (or any other
