@@ -414,13 +414,16 @@ func (m *member) joinState() api.JoinState {
 
 // finishJoin records how the device's own request ended.
 func (m *member) finishJoin(state, reason string) {
+	// The joining's fields change under m.mu (addCandidate): copy it
+	// under it.
 	m.mu.Lock()
 	j := m.join
-	m.mu.Unlock()
 	if j == nil || j.rec.State != api.JoinWaiting {
+		m.mu.Unlock()
 		return
 	}
 	nj := *j
+	m.mu.Unlock()
 	nj.rec.State, nj.rec.Reason = state, reason
 	nj.candidates, nj.trial = nil, -1
 	if err := m.setJoin(&nj); err != nil {
