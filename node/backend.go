@@ -200,7 +200,11 @@ func (n *Node) Get(id, key string) (api.Entry, error) {
 	if err := checkKey(key); err != nil {
 		return api.Entry{}, err
 	}
-	return api.Entry{Key: key, Versions: versions(m.sp.Get(key))}, nil
+	vs := m.sp.Get(key)
+	if err := m.sp.Err(); err != nil {
+		return api.Entry{}, err // never a subset as if it were whole
+	}
+	return api.Entry{Key: key, Versions: versions(vs)}, nil
 }
 
 func versions(vs []space.Version) []api.Version {
@@ -290,6 +294,9 @@ func (n *Node) List(id, prefix, after string, limit int) (api.Page, error) {
 	}
 	for _, k := range keys {
 		page.Entries = append(page.Entries, api.Entry{Key: k, Versions: versions(m.sp.Get(k))})
+	}
+	if err := m.sp.Err(); err != nil {
+		return api.Page{}, err // never a subset as if it were whole
 	}
 	return page, nil
 }

@@ -136,6 +136,8 @@ func newKVStore(st feed.Storage, space auth.SpaceID, key [auth.KeySize]byte, ran
 	}
 }
 
+func (s *kvStore) failed() error { return s.err }
+
 func (s *kvStore) fail(err error) {
 	if s.err == nil {
 		s.err = err

@@ -1007,6 +1007,18 @@ func (s *Space) collectKeys(author feed.PublicKey, op *Op) {
 	}
 }
 
+// Err returns the first error the space's stored view met (View.Err):
+// after one, Get and List may miss what the failed record held. The
+// store is damaged; mycel check says where.
+func (s *Space) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.view.Err(); err != nil {
+		return fmt.Errorf("space %s: the stored view is damaged (%w): run mycel check", s.id, err)
+	}
+	return nil
+}
+
 // Get returns the versions of key, winner first (nil if never written).
 func (s *Space) Get(key string) []Version {
 	s.mu.Lock()

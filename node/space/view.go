@@ -581,6 +581,10 @@ func (v *View) specialOp(id OpID) *opRec {
 	return nil
 }
 
+// Err returns the first error the view's storage met: after one, reads may
+// miss what the failed record held, so they must not be answered as whole.
+func (v *View) Err() error { return v.st.failed() }
+
 // Get returns the versions of key, winner first. The key has a value when
 // the winner is not a delete; more than one version means concurrent
 // writes (siblings).

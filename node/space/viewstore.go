@@ -32,6 +32,10 @@ type viewStore interface {
 	register(key string) *register // nil if no op on the key counted yet
 	putRegister(key string, reg *register)
 	names() []string // keys with a register, sorted
+	// failed returns the first error a read or write of the stored view
+	// met (a record that does not open, a storage error), after which
+	// reads may miss what that record held.
+	failed() error
 }
 
 type memStore struct {
@@ -90,6 +94,8 @@ func (m *memStore) putRegister(key string, reg *register) {
 	}
 	m.regs[key] = reg
 }
+
+func (m *memStore) failed() error { return nil }
 
 func (m *memStore) names() []string {
 	if m.sorted == nil {
