@@ -181,17 +181,7 @@ func TestRepairFromPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := b.JoinSpace(ctx, info.ID, "b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := a.AddMember(ctx, info.ID, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Accept(ctx, w.Token); err != nil {
-		t.Fatal(err)
-	}
+	approve(t, a, b, info.ID, "b")
 	for i := range 20 {
 		if err := a.Put(ctx, info.ID, fmt.Sprintf("a%02d", i), []byte("x")); err != nil {
 			t.Fatal(err)

@@ -115,17 +115,14 @@ func TestE2ESpaceInfoCountsListedKeys(t *testing.T) {
 // name holding escape sequences and bidi controls escaped.
 func TestE2EDaemonLogs(t *testing.T) {
 	a := newDaemon(t, "--log-level", "debug")
-	b := newDaemon(t, "--peer", a.peerAddr(), "--log-level", "debug")
+	// b asks as a hostile device would: its name holds escape sequences,
+	// a carriage return, C1 and bidi controls.
+	b := newDaemon(t, "--peer", a.peerAddr(), "--log-level", "debug",
+		"--name", "evil\x1b[2K\r\u202eSafety code 000-000\u0085\u009b31m")
 	var info api.SpaceInfo
 	a.request("POST", "/v1/spaces", map[string]string{"name": "logs"}, &info)
-	// b's request as a hostile device would hand it over: its name holds
-	// escape sequences, a carriage return, C1 and bidi controls.
-	var req api.JoinRequest
-	b.request("POST", "/v1/spaces/"+info.ID+"/join", map[string]string{"name": "x"}, &req)
-	req.Token, req.Name = "", "evil\x1b[2K\r\u202eSafety code 000-000\u0085\u009b31m"
-	var w api.Welcome
-	a.request("POST", "/v1/spaces/"+info.ID+"/members", req, &w)
-	bFeed := req.Feed
+	approveOn(t, a, b, info.ID)
+	bFeed := b.space(info.ID).Feed
 	waitFor(t, 20*time.Second, func() error {
 		if !strings.Contains(b.stderr.String(), "peer=12D3Koo") {
 			return fmt.Errorf("b's log names no peer as 12D3Koo…:\n%s", b.stderr)
