@@ -206,7 +206,7 @@ func TestRepairFromPeer(t *testing.T) {
 		}
 		return nil
 	}
-	total := uint64(2 + 20 + 10)
+	total := uint64(1 + signInEntries + 20 + 10)
 	eventually(t, 30*time.Second, func() error { return same(total) })
 	if err := b.Close(); err != nil {
 		t.Fatal(err)

@@ -93,7 +93,7 @@ To bring a device into a space:
 					return printJSON(cmd.OutOrStdout(), spaces)
 				}
 				if len(spaces) == 0 {
-					fmt.Fprintln(cmd.ErrOrStderr(), "no spaces yet: mycel space create <name>, or mycel space join <space ID>")
+					fmt.Fprintln(cmd.ErrOrStderr(), "no spaces yet: mycel space create <name>, or mycel join <invite>")
 					return nil
 				}
 				tw := newTable(cmd.OutOrStdout())
