@@ -416,11 +416,14 @@ func (m *member) joinState() api.JoinState {
 func (m *member) finishJoin(state, reason string) {
 	m.mu.Lock()
 	j := m.join
+	var nj joining
+	if j != nil {
+		nj = *j // its in-memory fields are under m.mu (addCandidate writes them)
+	}
 	m.mu.Unlock()
-	if j == nil || j.rec.State != api.JoinWaiting {
+	if j == nil || nj.rec.State != api.JoinWaiting {
 		return
 	}
-	nj := *j
 	nj.rec.State, nj.rec.Reason = state, reason
 	nj.candidates, nj.trial = nil, -1
 	if err := m.setJoin(&nj); err != nil {
