@@ -194,10 +194,17 @@ func approveOn(t testing.TB, member, o *daemon, id string) {
 }
 
 // approveByNode signs o in to space id with an invite of nd, a node run
-// in this process (fill's); the link's hints let o reach nd.
+// in this process (fill's). o is restarted with nd as its peer (a node's
+// invite carries no hints; the daemon's API adds them), and keeps its
+// other flags for a later start.
 func approveByNode(t testing.TB, nd *node.Node, o *daemon, id string) {
 	t.Helper()
 	ctx := context.Background()
+	extra := o.extra
+	o.kill()
+	o.extra = append(append([]string(nil), extra...), "--peer", nd.Addrs()[0].String())
+	o.start()
+	o.extra = extra
 	signIn(t, o, id, func() api.Invite {
 		inv, err := nd.CreateInvite(ctx, id, time.Hour)
 		if err != nil {
