@@ -13,7 +13,6 @@ import (
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/feed/memstore"
-	"github.com/mycelsync/mycel/node/api"
 )
 
 // TestSpacesApart plays the cross-space leak over real hosts: H is in
@@ -48,9 +47,7 @@ func TestSpacesApart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.AddMember(ctx, x.ID, api.JoinRequest{Feed: y.Feed, Name: "not a device", Device: dk.Public().Bytes()}); err != nil {
-		t.Fatal(err)
-	}
+	addWriter(t, m, x.ID, y.Feed, "not a device", dk)
 	var hy feed.PublicKey
 	b, _ := hex.DecodeString(y.Feed)
 	copy(hy[:], b)

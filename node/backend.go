@@ -3,12 +3,10 @@ package node
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -122,73 +120,6 @@ func userKeys(sp *space.Space) int {
 	// Two reads, each under the space's lock: a write between them may
 	// make the count one off for a moment, never negative.
 	return max(0, sp.Keys()-len(sp.List(space.SystemPrefix, "", math.MaxInt)))
-}
-
-// JoinSpace implements api.Backend.
-func (n *Node) JoinSpace(ctx context.Context, id, name string) (api.JoinRequest, error) {
-	if err := checkName(name); err != nil {
-		return api.JoinRequest{}, err
-	}
-	sid, err := parseSpaceID(id)
-	if err != nil {
-		return api.JoinRequest{}, err
-	}
-	m, err := n.member(id)
-	switch {
-	case errors.Is(err, api.ErrNotFound):
-		if m, err = n.newSpace(ctx, name, &sid); err != nil {
-			return api.JoinRequest{}, spaceError(err)
-		}
-		n.log.Info("space: asked to join", "space", sid, "name", name)
-	case err != nil:
-		return api.JoinRequest{}, err
-	}
-	own := m.sp.Feed()
-	req := api.JoinRequest{Space: sid.String(), Feed: hex.EncodeToString(own[:]), Name: n.cfg.Name, Device: n.device.Public().Bytes()}
-	req.Token = api.EncodeJoinRequest(req)
-	return req, nil
-}
-
-// Welcome tokens carry the space ID and the keyring sealed to the device:
-// base64url (no padding) of space ID (32 bytes) ‖ sealed keyring.
-const maxWelcomeToken = 4 * (32 + space.MaxSealedKeyringSize) / 3
-
-func encodeWelcome(id auth.SpaceID, sealed []byte) string {
-	return base64.RawURLEncoding.EncodeToString(append(id[:], sealed...))
-}
-
-func decodeWelcome(token string) (auth.SpaceID, []byte, error) {
-	token = strings.TrimSpace(token)
-	if len(token) > maxWelcomeToken {
-		return auth.SpaceID{}, nil, fmt.Errorf("%w: welcome of %d bytes", api.ErrTooLarge, len(token))
-	}
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(b) <= auth.SpaceIDSize {
-		return auth.SpaceID{}, nil, fmt.Errorf("%w: not a welcome token", api.ErrBadRequest)
-	}
-	id, _ := auth.SpaceIDFromBytes(b[:auth.SpaceIDSize])
-	return id, b[auth.SpaceIDSize:], nil
-}
-
-// Accept implements api.Backend.
-func (n *Node) Accept(ctx context.Context, welcome string) (api.SpaceInfo, error) {
-	id, sealed, err := decodeWelcome(welcome)
-	if err != nil {
-		return api.SpaceInfo{}, err
-	}
-	m, err := n.member(id.String())
-	if err != nil {
-		return api.SpaceInfo{}, fmt.Errorf("%w: join space %s first (its welcome answers that request)", api.ErrNotFound, id)
-	}
-	if err := m.sp.Accept(sealed); err != nil {
-		if errors.Is(err, auth.ErrDecrypt) || errors.Is(err, auth.ErrMalformed) {
-			return api.SpaceInfo{}, fmt.Errorf("%w: this welcome is not for this device: %v", api.ErrBadRequest, err)
-		}
-		return api.SpaceInfo{}, spaceError(err)
-	}
-	n.log.Info("space: approved", "space", id)
-	m.changed()
-	return m.info(), nil
 }
 
 // Get implements api.Backend.
@@ -364,38 +295,6 @@ func (n *Node) Members(id string) ([]api.Member, error) {
 			Self: d.Feed == own, Length: m.sp.Held(d.Feed)})
 	}
 	return out, nil
-}
-
-// AddMember implements api.Backend.
-func (n *Node) AddMember(ctx context.Context, id string, req api.JoinRequest) (api.Welcome, error) {
-	m, err := n.member(id)
-	if err != nil {
-		return api.Welcome{}, err
-	}
-	if req.Space != "" && req.Space != m.sp.ID().String() {
-		return api.Welcome{}, fmt.Errorf("%w: the request is for space %s", api.ErrBadRequest, req.Space)
-	}
-	target, err := parseFeed(req.Feed)
-	if err != nil {
-		return api.Welcome{}, err
-	}
-	if err := checkName(req.Name); err != nil {
-		return api.Welcome{}, err
-	}
-	device, err := auth.ParseDevicePublicKey(req.Device)
-	if err != nil {
-		return api.Welcome{}, fmt.Errorf("%w: device key: %v", api.ErrBadRequest, err)
-	}
-	if err := m.sp.AddWriter(ctx, target, req.Name, device); err != nil {
-		return api.Welcome{}, spaceError(err)
-	}
-	m.wrote()
-	sealed, err := m.sp.Welcome(target, device)
-	if err != nil {
-		return api.Welcome{}, spaceError(err)
-	}
-	n.log.Info("space: added a writer", "space", m.sp.ID(), "feed", target, "name", req.Name)
-	return api.Welcome{Space: m.sp.ID().String(), Token: encodeWelcome(m.sp.ID(), sealed)}, nil
 }
 
 // RemoveMember implements api.Backend.

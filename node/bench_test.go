@@ -190,22 +190,11 @@ func BenchmarkEphemeralLine(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// approveTB adds b to space id by a's hand, low-level, and waits until b
-// can write.
+// approveTB signs b in to space id by a's hand and waits until b can
+// write.
 func approveTB(t testing.TB, a, b *Node, id string) {
 	t.Helper()
-	ctx := context.Background()
-	req, err := b.JoinSpace(ctx, id, "joined")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := a.AddMember(ctx, id, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Accept(ctx, w.Token); err != nil {
-		t.Fatal(err)
-	}
+	approve(t, a, b, id, "joined")
 	eventually(t, time.Minute, func() error {
 		if i, _ := b.Space(id); !i.Writer {
 			return fmt.Errorf("not a writer yet")

@@ -66,11 +66,9 @@
 //
 // Each space the device created, or asked to join, has its own feed key.
 // A space is replicated (syncnet.Replicator.Serve) once the device holds
-// its keys: created here, or approved by a member — over the ephemeral
-// channel (Join, Approve: signin.go, EPHEMERAL.md "Sign-in"), or out of
-// band, where the member's AddMember returns a welcome (the keyring sealed
-// to this device) which Accept opens. Until then the device has nothing to
-// prove to peers.
+// its keys: created here, or approved by a member over the ephemeral
+// channel (Join, Approve: signin.go, EPHEMERAL.md "Sign-in") — the one way
+// a device joins. Until then the device has nothing to prove to peers.
 //
 // A session's opening proves the capabilities of the newest epochs this
 // device holds, signed by its feed key; the space admits the newest

@@ -104,8 +104,12 @@ func TestLeaveSpace(t *testing.T) {
 
 	// C asks to join and gives up while waiting.
 	c := startNode(t, loopbackConfig(t, a.Addrs()[0].String()))
-	if _, err := c.JoinSpace(ctx, id, "C"); err != nil {
+	inv, err := a.CreateInvite(ctx, id, time.Hour)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if st, err := c.Join(ctx, api.JoinWith{Invite: inv.Link}); err != nil || st.State != api.JoinWaiting {
+		t.Fatalf("C's join: %+v %v", st, err)
 	}
 	left, err = c.LeaveSpace(ctx, id)
 	if err != nil || left.Removed {

@@ -11,7 +11,6 @@ import (
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/feed/badgerstore"
-	"github.com/mycelsync/mycel/node/api"
 )
 
 // toLayout1 rewrites a closed node's store as the previous version kept
@@ -60,9 +59,7 @@ func TestMigrateLayout1(t *testing.T) {
 		h.Put(ctx, x.ID, fmt.Sprintf("x%d", i), []byte("X"))
 	}
 	dk, _ := auth.GenerateDeviceKey(nil)
-	if _, err := h.AddMember(ctx, x.ID, api.JoinRequest{Feed: y.Feed, Name: "named", Device: dk.Public().Bytes()}); err != nil {
-		t.Fatal(err)
-	}
+	addWriter(t, h, x.ID, y.Feed, "named", dk)
 	xd, yd := h.spaceDigest(t, x.ID), h.spaceDigest(t, y.ID)
 	h.Close()
 	toLayout1(t, cfg.DataDir)

@@ -156,17 +156,7 @@ func TestRepairFromPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := b.JoinSpace(ctx, info.ID, "b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := a.AddMember(ctx, info.ID, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Accept(ctx, w.Token); err != nil {
-		t.Fatal(err)
-	}
+	approve(t, a, b, info.ID, "b")
 	for i := range 20 {
 		if err := a.Put(ctx, info.ID, fmt.Sprintf("a%02d", i), []byte("x")); err != nil {
 			t.Fatal(err)
@@ -191,7 +181,7 @@ func TestRepairFromPeer(t *testing.T) {
 		}
 		return nil
 	}
-	total := uint64(2 + 20 + 10)
+	total := uint64(1 + signInEntries + 20 + 10)
 	eventually(t, 30*time.Second, func() error { return same(total) })
 	if err := b.Close(); err != nil {
 		t.Fatal(err)

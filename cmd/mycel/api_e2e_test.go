@@ -112,20 +112,27 @@ func TestE2ESpaceInfoCountsListedKeys(t *testing.T) {
 
 // TestE2EDaemonLogs: the daemon's log shows feed keys as the CLI prints
 // them (hex) and peer IDs as 12D3Koo…, never Go byte arrays, and a device
-// name holding escape sequences and bidi controls escaped.
+// name quoted. A name holding escape sequences and bidi controls reaches
+// no log: a daemon refuses it, as a member refuses a join request with
+// one (auth.ValidateDeviceName); signing in is the only way a device
+// names itself to others.
 func TestE2EDaemonLogs(t *testing.T) {
+	hostile := "evil\x1b[2K\r\u202eSafety code 000-000\u0085\u009b31m"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, mycelBin, "daemon", "--data", t.TempDir(), "--mdns=false", "--api", "127.0.0.1:0",
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--name", hostile).CombinedOutput()
+	if err == nil || ctx.Err() != nil || !strings.Contains(string(out), "device name") || len(rawControl(string(out))) > 0 {
+		t.Fatalf("a daemon named with controls: %v %q", err, out)
+	}
+
 	a := newDaemon(t, "--log-level", "debug")
-	b := newDaemon(t, "--peer", a.peerAddr(), "--log-level", "debug")
+	// b's name would forge a field of a log line if it were not quoted.
+	b := newDaemon(t, "--peer", a.peerAddr(), "--log-level", "debug", "--name", `evil" feed=00 \`)
 	var info api.SpaceInfo
 	a.request("POST", "/v1/spaces", map[string]string{"name": "logs"}, &info)
-	// b's request as a hostile device would hand it over: its name holds
-	// escape sequences, a carriage return, C1 and bidi controls.
-	var req api.JoinRequest
-	b.request("POST", "/v1/spaces/"+info.ID+"/join", map[string]string{"name": "x"}, &req)
-	req.Token, req.Name = "", "evil\x1b[2K\r\u202eSafety code 000-000\u0085\u009b31m"
-	var w api.Welcome
-	a.request("POST", "/v1/spaces/"+info.ID+"/members", req, &w)
-	bFeed := req.Feed
+	approveOn(t, a, b, info.ID)
+	bFeed := b.space(info.ID).Feed
 	waitFor(t, 20*time.Second, func() error {
 		if !strings.Contains(b.stderr.String(), "peer=12D3Koo") {
 			return fmt.Errorf("b's log names no peer as 12D3Koo…:\n%s", b.stderr)
@@ -143,8 +150,8 @@ func TestE2EDaemonLogs(t *testing.T) {
 	}
 	// The daemon's stderr reaches the buffer through a pipe: wait for it.
 	waitFor(t, 20*time.Second, func() error {
-		if l := a.stderr.String(); !strings.Contains(l, "feed="+bFeed) || !strings.Contains(l, `\x1b[2K\r\u202e`) {
-			return fmt.Errorf("a's log does not show the added writer's feed as hex and its name escaped:\n%s", l)
+		if l := a.stderr.String(); !strings.Contains(l, "feed="+bFeed) || !strings.Contains(l, `device="evil\" feed=00 \\"`) {
+			return fmt.Errorf("a's log does not show the added writer's feed as hex and its name quoted:\n%s", l)
 		}
 		return nil
 	})

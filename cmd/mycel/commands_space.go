@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -55,12 +53,12 @@ func newSpaceCmd(o *clientOpts) *cobra.Command {
 		Short: "Create, list, join and inspect spaces",
 		Long: fmt.Sprintf(`A space is one key-value database shared by a set of devices. A <space>
 argument is its ID, a unique prefix of %d or more hex digits of it, or its
-unique local name (except for join, which needs the full ID).
+unique local name.
 
 To bring a device into a space:
-  on the new device:   mycel space join <space ID>        prints a request token
-  on a member device:  mycel members add <space> <request> prints a welcome token
-  on the new device:   mycel space accept <welcome>`, minSpacePrefix),
+  on a member device:  mycel invite <space>          prints an invite (or: mycel space password)
+  on the new device:   mycel join <invite>           shows a safety code, waits
+  on any member:       mycel requests, then mycel approve <request ID>`, minSpacePrefix),
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "create <name>",
@@ -95,7 +93,7 @@ To bring a device into a space:
 					return printJSON(cmd.OutOrStdout(), spaces)
 				}
 				if len(spaces) == 0 {
-					fmt.Fprintln(cmd.ErrOrStderr(), "no spaces yet: mycel space create <name>, or mycel space join <space ID>")
+					fmt.Fprintln(cmd.ErrOrStderr(), "no spaces yet: mycel space create <name>, or mycel join <invite>")
 					return nil
 				}
 				tw := newTable(cmd.OutOrStdout())
@@ -143,59 +141,32 @@ To bring a device into a space:
 		},
 	})
 
-	var name string
-	join := &cobra.Command{
-		Use:   "join <space ID>",
-		Short: "Ask to join a space; prints the request token to hand to a member",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if !isID(args[0]) {
-				return usageError{fmt.Errorf("space ID %q: want 64 hex digits (a member sees it in mycel space list)", args[0])}
-			}
-			if name == "" {
-				name, _ = os.Hostname()
-			}
-			return o.call(func(c *api.Client) error {
-				req, err := c.JoinSpace(cmd.Context(), strings.ToLower(args[0]), name)
-				if err != nil {
-					return err
-				}
-				if o.json {
-					return printJSON(cmd.OutOrStdout(), req)
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), req.Token)
-				fmt.Fprintf(cmd.ErrOrStderr(), "asked to join as %q. On a device that is a member, run:\n  mycel members add %s <the token above>\nthen here: mycel space accept <the welcome it prints>\n", req.Name, short(req.Space))
-				return nil
-			})
-		},
-	}
-	join.Flags().StringVar(&name, "name", "", "this device's name in the space (default: the host name)")
-
-	accept := &cobra.Command{
-		Use:   "accept <welcome token | ->",
-		Short: "Install the welcome a member printed (- reads it from stdin)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			tok, err := argOrStdin(cmd, args[0])
-			if err != nil {
-				return err
-			}
-			return o.call(func(c *api.Client) error {
-				sp, err := c.Accept(cmd.Context(), tok)
-				if err != nil {
-					return err
-				}
-				if o.json {
-					return printJSON(cmd.OutOrStdout(), sp)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "joined space %q (%s): %s\n", sp.Name, sp.ID, spaceState(sp))
-				return nil
-			})
-		},
-	}
-	cmd.AddCommand(join, accept, newSpaceLeaveCmd(o), newSpacePasswordCmd(o))
+	cmd.AddCommand(newSpaceLeaveCmd(o), newSpacePasswordCmd(o),
+		replacedCmd("join", "a device joins with mycel join <invite> (a member runs mycel invite <space>), or mycel join --space <space ID> --password; any member approves it with mycel approve"),
+		replacedCmd("accept", "a device joins with mycel join, which waits until a member approves it (mycel approve); there is no welcome token to accept"))
 	return cmd
 }
+
+// replacedCmd is a hidden command of the manual token exchange that
+// signing in (mycel join, mycel approve) replaced: it says what to run
+// instead rather than leave the user with an unknown command.
+func replacedCmd(name, instead string) *cobra.Command {
+	return &cobra.Command{
+		Use:                name,
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return replacedError{fmt.Errorf("%s is gone: %s", cmd.CommandPath(), instead)}
+		},
+	}
+}
+
+// replacedError is a usage error (exit status 2) that sends to no --help:
+// the command has none to show.
+type replacedError struct{ err error }
+
+func (e replacedError) Error() string { return e.err.Error() }
+func (e replacedError) ExitCode() int { return exitUsage }
 
 func newSpaceLeaveCmd(o *clientOpts) *cobra.Command {
 	var yes bool
@@ -283,19 +254,10 @@ func spaceState(sp api.SpaceInfo) string {
 	}
 }
 
-// argOrStdin returns arg, or all of stdin when arg is "-", trimmed.
-func argOrStdin(cmd *cobra.Command, arg string) (string, error) {
-	if arg != "-" {
-		return strings.TrimSpace(arg), nil
-	}
-	b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
-	return strings.TrimSpace(string(b)), err
-}
-
 func newMembersCmd(o *clientOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "members <space>",
-		Short: "List, add and remove the writers of a space",
+		Short: "List and remove the writers of a space (mycel approve adds one)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.call(func(c *api.Client) error {
@@ -323,37 +285,7 @@ func newMembersCmd(o *clientOpts) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "add <space> <request token | ->",
-		Short: "Approve a device by the token its mycel space join printed; prints the welcome to hand back",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			tok, err := argOrStdin(cmd, args[1])
-			if err != nil {
-				return err
-			}
-			req, err := api.DecodeJoinRequest(tok)
-			if err != nil {
-				return fmt.Errorf("%w (the token mycel space join printed on the new device)", err)
-			}
-			return o.call(func(c *api.Client) error {
-				id, err := resolveSpace(cmd.Context(), c, args[0])
-				if err != nil {
-					return err
-				}
-				wel, err := c.AddMember(cmd.Context(), id, api.JoinRequest{Token: req.Token})
-				if err != nil {
-					return err
-				}
-				if o.json {
-					return printJSON(cmd.OutOrStdout(), wel)
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), wel.Token)
-				fmt.Fprintf(cmd.ErrOrStderr(), "approved %q (feed %s). On that device, run:\n  mycel space accept <the token above>\n", req.Name, short(req.Feed))
-				return nil
-			})
-		},
-	}, &cobra.Command{
+	cmd.AddCommand(replacedCmd("add", "a member approves a device that asked with mycel join: mycel requests, then mycel approve <request ID>"), &cobra.Command{
 		Use:   "remove <space> <feed>",
 		Short: "Remove a writer (its feed: full key, unique prefix, or unique name)",
 		Args:  cobra.ExactArgs(2),

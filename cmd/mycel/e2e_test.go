@@ -156,29 +156,100 @@ func (d *daemon) metric(name string) float64 {
 	return 0
 }
 
-// createSpace makes a space on d and approves the others as writers, by
-// the low-level path: each asks to join, d adds it, it accepts.
+// signInEntries is what signing a device in with an invite writes to the
+// inviting member's feed: the invite's record, its use, and the
+// add-writer op.
+const signInEntries = 3
+
+// createSpace makes a space on d and signs the others in as writers: each
+// joins with an invite of d's, and d approves it.
 func createSpace(t testing.TB, d *daemon, others ...*daemon) string {
 	t.Helper()
 	var info api.SpaceInfo
 	d.request("POST", "/v1/spaces", map[string]string{"name": "e2e"}, &info)
-	for i, o := range others {
-		approveOn(t, d, o, info.ID, fmt.Sprintf("device %d", i+1))
+	for _, o := range others {
+		approveOn(t, d, o, info.ID)
 	}
 	return info.ID
 }
 
-func approveOn(t testing.TB, member, o *daemon, id, name string) {
+// approveOn signs o in to space id with an invite of member's: o joins
+// with the link, member approves the request that shows o's safety code,
+// and o waits until it holds the space's keys.
+func approveOn(t testing.TB, member, o *daemon, id string) {
 	t.Helper()
-	var req api.JoinRequest
-	o.request("POST", "/v1/spaces/"+id+"/join", map[string]string{"name": name}, &req)
-	var w api.Welcome
-	member.request("POST", "/v1/spaces/"+id+"/members", req, &w)
-	var info api.SpaceInfo
-	o.request("POST", "/v1/accept", map[string]string{"token": w.Token}, &info)
-	if !info.Approved {
-		t.Fatalf("not approved after accepting: %+v", info)
+	signIn(t, o, id, func() api.Invite {
+		var inv api.Invite
+		member.request("POST", "/v1/spaces/"+id+"/invites", api.InviteParams{}, &inv)
+		return inv
+	}, func() []api.Request {
+		var rs []api.Request
+		member.request("GET", "/v1/requests", nil, &rs)
+		return rs
+	}, func(req, code string) {
+		if st := member.request("POST", "/v1/requests/"+req+"/approve", api.ApproveParams{Code: code}, nil); st != http.StatusNoContent && st != http.StatusOK {
+			t.Fatalf("approve %s: status %d", req, st)
+		}
+	})
+}
+
+// approveByNode signs o in to space id with an invite of nd, a node run
+// in this process (fill's). o is restarted with nd as its peer (a node's
+// invite carries no hints; the daemon's API adds them), and keeps its
+// other flags for a later start.
+func approveByNode(t testing.TB, nd *node.Node, o *daemon, id string) {
+	t.Helper()
+	ctx := context.Background()
+	extra := o.extra
+	o.kill()
+	o.extra = append(append([]string(nil), extra...), "--peer", nd.Addrs()[0].String())
+	o.start()
+	o.extra = extra
+	signIn(t, o, id, func() api.Invite {
+		inv, err := nd.CreateInvite(ctx, id, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inv
+	}, nd.Requests, func(req, code string) {
+		if err := nd.Approve(ctx, req, code); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// signIn runs the sign-in of o to space id: invite makes the member's
+// invite, requests lists the member's waiting requests, approve approves
+// one by its ID and safety code.
+func signIn(t testing.TB, o *daemon, id string, invite func() api.Invite, requests func() []api.Request, approve func(req, code string)) {
+	t.Helper()
+	inv := invite()
+	var st api.JoinState
+	o.request("POST", "/v1/join", api.JoinWith{Invite: inv.Link}, &st)
+	if st.Code == "" {
+		t.Fatalf("join: %+v", st)
 	}
+	var req api.Request
+	waitFor(t, 60*time.Second, func() error {
+		for _, r := range requests() {
+			if r.Code == st.Code {
+				req = r
+				return nil
+			}
+		}
+		return fmt.Errorf("no request with code %s on the member", st.Code)
+	})
+	approve(req.ID, st.Code)
+	waitFor(t, 60*time.Second, func() error {
+		info := o.space(id)
+		if info.Join != nil && info.Join.State != api.JoinWaiting && info.Join.State != api.JoinApproved {
+			t.Fatalf("join: %+v", info.Join)
+		}
+		if !info.Approved {
+			return fmt.Errorf("not approved yet: %+v", info.Join)
+		}
+		return nil
+	})
 }
 
 func waitFor(t testing.TB, d time.Duration, cond func() error) {
@@ -258,7 +329,7 @@ func TestE2EThreeDaemonsConverge(t *testing.T) {
 		}
 	}
 	// A's create, two adds, and every put.
-	waitFor(t, 60*time.Second, func() error { return converged(id, 3+3*puts, a, b, c) })
+	waitFor(t, 60*time.Second, func() error { return converged(id, 1+2*signInEntries+3*puts, a, b, c) })
 	var e api.Entry
 	b.request("GET", "/v1/spaces/"+id+"/keys/k0", nil, &e)
 	if len(e.Versions) == 0 {
@@ -313,23 +384,14 @@ func TestE2EKillMidSync(t *testing.T) {
 	b := newDaemon(t)
 	// B is approved before A's bulk, so that it can write as soon as it
 	// holds the first entries of A's feed.
-	var welcome api.Welcome
-	dirA, id := fill(t, n, 1024, func(nd *node.Node, id string) {
-		var req api.JoinRequest
-		b.request("POST", "/v1/spaces/"+id+"/join", map[string]string{"name": "B"}, &req)
-		var err error
-		if welcome, err = nd.AddMember(context.Background(), id, req); err != nil {
-			t.Fatal(err)
-		}
-	})
+	dirA, id := fill(t, n, 1024, func(nd *node.Node, id string) { approveByNode(t, nd, b, id) })
 	a := &daemon{t: t, dir: dirA}
 	a.start()
-	b.request("POST", "/v1/accept", map[string]string{"token": welcome.Token}, &api.SpaceInfo{})
 	// B learns A's address now (no mDNS in tests).
 	b.kill()
 	b.extra = []string{"--peer", a.peerAddr()}
 	b.start()
-	total := uint64(n + 2) // A's create and B's add, then the puts
+	total := uint64(n + 1 + signInEntries) // A's create and B's sign-in, then the puts
 
 	// Kill B once it holds part of A's feed, while it also writes.
 	var acked []string
@@ -382,7 +444,7 @@ func TestE2EMaliciousPeers(t *testing.T) {
 	b := newDaemon(t, "--peer", a.peerAddr())
 	id := createSpace(t, a, b)
 	a.put(id, "before", []byte("1"))
-	waitFor(t, 30*time.Second, func() error { return converged(id, 3, a, b) })
+	waitFor(t, 30*time.Second, func() error { return converged(id, 2+signInEntries, a, b) })
 
 	sid, err := auth.SpaceIDFromBytes(mustHex(t, id))
 	if err != nil {
@@ -455,7 +517,7 @@ func TestE2EMaliciousPeers(t *testing.T) {
 	// The daemon is unaffected: B still syncs, live.
 	a.put(id, "after", []byte("2"))
 	b.put(id, "from-b", []byte("3"))
-	waitFor(t, 30*time.Second, func() error { return converged(id, 5, a, b) })
+	waitFor(t, 30*time.Second, func() error { return converged(id, 4+signInEntries, a, b) })
 	if !strings.Contains(a.stderr.String(), "session refused") {
 		t.Errorf("A logged no refusal:\n%s", a.stderr)
 	}

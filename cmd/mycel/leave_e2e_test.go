@@ -51,7 +51,7 @@ func TestE2ELeave(t *testing.T) {
 	})
 	b.put(id, "from-b", []byte("1"))
 	a.put(id, "from-a", []byte("1"))
-	waitFor(t, 60*time.Second, func() error { return converged(id, 4, a, b) })
+	waitFor(t, 60*time.Second, func() error { return converged(id, 3+signInEntries, a, b) })
 	bFeed := b.space(id).Feed
 
 	if out, stderr, code := runCLI(t, "", "space", "leave", id, "--data", b.dir); code != exitUsage || !strings.Contains(stderr, "--yes") {
@@ -86,8 +86,13 @@ func TestE2ELeave(t *testing.T) {
 	}
 
 	// C asks to join, then gives up.
-	var req api.JoinRequest
-	c.request("POST", "/v1/spaces/"+id+"/join", map[string]string{"name": "C"}, &req)
+	var inv api.Invite
+	a.request("POST", "/v1/spaces/"+id+"/invites", api.InviteParams{}, &inv)
+	var st api.JoinState
+	c.request("POST", "/v1/join", api.JoinWith{Invite: inv.Link}, &st)
+	if st.State != api.JoinWaiting {
+		t.Fatalf("C's join: %+v", st)
+	}
 	if out, stderr, code := runCLI(t, "", "space", "leave", id, "--yes", "--data", c.dir); code != 0 || !strings.Contains(out, "gave up joining") {
 		t.Fatalf("leave while joining: exit %d %q %q", code, out, stderr)
 	}
@@ -101,7 +106,7 @@ func TestE2ELeave(t *testing.T) {
 		t.Fatalf("B's store keeps %d keys of the space it left", n)
 	}
 	b.start()
-	approveOn(t, a, b, id, "device B again")
+	approveOn(t, a, b, id)
 	a.put(id, "after", []byte("2"))
 	waitFor(t, 60*time.Second, func() error {
 		if !b.space(id).Writer {

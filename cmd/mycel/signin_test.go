@@ -350,15 +350,14 @@ func (b *blockedReader) Read(p []byte) (int, error) {
 
 func TestCLIRemove(t *testing.T) {
 	e := newCLIEnv(t)
-	ctx := t.Context()
 	prefixed := "abcdef01" + strings.Repeat("2", 56)
-	for _, m := range []api.JoinRequest{
+	for _, m := range []api.Member{
 		{Feed: apitest.HexID(0x77), Name: "laptop"},
 		{Feed: prefixed, Name: "old phone"},
 		{Feed: apitest.HexID(0x78), Name: "tablet"},
 		{Feed: apitest.HexID(0x79), Name: "tablet"},
 	} {
-		if _, err := e.fake.AddMember(ctx, e.space, m); err != nil {
+		if err := e.fake.AddDevice(e.space, m); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -137,7 +137,7 @@ func TestE2EDamagedStoreRepair(t *testing.T) {
 		})
 	}
 	value := bytes.Repeat([]byte("v"), 300)
-	total := uint64(3) // A's create, two adds
+	total := uint64(1 + 2*signInEntries) // A's create, two sign-ins
 	put := func(d *daemon, prefix string, n int) {
 		for i := range n {
 			d.put(id, fmt.Sprintf("%s/%03d", prefix, i), value)

@@ -47,7 +47,7 @@ func TestCLIEscapesControlCharacters(t *testing.T) {
 		t.Fatal(err)
 	}
 	feed := strings.Repeat("ab", 32)
-	if _, err := c.AddMember(t.Context(), e.space, api.JoinRequest{Space: e.space, Feed: feed, Name: hostile, Device: []byte{1}}); err != nil {
+	if err := e.fake.AddDevice(e.space, api.Member{Feed: feed, Name: hostile}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Put(t.Context(), e.space, hostile, []byte(hostile)); err != nil {

@@ -230,19 +230,6 @@ func (c *Client) Space(ctx context.Context, id string) (SpaceInfo, error) {
 	return out, c.do(ctx, "GET", spacePath(id), nil, nil, &out)
 }
 
-// JoinSpace asks to join space id under name: hand the request's Token to
-// a member (AddMember there).
-func (c *Client) JoinSpace(ctx context.Context, id, name string) (JoinRequest, error) {
-	var out JoinRequest
-	return out, c.do(ctx, "POST", spacePath(id)+"/join", nil, JoinSpaceRequest{Name: name}, &out)
-}
-
-// Accept installs the welcome token a member's AddMember returned.
-func (c *Client) Accept(ctx context.Context, welcome string) (SpaceInfo, error) {
-	var out SpaceInfo
-	return out, c.do(ctx, "POST", "/v1/accept", nil, AcceptRequest{Token: welcome}, &out)
-}
-
 // List returns a page of the keys with prefix after `after`; limit 0 is
 // the server's default (100).
 func (c *Client) List(ctx context.Context, id, prefix, after string, limit int) (Page, error) {
@@ -284,13 +271,6 @@ func (c *Client) Delete(ctx context.Context, id, key string) error {
 func (c *Client) Members(ctx context.Context, id string) ([]Member, error) {
 	var out []Member
 	return out, c.do(ctx, "GET", spacePath(id)+"/members", nil, nil, &out)
-}
-
-// AddMember approves a device by its join request (its fields or its
-// Token) and returns the welcome to hand back to it.
-func (c *Client) AddMember(ctx context.Context, id string, req JoinRequest) (Welcome, error) {
-	var out Welcome
-	return out, c.do(ctx, "POST", spacePath(id)+"/members", nil, req, &out)
 }
 
 // LeaveSpace deletes this device's copy of a space (after writing its own

@@ -29,11 +29,11 @@
 // /v1/openapi.json) share. Errors become status codes and stable codes
 // (Error.Code) in one place, errorBody in server.go; the client turns
 // them back into *APIError, which errors.Is matches against the sentinels
-// of types.go. Join requests travel between devices as tokens
-// (EncodeJoinRequest, format in jointoken.go); welcomes are opaque.
+// of types.go.
 //
-// Signing devices in (the SignIn part of the Backend, signin.go) has its
-// routes in signin_server.go: invites, the space's password, joining
+// Signing devices in, the one way a device joins a space (the SignIn part
+// of the Backend, signin.go), has its routes in signin_server.go:
+// invites, the space's password, joining
 // (POST /v1/join, then GET /v1/spaces/{space} follows the request),
 // the requests waiting for a member's answer (also as server-sent
 // events), approve and deny. The password is never logged nor repeated

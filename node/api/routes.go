@@ -30,8 +30,6 @@ var routes = []route{
 	{method: "POST", path: "/v1/spaces", handle: (*server).createSpace},
 	{method: "GET", path: "/v1/spaces/{space}", handle: (*server).space},
 	{method: "DELETE", path: "/v1/spaces/{space}", handle: (*server).leaveSpace},
-	{method: "POST", path: "/v1/spaces/{space}/join", handle: (*server).joinSpace},
-	{method: "POST", path: "/v1/accept", handle: (*server).accept},
 
 	{method: "GET", path: "/v1/spaces/{space}/keys", handle: (*server).list},
 	{method: "GET", path: "/v1/spaces/{space}/keys/{key...}", handle: (*server).get},
@@ -40,7 +38,6 @@ var routes = []route{
 	{method: "GET", path: "/v1/spaces/{space}/watch", stream: true, handle: (*server).watch},
 
 	{method: "GET", path: "/v1/spaces/{space}/members", handle: (*server).members},
-	{method: "POST", path: "/v1/spaces/{space}/members", handle: (*server).addMember},
 	{method: "DELETE", path: "/v1/spaces/{space}/members/{feed}", handle: (*server).removeMember},
 	{method: "GET", path: "/v1/spaces/{space}/devices", handle: (*server).devices},
 

@@ -426,45 +426,6 @@ func (s *server) space(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) joinSpace(w http.ResponseWriter, r *http.Request) error {
-	id, err := spaceParam(r)
-	if err != nil {
-		return err
-	}
-	var req JoinSpaceRequest
-	if err := s.decode(w, r, &req); err != nil {
-		return err
-	}
-	if req.Name == "" {
-		return badRequest("name this device in the space")
-	}
-	jr, err := s.b.JoinSpace(r.Context(), id, req.Name)
-	if err != nil {
-		return err
-	}
-	if jr.Token == "" {
-		jr.Token = EncodeJoinRequest(jr)
-	}
-	writeJSON(w, http.StatusOK, jr)
-	return nil
-}
-
-func (s *server) accept(w http.ResponseWriter, r *http.Request) error {
-	var req AcceptRequest
-	if err := s.decode(w, r, &req); err != nil {
-		return err
-	}
-	if strings.TrimSpace(req.Token) == "" {
-		return badRequest("no welcome token")
-	}
-	info, err := s.b.Accept(r.Context(), req.Token)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, info)
-	return nil
-}
-
 func (s *server) list(w http.ResponseWriter, r *http.Request) error {
 	id, err := spaceParam(r)
 	if err != nil {
@@ -551,44 +512,6 @@ func (s *server) members(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, nonNil(ms))
-	return nil
-}
-
-func (s *server) addMember(w http.ResponseWriter, r *http.Request) error {
-	id, err := spaceParam(r)
-	if err != nil {
-		return err
-	}
-	var req JoinRequest
-	if err := s.decode(w, r, &req); err != nil {
-		return err
-	}
-	if req.Token != "" {
-		t, err := DecodeJoinRequest(req.Token)
-		if err != nil {
-			return err
-		}
-		if (req.Space != "" && req.Space != t.Space) || (req.Feed != "" && req.Feed != t.Feed) ||
-			(req.Name != "" && req.Name != t.Name) || (req.Device != nil && string(req.Device) != string(t.Device)) {
-			return badRequest("the request's fields differ from its token")
-		}
-		req = t
-	}
-	req.Space, req.Feed = strings.ToLower(req.Space), strings.ToLower(req.Feed)
-	if req.Space != "" && req.Space != id {
-		return badRequest("the request is for space %s, not %s", req.Space, id)
-	}
-	if b, err := hex.DecodeString(req.Feed); err != nil || len(b) != 32 {
-		return badRequest("feed %q: want 64 hex digits", req.Feed)
-	}
-	if req.Name == "" || len(req.Device) == 0 {
-		return badRequest("a join request has a name and a device key")
-	}
-	wel, err := s.b.AddMember(r.Context(), id, req)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, wel)
 	return nil
 }
 

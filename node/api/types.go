@@ -18,13 +18,6 @@ type Backend interface {
 	CreateSpace(ctx context.Context, name string) (SpaceInfo, error)
 	Spaces() []SpaceInfo
 	Space(id string) (SpaceInfo, error)
-	// JoinSpace makes this device's feed in a space it is not part of yet
-	// and returns the request to hand to a member (AddMember). Calling it
-	// again for the same space returns the same request.
-	JoinSpace(ctx context.Context, id, name string) (JoinRequest, error)
-	// Accept installs the welcome a member's AddMember returned: the
-	// device then holds the space's keys and replicates it.
-	Accept(ctx context.Context, welcome string) (SpaceInfo, error)
 	// LeaveSpace deletes this device's copy of a space: its feeds, view,
 	// keys and record. A device that is a writer first writes its own
 	// removal and waits (within ctx) for a peer to be served it; Left says
@@ -44,9 +37,6 @@ type Backend interface {
 	Watch(ctx context.Context, id, prefix string) (<-chan Entry, func() error, error)
 
 	Members(id string) ([]Member, error)
-	// AddMember approves a device by its request (JoinSpace on that
-	// device) and returns the welcome to hand back to it.
-	AddMember(ctx context.Context, id string, req JoinRequest) (Welcome, error)
 	RemoveMember(ctx context.Context, id, feed string) error
 	// Devices returns the writers with whether they are online: heard
 	// from (presence or any message) within the last 30 s.
@@ -206,25 +196,6 @@ type Message struct {
 	Data   []byte    `json:"data"` // base64 in JSON
 }
 
-// JoinRequest is what a joining device hands to a member: which space,
-// its feed there, its name and its device public key (base64 in JSON).
-type JoinRequest struct {
-	Space  string `json:"space"`
-	Feed   string `json:"feed"`
-	Name   string `json:"name"`
-	Device []byte `json:"device"`
-	// Token is all of the above in one string, for copying between
-	// devices; AddMember takes either.
-	Token string `json:"token,omitempty"`
-}
-
-// Welcome is what a member returns to the device it approved: the space's
-// keyring sealed to that device (nobody else can open it).
-type Welcome struct {
-	Space string `json:"space"`
-	Token string `json:"token"`
-}
-
 // Peer is a connected peer.
 type Peer struct {
 	ID    string `json:"id"`
@@ -261,17 +232,6 @@ type Progress struct {
 // CreateSpaceRequest is the body of POST /v1/spaces.
 type CreateSpaceRequest struct {
 	Name string `json:"name"`
-}
-
-// JoinSpaceRequest is the body of POST /v1/spaces/{space}/join: the name
-// this device will have in the space.
-type JoinSpaceRequest struct {
-	Name string `json:"name"`
-}
-
-// AcceptRequest is the body of POST /v1/accept: a welcome's token.
-type AcceptRequest struct {
-	Token string `json:"token"`
 }
 
 // PutRequest is the body of PUT /v1/spaces/{space}/keys/{key}.
