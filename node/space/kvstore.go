@@ -117,7 +117,7 @@ var defaultKVLimits = kvLimits{
 	commitWrites:    24 << 10,
 	checkpointOps:   256 << 10,
 	checkpointBytes: 64 << 20,
-	dirtyMax:        32 << 10,
+	dirtyMax:        128 << 10,
 	regCacheMax:     1 << 16,
 }
 
