@@ -16,6 +16,7 @@ import (
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/feed/badgerstore"
+	"github.com/mycelsync/mycel/node/api"
 )
 
 func captureLog(buf *lockedBuffer) *slog.Logger {
@@ -89,24 +90,7 @@ func TestDamagedStoreRefused(t *testing.T) {
 // and the stored view equal to the one rebuilt from the feeds, and reports
 // a view record that changed.
 func TestCheckStore(t *testing.T) {
-	cfg := loopbackConfig(t)
-	n, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	info, err := n.CreateSpace(ctx, "s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 50 {
-		if err := n.Put(ctx, info.ID, fmt.Sprintf("k%02d", i), []byte("v")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := n.Close(); err != nil {
-		t.Fatal(err)
-	}
+	cfg, info := stoppedNodeWith50Keys(t)
 	rep, err := CheckStore(cfg.DataDir, nil)
 	if err != nil || len(rep.Damaged) > 0 || rep.Feeds != 1 || rep.Entries != 51 || rep.Verified != 51 ||
 		len(rep.Views) != 1 || rep.Views[0].Stored != rep.Views[0].Built || rep.Views[0].Keys != 50 {
@@ -243,10 +227,10 @@ func alterRegister(t *testing.T, dataDir, id string) {
 	st.Close()
 }
 
-// TestReadOfDamagedView: a stored register that no longer opens makes Get
-// and List fail, naming the damage, instead of answering the key as absent
-// (a subset of the keys as if it were all of them).
-func TestReadOfDamagedView(t *testing.T) {
+// stoppedNodeWith50Keys returns the config of a stopped node whose space
+// info holds k00…k49 = "v".
+func stoppedNodeWith50Keys(t *testing.T) (*Config, api.SpaceInfo) {
+	t.Helper()
 	cfg := loopbackConfig(t)
 	n, err := New(cfg, nil)
 	if err != nil {
@@ -265,8 +249,16 @@ func TestReadOfDamagedView(t *testing.T) {
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return cfg, info
+}
+
+// TestReadOfDamagedView: a stored register that no longer opens makes Get
+// and List fail, naming the damage, instead of answering the key as absent
+// (a subset of the keys as if it were all of them).
+func TestReadOfDamagedView(t *testing.T) {
+	cfg, info := stoppedNodeWith50Keys(t)
 	alterRegister(t, cfg.DataDir, info.ID)
-	n, err = New(cfg, nil)
+	n, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
