@@ -413,6 +413,13 @@ func TestApprovedByStaleRemoved(t *testing.T) {
 		return nil
 	})
 	t.Logf("J learned its approver's removal %v after A came online", time.Since(shownAt).Round(10*time.Millisecond))
+	mj, err := j.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mj.isServed() {
+		t.Fatal("J serves the space while its approval does not count")
+	}
 	r = waitRequest(t, a, st.Code)
 	if err := a.Approve(ctx, r.ID, st.Code); err != nil {
 		t.Fatal(err)
@@ -421,6 +428,12 @@ func TestApprovedByStaleRemoved(t *testing.T) {
 		t.Fatalf("J's join: %+v", got)
 	}
 	waitWriters(t, id, j)
+	eventually(t, 30*time.Second, func() error {
+		if !mj.isServed() {
+			return errors.New("J does not serve the space again")
+		}
+		return nil
+	})
 	if err := j.Put(ctx, id, "from-j", []byte("1")); err != nil {
 		t.Fatal(err)
 	}

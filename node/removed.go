@@ -164,6 +164,13 @@ func (c *channel) presenceBody() body {
 // that a member approves it (space.LearnApproverRemoval).
 func (m *member) approverRemoved() {
 	id := m.sp.ID()
+	// Not served until approved again (changed serves it then): members
+	// refuse its proofs, and the resync would prove them every 10 s. The
+	// approval it gets is tried over sessions it opens (tryApproval).
+	m.n.host.RemoveStreamHandler(syncnet.ProtocolFor(id))
+	m.mu.Lock()
+	m.served = false
+	m.mu.Unlock()
 	m.n.repl.Recheck(id)
 	m.n.signins.current()
 	m.mu.Lock()
