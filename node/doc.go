@@ -100,7 +100,10 @@
 // A removed device is refused by every peer, so it never replicates its
 // removal: a member that hears it on the topic shows it the signed
 // removal (removed.go, EPHEMERAL.md "Removal"), after which it stops
-// serving the space, answering join requests and writing.
+// serving the space, answering join requests and writing. A device that
+// such a removed device approved before it was told is shown its
+// approver's removal likewise; it then asks to join again (EPHEMERAL.md,
+// "Approved by a removed device").
 //
 // # Ephemeral messages
 //

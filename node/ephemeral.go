@@ -48,8 +48,13 @@ type body struct {
 	Name  string `json:"name,omitempty"`  // presence: the sender's device name
 	Topic string `json:"topic,omitempty"` // app: the app's topic
 	Data  []byte `json:"data,omitempty"`  // app: the payload (base64 in JSON)
-	// removed: a feed.Batch of the remove-writer entry (space.LearnRemoval)
+	// removed: a feed.Batch of the remove-writer entry (space.LearnRemoval,
+	// space.LearnApproverRemoval)
 	Evidence []byte `json:"evidence,omitempty"`
+	// presence: the feed of the writer whose add of the sender counts in
+	// its view (none for the origin), so that a member that knows that
+	// writer was removed shows the sender the removal (removed.go).
+	By []byte `json:"by,omitempty"`
 }
 
 // startEphemeralService makes the host's gossipsub router and the
@@ -199,7 +204,7 @@ func (c *channel) announce(ctx context.Context) {
 	for {
 		if !c.m.sp.Approved() || c.m.sp.Removed() {
 			// Not a member (yet, or any more): nothing to announce.
-		} else if err := c.publish(ctx, body{Kind: bodyPresence, Name: c.m.selfName()}); err != nil && ctx.Err() == nil {
+		} else if err := c.publish(ctx, c.presenceBody()); err != nil && ctx.Err() == nil {
 			c.m.n.log.Debug("ephemeral: announce", "space", c.m.sp.ID(), "err", err)
 		}
 		select {
@@ -241,6 +246,8 @@ func (c *channel) receive(e *ephemeral.Envelope, from peer.ID, now time.Time) er
 	if !c.m.sp.IsDevice(feed.PublicKey(e.Sender)) {
 		if c.m.sp.WasRemoved(feed.PublicKey(e.Sender)) {
 			c.tellRemoved(e, now)
+		} else {
+			c.tellApproverRemoved(e, now)
 		}
 		return errNotMember
 	}
@@ -288,6 +295,9 @@ func decodeBody(plain []byte) (body, error) {
 	}
 	if len(b.Evidence) > space.MaxRemovalEvidence {
 		return b, fmt.Errorf("body: evidence of %d bytes", len(b.Evidence))
+	}
+	if len(b.By) != 0 && len(b.By) != len(feed.PublicKey{}) {
+		return b, fmt.Errorf("body: approver of %d bytes", len(b.By))
 	}
 	return b, nil
 }

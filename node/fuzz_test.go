@@ -37,10 +37,11 @@ func FuzzSigninBody(f *testing.F) {
 }
 
 // FuzzMemberBody: a member's body, as decodeBody reads it. It never
-// accepts evidence over the bound.
+// accepts evidence over the bound, nor an approver that is no feed key.
 func FuzzMemberBody(f *testing.F) {
 	for _, b := range []body{
 		{Kind: bodyPresence, Name: "laptop"},
+		{Kind: bodyPresence, Name: "phone", By: make([]byte, 32)},
 		{Kind: bodyApp, Topic: "chat", Data: []byte("hi")},
 		{Kind: bodyRemoved, Evidence: make([]byte, 3000)},
 	} {
@@ -55,6 +56,9 @@ func FuzzMemberBody(f *testing.F) {
 		}
 		if len(b.Evidence) > space.MaxRemovalEvidence {
 			t.Fatalf("accepted evidence of %d bytes", len(b.Evidence))
+		}
+		if len(b.By) != 0 && len(b.By) != 32 {
+			t.Fatalf("accepted an approver of %d bytes", len(b.By))
 		}
 	})
 }

@@ -296,3 +296,163 @@ func TestPasswordRotatesWithRemoval(t *testing.T) {
 		t.Fatal("the removed device holds D's key")
 	}
 }
+
+// TestApprovedByStaleRemoved: A removes D while D is offline. D comes back
+// with no member online and, not told, approves J with the password it
+// knows: J shows approved. D goes away and A comes online: hearing J
+// announce itself approved by D, A shows J D's removal; J shows waiting
+// and asks again; A approves it, J writes and A reads it. D comes back and
+// learns of its removal too. B, approved by A, shown the same evidence,
+// stays approved.
+func TestApprovedByStaleRemoved(t *testing.T) {
+	ctx := context.Background()
+	restartable := func(cfg *Config) (*Node, func()) {
+		n, err := New(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := false
+		stop := func() {
+			if !closed {
+				closed = true
+				n.Close()
+			}
+		}
+		t.Cleanup(stop)
+		return n, stop
+	}
+	cfgA := named(loopbackConfig(t), "A")
+	a, stopA := restartable(cfgA)
+	peer := a.Addrs()[0].String()
+	b, stopB := restartable(named(loopbackConfig(t, peer), "B"))
+	cfgD := named(loopbackConfig(t, peer), "D")
+	d, stopD := restartable(cfgD)
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := info.ID
+	const password = "correct horse battery"
+	if err := a.SetPassword(ctx, id, password); err != nil {
+		t.Fatal(err)
+	}
+	approve(t, a, b, id, "B")
+	approve(t, a, d, id, "D")
+	waitWriters(t, id, b, d)
+	eventually(t, 30*time.Second, func() error {
+		di, _ := d.Space(id)
+		ai, _ := a.Space(id)
+		if di.Digest != ai.Digest {
+			return errors.New("D lacks A's writes")
+		}
+		return nil
+	})
+	di, _ := d.Space(id)
+	md, err := d.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dFeed := md.sp.Feed()
+	stopD()
+	if err := a.RemoveMember(ctx, id, di.Feed); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		ai, _ := a.Space(id)
+		bi, _ := b.Space(id)
+		if ai.Digest != bi.Digest {
+			return errors.New("B lacks the removal")
+		}
+		return nil
+	})
+	mb, err := b.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ma, err := a.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, ok := ma.sp.RemovalEvidence(dFeed)
+	if !ok {
+		t.Fatal("A holds no evidence of D's removal")
+	}
+	stopA()
+	stopB()
+
+	d, stopD = restartable(cfgD)
+	j := startNode(t, named(loopbackConfig(t, d.Addrs()[0].String()), "J"))
+	st, err := j.Join(ctx, api.JoinWith{Space: id, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitRequest(t, d, st.Code)
+	if err := d.Approve(ctx, r.ID, st.Code); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitJoin(t, j, id); got.State != api.JoinApproved {
+		t.Fatalf("J's join: %+v", got)
+	}
+	waitWriters(t, id, j)
+
+	// A forged "your approver was removed" — genuine evidence of another
+	// device's removal — changes nothing for B, approved by A.
+	if err := mb.learnRemoval(ev); err != nil || !mb.sp.Approved() || !mb.sp.IsWriter() || mb.sp.Stale() {
+		t.Fatalf("B gave up its approval: %v", err)
+	}
+
+	stopD()
+	cfgA.Peers = []string{j.Addrs()[0].String()}
+	a, _ = restartable(cfgA)
+	shownAt := time.Now()
+	eventually(t, 60*time.Second, func() error {
+		ji, _ := j.Space(id)
+		if ji.Join == nil || ji.Join.State != api.JoinWaiting || ji.Writer {
+			return fmt.Errorf("J: %+v, join %+v", ji, ji.Join)
+		}
+		return nil
+	})
+	t.Logf("J learned its approver's removal %v after A came online", time.Since(shownAt).Round(10*time.Millisecond))
+	mj, err := j.member(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mj.isServed() {
+		t.Fatal("J serves the space while its approval does not count")
+	}
+	r = waitRequest(t, a, st.Code)
+	if err := a.Approve(ctx, r.ID, st.Code); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitJoin(t, j, id); got.State != api.JoinApproved {
+		t.Fatalf("J's join: %+v", got)
+	}
+	waitWriters(t, id, j)
+	eventually(t, 30*time.Second, func() error {
+		if !mj.isServed() {
+			return errors.New("J does not serve the space again")
+		}
+		return nil
+	})
+	if err := j.Put(ctx, id, "from-j", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		e, _ := a.Get(id, "from-j")
+		if len(e.Versions) == 0 || string(e.Versions[0].Value) != "1" {
+			return fmt.Errorf("A reads %+v", e)
+		}
+		return nil
+	})
+	cfgD.Peers = []string{a.Addrs()[0].String()}
+	d, _ = restartable(cfgD)
+	eventually(t, 45*time.Second, func() error {
+		if di, _ := d.Space(id); di.Writer {
+			return errors.New("D still believes it is a writer")
+		}
+		return nil
+	})
+	if ji, _ := j.Space(id); !ji.Writer || ji.Join.State != api.JoinApproved {
+		t.Fatalf("J after D came back: %+v", ji)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/ephemeral"
 	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/node/api"
 	"github.com/mycelsync/mycel/node/space"
 	"github.com/mycelsync/mycel/node/syncnet"
 )
@@ -38,32 +39,11 @@ func (c *channel) tellRemoved(e *ephemeral.Envelope, now time.Time) {
 	if !ok {
 		return
 	}
-	c.mu.Lock()
-	if t, ok := c.told[e.Sender]; ok && now.Sub(t) < tellInterval {
-		c.mu.Unlock()
+	if !c.mayTell(e.Sender, now) {
 		return
 	}
-	c.told[e.Sender] = now
-	for k, t := range c.told {
-		if now.Sub(t) >= tellInterval {
-			delete(c.told, k)
-		}
-	}
-	c.mu.Unlock()
 	ev, ok := m.sp.RemovalEvidence(feed.PublicKey(e.Sender))
-	if !ok {
-		return
-	}
-	plain, err := json.Marshal(body{Kind: bodyRemoved, Evidence: ev})
-	if err != nil {
-		return
-	}
-	env, err := ephemeral.Seal(key, m.sp.WriterKey(), ephemeral.Header{Topic: c.topic, KeyKind: keyKindEpoch, KeyID: kid[:]}, plain, m.n.eph.Filter().Now(), nil)
-	if err != nil {
-		return
-	}
-	if err := c.sub.Publish(m.n.ctx, env); err != nil {
-		m.n.log.Debug("space: tell a removed device", "space", m.sp.ID(), "err", err)
+	if !ok || !c.sendEvidence(key, kid, ev) {
 		return
 	}
 	m.n.log.Info("space: showed a removed device its removal", "space", m.sp.ID(), "device", feed.PublicKey(e.Sender))
@@ -76,14 +56,139 @@ func (m *member) learnRemoval(ev []byte) error {
 	if m.sp.Removed() || len(ev) == 0 {
 		return nil
 	}
-	if err := m.sp.LearnRemoval(ev); err != nil {
-		if errors.Is(err, space.ErrNotRemoval) {
-			return nil
+	err := m.sp.LearnRemoval(ev)
+	if errors.Is(err, space.ErrNotRemoval) {
+		// Not this device's: perhaps its approver's.
+		if err := m.sp.LearnApproverRemoval(ev); err != nil {
+			if errors.Is(err, space.ErrNotRemoval) {
+				return nil
+			}
+			return err
 		}
+		m.approverRemoved()
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	m.removed()
 	return nil
+}
+
+// maxTold bounds the devices a member remembers having told (tellRemoved,
+// tellApproverRemoved); at it, one is forgotten for each new one.
+const maxTold = 256
+
+// mayTell reports whether sender may be told now (once per tellInterval),
+// and notes it.
+func (c *channel) mayTell(sender ephemeral.PublicKey, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.told[sender]; ok && now.Sub(t) < tellInterval {
+		return false
+	}
+	for k, t := range c.told {
+		if now.Sub(t) >= tellInterval || len(c.told) >= maxTold {
+			delete(c.told, k)
+		}
+	}
+	c.told[sender] = now
+	return true
+}
+
+// tellApproverRemoved shows a device that announced itself as a writer
+// approved by a writer whose removal this device knows — approved by a
+// removed device that did not know yet — that removal, at most once per
+// tellInterval. The device is no writer here (the caller checked), so its
+// announcement is opened only to read whom it names.
+func (c *channel) tellApproverRemoved(e *ephemeral.Envelope, now time.Time) {
+	m := c.m
+	if !m.sp.IsWriter() || len(e.KeyID) != auth.KeyIDSize {
+		return
+	}
+	kid := [auth.KeyIDSize]byte(e.KeyID)
+	key, ok := m.sp.EphemeralKeyFor(kid)
+	if !ok {
+		return
+	}
+	plain, err := e.Open(key)
+	if err != nil {
+		return
+	}
+	b, err := decodeBody(plain)
+	if err != nil || b.Kind != bodyPresence || len(b.By) == 0 {
+		return
+	}
+	approver := feed.PublicKey(b.By)
+	if !m.sp.WasRemoved(approver) || !c.mayTell(e.Sender, now) {
+		return
+	}
+	ev, ok := m.sp.RemovalEvidence(approver)
+	if !ok {
+		return
+	}
+	c.sendEvidence(key, kid, ev)
+	m.n.log.Info("space: showed a device its approver's removal", "space", m.sp.ID(), "device", feed.PublicKey(e.Sender), "approver", approver)
+}
+
+// sendEvidence publishes a removal's evidence sealed under key.
+func (c *channel) sendEvidence(key [auth.KeySize]byte, kid [auth.KeyIDSize]byte, ev []byte) bool {
+	m := c.m
+	plain, err := json.Marshal(body{Kind: bodyRemoved, Evidence: ev})
+	if err != nil {
+		return false
+	}
+	env, err := ephemeral.Seal(key, m.sp.WriterKey(), ephemeral.Header{Topic: c.topic, KeyKind: keyKindEpoch, KeyID: kid[:]}, plain, m.n.eph.Filter().Now(), nil)
+	if err != nil {
+		return false
+	}
+	if err := c.sub.Publish(m.n.ctx, env); err != nil {
+		m.n.log.Debug("space: send a removal's evidence", "space", m.sp.ID(), "err", err)
+		return false
+	}
+	return true
+}
+
+// presenceBody is this device's announcement: its name, and the writer
+// that approved it.
+func (c *channel) presenceBody() body {
+	b := body{Kind: bodyPresence, Name: c.m.selfName()}
+	if by, ok := c.m.sp.Approver(); ok {
+		b.By = by[:]
+	}
+	return b
+}
+
+// approverRemoved puts this device, approved by a writer removed before
+// it approved it, back to waiting: it asks again with its request, so
+// that a member approves it (space.LearnApproverRemoval).
+func (m *member) approverRemoved() {
+	id := m.sp.ID()
+	// Not served until approved again (changed serves it then): members
+	// refuse its proofs, and the resync would prove them every 10 s. The
+	// approval it gets is tried over sessions it opens (tryApproval).
+	m.n.host.RemoveStreamHandler(syncnet.ProtocolFor(id))
+	m.mu.Lock()
+	m.served = false
+	m.mu.Unlock()
+	m.n.repl.Recheck(id)
+	m.n.signins.current()
+	m.mu.Lock()
+	j := m.join
+	m.mu.Unlock()
+	if j == nil {
+		m.n.log.Warn("space: the device that approved this one had been removed; ask to join again", "space", id)
+		return
+	}
+	nj := *j
+	nj.rec.State, nj.rec.Reason = api.JoinWaiting, ""
+	nj.candidates, nj.trial, nj.shown, nj.refusedAt = nil, -1, false, time.Time{}
+	if err := m.setJoin(&nj); err != nil {
+		m.n.log.Error("sign-in: record the request again", "space", id, "err", err)
+		return
+	}
+	m.n.log.Warn("sign-in: the device that approved this one had been removed; asking again", "space", id)
+	m.askSoon()
 }
 
 // removed stops what a removed device must not do any more: serve the

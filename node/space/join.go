@@ -12,7 +12,7 @@ import (
 func (s *Space) Approved() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.keyring != nil
+	return s.keyring != nil && !s.staleLocked()
 }
 
 // Capabilities returns the replication capabilities of every epoch this
@@ -22,7 +22,7 @@ func (s *Space) Capabilities() ([]auth.ReplicationCapability, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	kr := s.keyring
-	if kr == nil {
+	if kr == nil || s.staleLocked() && s.trial != nil {
 		kr = s.trial
 	}
 	if kr == nil {
@@ -53,7 +53,7 @@ func (s *Space) TryKeyring(kr *auth.Keyring) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.keyring == nil {
+	if s.keyring == nil || s.staleLocked() {
 		s.trial = kr.Clone()
 	}
 	return nil
@@ -64,7 +64,7 @@ func (s *Space) TryKeyring(kr *auth.Keyring) error {
 func (s *Space) Trying() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.keyring == nil && s.trial != nil
+	return (s.keyring == nil || s.staleLocked()) && s.trial != nil
 }
 
 // WriterKey returns this device's feed key in the space, which signs its
@@ -87,15 +87,15 @@ func (s *Space) Admits(proves func(auth.ReplicationCapability) bool, writer *fee
 	if s.removed {
 		return false // a removed device replicates with nobody
 	}
-	if s.keyring == nil && s.trial != nil {
+	if (s.keyring == nil || s.staleLocked()) && s.trial != nil {
 		// Trying an approval: a peer that proves the newest epoch of the
 		// keyring tried opens a session, from which this device fetches
 		// its add-writer entry (and the keyring it seals) — or nothing.
 		newest := s.trial.Epochs[len(s.trial.Epochs)-1]
 		return proves(newest.ReplicationCapability(s.id))
 	}
-	if s.keyring == nil {
-		return false
+	if s.keyring == nil || s.staleLocked() {
+		return false // approved by a removed writer: nobody's session counts
 	}
 	all := s.keyring.All() // with the secrets of concurrent rotations
 	newest := s.keyring.Epochs[len(s.keyring.Epochs)-1].Epoch

@@ -106,3 +106,103 @@ func FuzzLearnRemoval(f *testing.F) {
 		}
 	})
 }
+
+// TestLearnApproverRemoval: A removes C; C, not told, approves J. J's view
+// counts it a writer (C's add, with C's keyring). The evidence of C's
+// removal makes J no writer and not approved, also after a restart; it
+// changes nothing for B, approved by A, nor does altered evidence for J.
+// A approves J; J tries A's keyring, fetches A's feeds and is a writer
+// again, its mark cleared.
+func TestLearnApproverRemoval(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := threeMembers(t)
+	if err := a.sp.RemoveWriter(ctx, c.feedKey()); err != nil {
+		t.Fatal(err)
+	}
+	j := newDevice(t, "J", nil)
+	join(t, j, a.sp.ID())
+	if err := c.sp.AddWriter(ctx, j.feedKey(), j.name, j.key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, j, c)
+	if !j.sp.IsWriter() || !j.sp.Approved() {
+		t.Fatal("J not approved by C")
+	}
+	if by, ok := j.sp.Approver(); !ok || by != c.feedKey() {
+		t.Fatalf("J's approver: %x %v", by[:4], ok)
+	}
+	ev, ok := a.sp.RemovalEvidence(c.feedKey())
+	if !ok {
+		t.Fatal("no evidence")
+	}
+	if err := b.sp.LearnApproverRemoval(ev); !errors.Is(err, ErrNotRemoval) || b.sp.Stale() || !b.sp.IsWriter() || !b.sp.Approved() {
+		t.Fatalf("B, approved by A, gives up: %v", err)
+	}
+	for _, i := range []int{len(ev) / 2, len(ev) - 3} {
+		bad := append([]byte(nil), ev...)
+		bad[i] ^= 1
+		if err := j.sp.LearnApproverRemoval(bad); err == nil || j.sp.Stale() || !j.sp.IsWriter() {
+			t.Fatalf("altered evidence (byte %d) accepted: %v", i, err)
+		}
+	}
+	if err := j.sp.LearnApproverRemoval(ev); err != nil {
+		t.Fatal(err)
+	}
+	if !j.sp.Stale() || j.sp.IsWriter() || j.sp.Approved() {
+		t.Fatal("J still approved")
+	}
+	if err := j.sp.Put(ctx, "k", []byte("x")); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("J writes: %v", err)
+	}
+	if err := j.sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	join(t, j, a.sp.ID())
+	if !j.sp.Stale() || j.sp.IsWriter() || j.sp.Approved() {
+		t.Fatal("J forgot on restart")
+	}
+	if err := a.sp.AddWriter(ctx, j.feedKey(), j.name, j.key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := a.sp.Keyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.sp.TryKeyring(kr); err != nil || !j.sp.Trying() {
+		t.Fatalf("J does not try A's keyring: %v", err)
+	}
+	pull(t, j, a)
+	if j.sp.Stale() || !j.sp.IsWriter() || !j.sp.Approved() || j.sp.Trying() {
+		t.Fatalf("J not approved again: stale %v writer %v", j.sp.Stale(), j.sp.IsWriter())
+	}
+	if err := j.sp.Put(ctx, "j", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, a, j)
+	if v := a.sp.Get("j"); len(v) == 0 || string(v[0].Value) != "1" {
+		t.Fatalf("A reads %+v", v)
+	}
+}
+
+// FuzzLearnApproverRemoval: arbitrary bytes as the evidence of the
+// removal of the writer that approved B (A, the origin, never removed).
+// It never panics and never makes B give up its approval.
+func FuzzLearnApproverRemoval(f *testing.F) {
+	ctx := context.Background()
+	a, b, c := threeMembers(f)
+	if err := a.sp.RemoveWriter(ctx, c.feedKey()); err != nil {
+		f.Fatal(err)
+	}
+	ev, ok := a.sp.RemovalEvidence(c.feedKey())
+	if !ok {
+		f.Fatal("no evidence")
+	}
+	f.Add(ev)
+	f.Add([]byte{})
+	f.Add(ev[:len(ev)/2])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := b.sp.LearnApproverRemoval(data); err == nil || b.sp.Stale() || !b.sp.Approved() {
+			t.Fatalf("B gave up for %d bytes: %v", len(data), err)
+		}
+	})
+}

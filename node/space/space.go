@@ -57,11 +57,16 @@ type Space struct {
 	cfg    Config
 	w      *feed.Writer
 
-	mu       sync.Mutex
-	closed   bool
-	view     *View
-	keyring  *auth.Keyring // nil until approved
-	removed  bool          // a member showed this device its removal (LearnRemoval)
+	mu      sync.Mutex
+	closed  bool
+	view    *View
+	keyring *auth.Keyring // nil until approved
+	removed bool          // a member showed this device its removal (LearnRemoval)
+	// stale: a member showed this device the removal of the writer that
+	// approved it, before that writer learned of it (LearnApproverRemoval);
+	// zero if none. Cleared once its view holds that removal and still
+	// counts this device a writer (approved again by a member).
+	stale    feed.PublicKey
 	trial    *auth.Keyring // before approval: an approval's keyring being tried (TryKeyring)
 	byKeyID  map[[16]byte]auth.EpochSecret
 	told     map[feed.PublicKey]uint64 // lengths declared in own ops so far
@@ -127,6 +132,9 @@ func Open(cfg Config, id auth.SpaceID) (*Space, error) {
 		return nil, err
 	}
 	if err := s.loadRemoved(); err != nil {
+		return nil, err
+	}
+	if err := s.loadStale(); err != nil {
 		return nil, err
 	}
 	s.Refresh()
@@ -446,7 +454,7 @@ func (s *Space) writeData(ctx context.Context, op *Op) error {
 func (s *Space) IsWriter() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.removed && s.view.WriterSet().IsWriter(s.own)
+	return !s.removed && !s.staleLocked() && s.view.WriterSet().IsWriter(s.own)
 }
 
 // AddWriter approves a device: an add-writer op naming it, with the
@@ -797,7 +805,7 @@ func (s *Space) computeFeeds() []feed.PublicKey {
 func (s *Space) Refresh() []Change {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.keyring == nil {
+	if s.keyring == nil || s.stale != (feed.PublicKey{}) {
 		s.findKeyring()
 	}
 	var all []Change
@@ -812,6 +820,7 @@ func (s *Space) Refresh() []Change {
 			progress = progress || n > 0
 		}
 	}
+	s.checkStaleLocked()
 	if err := s.view.Flush(); err != nil {
 		s.cfg.Logger.Error("space: store view", "err", err)
 	}
@@ -913,7 +922,7 @@ func (s *Space) findKeyring() {
 				if err != nil {
 					continue
 				}
-				if s.keyringFromHeader(k, data) {
+				if s.keyringFromHeader(k, data) && s.stale == (feed.PublicKey{}) {
 					return
 				}
 				if h, err := PeekEntry(data); err == nil && h.Membership == OpAddWriter && !seen[h.Target] {
