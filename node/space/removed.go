@@ -56,6 +56,27 @@ func (s *Space) RemovalEvidence(target feed.PublicKey) ([]byte, bool) {
 	return raw, true
 }
 
+// provenEntry decodes removal evidence: one entry of a feed, proven
+// against a signed head of that feed (feed.Batch.Verify). It returns the
+// entry's feed, index and sealed bytes; the caller checks who wrote it and
+// what it says.
+func provenEntry(evidence []byte) (author feed.PublicKey, index uint64, data []byte, err error) {
+	if len(evidence) > MaxRemovalEvidence {
+		return author, 0, nil, fmt.Errorf("%w: %d bytes", ErrNotRemoval, len(evidence))
+	}
+	var b feed.Batch
+	if err := b.UnmarshalBinary(evidence); err != nil {
+		return author, 0, nil, fmt.Errorf("%w: %v", ErrNotRemoval, err)
+	}
+	if len(b.Runs) != 1 || len(b.Runs[0].Entries) != 1 || b.Consistency != nil {
+		return author, 0, nil, fmt.Errorf("%w: not one entry", ErrNotRemoval)
+	}
+	if err := b.Verify(); err != nil {
+		return author, 0, nil, fmt.Errorf("%w: %v", ErrNotRemoval, err)
+	}
+	return b.Head.Key, b.Runs[0].Start, b.Runs[0].Entries[0], nil
+}
+
 // LearnRemoval checks evidence that this device was removed and, if it
 // holds, records it: from then on the device is no writer (IsWriter,
 // Removed), whatever its view says, and admits no peer. The evidence must
@@ -63,20 +84,10 @@ func (s *Space) RemovalEvidence(target feed.PublicKey) ([]byte, bool) {
 // this device's view, that opens with a key this device holds, and whose
 // op removes this device. ErrNotRemoval otherwise.
 func (s *Space) LearnRemoval(evidence []byte) error {
-	if len(evidence) > MaxRemovalEvidence {
-		return fmt.Errorf("%w: %d bytes", ErrNotRemoval, len(evidence))
+	author, index, data, err := provenEntry(evidence)
+	if err != nil {
+		return err
 	}
-	var b feed.Batch
-	if err := b.UnmarshalBinary(evidence); err != nil {
-		return fmt.Errorf("%w: %v", ErrNotRemoval, err)
-	}
-	if len(b.Runs) != 1 || len(b.Runs[0].Entries) != 1 || b.Consistency != nil {
-		return fmt.Errorf("%w: not one entry", ErrNotRemoval)
-	}
-	if err := b.Verify(); err != nil {
-		return fmt.Errorf("%w: %v", ErrNotRemoval, err)
-	}
-	author, index, data := b.Head.Key, b.Runs[0].Start, b.Runs[0].Entries[0]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.removed {
@@ -174,20 +185,10 @@ func (s *Space) approverLocked() (feed.PublicKey, bool) {
 // accepted adds are the only ones of this device in its view, and that
 // removal must not be in the view already. ErrNotRemoval otherwise.
 func (s *Space) LearnApproverRemoval(evidence []byte) error {
-	if len(evidence) > MaxRemovalEvidence {
-		return fmt.Errorf("%w: %d bytes", ErrNotRemoval, len(evidence))
+	author, index, data, err := provenEntry(evidence)
+	if err != nil {
+		return err
 	}
-	var b feed.Batch
-	if err := b.UnmarshalBinary(evidence); err != nil {
-		return fmt.Errorf("%w: %v", ErrNotRemoval, err)
-	}
-	if len(b.Runs) != 1 || len(b.Runs[0].Entries) != 1 || b.Consistency != nil {
-		return fmt.Errorf("%w: not one entry", ErrNotRemoval)
-	}
-	if err := b.Verify(); err != nil {
-		return fmt.Errorf("%w: %v", ErrNotRemoval, err)
-	}
-	author, index, data := b.Head.Key, b.Runs[0].Start, b.Runs[0].Entries[0]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.removed || s.staleLocked() {
