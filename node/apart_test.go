@@ -51,7 +51,7 @@ func TestSpacesApart(t *testing.T) {
 	var hy feed.PublicKey
 	b, _ := hex.DecodeString(y.Feed)
 	copy(hy[:], b)
-	hx, err := h.member(x.ID)
+	hx, err := h.opened(x.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestSpacesApart(t *testing.T) {
 		}
 		return nil
 	})
-	mx, err := m.member(x.ID)
+	mx, err := m.opened(x.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestIngestRefusesOtherFeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := n.member(x.ID)
+	m, _ := n.opened(x.ID)
 	if err := m.Ingest(w.Key(), b); !errors.Is(err, errNotOfSpace) {
 		t.Fatalf("ingest of a feed not of the space: %v", err)
 	}

@@ -80,14 +80,14 @@ func (n *Node) Spaces() []api.SpaceInfo {
 
 // Space implements api.Backend.
 func (n *Node) Space(id string) (api.SpaceInfo, error) {
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		return api.SpaceInfo{}, err
 	}
 	return m.info(), nil
 }
 
-func (m *member) info() api.SpaceInfo {
+func (m *openSpace) info() api.SpaceInfo {
 	sp := m.sp
 	id, own := sp.ID(), sp.Feed()
 	digest := sp.Digest()
@@ -124,7 +124,7 @@ func userKeys(sp *space.Space) int {
 
 // Get implements api.Backend.
 func (n *Node) Get(id, key string) (api.Entry, error) {
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		return api.Entry{}, err
 	}
@@ -156,7 +156,7 @@ func checkKey(key string) error {
 
 // Put implements api.Backend. It returns once the entry is durable.
 func (n *Node) Put(ctx context.Context, id, key string, value []byte) error {
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func (n *Node) Put(ctx context.Context, id, key string, value []byte) error {
 // PutMany sets several keys in one durable append (space.Space.PutMany):
 // for importing data in bulk from Go.
 func (n *Node) PutMany(ctx context.Context, id string, kvs []space.KV) error {
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		return err
 	}
@@ -194,7 +194,7 @@ func (n *Node) PutMany(ctx context.Context, id string, kvs []space.KV) error {
 
 // Delete implements api.Backend.
 func (n *Node) Delete(ctx context.Context, id, key string) error {
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		return err
 	}
@@ -210,7 +210,7 @@ func (n *Node) Delete(ctx context.Context, id, key string) error {
 
 // List implements api.Backend.
 func (n *Node) List(id, prefix, after string, limit int) (api.Page, error) {
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		return api.Page{}, err
 	}
@@ -234,7 +234,7 @@ func (n *Node) List(id, prefix, after string, limit int) (api.Page, error) {
 
 // Watch implements api.Backend.
 func (n *Node) Watch(ctx context.Context, id, prefix string) (<-chan api.Entry, func() error, error) {
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -284,7 +284,7 @@ func (n *Node) Watch(ctx context.Context, id, prefix string) (<-chan api.Entry, 
 
 // Members implements api.Backend.
 func (n *Node) Members(id string) ([]api.Member, error) {
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +299,7 @@ func (n *Node) Members(id string) ([]api.Member, error) {
 
 // RemoveMember implements api.Backend.
 func (n *Node) RemoveMember(ctx context.Context, id, feedHex string) error {
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,7 @@
 //
 // Protocol logic lives in sub-packages free of sockets, timers and badger,
 // so that the browser node can run it compiled to WebAssembly: node/space
-// (the multiwriter database) and node/sync (the replication state machine).
+// (the multiwriter database) and node/replication (the replication state machine).
 // This package is the I/O around them.
 //
 // # Data directory

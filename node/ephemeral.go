@@ -113,7 +113,7 @@ func (n *Node) closeEphemeral() error {
 // channel is a served space's ephemeral side: its subscription, who was
 // heard from, and the API's listeners.
 type channel struct {
-	m        *member
+	m        *openSpace
 	topic    ephemeral.Topic
 	sub      *p2p.Subscription
 	presence *ephemeral.Presence
@@ -133,7 +133,7 @@ type listener struct {
 // startEphemeral subscribes to the space's topic and starts the reader and
 // the announcer. Called once, when the space is opened (before approval
 // the topic carries this device's sign-in); m.mu is held.
-func (m *member) startEphemeral() {
+func (m *openSpace) startEphemeral() {
 	n := m.n
 	if n.eph == nil || m.ctx.Err() != nil {
 		return
@@ -163,14 +163,14 @@ func (m *member) startEphemeral() {
 }
 
 // channel returns the space's ephemeral channel, nil until it is served.
-func (m *member) channel() *channel {
+func (m *openSpace) channel() *channel {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.eph
 }
 
 // selfName is this device's name in the space: its add-writer op's.
-func (m *member) selfName() string {
+func (m *openSpace) selfName() string {
 	own := m.sp.Feed()
 	for _, d := range m.sp.Devices() {
 		if d.Feed == own {
@@ -362,8 +362,8 @@ func checkMessage(topic string, data []byte) error {
 
 // servedChannel returns the ephemeral channel of the space id, or
 // api.ErrNoKeys while it is not served.
-func (n *Node) servedChannel(id string) (*member, *channel, error) {
-	m, err := n.member(id)
+func (n *Node) servedChannel(id string) (*openSpace, *channel, error) {
+	m, err := n.opened(id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -433,7 +433,7 @@ func (n *Node) Listen(ctx context.Context, id, topic string) (<-chan api.Message
 
 // Devices implements api.Backend.
 func (n *Node) Devices(id string) ([]api.Device, error) {
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		return nil, err
 	}

@@ -83,7 +83,7 @@ func TestEphemeralMessages(t *testing.T) {
 
 	// A non-member that holds the space's ephemeral key (a removed device
 	// would) signs with its own key: B and C drop it.
-	ma, _ := a.member(id)
+	ma, _ := a.opened(id)
 	_, forger, _ := ed25519.GenerateKey(nil)
 	kid, key, err := ma.sp.EphemeralKey()
 	if err != nil {

@@ -62,7 +62,7 @@ type Node struct {
 
 	mu      sync.Mutex
 	closing bool
-	spaces  map[auth.SpaceID]*member
+	spaces  map[auth.SpaceID]*openSpace
 	signins *signins
 
 	ctx    context.Context
@@ -159,7 +159,7 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool) (n *Node, err error)
 	ctx, cancel := context.WithCancel(context.Background())
 	n = &Node{cfg: cfg, log: log, host: h, metrics: reg, started: time.Now(),
 		store: store, kept: kept, feedOpts: fopts, device: device, repl: syncnet.New(h, log), stats: newStats(reg),
-		spaces: make(map[auth.SpaceID]*member), signins: newSignins(), ctx: ctx, cancel: cancel}
+		spaces: make(map[auth.SpaceID]*openSpace), signins: newSignins(), ctx: ctx, cancel: cancel}
 	if err := n.startEphemeralService(); err != nil {
 		n.Close()
 		return nil, err

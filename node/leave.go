@@ -9,8 +9,8 @@ import (
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/replication"
 	"github.com/mycelsync/mycel/node/space"
-	syncproto "github.com/mycelsync/mycel/node/sync"
 )
 
 // leaveWait bounds how long leaving waits for a peer to be served the
@@ -26,7 +26,7 @@ const leaveWait = 10 * time.Second
 // same way: the request is no longer asked, and an answer that comes later
 // finds no space.
 func (n *Node) LeaveSpace(ctx context.Context, id string) (api.Left, error) {
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		return api.Left{}, err
 	}
@@ -68,7 +68,7 @@ func (n *Node) LeaveSpace(ctx context.Context, id string) (api.Left, error) {
 // waitServed waits until a replication session has served this device's
 // feed up to m.leaveAt to its peer, which asked for it, and returns how
 // many sessions did (0 when ctx ended first).
-func (m *member) waitServed(ctx context.Context) int {
+func (m *openSpace) waitServed(ctx context.Context) int {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -89,8 +89,8 @@ func (m *member) waitServed(ctx context.Context) int {
 // sessionModel is the Model of one session: the space's feeds, noting
 // when the session serves this device's feed as far as m.leaveAt.
 type sessionModel struct {
-	syncproto.Model
-	m    *member
+	replication.Model
+	m    *openSpace
 	own  feed.PublicKey
 	told bool // counted in m.reached; under m.mu
 }
@@ -113,7 +113,7 @@ func (s *sessionModel) Batch(k feed.PublicKey, req feed.BatchRequest) (*feed.Bat
 	return b, nil
 }
 
-func (m *member) hasLeft() bool {
+func (m *openSpace) hasLeft() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.left
@@ -123,7 +123,7 @@ func (m *member) hasLeft() bool {
 // deletes this device's copy. The record is marked first, so that a crash
 // midway ends the deletion at the next open (loadSpaces) instead of
 // opening half a space.
-func (n *Node) dropSpace(m *member) error {
+func (n *Node) dropSpace(m *openSpace) error {
 	id := m.sp.ID()
 	n.mu.Lock()
 	if n.spaces[id] != m {

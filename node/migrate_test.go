@@ -79,8 +79,8 @@ func TestMigrateLayout1(t *testing.T) {
 	var hy feed.PublicKey
 	b, _ := hex.DecodeString(y.Feed)
 	copy(hy[:], b)
-	mx, _ := h.member(x.ID)
-	my, _ := h.member(y.ID)
+	mx, _ := h.opened(x.ID)
+	my, _ := h.opened(y.ID)
 	if n := mx.sp.Held(hy); n != 0 {
 		t.Fatalf("X's namespace holds %d entries of this device's feed in Y", n)
 	}

@@ -20,7 +20,7 @@ const maxGenerationSwitches = 4
 
 // keepPassword keeps the password this device set in its space record, to
 // renew the key after a removal.
-func (m *member) keepPassword(password string) error {
+func (m *openSpace) keepPassword(password string) error {
 	rec, err := m.n.readRecord(m.sp.ID())
 	if err != nil {
 		return err
@@ -32,7 +32,7 @@ func (m *member) keepPassword(password string) error {
 // renewPassword writes the password key of the current generation when
 // the space's is older and this device set that password. A device whose
 // password was replaced by another member's forgets its own.
-func (m *member) renewPassword() {
+func (m *openSpace) renewPassword() {
 	if !m.sp.IsWriter() {
 		return
 	}
@@ -66,7 +66,7 @@ func (m *member) renewPassword() {
 
 // followGeneration moves this device's request made with the password to
 // the key generation a refusal named, and returns the request to ask with.
-func (m *member) followGeneration(j *joining) *joining {
+func (m *openSpace) followGeneration(j *joining) *joining {
 	m.mu.Lock()
 	want, pw := j.wantGen, j.rec.Password
 	m.mu.Unlock()

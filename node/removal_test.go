@@ -79,7 +79,7 @@ func TestNodesRemoval(t *testing.T) {
 		return nil
 	})
 	// C asks again: refused.
-	mc, err := c.member(id)
+	mc, err := c.opened(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestPasswordRotatesWithRemoval(t *testing.T) {
 		t.Fatal(err)
 	}
 	approve(t, a, c, id, "C")
-	mc, err := c.member(id)
+	mc, err := c.opened(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestPasswordRotatesWithRemoval(t *testing.T) {
 	if err := a.RemoveMember(ctx, id, ci.Feed); err != nil {
 		t.Fatal(err)
 	}
-	ma, err := a.member(id)
+	ma, err := a.opened(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestPasswordRotatesWithRemoval(t *testing.T) {
 	if got := waitJoin(t, d, id); got.State != api.JoinApproved {
 		t.Fatalf("D's join: %+v", got)
 	}
-	md, err := d.member(id)
+	md, err := d.opened(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func TestApprovedByStaleRemoved(t *testing.T) {
 		return nil
 	})
 	di, _ := d.Space(id)
-	md, err := d.member(id)
+	md, err := d.opened(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,11 +365,11 @@ func TestApprovedByStaleRemoved(t *testing.T) {
 		}
 		return nil
 	})
-	mb, err := b.member(id)
+	mb, err := b.opened(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ma, err := a.member(id)
+	ma, err := a.opened(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +413,7 @@ func TestApprovedByStaleRemoved(t *testing.T) {
 		return nil
 	})
 	t.Logf("J learned its approver's removal %v after A came online", time.Since(shownAt).Round(10*time.Millisecond))
-	mj, err := j.member(id)
+	mj, err := j.opened(id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,7 @@ func (c *channel) tellRemoved(e *ephemeral.Envelope, now time.Time) {
 // learnRemoval takes evidence a member sent; if it proves this device's
 // removal, the device stops acting as a writer. Evidence of another
 // device's removal (every member on the topic receives it) is ignored.
-func (m *member) learnRemoval(ev []byte) error {
+func (m *openSpace) learnRemoval(ev []byte) error {
 	if m.sp.Removed() || len(ev) == 0 {
 		return nil
 	}
@@ -162,7 +162,7 @@ func (c *channel) presenceBody() body {
 // approverRemoved puts this device, approved by a writer removed before
 // it approved it, back to waiting: it asks again with its request, so
 // that a member approves it (space.LearnApproverRemoval).
-func (m *member) approverRemoved() {
+func (m *openSpace) approverRemoved() {
 	id := m.sp.ID()
 	// Not served until approved again (changed serves it then): members
 	// refuse its proofs, and the resync would prove them every 10 s. The
@@ -194,7 +194,7 @@ func (m *member) approverRemoved() {
 // removed stops what a removed device must not do any more: serve the
 // space's replication (peers would wait for a session that they refuse)
 // and keep join requests for a person.
-func (m *member) removed() {
+func (m *openSpace) removed() {
 	id := m.sp.ID()
 	m.n.host.RemoveStreamHandler(syncnet.ProtocolFor(id))
 	m.n.repl.Recheck(id) // its sessions' peers are admitted no more

@@ -28,7 +28,7 @@ func TestEphemeralReplay(t *testing.T) {
 	approve(t, a, b, id, "B")
 	waitWriters(t, id, a, b)
 
-	m, err := a.member(id)
+	m, err := a.opened(id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ type sharer struct {
 
 // checkShare shares the newest secret when this device's turn has come,
 // and otherwise arms a timer to look again then.
-func (m *member) checkShare(now time.Time) {
+func (m *openSpace) checkShare(now time.Time) {
 	rank, due := m.sp.ShareDue()
 	if !due {
 		m.share.stop()

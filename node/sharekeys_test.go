@@ -68,7 +68,7 @@ func TestNodesShareKeysAfterConcurrentRemoval(t *testing.T) {
 
 	// own is the length of n's feed in the space.
 	own := func(n *Node) uint64 {
-		m, err := n.member(id)
+		m, err := n.opened(id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func TestNodesShareKeysAfterConcurrentRemoval(t *testing.T) {
 		t.Fatalf("A and B wrote %d ops after B came back, want the one share", got)
 	}
 	for name, n := range map[string]*Node{"A": a, "B": b} {
-		m, err := n.member(id)
+		m, err := n.opened(id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +126,7 @@ func TestNodesShareKeysAfterConcurrentRemoval(t *testing.T) {
 	// D holds no secret of the newest epoch: it opens none of B's or C's
 	// writes in it, whatever entries of theirs it holds.
 	caps := func(n *Node) int {
-		m, err := n.member(id)
+		m, err := n.opened(id)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -160,7 +160,7 @@ type candidate struct {
 
 // pending is a request a member holds for a person's answer.
 type pending struct {
-	m       *member
+	m       *openSpace
 	req     *auth.JoinRequest
 	key     auth.RequestKey
 	via     string
@@ -198,7 +198,7 @@ func requestID(h [32]byte) string { return hex.EncodeToString(h[:8]) }
 
 // CreateInvite implements api.Backend.
 func (n *Node) CreateInvite(ctx context.Context, id string, ttl time.Duration) (api.Invite, error) {
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		return api.Invite{}, err
 	}
@@ -242,7 +242,7 @@ func (n *Node) CreateInvite(ctx context.Context, id string, ttl time.Duration) (
 
 // SetPassword implements api.Backend.
 func (n *Node) SetPassword(ctx context.Context, id, password string) error {
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		return err
 	}
@@ -317,7 +317,7 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 	if err := checkName(name); err != nil {
 		return api.JoinState{}, err
 	}
-	m, err := n.member(sid.String())
+	m, err := n.opened(sid.String())
 	switch {
 	case errors.Is(err, api.ErrNotFound):
 		if m, err = n.newSpace(ctx, name, &sid); err != nil {
@@ -359,7 +359,7 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 }
 
 // setJoin records the device's own request in its space record.
-func (m *member) setJoin(j *joining) error {
+func (m *openSpace) setJoin(j *joining) error {
 	rec, err := m.n.readRecord(m.sp.ID())
 	if err != nil {
 		return err
@@ -380,7 +380,7 @@ func (m *member) setJoin(j *joining) error {
 }
 
 // loadJoin restores the device's own request from its space record.
-func (m *member) loadJoin(r *joinRecord) {
+func (m *openSpace) loadJoin(r *joinRecord) {
 	if r == nil {
 		return
 	}
@@ -397,7 +397,7 @@ func (m *member) loadJoin(r *joinRecord) {
 }
 
 // joinState is the device's own request as the API shows it, nil without.
-func (m *member) joinState() api.JoinState {
+func (m *openSpace) joinState() api.JoinState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	j := m.join
@@ -413,7 +413,7 @@ func (m *member) joinState() api.JoinState {
 }
 
 // finishJoin records how the device's own request ended.
-func (m *member) finishJoin(state, reason string) {
+func (m *openSpace) finishJoin(state, reason string) {
 	// The joining's fields change under m.mu (addCandidate): copy it
 	// under it.
 	m.mu.Lock()
@@ -433,7 +433,7 @@ func (m *member) finishJoin(state, reason string) {
 }
 
 // askSoon wakes the asker.
-func (m *member) askSoon() {
+func (m *openSpace) askSoon() {
 	select {
 	case m.ask <- struct{}{}:
 	default:
@@ -444,7 +444,7 @@ func (m *member) askSoon() {
 // a peer on the space's topic is known, again after 0.5, 1, 2 and 4 s (a
 // request published before the topic's mesh formed may reach nobody),
 // then every askInterval — until it is answered or expires.
-func (m *member) asker(ctx context.Context) {
+func (m *openSpace) asker(ctx context.Context) {
 	t := time.NewTimer(askInterval)
 	defer t.Stop()
 	asked := 0
@@ -488,7 +488,7 @@ func (m *member) asker(ctx context.Context) {
 
 // askOnce publishes the device's own request, or ends it if it expired or
 // the password was refused.
-func (m *member) askOnce(ctx context.Context, c *channel, j *joining) {
+func (m *openSpace) askOnce(ctx context.Context, c *channel, j *joining) {
 	if time.Now().After(j.rec.Expires) {
 		m.finishJoin(api.JoinRefused, "no member answered before the request expired")
 		return
@@ -847,7 +847,7 @@ func (c *channel) answerForMe(e *ephemeral.Envelope, j *joining) error {
 // addCandidate keeps an approval's keyring to try (tryApproval), unless
 // it was received before or maxCandidates are kept, in which case it
 // takes the place of the most tried one that is not being tried.
-func (m *member) addCandidate(j *joining, kr *auth.Keyring, sum [32]byte) {
+func (m *openSpace) addCandidate(j *joining, kr *auth.Keyring, sum [32]byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, c := range j.candidates {
@@ -885,7 +885,7 @@ func (m *member) addCandidate(j *joining, kr *auth.Keyring, sum [32]byte) {
 // once that entry counts (checkJoined). It returns when to look again, 0
 // for nothing to try. Each candidate is tried once, the newest untried
 // first.
-func (m *member) tryApproval(ctx context.Context, j *joining, now time.Time) time.Duration {
+func (m *openSpace) tryApproval(ctx context.Context, j *joining, now time.Time) time.Duration {
 	if m.sp.Approved() {
 		m.checkJoined()
 		return 0
@@ -949,7 +949,7 @@ func (m *member) tryApproval(ctx context.Context, j *joining, now time.Time) tim
 
 // checkJoined ends this device's request as approved once its own
 // add-writer op counts in its view.
-func (m *member) checkJoined() {
+func (m *openSpace) checkJoined() {
 	m.mu.Lock()
 	j := m.join
 	m.mu.Unlock()

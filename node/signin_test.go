@@ -207,7 +207,7 @@ func TestSignInExpiredInvite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := a.member(info.ID)
+	m, err := a.opened(info.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestSignInJoinAgainContinues(t *testing.T) {
 // requests with the same key, each from a fresh feed key it signs with.
 func bogusRequests(t *testing.T, x *Node, id string, key auth.RequestKey, n int) {
 	t.Helper()
-	m, err := x.member(id)
+	m, err := x.opened(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +438,7 @@ func TestSignInForgedApproval(t *testing.T) {
 	r := waitRequest(t, a, st.Code)
 	// X read D's request on the topic (it holds the password); here it
 	// takes it from D.
-	md, err := d.member(id)
+	md, err := d.opened(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +451,7 @@ func TestSignInForgedApproval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mx, err := x.member(id)
+	mx, err := x.opened(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +515,7 @@ func TestSigninBoundsFairShare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := a.member(info.ID)
+	m, err := a.opened(info.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/replication"
 	"github.com/mycelsync/mycel/node/space"
-	syncproto "github.com/mycelsync/mycel/node/sync"
 	"github.com/mycelsync/mycel/node/syncnet"
 )
 
@@ -45,10 +45,10 @@ func recordAD(id auth.SpaceID) []byte {
 	return append([]byte("mycel node space record\x00"), id[:]...)
 }
 
-// member is a space the node has open: the space, its namespace of the
+// openSpace is a space the node has open: the space, its namespace of the
 // store with the feeds in it, and its face to the replicator
 // (syncnet.Space).
-type member struct {
+type openSpace struct {
 	n    *Node
 	sp   *space.Space
 	name string
@@ -80,38 +80,38 @@ type member struct {
 	share sharer        // the refresher's: sharing the newest secret (sharekeys.go)
 }
 
-var _ syncnet.Space = (*member)(nil)
+var _ syncnet.Space = (*openSpace)(nil)
 
-func (m *member) ID() auth.SpaceID { return m.sp.ID() }
+func (m *openSpace) ID() auth.SpaceID { return m.sp.ID() }
 
 // Model serves the feeds of the space (space.Space.Feeds) from the space's
 // own namespace: never a feed of another space that shares the store. One
 // Model per session: it also tells a leaving device when the session
 // served its removal (leave.go).
-func (m *member) Model() syncproto.Model {
+func (m *openSpace) Model() replication.Model {
 	return &sessionModel{Model: syncnet.NewDBModel(m.db, m.sp.Feeds), m: m, own: m.sp.Feed()}
 }
 
 // Credentials are only asked for once the member is served, which needs
 // the keys.
-func (m *member) Credentials() syncproto.Credentials {
+func (m *openSpace) Credentials() replication.Credentials {
 	caps, _ := m.sp.Capabilities()
-	return syncproto.Credentials{Caps: caps, Writer: m.sp.WriterKey()}
+	return replication.Credentials{Caps: caps, Writer: m.sp.WriterKey()}
 }
 
-func (m *member) Verify(binding []byte, p syncproto.Proof) bool {
+func (m *openSpace) Verify(binding []byte, p replication.Proof) bool {
 	if m.hasLeft() {
 		return false
 	}
 	return m.sp.Admits(func(c auth.ReplicationCapability) bool {
-		return syncproto.VerifyCap(c)(binding, p)
+		return replication.VerifyCap(c)(binding, p)
 	}, p.Writer)
 }
 
 // errNotOfSpace refuses a feed that is not one of the space's.
 var errNotOfSpace = errors.New("node: not a feed of this space")
 
-func (m *member) Ingest(k feed.PublicKey, b *feed.Batch) error {
+func (m *openSpace) Ingest(k feed.PublicKey, b *feed.Batch) error {
 	if m.hasLeft() || !m.sp.HasFeed(k) {
 		return fmt.Errorf("%w: %x", errNotOfSpace, k[:8])
 	}
@@ -169,7 +169,7 @@ func newStats(reg prometheus.Registerer) stats {
 	}
 }
 
-func (m *member) ImportEvidence(ev *feed.ForkEvidence) error {
+func (m *openSpace) ImportEvidence(ev *feed.ForkEvidence) error {
 	if !m.sp.HasFeed(ev.A.Key) {
 		return fmt.Errorf("%w: %x", errNotOfSpace, ev.A.Key[:8])
 	}
@@ -186,7 +186,7 @@ func (m *member) ImportEvidence(ev *feed.ForkEvidence) error {
 
 // refreshSoon asks the refresher to read what was ingested, without
 // blocking the session that ingested it.
-func (m *member) refreshSoon() {
+func (m *openSpace) refreshSoon() {
 	select {
 	case m.kick <- struct{}{}:
 	default:
@@ -196,7 +196,7 @@ func (m *member) refreshSoon() {
 // refresher applies ingested entries to the view, one Refresh for however
 // many batches arrived meanwhile, and tells the replicator when the space's
 // feeds changed (a writer was added).
-func (m *member) refresher(ctx context.Context) {
+func (m *openSpace) refresher(ctx context.Context) {
 	defer close(m.done)
 	defer m.share.stop()
 	m.checkShare(time.Now())
@@ -218,7 +218,7 @@ func (m *member) refresher(ctx context.Context) {
 // new feeds, or a space that can now be served, or a writer removed or an
 // epoch started, after which the open sessions' peers must prove again
 // that they are admitted.
-func (m *member) changed() {
+func (m *openSpace) changed() {
 	n := len(m.sp.Feeds())
 	removed, secrets := m.sp.Admission()
 	admits := [2]int{removed, secrets}
@@ -245,7 +245,7 @@ func (m *member) changed() {
 
 // serve starts replicating the space once this device holds its keys. It
 // reports whether it started now.
-func (m *member) serve() bool {
+func (m *openSpace) serve() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.served || !m.sp.Approved() || m.sp.Removed() {
@@ -259,14 +259,14 @@ func (m *member) serve() bool {
 	return true
 }
 
-func (m *member) isServed() bool {
+func (m *openSpace) isServed() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.served
 }
 
 // wrote tells the peers of a local write.
-func (m *member) wrote() {
+func (m *openSpace) wrote() {
 	m.n.stats.written.Inc()
 	m.n.repl.Appended(m.sp.ID(), m.sp.Feed())
 	m.changed()
@@ -378,8 +378,8 @@ func (n *Node) spaceConfig(id auth.SpaceID, rec *spaceRecord) (space.Config, fee
 
 // addMember registers an open space, starts its refresher and serves it if
 // this device holds its keys. n.mu must not be held.
-func (n *Node) addMember(sp *space.Space, name string, st feed.Storage, db *feed.DB) *member {
-	m := &member{n: n, sp: sp, name: name, st: st, db: db, feeds: len(sp.Feeds()),
+func (n *Node) addMember(sp *space.Space, name string, st feed.Storage, db *feed.DB) *openSpace {
+	m := &openSpace{n: n, sp: sp, name: name, st: st, db: db, feeds: len(sp.Feeds()),
 		kick: make(chan struct{}, 1), done: make(chan struct{}), ask: make(chan struct{}, 1)}
 	m.ctx, m.cancel = context.WithCancel(n.ctx)
 	n.mu.Lock()
@@ -408,7 +408,7 @@ func (n *Node) addMember(sp *space.Space, name string, st feed.Storage, db *feed
 
 // newSpace records a space with a fresh feed key for this device and
 // opens it: created (origin) or joined (waiting for approval).
-func (n *Node) newSpace(ctx context.Context, name string, id *auth.SpaceID) (*member, error) {
+func (n *Node) newSpace(ctx context.Context, name string, id *auth.SpaceID) (*openSpace, error) {
 	seed := make([]byte, ed25519.SeedSize)
 	if _, err := rand.Read(seed); err != nil {
 		return nil, err
@@ -465,9 +465,9 @@ func (n *Node) checkEmpty(id auth.SpaceID) error {
 	return nil
 }
 
-// member returns the open space whose hex ID is id or starts with it (at
+// opened returns the open space whose hex ID is id or starts with it (at
 // least 8 hex digits, matching one space).
-func (n *Node) member(id string) (*member, error) {
+func (n *Node) opened(id string) (*openSpace, error) {
 	if len(id) < 8 {
 		return nil, fmt.Errorf("%w: space ID %q: give at least 8 hex digits", api.ErrBadRequest, id)
 	}
@@ -476,7 +476,7 @@ func (n *Node) member(id string) (*member, error) {
 	if n.closing {
 		return nil, api.ErrClosed
 	}
-	var found []*member
+	var found []*openSpace
 	for sid, m := range n.spaces {
 		if s := sid.String(); s == id {
 			return m, nil
@@ -494,14 +494,14 @@ func (n *Node) member(id string) (*member, error) {
 }
 
 // members returns the open spaces, sorted by ID.
-func (n *Node) members() []*member {
+func (n *Node) members() []*openSpace {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := make([]*member, 0, len(n.spaces))
+	out := make([]*openSpace, 0, len(n.spaces))
 	for _, m := range n.spaces {
 		out = append(out, m)
 	}
-	slices.SortFunc(out, func(a, b *member) int {
+	slices.SortFunc(out, func(a, b *openSpace) int {
 		x, y := a.sp.ID(), b.sp.ID()
 		return bytes.Compare(x[:], y[:])
 	})

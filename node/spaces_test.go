@@ -40,7 +40,7 @@ func eventually(t testing.TB, d time.Duration, cond func() error) {
 // feedLengths describes what n holds of each feed of a space, for failure
 // messages.
 func feedLengths(n *Node, id string) string {
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		return err.Error()
 	}
@@ -125,7 +125,7 @@ func approve(t testing.TB, a, b *Node, space, name string) {
 // feed that no device asked for (a hostile member's add).
 func addWriter(t *testing.T, n *Node, id, feedHex, name string, dk *auth.DeviceKey) {
 	t.Helper()
-	m, err := n.member(id)
+	m, err := n.opened(id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,9 +28,9 @@ import (
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node"
 	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/replication"
+	"github.com/mycelsync/mycel/node/replication/syncpb"
 	"github.com/mycelsync/mycel/node/space"
-	msync "github.com/mycelsync/mycel/node/sync"
-	"github.com/mycelsync/mycel/node/sync/syncpb"
 	"github.com/mycelsync/mycel/node/syncnet"
 )
 
@@ -457,13 +457,13 @@ func TestE2EMaliciousPeers(t *testing.T) {
 	}
 	frame := func(m *syncpb.Message) []byte {
 		var buf bytes.Buffer
-		if err := msync.WriteFrame(&buf, m); err != nil {
+		if err := replication.WriteFrame(&buf, m); err != nil {
 			t.Fatal(err)
 		}
 		return buf.Bytes()
 	}
-	nonce := make([]byte, msync.NonceSize)
-	hello := frame(&syncpb.Message{Body: &syncpb.Message_Hello{Hello: &syncpb.Hello{Version: msync.Version, Nonce: nonce}}})
+	nonce := make([]byte, replication.NonceSize)
+	hello := frame(&syncpb.Message{Body: &syncpb.Message_Hello{Hello: &syncpb.Hello{Version: replication.Version, Nonce: nonce}}})
 	wrongProof := frame(&syncpb.Message{Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proofs: []*syncpb.EpochProof{{Epoch: 0, Proof: make([]byte, 32)}}}}})
 	heads := frame(&syncpb.Message{Body: &syncpb.Message_Heads{Heads: &syncpb.Heads{}}})
 	cases := []struct {
@@ -472,7 +472,7 @@ func TestE2EMaliciousPeers(t *testing.T) {
 	}{
 		{"no capability", append(hello, wrongProof...)},
 		{"garbage", bytes.Repeat([]byte("not a frame "), 20)},
-		{"oversized frame", binary.AppendUvarint(nil, msync.MaxFrameSize+1)},
+		{"oversized frame", binary.AppendUvarint(nil, replication.MaxFrameSize+1)},
 		{"heads before hello", heads},
 	}
 	for _, c := range cases {
@@ -499,7 +499,7 @@ func TestE2EMaliciousPeers(t *testing.T) {
 		// most its Hello and Prove, never a head.
 		var got []string
 		for {
-			m, err := msync.ReadFrame(st, msync.MaxFrameSize)
+			m, err := replication.ReadFrame(st, replication.MaxFrameSize)
 			if err != nil {
 				if !errors.Is(err, network.ErrReset) {
 					t.Fatalf("%s: stream ended with %v, want a reset", c.name, err)

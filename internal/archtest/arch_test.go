@@ -19,7 +19,7 @@ var corePackages = []string{
 	"github.com/mycelsync/mycel/feed/feedpb",
 	"github.com/mycelsync/mycel/feed/memstore",
 	"github.com/mycelsync/mycel/node/space",
-	"github.com/mycelsync/mycel/node/sync",
+	"github.com/mycelsync/mycel/node/replication",
 }
 
 // forbidden are import path prefixes the core must not depend on.

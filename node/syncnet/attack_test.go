@@ -17,8 +17,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
-	"github.com/mycelsync/mycel/node/sync"
-	"github.com/mycelsync/mycel/node/sync/syncpb"
+	"github.com/mycelsync/mycel/node/replication"
+	"github.com/mycelsync/mycel/node/replication/syncpb"
 )
 
 // waitNoSession waits until r has no session with h: r may be opening one
@@ -48,7 +48,7 @@ func openRaw(t *testing.T, from, to host.Host, p *pair) network.Stream {
 func helloFrame(t *testing.T) []byte {
 	var b bytesBuffer
 	nonce := newNonce()
-	if err := sync.WriteFrame(&b, &syncpb.Message{Body: &syncpb.Message_Hello{Hello: &syncpb.Hello{Version: sync.Version, Nonce: nonce[:]}}}); err != nil {
+	if err := replication.WriteFrame(&b, &syncpb.Message{Body: &syncpb.Message_Hello{Hello: &syncpb.Hello{Version: replication.Version, Nonce: nonce[:]}}}); err != nil {
 		t.Fatal(err)
 	}
 	return b.b
@@ -75,7 +75,7 @@ func TestOutsiderFrameLengthsHoldNoMemory(t *testing.T) {
 	runtime.ReadMemStats(&ms)
 	base := ms.HeapAlloc
 
-	length := binary.AppendUvarint(nil, sync.MaxFrameSize)
+	length := binary.AppendUvarint(nil, replication.MaxFrameSize)
 	if len(length) != 4 {
 		t.Fatalf("length prefix of %d bytes", len(length))
 	}
@@ -114,27 +114,27 @@ func TestOutsiderFrameLengthsHoldNoMemory(t *testing.T) {
 		}
 	}
 	t.Logf("heap growth: peak %.1f MiB over %d streams", float64(peak)/(1<<20), streams)
-	if peak >= sync.MaxFrameSize/2 {
-		t.Fatalf("heap grew by %d bytes for %d unproven streams that each sent a frame length, want < %d (half a frame)", peak, streams, sync.MaxFrameSize/2)
+	if peak >= replication.MaxFrameSize/2 {
+		t.Fatalf("heap grew by %d bytes for %d unproven streams that each sent a frame length, want < %d (half a frame)", peak, streams, replication.MaxFrameSize/2)
 	}
 }
 
 // emptyModel is the Model of a replica that holds nothing.
-func emptyModel(t *testing.T) sync.Model {
+func emptyModel(t *testing.T) replication.Model {
 	return NewDBModel(newDB(t), func() []feed.PublicKey { return nil })
 }
 
-// member drives a sync.Session by hand over a raw stream, as a member
+// member drives a replication.Session by hand over a raw stream, as a member
 // holding the capability, until the node has sent its heads (it is then
 // caught up with this member, which shows none).
 func memberOpen(t *testing.T, p *pair, hc host.Host) (network.Stream, *bufio.Reader) {
 	t.Helper()
 	st := openRaw(t, hc, p.ha, p)
 	st.SetDeadline(time.Now().Add(20 * time.Second))
-	s := sync.New(sync.Config{
+	s := replication.New(replication.Config{
 		LocalID: []byte(hc.ID()), RemoteID: []byte(p.ha.ID()), Nonce: newNonce(),
-		Creds:  sync.Credentials{Caps: []auth.ReplicationCapability{p.capA}},
-		Verify: sync.VerifyCap(p.capA), Model: emptyModel(t),
+		Creds:  replication.Credentials{Caps: []auth.ReplicationCapability{p.capA}},
+		Verify: replication.VerifyCap(p.capA), Model: emptyModel(t),
 	})
 	s.Start()
 	br := bufio.NewReader(st)
@@ -145,13 +145,13 @@ func memberOpen(t *testing.T, p *pair, hc host.Host) (network.Stream, *bufio.Rea
 				t.Fatal(rd.Err)
 			}
 			for _, m := range rd.Send {
-				if err := sync.WriteFrame(st, m); err != nil {
+				if err := replication.WriteFrame(st, m); err != nil {
 					t.Fatal(err)
 				}
 			}
 			s.Advance()
 		}
-		m, err := sync.ReadFrame(br, 0)
+		m, err := replication.ReadFrame(br, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +281,7 @@ type writerSpace struct {
 	writer ed25519.PrivateKey
 }
 
-func (s writerSpace) Credentials() sync.Credentials {
+func (s writerSpace) Credentials() replication.Credentials {
 	c := s.FeedSpace.Credentials()
 	c.Writer = s.writer
 	return c
@@ -316,12 +316,12 @@ func TestOutsiderHelloLearnsNoSpaceID(t *testing.T) {
 	var got bytesBuffer
 	r := io.TeeReader(st, &got)
 	for range 2 { // Hello and Prove
-		if _, err := sync.ReadFrame(r, 0); err != nil {
+		if _, err := replication.ReadFrame(r, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var bad bytesBuffer
-	sync.WriteFrame(&bad, &syncpb.Message{Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proofs: []*syncpb.EpochProof{{Epoch: 1, Proof: make([]byte, 32)}}}}})
+	replication.WriteFrame(&bad, &syncpb.Message{Body: &syncpb.Message_Prove{Prove: &syncpb.Prove{Proofs: []*syncpb.EpochProof{{Epoch: 1, Proof: make([]byte, 32)}}}}})
 	if _, err := st.Write(bad.b); err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
-// Package syncnet runs mycel's replication protocol (node/sync) over
-// libp2p streams: the thin driver around the I/O-free sync.Session, as
+// Package syncnet runs mycel's replication protocol (node/replication) over
+// libp2p streams: the thin driver around the I/O-free replication.Session, as
 // etcd's node.go is around raft's rawnode.
 //
 //	r := syncnet.New(host, log)
@@ -11,7 +11,7 @@
 // # Protocol per space
 //
 // Each space has its own protocol ID, ProtocolFor(id):
-// sync.ProtocolID + "/" + hex of the first 16 bytes of auth.DiscoveryKey(id).
+// replication.ProtocolID + "/" + hex of the first 16 bytes of auth.DiscoveryKey(id).
 // A node registers a handler only for the spaces it serves, so a peer
 // asking for another space is refused by multistream and learns nothing
 // more; the discovery key does not reveal the space ID.
@@ -31,10 +31,10 @@
 //
 // # Deadlines and limits
 //
-// Every frame is read with sync.ReadFrame, its length checked before
+// Every frame is read with replication.ReadFrame, its length checked before
 // anything is allocated and its buffer grown only as its bytes arrive.
 // Until the peer's proof verified, only frames of up to
-// sync.MaxOpeningFrameSize (4 KiB: Hello and Prove) are read, and after
+// replication.MaxOpeningFrameSize (4 KiB: Hello and Prove) are read, and after
 // the peer's Prove the reader reads nothing more until the session has
 // verified it, through 4 KiB buffers each way: a peer that proved nothing
 // makes this node hold a few KiB per stream, however large the length it
@@ -60,7 +60,7 @@
 // Config.WriteTimeout (default 30 s). Opening a stream is bounded by
 // Config.OpenTimeout (default 15 s) or the caller's context. The session's
 // own bounds (wants in flight, batch bytes, pending answers, feeds) are in
-// sync.Config, settable through Config.Session.
+// replication.Config, settable through Config.Session.
 //
 // # Forks
 //
@@ -68,7 +68,7 @@
 // (Space.ImportEvidence), every other session of the space is told, as of
 // an append: each sends the evidence to its peer and freezes the feed, so
 // the evidence reaches every connected peer; a session opened later sends
-// it in its opening (sync.Model.Evidence).
+// it in its opening (replication.Model.Evidence).
 //
 // # Standing
 //
@@ -94,7 +94,7 @@
 //   - one watcher of the event bus, started by the first Serve;
 //   - one per session: libp2p's handler goroutine for inbound streams (the
 //     handler runs the session and returns when it ends), a goroutine of
-//     ours for outbound ones. It owns the sync.Session: it steps frames,
+//     ours for outbound ones. It owns the replication.Session: it steps frames,
 //     hands local appends in (Appended only queues them and never blocks),
 //     writes, verifies received batches (feed.Batch.Verify) and answers
 //     Progress requests;
@@ -105,7 +105,7 @@
 //     Space.Ingest one at a time, in order, and hands each result back.
 //     While it waits for a storage commit, the session goroutine goes on
 //     reading and verifying the next batches (at most the session's wants
-//     in flight, sync.Config.MaxInflightWants). The session goroutine
+//     in flight, replication.Config.MaxInflightWants). The session goroutine
 //     stops it and waits for it, a running Ingest included.
 //
 // Close removes the handlers, cancels, and returns only when all of them

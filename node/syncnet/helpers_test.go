@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,7 +20,7 @@ import (
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/feed/memstore"
-	"github.com/mycelsync/mycel/node/sync"
+	"github.com/mycelsync/mycel/node/replication"
 )
 
 const testDeadline = 60 * time.Second
@@ -145,7 +145,7 @@ func eventually(t testing.TB, d time.Duration, cond func() error) {
 
 // logBuffer collects a replicator's logs for assertions.
 type logBuffer struct {
-	mu gosync.Mutex
+	mu sync.Mutex
 	b  bytes.Buffer
 }
 
@@ -180,10 +180,10 @@ type countingSpace struct {
 	reads atomic.Int64
 }
 
-func (c *countingSpace) Model() sync.Model { return countingModel{c.Space.Model(), &c.reads} }
+func (c *countingSpace) Model() replication.Model { return countingModel{c.Space.Model(), &c.reads} }
 
 type countingModel struct {
-	sync.Model
+	replication.Model
 	reads *atomic.Int64
 }
 

@@ -50,7 +50,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -93,7 +93,7 @@ func TestMain(m *testing.M) {
 }
 
 // replPool holds replPoolSize random (incompressible) 1 KiB entries.
-var replPool = gosync.OnceValue(func() [][]byte {
+var replPool = sync.OnceValue(func() [][]byte {
 	rng := rand.NewChaCha8([32]byte{'r', 'e', 'p', 'l'})
 	buf := make([]byte, replPoolSize*replEntrySize)
 	_, _ = rng.Read(buf)
@@ -602,7 +602,7 @@ func replicate(b *testing.B, child *replChildProc, setup replSetup, want feed.Si
 // what was not verified before).
 type timedSpace struct {
 	Space
-	mu   gosync.Mutex
+	mu   sync.Mutex
 	busy time.Duration
 }
 

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
@@ -16,7 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
-	"github.com/mycelsync/mycel/node/sync"
+	"github.com/mycelsync/mycel/node/replication"
 )
 
 // ErrClosed is returned by Sync once the Replicator is closed.
@@ -63,9 +63,9 @@ type Config struct {
 	// RateWindow is the window over which Progress measures the receive
 	// rate. Default 5 seconds.
 	RateWindow time.Duration
-	// Session tweaks every sync.Config (limits); identities, nonce,
+	// Session tweaks every replication.Config (limits); identities, nonce,
 	// capability and model are filled in by the driver.
-	Session sync.Config
+	Session replication.Config
 }
 
 func (c *Config) setDefaults() {
@@ -104,7 +104,7 @@ type Progress struct {
 	Peer  peer.ID
 	Space auth.SpaceID
 	Feed  feed.PublicKey
-	sync.FeedProgress
+	replication.FeedProgress
 	// Rate is the entry bytes per second received from the peer over the
 	// last Config.RateWindow.
 	Rate float64
@@ -120,9 +120,9 @@ type Replicator struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     gosync.WaitGroup
+	wg     sync.WaitGroup
 
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	closed   bool
 	watching bool
 	spaces   map[auth.SpaceID]Space
@@ -486,7 +486,7 @@ func (r *Replicator) Banned(p peer.ID) bool {
 
 // peerFault reports whether err is the peer's fault.
 func peerFault(err error) bool {
-	for _, e := range []error{sync.ErrMalformed, sync.ErrProtocol, sync.ErrUnauthorized, sync.ErrVersion, sync.ErrFrameTooLarge} {
+	for _, e := range []error{replication.ErrMalformed, replication.ErrProtocol, replication.ErrUnauthorized, replication.ErrVersion, replication.ErrFrameTooLarge} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -494,8 +494,8 @@ func peerFault(err error) bool {
 	return false
 }
 
-func newNonce() [sync.NonceSize]byte {
-	var n [sync.NonceSize]byte
+func newNonce() [replication.NonceSize]byte {
+	var n [replication.NonceSize]byte
 	rand.Read(n[:]) // never fails (crypto/rand)
 	return n
 }

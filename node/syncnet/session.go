@@ -6,17 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/mycelsync/mycel/feed"
-	"github.com/mycelsync/mycel/node/sync"
-	"github.com/mycelsync/mycel/node/sync/syncpb"
+	"github.com/mycelsync/mycel/node/replication"
+	"github.com/mycelsync/mycel/node/replication/syncpb"
 )
 
-// session is one running sync.Session and its stream. The goroutine in run
-// owns the sync.Session; others reach it through channels.
+// session is one running replication.Session and its stream. The goroutine in run
+// owns the replication.Session; others reach it through channels.
 type session struct {
 	r        *Replicator
 	key      sessionKey
@@ -29,15 +29,15 @@ type session struct {
 	wake   chan struct{} // cap 1: appends pending
 	progq  chan chan []Progress
 
-	mu      gosync.Mutex
+	mu      sync.Mutex
 	pending map[feed.PublicKey]bool // appended, not yet handed to the session
 	refresh bool                    // the space's feeds changed: Session.Refresh
 	recheck bool                    // what the space accepts changed: verify the peer's proof again
 
 	// Owned by the run goroutine.
 	dl          *readDeadline
-	outstanding int           // our Wants not yet answered
-	queue       []sync.Ingest // verified batches for the ingester, in order
+	outstanding int                  // our Wants not yet answered
+	queue       []replication.Ingest // verified batches for the ingester, in order
 	rates       map[feed.PublicKey][]sample
 }
 
@@ -129,7 +129,7 @@ func (s *session) progressNow() []Progress {
 func (s *session) run(st network.Stream) {
 	defer close(s.done)
 	r := s.r
-	sess := sync.New(sync.Config{
+	sess := replication.New(replication.Config{
 		LocalID:           []byte(r.h.ID()),
 		RemoteID:          []byte(s.key.peer),
 		Nonce:             newNonce(),
@@ -163,7 +163,7 @@ func (s *session) run(st network.Stream) {
 
 	// The ingester stores batches one at a time, in order, while this
 	// goroutine goes on reading frames and verifying the next batches.
-	ingestq := make(chan sync.Ingest)
+	ingestq := make(chan replication.Ingest)
 	results := make(chan ingested)
 	stopIngest := make(chan struct{})
 	ingesterDone := make(chan struct{})
@@ -178,12 +178,12 @@ func (s *session) run(st network.Stream) {
 
 	// Small buffers until the peer's proof verified: an outsider holds
 	// little of this node's memory.
-	bw := bufio.NewWriterSize(st, sync.MaxOpeningFrameSize)
+	bw := bufio.NewWriterSize(st, replication.MaxOpeningFrameSize)
 	sess.Start()
 	err := s.drain(sess, st, bw)
 	for err == nil {
-		var next chan<- sync.Ingest
-		var head sync.Ingest
+		var next chan<- replication.Ingest
+		var head replication.Ingest
 		if len(s.queue) > 0 {
 			next, head = ingestq, s.queue[0]
 		}
@@ -191,7 +191,7 @@ func (s *session) run(st network.Stream) {
 		case <-s.ctx.Done():
 			return
 		case next <- head:
-			s.queue[0] = sync.Ingest{}
+			s.queue[0] = replication.Ingest{}
 			s.queue = s.queue[1:]
 		case res := <-results:
 			sess.Ingested(res.Feed, res.err)
@@ -253,13 +253,13 @@ var errNoLongerAuthorised = errors.New("syncnet: the peer's proof is no longer a
 func (s *session) ended(err error) {
 	r := s.r
 	switch {
-	case errors.Is(err, sync.ErrUnauthorized):
+	case errors.Is(err, replication.ErrUnauthorized):
 		r.log.Info("sync: session refused, stream reset", "peer", s.key.peer, "space", s.key.space.String()[:16], "reason", err)
 		r.failedProof(s.key.peer)
 	case peerFault(err):
 		r.log.Info("sync: session refused, stream reset", "peer", s.key.peer, "space", s.key.space.String()[:16], "reason", err)
 		r.strike(s.key.peer)
-	case errors.Is(err, sync.ErrMisuse):
+	case errors.Is(err, replication.ErrMisuse):
 		r.log.Error("sync: driver bug", "peer", s.key.peer, "err", err)
 	case errors.Is(err, errNoLongerAuthorised):
 		r.log.Info("sync: session closed, the peer is no longer authorised", "peer", s.key.peer, "space", s.key.space.String()[:16])
@@ -272,13 +272,13 @@ func (s *session) ended(err error) {
 
 // ingested is the result of one Space.Ingest.
 type ingested struct {
-	sync.Ingest
+	replication.Ingest
 	err error
 }
 
 // ingester ingests the batches it receives, in order, and returns each
 // result, until stop is closed.
-func (s *session) ingester(in <-chan sync.Ingest, out chan<- ingested, stop <-chan struct{}) {
+func (s *session) ingester(in <-chan replication.Ingest, out chan<- ingested, stop <-chan struct{}) {
 	for {
 		select {
 		case <-stop:
@@ -296,19 +296,19 @@ func (s *session) ingester(in <-chan sync.Ingest, out chan<- ingested, stop <-ch
 
 // read hands frames to the session goroutine until the stream fails or
 // stop is closed. Until the peer's proof verified (authed is closed) it
-// reads only frames of up to sync.MaxOpeningFrameSize, and after handing
+// reads only frames of up to replication.MaxOpeningFrameSize, and after handing
 // over the peer's Prove it reads nothing more until the session goroutine
 // has verified it. Waiting for the start of a frame is bounded by the
 // session's idle deadline, if any; once a frame's first byte arrived, the
 // rest must arrive within Config.FrameTimeout.
 func (s *session) read(st network.Stream, frames chan<- *syncpb.Message, errc chan<- error, authed, stop <-chan struct{}) {
-	br := bufio.NewReaderSize(st, sync.MaxOpeningFrameSize)
-	limit := sync.MaxOpeningFrameSize
+	br := bufio.NewReaderSize(st, replication.MaxOpeningFrameSize)
+	limit := replication.MaxOpeningFrameSize
 	for {
 		if _, err := br.Peek(1); err == nil {
 			s.dl.setFrame(time.Now().Add(s.r.cfg.FrameTimeout))
 		}
-		m, err := sync.ReadFrame(br, limit)
+		m, err := replication.ReadFrame(br, limit)
 		s.dl.setFrame(time.Time{})
 		if err != nil {
 			errc <- err
@@ -321,10 +321,10 @@ func (s *session) read(st network.Stream, frames chan<- *syncpb.Message, errc ch
 		case <-s.ctx.Done():
 			return
 		}
-		if m.GetProve() != nil && limit < sync.MaxFrameSize {
+		if m.GetProve() != nil && limit < replication.MaxFrameSize {
 			select {
 			case <-authed:
-				limit = sync.MaxFrameSize
+				limit = replication.MaxFrameSize
 				// Large reads pass the small buffer by when it is empty.
 				br = bufio.NewReaderSize(br, 64<<10)
 			case <-stop:
@@ -342,7 +342,7 @@ func (s *session) read(st network.Stream, frames chan<- *syncpb.Message, errc ch
 // deadline is the earlier of those set.
 type readDeadline struct {
 	st          network.Stream
-	mu          gosync.Mutex
+	mu          sync.Mutex
 	idle, frame time.Time // zero: none
 }
 
@@ -370,7 +370,7 @@ func (d *readDeadline) apply() {
 
 // drain carries out the session's outputs until it has none, then sets the
 // read deadline: IdleTimeout while this side waits for the peer.
-func (s *session) drain(sess *sync.Session, st network.Stream, bw *bufio.Writer) error {
+func (s *session) drain(sess *replication.Session, st network.Stream, bw *bufio.Writer) error {
 	r := s.r
 	for sess.HasReady() {
 		rd := sess.Ready()
@@ -383,7 +383,7 @@ func (s *session) drain(sess *sync.Session, st network.Stream, bw *bufio.Writer)
 				if m.GetWant() != nil {
 					s.outstanding++
 				}
-				if err := sync.WriteFrame(bw, m); err != nil {
+				if err := replication.WriteFrame(bw, m); err != nil {
 					return err
 				}
 			}
@@ -442,7 +442,7 @@ func (s *session) prune(now time.Time, samples []sample) []sample {
 	return samples[i:]
 }
 
-func (s *session) progress(sess *sync.Session) []Progress {
+func (s *session) progress(sess *replication.Session) []Progress {
 	now := s.r.now()
 	var out []Progress
 	for k, fp := range sess.Progress() {

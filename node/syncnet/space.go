@@ -6,7 +6,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
-	"github.com/mycelsync/mycel/node/sync"
+	"github.com/mycelsync/mycel/node/replication"
 )
 
 // Space is what the driver needs of one space it replicates.
@@ -14,12 +14,12 @@ type Space interface {
 	// ID names the space; its protocol is ProtocolFor(ID()).
 	ID() auth.SpaceID
 	// Model is the sessions' read-only view of the space's feeds.
-	Model() sync.Model
+	Model() replication.Model
 	// Credentials are what this node proves in a session's opening.
-	Credentials() sync.Credentials
+	Credentials() replication.Credentials
 	// Verify decides whether a peer's proof over binding opens a session.
 	// It is asked again of the open sessions after Recheck.
-	Verify(binding []byte, p sync.Proof) bool
+	Verify(binding []byte, p replication.Proof) bool
 	// Ingest verifies and stores a batch of feed k from a peer
 	// (feed.Feed.Ingest).
 	Ingest(k feed.PublicKey, b *feed.Batch) error
@@ -28,13 +28,13 @@ type Space interface {
 }
 
 // ProtocolFor returns the libp2p protocol of a space's replication:
-// sync.ProtocolID/<hex of the first 16 bytes of auth.DiscoveryKey(id)>. A
+// replication.ProtocolID/<hex of the first 16 bytes of auth.DiscoveryKey(id)>. A
 // peer that does not serve the space has no handler for it, so multistream
 // refuses the stream and the opener learns nothing more; the discovery key
 // does not reveal the space ID.
 func ProtocolFor(id auth.SpaceID) protocol.ID {
 	dk := auth.DiscoveryKey(id)
-	return protocol.ID(sync.ProtocolID + "/" + hex.EncodeToString(dk[:16]))
+	return protocol.ID(replication.ProtocolID + "/" + hex.EncodeToString(dk[:16]))
 }
 
 // FeedSpace is a Space over a feed.DB with a fixed list of feeds and one
@@ -57,18 +57,18 @@ func NewFeedSpace(id auth.SpaceID, db *feed.DB, feeds []feed.PublicKey, cap auth
 func (s *FeedSpace) ID() auth.SpaceID { return s.id }
 
 // Model implements Space.
-func (s *FeedSpace) Model() sync.Model {
+func (s *FeedSpace) Model() replication.Model {
 	return NewDBModel(s.db, func() []feed.PublicKey { return s.feeds })
 }
 
 // Credentials implements Space: the one capability.
-func (s *FeedSpace) Credentials() sync.Credentials {
-	return sync.Credentials{Caps: []auth.ReplicationCapability{s.cap}}
+func (s *FeedSpace) Credentials() replication.Credentials {
+	return replication.Credentials{Caps: []auth.ReplicationCapability{s.cap}}
 }
 
 // Verify implements Space: only the one capability is accepted.
-func (s *FeedSpace) Verify(binding []byte, p sync.Proof) bool {
-	return sync.VerifyCap(s.cap)(binding, p)
+func (s *FeedSpace) Verify(binding []byte, p replication.Proof) bool {
+	return replication.VerifyCap(s.cap)(binding, p)
 }
 
 // Ingest implements Space.
@@ -89,10 +89,10 @@ func (s *FeedSpace) ImportEvidence(ev *feed.ForkEvidence) error {
 	return f.ImportEvidence(ev)
 }
 
-// NewDBModel returns the sync.Model of the feeds of db that feeds lists
+// NewDBModel returns the replication.Model of the feeds of db that feeds lists
 // (called again by Session.Refresh). A feed that cannot be loaded reads as
 // empty: the session then neither offers nor answers for it.
-func NewDBModel(db *feed.DB, feeds func() []feed.PublicKey) sync.Model {
+func NewDBModel(db *feed.DB, feeds func() []feed.PublicKey) replication.Model {
 	return dbModel{db, feeds}
 }
 

@@ -8,7 +8,7 @@ import (
 	"io"
 	"runtime"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,8 +17,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
-	"github.com/mycelsync/mycel/node/sync"
-	"github.com/mycelsync/mycel/node/sync/syncpb"
+	"github.com/mycelsync/mycel/node/replication"
+	"github.com/mycelsync/mycel/node/replication/syncpb"
 )
 
 // pair is two replicating hosts, A holding one written feed.
@@ -137,7 +137,7 @@ func TestBothWrite(t *testing.T) {
 // would take whatever it is sent.
 type credulous struct{ Space }
 
-func (credulous) Verify([]byte, sync.Proof) bool { return true }
+func (credulous) Verify([]byte, replication.Proof) bool { return true }
 
 // TestWrongCapability: B proves another capability (and accepts anything).
 // A refuses it after the opening: A's model is never read for it and B
@@ -282,7 +282,7 @@ func TestMisbehavingStreams(t *testing.T) {
 	hello := func() []byte {
 		var b strings.Builder
 		nonce := newNonce()
-		sync.WriteFrame(&b, &syncpb.Message{Body: &syncpb.Message_Hello{Hello: &syncpb.Hello{Version: sync.Version, Nonce: nonce[:]}}})
+		replication.WriteFrame(&b, &syncpb.Message{Body: &syncpb.Message_Hello{Hello: &syncpb.Hello{Version: replication.Version, Nonce: nonce[:]}}})
 		return []byte(b.String())
 	}
 	garbage := []byte(strings.Repeat("not a frame ", 20))
@@ -291,7 +291,7 @@ func TestMisbehavingStreams(t *testing.T) {
 		data []byte
 	}{
 		{"garbage", garbage},
-		{"oversized length", binary.AppendUvarint(nil, sync.MaxFrameSize+1)},
+		{"oversized length", binary.AppendUvarint(nil, replication.MaxFrameSize+1)},
 		{"hello then garbage", append(hello(), garbage...)},
 	}
 	for _, c := range cases {
@@ -421,11 +421,11 @@ func TestPeerServesLater(t *testing.T) {
 // a writer is added.
 type growing struct {
 	*FeedSpace
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	extra []feed.PublicKey
 }
 
-func (g *growing) Model() sync.Model { return growingModel{g.FeedSpace.Model(), g} }
+func (g *growing) Model() replication.Model { return growingModel{g.FeedSpace.Model(), g} }
 
 func (g *growing) add(k feed.PublicKey) {
 	g.mu.Lock()
@@ -434,7 +434,7 @@ func (g *growing) add(k feed.PublicKey) {
 }
 
 type growingModel struct {
-	sync.Model
+	replication.Model
 	g *growing
 }
 
@@ -486,7 +486,7 @@ type revocable struct {
 	revoked *atomic.Bool
 }
 
-func (r revocable) Verify(binding []byte, p sync.Proof) bool {
+func (r revocable) Verify(binding []byte, p replication.Proof) bool {
 	return !r.revoked.Load() && r.Space.Verify(binding, p)
 }
 

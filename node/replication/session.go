@@ -1,4 +1,4 @@
-package sync
+package replication
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"slices"
 
 	"github.com/mycelsync/mycel/feed"
-	"github.com/mycelsync/mycel/node/sync/syncpb"
+	"github.com/mycelsync/mycel/node/replication/syncpb"
 )
 
 // Model is the session's read-only view of the node's feeds of one space.

@@ -1,4 +1,4 @@
-package sync
+package replication
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/feed/memstore"
-	"github.com/mycelsync/mycel/node/sync/syncpb"
+	"github.com/mycelsync/mycel/node/replication/syncpb"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.txt transcripts")

@@ -10,7 +10,7 @@
 // versions:
 // 	protoc-gen-go v1.36.11
 // 	protoc        v3.21.12
-// source: node/sync/syncpb/sync.proto
+// source: node/replication/syncpb/sync.proto
 
 package syncpb
 
@@ -49,7 +49,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[0]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -61,7 +61,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[0]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -74,7 +74,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{0}
+	return file_node_replication_syncpb_sync_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *Message) GetBody() isMessage_Body {
@@ -219,7 +219,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[1]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -231,7 +231,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[1]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -244,7 +244,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{1}
+	return file_node_replication_syncpb_sync_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Hello) GetVersion() uint32 {
@@ -277,7 +277,7 @@ type Prove struct {
 
 func (x *Prove) Reset() {
 	*x = Prove{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[2]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +289,7 @@ func (x *Prove) String() string {
 func (*Prove) ProtoMessage() {}
 
 func (x *Prove) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[2]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +302,7 @@ func (x *Prove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prove.ProtoReflect.Descriptor instead.
 func (*Prove) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{2}
+	return file_node_replication_syncpb_sync_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Prove) GetProofs() []*EpochProof {
@@ -328,7 +328,7 @@ type EpochProof struct {
 
 func (x *EpochProof) Reset() {
 	*x = EpochProof{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[3]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -340,7 +340,7 @@ func (x *EpochProof) String() string {
 func (*EpochProof) ProtoMessage() {}
 
 func (x *EpochProof) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[3]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -353,7 +353,7 @@ func (x *EpochProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochProof.ProtoReflect.Descriptor instead.
 func (*EpochProof) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{3}
+	return file_node_replication_syncpb_sync_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *EpochProof) GetEpoch() uint32 {
@@ -387,7 +387,7 @@ type Heads struct {
 
 func (x *Heads) Reset() {
 	*x = Heads{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[4]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -399,7 +399,7 @@ func (x *Heads) String() string {
 func (*Heads) ProtoMessage() {}
 
 func (x *Heads) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[4]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -412,7 +412,7 @@ func (x *Heads) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heads.ProtoReflect.Descriptor instead.
 func (*Heads) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{4}
+	return file_node_replication_syncpb_sync_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Heads) GetHeads() [][]byte {
@@ -433,7 +433,7 @@ type Range struct {
 
 func (x *Range) Reset() {
 	*x = Range{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[5]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -445,7 +445,7 @@ func (x *Range) String() string {
 func (*Range) ProtoMessage() {}
 
 func (x *Range) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[5]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -458,7 +458,7 @@ func (x *Range) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Range.ProtoReflect.Descriptor instead.
 func (*Range) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{5}
+	return file_node_replication_syncpb_sync_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Range) GetStart() uint64 {
@@ -490,7 +490,7 @@ type Want struct {
 
 func (x *Want) Reset() {
 	*x = Want{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[6]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +502,7 @@ func (x *Want) String() string {
 func (*Want) ProtoMessage() {}
 
 func (x *Want) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[6]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +515,7 @@ func (x *Want) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Want.ProtoReflect.Descriptor instead.
 func (*Want) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{6}
+	return file_node_replication_syncpb_sync_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Want) GetFeed() []byte {
@@ -564,7 +564,7 @@ type Data struct {
 
 func (x *Data) Reset() {
 	*x = Data{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[7]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +576,7 @@ func (x *Data) String() string {
 func (*Data) ProtoMessage() {}
 
 func (x *Data) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[7]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +589,7 @@ func (x *Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Data.ProtoReflect.Descriptor instead.
 func (*Data) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{7}
+	return file_node_replication_syncpb_sync_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Data) GetId() uint32 {
@@ -617,7 +617,7 @@ type Refuse struct {
 
 func (x *Refuse) Reset() {
 	*x = Refuse{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[8]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +629,7 @@ func (x *Refuse) String() string {
 func (*Refuse) ProtoMessage() {}
 
 func (x *Refuse) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[8]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +642,7 @@ func (x *Refuse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refuse.ProtoReflect.Descriptor instead.
 func (*Refuse) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{8}
+	return file_node_replication_syncpb_sync_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Refuse) GetId() uint32 {
@@ -669,7 +669,7 @@ type Fork struct {
 
 func (x *Fork) Reset() {
 	*x = Fork{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[9]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +681,7 @@ func (x *Fork) String() string {
 func (*Fork) ProtoMessage() {}
 
 func (x *Fork) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[9]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +694,7 @@ func (x *Fork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fork.ProtoReflect.Descriptor instead.
 func (*Fork) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{9}
+	return file_node_replication_syncpb_sync_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Fork) GetEvidence() []byte {
@@ -713,7 +713,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[10]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +725,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_node_sync_syncpb_sync_proto_msgTypes[10]
+	mi := &file_node_replication_syncpb_sync_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,14 +738,14 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_node_sync_syncpb_sync_proto_rawDescGZIP(), []int{10}
+	return file_node_replication_syncpb_sync_proto_rawDescGZIP(), []int{10}
 }
 
-var File_node_sync_syncpb_sync_proto protoreflect.FileDescriptor
+var File_node_replication_syncpb_sync_proto protoreflect.FileDescriptor
 
-const file_node_sync_syncpb_sync_proto_rawDesc = "" +
+const file_node_replication_syncpb_sync_proto_rawDesc = "" +
 	"\n" +
-	"\x1bnode/sync/syncpb/sync.proto\x12\rmycel.sync.v1\"\xf8\x02\n" +
+	"\"node/replication/syncpb/sync.proto\x12\rmycel.sync.v1\"\xf8\x02\n" +
 	"\aMessage\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.mycel.sync.v1.HelloH\x00R\x05hello\x12,\n" +
 	"\x05prove\x18\x02 \x01(\v2\x14.mycel.sync.v1.ProveH\x00R\x05prove\x12,\n" +
@@ -785,22 +785,22 @@ const file_node_sync_syncpb_sync_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\"\n" +
 	"\x04Fork\x12\x1a\n" +
 	"\bevidence\x18\x01 \x01(\fR\bevidence\"\x06\n" +
-	"\x04DoneB-Z+github.com/mycelsync/mycel/node/sync/syncpbb\x06proto3"
+	"\x04DoneB4Z2github.com/mycelsync/mycel/node/replication/syncpbb\x06proto3"
 
 var (
-	file_node_sync_syncpb_sync_proto_rawDescOnce sync.Once
-	file_node_sync_syncpb_sync_proto_rawDescData []byte
+	file_node_replication_syncpb_sync_proto_rawDescOnce sync.Once
+	file_node_replication_syncpb_sync_proto_rawDescData []byte
 )
 
-func file_node_sync_syncpb_sync_proto_rawDescGZIP() []byte {
-	file_node_sync_syncpb_sync_proto_rawDescOnce.Do(func() {
-		file_node_sync_syncpb_sync_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_node_sync_syncpb_sync_proto_rawDesc), len(file_node_sync_syncpb_sync_proto_rawDesc)))
+func file_node_replication_syncpb_sync_proto_rawDescGZIP() []byte {
+	file_node_replication_syncpb_sync_proto_rawDescOnce.Do(func() {
+		file_node_replication_syncpb_sync_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_node_replication_syncpb_sync_proto_rawDesc), len(file_node_replication_syncpb_sync_proto_rawDesc)))
 	})
-	return file_node_sync_syncpb_sync_proto_rawDescData
+	return file_node_replication_syncpb_sync_proto_rawDescData
 }
 
-var file_node_sync_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
-var file_node_sync_syncpb_sync_proto_goTypes = []any{
+var file_node_replication_syncpb_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_node_replication_syncpb_sync_proto_goTypes = []any{
 	(*Message)(nil),    // 0: mycel.sync.v1.Message
 	(*Hello)(nil),      // 1: mycel.sync.v1.Hello
 	(*Prove)(nil),      // 2: mycel.sync.v1.Prove
@@ -813,7 +813,7 @@ var file_node_sync_syncpb_sync_proto_goTypes = []any{
 	(*Fork)(nil),       // 9: mycel.sync.v1.Fork
 	(*Done)(nil),       // 10: mycel.sync.v1.Done
 }
-var file_node_sync_syncpb_sync_proto_depIdxs = []int32{
+var file_node_replication_syncpb_sync_proto_depIdxs = []int32{
 	1,  // 0: mycel.sync.v1.Message.hello:type_name -> mycel.sync.v1.Hello
 	2,  // 1: mycel.sync.v1.Message.prove:type_name -> mycel.sync.v1.Prove
 	4,  // 2: mycel.sync.v1.Message.heads:type_name -> mycel.sync.v1.Heads
@@ -831,12 +831,12 @@ var file_node_sync_syncpb_sync_proto_depIdxs = []int32{
 	0,  // [0:10] is the sub-list for field type_name
 }
 
-func init() { file_node_sync_syncpb_sync_proto_init() }
-func file_node_sync_syncpb_sync_proto_init() {
-	if File_node_sync_syncpb_sync_proto != nil {
+func init() { file_node_replication_syncpb_sync_proto_init() }
+func file_node_replication_syncpb_sync_proto_init() {
+	if File_node_replication_syncpb_sync_proto != nil {
 		return
 	}
-	file_node_sync_syncpb_sync_proto_msgTypes[0].OneofWrappers = []any{
+	file_node_replication_syncpb_sync_proto_msgTypes[0].OneofWrappers = []any{
 		(*Message_Hello)(nil),
 		(*Message_Prove)(nil),
 		(*Message_Heads)(nil),
@@ -850,17 +850,17 @@ func file_node_sync_syncpb_sync_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_sync_syncpb_sync_proto_rawDesc), len(file_node_sync_syncpb_sync_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_node_replication_syncpb_sync_proto_rawDesc), len(file_node_replication_syncpb_sync_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_node_sync_syncpb_sync_proto_goTypes,
-		DependencyIndexes: file_node_sync_syncpb_sync_proto_depIdxs,
-		MessageInfos:      file_node_sync_syncpb_sync_proto_msgTypes,
+		GoTypes:           file_node_replication_syncpb_sync_proto_goTypes,
+		DependencyIndexes: file_node_replication_syncpb_sync_proto_depIdxs,
+		MessageInfos:      file_node_replication_syncpb_sync_proto_msgTypes,
 	}.Build()
-	File_node_sync_syncpb_sync_proto = out.File
-	file_node_sync_syncpb_sync_proto_goTypes = nil
-	file_node_sync_syncpb_sync_proto_depIdxs = nil
+	File_node_replication_syncpb_sync_proto = out.File
+	file_node_replication_syncpb_sync_proto_goTypes = nil
+	file_node_replication_syncpb_sync_proto_depIdxs = nil
 }

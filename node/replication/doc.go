@@ -1,4 +1,4 @@
-// Package sync is mycel's replication protocol, /mycel/sync/2.0.0: the
+// Package replication is mycel's replication protocol, /mycel/sync/2.0.0: the
 // logic of one session between two peers replicating the feeds of one
 // space, as a state machine without I/O, and the frame codec of its wire
 // format (syncpb, documented in FORMAT.md).
@@ -98,4 +98,4 @@
 // beyond which wants are refused "busy"), entry bytes per answer (asked for
 // in Want.max_bytes and checked on receipt), and this side's own wants in
 // flight, which bound the batches waiting to be ingested.
-package sync
+package replication

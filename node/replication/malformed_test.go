@@ -1,4 +1,4 @@
-package sync
+package replication
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/mycelsync/mycel/feed"
-	"github.com/mycelsync/mycel/node/sync/syncpb"
+	"github.com/mycelsync/mycel/node/replication/syncpb"
 )
 
 // opened returns a pair where A holds 2000 entries of wA and B has just

@@ -1,4 +1,4 @@
-package sync
+package replication
 
 import (
 	"cmp"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
-	"github.com/mycelsync/mycel/node/sync/syncpb"
+	"github.com/mycelsync/mycel/node/replication/syncpb"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 

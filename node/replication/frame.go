@@ -1,4 +1,4 @@
-package sync
+package replication
 
 import (
 	"encoding/binary"
@@ -8,7 +8,7 @@ import (
 	"slices"
 
 	"github.com/mycelsync/mycel/feed"
-	"github.com/mycelsync/mycel/node/sync/syncpb"
+	"github.com/mycelsync/mycel/node/replication/syncpb"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )

@@ -1,4 +1,4 @@
-package sync
+package replication
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"testing/iotest"
 
-	"github.com/mycelsync/mycel/node/sync/syncpb"
+	"github.com/mycelsync/mycel/node/replication/syncpb"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )

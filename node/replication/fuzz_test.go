@@ -1,4 +1,4 @@
-package sync
+package replication
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
-	"github.com/mycelsync/mycel/node/sync/syncpb"
+	"github.com/mycelsync/mycel/node/replication/syncpb"
 	"google.golang.org/protobuf/proto"
 )
 
