@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -306,6 +307,11 @@ func (n *Node) RemoveMember(ctx context.Context, id, feedHex string) error {
 	target, err := parseFeed(feedHex)
 	if err != nil {
 		return err
+	}
+	// Removing a device that is not a writer would still write a removal
+	// and start a new epoch: a typo'd feed key must not do that quietly.
+	if !slices.ContainsFunc(m.sp.Devices(), func(d space.Device) bool { return d.Feed == target }) {
+		return fmt.Errorf("%w: %s is not a member of the space (mycel members lists them)", api.ErrNotFound, feedHex)
 	}
 	if err := m.sp.RemoveWriter(ctx, target); err != nil {
 		return spaceError(err)

@@ -310,7 +310,7 @@ func TestCLIKeys(t *testing.T) {
 	}
 	out, stderr, _ = e.run(t, "", "ls", "notes", "--all", "--json")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 28 || stderr != "" { // 25 n/, 2 dir/, greeting deleted
+	if len(lines) != 27 || stderr != "" { // 25 n/, 2 dir/; greeting deleted is not listed
 		t.Errorf("ls --all --json: %d lines, %q", len(lines), stderr)
 	}
 	for _, l := range lines {

@@ -8,11 +8,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/mycelsync/mycel/node/api"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/space"
 )
 
 // Fake is an in-memory Backend that records the calls it gets.
@@ -100,12 +103,36 @@ func (f *Fake) addSpaceLocked(name string) *fakeSpace {
 	return sp
 }
 
+// find returns the space whose ID is id or starts with it (at least 8
+// hex digits), as the daemon does.
 func (f *Fake) find(id string) (*fakeSpace, error) {
-	sp, ok := f.spaces[id]
-	if !ok {
+	if sp, ok := f.spaces[id]; ok {
+		return sp, nil
+	}
+	if len(id) < 8 {
+		return nil, fmt.Errorf("%w: space ID %q: give at least 8 hex digits", api.ErrBadRequest, id)
+	}
+	var found *fakeSpace
+	for full, sp := range f.spaces {
+		if strings.HasPrefix(full, id) {
+			if found != nil {
+				return nil, fmt.Errorf("%w: %q names several spaces", api.ErrBadRequest, id)
+			}
+			found = sp
+		}
+	}
+	if found == nil {
 		return nil, fmt.Errorf("%w: space %s", api.ErrNotFound, id)
 	}
-	return sp, nil
+	return found, nil
+}
+
+// checkKey and checkValue refuse what the daemon refuses.
+func checkKey(key string) error {
+	if key == "" || len(key) > space.MaxKeySize || !utf8.ValidString(key) {
+		return fmt.Errorf("%w: a key is 1 to %d bytes of UTF-8", api.ErrBadRequest, space.MaxKeySize)
+	}
+	return nil
 }
 
 func (f *Fake) Status() api.Status {
@@ -126,6 +153,9 @@ func (f *Fake) SetStaticPeers(ids []string) {
 
 func (f *Fake) CreateSpace(ctx context.Context, name string) (api.SpaceInfo, error) {
 	f.record("CreateSpace")
+	if name == "" || len(name) > space.MaxNameSize || !utf8.ValidString(name) {
+		return api.SpaceInfo{}, fmt.Errorf("%w: a name is 1 to %d bytes of UTF-8", api.ErrBadRequest, space.MaxNameSize)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.addSpaceLocked(name).info, nil
@@ -162,8 +192,8 @@ func (f *Fake) Get(id, key string) (api.Entry, error) {
 	if err != nil {
 		return api.Entry{}, err
 	}
-	if key == "" {
-		return api.Entry{}, fmt.Errorf("%w: empty key", api.ErrBadRequest)
+	if err := checkKey(key); err != nil {
+		return api.Entry{}, err
 	}
 	return api.Entry{Key: key, Versions: sp.data[key]}, nil
 }
@@ -178,8 +208,11 @@ func (f *Fake) write(id, key string, v api.Version) error {
 	if !sp.info.Writer {
 		return fmt.Errorf("%w: not a writer", api.ErrReadOnly)
 	}
-	if key == "" {
-		return fmt.Errorf("%w: empty key", api.ErrBadRequest)
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if len(v.Value) > space.MaxValueSize {
+		return fmt.Errorf("%w: value of %d bytes", api.ErrTooLarge, len(v.Value))
 	}
 	v.Feed = sp.info.Feed
 	v.HLC = uint64(len(sp.data) + 1)
@@ -217,8 +250,14 @@ func (f *Fake) List(id, prefix, after string, limit int) (api.Page, error) {
 	if err != nil {
 		return api.Page{}, err
 	}
+	if limit <= 0 {
+		return api.Page{}, fmt.Errorf("%w: limit %d", api.ErrBadRequest, limit)
+	}
 	var keys []string
-	for k := range sp.data {
+	for k, vs := range sp.data {
+		if len(vs) == 1 && vs[0].Deleted {
+			continue // deleted keys are not listed
+		}
 		if strings.HasPrefix(k, prefix) && k > after {
 			keys = append(keys, k)
 		}
@@ -337,6 +376,9 @@ func (f *Fake) RemoveMember(ctx context.Context, id, feed string) error {
 	sp, err := f.find(id)
 	if err != nil {
 		return err
+	}
+	if _, err := hex.DecodeString(feed); err != nil || len(feed) != 64 {
+		return fmt.Errorf("%w: feed key %q: 64 hex digits", api.ErrBadRequest, feed)
 	}
 	for i, m := range sp.members {
 		if m.Feed == feed {

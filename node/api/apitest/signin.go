@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mycelsync/mycel/node/api"
 )
@@ -144,6 +145,9 @@ func (f *Fake) SetPassword(ctx context.Context, id, password string) error {
 	}
 	if !sp.info.Approved {
 		return fmt.Errorf("%w: only a member sets the password", api.ErrNoKeys)
+	}
+	if len(password) < 8 || len(password) > 1024 || !utf8.ValidString(password) {
+		return fmt.Errorf("%w: a password is 8 to 1024 bytes of UTF-8", api.ErrBadRequest)
 	}
 	if f.si.passwords == nil {
 		f.si.passwords = map[string]string{}
