@@ -165,7 +165,7 @@ func (m *openSpace) approverRemoved() {
 	id := m.sp.ID()
 	// Not served until approved again (changed serves it then): members
 	// refuse its proofs, and the resync would prove them every 10 s. The
-	// approval it gets is tried over sessions it opens (tryApproval).
+	// approval it gets is tried over sessions it opens (tryKeyring).
 	m.n.host.RemoveStreamHandler(syncnet.ProtocolFor(id))
 	m.mu.Lock()
 	m.served = false
