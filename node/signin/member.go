@@ -181,6 +181,9 @@ func (ms *Members) onRequest(now time.Time, sp Space, req *auth.JoinRequest, key
 			if rec.Used {
 				reason = "the invite was used already"
 			}
+			if !ms.mayRefuse(now, sp, key.ID) {
+				return Output{}, nil
+			}
 			b := Body{Kind: KindRefusal, Hash: h[:], Reason: reason}
 			ms.remember(now, h, key, b)
 			return Output{Publish: []Message{{Key: key, Body: b}}}, nil
@@ -264,21 +267,32 @@ func (ms *Members) keep(now time.Time, space auth.SpaceID, req *auth.JoinRequest
 	return p, true, nil
 }
 
-// refusePassword tells a device that asked with a password whose key no
-// member holds, at most once per key ID per AnswerInterval and once per
-// space per RefusalSpaceInterval: envelopes with made-up key IDs must not
-// make every member publish.
-func (ms *Members) refusePassword(now time.Time, sp Space, kid [auth.KeyIDSize]byte) Output {
+// mayRefuse reports whether a refusal of a request made with key ID kid
+// may be sent now — at most once per key ID per AnswerInterval and once
+// per space per RefusalSpaceInterval, since anyone holding a spent invite
+// or making up password key IDs can make requests at will and must not
+// make every member publish (nor remember) an answer to each — and notes
+// it. The rate state is forgotten after RequestTTL.
+func (ms *Members) mayRefuse(now time.Time, sp Space, kid [auth.KeyIDSize]byte) bool {
 	space := sp.ID().String()
 	k := space + hex.EncodeToString(kid[:])
 	if t, ok := ms.refused[k]; ok && now.Sub(t) < ms.lim.AnswerInterval || now.Sub(ms.refused[space]) < ms.lim.RefusalSpaceInterval {
-		return Output{}
+		return false
 	}
 	ms.refused[k], ms.refused[space] = now, now
 	for k, t := range ms.refused {
 		if now.Sub(t) > ms.lim.RequestTTL {
 			delete(ms.refused, k)
 		}
+	}
+	return true
+}
+
+// refusePassword tells a device that asked with a password whose key no
+// member holds, at the rate mayRefuse allows.
+func (ms *Members) refusePassword(now time.Time, sp Space, kid [auth.KeyIDSize]byte) Output {
+	if !ms.mayRefuse(now, sp, kid) {
+		return Output{}
 	}
 	b := Body{Kind: KindRefusal, Password: true, Reason: "wrong password, or the space has no password"}
 	if gen, ok := sp.PasswordGeneration(); ok {

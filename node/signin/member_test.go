@@ -181,3 +181,51 @@ func TestMembersCurrent(t *testing.T) {
 		t.Fatal("a request of a closed space is current")
 	}
 }
+
+// A stranger holding a spent invite floods a member with requests made
+// with it, each from a fresh feed key: the member refuses at most once per
+// key ID per AnswerInterval (and once per space per RefusalSpaceInterval),
+// and so remembers at most as many answers, whatever the flood's size.
+func TestMembersSpentInviteFlood(t *testing.T) {
+	h := newHarness(t)
+	a := h.member("A")
+	inv := h.invite(t0.Add(time.Hour))
+	rec := a.sp.invites[inv.ID()]
+	rec.MarkUsed([32]byte{1})
+	a.sp.invites[inv.ID()] = rec
+	key := inv.RequestKey()
+	published := 0
+	for i := range 500 {
+		h.now = t0.Add(time.Duration(i) * 20 * time.Millisecond) // 10 s in all
+		feed := h.feedKey()
+		req, err := auth.NewJoinRequest(h.space, "x", [32]byte(feed.Public().(ed25519.PublicKey)), h.device0().Public(), h.now, h.rnd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := req.MarshalBinary()
+		plain, _ := Body{Kind: KindJoinRequest, Request: raw}.Encode()
+		e, err := ephemeral.Seal(key.Key, feed, ephemeral.Header{Topic: h.topic, KeyKind: KeyKindInvite, KeyID: key.ID[:]}, plain, h.now, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := a.ms.Receive(h.now, a.sp, e, "X")
+		if err != nil {
+			t.Fatal(err)
+		}
+		published += len(out.Publish)
+	}
+	if max := 10*time.Second/DefaultLimits().AnswerInterval + 1; published > int(max) {
+		t.Fatalf("%d refusals published in 10 s, want at most %d", published, max)
+	}
+	if len(a.ms.answered) > published {
+		t.Fatalf("%d answers remembered", len(a.ms.answered))
+	}
+}
+
+func (h *harness) device0() *auth.DeviceKey {
+	dk, err := auth.GenerateDeviceKey(h.rnd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return dk
+}
