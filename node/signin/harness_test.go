@@ -90,13 +90,18 @@ type harness struct {
 	members []*member
 	devices []*device
 	bus     []sent
-	drop    map[string]bool // names whose incoming envelopes are lost
-	peers   int             // peers on the topic, as devices see it
+	drop    map[string]bool   // names whose incoming envelopes are lost
+	peers   int               // peers on the topic, as devices see it
+	via     map[string]string // the peer that hands a side's envelopes over (default "peer-<name>")
+	lim     Limits            // the members'
 	log     strings.Builder
 }
 
-func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, rnd: rand.NewChaCha8([32]byte{1}), now: t0, drop: map[string]bool{}, peers: 1}
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, Limits{}) }
+
+func newHarnessWith(t *testing.T, lim Limits) *harness {
+	h := &harness{t: t, rnd: rand.NewChaCha8([32]byte{1}), now: t0, drop: map[string]bool{}, peers: 1,
+		via: map[string]string{}, lim: lim}
 	origin := h.feedKey()
 	h.space = auth.SpaceID(origin.Public().(ed25519.PublicKey))
 	h.topic = ephemeral.Topic(auth.DiscoveryKey(h.space))
@@ -116,7 +121,7 @@ func (h *harness) feedKey() ed25519.PrivateKey {
 }
 
 func (h *harness) addMember(name string, feed ed25519.PrivateKey, kr *auth.Keyring) *member {
-	m := &member{name: name, ms: NewMembers(Limits{}), sp: &fakeSpace{id: h.space, feed: feed, writer: true,
+	m := &member{name: name, ms: NewMembers(h.lim), sp: &fakeSpace{id: h.space, feed: feed, writer: true,
 		devices: map[[32]byte]bool{}, invites: map[auth.InviteID]auth.InviteRecord{}, keyring: kr}}
 	m.sp.devices[m.sp.Feed()] = true
 	h.members = append(h.members, m)
@@ -245,7 +250,11 @@ func (h *harness) deliver() {
 			if m.name == s.from || h.drop[m.name] {
 				continue
 			}
-			out, err := m.ms.Receive(h.now, m.sp, s.e, "peer-"+s.from)
+			from := h.via[s.from]
+			if from == "" {
+				from = "peer-" + s.from
+			}
+			out, err := m.ms.Receive(h.now, m.sp, s.e, from)
 			if len(out.Publish) == 0 && out.Shown == nil && err == nil {
 				continue // answers of other members: nothing to say
 			}
@@ -255,20 +264,24 @@ func (h *harness) deliver() {
 			if d.name == s.from || h.drop[d.name] || !d.d.Mine(kid) {
 				continue
 			}
-			kind := "?"
-			if plain, err := s.e.Open(d.d.Key().Key); err == nil {
+			kind, other := "?", false
+			plain, err := s.e.Open(d.d.Key().Key)
+			if err != nil {
+				plain, err = s.e.Open(RefusalKey(kid).Key)
+			}
+			if err == nil {
 				if b, err := DecodeBody(plain); err == nil {
-					kind = describe(b)
-				}
-			} else if plain, err := s.e.Open(RefusalKey(kid).Key); err == nil {
-				if b, err := DecodeBody(plain); err == nil {
-					kind = describe(b)
+					own := d.d.Request().Hash()
+					kind, other = describe(b), len(b.Hash) != 0 && !bytes.Equal(b.Hash, own[:])
 				}
 			}
 			if kind == KindJoinRequest {
 				continue // another device's request (same key)
 			}
 			u, err := d.d.Receive(h.now, s.e)
+			if other && err == nil && u == (Update{}) {
+				continue // an answer to another device's request: nothing to say
+			}
 			state, reason := d.d.State()
 			line := fmt.Sprintf("%s ← %s %s: state %s", d.name, s.from, kind, state)
 			if reason != "" {

@@ -1,6 +1,7 @@
 package signin
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -174,4 +175,28 @@ func TestTranscriptExpired(t *testing.T) {
 	h.run(20 * time.Second)
 	wantState(t, d, StateRefused)
 	h.golden("expired")
+}
+
+// The member's bounds set small (Limits): 4 requests per space, 2 per
+// peer and key. Devices behind peers X (three), Y and Z fill the room (X's
+// third is not kept); a request from another peer pushes out the least
+// recently asked one of the peer holding the most (X); X's evicted
+// request, asked again, is not kept.
+func TestTranscriptCrowd(t *testing.T) {
+	h := newHarnessWith(t, Limits{MaxRequests: 4, MaxPerPeerKey: 2})
+	h.setPassword(password, 0)
+	for i, via := range []string{"X", "X", "X", "Y", "Z"} {
+		name := fmt.Sprint(via, i)
+		h.via[name] = "peer-" + via
+		h.ask(name, h.passwordKey(0), t0.Add(time.Hour), "")
+		h.run(time.Duration(i+1) * 100 * time.Millisecond)
+	}
+	h.logf("-- G asks through its own peer")
+	g := h.ask("G", h.passwordKey(0), t0.Add(time.Hour), password)
+	h.run(2 * time.Second)
+	a := h.member("A")
+	if a.ms.Waiting(g.d.Request().Hash()) == nil || a.ms.Evicted != 1 || len(a.ms.waiting) != 4 {
+		t.Fatalf("G's request not kept (evicted %d, %d kept)", a.ms.Evicted, len(a.ms.waiting))
+	}
+	h.golden("crowd")
 }
