@@ -12,6 +12,7 @@ import (
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/messages"
 	"github.com/mycelsync/mycel/node/signin"
 )
 
@@ -547,5 +548,19 @@ func TestSignInAfterAnotherDevice(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// The API shows the core's states and bounds as they are: node passes
+// them through without translating.
+func TestSigninCoreMatchesAPI(t *testing.T) {
+	for core, a := range map[string]string{signin.StateWaiting: api.JoinWaiting, signin.StateApproved: api.JoinApproved,
+		signin.StateDenied: api.JoinDenied, signin.StateRefused: api.JoinRefused} {
+		if core != a {
+			t.Errorf("state %q is %q in the API", core, a)
+		}
+	}
+	if messages.MaxTopic != api.MaxMessageTopic || messages.MaxData != api.MaxMessageData {
+		t.Error("messages' bounds differ from the API's")
 	}
 }
