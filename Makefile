@@ -24,7 +24,7 @@ BENCHTIME ?= 1s
 BENCHRUNS ?= 3
 # Packages that must build for the browser node (GOOS=js GOARCH=wasm): the
 # protocol core, which imports neither libp2p nor badger.
-WASM_PKGS := ./feed/ ./feed/memstore/ ./feed/feedpb/ ./auth/ ./auth/authpb/ ./node/space/ ./node/replication/ ./node/replication/syncpb/ ./ephemeral/ ./ephemeral/ephemeralpb/
+WASM_PKGS := ./feed/ ./feed/memstore/ ./feed/feedpb/ ./auth/ ./auth/authpb/ ./node/space/ ./node/replication/ ./node/replication/syncpb/ ./node/signin/ ./node/messages/ ./ephemeral/ ./ephemeral/ephemeralpb/
 # Protocol buffer schemas that `make proto` compiles.
 PROTOS := feed/feedpb/feed.proto auth/authpb/auth.proto node/space/spacepb/space.proto node/replication/syncpb/sync.proto ephemeral/ephemeralpb/ephemeral.proto
 PROTOC_GEN_GO_VERSION := v1.36.11

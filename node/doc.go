@@ -67,7 +67,7 @@
 // Each space the device created, or asked to join, has its own feed key.
 // A space is replicated (syncnet.Replicator.Serve) once the device holds
 // its keys: created here, or approved by a member over the ephemeral
-// channel (Join, Approve: signin.go, EPHEMERAL.md "Sign-in") — the one way
+// channel (Join, Approve: signin.go driving node/signin, its FORMAT.md) — the one way
 // a device joins. Until then the device has nothing to prove to peers.
 //
 // A session's opening proves the capabilities of the newest epochs this
@@ -82,7 +82,7 @@
 // once. Every 10 s the node reopens, with connected peers it opens sessions
 // with, those that ended. A device that only tries an approval's keyring
 // (space.Space.TryKeyring: an approval is a candidate until the device
-// fetches its own add-writer entry with it, EPHEMERAL.md "Checking an
+// fetches its own add-writer entry with it, node/signin/FORMAT.md "Checking an
 // approval") does not serve the space: it opens one session with each
 // peer that serves it, once per candidate.
 //

@@ -3,12 +3,10 @@ package node
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -19,20 +17,14 @@ import (
 	"github.com/mycelsync/mycel/ephemeral/p2p"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/api"
-	"github.com/mycelsync/mycel/node/space"
+	"github.com/mycelsync/mycel/node/messages"
+	"github.com/mycelsync/mycel/node/signin"
 )
 
 // Members' ephemeral messages (EPHEMERAL.md): sealed with the ephemeral
-// key of the epoch this device writes with, signed with its feed key.
+// key of the epoch this device writes with, signed with its feed key; their
+// bodies are node/messages'.
 const (
-	// keyKindEpoch is the key kind of members' messages (ephemeral/FORMAT.md).
-	keyKindEpoch = 1
-
-	// Body kinds.
-	bodyPresence = "presence"
-	bodyApp      = "app"
-	bodyRemoved  = "removed" // to a removed device: the evidence of its removal (removed.go)
-
 	// listenBuffer is how many app messages wait for a listener; a listener
 	// that falls further behind is ended (api.ErrBehind).
 	listenBuffer = 64
@@ -41,21 +33,6 @@ const (
 	// queue (ephemeral/p2p's benchmark: the defaults of 32 drop under load).
 	pubsubQueue = 256
 )
-
-// body is the plaintext of a member's envelope (EPHEMERAL.md).
-type body struct {
-	Kind  string `json:"kind"`
-	Name  string `json:"name,omitempty"`  // presence: the sender's device name
-	Topic string `json:"topic,omitempty"` // app: the app's topic
-	Data  []byte `json:"data,omitempty"`  // app: the payload (base64 in JSON)
-	// removed: a feed.Batch of the remove-writer entry (space.LearnRemoval,
-	// space.LearnApproverRemoval)
-	Evidence []byte `json:"evidence,omitempty"`
-	// presence: the feed of the writer whose add of the sender counts in
-	// its view (none for the origin), so that a member that knows that
-	// writer was removed shows the sender the removal (removed.go).
-	By []byte `json:"by,omitempty"`
-}
 
 // startEphemeralService makes the host's gossipsub router and the
 // ephemeral Service, whose Filter's seen-set is in the node's store.
@@ -181,8 +158,8 @@ func (m *openSpace) selfName() string {
 }
 
 // publish seals b and publishes it on the space's topic.
-func (c *channel) publish(ctx context.Context, b body) error {
-	plain, err := json.Marshal(b)
+func (c *channel) publish(ctx context.Context, b messages.Body) error {
+	plain, err := b.Encode()
 	if err != nil {
 		return err
 	}
@@ -190,7 +167,7 @@ func (c *channel) publish(ctx context.Context, b body) error {
 	if err != nil {
 		return err
 	}
-	e, err := ephemeral.Seal(key, c.m.sp.WriterKey(), ephemeral.Header{Topic: c.topic, KeyKind: keyKindEpoch, KeyID: kid[:]}, plain, c.m.n.eph.Filter().Now(), nil)
+	e, err := ephemeral.Seal(key, c.m.sp.WriterKey(), ephemeral.Header{Topic: c.topic, KeyKind: messages.KeyKindEpoch, KeyID: kid[:]}, plain, c.m.n.eph.Filter().Now(), nil)
 	if err != nil {
 		return err
 	}
@@ -237,10 +214,10 @@ var errNotMember = errors.New("not a writer of the space")
 // receive handles an envelope the Filter let through; from is the peer
 // that handed it over (for gossip, the neighbour that forwarded it).
 func (c *channel) receive(e *ephemeral.Envelope, from peer.ID, now time.Time) error {
-	if e.KeyKind == keyKindInvite || e.KeyKind == keyKindPassword {
+	if e.KeyKind == signin.KeyKindInvite || e.KeyKind == signin.KeyKindPassword {
 		return c.receiveSignin(e, from)
 	}
-	if e.KeyKind != keyKindEpoch || len(e.KeyID) != auth.KeyIDSize {
+	if e.KeyKind != messages.KeyKindEpoch || len(e.KeyID) != auth.KeyIDSize {
 		return fmt.Errorf("key kind %d, key ID of %d bytes", e.KeyKind, len(e.KeyID))
 	}
 	if !c.m.sp.IsDevice(feed.PublicKey(e.Sender)) {
@@ -259,22 +236,22 @@ func (c *channel) receive(e *ephemeral.Envelope, from peer.ID, now time.Time) er
 	if err != nil {
 		return err
 	}
-	b, err := decodeBody(plain)
+	b, err := messages.Decode(plain)
 	if err != nil {
 		return err
 	}
 	c.presence.Seen(e.Sender, now)
 	switch b.Kind {
-	case bodyPresence:
-		if len(b.Name) > space.MaxNameSize || !utf8.ValidString(b.Name) {
-			return fmt.Errorf("presence: bad name")
+	case messages.KindPresence:
+		if err := messages.CheckPresence(b); err != nil {
+			return err
 		}
 		c.mu.Lock()
 		c.names[e.Sender] = b.Name
 		c.mu.Unlock()
-	case bodyRemoved:
+	case messages.KindRemoved:
 		return c.m.learnRemoval(b.Evidence)
-	case bodyApp:
+	case messages.KindApp:
 		if err := checkMessage(b.Topic, b.Data); err != nil {
 			return err
 		}
@@ -284,22 +261,6 @@ func (c *channel) receive(e *ephemeral.Envelope, from peer.ID, now time.Time) er
 		// A kind of a later version: the sender is online, nothing else.
 	}
 	return nil
-}
-
-// decodeBody decodes a member's body and bounds what it carries (the
-// envelope bounds its size: ephemeral.MaxPlaintextSize).
-func decodeBody(plain []byte) (body, error) {
-	var b body
-	if err := json.Unmarshal(plain, &b); err != nil {
-		return b, fmt.Errorf("body: %w", err)
-	}
-	if len(b.Evidence) > space.MaxRemovalEvidence {
-		return b, fmt.Errorf("body: evidence of %d bytes", len(b.Evidence))
-	}
-	if len(b.By) != 0 && len(b.By) != len(feed.PublicKey{}) {
-		return b, fmt.Errorf("body: approver of %d bytes", len(b.By))
-	}
-	return b, nil
 }
 
 // name is the sender's device name: its add-writer op's, else the one it
@@ -350,12 +311,14 @@ func (c *channel) endListeners(err error) {
 	c.listeners = nil // no more
 }
 
+// checkMessage checks an app's message as messages.CheckApp does, with
+// the API's error codes.
 func checkMessage(topic string, data []byte) error {
-	if topic == "" || len(topic) > api.MaxMessageTopic || !utf8.ValidString(topic) {
-		return fmt.Errorf("%w: a topic is 1 to %d bytes of UTF-8", api.ErrBadRequest, api.MaxMessageTopic)
-	}
-	if len(data) > api.MaxMessageData {
-		return fmt.Errorf("%w: message data of %d bytes, limit %d", api.ErrTooLarge, len(data), api.MaxMessageData)
+	switch err := messages.CheckApp(topic, data); {
+	case errors.Is(err, messages.ErrTooLarge):
+		return fmt.Errorf("%w: %v", api.ErrTooLarge, err)
+	case err != nil:
+		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}
 	return nil
 }
@@ -383,7 +346,7 @@ func (n *Node) Send(ctx context.Context, id, topic string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := c.publish(ctx, body{Kind: bodyApp, Topic: topic, Data: data}); err != nil {
+	if err := c.publish(ctx, messages.Body{Kind: messages.KindApp, Topic: topic, Data: data}); err != nil {
 		if errors.Is(err, p2p.ErrClosed) {
 			return fmt.Errorf("%w: %v", api.ErrClosed, err)
 		}

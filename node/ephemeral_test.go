@@ -11,6 +11,7 @@ import (
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/ephemeral"
 	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/messages"
 )
 
 // TestEphemeralMessages: A, B and C are members; B and C are connected to
@@ -89,8 +90,8 @@ func TestEphemeralMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, _ := json.Marshal(body{Kind: bodyApp, Topic: "chat", Data: []byte("forged")})
-	forged, err := ephemeral.Seal(key, forger, ephemeral.Header{Topic: ephemeral.Topic(auth.DiscoveryKey(ma.sp.ID())), KeyKind: keyKindEpoch, KeyID: kid[:]}, plain, time.Now(), nil)
+	plain, _ := json.Marshal(messages.Body{Kind: messages.KindApp, Topic: "chat", Data: []byte("forged")})
+	forged, err := ephemeral.Seal(key, forger, ephemeral.Header{Topic: ephemeral.Topic(auth.DiscoveryKey(ma.sp.ID())), KeyKind: messages.KeyKindEpoch, KeyID: kid[:]}, plain, time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,12 +11,7 @@ import (
 // sealed local record. The removed device read only the older keys from
 // the feeds; the new one is written under a secret it lacks. A device
 // asking with an older generation is refused with the current one named,
-// derives it and asks again.
-
-// maxGenerationSwitches bounds how often a device asking with the password
-// moves to a later key generation on a refusal's word (each costs one
-// Argon2id, and refusals can be forged).
-const maxGenerationSwitches = 4
+// derives it and asks again (signin.Device).
 
 // keepPassword keeps the password this device set in its space record, to
 // renew the key after a removal.
@@ -62,27 +57,4 @@ func (m *openSpace) renewPassword() {
 	}
 	m.n.log.Info("space: password key renewed after a removal", "space", id, "generation", cur)
 	m.wrote()
-}
-
-// followGeneration moves this device's request made with the password to
-// the key generation a refusal named, and returns the request to ask with.
-func (m *openSpace) followGeneration(j *joining) *joining {
-	m.mu.Lock()
-	want, pw := j.wantGen, j.rec.Password
-	m.mu.Unlock()
-	if want <= j.rec.Generation || pw == "" {
-		return j
-	}
-	key := auth.PasswordRequestKey(auth.PasswordKeyAt(pw, m.sp.ID(), want), m.sp.ID())
-	m.mu.Lock()
-	nj := &joining{req: j.req, key: key, rec: j.rec, trial: -1, switches: j.switches + 1,
-		candidates: j.candidates}
-	m.mu.Unlock()
-	nj.rec.KeyID, nj.rec.Key, nj.rec.Generation = key.ID[:], key.Key[:], want
-	if err := m.setJoin(nj); err != nil {
-		m.n.log.Error("sign-in: record the password's generation", "space", m.sp.ID(), "err", err)
-		return j
-	}
-	m.n.log.Info("sign-in: asking with the password key of generation", "space", m.sp.ID(), "generation", want)
-	return nj
 }

@@ -287,7 +287,7 @@ func TestPasswordRotatesWithRemoval(t *testing.T) {
 		t.Fatal(err)
 	}
 	md.mu.Lock()
-	asked := md.join.key
+	asked := md.join.Key()
 	md.mu.Unlock()
 	if asked.ID == old.ID || asked.Key == old.Key {
 		t.Fatal("D asked with the key the removed device holds")

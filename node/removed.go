@@ -1,14 +1,13 @@
 package node
 
 import (
-	"encoding/json"
 	"errors"
 	"time"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/ephemeral"
 	"github.com/mycelsync/mycel/feed"
-	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/messages"
 	"github.com/mycelsync/mycel/node/space"
 	"github.com/mycelsync/mycel/node/syncnet"
 )
@@ -115,8 +114,8 @@ func (c *channel) tellApproverRemoved(e *ephemeral.Envelope, now time.Time) {
 	if err != nil {
 		return
 	}
-	b, err := decodeBody(plain)
-	if err != nil || b.Kind != bodyPresence || len(b.By) == 0 {
+	b, err := messages.Decode(plain)
+	if err != nil || b.Kind != messages.KindPresence || len(b.By) == 0 {
 		return
 	}
 	approver := feed.PublicKey(b.By)
@@ -134,11 +133,11 @@ func (c *channel) tellApproverRemoved(e *ephemeral.Envelope, now time.Time) {
 // sendEvidence publishes a removal's evidence sealed under key.
 func (c *channel) sendEvidence(key [auth.KeySize]byte, kid [auth.KeyIDSize]byte, ev []byte) bool {
 	m := c.m
-	plain, err := json.Marshal(body{Kind: bodyRemoved, Evidence: ev})
+	plain, err := messages.Body{Kind: messages.KindRemoved, Evidence: ev}.Encode()
 	if err != nil {
 		return false
 	}
-	env, err := ephemeral.Seal(key, m.sp.WriterKey(), ephemeral.Header{Topic: c.topic, KeyKind: keyKindEpoch, KeyID: kid[:]}, plain, m.n.eph.Filter().Now(), nil)
+	env, err := ephemeral.Seal(key, m.sp.WriterKey(), ephemeral.Header{Topic: c.topic, KeyKind: messages.KeyKindEpoch, KeyID: kid[:]}, plain, m.n.eph.Filter().Now(), nil)
 	if err != nil {
 		return false
 	}
@@ -151,8 +150,8 @@ func (c *channel) sendEvidence(key [auth.KeySize]byte, kid [auth.KeyIDSize]byte,
 
 // presenceBody is this device's announcement: its name, and the writer
 // that approved it.
-func (c *channel) presenceBody() body {
-	b := body{Kind: bodyPresence, Name: c.m.selfName()}
+func (c *channel) presenceBody() messages.Body {
+	b := messages.Body{Kind: messages.KindPresence, Name: c.m.selfName()}
 	if by, ok := c.m.sp.Approver(); ok {
 		b.By = by[:]
 	}
@@ -166,24 +165,24 @@ func (m *openSpace) approverRemoved() {
 	id := m.sp.ID()
 	// Not served until approved again (changed serves it then): members
 	// refuse its proofs, and the resync would prove them every 10 s. The
-	// approval it gets is tried over sessions it opens (tryApproval).
+	// approval it gets is tried over sessions it opens (tryKeyring).
 	m.n.host.RemoveStreamHandler(syncnet.ProtocolFor(id))
 	m.mu.Lock()
 	m.served = false
 	m.mu.Unlock()
 	m.n.repl.Recheck(id)
-	m.n.signins.current()
+	m.n.currentRequests()
 	m.mu.Lock()
 	j := m.join
-	m.mu.Unlock()
 	if j == nil {
+		m.mu.Unlock()
 		m.n.log.Warn("space: the device that approved this one had been removed; ask to join again", "space", id)
 		return
 	}
-	nj := *j
-	nj.rec.State, nj.rec.Reason = api.JoinWaiting, ""
-	nj.candidates, nj.trial, nj.shown, nj.refusedAt = nil, -1, false, time.Time{}
-	if err := m.setJoin(&nj); err != nil {
+	j.Reopen()
+	rec := j.Record()
+	m.mu.Unlock()
+	if err := m.saveJoin(rec); err != nil {
 		m.n.log.Error("sign-in: record the request again", "space", id, "err", err)
 		return
 	}
@@ -198,6 +197,6 @@ func (m *openSpace) removed() {
 	id := m.sp.ID()
 	m.n.host.RemoveStreamHandler(syncnet.ProtocolFor(id))
 	m.n.repl.Recheck(id) // its sessions' peers are admitted no more
-	m.n.signins.current()
+	m.n.currentRequests()
 	m.n.log.Warn("space: this device was removed from the space; it reads what was written before, and writes nothing", "space", id)
 }

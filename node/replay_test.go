@@ -10,6 +10,7 @@ import (
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/ephemeral"
+	"github.com/mycelsync/mycel/node/messages"
 )
 
 // TestEphemeralReplay: a member's message replayed to a node — directly,
@@ -37,9 +38,9 @@ func TestEphemeralReplay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		plain, _ := json.Marshal(body{Kind: bodyApp, Topic: "t", Data: []byte(data)})
+		plain, _ := json.Marshal(messages.Body{Kind: messages.KindApp, Topic: "t", Data: []byte(data)})
 		e, err := ephemeral.Seal(key, m.sp.WriterKey(), ephemeral.Header{
-			Topic: ephemeral.Topic(auth.DiscoveryKey(m.sp.ID())), KeyKind: keyKindEpoch, KeyID: kid[:],
+			Topic: ephemeral.Topic(auth.DiscoveryKey(m.sp.ID())), KeyKind: messages.KeyKindEpoch, KeyID: kid[:],
 		}, plain, time.Now(), nil)
 		if err != nil {
 			t.Fatal(err)

@@ -3,9 +3,6 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,181 +17,80 @@ import (
 	"github.com/mycelsync/mycel/ephemeral"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/signin"
 	"github.com/mycelsync/mycel/node/syncnet"
 )
 
-// Sign-in over the ephemeral channel (EPHEMERAL.md, "Sign-in"): a new
-// device publishes its join request on the space's topic, sealed under the
-// invite's or the password's request key, until a member answers with an
-// approval, a denial or a refusal sealed under the same key.
+// The driver of sign-in (node/signin, its FORMAT.md): the protocol's
+// state lives in signin.Members (the member side, one per node) and
+// signin.Device (this device's own request, one per space it asks to
+// join); this file feeds them envelopes, ticks and the API's calls with
+// the time, and publishes, stores and shows what they return.
+
 const (
-	// Envelope key kinds of sign-in (ephemeral/FORMAT.md).
-	keyKindInvite   = 2
-	keyKindPassword = 3
-
-	bodyJoinRequest = "join-request"
-	bodyApproval    = "approval"
-	bodyDenial      = "denial"
-	bodyRefusal     = "refusal"
-	bodyPending     = "pending" // a member shows the request to a person
-
-	// askInterval is how often a waiting device publishes its request
-	// again: for members that come online, and in case an answer was lost.
-	askInterval = 5 * time.Second
-	// askRetry is how soon a device asks again when no peer was on the
-	// space's topic yet.
-	askRetry = 200 * time.Millisecond
-	// answerInterval is the least time between two answers a member sends
-	// to one request (a device asks every askInterval).
-	answerInterval = 4 * time.Second
-	// requestTTL is how long a member keeps a request the device stopped
-	// asking with.
-	requestTTL = 2 * time.Minute
-	// maxRequests bounds the requests a member keeps per space, and
-	// maxPerPeer those made with one invite or password key that one peer
-	// handed over: anyone holding the invite or the password can make
-	// requests at will, so the bound is shared out by the peer they came
-	// from (see signins.keep), not first come first served.
-	maxRequests = 64
-	maxPerPeer  = 4
 	// DefaultInviteTTL is how long an invite works unless told otherwise.
 	DefaultInviteTTL = auth.DefaultInviteLifetime
 	maxInviteTTL     = 30 * 24 * time.Hour
-	// passwordJoinTTL is how long a device asks with a password before it
-	// gives up.
-	passwordJoinTTL = time.Hour
-	// maxCandidates bounds the approvals a waiting device keeps to try,
-	// and trialFor is how long it tries one (TryKeyring) before the next.
-	maxCandidates = 8
-	trialFor      = 5 * time.Second
-	// refusalGrace is how long a device that asked with a password waits,
-	// after a member said no member holds its key, for another member to
-	// show the request (one that has not replicated the password yet
-	// refuses a right one).
-	refusalGrace = 10 * time.Second
 )
 
-// signinBody is the plaintext of a sign-in envelope.
-type signinBody struct {
-	Kind     string `json:"kind"`
-	Request  []byte `json:"request,omitempty"`  // join-request: auth.JoinRequest
-	Answer   []byte `json:"answer,omitempty"`   // approval or denial: auth.Approval / auth.Denial
-	Hash     []byte `json:"hash,omitempty"`     // refusal: the request's hash
-	Reason   string `json:"reason,omitempty"`   // refusal
-	Password bool   `json:"password,omitempty"` // refusal: of a password whose key no member holds
-	// refusal of a password: the generation of the members' password key
-	// (auth.PasswordKeyAt), so that a device that asked with an older one
-	// derives it and asks again.
-	Generation uint32 `json:"generation,omitempty"`
-}
+// joinRecord is a device's own request as kept in its space record.
+type joinRecord = signin.Record
 
-// maxSigninAnswer bounds the answer a sign-in body carries: an approval's
-// sealed keyring is the largest.
-const maxSigninAnswer = 8 << 10
+// joining is a device's own request while it has one; under openSpace.mu.
+type joining = signin.Device
 
-// decodeSigninBody decodes and bounds a sign-in body (the envelope bounds
-// its size: ephemeral.MaxPlaintextSize).
-func decodeSigninBody(plain []byte) (signinBody, error) {
-	var b signinBody
-	if err := json.Unmarshal(plain, &b); err != nil {
-		return b, fmt.Errorf("sign-in body: %w", err)
-	}
-	switch {
-	case len(b.Request) > auth.MaxJoinRequestSize:
-		return b, fmt.Errorf("sign-in body: request of %d bytes", len(b.Request))
-	case len(b.Answer) > maxSigninAnswer:
-		return b, fmt.Errorf("sign-in body: answer of %d bytes", len(b.Answer))
-	case len(b.Hash) != 0 && len(b.Hash) != auth.RequestHashSize:
-		return b, fmt.Errorf("sign-in body: hash of %d bytes", len(b.Hash))
-	case len(b.Reason) > 256:
-		return b, fmt.Errorf("sign-in body: reason of %d bytes", len(b.Reason))
-	}
-	return b, nil
-}
-
-// joinRecord is a device's own request, kept in its space record so that a
-// restart goes on asking.
-type joinRecord struct {
-	Request []byte    `json:"request"` // auth.JoinRequest
-	Kind    uint8     `json:"kind"`    // auth.RequestKind
-	KeyID   []byte    `json:"key_id"`
-	Key     []byte    `json:"key"`
-	Expires time.Time `json:"expires"`
-	State   string    `json:"state"`
-	Reason  string    `json:"reason,omitempty"`
-	// A request made with the password keeps it (in this sealed local
-	// record) to follow the password key to a later generation.
-	Password   string `json:"password,omitempty"`
-	Generation uint32 `json:"generation,omitempty"`
-}
-
-// joining is a member's own request while it has one.
-type joining struct {
-	req *auth.JoinRequest
-	key auth.RequestKey
-	rec joinRecord
-	// In memory, under member.mu: a member shows the request; when a
-	// member refused the password.
-	shown     bool
-	refusedAt time.Time
-	// The approvals received, to try one at a time (tryApproval): anyone
-	// holding the invite or the password can answer with a keyring of
-	// its own making, so none is trusted until it brings this device's
-	// add-writer entry. trial is the index tried (-1: none yet), since when.
-	candidates []candidate
-	trial      int
-	trialAt    time.Time
-	// wantGen is a later password key generation a refusal named (0:
-	// none); switches counts the moves to one, at most
-	// maxGenerationSwitches (refusals can be forged).
-	wantGen  uint32
-	switches int
-}
-
-// candidate is an approval's keyring, opened, not yet checked.
-type candidate struct {
-	kr    *auth.Keyring
-	sum   [32]byte // SHA-256 of the approval: the same answer again is no new candidate
-	tried int      // times tried
-}
-
-// pending is a request a member holds for a person's answer.
-type pending struct {
-	m       *openSpace
-	req     *auth.JoinRequest
-	key     auth.RequestKey
-	via     string
-	id      string  // hex of the request hash's first 8 bytes
-	from    peer.ID // the peer that handed the request over first
-	last    time.Time
-	replied time.Time
-}
-
-// signins is what a node keeps of sign-in: requests waiting for a person,
-// requests answered (to answer again if the device missed it), watchers.
+// signins is the member side of sign-in and the API's watchers of
+// requests.
 type signins struct {
+	lim      signin.Limits
 	mu       sync.Mutex
-	waiting  map[[32]byte]*pending // by request hash
-	answered map[[32]byte]answered
+	core     *signin.Members
 	watchers map[chan api.Request]struct{}
-	refused  map[string]time.Time // password key IDs refused, per space: rate limit
-	// crowded counts the requests not kept for the bounds, evicted counts
-	// those pushed out by a request from a peer holding fewer (tests).
-	crowded, evicted int
 }
 
-type answered struct {
-	body signinBody
-	key  auth.RequestKey
-	at   time.Time
+func newSignins() *signins { return newSigninsWith(signin.Limits{}) }
+
+// newSigninsWith takes sign-in's limits (zero fields: signin.DefaultLimits).
+func newSigninsWith(lim signin.Limits) *signins {
+	lim = lim.WithDefaults()
+	return &signins{lim: lim, core: signin.NewMembers(lim), watchers: map[chan api.Request]struct{}{}}
 }
 
-func newSignins() *signins {
-	return &signins{waiting: map[[32]byte]*pending{}, answered: map[[32]byte]answered{},
-		watchers: map[chan api.Request]struct{}{}, refused: map[string]time.Time{}}
+// signinSpace is an open space as the member side of sign-in sees it.
+type signinSpace struct{ m *openSpace }
+
+var _ signin.Space = signinSpace{}
+
+func (s signinSpace) ID() auth.SpaceID                            { return s.m.sp.ID() }
+func (s signinSpace) IsWriter() bool                              { return s.m.sp.IsWriter() }
+func (s signinSpace) IsDevice(f [32]byte) bool                    { return s.m.sp.IsDevice(feed.PublicKey(f)) }
+func (s signinSpace) Feed() [32]byte                              { return s.m.sp.Feed() }
+func (s signinSpace) PasswordRequestKey() (auth.RequestKey, bool) { return s.m.sp.PasswordRequestKey() }
+
+func (s signinSpace) Invite(id auth.InviteID) (auth.InviteRecord, bool) {
+	rec, _, ok := s.m.sp.Invite(id)
+	return rec, ok
 }
 
-func requestID(h [32]byte) string { return hex.EncodeToString(h[:8]) }
+func (s signinSpace) PasswordGeneration() (uint32, bool) {
+	if _, _, ok := s.m.sp.PasswordKey(); !ok {
+		return 0, false
+	}
+	return s.m.sp.PasswordGeneration(), true
+}
+
+func (s signinSpace) Approval(req *auth.JoinRequest) ([]byte, error) {
+	sp := s.m.sp
+	kr, err := sp.Keyring()
+	if err != nil {
+		return nil, err
+	}
+	a, err := auth.NewApproval(req, kr, sp.Feed(), sp.Held(sp.Feed())-1)
+	if err != nil {
+		return nil, err
+	}
+	return a.MarshalBinary()
+}
 
 // CreateInvite implements api.Backend.
 func (n *Node) CreateInvite(ctx context.Context, id string, ttl time.Duration) (api.Invite, error) {
@@ -306,7 +202,7 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 		if err != nil {
 			return api.JoinState{}, err
 		}
-		sid, key, expires = s, auth.PasswordRequestKey(auth.PasswordKey(w.Password, s), s), now.Add(passwordJoinTTL)
+		sid, key, expires = s, auth.PasswordRequestKey(auth.PasswordKey(w.Password, s), s), now.Add(n.signins.lim.PasswordLifetime)
 	default:
 		return api.JoinState{}, fmt.Errorf("%w: join with an invite or a password", api.ErrBadRequest)
 	}
@@ -332,10 +228,9 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 		// waits: go on with that request (same safety code) instead of
 		// starting another, which members would see as a second device.
 		m.mu.Lock()
-		j := m.join
+		same := m.join != nil && m.join.Matches(key, w.Password)
 		m.mu.Unlock()
-		if j != nil && j.rec.State == api.JoinWaiting && j.key.Kind == key.Kind &&
-			(j.key.ID == key.ID || key.Kind == auth.RequestByPassword && j.rec.Password == w.Password) {
+		if same {
 			m.askSoon()
 			return m.joinState(), nil
 		}
@@ -344,39 +239,39 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 	if err != nil {
 		return api.JoinState{}, err
 	}
-	raw, err := req.MarshalBinary()
+	j, err := signin.Ask(n.signins.lim, n.device, req, key, expires, w.Password)
 	if err != nil {
 		return api.JoinState{}, err
 	}
-	j := &joining{req: req, key: key, rec: joinRecord{Request: raw, Kind: uint8(key.Kind), KeyID: key.ID[:],
-		Key: key.Key[:], Expires: expires, State: api.JoinWaiting, Password: w.Password}, trial: -1}
-	if err := m.setJoin(j); err != nil {
+	if err := m.saveJoin(j.Record()); err != nil {
 		return api.JoinState{}, err
 	}
+	m.mu.Lock()
+	m.join = j
+	m.mu.Unlock()
 	n.log.Info("sign-in: asked to join", "space", sid, "via", key.Kind, "code", auth.SafetyCode(req))
 	m.askSoon()
 	return m.joinState(), nil
 }
 
-// setJoin records the device's own request in its space record.
-func (m *openSpace) setJoin(j *joining) error {
+// saveJoin records the device's own request in its space record.
+func (m *openSpace) saveJoin(r joinRecord) error {
 	rec, err := m.n.readRecord(m.sp.ID())
 	if err != nil {
 		return err
 	}
-	if j != nil {
-		r := j.rec
-		rec.Join = &r
-	} else {
-		rec.Join = nil
+	rec.Join = &r
+	return m.n.writeRecord(m.sp.ID(), rec)
+}
+
+// joinChanged stores the request's record after a step changed it.
+func (m *openSpace) joinChanged(rec joinRecord) {
+	if err := m.saveJoin(rec); err != nil {
+		m.n.log.Error("sign-in: record the request", "space", m.sp.ID(), "err", err)
 	}
-	if err := m.n.writeRecord(m.sp.ID(), rec); err != nil {
-		return err
+	if rec.State != signin.StateWaiting {
+		m.n.log.Info("sign-in: join "+rec.State, "space", m.sp.ID(), "reason", rec.Reason)
 	}
-	m.mu.Lock()
-	m.join = j
-	m.mu.Unlock()
-	return nil
 }
 
 // loadJoin restores the device's own request from its space record.
@@ -384,14 +279,13 @@ func (m *openSpace) loadJoin(r *joinRecord) {
 	if r == nil {
 		return
 	}
-	req, err := auth.UnmarshalJoinRequest(r.Request)
-	if err != nil || len(r.KeyID) != auth.KeyIDSize || len(r.Key) != auth.KeySize {
+	j, err := signin.Restore(m.n.signins.lim, m.n.device, *r)
+	if err != nil {
 		m.n.log.Error("sign-in: stored join request unreadable; ask again", "space", m.sp.ID(), "err", err)
 		return
 	}
-	key := auth.RequestKey{Kind: auth.RequestKind(r.Kind), ID: [auth.KeyIDSize]byte(r.KeyID), Key: [auth.KeySize]byte(r.Key)}
 	m.mu.Lock()
-	m.join = &joining{req: req, key: key, rec: *r, trial: -1}
+	m.join = j
 	m.mu.Unlock()
 	m.askSoon()
 }
@@ -404,32 +298,9 @@ func (m *openSpace) joinState() api.JoinState {
 	if j == nil {
 		return api.JoinState{}
 	}
-	reason := j.rec.Reason
-	if j.rec.State == api.JoinWaiting && len(j.candidates) > 0 {
-		reason = "an approval came; checking it with the members"
-	}
-	return api.JoinState{Space: m.sp.ID().String(), Code: auth.SafetyCode(j.req), State: j.rec.State,
-		Reason: reason, Since: j.req.Time.UTC()}
-}
-
-// finishJoin records how the device's own request ended.
-func (m *openSpace) finishJoin(state, reason string) {
-	// The joining's fields change under m.mu (addCandidate): copy it
-	// under it.
-	m.mu.Lock()
-	j := m.join
-	if j == nil || j.rec.State != api.JoinWaiting {
-		m.mu.Unlock()
-		return
-	}
-	nj := *j
-	m.mu.Unlock()
-	nj.rec.State, nj.rec.Reason = state, reason
-	nj.candidates, nj.trial = nil, -1
-	if err := m.setJoin(&nj); err != nil {
-		m.n.log.Error("sign-in: record the answer", "space", m.sp.ID(), "err", err)
-	}
-	m.n.log.Info("sign-in: join "+state, "space", m.sp.ID(), "reason", reason)
+	state, reason := j.State()
+	return api.JoinState{Space: m.sp.ID().String(), Code: auth.SafetyCode(j.Request()), State: state,
+		Reason: reason, Since: j.Request().Time.UTC()}
 }
 
 // askSoon wakes the asker.
@@ -440,14 +311,11 @@ func (m *openSpace) askSoon() {
 	}
 }
 
-// asker publishes the device's own request while it waits — as soon as
-// a peer on the space's topic is known, again after 0.5, 1, 2 and 4 s (a
-// request published before the topic's mesh formed may reach nobody),
-// then every askInterval — until it is answered or expires.
+// asker steps the device's own request (signin.Device) when woken and
+// when the step said so, until the space closes.
 func (m *openSpace) asker(ctx context.Context) {
-	t := time.NewTimer(askInterval)
+	t := time.NewTimer(m.n.signins.lim.AskInterval)
 	defer t.Stop()
-	asked := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -455,27 +323,7 @@ func (m *openSpace) asker(ctx context.Context) {
 		case <-t.C:
 		case <-m.ask:
 		}
-		next := askInterval
-		m.mu.Lock()
-		j, c := m.join, m.eph
-		m.mu.Unlock()
-		if j != nil && j.rec.State == api.JoinWaiting {
-			if wait := m.tryApproval(ctx, j, time.Now()); wait > 0 {
-				next = min(next, wait)
-			}
-		}
-		if j != nil && j.rec.State == api.JoinWaiting {
-			j = m.followGeneration(j)
-		}
-		if j != nil && j.rec.State == api.JoinWaiting && c != nil {
-			if len(c.sub.Peers()) == 0 {
-				next = askRetry // nobody would hear it yet
-			} else {
-				m.askOnce(ctx, c, j)
-				next = min(next, askInterval, 500*time.Millisecond<<asked)
-				asked = min(asked+1, 8)
-			}
-		}
+		next := m.askStep(ctx)
 		if !t.Stop() {
 			select {
 			case <-t.C:
@@ -486,444 +334,73 @@ func (m *openSpace) asker(ctx context.Context) {
 	}
 }
 
-// askOnce publishes the device's own request, or ends it if it expired or
-// the password was refused.
-func (m *openSpace) askOnce(ctx context.Context, c *channel, j *joining) {
-	if time.Now().After(j.rec.Expires) {
-		m.finishJoin(api.JoinRefused, "no member answered before the request expired")
-		return
-	}
+// askStep ends the request as approved once its add counts, tries the
+// next candidate approval, then asks (signin.Device.Step); it returns
+// when to step again.
+func (m *openSpace) askStep(ctx context.Context) time.Duration {
+	next := m.n.signins.lim.AskInterval
 	m.mu.Lock()
-	refused := !j.shown && !j.refusedAt.IsZero() && time.Since(j.refusedAt) > refusalGrace
+	j, c := m.join, m.eph
+	waiting := j != nil && j.Waiting()
 	m.mu.Unlock()
-	if refused {
-		m.finishJoin(api.JoinRefused, "wrong password, or the space has no password")
-		return
+	if !waiting {
+		return next
 	}
-	if err := c.publishSignin(ctx, j.key, m.sp.WriterKey(), signinBody{Kind: bodyJoinRequest, Request: j.rec.Request}); err != nil && ctx.Err() == nil {
-		m.n.log.Debug("sign-in: ask", "space", m.sp.ID(), "err", err)
-	}
-}
-
-// publishSignin seals b under a request key, signed by signer.
-func (c *channel) publishSignin(ctx context.Context, k auth.RequestKey, signer ed25519.PrivateKey, b signinBody) error {
-	plain, err := json.Marshal(b)
-	if err != nil {
-		return err
-	}
-	kind := uint32(keyKindInvite)
-	if k.Kind == auth.RequestByPassword {
-		kind = keyKindPassword
-	}
-	e, err := ephemeral.Seal(k.Key, signer, ephemeral.Header{Topic: c.topic, KeyKind: kind, KeyID: k.ID[:]}, plain, c.m.n.eph.Filter().Now(), nil)
-	if err != nil {
-		return err
-	}
-	return c.sub.Publish(ctx, e)
-}
-
-// refusalKey is the key of the refusal of a password no member holds: it
-// is derived from the key ID alone, which the asking device knows. The
-// refusal is therefore not secret; it only says "wrong password".
-func refusalKey(id [auth.KeyIDSize]byte) auth.RequestKey {
-	k := sha256.Sum256(append([]byte("mycel/v1/password-refusal\x00"), id[:]...))
-	return auth.RequestKey{Kind: auth.RequestByPassword, ID: id, Key: k}
-}
-
-// receiveSignin handles an envelope of a sign-in key kind.
-func (c *channel) receiveSignin(e *ephemeral.Envelope, from peer.ID) error {
-	if len(e.KeyID) != auth.KeyIDSize {
-		return fmt.Errorf("key ID of %d bytes", len(e.KeyID))
-	}
-	kid := [auth.KeyIDSize]byte(e.KeyID)
-	m := c.m
-	m.mu.Lock()
-	j := m.join
-	m.mu.Unlock()
-	if j != nil && j.key.ID == kid && j.rec.State == api.JoinWaiting {
-		return c.answerForMe(e, j)
-	}
-	if !m.sp.IsWriter() {
-		return nil // only writers answer
-	}
-	var key auth.RequestKey
-	var via string
-	switch e.KeyKind {
-	case keyKindInvite:
-		rec, _, ok := m.sp.Invite(auth.InviteID(kid))
-		if !ok {
-			return nil // not an invite of this space (yet)
-		}
-		key, via = rec.RequestKey(), "invite "+rec.ID.String()
-	case keyKindPassword:
-		pk, ok := m.sp.PasswordRequestKey()
-		if !ok || pk.ID != kid {
-			return c.refusePassword(e, kid)
-		}
-		key, via = pk, "password"
-	}
-	plain, err := e.Open(key.Key)
-	if err != nil {
-		return err
-	}
-	b, err := decodeSigninBody(plain)
-	if err != nil {
-		return err
-	}
-	if b.Kind != bodyJoinRequest {
-		return nil // answers of other members
-	}
-	req, err := auth.UnmarshalJoinRequest(b.Request)
-	if err != nil {
-		return err
-	}
-	if req.Space != m.sp.ID() || req.Feed != [32]byte(e.Sender) {
-		return errors.New("join request for another space, or not signed by its feed")
-	}
-	return c.onRequest(req, key, via, from)
-}
-
-// onRequest keeps a verified request for a person, or answers it again if
-// it was answered already.
-func (c *channel) onRequest(req *auth.JoinRequest, key auth.RequestKey, via string, from peer.ID) error {
-	m, n := c.m, c.m.n
-	h := req.Hash()
-	now := time.Now()
-	si := n.signins
-	si.mu.Lock()
-	if a, ok := si.answered[h]; ok {
-		again := now.Sub(a.at) >= answerInterval
-		if again {
-			a.at = now
-			si.answered[h] = a
-		}
-		si.mu.Unlock()
-		if again {
-			return c.publishSignin(n.ctx, a.key, m.sp.WriterKey(), a.body)
-		}
-		return nil
-	}
-	si.mu.Unlock()
-	if m.sp.IsDevice(req.Feed) {
-		// Approved by another member, whose approval it missed: any
-		// member can seal the keyring to it again.
-		return c.approve(req, key)
-	}
-	if key.Kind == auth.RequestByInvite {
-		rec, _, _ := m.sp.Invite(auth.InviteID(key.ID))
-		if rec.Used && rec.UsedBy == req.Feed {
-			// Spent on this very request: a member is answering it (its
-			// answer, approval or denial, is on its way or in the
-			// feeds), so this is no stranger to refuse.
-			return nil
-		}
-		if err := rec.Check(now); err != nil {
-			reason := "the invite expired"
-			if rec.Used {
-				reason = "the invite was used already"
-			}
-			return c.refuse(req, key, reason)
-		}
-	}
-	ack, err := si.keep(c, req, key, via, from, now)
-	if err != nil {
-		return err
-	}
-	if ack {
-		h := req.Hash()
-		return c.publishSignin(n.ctx, key, m.sp.WriterKey(), signinBody{Kind: bodyPending, Hash: h[:]})
-	}
-	return nil
-}
-
-// keep adds a request to those waiting for a person, or notes that it was
-// asked again, and reports whether to tell the device it is shown.
-//
-// The bounds share the room out by the peer that handed a request over,
-// since anyone with the invite or the password can make requests at will:
-// at most maxPerPeer per key and peer, so that requests from one peer do
-// not keep out those from another; and when the space holds maxRequests, a
-// new request pushes out the least recently asked one of the peer holding
-// the most, if that peer holds more than the newcomer's would. A request
-// kept is never pushed out by one from a peer holding as many or fewer.
-// (Peers behind one forwarder — a relay — share its room; see EPHEMERAL.md.)
-func (si *signins) keep(c *channel, req *auth.JoinRequest, key auth.RequestKey, via string, from peer.ID, now time.Time) (bool, error) {
-	m := c.m
-	h := req.Hash()
-	si.mu.Lock()
-	defer si.mu.Unlock()
-	if p := si.waiting[h]; p != nil {
-		p.last = now
-		if now.Sub(p.replied) < answerInterval {
-			return false, nil
-		}
-		p.replied = now
-		return true, nil
-	}
-	perSpace, perPeerKey := 0, 0
-	byPeer := map[peer.ID][]*pending{}
-	for _, p := range si.waiting {
-		if p.m != m {
-			continue
-		}
-		perSpace++
-		byPeer[p.from] = append(byPeer[p.from], p)
-		if p.from == from && p.key.ID == key.ID {
-			perPeerKey++
-		}
-	}
-	if perPeerKey >= maxPerPeer {
-		si.crowded++
-		return false, fmt.Errorf("too many requests waiting from peer %s with this key (%d)", from, perPeerKey)
-	}
-	if perSpace >= maxRequests {
-		var top []*pending
-		for _, ps := range byPeer {
-			if len(ps) > len(top) {
-				top = ps
-			}
-		}
-		if len(top) <= len(byPeer[from])+1 {
-			si.crowded++
-			return false, fmt.Errorf("too many requests waiting (%d in the space)", perSpace)
-		}
-		victim := top[0]
-		for _, p := range top[1:] {
-			if p.last.Before(victim.last) {
-				victim = p
-			}
-		}
-		delete(si.waiting, victim.req.Hash())
-		si.evicted++
-	}
-	p := &pending{m: m, req: req, key: key, via: via, id: requestID(h), from: from, last: now, replied: now}
-	si.waiting[h] = p
-	ar := p.api()
-	for w := range si.watchers {
-		select {
-		case w <- ar:
-		default: // a watcher that does not read misses requests; Requests lists them
-		}
-	}
-	m.n.log.Info("sign-in: request", "space", m.sp.ID(), "device", req.Name, "code", auth.SafetyCode(req), "via", via)
-	return true, nil
-}
-
-func (p *pending) api() api.Request {
-	return api.Request{ID: p.id, Space: p.m.sp.ID().String(), SpaceName: p.m.name, Name: p.req.Name,
-		Feed: hex.EncodeToString(p.req.Feed[:]), Code: auth.SafetyCode(p.req), Via: p.via, Time: p.req.Time.UTC()}
-}
-
-// refusePassword tells a device that asked with a password whose key no
-// member holds, at most once per key ID and answerInterval.
-func (c *channel) refusePassword(e *ephemeral.Envelope, kid [auth.KeyIDSize]byte) error {
-	si := c.m.n.signins
-	space := c.m.sp.ID().String()
-	k := space + hex.EncodeToString(kid[:])
-	now := time.Now()
-	si.mu.Lock()
-	// At most one refusal per key ID per answerInterval, and per space per
-	// second: envelopes with made-up key IDs must not make every member
-	// publish.
-	if t, ok := si.refused[k]; ok && now.Sub(t) < answerInterval || now.Sub(si.refused[space]) < time.Second {
-		si.mu.Unlock()
-		return nil
-	}
-	si.refused[k], si.refused[space] = now, now
-	for k, t := range si.refused {
-		if now.Sub(t) > requestTTL {
-			delete(si.refused, k)
-		}
-	}
-	si.mu.Unlock()
-	b := signinBody{Kind: bodyRefusal, Password: true, Reason: "wrong password, or the space has no password"}
-	if _, _, ok := c.m.sp.PasswordKey(); ok {
-		b.Generation = c.m.sp.PasswordGeneration()
-	}
-	return c.publishSignin(c.m.n.ctx, refusalKey(kid), c.m.sp.WriterKey(), b)
-}
-
-// refuse answers a request that cannot be shown to a person.
-func (c *channel) refuse(req *auth.JoinRequest, key auth.RequestKey, reason string) error {
-	h := req.Hash()
-	b := signinBody{Kind: bodyRefusal, Hash: h[:], Reason: reason}
-	c.m.n.signins.remember(h, key, b)
-	return c.publishSignin(c.m.n.ctx, key, c.m.sp.WriterKey(), b)
-}
-
-func (si *signins) remember(h [32]byte, key auth.RequestKey, b signinBody) {
-	si.mu.Lock()
-	defer si.mu.Unlock()
-	now := time.Now()
-	si.answered[h] = answered{body: b, key: key, at: now}
-	delete(si.waiting, h)
-	for k, a := range si.answered {
-		if now.Sub(a.at) > requestTTL {
-			delete(si.answered, k)
-		}
-	}
-}
-
-// approve seals the keyring to the request's device and publishes the
-// approval. The device must be a writer already (AddWriter).
-func (c *channel) approve(req *auth.JoinRequest, key auth.RequestKey) error {
-	m := c.m
-	kr, err := m.sp.Keyring()
-	if err != nil {
-		return err
-	}
-	a, err := auth.NewApproval(req, kr, m.sp.Feed(), m.sp.Held(m.sp.Feed())-1)
-	if err != nil {
-		return err
-	}
-	raw, err := a.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	b := signinBody{Kind: bodyApproval, Answer: raw}
-	m.n.signins.remember(req.Hash(), key, b)
-	return c.publishSignin(m.n.ctx, key, m.sp.WriterKey(), b)
-}
-
-// answerForMe handles a member's answer to this device's own request.
-func (c *channel) answerForMe(e *ephemeral.Envelope, j *joining) error {
-	m := c.m
-	plain, err := e.Open(j.key.Key)
-	if err != nil && j.key.Kind == auth.RequestByPassword {
-		if plain, err = e.Open(refusalKey(j.key.ID).Key); err == nil {
-			if b, err := decodeSigninBody(plain); err == nil && b.Kind == bodyRefusal && b.Password {
-				m.mu.Lock()
-				if b.Generation > j.rec.Generation && j.rec.Password != "" && j.switches < maxGenerationSwitches {
-					// The members' key is of a later generation: ask with
-					// that one (the asker derives it).
-					j.wantGen = max(j.wantGen, b.Generation)
-				} else if j.refusedAt.IsZero() {
-					j.refusedAt = time.Now()
-				}
-				m.mu.Unlock()
-				m.askSoon()
-			}
-			return nil
-		}
-	}
-	if err != nil {
-		return err
-	}
-	b, err := decodeSigninBody(plain)
-	if err != nil {
-		return err
-	}
-	h := j.req.Hash()
-	switch b.Kind {
-	case bodyApproval:
-		kr, _, err := auth.OpenApproval(m.n.device, j.req, b.Answer)
-		if err != nil {
-			return fmt.Errorf("approval: %w", err)
-		}
-		if kr.Space != m.sp.ID() || kr.Validate() != nil {
-			return errors.New("approval: keyring of another space, or invalid")
-		}
-		m.addCandidate(j, kr, sha256.Sum256(b.Answer))
-	case bodyDenial:
-		if _, err := auth.UnmarshalDenial(j.req, b.Answer); err != nil {
-			return fmt.Errorf("denial: %w", err)
-		}
-		m.finishJoin(api.JoinDenied, "a member denied the request")
-	case bodyRefusal:
-		if !slices.Equal(b.Hash, h[:]) {
-			return nil
-		}
-		m.finishJoin(api.JoinRefused, b.Reason)
-	case bodyPending:
-		if slices.Equal(b.Hash, h[:]) {
-			m.mu.Lock()
-			j.shown = true
-			m.mu.Unlock()
-		}
-	}
-	return nil
-}
-
-// addCandidate keeps an approval's keyring to try (tryApproval), unless
-// it was received before or maxCandidates are kept, in which case it
-// takes the place of the most tried one that is not being tried.
-func (m *openSpace) addCandidate(j *joining, kr *auth.Keyring, sum [32]byte) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, c := range j.candidates {
-		if c.sum == sum {
-			return
-		}
-	}
-	c := candidate{kr: kr, sum: sum}
-	if len(j.candidates) < maxCandidates {
-		j.candidates = append(j.candidates, c)
-	} else {
-		worst := -1
-		for i, x := range j.candidates {
-			if i != j.trial && x.tried > 0 && (worst < 0 || x.tried > j.candidates[worst].tried) {
-				worst = i
-			}
-		}
-		if worst < 0 {
-			return // all untried: they go first
-		}
-		j.candidates[worst] = c
-	}
-	m.n.log.Info("sign-in: approval received; checking it", "space", m.sp.ID(), "candidates", len(j.candidates))
-	select {
-	case m.ask <- struct{}{}:
-	default:
-	}
-}
-
-// tryApproval tries the next candidate approval when none is tried or the
-// one tried has had trialFor without bringing this device's keys: it
-// proves the candidate's capability to the connected peers (TryKeyring,
-// then a session with each). A member admits a genuine one and serves the
-// feeds, which hold this device's add-writer entry; the device is approved
-// once that entry counts (checkJoined). It returns when to look again, 0
-// for nothing to try. Each candidate is tried once, the newest untried
-// first.
-func (m *openSpace) tryApproval(ctx context.Context, j *joining, now time.Time) time.Duration {
 	if m.sp.Approved() {
 		m.checkJoined()
-		return 0
-	}
-	m.mu.Lock()
-	if len(j.candidates) == 0 {
+	} else {
+		m.mu.Lock()
+		kr, wait := j.NextTrial(time.Now())
 		m.mu.Unlock()
-		return 0
-	}
-	if j.trial >= 0 && now.Sub(j.trialAt) < trialFor {
-		wait := trialFor - now.Sub(j.trialAt)
-		m.mu.Unlock()
-		return wait
-	}
-	next := -1
-	for i := len(j.candidates) - 1; i >= 0 && next < 0; i-- {
-		if j.candidates[i].tried == 0 {
-			next = i
+		if kr != nil {
+			opened, err := m.tryKeyring(ctx, kr)
+			m.mu.Lock()
+			wait = j.Tried(opened, err)
+			m.mu.Unlock()
+		}
+		if wait > 0 {
+			next = min(next, wait)
 		}
 	}
-	if next < 0 {
-		// Every candidate was tried. Trying one again would only earn
-		// strikes from members (syncnet bans a peer after three refused
-		// proofs); a new approval is tried when it comes.
+	if c == nil {
+		return next
+	}
+	peers := len(c.sub.Peers())
+	m.mu.Lock()
+	if m.join != j {
 		m.mu.Unlock()
-		return 0
+		return next // replaced meanwhile
 	}
-	j.trial, j.trialAt = next, now
-	j.candidates[next].tried++
-	kr := j.candidates[next].kr
+	st := j.Step(time.Now(), peers)
+	rec := j.Record()
 	m.mu.Unlock()
-	if err := m.sp.TryKeyring(kr); err != nil {
-		return trialFor
+	if st.Store {
+		if rec.Generation > 0 && rec.State == signin.StateWaiting {
+			m.n.log.Info("sign-in: asking with the password key of generation", "space", m.sp.ID(), "generation", rec.Generation)
+		}
+		m.joinChanged(rec)
 	}
-	// The space is not served while it is only tried: no peer opens a
-	// session to this device (its resync would prove a bogus candidate
-	// every 10 s, and get this device banned). It opens one session with
-	// each peer that serves the space, once.
+	if st.Publish != nil {
+		if err := c.publishSignin(ctx, st.Publish.Key, m.sp.WriterKey(), st.Publish.Body); err != nil && ctx.Err() == nil {
+			m.n.log.Debug("sign-in: ask", "space", m.sp.ID(), "err", err)
+		}
+	}
+	return min(next, st.Next)
+}
+
+// tryKeyring proves a candidate approval's capability to the connected
+// peers (space.TryKeyring, then one session with each peer that serves
+// the space) and returns the sessions opened. A member admits a genuine
+// one and serves the feeds, which hold this device's add-writer entry;
+// the device is approved once that entry counts (checkJoined). The space
+// is not served while it is only tried: no peer opens a session to this
+// device (its resync would prove a bogus candidate every 10 s, and get
+// this device banned).
+func (m *openSpace) tryKeyring(ctx context.Context, kr *auth.Keyring) (int, error) {
+	if err := m.sp.TryKeyring(kr); err != nil {
+		return 0, err
+	}
+	trialFor := m.n.signins.lim.TrialFor
 	proto := syncnet.ProtocolFor(m.sp.ID())
 	opened := 0
 	for _, p := range m.n.host.Network().Peers() {
@@ -936,59 +413,133 @@ func (m *openSpace) tryApproval(ctx context.Context, j *joining, now time.Time) 
 		}
 		cancel()
 	}
-	if opened == 0 {
-		// No member to try it with yet: not a try.
-		m.mu.Lock()
-		j.candidates[next].tried--
-		j.trial = -1
-		m.mu.Unlock()
-		return time.Second
-	}
-	return trialFor
+	return opened, nil
 }
 
 // checkJoined ends this device's request as approved once its own
 // add-writer op counts in its view.
 func (m *openSpace) checkJoined() {
+	if !m.sp.Approved() || !m.sp.IsWriter() {
+		return
+	}
 	m.mu.Lock()
 	j := m.join
-	m.mu.Unlock()
-	if j != nil && j.rec.State == api.JoinWaiting && m.sp.Approved() && m.sp.IsWriter() {
-		m.finishJoin(api.JoinApproved, "")
+	changed := j != nil && j.Approved()
+	var rec joinRecord
+	if changed {
+		rec = j.Record()
 	}
+	m.mu.Unlock()
+	if changed {
+		m.joinChanged(rec)
+	}
+}
+
+// publishSignin seals b under a request key, signed by signer.
+func (c *channel) publishSignin(ctx context.Context, k auth.RequestKey, signer ed25519.PrivateKey, b signin.Body) error {
+	plain, err := b.Encode()
+	if err != nil {
+		return err
+	}
+	e, err := ephemeral.Seal(k.Key, signer, ephemeral.Header{Topic: c.topic, KeyKind: signin.KeyKind(k.Kind), KeyID: k.ID[:]}, plain, c.m.n.eph.Filter().Now(), nil)
+	if err != nil {
+		return err
+	}
+	return c.sub.Publish(ctx, e)
+}
+
+// receiveSignin handles an envelope of a sign-in key kind: an answer to
+// this device's own request goes to its signin.Device, anything else to
+// the member side.
+func (c *channel) receiveSignin(e *ephemeral.Envelope, from peer.ID) error {
+	if len(e.KeyID) != auth.KeyIDSize {
+		return fmt.Errorf("key ID of %d bytes", len(e.KeyID))
+	}
+	m := c.m
+	now := time.Now()
+	m.mu.Lock()
+	if j := m.join; j != nil && j.Mine([auth.KeyIDSize]byte(e.KeyID)) {
+		u, err := j.Receive(now, e)
+		rec, n := j.Record(), j.Candidates()
+		m.mu.Unlock()
+		if u.Store {
+			m.joinChanged(rec)
+		}
+		if u.Wake {
+			if n > 0 {
+				m.n.log.Info("sign-in: approval received; checking it", "space", m.sp.ID(), "candidates", n)
+			}
+			m.askSoon()
+		}
+		return err
+	}
+	m.mu.Unlock()
+	si := m.n.signins
+	si.mu.Lock()
+	out, err := si.core.Receive(now, signinSpace{m}, e, string(from))
+	if p := out.Shown; p != nil {
+		ar := requestAPI(p, m)
+		for w := range si.watchers {
+			select {
+			case w <- ar:
+			default: // a watcher that does not read misses requests; Requests lists them
+			}
+		}
+	}
+	si.mu.Unlock()
+	if p := out.Shown; p != nil {
+		m.n.log.Info("sign-in: request", "space", m.sp.ID(), "device", p.Req.Name, "code", auth.SafetyCode(p.Req), "via", p.Via)
+	}
+	for _, msg := range out.Publish {
+		if err := c.publishSignin(m.n.ctx, msg.Key, m.sp.WriterKey(), msg.Body); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func requestAPI(p *signin.Request, m *openSpace) api.Request {
+	return api.Request{ID: p.ID, Space: p.Space.String(), SpaceName: m.name, Name: p.Req.Name,
+		Feed: fmt.Sprintf("%x", p.Req.Feed[:]), Code: auth.SafetyCode(p.Req), Via: p.Via, Time: p.Req.Time.UTC()}
+}
+
+// waitingRequest is a request a member keeps, with its open space.
+type waitingRequest struct {
+	p *signin.Request
+	m *openSpace
+}
+
+// currentRequests drops the requests that are no longer to answer
+// (signin.Members.Current) and returns the others.
+func (n *Node) currentRequests() []waitingRequest {
+	open := map[auth.SpaceID]*openSpace{}
+	for _, m := range n.members() {
+		open[m.sp.ID()] = m
+	}
+	lookup := func(id auth.SpaceID) signin.Space {
+		if m := open[id]; m != nil {
+			return signinSpace{m}
+		}
+		return nil
+	}
+	si := n.signins
+	si.mu.Lock()
+	ps := si.core.Current(time.Now(), lookup)
+	si.mu.Unlock()
+	out := make([]waitingRequest, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, waitingRequest{p, open[p.Space]})
+	}
+	return out
 }
 
 // Requests implements api.Backend.
 func (n *Node) Requests() []api.Request {
 	var out []api.Request
-	for _, p := range n.signins.current() {
-		out = append(out, p.api())
+	for _, w := range n.currentRequests() {
+		out = append(out, requestAPI(w.p, w.m))
 	}
 	slices.SortFunc(out, func(a, b api.Request) int { return a.Time.Compare(b.Time) })
-	return out
-}
-
-// current drops the requests that were answered elsewhere (their device
-// is a writer now), that stopped asking, whose invite was spent, or of a
-// space this device can no longer write (it was removed), and returns the
-// others.
-func (si *signins) current() []*pending {
-	si.mu.Lock()
-	defer si.mu.Unlock()
-	now := time.Now()
-	var out []*pending
-	for h, p := range si.waiting {
-		gone := now.Sub(p.last) > requestTTL || p.m.sp.IsDevice(p.req.Feed) || !p.m.sp.IsWriter()
-		if p.key.Kind == auth.RequestByInvite {
-			rec, _, _ := p.m.sp.Invite(auth.InviteID(p.key.ID))
-			gone = gone || rec.Check(now) != nil
-		}
-		if gone {
-			delete(si.waiting, h)
-			continue
-		}
-		out = append(out, p)
-	}
 	return out
 }
 
@@ -1052,91 +603,96 @@ func (n *Node) WatchRequests(ctx context.Context) (<-chan api.Request, error) {
 
 // find returns the waiting request named by id (or a prefix of it, at
 // least 6 hex digits, naming one).
-func (si *signins) find(id string) (*pending, error) {
+func (n *Node) find(id string) (waitingRequest, error) {
 	id = strings.ToLower(strings.TrimSpace(id))
 	if len(id) < 6 {
-		return nil, fmt.Errorf("%w: request ID %q: give at least 6 hex digits", api.ErrBadRequest, id)
+		return waitingRequest{}, fmt.Errorf("%w: request ID %q: give at least 6 hex digits", api.ErrBadRequest, id)
 	}
-	var found []*pending
-	for _, p := range si.current() {
-		if strings.HasPrefix(p.id, id) {
-			found = append(found, p)
+	var found []waitingRequest
+	for _, w := range n.currentRequests() {
+		if strings.HasPrefix(w.p.ID, id) {
+			found = append(found, w)
 		}
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("%w: no request %s waiting", api.ErrNotFound, id)
+		return waitingRequest{}, fmt.Errorf("%w: no request %s waiting", api.ErrNotFound, id)
 	case 1:
 		return found[0], nil
 	}
-	return nil, fmt.Errorf("%w: %q names %d requests", api.ErrBadRequest, id, len(found))
+	return waitingRequest{}, fmt.Errorf("%w: %q names %d requests", api.ErrBadRequest, id, len(found))
 }
 
 // answering returns the waiting request named by id and the channel to
 // answer it on.
-func (n *Node) answering(id string) (*pending, *channel, error) {
-	p, err := n.signins.find(id)
+func (n *Node) answering(id string) (waitingRequest, *channel, error) {
+	w, err := n.find(id)
 	if err != nil {
-		return nil, nil, err
+		return w, nil, err
 	}
-	c := p.m.channel()
+	c := w.m.channel()
 	if c == nil {
-		return nil, nil, fmt.Errorf("%w: the space's channel is not open", api.ErrClosed)
+		return w, nil, fmt.Errorf("%w: the space's channel is not open", api.ErrClosed)
 	}
-	return p, c, nil
+	return w, c, nil
 }
 
 // Approve implements api.Backend.
 func (n *Node) Approve(ctx context.Context, id, code string) error {
-	p, c, err := n.answering(id)
+	w, c, err := n.answering(id)
 	if err != nil {
 		return err
 	}
+	p, m := w.p, w.m
 	if code != "" {
-		if err := auth.CheckSafetyCode(p.req, code); err != nil {
+		if err := auth.CheckSafetyCode(p.Req, code); err != nil {
 			return fmt.Errorf("%w: the device shows another code: check that you approve the right device (%v)", api.ErrSafetyCode, err)
 		}
 	}
-	m := p.m
-	if p.key.Kind == auth.RequestByInvite {
-		if err := m.sp.UseInvite(ctx, auth.InviteID(p.key.ID), p.req.Feed); err != nil {
+	if p.Key.Kind == auth.RequestByInvite {
+		if err := m.sp.UseInvite(ctx, auth.InviteID(p.Key.ID), p.Req.Feed); err != nil {
 			if errors.Is(err, auth.ErrUsed) {
 				return fmt.Errorf("%w: the invite was used by another device", api.ErrConflict)
 			}
 			return spaceError(err)
 		}
 	}
-	if err := m.sp.AddWriter(ctx, p.req.Feed, p.req.Name, p.req.Device); err != nil {
+	if err := m.sp.AddWriter(ctx, p.Req.Feed, p.Req.Name, p.Req.Device); err != nil {
 		return spaceError(err)
 	}
 	m.wrote()
-	if err := c.approve(p.req, p.key); err != nil {
+	n.signins.mu.Lock()
+	msg, err := n.signins.core.Approve(time.Now(), signinSpace{m}, p)
+	n.signins.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	n.log.Info("sign-in: approved", "space", m.sp.ID(), "device", p.req.Name, "feed", feed.PublicKey(p.req.Feed))
+	if err := c.publishSignin(n.ctx, msg.Key, m.sp.WriterKey(), msg.Body); err != nil {
+		return err
+	}
+	n.log.Info("sign-in: approved", "space", m.sp.ID(), "device", p.Req.Name, "feed", feed.PublicKey(p.Req.Feed))
 	return nil
 }
 
 // Deny implements api.Backend.
 func (n *Node) Deny(ctx context.Context, id string) error {
-	p, c, err := n.answering(id)
+	w, c, err := n.answering(id)
 	if err != nil {
 		return err
 	}
-	m := p.m
-	if p.key.Kind == auth.RequestByInvite {
-		if err := m.sp.UseInvite(ctx, auth.InviteID(p.key.ID), p.req.Feed); err != nil && !errors.Is(err, auth.ErrUsed) {
+	p, m := w.p, w.m
+	if p.Key.Kind == auth.RequestByInvite {
+		if err := m.sp.UseInvite(ctx, auth.InviteID(p.Key.ID), p.Req.Feed); err != nil && !errors.Is(err, auth.ErrUsed) {
 			return spaceError(err)
 		}
 		m.wrote()
 	}
-	d := auth.NewDenial(p.req, m.sp.Feed())
-	raw, err := d.MarshalBinary()
+	n.signins.mu.Lock()
+	msg, err := n.signins.core.Deny(time.Now(), signinSpace{m}, p)
+	n.signins.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	b := signinBody{Kind: bodyDenial, Answer: raw}
-	n.signins.remember(p.req.Hash(), p.key, b)
-	n.log.Info("sign-in: denied", "space", m.sp.ID(), "device", p.req.Name)
-	return c.publishSignin(ctx, p.key, m.sp.WriterKey(), b)
+	n.log.Info("sign-in: denied", "space", m.sp.ID(), "device", p.Req.Name)
+	return c.publishSignin(ctx, msg.Key, m.sp.WriterKey(), msg.Body)
 }

@@ -20,6 +20,8 @@ var corePackages = []string{
 	"github.com/mycelsync/mycel/feed/memstore",
 	"github.com/mycelsync/mycel/node/space",
 	"github.com/mycelsync/mycel/node/replication",
+	"github.com/mycelsync/mycel/node/signin",
+	"github.com/mycelsync/mycel/node/messages",
 }
 
 // forbidden are import path prefixes the core must not depend on.
