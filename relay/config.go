@@ -327,7 +327,6 @@ func (l *Limits) Validate() error {
 		{"max-conns-per-ip", "max-conns", l.MaxConnsPerIP <= l.MaxConns},
 		{"max-streams-per-peer", "max-streams", l.MaxStreamsPerPeer <= l.MaxStreams},
 		{"max-memory-per-peer", "max-memory", l.MaxMemoryPerPeer <= l.MaxMemory},
-		{"max-reservations-per-ip", "max-reservations", l.MaxReservationsPerIP <= l.MaxReservations},
 	} {
 		if !c.ok {
 			return fmt.Errorf("relay: limit %s is above %s", c.part, c.whole)
