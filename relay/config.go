@@ -111,7 +111,7 @@ func LoadConfig(flags Overrides, getenv func(string) string, daemonDir func() (s
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
-		return nil, fmt.Errorf("relay: read config: %w", err)
+		return nil, fmt.Errorf("relay: read config: %w (the data directory must be a directory the relay can write; --data or MYCEL_RELAY_HOME chooses another)", err)
 	default:
 		var file fileConfig
 		dec := json.NewDecoder(strings.NewReader(string(data)))
