@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -150,11 +151,14 @@ func newResourceManager(l *Limits) (network.ResourceManager, error) {
 	limits := partial.Build(scaling.AutoScale())
 	perIP := []rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: l.MaxConnsPerIP}}
 	perIP6 := []rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: l.MaxConnsPerIP}}
+	// Loopback is exempt from the per-IP limit, as in libp2p's defaults: it
+	// is the machine itself (a reverse proxy in front of the WebSocket
+	// port, say). The overall limits still hold it.
 	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits),
 		rcmgr.WithLimitPerSubnet(perIP, perIP6),
 		rcmgr.WithNetworkPrefixLimit(
-			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("127.0.0.0/8"), ConnCount: l.MaxConns}},
-			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("::1/128"), ConnCount: l.MaxConns}}))
+			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("127.0.0.0/8"), ConnCount: math.MaxInt}},
+			[]rcmgr.NetworkPrefixLimit{{Network: netip.MustParsePrefix("::1/128"), ConnCount: math.MaxInt}}))
 }
 
 // serveMetrics serves the registry on cfg.Metrics, at /metrics only.

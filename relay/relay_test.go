@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
 	ma "github.com/multiformats/go-multiaddr"
@@ -396,5 +397,66 @@ func TestMetricsAddressInUse(t *testing.T) {
 	cfg := &Config{LogLevel: "info", Limits: DefaultLimits(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Metrics: ln.Addr().String()}
 	if _, err := New(cfg, key, nil); err == nil || !strings.Contains(err.Error(), "metrics") {
 		t.Fatalf("New with the metrics port taken: %v", err)
+	}
+}
+
+// The resource manager holds all peers together to MaxConns: a peer
+// beyond it is refused while the connected ones keep talking, and it gets
+// in once one of them leaves.
+func TestMaxConns(t *testing.T) {
+	const limit = 3
+	r := newTestRelay(t, func(l *Limits) { l.MaxConns, l.MaxConnsPerPeer, l.MaxConnsPerIP = limit, 2, limit })
+	r.Host().SetStreamHandler(echoProto, func(s network.Stream) {
+		defer s.Close()
+		io.Copy(s, s)
+	})
+	var tcp peer.AddrInfo
+	for _, a := range r.Host().Addrs() {
+		if _, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+			tcp = peer.AddrInfo{ID: r.Host().ID(), Addrs: []ma.Multiaddr{a}}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var in []host.Host
+	for range limit {
+		h := newPeer(t)
+		if err := h.Connect(ctx, tcp); err != nil {
+			t.Fatalf("connection under the limit: %v", err)
+		}
+		in = append(in, h)
+	}
+	late := newPeer(t)
+	if err := late.Connect(ctx, tcp); err == nil {
+		// The handshake may finish before the relay's resource manager
+		// refuses the connection; then it is closed at once.
+		if _, err := echoStream(ctx, late, r); err == nil {
+			t.Fatalf("connection %d of %d accepted and working", limit+1, limit)
+		}
+	}
+	for i, h := range in {
+		s, err := echoStream(ctx, h, r)
+		if err != nil {
+			t.Fatalf("peer %d after the refusal: %v", i, err)
+		}
+		s.Reset()
+	}
+	in[0].Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		late.Network().ClosePeer(r.Host().ID())
+		late.Network().(*swarm.Swarm).Backoff().Clear(r.Host().ID())
+		err := late.Connect(ctx, tcp)
+		if err == nil {
+			var s network.Stream
+			if s, err = echoStream(ctx, late, r); err == nil {
+				s.Reset()
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection after a peer left: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
