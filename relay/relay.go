@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -44,6 +45,9 @@ type Relay struct {
 	metricsSrv  *http.Server
 	metricsAddr string
 	metricsDone chan error
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New starts a relay with identity key: a libp2p host listening on
@@ -200,8 +204,13 @@ func (r *Relay) Addrs() []ma.Multiaddr {
 
 // Close stops the metrics endpoint (waiting up to 5 s for requests in
 // flight), the circuit relay service, which resets the circuits it
-// carries, and the host.
+// carries, and the host. Later calls return the first one's result.
 func (r *Relay) Close() error {
+	r.closeOnce.Do(func() { r.closeErr = r.close() })
+	return r.closeErr
+}
+
+func (r *Relay) close() error {
 	var errs []error
 	if r.metricsSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -43,7 +43,23 @@ func newTestRelay(t *testing.T, tune func(*Limits)) *Relay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Close() })
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		// A second Close returns at once (it used to wait for the metrics
+		// server a second time, for ever).
+		done := make(chan error, 1)
+		go func() { done <- r.Close() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("second Close hangs")
+		}
+	})
 	return r
 }
 

@@ -66,7 +66,14 @@ func TestSecureWebSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := r.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+	})
 	var wss ma.Multiaddr
 	for _, a := range r.Host().Addrs() {
 		if strings.Contains(a.String(), "/tls/") && strings.Contains(a.String(), "/ws") {
