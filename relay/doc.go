@@ -1,9 +1,60 @@
-// Package relay will hold the always-on, unprivileged relay: it keeps devices
-// in touch when they cannot reach each other directly, mirrors the signed,
-// encrypted feeds of the spaces it serves for devices that are offline, keeps
-// their mailboxes of ephemeral messages and serves the web app. It never
-// holds a space secret, so it verifies everything and reads nothing.
+// Package relay is the always-on, unprivileged relay that `mycel relay`
+// runs: it keeps devices in touch when they cannot reach each other
+// directly and never holds a space secret, so it can verify what passes
+// through it but read none of it.
 //
-// Not built yet: this file only reserves the package. See DESIGN.md,
-// "The relay".
+// # What is built
+//
+// New starts a libp2p host listening on TCP, QUIC, WebSocket (secure
+// WebSocket, /tls/ws, when given a certificate and key), WebTransport and
+// WebRTC-direct, with identify, the AutoNAT services (v1 and v2),
+// hole-punching support and libp2p's circuit relay v2 service, so that a
+// device behind a NAT reserves a slot and others reach it through the
+// relay's /p2p-circuit address. The service is started directly rather
+// than through libp2p's EnableRelayService, which waits for AutoNAT to
+// call the host public.
+//
+// Config holds the settings and LoadConfig resolves them: flags, then
+// MYCEL_RELAY_* environment variables, then config.json in the data
+// directory, then the documented defaults. The identity (node.key) is
+// loaded by the command with the daemon's code. Limits gathers every limit
+// with its default: connections, streams and reserved memory per peer,
+// per IP address and overall, enforced by libp2p's resource manager; slots,
+// circuits per peer and the bytes and lifetime of one relayed connection,
+// enforced by the circuit relay service. Over a limit a peer is refused
+// (RESERVATION_REFUSED, RESOURCE_LIMIT_EXCEEDED, a reset stream) and
+// nothing else changes.
+//
+// The ACL is the circuit relay service's access control. It admits
+// everyone, held to libp2p's default circuit limits (2 minutes, 128 KiB),
+// and keeps the allow-list of peers that belong to a space the relay
+// serves, empty for now. Those are to get lifted limits so that a whole
+// sync crosses the relay; libp2p's ACLFilter only answers yes or no and
+// its circuit limits are one setting for the whole service, so lifting
+// them per circuit will need the relay to handle the hop protocol's
+// circuits itself (for instance a second service instance for members'
+// circuits, or a limiter around the relayed streams).
+//
+// # Privacy
+//
+// The relay logs no connection, reservation or circuit, at any level of
+// its own log (libp2p's own loggers, set with GOLOG_LOG_LEVEL, could). Its
+// metrics (Prometheus, on a loopback address, off by default) are
+// aggregate: no label names a peer or an address.
+//
+// # Goroutines
+//
+// The host and the circuit relay service own theirs (libp2p's); Close
+// closes both. The metrics endpoint's server goroutine is owned by the
+// Relay, and Close shuts the server down and waits for it.
+//
+// # Not built yet (issue 12)
+//
+// Daemons reserving slots and advertising circuit addresses by themselves;
+// lifted circuit limits for members; the blind mirror of the encrypted
+// feeds of the spaces it serves; the mailbox of envelopes for offline
+// devices (Limits.MailboxBytesPerSpace, MailboxExpiry) and mirror quota
+// (MirrorBytesPerSpace), which take effect when they land; invite locators
+// and aliases; message routing over gossipsub; many relays per space;
+// serving the web app on its WebSocket port. See DESIGN.md, "The relay".
 package relay

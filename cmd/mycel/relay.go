@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mycelsync/mycel/node"
+	"github.com/mycelsync/mycel/relay"
+)
+
+const relayLong = `Run an always-on relay: a libp2p host on TCP, QUIC, WebSocket (secure
+WebSocket with a certificate), WebTransport and WebRTC-direct, with identify,
+the AutoNAT services, hole punching and the circuit relay v2 service, so that
+devices that cannot reach each other directly stay in touch through it. It
+holds no space secret. It keeps no log of connections, reservations or
+circuits; its only record of traffic is the aggregate Prometheus metrics,
+served on loopback if --metrics is given. The first SIGINT or SIGTERM shuts it
+down gracefully; a second one stops it at once.
+
+Not yet: the blind mirror, the mailbox, invite locators and aliases, and
+message routing (issue 12); daemons do not reserve slots on it by themselves
+yet.
+
+Settings, each from (highest first) its flag, its environment variable, the
+data directory's config.json, or the default:
+
+  data directory  --data       MYCEL_RELAY_HOME       (default: "relay" in the
+                                                       daemon's data directory,
+                                                       $MYCEL_HOME or
+                                                       ~/.local/share/mycel)
+  listen addrs    --listen     MYCEL_RELAY_LISTEN     config "listen"
+                  (default: tcp/4111 on IPv4 and IPv6, udp/4111 QUIC,
+                  WebTransport and WebRTC-direct, tcp/4112 WebSocket, or
+                  tcp/4112/tls/ws with a certificate)
+  WebSocket TLS   --ws-cert    MYCEL_RELAY_WS_CERT    config "ws_cert"
+                  --ws-key     MYCEL_RELAY_WS_KEY     config "ws_key"
+                  (PEM files; both or neither; a /tls/ws address needs them)
+  metrics         --metrics    MYCEL_RELAY_METRICS    config "metrics"
+                  (loopback host:port of /metrics; default off)
+  log level       --log-level  MYCEL_RELAY_LOG_LEVEL  config "log_level"
+                                                      (default info)
+  limits          --max-*, --reservation-ttl and --circuit-* below, with
+                  their defaults; MYCEL_RELAY_<FLAG NAME> (MYCEL_RELAY_MAX_CONNS);
+                  config "limits": {"max_conns": 4096, "circuit_bytes": "1MiB"}
+                  (sizes take KiB, MiB or GiB; durations 90s, 2m, 1h)
+
+Environment lists are comma-separated. The data directory holds node.key, the
+relay's libp2p identity (mode 0600, created on first run), and config.json.`
+
+func newRelayCmd() *cobra.Command {
+	var o relay.Overrides
+	cmd := &cobra.Command{
+		Use:   "relay",
+		Short: "Run an always-on relay that keeps devices in touch (it cannot read anything)",
+		Long:  relayLong,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := relay.LoadConfig(o, os.Getenv, daemonDataDir)
+			if err != nil {
+				return err
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+				return err
+			}
+			log := newDaemonLogger(cmd.ErrOrStderr(), level)
+			if os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(defaultMemoryLimit)
+			}
+			key, err := node.LoadIdentity(cfg.DataDir)
+			if err != nil {
+				return fmt.Errorf("relay: identity in %s: %w (is the data directory writable? --data or MYCEL_RELAY_HOME chooses another)", cfg.DataDir, err)
+			}
+			r, err := relay.New(cfg, key, log)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "mycel relay %s\n", version)
+			fmt.Fprintf(out, "data directory: %s\n", cfg.DataDir)
+			fmt.Fprintf(out, "peer ID: %s\n", r.Host().ID())
+			for _, a := range r.Addrs() {
+				fmt.Fprintf(out, "listening on %s\n", a)
+			}
+			if a := r.MetricsAddr(); a != "" {
+				fmt.Fprintf(out, "metrics on http://%s/metrics\n", a)
+			} else {
+				fmt.Fprintln(out, "metrics off (--metrics 127.0.0.1:4113 serves them)")
+			}
+			<-cmd.Context().Done()
+			fmt.Fprintln(cmd.ErrOrStderr(), "mycel relay: shutting down (a second signal stops it at once)")
+			return r.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.DataDir, "data", "", "data directory (env MYCEL_RELAY_HOME)")
+	f.StringArrayVar(&o.Listen, "listen", nil, "multiaddr to listen on; repeatable (env MYCEL_RELAY_LISTEN)")
+	f.StringVar(&o.WSCert, "ws-cert", "", "PEM certificate of the secure WebSocket listener (env MYCEL_RELAY_WS_CERT)")
+	f.StringVar(&o.WSKey, "ws-key", "", "PEM key of the secure WebSocket listener (env MYCEL_RELAY_WS_KEY)")
+	f.StringVar(&o.Metrics, "metrics", "", "loopback host:port of the Prometheus endpoint; off if empty (env MYCEL_RELAY_METRICS)")
+	f.StringVar(&o.LogLevel, "log-level", "", "debug, info, warn or error (env MYCEL_RELAY_LOG_LEVEL)")
+	o.Limits = map[string]string{}
+	for _, name := range relay.LimitNames() {
+		usage, def, typ := relay.LimitUsage(name)
+		fl := f.VarPF(&limitFlag{name: name, def: def, typ: typ, set: o.Limits}, name, "", usage)
+		fl.DefValue = def
+	}
+	return cmd
+}
+
+// daemonDataDir is the daemon's data directory, in which the relay's is
+// by default: MYCEL_HOME, else the platform's default.
+func daemonDataDir() (string, error) {
+	if d := os.Getenv("MYCEL_HOME"); d != "" {
+		return d, nil
+	}
+	return node.DefaultDataDir()
+}
+
+// limitFlag is a limit's flag: it checks the value as it is parsed, so a
+// bad one is a usage error, and records it for relay.LoadConfig.
+type limitFlag struct {
+	name, def, typ string
+	set            map[string]string
+}
+
+func (l *limitFlag) String() string {
+	if v, ok := l.set[l.name]; ok {
+		return v
+	}
+	return l.def
+}
+
+func (l *limitFlag) Set(v string) error {
+	if err := relay.CheckLimit(l.name, v); err != nil {
+		return err
+	}
+	l.set[l.name] = v
+	return nil
+}
+
+func (l *limitFlag) Type() string { return l.typ }

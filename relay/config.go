@@ -1,0 +1,510 @@
+package relay
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the relay's settings. Each has a default; the config file
+// (config.json in the relay's data directory), then MYCEL_RELAY_*
+// environment variables, then command-line flags override it, in that
+// order of precedence (LoadConfig).
+type Config struct {
+	// DataDir holds the relay's identity (node.key) and config.json.
+	// Default: "relay" in the daemon's data directory ($MYCEL_HOME, else
+	// $XDG_DATA_HOME/mycel or ~/.local/share/mycel). Env MYCEL_RELAY_HOME;
+	// flag --data.
+	DataDir string `json:"-"`
+	// Listen are the multiaddrs the host listens on. Default
+	// DefaultListen (DefaultListenTLS with a WebSocket certificate). Env
+	// MYCEL_RELAY_LISTEN (comma-separated); flag --listen (repeatable).
+	Listen []string `json:"listen,omitempty"`
+	// WSCert and WSKey are the PEM files of the certificate and key of the
+	// secure WebSocket listener (/tls/ws); both or neither. Env
+	// MYCEL_RELAY_WS_CERT, MYCEL_RELAY_WS_KEY; flags --ws-cert, --ws-key.
+	WSCert string `json:"ws_cert,omitempty"`
+	WSKey  string `json:"ws_key,omitempty"`
+	// Metrics is the loopback host:port of the Prometheus endpoint
+	// (/metrics), or empty for none. Default none. Env MYCEL_RELAY_METRICS;
+	// flag --metrics.
+	Metrics string `json:"metrics,omitempty"`
+	// LogLevel is debug, info, warn or error. Default info. The relay logs
+	// no connection, reservation or circuit at any level. Env
+	// MYCEL_RELAY_LOG_LEVEL; flag --log-level.
+	LogLevel string `json:"log_level,omitempty"`
+	// Limits bound what peers may take; see Limits for each one's default,
+	// environment variable and flag.
+	Limits Limits `json:"-"`
+}
+
+// DefaultListen are the addresses a relay listens on by default: every
+// transport a daemon or a browser may use. They are beside the daemon's
+// ports (4101, 4102) so that both run on one machine.
+var DefaultListen = []string{
+	"/ip4/0.0.0.0/tcp/4111",
+	"/ip6/::/tcp/4111",
+	"/ip4/0.0.0.0/udp/4111/quic-v1",
+	"/ip4/0.0.0.0/udp/4111/quic-v1/webtransport",
+	"/ip4/0.0.0.0/udp/4111/webrtc-direct",
+	"/ip4/0.0.0.0/tcp/4112/ws",
+}
+
+// DefaultListenTLS is DefaultListen with a secure WebSocket (/tls/ws)
+// instead of the plain one: the default when a certificate is given.
+var DefaultListenTLS = append(slices.Clone(DefaultListen[:len(DefaultListen)-1]), "/ip4/0.0.0.0/tcp/4112/tls/ws")
+
+// ConfigFile is the name of the config file in the relay's data directory.
+const ConfigFile = "config.json"
+
+// DataDirName is the relay's data directory inside the daemon's, its
+// default place.
+const DataDirName = "relay"
+
+// Overrides are settings given on the command line: empty means not
+// given. Limits maps a limit's flag name (LimitNames) to its value as
+// typed.
+type Overrides struct {
+	DataDir  string
+	Listen   []string
+	WSCert   string
+	WSKey    string
+	Metrics  string
+	LogLevel string
+	Limits   map[string]string
+}
+
+// fileConfig is config.json: Config's settings, and limits by their
+// config names (max_conns) with numbers or strings ("512MiB", "2m") as
+// values.
+type fileConfig struct {
+	Config
+	Limits map[string]json.RawMessage `json:"limits,omitempty"`
+}
+
+// LoadConfig resolves the settings: defaults, then the config file, then
+// the environment (getenv, os.Getenv in the command), then flags.
+// daemonDir returns the daemon's data directory, in which the relay's is
+// by default; it is called only when neither flags nor the environment
+// name the relay's.
+func LoadConfig(flags Overrides, getenv func(string) string, daemonDir func() (string, error)) (*Config, error) {
+	dir := flags.DataDir
+	if dir == "" {
+		dir = getenv("MYCEL_RELAY_HOME")
+	}
+	if dir == "" {
+		base, err := daemonDir()
+		if err != nil {
+			return nil, fmt.Errorf("relay: no data directory: %w (set MYCEL_RELAY_HOME or --data)", err)
+		}
+		dir = filepath.Join(base, DataDirName)
+	}
+	cfg := &Config{LogLevel: "info", Limits: DefaultLimits()}
+	path := filepath.Join(dir, ConfigFile)
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("relay: read config: %w (the data directory must be a directory the relay can write; --data or MYCEL_RELAY_HOME chooses another)", err)
+	default:
+		var file fileConfig
+		dec := json.NewDecoder(strings.NewReader(string(data)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&file); err != nil {
+			return nil, fmt.Errorf("relay: %s: %w", path, err)
+		}
+		cfg.merge(&file.Config)
+		for key, raw := range file.Limits {
+			f := limitByKey(key)
+			if f == nil {
+				return nil, fmt.Errorf("relay: %s: unknown limit %q (known: %s)", path, key, strings.Join(limitKeys(), ", "))
+			}
+			var v string
+			if err := json.Unmarshal(raw, &v); err != nil {
+				v = string(raw) // a number
+			}
+			if err := f.set(&cfg.Limits, v); err != nil {
+				return nil, fmt.Errorf("relay: %s: limit %s: %w", path, key, err)
+			}
+		}
+	}
+	cfg.merge(&Config{Listen: list(getenv("MYCEL_RELAY_LISTEN")), WSCert: getenv("MYCEL_RELAY_WS_CERT"),
+		WSKey: getenv("MYCEL_RELAY_WS_KEY"), Metrics: getenv("MYCEL_RELAY_METRICS"), LogLevel: getenv("MYCEL_RELAY_LOG_LEVEL")})
+	for _, f := range limitFields {
+		if v := getenv(f.env()); v != "" {
+			if err := f.set(&cfg.Limits, v); err != nil {
+				return nil, fmt.Errorf("relay: %s=%q: %w", f.env(), v, err)
+			}
+		}
+	}
+	cfg.merge(&Config{Listen: flags.Listen, WSCert: flags.WSCert, WSKey: flags.WSKey, Metrics: flags.Metrics, LogLevel: flags.LogLevel})
+	for name, v := range flags.Limits {
+		f := limitByName(name)
+		if f == nil {
+			return nil, fmt.Errorf("relay: unknown limit %q", name)
+		}
+		if err := f.set(&cfg.Limits, v); err != nil {
+			return nil, fmt.Errorf("relay: --%s %q: %w", name, v, err)
+		}
+	}
+	cfg.DataDir = dir
+	if len(cfg.Listen) == 0 {
+		cfg.Listen = DefaultListen
+		if cfg.WSCert != "" {
+			cfg.Listen = DefaultListenTLS
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Validate checks the settings that do not need the network: the log
+// level, the metrics address, the certificate's pairing with the secure
+// WebSocket addresses, and the limits.
+func (c *Config) Validate() error {
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("relay: log level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.Metrics != "" {
+		if err := checkLoopback(c.Metrics); err != nil {
+			return fmt.Errorf("relay: metrics address: %w", err)
+		}
+	}
+	if (c.WSCert == "") != (c.WSKey == "") {
+		return errors.New("relay: secure WebSocket: give both --ws-cert and --ws-key, or neither")
+	}
+	tls := slices.ContainsFunc(c.Listen, isSecureWS)
+	switch {
+	case tls && c.WSCert == "":
+		return errors.New("relay: a secure WebSocket address (/tls/ws or /wss) needs a certificate: --ws-cert and --ws-key")
+	case !tls && c.WSCert != "":
+		return fmt.Errorf("relay: a WebSocket certificate is given but no listen address uses it: add one like %s", DefaultListenTLS[len(DefaultListenTLS)-1])
+	}
+	return c.Limits.Validate()
+}
+
+func isSecureWS(addr string) bool {
+	return strings.Contains(addr, "/tls/ws") || strings.Contains(addr, "/wss")
+}
+
+// merge overrides c with the settings o sets.
+func (c *Config) merge(o *Config) {
+	if len(o.Listen) > 0 {
+		c.Listen = o.Listen
+	}
+	if o.WSCert != "" {
+		c.WSCert = o.WSCert
+	}
+	if o.WSKey != "" {
+		c.WSKey = o.WSKey
+	}
+	if o.Metrics != "" {
+		c.Metrics = o.Metrics
+	}
+	if o.LogLevel != "" {
+		c.LogLevel = o.LogLevel
+	}
+}
+
+func list(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Limits bound what peers may take from the relay. The host's limits are
+// enforced by libp2p's resource manager, the circuit limits by libp2p's
+// circuit relay v2 service. Every field has a flag (its name in
+// LimitNames), an environment variable (MYCEL_RELAY_ and the name in
+// capitals, dashes as underscores) and a key in config.json's "limits"
+// object (underscores); sizes take a KiB, MiB or GiB suffix, durations Go's
+// units (90s, 2m, 1h).
+//
+// Limits per space (connections, streams and bytes of one space's
+// members) take effect once the relay serves spaces; until then every
+// peer is held to the per-peer limits.
+type Limits struct {
+	// MaxConns bounds the connections of all peers. Default 2048.
+	MaxConns int
+	// MaxConnsPerPeer bounds one peer's connections. Default 8.
+	MaxConnsPerPeer int
+	// MaxConnsPerIP bounds the connections from one IPv4 address or one
+	// IPv6 /56 (a household behind one NAT shares one). Default 64.
+	MaxConnsPerIP int
+	// MaxStreams bounds the streams of all peers. Default 16384.
+	MaxStreams int
+	// MaxStreamsPerPeer bounds one peer's streams. Default 256.
+	MaxStreamsPerPeer int
+	// MaxMemory bounds the memory the resource manager lets connections
+	// and streams reserve (buffers, windows), all peers together.
+	// Default 256 MiB.
+	MaxMemory int64
+	// MaxMemoryPerPeer bounds what one peer's connections and streams
+	// reserve. Default 32 MiB.
+	MaxMemoryPerPeer int64
+
+	// MaxReservations bounds the circuit relay slots held at once.
+	// Default 128 (libp2p's).
+	MaxReservations int
+	// MaxReservationsPerIP bounds the slots reserved from one IP address.
+	// Default 8 (libp2p's).
+	MaxReservationsPerIP int
+	// ReservationTTL is how long a slot lasts before its holder must
+	// refresh it. Default 1h (libp2p's).
+	ReservationTTL time.Duration
+	// MaxCircuitsPerPeer bounds the relayed connections to or from one
+	// peer. Default 16 (libp2p's).
+	MaxCircuitsPerPeer int
+	// CircuitDuration and CircuitBytes bound one relayed connection: it is
+	// reset after that long, or after that many bytes in either
+	// direction. Defaults 2m and 128 KiB (libp2p's). The ACL is where the
+	// members of the spaces the relay serves will get lifted limits (see
+	// ACL); until then everyone gets these.
+	CircuitDuration time.Duration
+	CircuitBytes    int64
+
+	// MailboxBytesPerSpace and MailboxExpiry bound the mailbox of one space
+	// (envelopes kept for offline devices), and MirrorBytesPerSpace the
+	// feeds the relay mirrors for one space. They take effect when the
+	// mailbox and the blind mirror land (issue 12); no flag sets them yet.
+	// Defaults 16 MiB, 168h (a week) and 1 GiB.
+	MailboxBytesPerSpace int64
+	MailboxExpiry        time.Duration
+	MirrorBytesPerSpace  int64
+}
+
+// DefaultLimits returns the documented defaults.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxConns:          2048,
+		MaxConnsPerPeer:   8,
+		MaxConnsPerIP:     64,
+		MaxStreams:        16384,
+		MaxStreamsPerPeer: 256,
+		MaxMemory:         256 << 20,
+		MaxMemoryPerPeer:  32 << 20,
+
+		MaxReservations:      128,
+		MaxReservationsPerIP: 8,
+		ReservationTTL:       time.Hour,
+		MaxCircuitsPerPeer:   16,
+		CircuitDuration:      2 * time.Minute,
+		CircuitBytes:         128 << 10,
+
+		MailboxBytesPerSpace: 16 << 20,
+		MailboxExpiry:        7 * 24 * time.Hour,
+		MirrorBytesPerSpace:  1 << 30,
+	}
+}
+
+// Validate refuses a limit that is not positive, and a per-peer limit
+// above its overall one.
+func (l *Limits) Validate() error {
+	for _, f := range limitFields {
+		if !f.positive(l) {
+			return fmt.Errorf("relay: limit %s must be positive", f.name)
+		}
+	}
+	for _, c := range []struct {
+		part, whole string
+		ok          bool
+	}{
+		{"max-conns-per-peer", "max-conns", l.MaxConnsPerPeer <= l.MaxConns},
+		{"max-conns-per-ip", "max-conns", l.MaxConnsPerIP <= l.MaxConns},
+		{"max-streams-per-peer", "max-streams", l.MaxStreamsPerPeer <= l.MaxStreams},
+		{"max-memory-per-peer", "max-memory", l.MaxMemoryPerPeer <= l.MaxMemory},
+	} {
+		if !c.ok {
+			return fmt.Errorf("relay: limit %s is above %s", c.part, c.whole)
+		}
+	}
+	return nil
+}
+
+// limitField is one settable limit: its flag name, what it bounds and
+// where it lives in Limits.
+type limitField struct {
+	name  string // flag name; the env and config names derive from it
+	usage string
+	kind  limitKind
+	i     func(*Limits) *int
+	i64   func(*Limits) *int64
+	d     func(*Limits) *time.Duration
+}
+
+type limitKind int
+
+const (
+	kindCount limitKind = iota
+	kindSize
+	kindDuration
+)
+
+// limitFields are the limits a flag, the environment or config.json
+// sets, in the order --help lists them.
+var limitFields = []limitField{
+	{name: "max-conns", usage: "connections of all peers", kind: kindCount, i: func(l *Limits) *int { return &l.MaxConns }},
+	{name: "max-conns-per-peer", usage: "connections of one peer", kind: kindCount, i: func(l *Limits) *int { return &l.MaxConnsPerPeer }},
+	{name: "max-conns-per-ip", usage: "connections from one IPv4 address or IPv6 /56", kind: kindCount, i: func(l *Limits) *int { return &l.MaxConnsPerIP }},
+	{name: "max-streams", usage: "streams of all peers", kind: kindCount, i: func(l *Limits) *int { return &l.MaxStreams }},
+	{name: "max-streams-per-peer", usage: "streams of one peer", kind: kindCount, i: func(l *Limits) *int { return &l.MaxStreamsPerPeer }},
+	{name: "max-memory", usage: "memory reserved by all peers' connections and streams", kind: kindSize, i64: func(l *Limits) *int64 { return &l.MaxMemory }},
+	{name: "max-memory-per-peer", usage: "memory reserved by one peer's connections and streams", kind: kindSize, i64: func(l *Limits) *int64 { return &l.MaxMemoryPerPeer }},
+	{name: "max-reservations", usage: "circuit relay slots held at once", kind: kindCount, i: func(l *Limits) *int { return &l.MaxReservations }},
+	{name: "max-reservations-per-ip", usage: "circuit relay slots reserved from one IP address", kind: kindCount, i: func(l *Limits) *int { return &l.MaxReservationsPerIP }},
+	{name: "reservation-ttl", usage: "lifetime of a slot before it must be refreshed", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.ReservationTTL }},
+	{name: "max-circuits-per-peer", usage: "relayed connections to or from one peer", kind: kindCount, i: func(l *Limits) *int { return &l.MaxCircuitsPerPeer }},
+	{name: "circuit-duration", usage: "lifetime of one relayed connection", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.CircuitDuration }},
+	{name: "circuit-bytes", usage: "bytes one relayed connection carries each way", kind: kindSize, i64: func(l *Limits) *int64 { return &l.CircuitBytes }},
+}
+
+// LimitNames are the flag names of the settable limits, in order.
+func LimitNames() []string {
+	out := make([]string, len(limitFields))
+	for i, f := range limitFields {
+		out[i] = f.name
+	}
+	return out
+}
+
+// LimitUsage returns what the limit named name bounds, with its
+// environment variable and config key, its default and the type of its
+// value (count, size or duration), for --help.
+func LimitUsage(name string) (usage, def, typ string) {
+	f := limitByName(name)
+	if f == nil {
+		return "", "", ""
+	}
+	d := DefaultLimits()
+	return fmt.Sprintf("%s (env %s)", f.usage, f.env()), f.format(&d), [...]string{"count", "size", "duration"}[f.kind]
+}
+
+// CheckLimit parses v as the value of the limit named name.
+func CheckLimit(name, v string) error {
+	f := limitByName(name)
+	if f == nil {
+		return fmt.Errorf("unknown limit %q", name)
+	}
+	var l Limits
+	return f.set(&l, v)
+}
+
+func (f *limitField) env() string {
+	return "MYCEL_RELAY_" + strings.ToUpper(strings.ReplaceAll(f.name, "-", "_"))
+}
+
+func (f *limitField) key() string { return strings.ReplaceAll(f.name, "-", "_") }
+
+func (f *limitField) positive(l *Limits) bool {
+	switch f.kind {
+	case kindCount:
+		return *f.i(l) > 0
+	case kindSize:
+		return *f.i64(l) > 0
+	default:
+		return *f.d(l) > 0
+	}
+}
+
+func (f *limitField) format(l *Limits) string {
+	switch f.kind {
+	case kindCount:
+		return strconv.Itoa(*f.i(l))
+	case kindSize:
+		return formatSize(*f.i64(l))
+	default:
+		return f.d(l).String()
+	}
+}
+
+// set parses v into l's field: a positive integer, a size or a duration.
+func (f *limitField) set(l *Limits, v string) error {
+	v = strings.TrimSpace(v)
+	switch f.kind {
+	case kindCount:
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("want a positive whole number, got %q", v)
+		}
+		*f.i(l) = n
+	case kindSize:
+		n, err := parseSize(v)
+		if err != nil {
+			return err
+		}
+		*f.i64(l) = n
+	default:
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration like 90s, 2m or 1h, got %q", v)
+		}
+		*f.d(l) = d
+	}
+	return nil
+}
+
+func limitByName(name string) *limitField {
+	for i := range limitFields {
+		if limitFields[i].name == name {
+			return &limitFields[i]
+		}
+	}
+	return nil
+}
+
+func limitByKey(key string) *limitField {
+	return limitByName(strings.ReplaceAll(key, "_", "-"))
+}
+
+func limitKeys() []string {
+	out := make([]string, len(limitFields))
+	for i := range limitFields {
+		out[i] = limitFields[i].key()
+	}
+	return out
+}
+
+var sizeUnits = []struct {
+	suffix string
+	shift  uint
+}{{"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}}
+
+// parseSize parses a positive byte count, with an optional KiB, MiB or
+// GiB suffix.
+func parseSize(v string) (int64, error) {
+	num, shift := v, uint(0)
+	for _, u := range sizeUnits {
+		if s, ok := strings.CutSuffix(v, u.suffix); ok {
+			num, shift = strings.TrimSpace(s), u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)>>shift {
+		return 0, fmt.Errorf("want a positive size in bytes, with an optional KiB, MiB or GiB suffix, got %q", v)
+	}
+	return n << shift, nil
+}
+
+func formatSize(n int64) string {
+	for _, u := range sizeUnits {
+		if u.shift > 0 && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}

@@ -1,0 +1,160 @@
+package relay
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func noDaemonDir() (string, error) { return "/nonexistent-daemon-dir", nil }
+
+func writeConfig(t *testing.T, dir, text string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Each setting comes from its flag, else its environment variable, else
+// config.json, else its default.
+func TestLoadConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, `{"listen": ["/ip4/127.0.0.1/tcp/1"], "log_level": "warn",
+		"limits": {"max_conns": 100, "circuit_bytes": "1MiB", "circuit_duration": "10m"}}`)
+	e := map[string]string{"MYCEL_RELAY_MAX_CONNS": "200", "MYCEL_RELAY_LISTEN": "/ip4/127.0.0.1/tcp/2, /ip4/127.0.0.1/tcp/3",
+		"MYCEL_RELAY_METRICS": "127.0.0.1:9999"}
+	flags := Overrides{DataDir: dir, Limits: map[string]string{"max-conns": "300"}}
+
+	cfg, err := LoadConfig(flags, env(e), noDaemonDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Limits.MaxConns != 300 {
+		t.Errorf("flag: max conns %d", cfg.Limits.MaxConns)
+	}
+	if !reflect.DeepEqual(cfg.Listen, []string{"/ip4/127.0.0.1/tcp/2", "/ip4/127.0.0.1/tcp/3"}) {
+		t.Errorf("env over file: listen %v", cfg.Listen)
+	}
+	if cfg.LogLevel != "warn" || cfg.Limits.CircuitBytes != 1<<20 || cfg.Limits.CircuitDuration != 10*time.Minute {
+		t.Errorf("file: %+v", cfg)
+	}
+	if cfg.Metrics != "127.0.0.1:9999" {
+		t.Errorf("env: metrics %q", cfg.Metrics)
+	}
+	if d := DefaultLimits(); cfg.Limits.MaxReservations != d.MaxReservations || cfg.Limits.MaxStreamsPerPeer != d.MaxStreamsPerPeer {
+		t.Errorf("defaults: %+v", cfg.Limits)
+	}
+
+	flags.Limits = nil
+	if cfg, err = LoadConfig(flags, env(e), noDaemonDir); err != nil || cfg.Limits.MaxConns != 200 {
+		t.Fatalf("env: max conns %d, %v", cfg.Limits.MaxConns, err)
+	}
+	if cfg, err = LoadConfig(flags, env(nil), noDaemonDir); err != nil || cfg.Limits.MaxConns != 100 {
+		t.Fatalf("file: max conns %d, %v", cfg.Limits.MaxConns, err)
+	}
+	if cfg, err = LoadConfig(Overrides{DataDir: t.TempDir()}, env(nil), noDaemonDir); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.Limits, DefaultLimits()) || !reflect.DeepEqual(cfg.Listen, DefaultListen) || cfg.Metrics != "" || cfg.LogLevel != "info" {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+func TestLoadConfigDataDir(t *testing.T) {
+	cfg, err := LoadConfig(Overrides{}, env(nil), func() (string, error) { return "/d", nil })
+	if err != nil || cfg.DataDir != filepath.Join("/d", DataDirName) {
+		t.Fatalf("default: %q %v", cfg.DataDir, err)
+	}
+	cfg, err = LoadConfig(Overrides{}, env(map[string]string{"MYCEL_RELAY_HOME": "/e"}), noDaemonDir)
+	if err != nil || cfg.DataDir != "/e" {
+		t.Fatalf("env: %q %v", cfg.DataDir, err)
+	}
+	cfg, err = LoadConfig(Overrides{DataDir: "/f"}, env(map[string]string{"MYCEL_RELAY_HOME": "/e"}), noDaemonDir)
+	if err != nil || cfg.DataDir != "/f" {
+		t.Fatalf("flag: %q %v", cfg.DataDir, err)
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		file  string
+		env   map[string]string
+		flags Overrides
+		want  string
+	}{
+		{name: "unknown key", file: `{"listn": []}`, want: "listn"},
+		{name: "unknown limit", file: `{"limits": {"max_con": 1}}`, want: `unknown limit "max_con"`},
+		{name: "bad limit in file", file: `{"limits": {"max_conns": -1}}`, want: "max_conns"},
+		{name: "bad env", env: map[string]string{"MYCEL_RELAY_CIRCUIT_DURATION": "soon"}, want: "MYCEL_RELAY_CIRCUIT_DURATION"},
+		{name: "bad size", flags: Overrides{Limits: map[string]string{"max-memory": "12XB"}}, want: "KiB, MiB or GiB"},
+		{name: "zero", flags: Overrides{Limits: map[string]string{"max-conns": "0"}}, want: "positive"},
+		{name: "per peer above overall", flags: Overrides{Limits: map[string]string{"max-conns": "4", "max-conns-per-peer": "8"}}, want: "max-conns-per-peer is above max-conns"},
+		{name: "log level", flags: Overrides{LogLevel: "loud"}, want: "log level"},
+		{name: "metrics not loopback", flags: Overrides{Metrics: "0.0.0.0:9100"}, want: "not a loopback address"},
+		{name: "metrics not host:port", flags: Overrides{Metrics: "9100"}, want: "host:port"},
+		{name: "cert without key", flags: Overrides{WSCert: "c.pem"}, want: "both --ws-cert and --ws-key"},
+		{name: "wss without cert", flags: Overrides{Listen: []string{"/ip4/127.0.0.1/tcp/0/tls/ws"}}, want: "needs a certificate"},
+		{name: "cert without wss", flags: Overrides{WSCert: "c.pem", WSKey: "k.pem", Listen: []string{"/ip4/127.0.0.1/tcp/0/ws"}}, want: "no listen address uses it"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if c.file != "" {
+				writeConfig(t, dir, c.file)
+			}
+			c.flags.DataDir = dir
+			_, err := LoadConfig(c.flags, env(c.env), noDaemonDir)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error with %q", err, c.want)
+			}
+		})
+	}
+}
+
+// With a certificate and no listen addresses, the WebSocket default is
+// the secure one.
+func TestLoadConfigTLSDefault(t *testing.T) {
+	cfg, err := LoadConfig(Overrides{DataDir: t.TempDir(), WSCert: "c.pem", WSKey: "k.pem"}, env(nil), noDaemonDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.Listen, DefaultListenTLS) || strings.Contains(strings.Join(cfg.Listen, " "), "/tcp/4112/ws") {
+		t.Fatalf("listen %v", cfg.Listen)
+	}
+}
+
+func TestLimitValues(t *testing.T) {
+	for v, want := range map[string]int64{"1": 1, "4096": 4096, "64KiB": 64 << 10, "3 MiB": 3 << 20, "1GiB": 1 << 30, "10B": 10} {
+		if got, err := parseSize(v); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", v, got, err, want)
+		}
+	}
+	for _, v := range []string{"", "0", "-1", "1.5MiB", "1TiB", "KiB", "99999999999GiB"} {
+		if _, err := parseSize(v); err == nil {
+			t.Errorf("parseSize(%q) accepted", v)
+		}
+	}
+	d := DefaultLimits()
+	for _, name := range LimitNames() {
+		usage, def, typ := LimitUsage(name)
+		if usage == "" || def == "" || typ == "" {
+			t.Errorf("%s: no usage", name)
+		}
+		// Each default, as --help prints it, parses back to itself.
+		var l Limits
+		f := limitByName(name)
+		if err := f.set(&l, def); err != nil || f.format(&l) != f.format(&d) {
+			t.Errorf("%s: default %q does not round-trip: %v", name, def, err)
+		}
+	}
+	if err := CheckLimit("max-conn", "1"); err == nil {
+		t.Error("CheckLimit accepted an unknown limit")
+	}
+}
