@@ -55,7 +55,7 @@ func (n *Node) CreateSpace(ctx context.Context, name string) (api.SpaceInfo, err
 	if err := checkName(name); err != nil {
 		return api.SpaceInfo{}, err
 	}
-	m, err := n.newSpace(ctx, name, nil)
+	m, err := n.newSpace(ctx, name, nil) // counted as a call
 	if err != nil {
 		return api.SpaceInfo{}, spaceError(err)
 	}
@@ -125,6 +125,11 @@ func userKeys(sp *space.Space) int {
 
 // Get implements api.Backend.
 func (n *Node) Get(id, key string) (api.Entry, error) {
+	_, done, err := n.call(context.Background())
+	if err != nil {
+		return api.Entry{}, err
+	}
+	defer done()
 	m, err := n.opened(id)
 	if err != nil {
 		return api.Entry{}, err
@@ -157,6 +162,11 @@ func checkKey(key string) error {
 
 // Put implements api.Backend. It returns once the entry is durable.
 func (n *Node) Put(ctx context.Context, id, key string, value []byte) error {
+	ctx, done, err := n.call(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	m, err := n.opened(id)
 	if err != nil {
 		return err
@@ -177,6 +187,11 @@ func (n *Node) Put(ctx context.Context, id, key string, value []byte) error {
 // PutMany sets several keys in one durable append (space.Space.PutMany):
 // for importing data in bulk from Go.
 func (n *Node) PutMany(ctx context.Context, id string, kvs []space.KV) error {
+	ctx, done, err := n.call(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	m, err := n.opened(id)
 	if err != nil {
 		return err
@@ -195,6 +210,11 @@ func (n *Node) PutMany(ctx context.Context, id string, kvs []space.KV) error {
 
 // Delete implements api.Backend.
 func (n *Node) Delete(ctx context.Context, id, key string) error {
+	ctx, done, err := n.call(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	m, err := n.opened(id)
 	if err != nil {
 		return err
@@ -211,6 +231,11 @@ func (n *Node) Delete(ctx context.Context, id, key string) error {
 
 // List implements api.Backend.
 func (n *Node) List(id, prefix, after string, limit int) (api.Page, error) {
+	_, done, err := n.call(context.Background())
+	if err != nil {
+		return api.Page{}, err
+	}
+	defer done()
 	m, err := n.opened(id)
 	if err != nil {
 		return api.Page{}, err
@@ -243,9 +268,9 @@ func (n *Node) Watch(ctx context.Context, id, prefix string) (<-chan api.Entry, 
 	out := make(chan api.Entry, 64)
 	done := make(chan struct{})
 	var werr error
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	// The stream ends with the caller's context, or with api.ErrClosed when
+	// the node shuts down (n.streams), even while nobody reads out.
+	ok := n.streams.start(func(sctx context.Context) {
 		defer close(out)
 		defer close(done)
 		for {
@@ -253,7 +278,7 @@ func (n *Node) Watch(ctx context.Context, id, prefix string) (<-chan api.Entry, 
 			case <-ctx.Done():
 				m.sp.Unwatch(w)
 				return
-			case <-n.ctx.Done():
+			case <-sctx.Done():
 				m.sp.Unwatch(w)
 				werr = api.ErrClosed
 				return
@@ -269,10 +294,18 @@ func (n *Node) Watch(ctx context.Context, id, prefix string) (<-chan api.Entry, 
 				case <-ctx.Done():
 					m.sp.Unwatch(w)
 					return
+				case <-sctx.Done():
+					m.sp.Unwatch(w)
+					werr = api.ErrClosed
+					return
 				}
 			}
 		}
-	}()
+	})
+	if !ok {
+		m.sp.Unwatch(w)
+		return nil, nil, api.ErrClosed
+	}
 	return out, func() error {
 		select {
 		case <-done:
@@ -300,6 +333,11 @@ func (n *Node) Members(id string) ([]api.Member, error) {
 
 // RemoveMember implements api.Backend.
 func (n *Node) RemoveMember(ctx context.Context, id, feedHex string) error {
+	ctx, done, err := n.call(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	m, err := n.opened(id)
 	if err != nil {
 		return err

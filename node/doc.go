@@ -105,6 +105,47 @@
 // approver's removal likewise; it then asks to join again (EPHEMERAL.md,
 // "Approved by a removed device").
 //
+// # Goroutines and shutdown
+//
+// Every goroutine the node starts has an owner (lifecycle.go): an owner
+// starts it (owner.start(func(ctx))), counts it until it returns, and
+// refuses to start one, reporting false, once it is closed; the count and
+// the closed flag are under one mutex, so nothing starts after a closer
+// saw the count reach zero. Owners nest, a child's goroutines counting in
+// its parent too and its context ending with the parent's:
+//
+//   - Node.life, the root, owns resync, keepConnected (one per static peer
+//     or relay) and the dials of peers mDNS found (HandlePeerFound, which
+//     mDNS may call while and after the node closes: refused then);
+//   - Node.streams owns the API's streams (Watch, Listen): closing it ends
+//     each with api.ErrClosed, the server's unavailable event;
+//   - Node.calls counts API calls in flight (Node.call: put, delete,
+//     remove, create, leave, send, get, list): a hold, not a goroutine,
+//     whose context ends with the caller's or the node's;
+//   - each open space's openSpace.life owns its refresher, its asker and
+//     its ephemeral reader and announcer; leaving the space (dropSpace)
+//     closes it and waits, and so does closing the node (closeSpaces).
+//
+// To add a goroutine: n.life.start (node-wide), m.life.start (per space),
+// n.streams.start (an API stream), and n.call(ctx) around an API call
+// that writes; check the result (false or api.ErrClosed: the node or the
+// space is closing). signin.go still starts WatchRequests' goroutine with
+// Node.wg (which Close waits for after the owners) and passes Node.ctx
+// (the root's context) to its publishes; they move to n.streams.start and
+// n.call when sign-in becomes its own package.
+//
+// Shutdown(ctx) drains: the API refuses new calls (api.ErrClosed) and no
+// owner starts anything, mDNS and LocateProtocol stop, the streams end
+// with their last event and are waited for, then the calls in flight;
+// then replication stops, the goroutines are cancelled and waited for,
+// and the node closes as Close does. If ctx ends first it returns ctx's
+// error and leaves the node to Close. Close stops at once: it cancels
+// everything (a leave waiting for a peer included: the copy is then
+// deleted at the next start), waits for every goroutine, then closes the
+// ephemeral Service, the spaces (flushing their views), the feeds (storing
+// their heads), the store and the host. Close is idempotent. The daemon
+// calls Shutdown with a 15 s bound on the first signal, then Close.
+//
 // # Ephemeral messages
 //
 // The node runs one gossipsub router (ephemeral/p2p.PubSubOptions) and one

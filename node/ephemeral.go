@@ -112,7 +112,7 @@ type listener struct {
 // the topic carries this device's sign-in); m.mu is held.
 func (m *openSpace) startEphemeral() {
 	n := m.n
-	if n.eph == nil || m.ctx.Err() != nil {
+	if n.eph == nil || m.life.isClosed() {
 		return
 	}
 	topic := ephemeral.Topic(auth.DiscoveryKey(m.sp.ID()))
@@ -125,18 +125,11 @@ func (m *openSpace) startEphemeral() {
 		names: map[ephemeral.PublicKey]string{}, listeners: map[*listener]struct{}{},
 		told: map[ephemeral.PublicKey]time.Time{}}
 	m.eph = c
-	n.wg.Add(2)
-	m.wg.Add(2)
-	go func() {
-		defer n.wg.Done()
-		defer m.wg.Done()
-		c.read(m.ctx)
-	}()
-	go func() {
-		defer n.wg.Done()
-		defer m.wg.Done()
-		c.announce(m.ctx)
-	}()
+	// Refused only when the space or the node closes meanwhile; the
+	// subscription is closed then with the space (dropSpace) or the
+	// Service (closeEphemeral).
+	m.life.start(c.read)
+	m.life.start(c.announce)
 }
 
 // channel returns the space's ephemeral channel, nil until it is served.
@@ -342,6 +335,11 @@ func (n *Node) Send(ctx context.Context, id, topic string, data []byte) error {
 	if err := checkMessage(topic, data); err != nil {
 		return err
 	}
+	ctx, done, err := n.call(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	_, c, err := n.servedChannel(id)
 	if err != nil {
 		return err
@@ -374,19 +372,28 @@ func (n *Node) Listen(ctx context.Context, id, topic string) (<-chan api.Message
 	}
 	c.listeners[l] = struct{}{}
 	c.mu.Unlock()
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	// The stream ends with the caller's context, or with api.ErrClosed when
+	// the node shuts down (n.streams) or the space closes (read ends every
+	// listener).
+	ok := n.streams.start(func(sctx context.Context) {
 		select {
 		case <-ctx.Done():
-		case <-n.ctx.Done():
+		case <-sctx.Done():
 		}
 		c.mu.Lock()
 		if c.listeners != nil {
 			c.endLocked(l, api.ErrClosed)
 		}
 		c.mu.Unlock()
-	}()
+	})
+	if !ok {
+		c.mu.Lock()
+		if c.listeners != nil {
+			c.endLocked(l, api.ErrClosed)
+		}
+		c.mu.Unlock()
+		return nil, nil, api.ErrClosed
+	}
 	return l.ch, func() error {
 		c.mu.Lock()
 		defer c.mu.Unlock()

@@ -37,7 +37,9 @@ const (
 )
 
 // Node is a running daemon: its libp2p host and the goroutines that keep it
-// connected. Close stops them and waits for them.
+// connected. Every goroutine it starts has an owner (lifecycle.go) that
+// refuses new ones once the node closes; Shutdown drains and then closes,
+// Close stops at once. Both wait for every goroutine.
 type Node struct {
 	cfg     *Config
 	log     *slog.Logger
@@ -61,13 +63,24 @@ type Node struct {
 	eph      *p2p.Service
 
 	mu      sync.Mutex
-	closing bool
+	closing bool // the API is refused (api.ErrClosed); set with life refusing
 	spaces  map[auth.SpaceID]*openSpace
 	signins *signins
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// life owns every goroutine of the node (lifecycle.go); streams (the
+	// API's Watch and Listen) and calls (API calls in flight) are its
+	// children, and so is each open space's owner. ctx is life's context.
+	life    *owner
+	streams *owner
+	calls   *owner
+	ctx     context.Context
+	// wg counts the goroutines started the older way (go with wg.Add, in
+	// signin.go), until they move to life; Close waits for it after life.
+	wg sync.WaitGroup
+
+	stopOnce  sync.Once // stopAccepting
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // StoreDir is the badger store in the data directory: the feeds, the
@@ -156,10 +169,11 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool) (n *Node, err error)
 		store.Close()
 		return nil, fmt.Errorf("node: start host: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	life := newOwner(nil)
 	n = &Node{cfg: cfg, log: log, host: h, metrics: reg, started: time.Now(),
 		store: store, kept: kept, feedOpts: fopts, device: device, repl: syncnet.New(h, log), stats: newStats(reg),
-		spaces: make(map[auth.SpaceID]*openSpace), signins: newSignins(), ctx: ctx, cancel: cancel}
+		spaces: make(map[auth.SpaceID]*openSpace), signins: newSignins(),
+		life: life, streams: newOwner(life), calls: newOwner(life), ctx: life.ctx}
 	if err := n.startEphemeralService(); err != nil {
 		n.Close()
 		return nil, err
@@ -169,8 +183,7 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool) (n *Node, err error)
 		return nil, err
 	}
 	h.SetStreamHandler(LocateProtocol, n.serveLocate)
-	n.wg.Add(1)
-	go n.resync()
+	n.life.start(n.resync)
 	if cfg.MDNS != nil && *cfg.MDNS {
 		svc := mdns.NewMdnsService(h, MDNSService, n)
 		if err := svc.Start(); err != nil {
@@ -180,8 +193,7 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool) (n *Node, err error)
 		n.mdns = svc
 	}
 	for _, p := range append(peers, relays...) {
-		n.wg.Add(1)
-		go n.keepConnected(p)
+		n.life.start(func(ctx context.Context) { n.keepConnected(ctx, p) })
 	}
 	return n, nil
 }
@@ -216,36 +228,36 @@ func (n *Node) Addrs() []ma.Multiaddr {
 	return addrs
 }
 
-// HandlePeerFound connects to a peer mDNS found (mdns.Notifee).
+// HandlePeerFound connects to a peer mDNS found (mdns.Notifee). mDNS calls
+// it from its own goroutines, which may still run while (and after) the
+// node closes: the dial is started by the node's owner, which refuses it
+// then.
 func (n *Node) HandlePeerFound(p peer.AddrInfo) {
-	if p.ID == n.host.ID() || n.ctx.Err() != nil {
+	if p.ID == n.host.ID() {
 		return
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
+	n.life.start(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		defer cancel()
 		if err := n.host.Connect(ctx, p); err != nil {
 			n.log.Debug("mdns: connect failed", "peer", p.ID, "err", err)
 			return
 		}
 		n.log.Info("mdns: connected", "peer", p.ID)
-	}()
+	})
 }
 
 // keepConnected dials a static peer whenever it is not connected, backing
 // off exponentially after failures.
-func (n *Node) keepConnected(p peer.AddrInfo) {
-	defer n.wg.Done()
+func (n *Node) keepConnected(ctx context.Context, p peer.AddrInfo) {
 	backoff := minBackoff
 	for {
 		if n.host.Network().Connectedness(p.ID) != network.Connected {
-			ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
-			err := n.host.Connect(ctx, p)
+			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			err := n.host.Connect(dctx, p)
 			cancel()
 			switch {
-			case n.ctx.Err() != nil:
+			case ctx.Err() != nil:
 				return
 			case err != nil:
 				n.log.Debug("peer: connect failed", "peer", p.ID, "err", err, "retry", backoff)
@@ -257,10 +269,12 @@ func (n *Node) keepConnected(p peer.AddrInfo) {
 				backoff = min(backoff*2, maxBackoff)
 			}
 		}
+		t := time.NewTimer(backoff)
 		select {
-		case <-n.ctx.Done():
+		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-time.After(backoff):
+		case <-t.C:
 		}
 	}
 }
@@ -273,13 +287,12 @@ const resyncInterval = 10 * time.Second
 // peers of a greater ID) that are not running, for every served space the
 // peer serves too. A running session is left alone; a banned peer is not
 // reopened.
-func (n *Node) resync() {
-	defer n.wg.Done()
+func (n *Node) resync(ctx context.Context) {
 	t := time.NewTicker(resyncInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-n.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -295,8 +308,8 @@ func (n *Node) resync() {
 				if ok, _ := n.host.Peerstore().SupportsProtocols(p, proto); len(ok) == 0 {
 					continue
 				}
-				ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
-				if err := n.repl.Sync(ctx, p, m); err != nil {
+				sctx, cancel := context.WithTimeout(ctx, dialTimeout)
+				if err := n.repl.Sync(sctx, p, m); err != nil {
 					n.log.Debug("sync: reopen", "peer", p, "space", m.sp.ID(), "err", err)
 				}
 				cancel()
@@ -305,20 +318,70 @@ func (n *Node) resync() {
 	}
 }
 
-// Close stops replication and the node's goroutines, waits for them,
-// closes the ephemeral Service and gossipsub, the spaces (storing their
-// views), the feeds (storing their heads), the store and the host.
-func (n *Node) Close() error {
-	n.mu.Lock()
-	n.closing = true
-	n.mu.Unlock()
-	var errs []error
-	n.host.RemoveStreamHandler(LocateProtocol)
-	errs = append(errs, n.repl.Close())
-	n.cancel()
-	if n.mdns != nil {
-		errs = append(errs, n.mdns.Close())
+// stopAccepting is the first stage of both Shutdown and Close: the API
+// refuses new calls (api.ErrClosed), no owner starts a goroutine any more,
+// and neither mDNS nor LocateProtocol brings new work.
+func (n *Node) stopAccepting() {
+	n.stopOnce.Do(func() {
+		n.mu.Lock()
+		n.closing = true
+		n.mu.Unlock()
+		n.calls.refuse()
+		n.streams.refuse()
+		n.life.refuse()
+		n.host.RemoveStreamHandler(LocateProtocol)
+		if n.mdns != nil {
+			if err := n.mdns.Close(); err != nil {
+				n.log.Debug("mdns: close", "err", err)
+			}
+		}
+	})
+}
+
+// Shutdown stops the node gracefully, as far as ctx lets it: it refuses
+// new API calls and new work (mDNS, LocateProtocol), ends the API's
+// streams (Watch, Listen) with api.ErrClosed, which the API server sends
+// as their last event (unavailable), and waits for them, and for the API
+// calls in flight; then it stops replication, ends the node's and the
+// spaces' goroutines and waits for them, and closes the node as Close
+// does, flushing the spaces' views and the feeds' heads. When ctx ends
+// first, Shutdown returns its error with the node still open: call Close,
+// which stops what still runs at once.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.stopAccepting()
+	n.streams.close()
+	if err := n.streams.wait(ctx); err != nil {
+		return fmt.Errorf("node: shutdown: API streams still open: %w", err)
 	}
+	if err := n.calls.wait(ctx); err != nil {
+		return fmt.Errorf("node: shutdown: API calls still running: %w", err)
+	}
+	if err := n.repl.Close(); err != nil {
+		n.log.Warn("node: shutdown: replication", "err", err)
+	}
+	n.life.close()
+	if err := n.life.wait(ctx); err != nil {
+		return fmt.Errorf("node: shutdown: goroutines still running: %w", err)
+	}
+	return n.Close()
+}
+
+// Close stops the node at once: it stops replication, cancels every
+// goroutine and API call of the node and waits for them, then closes the
+// ephemeral Service and gossipsub, the spaces (storing their views), the
+// feeds (storing their heads), the store and the host. After Shutdown it
+// returns what Shutdown's close returned; a second Close does nothing.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() { n.closeErr = n.close() })
+	return n.closeErr
+}
+
+func (n *Node) close() error {
+	n.stopAccepting()
+	var errs []error
+	errs = append(errs, n.repl.Close())
+	n.life.close()
+	n.life.wait(context.Background()) // every goroutine ends with life's context
 	n.wg.Wait()
 	errs = append(errs, n.closeEphemeral())
 	// The feeds store their writers' latest heads as they close; without

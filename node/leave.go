@@ -26,6 +26,13 @@ const leaveWait = 10 * time.Second
 // same way: the request is no longer asked, and an answer that comes later
 // finds no space.
 func (n *Node) LeaveSpace(ctx context.Context, id string) (api.Left, error) {
+	// Counted as a call: Close waits for the leave (its wait for a peer
+	// ends with the node) instead of closing the store under it.
+	ctx, done, err := n.call(ctx)
+	if err != nil {
+		return api.Left{}, err
+	}
+	defer done()
 	m, err := n.opened(id)
 	if err != nil {
 		return api.Left{}, err
@@ -122,7 +129,8 @@ func (m *openSpace) hasLeft() bool {
 // dropSpace stops serving a space, ends its goroutines, closes it and
 // deletes this device's copy. The record is marked first, so that a crash
 // midway ends the deletion at the next open (loadSpaces) instead of
-// opening half a space.
+// opening half a space; when the node is closing, the deletion is left to
+// the next open likewise.
 func (n *Node) dropSpace(m *openSpace) error {
 	id := m.sp.ID()
 	n.mu.Lock()
@@ -138,8 +146,8 @@ func (n *Node) dropSpace(m *openSpace) error {
 	// The open sessions check the peer's proof again, which now fails:
 	// they end, and so do new ones at their opening.
 	n.repl.Recheck(id)
-	m.cancel()
-	m.wg.Wait()
+	m.life.close()
+	m.life.wait(context.Background())
 	if c := m.channel(); c != nil {
 		if err := c.sub.Close(); err != nil {
 			n.log.Debug("ephemeral: unsubscribe", "space", id, "err", err)
@@ -160,6 +168,10 @@ func (n *Node) dropSpace(m *openSpace) error {
 		n.log.Warn("space: close the feeds of a space left", "space", id, "err", err)
 	}
 	m.st.Close()
+	if n.life.isClosed() {
+		n.log.Info("space: left; the node is closing, its copy is deleted at the next start", "space", id)
+		return nil
+	}
 	return n.deleteSpace(id)
 }
 

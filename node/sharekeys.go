@@ -44,7 +44,7 @@ func (m *openSpace) checkShare(now time.Time) {
 		}
 	}
 	m.share.stop()
-	n, err := m.sp.ShareKeys(m.ctx)
+	n, err := m.sp.ShareKeys(m.life.ctx)
 	if err != nil {
 		m.n.log.Warn("space: share the newest secret", "space", m.sp.ID(), "err", err)
 	}

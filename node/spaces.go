@@ -55,11 +55,10 @@ type openSpace struct {
 	st   feed.Storage // the space's namespace (spacePrefix)
 	db   *feed.DB     // the space's feeds, in st
 
-	// ctx ends the space's goroutines (refresher, asker, ephemeral), which
-	// wg counts, when the device leaves the space or the node closes.
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// life owns the space's goroutines (refresher, asker, ephemeral
+	// reader and announcer): a child of the node's owner, closed when the
+	// device leaves the space or the node closes.
+	life *owner
 
 	mu     sync.Mutex
 	served bool
@@ -76,7 +75,6 @@ type openSpace struct {
 	ask  chan struct{} // cap 1: publish the request now
 
 	kick  chan struct{} // cap 1: entries were ingested, refresh the view
-	done  chan struct{} // closed when the refresher returns
 	share sharer        // the refresher's: sharing the newest secret (sharekeys.go)
 }
 
@@ -197,7 +195,6 @@ func (m *openSpace) refreshSoon() {
 // many batches arrived meanwhile, and tells the replicator when the space's
 // feeds changed (a writer was added).
 func (m *openSpace) refresher(ctx context.Context) {
-	defer close(m.done)
 	defer m.share.stop()
 	m.checkShare(time.Now())
 	for {
@@ -303,7 +300,11 @@ func (n *Node) loadSpaces() error {
 			db.Close()
 			return fmt.Errorf("node: open space %s: %w", id, err)
 		}
-		n.addMember(sp, rec.Name, st, db).loadJoin(rec.Join)
+		m, err := n.addMember(sp, rec.Name, st, db)
+		if err != nil {
+			return err
+		}
+		m.loadJoin(rec.Join)
 	}
 	return nil
 }
@@ -377,38 +378,43 @@ func (n *Node) spaceConfig(id auth.SpaceID, rec *spaceRecord) (space.Config, fee
 }
 
 // addMember registers an open space, starts its refresher and serves it if
-// this device holds its keys. n.mu must not be held.
-func (n *Node) addMember(sp *space.Space, name string, st feed.Storage, db *feed.DB) *openSpace {
+// this device holds its keys. n.mu must not be held. Once the node is
+// closing it closes the space and its feeds and returns api.ErrClosed.
+func (n *Node) addMember(sp *space.Space, name string, st feed.Storage, db *feed.DB) (*openSpace, error) {
 	m := &openSpace{n: n, sp: sp, name: name, st: st, db: db, feeds: len(sp.Feeds()),
-		kick: make(chan struct{}, 1), done: make(chan struct{}), ask: make(chan struct{}, 1)}
-	m.ctx, m.cancel = context.WithCancel(n.ctx)
+		life: newOwner(n.life), kick: make(chan struct{}, 1), ask: make(chan struct{}, 1)}
 	n.mu.Lock()
+	if n.closing {
+		n.mu.Unlock()
+		m.life.close()
+		sp.Close()
+		db.Close()
+		return nil, api.ErrClosed
+	}
 	n.spaces[sp.ID()] = m
 	n.mu.Unlock()
-	n.wg.Add(2)
-	m.wg.Add(2)
-	go func() {
-		defer n.wg.Done()
-		defer m.wg.Done()
-		m.refresher(m.ctx)
-	}()
-	go func() {
-		defer n.wg.Done()
-		defer m.wg.Done()
-		m.asker(m.ctx)
-	}()
+	// Registered first: should the node close in between, the starts are
+	// refused and closeSpaces closes the space all the same.
+	m.life.start(m.refresher)
+	m.life.start(m.asker)
 	// The space's topic carries sign-in before this device is approved,
 	// and members' messages after.
 	m.mu.Lock()
 	m.startEphemeral()
 	m.mu.Unlock()
 	m.serve()
-	return m
+	return m, nil
 }
 
 // newSpace records a space with a fresh feed key for this device and
 // opens it: created (origin) or joined (waiting for approval).
 func (n *Node) newSpace(ctx context.Context, name string, id *auth.SpaceID) (*openSpace, error) {
+	// Counted as a call, so that Close does not close the store under it.
+	ctx, done, err := n.call(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	seed := make([]byte, ed25519.SeedSize)
 	if _, err := rand.Read(seed); err != nil {
 		return nil, err
@@ -442,7 +448,7 @@ func (n *Node) newSpace(ctx context.Context, name string, id *auth.SpaceID) (*op
 		db.Close()
 		return nil, err
 	}
-	return n.addMember(sp, name, st, db), nil
+	return n.addMember(sp, name, st, db)
 }
 
 // checkEmpty refuses to start a space whose namespace holds data: left
@@ -508,12 +514,13 @@ func (n *Node) members() []*openSpace {
 	return out
 }
 
-// closeSpaces stops the refreshers and closes every space (flushing the
-// views). The replicator must be closed first.
+// closeSpaces ends the spaces' goroutines and closes every space (flushing
+// the views). The replicator must be closed first.
 func (n *Node) closeSpaces() error {
 	var errs []error
 	for _, m := range n.members() {
-		<-m.done
+		m.life.close()
+		m.life.wait(context.Background())
 		if err := m.sp.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close space %s: %w", m.sp.ID(), err))
 		}

@@ -29,6 +29,10 @@ import (
 // default pacing (GOGC=100) it grew to twice that between collections.
 const defaultMemoryLimit = 256 << 20
 
+// shutdownTimeout bounds the node's graceful shutdown (node.Node.Shutdown)
+// on the first signal: a leave in flight waits up to 10 s for a peer.
+const shutdownTimeout = 15 * time.Second
+
 func newDaemonCmd() *cobra.Command {
 	var o node.Overrides
 	var mdns bool
@@ -108,6 +112,15 @@ another); badger's mapped files are kept to 64 MiB resident on Linux.`,
 			fmt.Fprintf(out, "API on http://%s (token in %s)\n", apiAddr, filepath.Join(cfg.DataDir, api.TokenFile))
 			<-cmd.Context().Done()
 			fmt.Fprintln(cmd.ErrOrStderr(), "mycel daemon: shutting down (a second signal stops it at once)")
+			// The node drains first, while the API still serves: its
+			// streams end with their last event (unavailable), calls in
+			// flight finish, new ones are refused. What still runs after
+			// shutdownTimeout is stopped by Close.
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			if err := n.Shutdown(ctx); err != nil {
+				log.Warn("mycel daemon: graceful shutdown cut short; stopping now", "err", err)
+			}
+			cancel()
 			return errors.Join(stopAPI(), n.Close())
 		},
 	}
