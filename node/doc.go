@@ -129,10 +129,8 @@
 // To add a goroutine: n.life.start (node-wide), m.life.start (per space),
 // n.streams.start (an API stream), and n.call(ctx) around an API call
 // that writes; check the result (false or api.ErrClosed: the node or the
-// space is closing). signin.go still starts WatchRequests' goroutine with
-// Node.wg (which Close waits for after the owners) and passes Node.ctx
-// (the root's context) to its publishes; they move to n.streams.start and
-// n.call when sign-in becomes its own package.
+// space is closing). Sign-in's API calls (invite, password, join, approve,
+// deny) are calls too, and WatchRequests is a stream.
 //
 // Shutdown(ctx) drains: the API refuses new calls (api.ErrClosed) and no
 // owner starts anything, mDNS and LocateProtocol stop, the streams end

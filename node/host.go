@@ -74,9 +74,6 @@ type Node struct {
 	streams *owner
 	calls   *owner
 	ctx     context.Context
-	// wg counts the goroutines started the older way (go with wg.Add, in
-	// signin.go), until they move to life; Close waits for it after life.
-	wg sync.WaitGroup
 
 	stopOnce  sync.Once // stopAccepting
 	closeOnce sync.Once
@@ -382,7 +379,6 @@ func (n *Node) close() error {
 	errs = append(errs, n.repl.Close())
 	n.life.close()
 	n.life.wait(context.Background()) // every goroutine ends with life's context
-	n.wg.Wait()
 	errs = append(errs, n.closeEphemeral())
 	// The feeds store their writers' latest heads as they close; without
 	// that every restart would sign those heads again, as after a crash.

@@ -49,7 +49,7 @@ func (m *openSpace) renewPassword() {
 		}
 		return
 	}
-	if err := m.sp.SetPasswordKey(m.n.ctx, cur, auth.PasswordKeyAt(rec.Password, id, cur)); err != nil {
+	if err := m.sp.SetPasswordKey(m.life.ctx, cur, auth.PasswordKeyAt(rec.Password, id, cur)); err != nil {
 		// Typically the new epoch's secret has not reached this device
 		// yet: the next refresh tries again.
 		m.n.log.Debug("space: renew the password key", "space", id, "err", err)

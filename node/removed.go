@@ -141,7 +141,7 @@ func (c *channel) sendEvidence(key [auth.KeySize]byte, kid [auth.KeyIDSize]byte,
 	if err != nil {
 		return false
 	}
-	if err := c.sub.Publish(m.n.ctx, env); err != nil {
+	if err := c.sub.Publish(m.life.ctx, env); err != nil {
 		m.n.log.Debug("space: send a removal's evidence", "space", m.sp.ID(), "err", err)
 		return false
 	}

@@ -94,6 +94,11 @@ func (s signinSpace) Approval(req *auth.JoinRequest) ([]byte, error) {
 
 // CreateInvite implements api.Backend.
 func (n *Node) CreateInvite(ctx context.Context, id string, ttl time.Duration) (api.Invite, error) {
+	ctx, done, err := n.call(ctx)
+	if err != nil {
+		return api.Invite{}, err
+	}
+	defer done()
 	m, err := n.opened(id)
 	if err != nil {
 		return api.Invite{}, err
@@ -138,6 +143,11 @@ func (n *Node) CreateInvite(ctx context.Context, id string, ttl time.Duration) (
 
 // SetPassword implements api.Backend.
 func (n *Node) SetPassword(ctx context.Context, id, password string) error {
+	ctx, done, err := n.call(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	m, err := n.opened(id)
 	if err != nil {
 		return err
@@ -162,6 +172,11 @@ func (n *Node) SetPassword(ctx context.Context, id, password string) error {
 
 // Join implements api.Backend.
 func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) {
+	ctx, done, err := n.call(ctx)
+	if err != nil {
+		return api.JoinState{}, err
+	}
+	defer done()
 	now := time.Now()
 	var sid auth.SpaceID
 	var key auth.RequestKey
@@ -491,7 +506,7 @@ func (c *channel) receiveSignin(e *ephemeral.Envelope, from peer.ID) error {
 		m.n.log.Info("sign-in: request", "space", m.sp.ID(), "device", p.Req.Name, "code", auth.SafetyCode(p.Req), "via", p.Via)
 	}
 	for _, msg := range out.Publish {
-		if err := c.publishSignin(m.n.ctx, msg.Key, m.sp.WriterKey(), msg.Body); err != nil {
+		if err := c.publishSignin(m.life.ctx, msg.Key, m.sp.WriterKey(), msg.Body); err != nil {
 			return err
 		}
 	}
@@ -554,9 +569,7 @@ func (n *Node) WatchRequests(ctx context.Context) (<-chan api.Request, error) {
 	si.mu.Unlock()
 	waiting := n.Requests()
 	out := make(chan api.Request)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
+	ok := n.streams.start(func(sctx context.Context) {
 		defer close(out)
 		defer func() {
 			si.mu.Lock()
@@ -572,7 +585,7 @@ func (n *Node) WatchRequests(ctx context.Context) (<-chan api.Request, error) {
 			case out <- r:
 				return true
 			case <-ctx.Done():
-			case <-n.ctx.Done():
+			case <-sctx.Done():
 			}
 			return false
 		}
@@ -593,11 +606,17 @@ func (n *Node) WatchRequests(ctx context.Context) (<-chan api.Request, error) {
 				}
 			case <-ctx.Done():
 				return
-			case <-n.ctx.Done():
+			case <-sctx.Done():
 				return
 			}
 		}
-	}()
+	})
+	if !ok {
+		si.mu.Lock()
+		delete(si.watchers, w)
+		si.mu.Unlock()
+		return nil, api.ErrClosed
+	}
 	return out, nil
 }
 
@@ -639,6 +658,11 @@ func (n *Node) answering(id string) (waitingRequest, *channel, error) {
 
 // Approve implements api.Backend.
 func (n *Node) Approve(ctx context.Context, id, code string) error {
+	ctx, done, err := n.call(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	w, c, err := n.answering(id)
 	if err != nil {
 		return err
@@ -667,7 +691,7 @@ func (n *Node) Approve(ctx context.Context, id, code string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.publishSignin(n.ctx, msg.Key, m.sp.WriterKey(), msg.Body); err != nil {
+	if err := c.publishSignin(ctx, msg.Key, m.sp.WriterKey(), msg.Body); err != nil {
 		return err
 	}
 	n.log.Info("sign-in: approved", "space", m.sp.ID(), "device", p.Req.Name, "feed", feed.PublicKey(p.Req.Feed))
@@ -676,6 +700,11 @@ func (n *Node) Approve(ctx context.Context, id, code string) error {
 
 // Deny implements api.Backend.
 func (n *Node) Deny(ctx context.Context, id string) error {
+	ctx, done, err := n.call(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	w, c, err := n.answering(id)
 	if err != nil {
 		return err
