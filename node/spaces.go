@@ -206,7 +206,11 @@ func (m *openSpace) refresher(ctx context.Context) {
 			return
 		case <-m.kick:
 		}
-		m.sp.Refresh()
+		if _, err := m.sp.Refresh(); err != nil {
+			// The space reads the view again at its next use; reads
+			// refuse meanwhile (space.Space.Err).
+			m.n.log.Error("space: refresh", "space", m.sp.ID(), "err", err)
+		}
 		m.changed()
 		m.checkJoined()
 		m.renewPassword()

@@ -2,6 +2,7 @@ package space
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -28,6 +29,15 @@ var (
 	ErrClosed = errors.New("space: closed")
 	// ErrWatchOverflow: a watcher fell too far behind and was dropped.
 	ErrWatchOverflow = errors.New("space: watcher fell behind")
+	// ErrViewStorage: a read or write of the view's storage failed while
+	// the view changed. The view stopped (see View); the Space opens it
+	// again from what its storage last committed and reads the feeds into
+	// it at its next use, so a call made once the storage works again
+	// succeeds. What a failed write appended to the feed stays written.
+	ErrViewStorage = errors.New("space: the view's storage failed")
+
+	// errAppended: a write's entries are in the feed, though it failed.
+	errAppended = errors.New("entries appended")
 )
 
 // Config is what a Space needs from its node.
@@ -137,7 +147,9 @@ func Open(cfg Config, id auth.SpaceID) (*Space, error) {
 	if err := s.loadStale(); err != nil {
 		return nil, err
 	}
-	s.Refresh()
+	if _, err := s.Refresh(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -256,22 +268,22 @@ func (s *Space) loadKeyring() error {
 	return s.setKeyring(kr)
 }
 
-// learnSecret adds a secret opened from a rotation box.
-func (s *Space) learnSecret(es auth.EpochSecret) {
+// learnSecret adds a secret opened from a rotation box. An error is the
+// keyring's storage failing.
+func (s *Space) learnSecret(es auth.EpochSecret) error {
 	kr := &auth.Keyring{Space: s.id}
 	if s.keyring == nil {
 		if es.Epoch != 0 {
-			return // cannot hold a later epoch without the earlier ones
+			return nil // cannot hold a later epoch without the earlier ones
 		}
 		kr.Epochs = []auth.EpochSecret{es}
-		_ = s.setKeyring(kr)
-		return
+		return s.setKeyring(kr)
 	}
 	if err := s.keyring.Add(es); err != nil {
 		s.cfg.Logger.Warn("space: rotated secret not added", "err", err)
-		return
+		return nil
 	}
-	_ = s.setKeyring(s.keyring)
+	return s.setKeyring(s.keyring)
 }
 
 // writeKey returns the secret to seal new entries with.
@@ -354,6 +366,9 @@ func (s *Space) writeWith(ctx context.Context, secret *auth.EpochSecret, ops ...
 	if s.closed {
 		return nil, ErrClosed
 	}
+	if err := s.usableLocked(); err != nil {
+		return nil, err
+	}
 	if secret == nil {
 		es, err := s.writeKey()
 		if err != nil {
@@ -381,7 +396,11 @@ func (s *Space) writeWith(ctx context.Context, secret *auth.EpochSecret, ops ...
 	}
 	var changes []Change
 	for i, op := range ops {
-		changes = append(changes, s.view.Apply(s.own, index+uint64(i), op)...)
+		c, err := s.view.Apply(s.own, index+uint64(i), op)
+		if err != nil {
+			return nil, fmt.Errorf("space: %w to the feed, but %w", errAppended, err)
+		}
+		changes = append(changes, c...)
 	}
 	s.notify(changes)
 	return changes, nil
@@ -488,13 +507,14 @@ func (s *Space) RemoveWriter(ctx context.Context, target feed.PublicKey) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.write(ctx, &Op{Kind: OpRemoveWriter, Target: target, Rotation: rot}); err != nil {
+	_, err = s.write(ctx, &Op{Kind: OpRemoveWriter, Target: target, Rotation: rot})
+	if err != nil && !errors.Is(err, errAppended) {
 		return err
 	}
+	// The op is in the feed: its secret is the newest.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.learnSecret(es)
-	return nil
+	return cmp.Or(err, s.learnSecret(es))
 }
 
 // Rotate starts a new epoch without removing anyone.
@@ -506,13 +526,14 @@ func (s *Space) Rotate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.write(ctx, &Op{Kind: OpRotate, Rotation: rot}); err != nil {
+	_, err = s.write(ctx, &Op{Kind: OpRotate, Rotation: rot})
+	if err != nil && !errors.Is(err, errAppended) {
 		return err
 	}
+	// The op is in the feed: its secret is the newest.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.learnSecret(es)
-	return nil
+	return cmp.Or(err, s.learnSecret(es))
 }
 
 // ShareKeys seals the secret new entries are written with to every writer
@@ -800,11 +821,53 @@ func (s *Space) computeFeeds() []feed.PublicKey {
 }
 
 // Refresh reads the entries the feeds hold that the view has not applied
-// yet, in order, and applies them. The node calls it after ingesting data
-// from a peer.
-func (s *Space) Refresh() []Change {
+// yet, in order, applies them and flushes the view. The node calls it
+// after ingesting data from a peer. An error is the storage failing
+// (ErrViewStorage, or the keyring's); the changes are then told to
+// watchers once a later call has read the feeds again.
+func (s *Space) Refresh() ([]Change, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if err := s.reopenLocked(); err != nil {
+		return nil, err
+	}
+	return s.refreshLocked()
+}
+
+// usableLocked opens the view again and reads the feeds into it if a
+// storage error stopped it (see View). The caller holds s.mu.
+func (s *Space) usableLocked() error {
+	if s.view.err == nil {
+		return nil
+	}
+	if err := s.reopenLocked(); err != nil {
+		return err
+	}
+	_, err := s.refreshLocked()
+	return err
+}
+
+// reopenLocked replaces a view that a storage error stopped with one
+// opened again from what its storage last committed; the caller reads the
+// feeds into it (refreshLocked). The caller holds s.mu.
+func (s *Space) reopenLocked() error {
+	if s.view.err == nil {
+		return nil
+	}
+	view, err := OpenView(s.origin, s.cfg.Store, s.cfg.Device.LocalKey(s.id), s.cfg.Rand)
+	if err != nil {
+		return fmt.Errorf("%w: open the view again: %w", ErrViewStorage, err)
+	}
+	s.view = view
+	s.feeds, s.shareAt = nil, shareState{} // computed from the old view
+	return nil
+}
+
+// refreshLocked is Refresh. The caller holds s.mu.
+func (s *Space) refreshLocked() ([]Change, error) {
 	if s.keyring == nil || s.stale != (feed.PublicKey{}) {
 		s.findKeyring()
 	}
@@ -815,24 +878,28 @@ func (s *Space) Refresh() []Change {
 			if k == s.own && s.view.Applied(k) == s.w.Length() {
 				continue
 			}
-			changes, n := s.readFeed(k)
+			changes, n, err := s.readFeed(k)
+			if err != nil {
+				return nil, err
+			}
 			all = append(all, changes...)
 			progress = progress || n > 0
 		}
 	}
 	s.checkStaleLocked()
 	if err := s.view.Flush(); err != nil {
-		s.cfg.Logger.Error("space: store view", "err", err)
+		return nil, err
 	}
 	s.notify(all)
-	return all
+	return all, nil
 }
 
 // readFeed applies the held entries of feed k from the first not applied.
-func (s *Space) readFeed(k feed.PublicKey) ([]Change, int) {
+// An error is the storage failing.
+func (s *Space) readFeed(k feed.PublicKey) ([]Change, int, error) {
 	f, err := s.cfg.Feeds.Feed(k)
 	if err != nil {
-		return nil, 0
+		return nil, 0, nil
 	}
 	next := s.view.Applied(k) + uint64(s.view.waitingFrom(k))
 	var changes []Change
@@ -846,7 +913,7 @@ func (s *Space) readFeed(k feed.PublicKey) ([]Change, int) {
 		}
 		entries, err := f.GetRange(next, r.End)
 		if err != nil {
-			return changes, n
+			return changes, n, nil
 		}
 		for i, data := range entries {
 			idx := next + uint64(i)
@@ -857,21 +924,25 @@ func (s *Space) readFeed(k feed.PublicKey) ([]Change, int) {
 			}
 			if errors.Is(err, ErrUnknownKey) {
 				s.keyWait[k] = true
-				return changes, n
+				return changes, n, nil
 			}
 			delete(s.keyWait, k)
+			var c []Change
 			if err != nil {
-				changes = append(changes, s.view.ApplyInvalid(k, idx, err.Error())...)
-			} else {
-				s.collectKeys(k, op)
+				c, err = s.view.ApplyInvalid(k, idx, err.Error())
+			} else if err = s.collectKeys(k, op); err == nil {
 				s.hlc = max(s.hlc, op.HLC) // stay ahead of every op seen
-				changes = append(changes, s.view.Apply(k, idx, op)...)
+				c, err = s.view.Apply(k, idx, op)
 			}
+			if err != nil {
+				return nil, n, err
+			}
+			changes = append(changes, c...)
 			n++
 		}
 		next = r.End
 	}
-	return changes, n
+	return changes, n, nil
 }
 
 // keyringFromHeader opens the keyring an add-writer entry seals to this
@@ -975,7 +1046,9 @@ func (s *Space) keysAhead(f *feed.Feed, k feed.PublicKey, index uint64, data []b
 			if err != nil || op.Rotation == nil {
 				continue
 			}
-			s.collectKeys(k, op)
+			if s.collectKeys(k, op) != nil {
+				return false // the entry's own reading reports it
+			}
 			if _, ok := s.byKeyID[h.KeyID]; ok {
 				return true
 			}
@@ -991,14 +1064,16 @@ func (s *Space) keys(id [16]byte) (auth.EpochSecret, bool) {
 }
 
 // collectKeys opens what an op seals to this device: a keyring on an
-// add-writer naming it, a secret in a rotation.
-func (s *Space) collectKeys(author feed.PublicKey, op *Op) {
+// add-writer naming it, a secret in a rotation. An error is the keyring's
+// storage failing (what does not open is logged: a peer may have sealed
+// it wrong).
+func (s *Space) collectKeys(author feed.PublicKey, op *Op) error {
 	if op.Kind == OpAddWriter && op.Target == s.own && len(op.SealedKeyring) > 0 {
 		kr, err := auth.OpenKeyring(s.cfg.Device, op.SealedKeyring, s.binding())
 		if err != nil {
 			s.cfg.Logger.Warn("space: keyring sealed to this device does not open", "author", fmt.Sprintf("%x", author[:8]), "err", err)
 		} else if err := s.setKeyring(kr); err != nil {
-			s.cfg.Logger.Warn("space: store keyring", "err", err)
+			return fmt.Errorf("space: store keyring: %w", err)
 		}
 	}
 	if op.Rotation != nil {
@@ -1011,17 +1086,27 @@ func (s *Space) collectKeys(author feed.PublicKey, op *Op) {
 				s.cfg.Logger.Warn("space: rotated secret sealed to this device does not open", "err", err)
 				continue
 			}
-			s.learnSecret(es)
+			if err := s.learnSecret(es); err != nil {
+				return fmt.Errorf("space: store keyring: %w", err)
+			}
 		}
 	}
+	return nil
 }
 
-// Err returns the first error the space's stored view met (View.Err):
-// after one, Get and List may miss what the failed record held. The
-// store is damaged; mycel check says where.
+// Err says whether Get, List, Digest and Keys could answer in full, for
+// the caller to check after them. It reports a storage error that stopped
+// the view and that reading it again has not yet overcome (ErrViewStorage:
+// those calls, and the next write or Refresh, try again), or else the
+// first error a read of the stored view met (View.Err): after one, Get
+// and List may miss what the failed record held. The store is damaged;
+// mycel check says where.
 func (s *Space) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.view.err; err != nil {
+		return fmt.Errorf("space %s: %w (if this lasts, run mycel check)", s.id, err)
+	}
 	if err := s.view.Err(); err != nil {
 		return fmt.Errorf("space %s: the stored view is damaged (%w): run mycel check", s.id, err)
 	}
@@ -1032,6 +1117,7 @@ func (s *Space) Err() error {
 func (s *Space) Get(key string) []Version {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.usableLocked() // Err reports it
 	return s.view.Get(key)
 }
 
@@ -1041,6 +1127,7 @@ func (s *Space) Get(key string) []Version {
 func (s *Space) List(prefix, after string, limit int) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.usableLocked() // Err reports it
 	return s.view.List(prefix, after, limit)
 }
 
@@ -1048,6 +1135,7 @@ func (s *Space) List(prefix, after string, limit int) []string {
 func (s *Space) Digest() [32]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.usableLocked() // Err reports it
 	return s.view.Digest()
 }
 
@@ -1055,6 +1143,7 @@ func (s *Space) Digest() [32]byte {
 func (s *Space) Keys() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.usableLocked() // Err reports it
 	return s.view.Keys()
 }
 
@@ -1149,6 +1238,9 @@ func (s *Space) notify(changes []Change) {
 func (s *Space) Flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.usableLocked(); err != nil {
+		return err
+	}
 	return s.view.Flush()
 }
 
