@@ -59,5 +59,7 @@
 // reads are not answered as whole. The entries a failed write appended
 // stay in the feed (and replicate): the view holds them once read again,
 // and a retry writes them anew. Watchers may be told again of changes
-// the reading again brings back.
+// the reading again brings back. A read for Get or List that fails (a
+// record that does not open) may be damage: Err reports it for as long as
+// the Space is open, and the view writes nothing over it.
 package space

@@ -138,9 +138,9 @@ func newKVStore(st feed.Storage, space auth.SpaceID, key [auth.KeySize]byte, ran
 
 func (s *kvStore) failed() error { return s.err }
 
-// fail records an error of a read that answers a caller (a register for
-// Get, the names for List), which has no error to return: failed reports
-// it, and no flush writes over what may be damage after it.
+// fail records an error of a read with no error to return (the names for
+// List, a membership op on open): failed reports it, and no flush writes
+// over what may be damage after it.
 func (s *kvStore) fail(err error) {
 	if s.err == nil {
 		s.err = err
@@ -606,8 +606,6 @@ func (s *kvStore) histories(keys []string, fn func(key string, hist []*opRec)) e
 
 // registers
 
-// register returns the key's register. One that does not load is also
-// recorded (fail): Get has no error to return.
 func (s *kvStore) register(key string) (*register, error) {
 	if reg, ok := s.dirty[key]; ok {
 		return reg, nil
@@ -617,7 +615,6 @@ func (s *kvStore) register(key string) (*register, error) {
 	}
 	reg, err := s.loadRegister(key)
 	if err != nil {
-		s.fail(err)
 		return nil, err
 	}
 	if tail, ok := s.pending[key]; ok {

@@ -1,24 +1,25 @@
 package space
 
 import (
+	"cmp"
 	"fmt"
 )
 
 // Err says whether Get, List, Digest and Keys could answer in full, for
-// the caller to check after them. It reports a storage error that stopped
-// the view and that reading it again has not yet overcome (ErrViewStorage:
-// those calls, and the next write or Refresh, try again), or else the
-// first error a read of the stored view met (View.Err): after one, Get
-// and List may miss what the failed record held. The store is damaged;
-// mycel check says where.
+// the caller to check after them. It reports the first error a read of
+// the stored view met (View.Err), for as long as the Space is open: after
+// one, Get and List may miss what the failed record held; the store is
+// damaged, and mycel check says where. Or else a storage error that
+// stopped the view and that reading it again has not yet overcome
+// (ErrViewStorage: those calls, and the next write or Refresh, try again).
 func (s *Space) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := cmp.Or(s.view.damage(), s.damaged); err != nil {
+		return fmt.Errorf("space %s: the stored view is damaged (%w): run mycel check", s.id, err)
+	}
 	if err := s.view.err; err != nil {
 		return fmt.Errorf("space %s: %w (if this lasts, run mycel check)", s.id, err)
-	}
-	if err := s.view.Err(); err != nil {
-		return fmt.Errorf("space %s: the stored view is damaged (%w): run mycel check", s.id, err)
 	}
 	return nil
 }

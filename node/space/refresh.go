@@ -1,6 +1,7 @@
 package space
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 
@@ -44,6 +45,7 @@ func (s *Space) reopenLocked() error {
 	if s.view.err == nil {
 		return nil
 	}
+	s.damaged = cmp.Or(s.damaged, s.view.damage())
 	view, err := OpenView(s.origin, s.cfg.Store, s.cfg.Device.LocalKey(s.id), s.cfg.Rand)
 	if err != nil {
 		return fmt.Errorf("%w: open the view again: %w", ErrViewStorage, err)

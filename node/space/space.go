@@ -66,6 +66,7 @@ type Space struct {
 	mu      sync.Mutex
 	closed  bool
 	view    *View
+	damaged error         // the first error a read of the stored view met, kept when the view is opened again (Err)
 	keyring *auth.Keyring // nil until approved
 	removed bool          // a member showed this device its removal (LearnRemoval)
 	// stale: a member showed this device the removal of the writer that

@@ -139,6 +139,9 @@ type View struct {
 	live int       // keys whose winner is not a delete
 	gen  uint64    // counts the calls to Apply: what depends on the view is computed again when it moved
 	err  error     // the storage error that stopped the view (stop)
+	// readErr is the first error a read for Get met: the store may be
+	// damaged, and the view writes nothing more (Flush stops it).
+	readErr error
 }
 
 // register is what the view keeps of a key: its versions, the counting ops
@@ -635,7 +638,10 @@ func (v *View) specialOp(id OpID) *opRec {
 // Err returns the error that stopped the view (see View), or else the
 // first error a read of its storage met: after one, reads may miss what
 // the failed record held, so they must not be answered as whole.
-func (v *View) Err() error { return cmp.Or(v.err, v.st.failed()) }
+func (v *View) Err() error { return cmp.Or(v.err, v.damage()) }
+
+// damage returns the first error a read that answers a caller met.
+func (v *View) damage() error { return cmp.Or(v.readErr, v.st.failed()) }
 
 // Get returns the versions of key, winner first. The key has a value when
 // the winner is not a delete; more than one version means concurrent
@@ -643,7 +649,11 @@ func (v *View) Err() error { return cmp.Or(v.err, v.st.failed()) }
 // reports it.
 func (v *View) Get(key string) []Version {
 	reg, err := v.st.register(key)
-	if err != nil || reg == nil {
+	if err != nil {
+		v.readErr = cmp.Or(v.readErr, err)
+		return nil
+	}
+	if reg == nil {
 		return nil
 	}
 	return reg.sorted()

@@ -1,10 +1,12 @@
 package space
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 
@@ -334,5 +336,59 @@ func TestViewStopsOnStorageError(t *testing.T) {
 	}
 	if v.Digest() != mem.Digest() || v.Keys() != mem.Keys() || v.Err() != nil {
 		t.Fatalf("after %d stops the view differs from one in memory", stops)
+	}
+}
+
+// TestDamageStaysReported: once a read of the stored view found a record
+// that does not open, Err reports it for as long as the space is open,
+// also after a failed flush made the space open its view again (which
+// then answers the keys it can read without touching the damage).
+func TestDamageStaysReported(t *testing.T) {
+	ctx := context.Background()
+	d := newDevice(t, "Laptop", nil)
+	create(t, d)
+	for i := range 10 {
+		if err := d.sp.Put(ctx, fmt.Sprint("k", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := d.sp.ID()
+	if err := d.sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Flip a byte in one stored register.
+	regs := append(StorePrefixes(id)[1], 'r')
+	var w feed.Write
+	err := d.store.Scan(regs, feed.PrefixEnd(regs), func(k, v []byte) error {
+		w = feed.Write{Key: bytes.Clone(k), Value: bytes.Clone(v)}
+		return feed.ErrStopScan
+	})
+	if err != nil || w.Key == nil {
+		t.Fatalf("no register stored: %v", err)
+	}
+	w.Value[len(w.Value)/2] ^= 1
+	if err := d.store.Commit([]feed.Write{w}); err != nil {
+		t.Fatal(err)
+	}
+	join(t, d, id)
+	missed := 0
+	for i := range 10 {
+		if value(d.sp, fmt.Sprint("k", i)) != "v" {
+			missed++
+		}
+	}
+	if missed != 1 || d.sp.Err() == nil {
+		t.Fatalf("%d keys missed, Err %v: want the damaged one missed and reported", missed, d.sp.Err())
+	}
+	// No record is written after the damage was read: the flush refuses,
+	// and the view stops.
+	if _, err := d.sp.Refresh(); !errors.Is(err, ErrViewStorage) {
+		t.Fatalf("Refresh after the damage was read: %v", err)
+	}
+	if value(d.sp, "k0") == "" && value(d.sp, "k1") == "" {
+		t.Fatal("the view opened again answers nothing")
+	}
+	if err := d.sp.Err(); err == nil || !strings.Contains(err.Error(), "mycel check") {
+		t.Fatalf("Err after the view was opened again: %v, want the damage still reported", err)
 	}
 }

@@ -81,6 +81,9 @@ func (v *View) Flush() error {
 	if v.err != nil {
 		return v.err
 	}
+	if err := v.readErr; err != nil {
+		return v.stop(err) // it may be damage: write nothing over it
+	}
 	if err := v.st.flushView(v); err != nil {
 		return v.stop(err)
 	}

@@ -20,9 +20,8 @@ import (
 // The methods the view calls while applying ops return the store's
 // errors: a record that does not open, a storage read or write that
 // failed. After one, the view stops (View.Err) and is to be opened again
-// from what the store last committed (OpenView). The reads that answer a
-// caller (register for Get, names for List) record theirs too: failed
-// reports the first.
+// from what the store last committed (OpenView). names, which has no
+// error to return, records its own: failed reports it.
 type viewStore interface {
 	// putOp records a new op, or a change of whether it counts (which a
 	// store may ignore).
