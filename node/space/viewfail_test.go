@@ -330,6 +330,7 @@ func TestViewStopsOnStorageError(t *testing.T) {
 	if stops == 0 {
 		t.Fatal("no commit failed")
 	}
+	t.Logf("%d ops, the view stopped %d times", len(ops), stops)
 	st.failCommit(0)
 	if err := v.Flush(); err != nil {
 		t.Fatal(err)
