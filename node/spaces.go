@@ -197,13 +197,24 @@ func (m *openSpace) refreshSoon() {
 func (m *openSpace) refresher(ctx context.Context) {
 	defer m.share.stop()
 	m.checkShare(time.Now())
+	failed := "" // the last Refresh's error, logged once while it lasts
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-m.kick:
 		}
-		m.sp.Refresh()
+		// After an error the space reads the view again at its next use;
+		// reads refuse meanwhile (space.Space.Err).
+		_, err := m.sp.Refresh()
+		switch {
+		case err != nil && err.Error() != failed:
+			failed = err.Error()
+			m.n.log.Error("space: refresh", "space", m.sp.ID(), "err", err)
+		case err == nil && failed != "":
+			failed = ""
+			m.n.log.Info("space: refresh works again", "space", m.sp.ID())
+		}
 		m.changed()
 		m.checkJoined()
 		m.renewPassword()

@@ -129,7 +129,7 @@ func (v *View) scanDigest() ([32]byte, int) {
 	var sum digestSum
 	n := 0
 	for _, k := range v.st.names() {
-		reg := v.st.register(k)
+		reg, _ := v.st.register(k)
 		if reg == nil {
 			continue
 		}

@@ -22,16 +22,18 @@
 //     the target feed; for add-writer the keyring sealed to the new device)
 //     and the op sealed with XChaCha20-Poly1305 under the epoch's content
 //     key, bound to its space, feed and position.
-//   - Space (space.go) is a device's handle on a space: it writes ops to the
-//     device's own feed with their causal delta and clock, reads the feeds it
-//     holds into the view, opens the keys sealed to the device (its keyring
-//     on approval, new secrets on rotation) and keeps them at rest sealed to
-//     the device's key, and tells watchers what changed. A writer approved
-//     concurrently with a rotation lacks the new secret; ShareDue says
-//     which holder is to share it and ShareKeys does (FORMAT.md "Sharing a
+//   - Space is a device's handle on a space (space.go: opening, flushing,
+//     closing). It writes ops to the device's own feed with their causal
+//     delta and clock (write.go), reads the feeds it holds into the view
+//     (refresh.go), opens the keys sealed to the device (its keyring on
+//     approval, new secrets on rotation) and keeps them at rest sealed to
+//     the device's key (keys.go), answers reads (read.go) and tells
+//     watchers what changed (watch.go). A writer approved concurrently
+//     with a rotation lacks the new secret; ShareDue says which holder is
+//     to share it and ShareKeys does (sharekeys.go, FORMAT.md "Sharing a
 //     secret"), never to a removed device.
 //
-// Feeds (space.go) are the feeds the space reads, serves and accepts: the
+// Feeds (feeds.go) are the feeds the space reads, serves and accepts: the
 // origin, this device's, the writers whose adds count (removed writers
 // too) and every feed in those writers' causal past; before the device
 // holds a key, the feeds add-writer headers name. An add that does not
@@ -44,4 +46,20 @@
 // tail since the last checkpoint instead of replaying the feeds, and reads
 // again only the entries applied after the last flush. FORMAT.md documents
 // the records.
+//
+// Storage errors. A read or write of the stored view that fails while the
+// view applies ops or flushes reaches the caller of the write (Put,
+// PutMany, Delete, AddWriter, RemoveWriter, Rotate, ShareKeys) or of
+// Refresh as an error wrapping ErrViewStorage and the storage's error.
+// The view then stops, for it may hold the op that met the failure partly
+// applied: the storage holds what the last commits left, as after a
+// crash. At its next use (a write, Refresh, Get, List, Digest, Keys,
+// Flush) the Space opens the view again from storage and reads the feeds
+// into it from there; until that succeeds, Err reports the failure, so
+// reads are not answered as whole. The entries a failed write appended
+// stay in the feed (and replicate): the view holds them once read again,
+// and a retry writes them anew. Watchers may be told again of changes
+// the reading again brings back. A read for Get or List that fails (a
+// record that does not open) may be damage: Err reports it for as long as
+// the Space is open, and the view writes nothing over it.
 package space

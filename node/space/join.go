@@ -218,8 +218,8 @@ func (s *Space) AcceptKeyring(kr *auth.Keyring) error {
 	if err != nil {
 		return err
 	}
-	s.Refresh()
-	return nil
+	_, err = s.Refresh()
+	return err
 }
 
 // Admission counts what Admits depends on, cheaply: the writers removed and

@@ -74,7 +74,7 @@ type kvStore struct {
 	stored map[[16]byte]struct{}
 
 	rebuilt  bool      // the registers were recomputed on open
-	err      error     // first error; reported by flush
+	err      error     // first error a read met (failed); flush refuses after it
 	mac      hash.Hash // HMAC of key names, reused
 	lastKey  string    // memo of the last name hashed
 	lastHash []byte
@@ -138,6 +138,9 @@ func newKVStore(st feed.Storage, space auth.SpaceID, key [auth.KeySize]byte, ran
 
 func (s *kvStore) failed() error { return s.err }
 
+// fail records an error of a read with no error to return (the names for
+// List, a membership op on open): failed reports it, and no flush writes
+// over what may be damage after it.
 func (s *kvStore) fail(err error) {
 	if s.err == nil {
 		s.err = err
@@ -180,12 +183,12 @@ func (s *kvStore) keyHash(name string) []byte {
 	return s.lastHash
 }
 
-func (s *kvStore) seal(k, plain []byte) feed.Write {
+func (s *kvStore) seal(k, plain []byte) (feed.Write, error) {
 	sealed, err := auth.SealContent(s.key, plain, k, s.rand)
 	if err != nil {
-		s.fail(err)
+		return feed.Write{}, fmt.Errorf("space: seal view record: %w", err)
 	}
-	return feed.Write{Key: k, Value: sealed}
+	return feed.Write{Key: k, Value: sealed}, nil
 }
 
 func (s *kvStore) get(k []byte) ([]byte, error) {
@@ -208,9 +211,9 @@ func (s *kvStore) open(k, sealed []byte) ([]byte, error) {
 
 // putOp logs a new op. Whether an op counts is not stored (it follows
 // from the writer set), so a change of it needs no write.
-func (s *kvStore) putOp(r *opRec) {
+func (s *kvStore) putOp(r *opRec) error {
 	if r.seq != 0 {
-		return
+		return nil
 	}
 	s.seq++
 	r.seq = s.seq
@@ -219,14 +222,21 @@ func (s *kvStore) putOp(r *opRec) {
 		s.pageFirst = r.seq
 	}
 	n := len(s.page)
-	s.page = s.appendOp(s.page, r)
+	var err error
+	if s.page, err = s.appendOp(s.page, r); err != nil {
+		return err
+	}
 	if s.pageN > 0 && len(s.page) > s.lim.pageBytes {
 		// A page is sealed whole: keep it under auth's limit, and start
 		// the next with this op.
 		s.page = s.page[:n]
-		s.endPage()
+		if err := s.endPage(); err != nil {
+			return err
+		}
 		s.pageFirst, n = r.seq, 0
-		s.page = s.appendOp(s.page, r)
+		if s.page, err = s.appendOp(s.page, r); err != nil {
+			return err
+		}
 	}
 	s.pageN++
 	s.bufBytes += len(s.page) - n
@@ -240,16 +250,19 @@ func (s *kvStore) putOp(r *opRec) {
 		b := s.appendClock(nil, r.clock)
 		body, err := marshalBody(r.op)
 		if err != nil {
-			s.fail(err)
-			return
+			return err
 		}
-		w := s.seal(s.specialKey(r.id), append(b, body...))
+		w, err := s.seal(s.specialKey(r.id), append(b, body...))
+		if err != nil {
+			return err
+		}
 		s.writes = append(s.writes, w)
 		s.bufBytes += len(w.Key) + len(w.Value)
 	}
 	if len(s.page) >= s.lim.pageBytes {
-		s.endPage()
+		return s.endPage()
 	}
+	return nil
 }
 
 func (s *kvStore) specialKey(id OpID) []byte {
@@ -258,23 +271,27 @@ func (s *kvStore) specialKey(id OpID) []byte {
 }
 
 // endPage seals the page being filled.
-func (s *kvStore) endPage() {
+func (s *kvStore) endPage() error {
 	if s.pageN == 0 {
-		return
+		return nil
 	}
 	plain := binary.AppendUvarint(make([]byte, 0, len(s.page)+10), uint64(s.pageN))
 	plain = append(plain, s.page...)
-	w := s.seal(s.pageKey(s.pageFirst), plain)
+	w, err := s.seal(s.pageKey(s.pageFirst), plain)
+	if err != nil {
+		return err
+	}
 	s.writes = append(s.writes, w)
 	s.bufBytes += len(w.Key) + len(w.Value) - len(s.page)
 	s.page, s.pageN = s.page[:0], 0
 	clear(s.pageFeeds)
+	return nil
 }
 
 // appendOp encodes r into a page: feed#, index, its causal context (in
 // full for a feed's first op in the page; for the next ones it follows
 // from the previous op and the causal delta), and the op.
-func (s *kvStore) appendOp(b []byte, r *opRec) []byte {
+func (s *kvStore) appendOp(b []byte, r *opRec) ([]byte, error) {
 	no := s.num(r.id.Feed)
 	for int(no) >= len(s.pageFeeds) {
 		s.pageFeeds = append(s.pageFeeds, false)
@@ -307,12 +324,12 @@ func (s *kvStore) appendOp(b []byte, r *opRec) []byte {
 	default:
 		body, err := marshalBody(op)
 		if err != nil {
-			s.fail(err)
+			return nil, err
 		}
 		b = binary.AppendUvarint(b, uint64(len(body)))
 		b = append(b, body...)
 	}
-	return b
+	return b, nil
 }
 
 // decodedOp is one op read from a page.
@@ -530,7 +547,7 @@ func (s *kvStore) op(id OpID) *opRec {
 
 // feedOps reads the whole log (a rewrite after a membership op changed
 // whose ops count, which is rare) for the ops of feed k.
-func (s *kvStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
+func (s *kvStore) feedOps(k feed.PublicKey, fn func(r *opRec)) error {
 	cs := clocks{}
 	err := s.scanLog(1, func(seq uint64, d *decodedOp) error {
 		clock, err := cs.after(d)
@@ -540,17 +557,18 @@ func (s *kvStore) feedOps(k feed.PublicKey, fn func(r *opRec)) {
 		return err
 	})
 	if err != nil {
-		s.fail(fmt.Errorf("space: read op log: %w", err))
+		return fmt.Errorf("space: read op log: %w", err)
 	}
 	for _, r := range s.recent {
 		if r.id.Feed == k {
 			fn(r)
 		}
 	}
+	return nil
 }
 
 // histories reads the whole log once for the ops on keys.
-func (s *kvStore) histories(keys []string, fn func(key string, hist []*opRec)) {
+func (s *kvStore) histories(keys []string, fn func(key string, hist []*opRec)) error {
 	want := map[string][]*opRec{}
 	for _, k := range keys {
 		want[k] = nil
@@ -572,7 +590,7 @@ func (s *kvStore) histories(keys []string, fn func(key string, hist []*opRec)) {
 		return err
 	})
 	if err != nil {
-		s.fail(fmt.Errorf("space: read op log: %w", err))
+		return fmt.Errorf("space: read op log: %w", err)
 	}
 	for _, r := range s.recent {
 		add(r)
@@ -583,18 +601,22 @@ func (s *kvStore) histories(keys []string, fn func(key string, hist []*opRec)) {
 	for _, k := range keys {
 		fn(k, want[k])
 	}
+	return nil
 }
 
 // registers
 
-func (s *kvStore) register(key string) *register {
+func (s *kvStore) register(key string) (*register, error) {
 	if reg, ok := s.dirty[key]; ok {
-		return reg
+		return reg, nil
 	}
 	if reg, ok := s.regs[key]; ok {
-		return reg
+		return reg, nil
 	}
-	reg := s.loadRegister(key)
+	reg, err := s.loadRegister(key)
+	if err != nil {
+		return nil, err
+	}
 	if tail, ok := s.pending[key]; ok {
 		delete(s.pending, key)
 		if reg == nil {
@@ -602,37 +624,35 @@ func (s *kvStore) register(key string) *register {
 		}
 		s.replay(key, reg, tail)
 		if len(reg.versions) == 0 && reg.seq == 0 {
-			return nil // no op on the key counted
+			return nil, nil // no op on the key counted
 		}
 		s.dirty[key] = reg
-		return reg
+		return reg, nil
 	}
 	if reg != nil {
 		s.cache(key, reg)
 	}
-	return reg
+	return reg, nil
 }
 
-func (s *kvStore) loadRegister(key string) *register {
+func (s *kvStore) loadRegister(key string) (*register, error) {
 	if s.stored != nil {
 		if _, ok := s.stored[[16]byte(s.keyHash(key))]; !ok {
-			return nil
+			return nil, nil
 		}
 	}
 	plain, err := s.get(s.recKey('r', s.keyHash(key)))
 	if errors.Is(err, feed.ErrNotFound) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		s.fail(err)
-		return nil
+		return nil, err
 	}
 	name, reg, err := s.decodeRegister(plain)
 	if err != nil || name != key {
-		s.fail(fmt.Errorf("space: stored register of %q: %v", key, err))
-		return nil
+		return nil, fmt.Errorf("space: stored register of %q: %v", key, err)
 	}
-	return reg
+	return reg, nil
 }
 
 // replay applies to reg the tail ops on its key that it does not reflect,
@@ -673,24 +693,28 @@ func (s *kvStore) cache(key string, reg *register) {
 }
 
 // loadStored fills s.stored from the register records' keys.
-func (s *kvStore) loadStored() {
-	s.stored = map[[16]byte]struct{}{}
+func (s *kvStore) loadStored() error {
+	stored := map[[16]byte]struct{}{}
 	start := s.recKey('r')
 	err := s.st.Scan(start, feed.PrefixEnd(start), func(k, _ []byte) error {
 		if len(k) == len(start)+16 {
-			s.stored[[16]byte(k[len(start):])] = struct{}{}
+			stored[[16]byte(k[len(start):])] = struct{}{}
 		}
 		return nil
 	})
 	if err != nil {
-		s.fail(fmt.Errorf("space: read register keys: %w", err))
+		return fmt.Errorf("space: read register keys: %w", err)
 	}
+	s.stored = stored
+	return nil
 }
 
-func (s *kvStore) putRegister(key string, reg *register) {
+func (s *kvStore) putRegister(key string, reg *register) error {
 	if _, ok := s.dirty[key]; !ok {
 		if s.stored == nil {
-			s.loadStored()
+			if err := s.loadStored(); err != nil {
+				return err
+			}
 		}
 		if s.sorted != nil {
 			if i, found := slices.BinarySearch(s.sorted, key); !found {
@@ -701,6 +725,7 @@ func (s *kvStore) putRegister(key string, reg *register) {
 		delete(s.pending, key) // reg reflects every op so far
 	}
 	s.dirty[key] = reg
+	return nil
 }
 
 func (s *kvStore) encodeRegister(key string, reg *register, seq uint64) []byte {
@@ -844,11 +869,13 @@ func (s *kvStore) flush(meta func() []byte) error {
 	if s.err != nil {
 		return s.err
 	}
-	s.endPage()
+	if err := s.endPage(); err != nil {
+		return err
+	}
 	metaKey := s.recKey('m')
 	seq := s.seq
 	s.flushed = seq
-	if err := s.commit(s.writes, func() feed.Write { return s.seal(metaKey, meta()) }); err != nil {
+	if err := s.commit(s.writes, func() (feed.Write, error) { return s.seal(metaKey, meta()) }); err != nil {
 		s.flushed -= uint64(len(s.recent))
 		return fmt.Errorf("space: flush view: %w", err)
 	}
@@ -862,7 +889,7 @@ func (s *kvStore) flush(meta func() []byte) error {
 	}
 	ckpt := s.ckpt
 	s.ckpt = seq
-	if err := s.commit(nil, func() feed.Write { return s.seal(metaKey, meta()) }); err != nil {
+	if err := s.commit(nil, func() (feed.Write, error) { return s.seal(metaKey, meta()) }); err != nil {
 		s.ckpt = ckpt
 		return fmt.Errorf("space: flush view: %w", err)
 	}
@@ -872,10 +899,10 @@ func (s *kvStore) flush(meta func() []byte) error {
 
 // commit writes ws and the record last() returns, in one commit if they
 // fit, otherwise ws in several and last alone after them.
-func (s *kvStore) commit(ws []feed.Write, last func() feed.Write) error {
-	final := last()
-	if s.err != nil {
-		return s.err
+func (s *kvStore) commit(ws []feed.Write, last func() (feed.Write, error)) error {
+	final, err := last()
+	if err != nil {
+		return err
 	}
 	size := len(final.Key) + len(final.Value)
 	for _, w := range ws {
@@ -904,20 +931,24 @@ func (s *kvStore) commit(ws []feed.Write, last func() feed.Write) error {
 // tail again skips them.
 func (s *kvStore) checkpoint() error {
 	for key := range s.pending {
-		s.register(key)
-	}
-	if s.err != nil {
-		return s.err
+		if _, err := s.register(key); err != nil {
+			return err
+		}
 	}
 	if s.stored == nil {
-		s.loadStored()
+		if err := s.loadStored(); err != nil {
+			return err
+		}
 	}
 	var batch []feed.Write
 	size := 0
 	for _, key := range slices.Sorted(maps.Keys(s.dirty)) {
 		reg := s.dirty[key]
 		h := s.keyHash(key)
-		w := s.seal(s.recKey('r', h), s.encodeRegister(key, reg, s.seq))
+		w, err := s.seal(s.recKey('r', h), s.encodeRegister(key, reg, s.seq))
+		if err != nil {
+			return err
+		}
 		batch = append(batch, w)
 		size += len(w.Key) + len(w.Value)
 		s.stored[[16]byte(h)] = struct{}{}
@@ -932,9 +963,6 @@ func (s *kvStore) checkpoint() error {
 		if err := s.st.Commit(batch); err != nil {
 			return err
 		}
-	}
-	if s.err != nil {
-		return s.err
 	}
 	// The registers are clean now; they keep what Get needs, not the
 	// causal contexts.

@@ -157,7 +157,11 @@ func TestOldViewFormatDropped(t *testing.T) {
 	kv := v.st.(*kvStore)
 	meta := v.encodeMeta(kv)
 	meta[0] = 1 // the format of one record per op
-	if err := st.Commit([]feed.Write{kv.seal(kv.recKey('m'), meta)}); err != nil {
+	w, err := kv.seal(kv.recKey('m'), meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit([]feed.Write{w}); err != nil {
 		t.Fatal(err)
 	}
 	again, err := OpenView(origin, st, key, nil)

@@ -75,6 +75,15 @@ func join(t testing.TB, d *device, id auth.SpaceID) {
 // then lets dst's space read them: replication without a network.
 func pull(t testing.TB, dst, src *device) {
 	t.Helper()
+	copyFeeds(t, dst, src)
+	if _, err := dst.sp.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// copyFeeds copies every feed of the space that src holds to dst.
+func copyFeeds(t testing.TB, dst, src *device) {
+	t.Helper()
 	for _, k := range src.sp.Feeds() {
 		sf, err := src.feeds.Feed(k)
 		if err != nil {
@@ -100,7 +109,6 @@ func pull(t testing.TB, dst, src *device) {
 			}
 		}
 	}
-	dst.sp.Refresh()
 }
 
 func value(sp *Space, key string) string {

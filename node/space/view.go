@@ -113,6 +113,13 @@ type Change struct {
 //
 // Two views that were given the same ops hold the same versions of every
 // key and the same Digest, whatever order the ops came in.
+//
+// A view kept in storage (OpenView) writes and reads it as it applies ops.
+// When the storage fails, Apply (or Flush) returns the error and the view
+// stops: it may hold the op that met the failure partly applied, so every
+// later Apply and Flush returns the same error and Err reports it. The
+// caller opens the view again from what its storage last committed and
+// gives it again the ops after Applied (Space does so at its next use).
 type View struct {
 	origin  feed.PublicKey
 	st      viewStore
@@ -131,6 +138,10 @@ type View struct {
 	sum  digestSum // of every register: Digest
 	live int       // keys whose winner is not a delete
 	gen  uint64    // counts the calls to Apply: what depends on the view is computed again when it moved
+	err  error     // the storage error that stopped the view (stop)
+	// readErr is the first error a read for Get met: the store may be
+	// damaged, and the view writes nothing more (Flush stops it).
+	readErr error
 }
 
 // register is what the view keeps of a key: its versions, the counting ops
@@ -161,10 +172,16 @@ func newView(origin feed.PublicKey, st viewStore) *View {
 		blocked: make(map[feed.PublicKey][]OpID),
 	}
 	v.ws = Resolve(origin, nil)
-	if kv, ok := st.(*kvStore); ok {
-		kv.counts = func(id OpID, c Clock) bool { return countsStale(v.ws, id, c) }
-	}
+	st.useCounts(func(id OpID, c Clock) bool { return countsStale(v.ws, id, c) })
 	return v
+}
+
+// stop records the storage error that stops the view and returns it.
+func (v *View) stop(err error) error {
+	if v.err == nil {
+		v.err = fmt.Errorf("%w: %w", ErrViewStorage, err)
+	}
+	return v.err
 }
 
 // countsStale is ws.Counts for an op whose clock may lack, or hold a stale
@@ -259,30 +276,36 @@ func (v *View) WriterSet() *WriterSet { return v.ws }
 
 // Apply takes the op at index of feed k. It is applied as soon as every op
 // in its causal past has been; ops it unblocks are applied too. It returns
-// the keys whose versions changed.
-func (v *View) Apply(k feed.PublicKey, index uint64, op *Op) []Change {
+// the keys whose versions changed. An error is the view's storage failing
+// (ErrViewStorage): the view has stopped (see View).
+func (v *View) Apply(k feed.PublicKey, index uint64, op *Op) ([]Change, error) {
+	if v.err != nil {
+		return nil, v.err
+	}
 	id := OpID{Feed: k, Index: index}
 	v.gen++
 	if index < v.Applied(k) {
-		return nil // already applied
+		return nil, nil // already applied
 	}
 	v.waiting[id] = &pendingOp{id: id, op: op}
 	dirty := make(map[string]bool)
-	v.drain(k, dirty)
-	return v.changes(dirty)
+	if err := v.drain(k, dirty); err != nil {
+		return nil, v.stop(err)
+	}
+	return v.changes(dirty), nil
 }
 
 // ApplyInvalid takes the place of an entry that could not be decoded or
 // decrypted: it never counts, and it is recorded with reason, but the
 // writer's later ops are applied after it.
-func (v *View) ApplyInvalid(k feed.PublicKey, index uint64, reason string) []Change {
+func (v *View) ApplyInvalid(k feed.PublicKey, index uint64, reason string) ([]Change, error) {
 	return v.Apply(k, index, &Op{invalid: reason})
 }
 
 // drain applies every waiting op that has become ready, starting from feed k.
 // An op that waits for another feed is filed under that feed in v.blocked
 // and looked at again only when that feed advances.
-func (v *View) drain(k feed.PublicKey, dirty map[string]bool) {
+func (v *View) drain(k feed.PublicKey, dirty map[string]bool) error {
 	queue := []feed.PublicKey{k}
 	for len(queue) > 0 {
 		f := queue[0]
@@ -298,8 +321,12 @@ func (v *View) drain(k feed.PublicKey, dirty map[string]bool) {
 				break
 			}
 			delete(v.waiting, p.id)
-			v.apply(p, dirty)
-			v.maybeFlush()
+			if err := v.apply(p, dirty); err != nil {
+				return err
+			}
+			if err := v.maybeFlush(); err != nil {
+				return err
+			}
 			if ids := v.blocked[f]; len(ids) > 0 {
 				delete(v.blocked, f)
 				for _, id := range ids {
@@ -308,6 +335,7 @@ func (v *View) drain(k feed.PublicKey, dirty map[string]bool) {
 			}
 		}
 	}
+	return nil
 }
 
 // unmet returns a feed p waits for, if any.
@@ -320,7 +348,7 @@ func (v *View) unmet(p *pendingOp) (feed.PublicKey, bool) {
 	return feed.PublicKey{}, false
 }
 
-func (v *View) apply(p *pendingOp, dirty map[string]bool) {
+func (v *View) apply(p *pendingOp, dirty map[string]bool) error {
 	st := v.feed(p.id.Feed)
 	st.applied++
 	if reason := v.check(st, p); reason != "" {
@@ -331,7 +359,7 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 			v.invalid = v.invalid[1:]
 		}
 		v.invalid = append(v.invalid, Invalid{ID: p.id, Reason: reason})
-		return
+		return nil
 	}
 	// A feed's clock is never changed in place: ops share it until an op's
 	// causal delta adds to it.
@@ -366,25 +394,31 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 		v.members = append(v.members, m)
 		v.special = append(v.special, r)
 		v.notCounting++ // until rewrite finds that it counts
-		v.st.putOp(r)
+		if err := v.st.putOp(r); err != nil {
+			return err
+		}
 		if v.ws.Add(m, v.members) {
 			// Applied alone: only this op's count can have changed.
 			if v.ws.Counts(r.id, r.clock) {
 				r.count = true
 				v.notCounting--
-				v.st.putOp(r)
+				return v.st.putOp(r)
 			}
-			return
+			return nil
 		}
-		v.rewrite(dirty)
-		return
+		return v.rewrite(dirty)
 	case OpPut, OpDelete:
 		r.count = v.ws.Counts(r.id, r.clock)
-		v.st.putOp(r)
+		if err := v.st.putOp(r); err != nil {
+			return err
+		}
 		if r.count {
 			// Causal delivery: nothing applied before follows r, so r is a
 			// version, and it replaces the versions it follows.
-			reg := v.st.register(p.op.Key)
+			reg, err := v.st.register(p.op.Key)
+			if err != nil {
+				return err
+			}
 			if reg == nil {
 				reg = &register{}
 			}
@@ -392,7 +426,9 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 			reg.versions = slices.DeleteFunc(reg.versions, func(x *opRec) bool { return own.sees(x.id) && !final(x.op) })
 			reg.versions = append(reg.versions, r)
 			v.account(p.op.Key, before, reg.versions)
-			v.st.putRegister(p.op.Key, reg)
+			if err := v.st.putRegister(p.op.Key, reg); err != nil {
+				return err
+			}
 			dirty[p.op.Key] = true
 		}
 	default:
@@ -400,11 +436,14 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) {
 		if p.op.Rotation != nil {
 			v.special = append(v.special, r)
 		}
-		v.st.putOp(r)
+		if err := v.st.putOp(r); err != nil {
+			return err
+		}
 	}
 	if !r.count {
 		v.notCounting++
 	}
+	return nil
 }
 
 // check validates an op against its feed's state; "" means valid.
@@ -431,7 +470,7 @@ func (v *View) check(st *feedState, p *pendingOp) string {
 
 // rewrite recomputes the writer set after a membership op and re-evaluates
 // the ops of every writer whose adds or removals changed.
-func (v *View) rewrite(dirty map[string]bool) {
+func (v *View) rewrite(dirty map[string]bool) error {
 	old := v.ws
 	v.ws = Resolve(v.origin, v.members)
 	recompute := map[string]bool{}
@@ -442,9 +481,10 @@ func (v *View) rewrite(dirty map[string]bool) {
 		}
 	}
 	slices.SortFunc(changed, func(a, b feed.PublicKey) int { return OpID{Feed: a}.compare(OpID{Feed: b}) })
+	var ferr error // the first error in a callback
 	for _, k := range changed {
-		v.st.feedOps(k, func(r *opRec) {
-			if r.op.Kind != OpPut && r.op.Kind != OpDelete {
+		err := v.st.feedOps(k, func(r *opRec) {
+			if ferr != nil || r.op.Kind != OpPut && r.op.Kind != OpDelete {
 				return // membership and rotation ops: below
 			}
 			// A stored op does not say whether it counted: old says.
@@ -459,9 +499,12 @@ func (v *View) rewrite(dirty map[string]bool) {
 			} else {
 				v.notCounting--
 			}
-			v.st.putOp(r)
+			ferr = v.st.putOp(r)
 			recompute[r.op.Key] = true
 		})
+		if err := cmp.Or(err, ferr); err != nil {
+			return err
+		}
 	}
 	for _, r := range v.special {
 		if now := v.ws.Counts(r.id, r.clock); now != r.count {
@@ -471,19 +514,30 @@ func (v *View) rewrite(dirty map[string]bool) {
 			} else {
 				v.notCounting++
 			}
-			v.st.putOp(r)
+			if err := v.st.putOp(r); err != nil {
+				return err
+			}
 		}
 	}
-	v.st.histories(slices.Sorted(maps.Keys(recompute)), func(key string, hist []*opRec) {
+	err := v.st.histories(slices.Sorted(maps.Keys(recompute)), func(key string, hist []*opRec) {
+		if ferr != nil {
+			return
+		}
+		old, err := v.st.register(key)
+		if err != nil {
+			ferr = err
+			return
+		}
 		var before []*opRec
-		if old := v.st.register(key); old != nil {
+		if old != nil {
 			before = slices.Clone(old.versions)
 		}
 		reg := v.recompute(hist)
 		v.account(key, before, reg.versions)
-		v.st.putRegister(key, reg)
+		ferr = v.st.putRegister(key, reg)
 		dirty[key] = true
 	})
+	return cmp.Or(err, ferr)
 }
 
 // recompute rebuilds a key's versions from its history: the counting ops
@@ -581,15 +635,24 @@ func (v *View) specialOp(id OpID) *opRec {
 	return nil
 }
 
-// Err returns the first error the view's storage met: after one, reads may
-// miss what the failed record held, so they must not be answered as whole.
-func (v *View) Err() error { return v.st.failed() }
+// Err returns the error that stopped the view (see View), or else the
+// first error a read of its storage met: after one, reads may miss what
+// the failed record held, so they must not be answered as whole.
+func (v *View) Err() error { return cmp.Or(v.err, v.damage()) }
+
+// damage returns the first error a read that answers a caller met.
+func (v *View) damage() error { return cmp.Or(v.readErr, v.st.failed()) }
 
 // Get returns the versions of key, winner first. The key has a value when
 // the winner is not a delete; more than one version means concurrent
-// writes (siblings).
+// writes (siblings). A register that does not load answers nil, and Err
+// reports it.
 func (v *View) Get(key string) []Version {
-	reg := v.st.register(key)
+	reg, err := v.st.register(key)
+	if err != nil {
+		v.readErr = cmp.Or(v.readErr, err)
+		return nil
+	}
 	if reg == nil {
 		return nil
 	}

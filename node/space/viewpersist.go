@@ -1,6 +1,7 @@
 package space
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -48,37 +49,64 @@ func OpenView(origin feed.PublicKey, st feed.Storage, key [auth.KeySize]byte, ra
 		// A flush logged a membership op, then stopped before its
 		// checkpoint: the stored registers may count ops it voided (or
 		// miss ops it made count). Recompute them all from the log.
-		kv.histories(nil, func(key string, hist []*opRec) {
-			if reg := v.recompute(hist); len(reg.versions) > 0 || kv.loadRegister(key) != nil {
-				kv.putRegister(key, reg)
+		var ferr error
+		err := kv.histories(nil, func(key string, hist []*opRec) {
+			reg := v.recompute(hist)
+			keep := len(reg.versions) > 0
+			if !keep {
+				stored, err := kv.loadRegister(key)
+				if err != nil {
+					ferr = cmp.Or(ferr, err)
+					return
+				}
+				keep = stored != nil
+			}
+			if keep {
+				ferr = cmp.Or(ferr, kv.putRegister(key, reg))
 			}
 		})
+		if err = cmp.Or(err, ferr); err != nil {
+			return nil, fmt.Errorf("space: stored view: %w", err)
+		}
 		clear(kv.pending)
 		kv.rebuilt = true
-		if kv.err != nil {
-			return nil, kv.err
-		}
 	}
 	return v, nil
 }
 
 // Flush makes the view's state durable, for a view opened with OpenView
-// (a no-op for one in memory). It reports the first error the store met.
+// (a no-op for one in memory). An error stops the view, as one in Apply
+// does.
 func (v *View) Flush() error {
-	kv, ok := v.st.(*kvStore)
-	if !ok {
-		return nil
+	if v.err != nil {
+		return v.err
 	}
-	return kv.flush(func() []byte { return v.encodeMeta(kv) })
+	if err := v.readErr; err != nil {
+		return v.stop(err) // it may be damage: write nothing over it
+	}
+	if err := v.st.flushView(v); err != nil {
+		return v.stop(err)
+	}
+	return nil
 }
 
 // maybeFlush flushes a persisted view whose buffered writes near one
-// commit's limits. Errors stay with the store until Flush reports them.
-func (v *View) maybeFlush() {
-	if kv, ok := v.st.(*kvStore); ok && kv.needsFlush() {
-		_ = v.Flush()
+// commit's limits.
+func (v *View) maybeFlush() error {
+	if v.st.needsFlush() {
+		return v.Flush()
 	}
+	return nil
 }
+
+// flushView implements viewStore: it commits the buffered log with the
+// view's meta record.
+func (s *kvStore) flushView(v *View) error {
+	return s.flush(func() []byte { return v.encodeMeta(s) })
+}
+
+// useCounts implements viewStore.
+func (s *kvStore) useCounts(counts func(id OpID, clock Clock) bool) { s.counts = counts }
 
 // MaxHLC returns the largest clock of any op applied.
 func (v *View) MaxHLC() uint64 {
