@@ -37,7 +37,8 @@ type Limits struct {
 type EphemeralLimits struct {
 	// Seen bounds the seen-set: MaxSeen (default
 	// ephemeral.DefaultMaxSeen, 262,144 IDs), MaxUntrusted (MaxSeen/4),
-	// MaxPerSender (MaxSeen/16). Its Now and Trusted are the node's.
+	// MaxPerSender (MaxSeen/16), PruneEvery (1 minute), FullRetry (1 s).
+	// Its Now and Trusted are the node's.
 	Seen ephemeral.Config
 	// Service is the ephemeral/p2p Service's: StreamTimeout (10 s),
 	// MaxInboundStreams direct streams at once (64), Buffer (256 messages
