@@ -233,3 +233,44 @@ func (r *Replicator) standingString() string {
 	}
 	return b.String()
 }
+
+// TestStalledPeerDropTraced: a peer that says Hello and then nothing is
+// dropped after IdleTimeout, reported to the tracer as a stalled drop and
+// not as a strike (it may only be slow). Real loopback hosts: mocknet's
+// streams have no deadlines.
+func TestStalledPeerDropTraced(t *testing.T) {
+	ha, hb := newHost(t), newHost(t)
+	if ha.ID() < hb.ID() {
+		ha, hb = hb, ha // the server opens no session to the peer
+	}
+	tr := &countTracer{}
+	r := newReplicator(t, ha, nil, WithConfig(Config{IdleTimeout: 300 * time.Millisecond}), WithTracer(tr))
+	space := auth.SpaceID(pub(newKey(t)))
+	if err := r.Serve(NewFeedSpace(space, newDB(t), nil, newCap(space))); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, hb, ha)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := hb.NewStream(ctx, ha.ID(), ProtocolFor(space))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Reset()
+	st.SetDeadline(time.Now().Add(testDeadline))
+	st.Write(helloFrame(t))
+	if _, err := io.Copy(io.Discard, st); !errors.Is(err, network.ErrReset) {
+		t.Fatalf("stalled stream ended with %v, want a reset", err)
+	}
+	eventually(t, testDeadline, func() error {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		if tr.drops[DropStalled] != 1 {
+			return fmt.Errorf("drops %v, want one %q", tr.drops, DropStalled)
+		}
+		return nil
+	})
+	if strikes, _, _ := tr.get(); strikes != 0 || r.Tracked() != 0 {
+		t.Fatalf("a stall counted: %d strikes, %d peers tracked", strikes, r.Tracked())
+	}
+}
