@@ -99,9 +99,12 @@ type options struct {
 func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
 
 // WithMetrics registers the node's metrics (its own and libp2p's) on reg,
-// and has Metrics return g, instead of a registry of the node's own
-// (which also holds the Go runtime's and the process's collectors). Nodes
-// given one registry add up their counters.
+// and has Metrics return g (reg itself when g is nil and reg is a
+// Gatherer), instead of a registry of the node's own (which also holds the
+// Go runtime's and the process's collectors). Nodes given one registry add
+// up their counters; their gauges (seen IDs, standing peers) then show
+// whichever node set them last — give each node its own registry, or wrap
+// reg with prometheus.WrapRegistererWith and a label, to tell them apart.
 func WithMetrics(reg prometheus.Registerer, g prometheus.Gatherer) Option {
 	return func(o *options) { o.reg, o.gather = reg, g }
 }
@@ -153,6 +156,9 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool, opts ...Option) (n *
 		// daemon on a small machine is held to.
 		own.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		reg, gather = own, own
+	}
+	if gather == nil {
+		gather, _ = reg.(prometheus.Gatherer)
 	}
 	syncM, err := newSyncMetrics(reg)
 	if err != nil {

@@ -233,3 +233,33 @@ func TestLimitEphemeralStreamsMetrics(t *testing.T) {
 		return nil
 	})
 }
+
+// TestMetricsSharedRegistry: two nodes in one process given one registry
+// both start (nothing registered twice panics or fails), and its counters
+// add up both nodes' writes.
+func TestMetricsSharedRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ctx := context.Background()
+	var after [2]float64
+	for i := range 2 {
+		n, err := New(loopbackConfig(t), nil, WithMetrics(reg, nil))
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+		t.Cleanup(func() { n.Close() })
+		if n.Metrics() != prometheus.Gatherer(reg) {
+			t.Fatalf("node %d: Metrics is not the registry given", i)
+		}
+		info, err := n.CreateSpace(ctx, "notes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Put(ctx, info.ID, "k", []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		after[i] = metricValue(t, reg, "space_ops_written_total")
+	}
+	if after[0] == 0 || after[1] != 2*after[0] {
+		t.Fatalf("mycel_space_ops_written_total = %v after the first node's writes, %v after both", after[0], after[1])
+	}
+}
