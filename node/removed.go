@@ -94,7 +94,7 @@ func (c *channel) mayTell(sender ephemeral.PublicKey, now time.Time) bool {
 // tellApproverRemoved shows a device that announced itself as a writer
 // approved by a writer whose removal this device knows — approved by a
 // removed device that did not know yet — that removal, at most once per
-// tellInterval. The device is no writer here (the caller checked), so its
+// Limits.Ephemeral.TellInterval. The device is no writer here (the caller checked), so its
 // announcement is opened only to read whom it names.
 func (c *channel) tellApproverRemoved(e *ephemeral.Envelope, now time.Time) {
 	m := c.m
