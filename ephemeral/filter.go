@@ -20,8 +20,7 @@ const (
 	DefaultMaxSeen = 1 << 18
 )
 
-// pruneEvery is how often Deliver drops expired IDs from memory; when the
-// set is full it tries again at most every fullRetry.
+// Defaults of Config.PruneEvery and Config.FullRetry.
 const (
 	pruneEvery = time.Minute
 	fullRetry  = time.Second
@@ -51,6 +50,12 @@ type Config struct {
 	// Default MaxSeen/16 (16,384: 27 messages a second for Retention); at
 	// least 1.
 	MaxPerSender int
+	// PruneEvery is how often Deliver drops expired IDs from memory (the
+	// store is pruned by Prune). Default 1 minute.
+	PruneEvery time.Duration
+	// FullRetry: while the set is full, Deliver looks for expired IDs at
+	// most this often. Default 1 second.
+	FullRetry time.Duration
 }
 
 // Filter decides which envelopes are delivered: those with a timestamp
@@ -71,6 +76,8 @@ type Filter struct {
 	trusted      func(Topic, PublicKey) bool
 	maxUntrusted int
 	maxPerSender int
+	pruneEvery   time.Duration
+	fullRetry    time.Duration
 
 	mu        sync.Mutex
 	seen      map[SeenKey]seenEntry
@@ -110,6 +117,7 @@ func senderBucket(k PublicKey) uint64 {
 func NewFilter(store SeenStore, cfg Config) (*Filter, error) {
 	f := &Filter{store: store, now: cfg.Now, max: cfg.MaxSeen, trusted: cfg.Trusted,
 		maxUntrusted: cfg.MaxUntrusted, maxPerSender: cfg.MaxPerSender,
+		pruneEvery: cfg.PruneEvery, fullRetry: cfg.FullRetry,
 		seen: make(map[SeenKey]seenEntry), perSender: make(map[uint64]int)}
 	if f.now == nil {
 		f.now = time.Now
@@ -122,6 +130,12 @@ func NewFilter(store SeenStore, cfg Config) (*Filter, error) {
 	}
 	if f.maxPerSender <= 0 {
 		f.maxPerSender = max(1, f.max/16)
+	}
+	if f.pruneEvery <= 0 {
+		f.pruneEvery = pruneEvery
+	}
+	if f.fullRetry <= 0 {
+		f.fullRetry = fullRetry
 	}
 	now := f.now()
 	f.lastPrune = now
@@ -224,7 +238,7 @@ func (f *Filter) record(envs []*Envelope, own bool) []error {
 	}
 
 	f.mu.Lock()
-	if now.Sub(f.lastPrune) >= pruneEvery {
+	if now.Sub(f.lastPrune) >= f.pruneEvery {
 		f.pruneLocked(now)
 	}
 	for i, e := range envs {
@@ -239,7 +253,7 @@ func (f *Filter) record(envs []*Envelope, own bool) []error {
 			continue
 		}
 		en := seenEntry{sender: senderBucket(e.Sender), class: classes[i]}
-		if f.overLocked(en) != nil && now.Sub(f.lastFull) >= fullRetry {
+		if f.overLocked(en) != nil && now.Sub(f.lastFull) >= f.fullRetry {
 			f.lastFull = now
 			f.pruneLocked(now)
 		}

@@ -450,3 +450,31 @@ func TestFloodOfOutsiderKeys(t *testing.T) {
 		t.Errorf("after expiry: %d untrusted IDs counted, %d senders", f.untrusted, len(f.perSender))
 	}
 }
+
+// TestPruneEveryFromConfig: Config.PruneEvery sets how often Deliver
+// drops expired IDs from memory: with 2 hours, an ID expired a minute
+// past the default's prune is still held, until PruneEvery has passed.
+func TestPruneEveryFromConfig(t *testing.T) {
+	c := newClock(t0)
+	f, err := NewFilter(NewMemSeenStore(), Config{Now: c.Now, PruneEvery: 2 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Deliver(seal(t, "x", c.Now())); err != nil {
+		t.Fatal(err)
+	}
+	c.Set(t0.Add(Retention + pruneEvery))
+	if err := f.Deliver(seal(t, "y", c.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if f.Len() != 2 {
+		t.Fatalf("pruned before PruneEvery: %d IDs", f.Len())
+	}
+	c.Set(t0.Add(2 * time.Hour))
+	if err := f.Deliver(seal(t, "z", c.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if f.Len() != 1 {
+		t.Fatalf("not pruned after PruneEvery: %d IDs", f.Len())
+	}
+}

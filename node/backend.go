@@ -538,7 +538,7 @@ func hasProto(a ma.Multiaddr, code int) bool {
 // DialHints implements api.HintDialer: it connects to the device an invite
 // link names, at the addresses it gives. Hints for this device itself, or
 // that do not parse, are refused with ErrBadRequest; the dial is bounded by
-// ctx and dialTimeout.
+// ctx and Limits.Net.DialTimeout.
 func (n *Node) DialHints(ctx context.Context, h auth.InviteHints) error {
 	id, err := peer.IDFromBytes(h.Peer)
 	if err != nil {
@@ -558,7 +558,7 @@ func (n *Node) DialHints(ctx context.Context, h auth.InviteHints) error {
 	if len(ai.Addrs) == 0 {
 		return fmt.Errorf("%w: invite hints: no address parses", api.ErrBadRequest)
 	}
-	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	ctx, cancel := context.WithTimeout(ctx, n.limits.Net.DialTimeout)
 	defer cancel()
 	if err := n.host.Connect(ctx, ai); err != nil {
 		return fmt.Errorf("node: dial the invite's hints (%s): %w", id, err)

@@ -47,6 +47,10 @@ type Config struct {
 	// it and in the list of devices. Default DefaultName(). Env MYCEL_NAME;
 	// flag --name.
 	Name string `json:"name,omitempty"`
+	// Limits are the node's bounds, timeouts and intervals (limits.go);
+	// zero fields take their defaults. Set by programs, not by the config
+	// file.
+	Limits Limits `json:"-"`
 }
 
 // DefaultName is a device name from the host: "mycel on <hostname>

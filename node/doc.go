@@ -158,11 +158,35 @@
 // from anyone but a current writer are dropped. EPHEMERAL.md has the body
 // format.
 //
+// # Limits and collaborators
+//
+// Config.Limits (limits.go) holds every bound, timeout and interval the
+// node applies to peers and clients, each field's zero value meaning its
+// documented default: the replicator's (syncnet.Config: timeouts, strikes,
+// bans, the standing table), the ephemeral messages' (seen-set budgets,
+// direct streams, gossipsub queues, listeners, presence), the API's
+// (streams, body, keep-alive; the daemon passes them to api.NewServer)
+// and the connections' (dial, backoff, resync, locate, leave). Sign-in's
+// are still constants in signin.go. New takes options for its
+// collaborators: WithClock (internal/clock; the replicator's standing and
+// the ephemeral window, seen-set and presence run on it, so tests drive
+// expiry by advancing a clock.Fake) and WithMetrics (a
+// prometheus.Registerer and the Gatherer that Metrics returns; by default
+// a registry of the node's own, with the Go runtime's and the process's
+// collectors).
+//
 // # Metrics
 //
 // Beside libp2p's own, the node counts entries and bytes received from
 // peers, entries received that it already held (a sync that fetches twice
 // shows here), and ops written: mycel_sync_entries_received_total,
 // mycel_sync_entry_bytes_received_total, mycel_sync_entries_duplicate_total,
-// mycel_space_ops_written_total.
+// mycel_space_ops_written_total. The replicator and the ephemeral Service
+// report through their Tracers (metrics.go):
+// mycel_sync_strikes_total{kind="fault"|"proof"}, mycel_sync_bans_total,
+// mycel_sync_drops_total{reason="banned"|"duplicate"|"stalled"},
+// mycel_sync_standing_peers (peers whose strikes or ban are remembered),
+// mycel_ephemeral_drops_total{reason="rejected"|"stale"|"duplicate"|
+// "seen_full"|"busy"|"streams_full"} and mycel_ephemeral_seen_ids. No
+// label carries a peer or a space.
 package node

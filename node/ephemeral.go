@@ -21,18 +21,9 @@ import (
 	"github.com/mycelsync/mycel/node/signin"
 )
 
-// Members' ephemeral messages (EPHEMERAL.md): sealed with the ephemeral
-// key of the epoch this device writes with, signed with its feed key; their
-// bodies are node/messages'.
-const (
-	// listenBuffer is how many app messages wait for a listener; a listener
-	// that falls further behind is ended (api.ErrBehind).
-	listenBuffer = 64
-
-	// pubsubQueue is gossipsub's outbound queue per peer and validation
-	// queue (ephemeral/p2p's benchmark: the defaults of 32 drop under load).
-	pubsubQueue = 256
-)
+// Members' ephemeral messages (EPHEMERAL.md) are sealed with the
+// ephemeral key of the epoch this device writes with and signed with its
+// feed key; their bodies are node/messages'.
 
 // startEphemeralService makes the host's gossipsub router and the
 // ephemeral Service, whose Filter's seen-set is in the node's store.
@@ -41,18 +32,22 @@ func (n *Node) startEphemeralService() error {
 	if err != nil {
 		return fmt.Errorf("node: ephemeral seen-set: %w", err)
 	}
-	filter, err := ephemeral.NewFilter(seen, ephemeral.Config{Trusted: n.trustedSender})
+	fcfg := n.limits.Ephemeral.Seen
+	fcfg.Now, fcfg.Trusted = n.clock.Now, n.trustedSender
+	filter, err := ephemeral.NewFilter(seen, fcfg)
 	if err != nil {
 		return fmt.Errorf("node: ephemeral filter: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	opts := append(p2p.PubSubOptions(), pubsub.WithPeerOutboundQueueSize(pubsubQueue), pubsub.WithValidateQueueSize(pubsubQueue))
+	q := n.limits.Ephemeral.PubSubQueue
+	opts := append(p2p.PubSubOptions(), pubsub.WithPeerOutboundQueueSize(q), pubsub.WithValidateQueueSize(q))
 	ps, err := pubsub.NewGossipSub(ctx, n.host, opts...)
 	if err != nil {
 		cancel()
 		return fmt.Errorf("node: gossipsub: %w", err)
 	}
-	svc, err := p2p.New(n.host, filter, p2p.Config{}, p2p.WithLogger(n.log), p2p.WithPubSub(ps))
+	svc, err := p2p.New(n.host, filter, n.limits.Ephemeral.Service, p2p.WithLogger(n.log), p2p.WithPubSub(ps),
+		p2p.WithClock(n.clock), p2p.WithTracer(n.ephMetrics))
 	if err != nil {
 		cancel()
 		return fmt.Errorf("node: ephemeral: %w", err)
@@ -121,7 +116,7 @@ func (m *openSpace) startEphemeral() {
 		n.log.Error("ephemeral: subscribe", "space", m.sp.ID(), "err", err)
 		return
 	}
-	c := &channel{m: m, topic: topic, sub: sub, presence: ephemeral.NewPresence(0, 0),
+	c := &channel{m: m, topic: topic, sub: sub, presence: ephemeral.NewPresence(n.limits.Ephemeral.OnlineFor, n.limits.Ephemeral.MaxPresences),
 		names: map[ephemeral.PublicKey]string{}, listeners: map[*listener]struct{}{},
 		told: map[ephemeral.PublicKey]time.Time{}}
 	m.eph = c
@@ -167,9 +162,10 @@ func (c *channel) publish(ctx context.Context, b messages.Body) error {
 	return c.sub.Publish(ctx, e)
 }
 
-// announce publishes presence at once and every AnnounceInterval.
+// announce publishes presence at once and every
+// Limits.Ephemeral.AnnounceInterval.
 func (c *channel) announce(ctx context.Context) {
-	t := time.NewTicker(ephemeral.AnnounceInterval)
+	t := c.m.n.clock.NewTicker(c.m.n.limits.Ephemeral.AnnounceInterval)
 	defer t.Stop()
 	for {
 		if !c.m.sp.Approved() || c.m.sp.Removed() {
@@ -180,9 +176,9 @@ func (c *channel) announce(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
-		c.presence.Prune(time.Now(), time.Hour)
+		c.presence.Prune(c.m.n.clock.Now(), time.Hour)
 	}
 }
 
@@ -196,7 +192,7 @@ func (c *channel) read(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if err := c.receive(msg.Envelope, msg.From, time.Now()); err != nil {
+		if err := c.receive(msg.Envelope, msg.From, c.m.n.clock.Now()); err != nil {
 			c.m.n.log.Debug("ephemeral: dropped", "space", c.m.sp.ID(), "sender", msg.Envelope.Sender, "peer", msg.From, "err", err)
 		}
 	}
@@ -281,7 +277,7 @@ func (c *channel) deliver(msg api.Message) {
 		select {
 		case l.ch <- msg:
 		default:
-			c.endLocked(l, fmt.Errorf("%w: more than %d messages unread", api.ErrBehind, listenBuffer))
+			c.endLocked(l, fmt.Errorf("%w: more than %d messages unread", api.ErrBehind, cap(l.ch)))
 		}
 	}
 }
@@ -364,7 +360,7 @@ func (n *Node) Listen(ctx context.Context, id, topic string) (<-chan api.Message
 	if err != nil {
 		return nil, nil, err
 	}
-	l := &listener{topic: topic, ch: make(chan api.Message, listenBuffer)}
+	l := &listener{topic: topic, ch: make(chan api.Message, n.limits.Ephemeral.ListenBuffer)}
 	c.mu.Lock()
 	if c.listeners == nil {
 		c.mu.Unlock()
@@ -409,7 +405,7 @@ func (n *Node) Devices(id string) ([]api.Device, error) {
 	}
 	c := m.channel()
 	own := m.sp.Feed()
-	now := time.Now()
+	now := n.clock.Now()
 	var out []api.Device
 	for _, d := range m.sp.Devices() {
 		dev := api.Device{Feed: hex.EncodeToString(d.Feed[:]), Name: d.Name, Self: d.Feed == own}

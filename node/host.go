@@ -23,18 +23,12 @@ import (
 	"github.com/mycelsync/mycel/ephemeral/p2p"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/feed/badgerstore"
+	"github.com/mycelsync/mycel/internal/clock"
 	"github.com/mycelsync/mycel/node/syncnet"
 )
 
 // MDNSService is the service name mycel nodes announce on the LAN.
 const MDNSService = "mycel"
-
-// Reconnection backoff for static peers.
-const (
-	minBackoff  = time.Second
-	maxBackoff  = time.Minute
-	dialTimeout = 15 * time.Second
-)
 
 // Node is a running daemon: its libp2p host and the goroutines that keep it
 // connected. Every goroutine it starts has an owner (lifecycle.go) that
@@ -44,9 +38,16 @@ type Node struct {
 	cfg     *Config
 	log     *slog.Logger
 	host    host.Host
-	metrics *prometheus.Registry
+	metrics prometheus.Gatherer
 	mdns    interface{ Close() error }
 	started time.Time
+
+	// Limits (cfg.Limits with defaults), the clock, and the tracers of the
+	// replicator and the ephemeral Service (metrics.go).
+	limits      Limits
+	clock       clock.Clock
+	syncMetrics *syncMetrics
+	ephMetrics  *ephemeralMetrics
 
 	store *badgerstore.Store
 	kept  *keptStore // store, copying the key records to KeysDir
@@ -90,13 +91,43 @@ const StoreDir = "store"
 // WebTransport, WebRTC-direct), with hole punching, AutoNAT and the relay
 // client on; it replicates the spaces with the peers that share them,
 // starts mDNS if asked and keeps the static peers connected.
-func New(cfg *Config, log *slog.Logger) (n *Node, err error) {
-	return newNode(cfg, log, false)
+func New(cfg *Config, log *slog.Logger, opts ...Option) (n *Node, err error) {
+	return newNode(cfg, log, false, opts...)
+}
+
+// Option sets an optional collaborator of New.
+type Option func(*options)
+
+type options struct {
+	clock  clock.Clock
+	reg    prometheus.Registerer
+	gather prometheus.Gatherer
+}
+
+// WithClock sets the clock of the replicator's standing, the ephemeral
+// messages' time window, seen-set and presence. Default the system clock.
+func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithMetrics registers the node's metrics (its own and libp2p's) on reg,
+// and has Metrics return g (reg itself when g is nil and reg is a
+// Gatherer), instead of a registry of the node's own (which also holds the
+// Go runtime's and the process's collectors). Nodes given one registry add
+// up their counters; their gauges (seen IDs, standing peers) then show
+// whichever node set them last — give each node its own registry, or wrap
+// reg with prometheus.WrapRegistererWith and a label, to tell them apart.
+func WithMetrics(reg prometheus.Registerer, g prometheus.Gatherer) Option {
+	return func(o *options) { o.reg, o.gather = reg, g }
 }
 
 // newNode starts a node; repairing is set by Repair, which rebuilds the
 // store from peers: the feeds refuse appends meanwhile.
-func newNode(cfg *Config, log *slog.Logger, repairing bool) (n *Node, err error) {
+func newNode(cfg *Config, log *slog.Logger, repairing bool, opts ...Option) (n *Node, err error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	o.clock = clock.OrReal(o.clock)
+	limits := cfg.Limits.withDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -127,12 +158,31 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool) (n *Node, err error)
 	if err := checkPortsFree(cfg.Listen); err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	// The Go runtime's own metrics (go_memstats_*, go_gc_*) and the
-	// process's (process_resident_memory_bytes): memory is a limit a
-	// daemon on a small machine is held to.
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	opts := []libp2p.Option{
+	reg, gather := o.reg, o.gather
+	if reg == nil {
+		own := prometheus.NewRegistry()
+		// The Go runtime's own metrics (go_memstats_*, go_gc_*) and the
+		// process's (process_resident_memory_bytes): memory is a limit a
+		// daemon on a small machine is held to.
+		own.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg, gather = own, own
+	}
+	if gather == nil {
+		gather, _ = reg.(prometheus.Gatherer)
+	}
+	syncM, err := newSyncMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	ephM, err := newEphemeralMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	stats, err := newStats(reg)
+	if err != nil {
+		return nil, err
+	}
+	p2pOpts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.ListenAddrStrings(cfg.Listen...),
 		libp2p.UserAgent("mycel"),
@@ -141,7 +191,7 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool) (n *Node, err error)
 		libp2p.PrometheusRegisterer(reg),
 	}
 	if len(relays) > 0 {
-		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays))
+		p2pOpts = append(p2pOpts, libp2p.EnableAutoRelayWithStaticRelays(relays))
 	}
 	if !repairing {
 		if err := checkNoRepairPending(cfg.DataDir); err != nil {
@@ -161,15 +211,17 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool) (n *Node, err error)
 	if repairing {
 		fopts = append(fopts, feed.WithoutAppends())
 	}
-	h, err := libp2p.New(opts...)
+	h, err := libp2p.New(p2pOpts...)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("node: start host: %w", err)
 	}
 	life := newOwner(nil)
-	n = &Node{cfg: cfg, log: log, host: h, metrics: reg, started: time.Now(),
-		store: store, kept: kept, feedOpts: fopts, device: device, repl: syncnet.New(h, log), stats: newStats(reg),
-		spaces: make(map[auth.SpaceID]*openSpace), signins: newSignins(),
+	repl := syncnet.New(h, log, syncnet.WithConfig(limits.Sync), syncnet.WithClock(o.clock), syncnet.WithTracer(syncM))
+	n = &Node{cfg: cfg, limits: limits, clock: o.clock, log: log, host: h, metrics: gather,
+		syncMetrics: syncM, ephMetrics: ephM, started: time.Now(),
+		store: store, kept: kept, feedOpts: fopts, device: device, repl: repl, stats: stats,
+		spaces: make(map[auth.SpaceID]*openSpace), signins: newSigninsWith(limits.SignIn),
 		life: life, streams: newOwner(life), calls: newOwner(life), ctx: life.ctx}
 	if err := n.startEphemeralService(); err != nil {
 		n.Close()
@@ -214,8 +266,9 @@ func addrInfos(addrs []string) ([]peer.AddrInfo, error) {
 // Host returns the libp2p host.
 func (n *Node) Host() host.Host { return n.host }
 
-// Metrics returns the node's Prometheus registry.
-func (n *Node) Metrics() *prometheus.Registry { return n.metrics }
+// Metrics returns the gatherer of the node's metrics: its own registry,
+// or WithMetrics's.
+func (n *Node) Metrics() prometheus.Gatherer { return n.metrics }
 
 // Addrs returns the node's listen addresses with its peer ID, as others
 // dial it.
@@ -234,7 +287,7 @@ func (n *Node) HandlePeerFound(p peer.AddrInfo) {
 		return
 	}
 	n.life.start(func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		ctx, cancel := context.WithTimeout(ctx, n.limits.Net.DialTimeout)
 		defer cancel()
 		if err := n.host.Connect(ctx, p); err != nil {
 			n.log.Debug("mdns: connect failed", "peer", p.ID, "err", err)
@@ -247,10 +300,10 @@ func (n *Node) HandlePeerFound(p peer.AddrInfo) {
 // keepConnected dials a static peer whenever it is not connected, backing
 // off exponentially after failures.
 func (n *Node) keepConnected(ctx context.Context, p peer.AddrInfo) {
-	backoff := minBackoff
+	backoff := n.limits.Net.MinBackoff
 	for {
 		if n.host.Network().Connectedness(p.ID) != network.Connected {
-			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			dctx, cancel := context.WithTimeout(ctx, n.limits.Net.DialTimeout)
 			err := n.host.Connect(dctx, p)
 			cancel()
 			switch {
@@ -260,10 +313,10 @@ func (n *Node) keepConnected(ctx context.Context, p peer.AddrInfo) {
 				n.log.Debug("peer: connect failed", "peer", p.ID, "err", err, "retry", backoff)
 			default:
 				n.log.Info("peer: connected", "peer", p.ID)
-				backoff = minBackoff
+				backoff = n.limits.Net.MinBackoff
 			}
 			if err != nil {
-				backoff = min(backoff*2, maxBackoff)
+				backoff = min(backoff*2, n.limits.Net.MaxBackoff)
 			}
 		}
 		t := time.NewTimer(backoff)
@@ -276,16 +329,12 @@ func (n *Node) keepConnected(ctx context.Context, p peer.AddrInfo) {
 	}
 }
 
-// resyncInterval is how often the node reopens replication sessions that
-// ended (a stalled peer, a transient error) with connected peers.
-const resyncInterval = 10 * time.Second
-
-// resync reopens, every resyncInterval, the sessions this node opens (with
+// resync reopens, every Limits.Net.ResyncInterval, the sessions this node opens (with
 // peers of a greater ID) that are not running, for every served space the
 // peer serves too. A running session is left alone; a banned peer is not
 // reopened.
 func (n *Node) resync(ctx context.Context) {
-	t := time.NewTicker(resyncInterval)
+	t := time.NewTicker(n.limits.Net.ResyncInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -305,7 +354,7 @@ func (n *Node) resync(ctx context.Context) {
 				if ok, _ := n.host.Peerstore().SupportsProtocols(p, proto); len(ok) == 0 {
 					continue
 				}
-				sctx, cancel := context.WithTimeout(ctx, dialTimeout)
+				sctx, cancel := context.WithTimeout(ctx, n.limits.Net.DialTimeout)
 				if err := n.repl.Sync(sctx, p, m); err != nil {
 					n.log.Debug("sync: reopen", "peer", p, "space", m.sp.ID(), "err", err)
 				}

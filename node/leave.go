@@ -13,13 +13,9 @@ import (
 	"github.com/mycelsync/mycel/node/space"
 )
 
-// leaveWait bounds how long leaving waits for a peer to be served the
-// device's removal of itself.
-const leaveWait = 10 * time.Second
-
 // LeaveSpace implements api.Backend. A writer first removes itself (an
 // ordinary removal with a new epoch, sealed to the other writers) and
-// waits, up to leaveWait or until ctx ends, for a session to serve that
+// waits, up to Limits.Net.LeaveWait or until ctx ends, for a session to serve that
 // removal to a peer: once the copy is deleted, this device cannot tell
 // anyone any more. Then the space is closed and its namespace, record and
 // view are deleted. A space this device only asked to join is dropped the
@@ -56,7 +52,7 @@ func (n *Node) LeaveSpace(ctx context.Context, id string) (api.Left, error) {
 			m.leaveAt = m.sp.Held(own)
 			m.mu.Unlock()
 			m.wrote()
-			wctx, cancel := context.WithTimeout(ctx, leaveWait)
+			wctx, cancel := context.WithTimeout(ctx, n.limits.Net.LeaveWait)
 			left.Reached = m.waitServed(wctx)
 			cancel()
 			if left.Reached == 0 {

@@ -326,7 +326,7 @@ func TestCloseWaitsForLeave(t *testing.T) {
 	default:
 		t.Fatal("Close returned while LeaveSpace still ran")
 	}
-	if d := time.Since(start); d >= leaveWait {
+	if d := time.Since(start); d >= n.limits.Net.LeaveWait {
 		t.Fatalf("Close took %v: it waited out the leave instead of cutting it short", d)
 	}
 	checkNoNodeGoroutines(t)

@@ -23,12 +23,10 @@ import (
 // whoever lacks the code.
 const LocateProtocol = protocol.ID("/mycel/locate/1.0.0")
 
-const locateTimeout = 5 * time.Second
-
 // serveLocate answers a locate request.
 func (n *Node) serveLocate(st network.Stream) {
 	defer st.Close()
-	st.SetDeadline(time.Now().Add(locateTimeout))
+	st.SetDeadline(time.Now().Add(n.limits.Net.LocateTimeout))
 	var id auth.InviteID
 	if _, err := io.ReadFull(st, id[:]); err != nil {
 		st.Reset()
@@ -67,14 +65,14 @@ func (n *Node) locate(ctx context.Context, inv *auth.Invite) (*auth.Invite, erro
 }
 
 func (n *Node) locateAt(ctx context.Context, p peer.ID, id auth.InviteID, inv *auth.Invite) (*auth.Invite, error) {
-	ctx, cancel := context.WithTimeout(ctx, locateTimeout)
+	ctx, cancel := context.WithTimeout(ctx, n.limits.Net.LocateTimeout)
 	defer cancel()
 	st, err := n.host.NewStream(ctx, p, LocateProtocol)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	st.SetDeadline(time.Now().Add(locateTimeout))
+	st.SetDeadline(time.Now().Add(n.limits.Net.LocateTimeout))
 	if _, err := st.Write(id[:]); err != nil {
 		st.Reset()
 		return nil, err

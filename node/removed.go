@@ -20,13 +20,9 @@ import (
 // serving the space's replication (so members do not wait for a session
 // it can no longer have), answering join requests and announcing itself.
 
-// tellInterval is the least time between two showings of its removal to
-// one removed device (it announces itself every ephemeral.AnnounceInterval
-// until it believes it).
-const tellInterval = 10 * time.Second
-
 // tellRemoved shows a removed device that spoke on the topic its removal,
-// at most once per tellInterval, if this device is a writer and holds the
+// at most once per Limits.Ephemeral.TellInterval (it announces itself
+// every AnnounceInterval until it believes it), if this device is a writer and holds the
 // removal's entry and the key the device spoke with.
 func (c *channel) tellRemoved(e *ephemeral.Envelope, now time.Time) {
 	m := c.m
@@ -74,13 +70,12 @@ func (m *openSpace) learnRemoval(ev []byte) error {
 	return nil
 }
 
-// maxTold bounds the devices a member remembers having told (tellRemoved,
-// tellApproverRemoved); at it, one is forgotten for each new one.
-const maxTold = 256
-
-// mayTell reports whether sender may be told now (once per tellInterval),
-// and notes it.
+// mayTell reports whether sender may be told now (once per
+// Limits.Ephemeral.TellInterval), and notes it. Limits.Ephemeral.MaxTold
+// bounds the devices remembered (tellRemoved, tellApproverRemoved); at
+// it, one is forgotten for each new one.
 func (c *channel) mayTell(sender ephemeral.PublicKey, now time.Time) bool {
+	tellInterval, maxTold := c.m.n.limits.Ephemeral.TellInterval, c.m.n.limits.Ephemeral.MaxTold
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t, ok := c.told[sender]; ok && now.Sub(t) < tellInterval {
@@ -98,7 +93,7 @@ func (c *channel) mayTell(sender ephemeral.PublicKey, now time.Time) bool {
 // tellApproverRemoved shows a device that announced itself as a writer
 // approved by a writer whose removal this device knows — approved by a
 // removed device that did not know yet — that removal, at most once per
-// tellInterval. The device is no writer here (the caller checked), so its
+// Limits.Ephemeral.TellInterval. The device is no writer here (the caller checked), so its
 // announcement is opened only to read whom it names.
 func (c *channel) tellApproverRemoved(e *ephemeral.Envelope, now time.Time) {
 	m := c.m

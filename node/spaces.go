@@ -153,10 +153,11 @@ type stats struct {
 	written                             prometheus.Counter
 }
 
-func newStats(reg prometheus.Registerer) stats {
+func newStats(reg prometheus.Registerer) (stats, error) {
+	var errs []error
 	c := func(name, help string) prometheus.Counter {
-		x := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "mycel", Name: name, Help: help})
-		reg.MustRegister(x)
+		x, err := register(reg, prometheus.NewCounter(prometheus.CounterOpts{Namespace: "mycel", Name: name, Help: help}))
+		errs = append(errs, err)
 		return x
 	}
 	return stats{
@@ -164,7 +165,7 @@ func newStats(reg prometheus.Registerer) stats {
 		receivedBytes: c("sync_entry_bytes_received_total", "Bytes of the feed entries received from peers and stored."),
 		duplicates:    c("sync_entries_duplicate_total", "Entries received from peers that this node already held."),
 		written:       c("space_ops_written_total", "Ops this node wrote to its own feeds (puts, deletes, membership)."),
-	}
+	}, errors.Join(errs...)
 }
 
 func (m *openSpace) ImportEvidence(ev *feed.ForkEvidence) error {

@@ -183,7 +183,8 @@ func serveAPI(cfg *node.Config, n *node.Node, log *slog.Logger) (stop func() err
 	closing := make(chan struct{})
 	srv := &http.Server{
 		Handler: api.NewServer(api.ServerConfig{Backend: n, Token: token, Metrics: n.Metrics(),
-			Logger: log, Version: version, Closing: closing}),
+			Logger: log, Version: version, Closing: closing,
+			MaxStreams: n.Limits().API.MaxStreams, MaxBody: n.Limits().API.MaxBody, KeepAlive: n.Limits().API.KeepAlive}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),

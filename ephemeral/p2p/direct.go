@@ -101,6 +101,7 @@ func (s *Service) handleStream(st network.Stream) {
 		defer func() { <-s.inbound }()
 	default:
 		s.log.Debug("ephemeral: too many direct streams", "peer", st.Conn().RemotePeer())
+		s.drop(DropStreams)
 		st.Reset()
 		return
 	}
@@ -123,13 +124,13 @@ func (s *Service) handleStream(st network.Stream) {
 func (s *Service) receive(ctx context.Context, st network.Stream, from peer.ID) byte {
 	b, err := readFrame(bufio.NewReaderSize(st, 512), ephemeral.MaxEnvelopeSize)
 	if err != nil {
-		s.stats.rejected.Add(1)
+		s.drop(DropRejected)
 		s.log.Debug("ephemeral: direct frame", "peer", from, "err", err)
 		return statusRejected
 	}
 	e, err := ephemeral.Parse(b)
 	if err != nil {
-		s.stats.rejected.Add(1)
+		s.drop(DropRejected)
 		s.log.Debug("ephemeral: direct envelope", "peer", from, "err", err)
 		return statusRejected
 	}

@@ -71,6 +71,16 @@
 // delivered again. The Service's own envelopes (Publish, Send) are
 // recorded with Filter.Remember and never delivered back to it.
 //
+// # Metrics and time
+//
+// WithTracer reports every envelope or stream not delivered, with its
+// reason (DropRejected, DropStale, DropDuplicate, DropSeenFull, DropBusy,
+// DropStreams), and the seen-set's size after each delivery and each
+// prune; the node turns them into Prometheus metrics. Stats counts the
+// same in memory. WithClock sets the clock of the prune ticker (the
+// Filter has its own, ephemeral.Config.Now); stream deadlines use the
+// system clock, which the network stack measures them against.
+//
 // # Goroutines
 //
 // Two per Subscription (one reads gossipsub's subscription, the other

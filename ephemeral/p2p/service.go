@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/mycelsync/mycel/ephemeral"
+	"github.com/mycelsync/mycel/internal/clock"
 )
 
 // Config holds the Service's limits. Zero fields take the documented
@@ -56,6 +57,58 @@ type Option func(*Service)
 // are logged at Debug only: peers control their rate.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
+// WithClock sets the clock of the Service's timers (the seen-set's
+// pruning; not stream deadlines, which the network stack measures).
+// Default the system clock. The Filter has its own (ephemeral.Config.Now).
+func WithClock(c clock.Clock) Option { return func(s *Service) { s.clock = clock.OrReal(c) } }
+
+// WithTracer reports what the Service drops, and the seen-set's size, to
+// t (for metrics). Default: nothing is reported.
+func WithTracer(t Tracer) Option {
+	return func(s *Service) {
+		if t != nil {
+			s.tracer = t
+		}
+	}
+}
+
+// Tracer is told what the Service refuses and how full its seen-set is.
+// Its methods are called from the Service's goroutines and libp2p's: they
+// must be safe for concurrent use, quick, and must not call back into the
+// Service.
+type Tracer interface {
+	// Drop: an envelope or a direct stream was not delivered, for reason
+	// (Drop* constants).
+	Drop(reason string)
+	// SeenSize: the Filter's seen-set holds n IDs (after deliveries and
+	// after each prune).
+	SeenSize(n int)
+}
+
+// Reasons given to Tracer.Drop.
+const (
+	// DropRejected: malformed, forged or of the wrong topic.
+	DropRejected = "rejected"
+	// DropStale: outside the time window.
+	DropStale = "stale"
+	// DropDuplicate: already delivered.
+	DropDuplicate = "duplicate"
+	// DropSeenFull: valid, but the seen-set (or the sender's budget in
+	// it) is full.
+	DropSeenFull = "seen_full"
+	// DropBusy: valid, but the seen-set's store failed or the
+	// application did not read in time.
+	DropBusy = "busy"
+	// DropStreams: a direct stream reset unread, Config.MaxInboundStreams
+	// being handled.
+	DropStreams = "streams_full"
+)
+
+type nopTracer struct{}
+
+func (nopTracer) Drop(string)  {}
+func (nopTracer) SeenSize(int) {}
+
 // WithPubSub uses ps instead of a gossipsub router of the Service's own.
 // It should be made with PubSubOptions (tests add a short
 // WithSeenMessagesTTL; the benchmark compares gossipsub's signing). The
@@ -84,6 +137,8 @@ type Service struct {
 	filter *ephemeral.Filter
 	cfg    Config
 	log    *slog.Logger
+	clock  clock.Clock
+	tracer Tracer
 
 	ps       *pubsub.PubSub
 	psCancel context.CancelFunc // set when the Service made ps
@@ -111,6 +166,8 @@ func New(h host.Host, filter *ephemeral.Filter, cfg Config, opts ...Option) (*Se
 		cfg:     cfg,
 		inbound: make(chan struct{}, cfg.MaxInboundStreams),
 		topics:  make(map[ephemeral.Topic]*topicState),
+		clock:   clock.Real(),
+		tracer:  nopTracer{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -192,16 +249,17 @@ func (s *Service) Close() error {
 }
 
 func (s *Service) pruneLoop() {
-	t := time.NewTicker(s.cfg.PruneInterval)
+	t := s.clock.NewTicker(s.cfg.PruneInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 			if err := s.filter.Prune(); err != nil {
 				s.log.Warn("ephemeral: prune seen-set", "err", err)
 			}
+			s.tracer.SeenSize(s.filter.Len())
 		}
 	}
 }
@@ -211,12 +269,30 @@ func (s *Service) count(err error) {
 	switch {
 	case err == nil:
 	case isRejected(err):
-		s.stats.rejected.Add(1)
+		s.drop(DropRejected)
 	case errors.Is(err, ephemeral.ErrStale):
-		s.stats.stale.Add(1)
+		s.drop(DropStale)
 	case errors.Is(err, ephemeral.ErrDuplicate):
-		s.stats.duplicate.Add(1)
+		s.drop(DropDuplicate)
+	case errors.Is(err, ephemeral.ErrSeenFull):
+		s.drop(DropSeenFull)
 	default:
+		s.drop(DropBusy)
+	}
+}
+
+// drop counts an envelope or stream not delivered, in Stats and to the
+// tracer.
+func (s *Service) drop(reason string) {
+	switch reason {
+	case DropRejected:
+		s.stats.rejected.Add(1)
+	case DropStale:
+		s.stats.stale.Add(1)
+	case DropDuplicate:
+		s.stats.duplicate.Add(1)
+	case DropSeenFull, DropBusy:
 		s.stats.dropped.Add(1)
 	}
+	s.tracer.Drop(reason)
 }

@@ -85,7 +85,7 @@ func (s *Service) validator(t ephemeral.Topic) pubsub.ValidatorEx {
 			err = fmt.Errorf("%w: envelope of topic %s", ErrWrongTopic, e.Topic)
 		}
 		if err != nil {
-			s.stats.rejected.Add(1)
+			s.drop(DropRejected)
 			s.log.Debug("ephemeral: rejected gossip", "peer", from, "err", err)
 			return pubsub.ValidationReject
 		}
@@ -346,13 +346,14 @@ func (sub *Subscription) deliverMany(ctx context.Context, ms []Message) {
 		envs[i] = m.Envelope
 	}
 	errs := s.filter.DeliverMany(envs)
+	s.tracer.SeenSize(s.filter.Len())
 	gone := false // nobody reads any more: drop the rest
 	for i, m := range ms {
 		switch {
 		case errs[i] != nil:
 			s.refused(m, errs[i])
 		case gone:
-			s.stats.dropped.Add(1)
+			s.drop(DropBusy)
 		default:
 			gone = sub.handOver(ctx, m) != nil
 		}
@@ -367,7 +368,9 @@ var errNoReader = errors.New("ephemeral/p2p: subscription did not read in time")
 // the Filter's refusal, or errNoReader (m is then lost: it was recorded
 // as delivered, and at most once is the rule).
 func (sub *Subscription) deliver(ctx context.Context, m Message) error {
-	if err := sub.svc.filter.Deliver(m.Envelope); err != nil {
+	err := sub.svc.filter.Deliver(m.Envelope)
+	sub.svc.tracer.SeenSize(sub.svc.filter.Len())
+	if err != nil {
 		sub.svc.refused(m, err)
 		return err
 	}
@@ -393,6 +396,6 @@ func (sub *Subscription) handOver(ctx context.Context, m Message) error {
 	case <-ctx.Done():
 	case <-sub.ctx.Done():
 	}
-	s.stats.dropped.Add(1)
+	s.drop(DropBusy)
 	return errNoReader
 }

@@ -84,7 +84,22 @@
 // someone forged in an approval, a member behind on rotations), and three
 // strikes would lock it out for an hour, while an outsider gains nothing
 // from more guesses. Other peers are unaffected. Standing is kept in
-// memory only.
+// memory only, in a table bounded by Config.MaxTracked (4096 peers): a
+// peer's marks are forgotten Config.ForgetAfter (10 minutes) after it
+// disconnected, or once they all left StrikeWindow; a ban when it ends.
+// When the table is full, a new peer's first mark evicts the peer that
+// left longest ago, then the connected peer with the oldest mark, then
+// the ban that ends soonest — so a crowd of throwaway peers that strike
+// once and leave cannot grow it, nor push out a connected peer that goes
+// on striking.
+//
+// # Clock and tracer
+//
+// WithClock sets the clock (internal/clock) of standing and rates; stream
+// deadlines are the network stack's, on the system clock. WithTracer
+// reports every strike (and failed proof), ban and drop (DropBanned,
+// DropDuplicate, DropStalled) and the standing table's size; the node
+// turns them into Prometheus metrics.
 //
 // # Goroutines
 //

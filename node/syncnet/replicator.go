@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/internal/clock"
 	"github.com/mycelsync/mycel/node/replication"
 )
 
@@ -60,6 +61,17 @@ type Config struct {
 	// BanDuration; an outsider guessing gains nothing from more tries.
 	// Default 30.
 	MaxFailedProofs int
+	// ForgetAfter is how long the standing (strikes, failed proofs) of a
+	// peer that disconnected is kept: a peer that reconnects within it
+	// finds its marks; after it they are forgotten, so peers that struck
+	// once and left do not pile up. A ban lasts BanDuration whatever
+	// ForgetAfter is. Default 10 minutes.
+	ForgetAfter time.Duration
+	// MaxTracked bounds the peers whose standing is remembered (marks or
+	// a ban). When it is full, a new peer's first mark forgets, in this
+	// order, the peer that left longest ago, then the connected peer with
+	// the oldest mark, then the ban that ends soonest. Default 4096.
+	MaxTracked int
 	// RateWindow is the window over which Progress measures the receive
 	// rate. Default 5 seconds.
 	RateWindow time.Duration
@@ -81,6 +93,10 @@ func (c *Config) setDefaults() {
 	def(&c.StrikeWindow, time.Hour)
 	def(&c.BanDuration, time.Hour)
 	def(&c.RateWindow, 5*time.Second)
+	def(&c.ForgetAfter, 10*time.Minute)
+	if c.MaxTracked <= 0 {
+		c.MaxTracked = 4096
+	}
 	if c.MaxStrikes <= 0 {
 		c.MaxStrikes = 3
 	}
@@ -96,8 +112,52 @@ type Option func(*Replicator)
 func WithConfig(c Config) Option { return func(r *Replicator) { r.cfg = c } }
 
 // WithClock sets the clock of standing and rates (not of stream
-// deadlines, which the network stack measures).
-func WithClock(now func() time.Time) Option { return func(r *Replicator) { r.now = now } }
+// deadlines, which the network stack measures). Default the system clock.
+func WithClock(c clock.Clock) Option { return func(r *Replicator) { r.clock = clock.OrReal(c) } }
+
+// WithTracer reports strikes, bans, drops and the size of the standing
+// table to t (for metrics). Default: nothing is reported.
+func WithTracer(t Tracer) Option {
+	return func(r *Replicator) {
+		if t != nil {
+			r.tracer = t
+		}
+	}
+}
+
+// Tracer is told what the Replicator does to peers. Its methods are called
+// with the Replicator's lock held: they must be quick and must not call
+// back into the Replicator.
+type Tracer interface {
+	// Strike: a session ended through the peer's fault. proof is set for
+	// a failed opening proof, counted apart (Config.MaxFailedProofs).
+	Strike(proof bool)
+	// Ban: a peer was banned for Config.BanDuration.
+	Ban()
+	// Drop: a stream or session was ended for reason (Drop* constants).
+	Drop(reason string)
+	// Tracked: the standing table now remembers n peers.
+	Tracked(n int)
+}
+
+// Reasons given to Tracer.Drop.
+const (
+	// DropBanned: a banned peer's stream was reset unread.
+	DropBanned = "banned"
+	// DropDuplicate: the peer's stream met this side's own for the same
+	// space and was reset.
+	DropDuplicate = "duplicate"
+	// DropStalled: the peer did not send within IdleTimeout or
+	// FrameTimeout.
+	DropStalled = "stalled"
+)
+
+type nopTracer struct{}
+
+func (nopTracer) Strike(bool) {}
+func (nopTracer) Ban()        {}
+func (nopTracer) Drop(string) {}
+func (nopTracer) Tracked(int) {}
 
 // Progress is the replication of one feed of one space with one peer.
 type Progress struct {
@@ -113,10 +173,11 @@ type Progress struct {
 // Replicator runs sync sessions over libp2p streams: one per peer and
 // space. See the package documentation.
 type Replicator struct {
-	h   host.Host
-	log *slog.Logger
-	cfg Config
-	now func() time.Time
+	h      host.Host
+	log    *slog.Logger
+	cfg    Config
+	clock  clock.Clock
+	tracer Tracer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -127,9 +188,15 @@ type Replicator struct {
 	watching bool
 	spaces   map[auth.SpaceID]Space
 	sessions map[sessionKey]*session
-	strikes  map[peer.ID][]time.Time
-	failed   map[peer.ID][]time.Time // failed proofs (MaxFailedProofs)
-	banned   map[peer.ID]time.Time
+	standing map[peer.ID]*standing // at most Config.MaxTracked
+}
+
+// standing is what the Replicator remembers of a peer that misbehaved.
+type standing struct {
+	strikes []time.Time // within StrikeWindow
+	failed  []time.Time // failed proofs within StrikeWindow
+	banned  time.Time   // banned until then; zero: not banned
+	left    time.Time   // when it disconnected; zero while connected
 }
 
 type sessionKey struct {
@@ -145,12 +212,11 @@ func New(h host.Host, log *slog.Logger, opts ...Option) *Replicator {
 	r := &Replicator{
 		h:        h,
 		log:      log,
-		now:      time.Now,
+		clock:    clock.Real(),
+		tracer:   nopTracer{},
 		spaces:   make(map[auth.SpaceID]Space),
 		sessions: make(map[sessionKey]*session),
-		strikes:  make(map[peer.ID][]time.Time),
-		failed:   make(map[peer.ID][]time.Time),
-		banned:   make(map[peer.ID]time.Time),
+		standing: make(map[peer.ID]*standing),
 	}
 	for _, o := range opts {
 		o(r)
@@ -214,6 +280,7 @@ func (r *Replicator) watch(sub event.Subscription) {
 			var added map[protocol.ID]bool // nil: every space
 			switch ev := e.(type) {
 			case event.EvtPeerConnectednessChanged:
+				r.connectedness(ev.Peer)
 				if ev.Connectedness != network.Connected {
 					continue
 				}
@@ -344,6 +411,9 @@ func (r *Replicator) handle(sp Space, st network.Stream) {
 	key := sessionKey{p, sp.ID()}
 	r.mu.Lock()
 	if r.closed || r.isBanned(p) {
+		if !r.closed {
+			r.tracer.Drop(DropBanned)
+		}
 		r.mu.Unlock()
 		st.Reset()
 		return
@@ -351,6 +421,7 @@ func (r *Replicator) handle(sp Space, st network.Stream) {
 	if old := r.sessions[key]; old != nil {
 		if old.outbound && r.opens(p) {
 			// Both opened at once: the lower peer ID's stream wins.
+			r.tracer.Drop(DropDuplicate)
 			r.mu.Unlock()
 			st.Reset()
 			return
@@ -427,61 +498,6 @@ func (r *Replicator) Close() error {
 	r.cancel()
 	r.wg.Wait()
 	return nil
-}
-
-// isBanned reports whether p is banned; r.mu is held.
-func (r *Replicator) isBanned(p peer.ID) bool {
-	until, ok := r.banned[p]
-	if !ok {
-		return false
-	}
-	if r.now().Before(until) {
-		return true
-	}
-	delete(r.banned, p)
-	return false
-}
-
-// strike lowers p's standing after a session it spoiled.
-func (r *Replicator) strike(p peer.ID) { r.count(r.strikes, r.cfg.MaxStrikes, "strikes", p) }
-
-// failedProof counts a session of p whose opening proof failed.
-func (r *Replicator) failedProof(p peer.ID) {
-	r.count(r.failed, r.cfg.MaxFailedProofs, "failed proofs", p)
-}
-
-// count adds a mark for p in marks; max marks within StrikeWindow ban p.
-func (r *Replicator) count(marks map[peer.ID][]time.Time, max int, what string, p peer.ID) {
-	now := r.now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	recent := marks[p][:0]
-	for _, t := range marks[p] {
-		if now.Sub(t) < r.cfg.StrikeWindow {
-			recent = append(recent, t)
-		}
-	}
-	recent = append(recent, now)
-	if len(recent) >= max {
-		delete(r.strikes, p)
-		delete(r.failed, p)
-		r.banned[p] = now.Add(r.cfg.BanDuration)
-		r.log.Info("sync: peer banned", "peer", p, what, len(recent), "for", r.cfg.BanDuration)
-		for key, s := range r.sessions {
-			if key.peer == p {
-				s.cancel()
-			}
-		}
-		return
-	}
-	marks[p] = recent
-}
-
-// Banned reports whether p is currently refused.
-func (r *Replicator) Banned(p peer.ID) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.isBanned(p)
 }
 
 // peerFault reports whether err is the peer's fault.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -265,9 +266,21 @@ func (s *session) ended(err error) {
 		r.log.Info("sync: session closed, the peer is no longer authorised", "peer", s.key.peer, "space", s.key.space.String()[:16])
 	case errors.Is(err, io.EOF):
 		r.log.Debug("sync: peer closed the session", "peer", s.key.peer)
+	case timedOut(err):
+		r.log.Debug("sync: peer stalled, session dropped", "peer", s.key.peer, "err", err)
+		r.mu.Lock()
+		r.tracer.Drop(DropStalled)
+		r.mu.Unlock()
 	default:
 		r.log.Debug("sync: session ended", "peer", s.key.peer, "err", err)
 	}
+}
+
+// timedOut reports whether err is a deadline that passed (IdleTimeout,
+// FrameTimeout, WriteTimeout).
+func timedOut(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &t) && t.Timeout())
 }
 
 // ingested is the result of one Space.Ingest.

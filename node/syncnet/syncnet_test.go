@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/internal/clock"
 	"github.com/mycelsync/mycel/node/replication"
 	"github.com/mycelsync/mycel/node/replication/syncpb"
 )
@@ -49,7 +50,7 @@ func newPair(t *testing.T, entries int) *pair {
 	p.capB = p.capA
 	p.rA = newReplicator(t, p.ha, p.logA.logger())
 	// B's clock stands still: every byte received counts in the rate.
-	p.rB = newReplicator(t, p.hb, p.logB.logger(), WithClock(func() time.Time { return time.Unix(1_700_000_000, 0) }))
+	p.rB = newReplicator(t, p.hb, p.logB.logger(), WithClock(clock.NewFake(time.Unix(1_700_000_000, 0))))
 	return p
 }
 
