@@ -4,8 +4,28 @@
 //
 // Protocol logic lives in sub-packages free of sockets, timers and badger,
 // so that the browser node can run it compiled to WebAssembly: node/space
-// (the multiwriter database) and node/replication (the replication state machine).
-// This package is the I/O around them.
+// (the multiwriter database), node/replication (the replication state
+// machine), node/signin (both sides of sign-in) and node/messages (the
+// bodies of members' ephemeral messages). This package is the I/O around
+// them, in files named by concern:
+//
+//	node.go, lifecycle.go   the Node: New, Shutdown, Close; the owners of
+//	                        its goroutines
+//	conns.go                connections: mDNS, static peers, resync
+//	config.go, limits.go    settings and every bound (Config, Limits)
+//	datadir_*.go            the data directory: identity and device key,
+//	                        key records kept outside the store, space
+//	                        records, layout migration, check and repair
+//	spaces*.go              open spaces: opening, serving to the
+//	                        replicator, refreshing; leaving; learning a
+//	                        removal; sharing keys after a rotation
+//	api*.go                 the API adapter (api.Backend): keys and
+//	                        spaces, sign-in, messages
+//	signin*.go              the driver of node/signin; the password key's
+//	                        renewal
+//	messages.go, locate.go  the drivers of the ephemeral channel
+//	                        (presence, app messages) and of locate
+//	metrics.go              what the node counts, and the tracers
 //
 // # Data directory
 //
@@ -54,10 +74,10 @@
 // from that namespace — never a feed of another space, even one an
 // add-writer op names. A store of the previous layout (every space's feeds
 // in one DB at the top of the store) is moved into namespaces when the
-// node opens it (migrate.go), keeping each space's own feed; a feed one
+// node opens it (datadir_migrate.go), keeping each space's own feed; a feed one
 // space only named, that belongs to another, is not copied into it.
 //
-// Leaving a space (LeaveSpace, leave.go) writes this device's removal of
+// Leaving a space (LeaveSpace, spaces_leave.go) writes this device's removal of
 // itself when it is a writer, waits up to 10 s for a session to serve it
 // to a peer (and says so when none did), stops the space's goroutines and
 // deletes its namespace and record; the record is marked first, so a leave
@@ -95,11 +115,11 @@
 // once (space.Space.ShareKeys: one rotation op per such writer, naming the
 // same secret), each later-ranked holder only after 10 s per rank before
 // it (at most 120 s) and if the gap is still there, in case the ones
-// before it are offline (sharekeys.go). A removed device never gets a box.
+// before it are offline (spaces_sharekeys.go). A removed device never gets a box.
 //
 // A removed device is refused by every peer, so it never replicates its
 // removal: a member that hears it on the topic shows it the signed
-// removal (removed.go, EPHEMERAL.md "Removal"), after which it stops
+// removal (spaces_removed.go, EPHEMERAL.md "Removal"), after which it stops
 // serving the space, answering join requests and writing. A device that
 // such a removed device approved before it was told is shown its
 // approver's removal likewise; it then asks to join again (EPHEMERAL.md,
@@ -166,8 +186,8 @@
 // bans, the standing table), the ephemeral messages' (seen-set budgets,
 // direct streams, gossipsub queues, listeners, presence), the API's
 // (streams, body, keep-alive; the daemon passes them to api.NewServer)
-// and the connections' (dial, backoff, resync, locate, leave). Sign-in's
-// are still constants in signin.go. New takes options for its
+// and the connections' (dial, backoff, resync, locate, leave), and
+// sign-in's (node/signin.Limits). New takes options for its
 // collaborators: WithClock (internal/clock; the replicator's standing and
 // the ephemeral window, seen-set and presence run on it, so tests drive
 // expiry by advancing a clock.Fake) and WithMetrics (a

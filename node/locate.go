@@ -32,7 +32,7 @@ func (n *Node) serveLocate(st network.Stream) {
 		st.Reset()
 		return
 	}
-	for _, m := range n.members() {
+	for _, m := range n.openSpaces() {
 		if !m.sp.IsWriter() {
 			continue
 		}

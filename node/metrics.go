@@ -10,7 +10,7 @@ import (
 	"github.com/mycelsync/mycel/node/syncnet"
 )
 
-// The node's metrics, beside replication's counters (stats, spaces.go)
+// The node's metrics, beside replication's counters (stats, below)
 // and libp2p's own, all under the namespace mycel:
 //
 //	mycel_sync_strikes_total{kind="fault"|"proof"}  sessions ended through a peer's fault; failed opening proofs
@@ -124,4 +124,25 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 		}
 	}
 	return c, fmt.Errorf("node: register metrics: %w", err)
+}
+
+// stats are the node's replication metrics.
+type stats struct {
+	received, receivedBytes, duplicates prometheus.Counter
+	written                             prometheus.Counter
+}
+
+func newStats(reg prometheus.Registerer) (stats, error) {
+	var errs []error
+	c := func(name, help string) prometheus.Counter {
+		x, err := register(reg, prometheus.NewCounter(prometheus.CounterOpts{Namespace: "mycel", Name: name, Help: help}))
+		errs = append(errs, err)
+		return x
+	}
+	return stats{
+		received:      c("sync_entries_received_total", "Feed entries received from peers and stored."),
+		receivedBytes: c("sync_entry_bytes_received_total", "Bytes of the feed entries received from peers and stored."),
+		duplicates:    c("sync_entries_duplicate_total", "Entries received from peers that this node already held."),
+		written:       c("space_ops_written_total", "Ops this node wrote to its own feeds (puts, deletes, membership)."),
+	}, errors.Join(errs...)
 }

@@ -5,14 +5,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
@@ -21,29 +18,6 @@ import (
 	"github.com/mycelsync/mycel/node/space"
 	"github.com/mycelsync/mycel/node/syncnet"
 )
-
-// A space record is what the node keeps of each space it belongs to or
-// asked to join, under "ns" ‖ space ID in the store, sealed under the
-// device's local key of the space: the local name and the seed of this
-// device's feed key in the space.
-type spaceRecord struct {
-	Name   string      `json:"name"`
-	Writer []byte      `json:"writer"`         // Ed25519 seed
-	Join   *joinRecord `json:"join,omitempty"` // this device's request to join, if it made one
-	// Leaving: the device left the space and its copy is being deleted;
-	// an open finishes the deletion (leave.go).
-	Leaving bool `json:"leaving,omitempty"`
-	// Password is the space's password when this device set it, kept to
-	// derive the password key's next generation after a removal
-	// (password.go). Only in this sealed local record, never in the feeds.
-	Password string `json:"password,omitempty"`
-}
-
-func recordKey(id auth.SpaceID) []byte { return append([]byte("ns"), id[:]...) }
-
-func recordAD(id auth.SpaceID) []byte {
-	return append([]byte("mycel node space record\x00"), id[:]...)
-}
 
 // openSpace is a space the node has open: the space, its namespace of the
 // store with the feeds in it, and its face to the replicator
@@ -70,12 +44,12 @@ type openSpace struct {
 	feeds   int    // length of sp.Feeds() when last announced to the replicator
 	admits  [2]int // space.Admission when the sessions' proofs were last checked
 
-	eph  *channel      // ephemeral messages (ephemeral.go)
+	eph  *channel      // ephemeral messages (messages.go)
 	join *joining      // this device's own request to join (signin.go)
 	ask  chan struct{} // cap 1: publish the request now
 
 	kick  chan struct{} // cap 1: entries were ingested, refresh the view
-	share sharer        // the refresher's: sharing the newest secret (sharekeys.go)
+	share sharer        // the refresher's: sharing the newest secret (spaces_sharekeys.go)
 }
 
 var _ syncnet.Space = (*openSpace)(nil)
@@ -85,7 +59,7 @@ func (m *openSpace) ID() auth.SpaceID { return m.sp.ID() }
 // Model serves the feeds of the space (space.Space.Feeds) from the space's
 // own namespace: never a feed of another space that shares the store. One
 // Model per session: it also tells a leaving device when the session
-// served its removal (leave.go).
+// served its removal (spaces_leave.go).
 func (m *openSpace) Model() replication.Model {
 	return &sessionModel{Model: syncnet.NewDBModel(m.db, m.sp.Feeds), m: m, own: m.sp.Feed()}
 }
@@ -145,27 +119,6 @@ func overlap(ranges []feed.Range, start, end uint64) int {
 		}
 	}
 	return n
-}
-
-// stats are the node's replication metrics.
-type stats struct {
-	received, receivedBytes, duplicates prometheus.Counter
-	written                             prometheus.Counter
-}
-
-func newStats(reg prometheus.Registerer) (stats, error) {
-	var errs []error
-	c := func(name, help string) prometheus.Counter {
-		x, err := register(reg, prometheus.NewCounter(prometheus.CounterOpts{Namespace: "mycel", Name: name, Help: help}))
-		errs = append(errs, err)
-		return x
-	}
-	return stats{
-		received:      c("sync_entries_received_total", "Feed entries received from peers and stored."),
-		receivedBytes: c("sync_entry_bytes_received_total", "Bytes of the feed entries received from peers and stored."),
-		duplicates:    c("sync_entries_duplicate_total", "Entries received from peers that this node already held."),
-		written:       c("space_ops_written_total", "Ops this node wrote to its own feeds (puts, deletes, membership)."),
-	}, errors.Join(errs...)
 }
 
 func (m *openSpace) ImportEvidence(ev *feed.ForkEvidence) error {
@@ -312,7 +265,7 @@ func (n *Node) loadSpaces() error {
 			db.Close()
 			return fmt.Errorf("node: open space %s: %w", id, err)
 		}
-		m, err := n.addMember(sp, rec.Name, st, db)
+		m, err := n.addOpenSpace(sp, rec.Name, st, db)
 		if err != nil {
 			return err
 		}
@@ -320,58 +273,6 @@ func (n *Node) loadSpaces() error {
 	}
 	return nil
 }
-
-// recordedSpaces lists the spaces whose records the store holds.
-func (n *Node) recordedSpaces() ([]auth.SpaceID, error) {
-	var ids []auth.SpaceID
-	err := n.store.Scan([]byte("ns"), feed.PrefixEnd([]byte("ns")), func(key, _ []byte) error {
-		id, err := auth.SpaceIDFromBytes(key[2:])
-		if err != nil {
-			return fmt.Errorf("node: space record %x: %w", key, err)
-		}
-		ids = append(ids, id)
-		return nil
-	})
-	return ids, err
-}
-
-func (n *Node) readRecord(id auth.SpaceID) (*spaceRecord, error) {
-	sealed, err := n.store.Get(recordKey(id))
-	if err != nil {
-		return nil, err
-	}
-	local := n.device.LocalKey(id)
-	data, err := auth.OpenContent(local, sealed, recordAD(id))
-	if err != nil {
-		return nil, fmt.Errorf("node: space record %s: %w", id, err)
-	}
-	rec := new(spaceRecord)
-	if err := json.Unmarshal(data, rec); err != nil {
-		return nil, fmt.Errorf("node: space record %s: %w", id, err)
-	}
-	if len(rec.Writer) != ed25519.SeedSize {
-		return nil, fmt.Errorf("node: space record %s: writer seed of %d bytes", id, len(rec.Writer))
-	}
-	return rec, nil
-}
-
-func (n *Node) writeRecord(id auth.SpaceID, rec *spaceRecord) error {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	sealed, err := auth.SealContent(n.device.LocalKey(id), data, recordAD(id), rand.Reader)
-	if err != nil {
-		return err
-	}
-	return n.kept.Commit([]feed.Write{{Key: recordKey(id), Value: sealed}})
-}
-
-// spacePrefix is the namespace of a space in the store: "S" ‖ space ID.
-// Everything of the space but its record lives under it — its feeds, its
-// keyring, its view — so that one store holds many spaces apart, and
-// leaving a space deletes one prefix.
-func spacePrefix(id auth.SpaceID) []byte { return append([]byte("S"), id[:]...) }
 
 // spaceConfig opens the namespace of space id and its feeds.
 func (n *Node) spaceConfig(id auth.SpaceID, rec *spaceRecord) (space.Config, feed.Storage, *feed.DB, error) {
@@ -389,10 +290,10 @@ func (n *Node) spaceConfig(id auth.SpaceID, rec *spaceRecord) (space.Config, fee
 	}, st, db, nil
 }
 
-// addMember registers an open space, starts its refresher and serves it if
+// addOpenSpace registers an open space, starts its refresher and serves it if
 // this device holds its keys. n.mu must not be held. Once the node is
 // closing it closes the space and its feeds and returns api.ErrClosed.
-func (n *Node) addMember(sp *space.Space, name string, st feed.Storage, db *feed.DB) (*openSpace, error) {
+func (n *Node) addOpenSpace(sp *space.Space, name string, st feed.Storage, db *feed.DB) (*openSpace, error) {
 	m := &openSpace{n: n, sp: sp, name: name, st: st, db: db, feeds: len(sp.Feeds()),
 		life: newOwner(n.life), kick: make(chan struct{}, 1), ask: make(chan struct{}, 1)}
 	n.mu.Lock()
@@ -460,7 +361,7 @@ func (n *Node) newSpace(ctx context.Context, name string, id *auth.SpaceID) (*op
 		db.Close()
 		return nil, err
 	}
-	return n.addMember(sp, name, st, db)
+	return n.addOpenSpace(sp, name, st, db)
 }
 
 // checkEmpty refuses to start a space whose namespace holds data: left
@@ -511,8 +412,8 @@ func (n *Node) opened(id string) (*openSpace, error) {
 	return nil, fmt.Errorf("%w: %q names %d spaces; give more digits", api.ErrBadRequest, id, len(found))
 }
 
-// members returns the open spaces, sorted by ID.
-func (n *Node) members() []*openSpace {
+// openSpaces returns the open spaces, sorted by ID.
+func (n *Node) openSpaces() []*openSpace {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := make([]*openSpace, 0, len(n.spaces))
@@ -530,7 +431,7 @@ func (n *Node) members() []*openSpace {
 // the views). The replicator must be closed first.
 func (n *Node) closeSpaces() error {
 	var errs []error
-	for _, m := range n.members() {
+	for _, m := range n.openSpaces() {
 		m.life.close()
 		m.life.wait(context.Background())
 		if err := m.sp.Close(); err != nil {

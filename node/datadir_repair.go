@@ -152,7 +152,7 @@ func Repair(ctx context.Context, cfg *Config, log *slog.Logger, settle time.Dura
 // space has a session with a peer that has shown its heads, and nothing
 // is left to fetch.
 func (n *Node) repairProgress() RepairProgress {
-	ms := n.members()
+	ms := n.openSpaces()
 	p := RepairProgress{Spaces: len(ms), Done: len(ms) > 0}
 	sessions := make(map[string]bool)
 	peers := make(map[string]bool)

@@ -36,7 +36,7 @@ func (n *Node) Status() api.Status {
 		Device:  hex.EncodeToString(fp[:16]),
 		DataDir: n.cfg.DataDir,
 		Started: n.started,
-		Spaces:  len(n.members()),
+		Spaces:  len(n.openSpaces()),
 		Peers:   len(n.host.Network().Peers()),
 	}
 	for _, a := range n.Addrs() {
@@ -73,7 +73,7 @@ func checkName(name string) error {
 // Spaces implements api.Backend.
 func (n *Node) Spaces() []api.SpaceInfo {
 	var out []api.SpaceInfo
-	for _, m := range n.members() {
+	for _, m := range n.openSpaces() {
 		out = append(out, m.info())
 	}
 	return out
@@ -355,7 +355,7 @@ func (n *Node) RemoveMember(ctx context.Context, id, feedHex string) error {
 		return spaceError(err)
 	}
 	m.wrote()
-	m.refreshSoon() // the refresher renews the password key (password.go)
+	m.refreshSoon() // the refresher renews the password key (signin_password.go)
 	n.log.Info("space: removed a writer", "space", m.sp.ID(), "feed", target)
 	return nil
 }
@@ -363,7 +363,7 @@ func (n *Node) RemoveMember(ctx context.Context, id, feedHex string) error {
 // Peers implements api.Backend.
 func (n *Node) Peers() []api.Peer {
 	var out []api.Peer
-	members := n.members()
+	members := n.openSpaces()
 	for _, p := range n.host.Network().Peers() {
 		ap := api.Peer{ID: p.String()}
 		for _, m := range members {
