@@ -2,8 +2,8 @@ package syncnet
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"runtime"
@@ -484,11 +484,16 @@ func TestRefresh(t *testing.T) {
 // revocable is a Space whose acceptance of peers can be withdrawn.
 type revocable struct {
 	Space
-	revoked *atomic.Bool
+	revoked  *atomic.Bool
+	verified *atomic.Int64 // Verify calls that passed
 }
 
 func (r revocable) Verify(binding []byte, p replication.Proof) bool {
-	return !r.revoked.Load() && r.Space.Verify(binding, p)
+	ok := !r.revoked.Load() && r.Space.Verify(binding, p)
+	if ok && r.verified != nil {
+		r.verified.Add(1)
+	}
+	return ok
 }
 
 // TestRecheck: once A's space no longer accepts B's proof (B's device was
@@ -497,8 +502,8 @@ func TestRecheck(t *testing.T) {
 	p := newPair(t, 50)
 	p.spA = NewFeedSpace(p.space, p.dbA, []feed.PublicKey{p.kA}, p.capA)
 	p.spB = NewFeedSpace(p.space, p.dbB, []feed.PublicKey{p.kA}, p.capB)
-	revoked := new(atomic.Bool)
-	if err := p.rA.Serve(revocable{p.spA, revoked}); err != nil {
+	revoked, verified := new(atomic.Bool), new(atomic.Int64)
+	if err := p.rA.Serve(revocable{p.spA, revoked, verified}); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.rB.Serve(p.spB); err != nil {
@@ -506,10 +511,21 @@ func TestRecheck(t *testing.T) {
 	}
 	connect(t, p.hb, p.ha)
 	eventually(t, testDeadline, func() error { return sameFeed(p.dbA, p.dbB, p.kA) })
+	// A recheck that still accepts: once A verified B's proof again, the
+	// same session carries A's next entries to B.
+	before := verified.Load()
 	p.rA.Recheck(p.space)
-	time.Sleep(100 * time.Millisecond)
-	if n := p.rA.sessionCount(); n != 1 {
-		t.Fatalf("a recheck that still accepts ended the session: %d sessions", n)
+	eventually(t, testDeadline, func() error {
+		if verified.Load() == before {
+			return errors.New("A has not verified B's proof again")
+		}
+		return nil
+	})
+	appendEntries(t, p.wA, 5, 1024)
+	p.rA.Appended(p.space, p.kA)
+	eventually(t, testDeadline, func() error { return sameFeed(p.dbA, p.dbB, p.kA) })
+	if n := p.rA.sessionCount(); n != 1 || p.logA.count("sync: session") != 0 {
+		t.Fatalf("a recheck that still accepts ended the session: %d sessions; A:\n%s", n, p.logA)
 	}
 	revoked.Store(true)
 	p.rA.Recheck(p.space)
@@ -534,7 +550,7 @@ func TestRecheck(t *testing.T) {
 		}
 		return nil
 	})
-	if f, _ := p.dbB.Feed(p.kA); f.Length() != 50 {
-		t.Fatalf("B holds %d entries after its removal, want the 50 from before", f.Length())
+	if f, _ := p.dbB.Feed(p.kA); f.Length() != 55 {
+		t.Fatalf("B holds %d entries after its removal, want the 55 from before", f.Length())
 	}
 }
