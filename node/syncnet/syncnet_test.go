@@ -2,8 +2,8 @@ package syncnet
 
 import (
 	"context"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
