@@ -2,8 +2,11 @@ package space
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/mycelsync/mycel/auth"
@@ -198,5 +201,46 @@ func TestViewQuietFlushCheckpoints(t *testing.T) {
 	}
 	if vs := fourth.Get("k3"); len(vs) != 1 || string(vs[0].Value) != "123" {
 		t.Fatalf("k3 = %v", vs)
+	}
+}
+
+// TestHashSet: the set of stored registers' key hashes answers for every
+// hash added, before and after its merges, and for none other (but for a
+// shared 8-byte prefix).
+func TestHashSet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	hash := func() []byte { return binary.BigEndian.AppendUint64(nil, rng.Uint64()) }
+	h := &hashSet{}
+	for range 1000 {
+		h.sorted = append(h.sorted, binary.BigEndian.Uint64(hash()))
+	}
+	slices.Sort(h.sorted)
+	in := [][]byte{}
+	for _, x := range h.sorted {
+		in = append(in, binary.BigEndian.AppendUint64(nil, x))
+	}
+	for i := range 20_000 {
+		x := hash()
+		h.add(x)
+		in = append(in, x)
+		if i%7 == 0 {
+			h.add(in[rng.IntN(len(in))]) // again
+		}
+		if i%1000 == 0 {
+			for _, x := range in {
+				if !h.has(x) {
+					t.Fatalf("after %d adds: %x missing", i+1, x)
+				}
+			}
+			for range 1000 {
+				if x := hash(); h.has(x) {
+					t.Fatalf("%x never added is there", x)
+				}
+			}
+		}
+	}
+	h.merge()
+	if len(h.sorted) != len(in) || !slices.IsSorted(h.sorted) {
+		t.Fatalf("%d prefixes after the merge, want %d, sorted", len(h.sorted), len(in))
 	}
 }

@@ -78,10 +78,11 @@ type kvStore struct {
 	regsBytes  int
 	pending    map[string][]pendOp // tail ops on registers not read since open
 	sorted     []string            // names, once loaded
-	// stored holds the key hashes of every register in storage, once
-	// loaded (a key-only scan), so that a key never written costs no
-	// storage lookup. nil until the first write of a register needs it.
-	stored map[[16]byte]struct{}
+	// stored holds the first 8 bytes of the key hash of every register
+	// in storage, once loaded (a key-only scan), so that a key never
+	// written costs no storage lookup (a prefix shared by chance costs one
+	// lookup). nil until the first write of a register needs it.
+	stored *hashSet
 
 	rebuilt  bool      // the registers were recomputed on open
 	err      error     // first error; reported by flush
@@ -671,10 +672,8 @@ func (s *kvStore) register(key string) *register {
 }
 
 func (s *kvStore) loadRegister(key string) *register {
-	if s.stored != nil {
-		if _, ok := s.stored[[16]byte(s.keyHash(key))]; !ok {
-			return nil
-		}
+	if s.stored != nil && !s.stored.has(s.keyHash(key)) {
+		return nil
 	}
 	plain, err := s.get(s.recKey('r', s.keyHash(key)))
 	if errors.Is(err, feed.ErrNotFound) {
@@ -747,17 +746,65 @@ func (s *kvStore) setDirty(key string, reg *register) {
 
 // loadStored fills s.stored from the register records' keys.
 func (s *kvStore) loadStored() {
-	s.stored = map[[16]byte]struct{}{}
+	s.stored = &hashSet{}
 	start := s.recKey('r')
 	err := s.st.Scan(start, feed.PrefixEnd(start), func(k, _ []byte) error {
 		if len(k) == len(start)+16 {
-			s.stored[[16]byte(k[len(start):])] = struct{}{}
+			s.stored.sorted = append(s.stored.sorted, binary.BigEndian.Uint64(k[len(start):]))
 		}
 		return nil
 	})
 	if err != nil {
 		s.fail(fmt.Errorf("space: read register keys: %w", err))
 	}
+	slices.Sort(s.stored.sorted) // in key order already: cheap
+}
+
+// hashSet is a set of 8-byte prefixes of key hashes: 8 bytes a key in a
+// sorted slice, and the ones added since in a map, merged into the slice
+// when it grows.
+type hashSet struct {
+	sorted []uint64
+	added  map[uint64]struct{}
+}
+
+func (h *hashSet) has(hash []byte) bool {
+	x := binary.BigEndian.Uint64(hash)
+	if _, ok := h.added[x]; ok {
+		return true
+	}
+	_, ok := slices.BinarySearch(h.sorted, x)
+	return ok
+}
+
+func (h *hashSet) add(hash []byte) {
+	x := binary.BigEndian.Uint64(hash)
+	if h.added == nil {
+		h.added = map[uint64]struct{}{}
+	}
+	h.added[x] = struct{}{}
+	if len(h.added) >= max(4096, len(h.sorted)/8) {
+		h.merge()
+	}
+}
+
+// merge moves the added prefixes into the sorted slice.
+func (h *hashSet) merge() {
+	add := slices.Sorted(maps.Keys(h.added))
+	out := make([]uint64, 0, len(h.sorted)+len(add))
+	i := 0
+	for _, x := range add {
+		for i < len(h.sorted) && h.sorted[i] < x {
+			out = append(out, h.sorted[i])
+			i++
+		}
+		if i < len(h.sorted) && h.sorted[i] == x {
+			continue
+		}
+		out = append(out, x)
+	}
+	h.sorted = append(out, h.sorted[i:]...)
+	clear(h.added)
 }
 
 func (s *kvStore) putRegister(key string, reg *register) {
@@ -793,6 +840,19 @@ func (s *kvStore) encodeRegister(key string, reg *register, seq uint64) []byte {
 		b = append(b, x.op.Value...)
 	}
 	return b
+}
+
+// registerName reads only the name of an encoded register.
+func registerName(b []byte) (string, error) {
+	_, b, err := uvarint(b)
+	if err != nil {
+		return "", errors.New("bad seq")
+	}
+	n, b, err := uvarint(b)
+	if err != nil || n > uint64(len(b)) {
+		return "", errors.New("bad name")
+	}
+	return string(b[:n]), nil
 }
 
 func (s *kvStore) decodeRegister(b []byte) (string, *register, error) {
@@ -837,30 +897,33 @@ func (s *kvStore) names() []string {
 	if s.sorted != nil {
 		return s.sorted
 	}
+	// A slice, sorted then compacted: a set of every name would take
+	// about twice its memory while it is built.
 	start := s.recKey('r')
-	set := map[string]bool{}
+	var names []string
 	err := s.st.Scan(start, feed.PrefixEnd(start), func(k, sealed []byte) error {
 		plain, err := s.open(k, sealed)
 		if err != nil {
 			return err
 		}
-		name, _, err := s.decodeRegister(plain)
+		name, err := registerName(plain)
 		if err != nil {
 			return err
 		}
-		set[name] = true
+		names = append(names, name)
 		return nil
 	})
 	if err != nil {
 		s.fail(fmt.Errorf("space: read names: %w", err))
 	}
 	for n := range s.pending {
-		set[n] = true
+		names = append(names, n)
 	}
 	for n := range s.dirty {
-		set[n] = true
+		names = append(names, n)
 	}
-	s.sorted = slices.Sorted(maps.Keys(set))
+	slices.Sort(names)
+	s.sorted = slices.Clip(slices.Compact(names))
 	return s.sorted
 }
 
@@ -1004,7 +1067,7 @@ func (s *kvStore) checkpoint() error {
 		w := s.seal(s.recKey('r', h), s.encodeRegister(key, reg, s.seq))
 		batch = append(batch, w)
 		size += len(w.Key) + len(w.Value)
-		s.stored[[16]byte(h)] = struct{}{}
+		s.stored.add(h)
 		if size >= s.lim.commitBytes/2 || len(batch) == s.lim.commitWrites {
 			if err := s.st.Commit(batch); err != nil {
 				return err
