@@ -923,7 +923,8 @@ func (s *kvStore) names() []string {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	s.sorted = slices.Clip(slices.Compact(names))
+	// A copy of the exact size: the slice appended to may be twice that.
+	s.sorted = slices.Clone(slices.Compact(names))
 	return s.sorted
 }
 
