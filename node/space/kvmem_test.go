@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
@@ -242,5 +243,54 @@ func TestHashSet(t *testing.T) {
 	h.merge()
 	if len(h.sorted) != len(in) || !slices.IsSorted(h.sorted) {
 		t.Fatalf("%d prefixes after the merge, want %d, sorted", len(h.sorted), len(in))
+	}
+}
+
+// TestViewCachedRegisterKeepsFinal: a used invite record stays a version
+// when a later op on its key follows it (final), also when its register
+// was written at a checkpoint and is read back from the cache: the copy
+// kept in memory keeps the op's key, which final reads (it was dropped).
+func TestViewCachedRegisterKeepsFinal(t *testing.T) {
+	origin := feed.PublicKey{1}
+	invite := func(used bool) []byte {
+		rec := auth.InviteRecord{ID: auth.InviteID{7}, Expires: time.Unix(2_000_000_000, 0)}
+		if used {
+			if err := rec.MarkUsed([32]byte{3}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := rec.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(binary.AppendUvarint(nil, uint64(len(b))), b...)
+	}
+	key := invitePrefix + auth.InviteID{7}.String()
+	ops := []genOp{
+		{origin, 0, &Op{Kind: OpAddWriter, Target: origin, HLC: 1}},
+		{origin, 1, &Op{Kind: OpPut, Key: key, Value: invite(true), HLC: 2}},
+		{origin, 2, &Op{Kind: OpPut, Key: key, Value: invite(false), HLC: 3}},
+	}
+	v, _ := OpenView(origin, memstore.New(), [auth.KeySize]byte{9}, nil)
+	for _, g := range ops[:2] {
+		v.Apply(g.feed, g.index, g.op)
+	}
+	if err := v.Flush(); err != nil { // a checkpoint: a membership op
+		t.Fatal(err)
+	}
+	kv := v.st.(*kvStore)
+	if _, ok := kv.regs[key]; !ok || kv.ckpt != 2 {
+		t.Fatalf("register not cached after the checkpoint (checkpoint %d)", kv.ckpt)
+	}
+	v.Apply(ops[2].feed, ops[2].index, ops[2].op)
+	if got := v.Get(key); len(got) != 2 {
+		t.Fatalf("%d versions of the invite, want 2 (the used record is final)", len(got))
+	}
+	mem := NewView(origin)
+	for _, g := range ops {
+		mem.Apply(g.feed, g.index, g.op)
+	}
+	if v.Digest() != mem.Digest() {
+		t.Fatalf("view differs from the same in memory (%d versions there)", len(mem.Get(key)))
 	}
 }
