@@ -33,10 +33,18 @@ import (
 // Applying an op appends it to the page being filled; a flush seals the
 // pages and commits them with meta. Registers change in memory and are
 // written at a checkpoint, once for all the ops on the key since the last
-// one: when the log has grown by checkpointOps since, or too many
-// registers wait, or a membership op was applied. Reopening reads only the
-// log's tail, the ops after the checkpoint, and applies them to each
-// register when it is first read. FORMAT.md has the byte layout.
+// one: when the log has grown by checkpointOps since, or the registers
+// waiting are too many or too large, or a membership op was applied, or a
+// flush finds nothing new to write (the view is quiet: a Close, or a
+// Refresh that applied nothing), so that the next open has no tail to
+// hold. Reopening reads only the log's tail, the ops after the checkpoint,
+// and applies them to each register when it is first read. FORMAT.md has
+// the byte layout.
+//
+// Memory: the registers in memory (dirty ones, and clean ones cached) keep
+// what Get and the view's rules need of each version, not its causal
+// context (the log has it, for recomputing), and both sets are bounded by
+// count and by an estimate of their bytes (kvLimits).
 type kvStore struct {
 	st      feed.Storage
 	key     [auth.KeySize]byte
@@ -63,21 +71,67 @@ type kvStore struct {
 	bufBytes  int          // bytes in page and writes
 	recent    []*opRec     // ops not yet flushed
 
-	// Registers.
-	dirty   map[string]*register // changed since the checkpoint
-	regs    map[string]*register // clean, cached
-	pending map[string][]pendOp  // tail ops on registers not read since open
-	sorted  []string             // names, once loaded
-	// stored holds the key hashes of every register in storage, once
-	// loaded (a key-only scan), so that a key never written costs no
-	// storage lookup. nil until the first write of a register needs it.
-	stored map[[16]byte]struct{}
+	// Registers, with their estimated sizes (regSize) and the sums.
+	dirty      map[string]memReg // changed since the checkpoint
+	regs       map[string]memReg // clean, cached
+	dirtyBytes int
+	regsBytes  int
+	pending    map[string][]pendOp // tail ops on registers not read since open
+	sorted     []string            // names, once loaded
+	// stored holds the first 8 bytes of the key hash of every register
+	// in storage, once loaded (a key-only scan), so that a key never
+	// written costs no storage lookup (a prefix shared by chance costs one
+	// lookup). nil until the first write of a register needs it.
+	stored *hashSet
 
 	rebuilt  bool      // the registers were recomputed on open
 	err      error     // first error a read met (failed); flush refuses after it
 	mac      hash.Hash // HMAC of key names, reused
 	lastKey  string    // memo of the last name hashed
 	lastHash []byte
+}
+
+// memReg is a register kept in memory, with its size when it was put there
+// (a register is changed in place before it is put again).
+type memReg struct {
+	reg  *register
+	size int
+}
+
+// The estimated heap bytes of a register in memory besides its names and
+// values: the map entry, the register and its slice; and per version, its
+// opRec and Op.
+const (
+	regOverhead     = 128
+	versionOverhead = 320
+)
+
+func regSize(key string, reg *register) int {
+	n := regOverhead + len(key)
+	for _, x := range reg.versions {
+		n += versionOverhead + len(x.op.Value)
+	}
+	return n
+}
+
+// lean replaces the versions of reg that carry a causal context or more of
+// their op than a register needs by copies without: a register in memory
+// keeps, of each version, its ID, clock, kind, key and value (what Get,
+// the digest, final and the view's rules on later ops read). The op log
+// keeps the causal contexts.
+func lean(reg *register) {
+	for i, x := range reg.versions {
+		op := x.op
+		heavy := len(op.Seen) > 0 || op.Name != "" || op.DevicePublic != nil ||
+			op.SealedKeyring != nil || op.Rotation != nil || op.Target != (feed.PublicKey{})
+		if x.clock == nil && !heavy {
+			continue
+		}
+		if heavy {
+			op = &Op{Kind: op.Kind, Key: op.Key, HLC: op.HLC, Value: op.Value}
+		}
+		reg.versions[i] = &opRec{id: x.id, hlc: x.hlc, op: op, count: x.count}
+	}
 }
 
 // pendOp is an op of the log's tail, read on open, waiting to be applied
@@ -105,9 +159,11 @@ type kvLimits struct {
 	checkpointOps   uint64
 	checkpointBytes int
 	dirtyMax        int
-	// regCacheMax bounds the clean registers kept decoded in memory;
-	// past it a quarter is evicted.
-	regCacheMax int
+	dirtyBytes      int // estimated (regSize), like regCacheBytes
+	// regCacheMax and regCacheBytes bound the clean registers kept
+	// decoded in memory; past either, a quarter is evicted.
+	regCacheMax   int
+	regCacheBytes int
 }
 
 var defaultKVLimits = kvLimits{
@@ -118,7 +174,9 @@ var defaultKVLimits = kvLimits{
 	checkpointOps:   256 << 10,
 	checkpointBytes: 64 << 20,
 	dirtyMax:        128 << 10,
+	dirtyBytes:      64 << 20,
 	regCacheMax:     1 << 16,
+	regCacheBytes:   32 << 20,
 }
 
 func newKVStore(st feed.Storage, space auth.SpaceID, key [auth.KeySize]byte, rand io.Reader) *kvStore {
@@ -128,8 +186,8 @@ func newKVStore(st feed.Storage, space auth.SpaceID, key [auth.KeySize]byte, ran
 		prefix:  StorePrefixes(space)[1],
 		rand:    rand,
 		feedNo:  map[feed.PublicKey]uint32{},
-		dirty:   map[string]*register{},
-		regs:    map[string]*register{},
+		dirty:   map[string]memReg{},
+		regs:    map[string]memReg{},
 		pending: map[string][]pendOp{},
 		counts:  func(OpID, Clock) bool { return true },
 		lim:     defaultKVLimits,
@@ -607,11 +665,11 @@ func (s *kvStore) histories(keys []string, fn func(key string, hist []*opRec)) e
 // registers
 
 func (s *kvStore) register(key string) (*register, error) {
-	if reg, ok := s.dirty[key]; ok {
-		return reg, nil
+	if m, ok := s.dirty[key]; ok {
+		return m.reg, nil
 	}
-	if reg, ok := s.regs[key]; ok {
-		return reg, nil
+	if m, ok := s.regs[key]; ok {
+		return m.reg, nil
 	}
 	reg, err := s.loadRegister(key)
 	if err != nil {
@@ -626,7 +684,7 @@ func (s *kvStore) register(key string) (*register, error) {
 		if len(reg.versions) == 0 && reg.seq == 0 {
 			return nil, nil // no op on the key counted
 		}
-		s.dirty[key] = reg
+		s.setDirty(key, reg)
 		return reg, nil
 	}
 	if reg != nil {
@@ -636,10 +694,8 @@ func (s *kvStore) register(key string) (*register, error) {
 }
 
 func (s *kvStore) loadRegister(key string) (*register, error) {
-	if s.stored != nil {
-		if _, ok := s.stored[[16]byte(s.keyHash(key))]; !ok {
-			return nil, nil
-		}
+	if s.stored != nil && !s.stored.has(s.keyHash(key)) {
+		return nil, nil
 	}
 	plain, err := s.get(s.recKey('r', s.keyHash(key)))
 	if errors.Is(err, feed.ErrNotFound) {
@@ -678,35 +734,99 @@ func (s *kvStore) replay(key string, reg *register, tail []pendOp) {
 }
 
 // cache keeps a clean decoded register, evicting about a quarter of the
-// cache (in map order, which is arbitrary) when it is full.
+// cache (in map order, which is arbitrary) when it is full by count or by
+// bytes. A register larger than a quarter of the bytes is not kept.
 func (s *kvStore) cache(key string, reg *register) {
-	if len(s.regs) >= s.lim.regCacheMax {
-		n := s.lim.regCacheMax / 4
-		for k := range s.regs {
-			delete(s.regs, k)
-			if n--; n == 0 {
+	size := regSize(key, reg)
+	if size > s.lim.regCacheBytes/4 {
+		return
+	}
+	if len(s.regs) >= s.lim.regCacheMax || s.regsBytes+size > s.lim.regCacheBytes {
+		n, b := s.lim.regCacheMax*3/4, s.lim.regCacheBytes*3/4
+		for k, m := range s.regs {
+			if len(s.regs) <= n && s.regsBytes <= b {
 				break
 			}
+			delete(s.regs, k)
+			s.regsBytes -= m.size
 		}
 	}
-	s.regs[key] = reg
+	s.regs[key] = memReg{reg, size}
+	s.regsBytes += size
+}
+
+// setDirty puts reg among the dirty registers, without its versions'
+// causal contexts (lean), and counts its size.
+func (s *kvStore) setDirty(key string, reg *register) {
+	lean(reg)
+	size := regSize(key, reg)
+	s.dirtyBytes += size - s.dirty[key].size
+	s.dirty[key] = memReg{reg, size}
 }
 
 // loadStored fills s.stored from the register records' keys.
 func (s *kvStore) loadStored() error {
-	stored := map[[16]byte]struct{}{}
+	stored := &hashSet{}
 	start := s.recKey('r')
 	err := s.st.Scan(start, feed.PrefixEnd(start), func(k, _ []byte) error {
 		if len(k) == len(start)+16 {
-			stored[[16]byte(k[len(start):])] = struct{}{}
+			stored.sorted = append(stored.sorted, binary.BigEndian.Uint64(k[len(start):]))
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("space: read register keys: %w", err)
 	}
+	slices.Sort(stored.sorted) // in key order already: cheap
 	s.stored = stored
 	return nil
+}
+
+// hashSet is a set of 8-byte prefixes of key hashes: 8 bytes a key in a
+// sorted slice, and the ones added since in a map, merged into the slice
+// when it grows.
+type hashSet struct {
+	sorted []uint64
+	added  map[uint64]struct{}
+}
+
+func (h *hashSet) has(hash []byte) bool {
+	x := binary.BigEndian.Uint64(hash)
+	if _, ok := h.added[x]; ok {
+		return true
+	}
+	_, ok := slices.BinarySearch(h.sorted, x)
+	return ok
+}
+
+func (h *hashSet) add(hash []byte) {
+	x := binary.BigEndian.Uint64(hash)
+	if h.added == nil {
+		h.added = map[uint64]struct{}{}
+	}
+	h.added[x] = struct{}{}
+	if len(h.added) >= max(4096, len(h.sorted)/8) {
+		h.merge()
+	}
+}
+
+// merge moves the added prefixes into the sorted slice.
+func (h *hashSet) merge() {
+	add := slices.Sorted(maps.Keys(h.added))
+	out := make([]uint64, 0, len(h.sorted)+len(add))
+	i := 0
+	for _, x := range add {
+		for i < len(h.sorted) && h.sorted[i] < x {
+			out = append(out, h.sorted[i])
+			i++
+		}
+		if i < len(h.sorted) && h.sorted[i] == x {
+			continue
+		}
+		out = append(out, x)
+	}
+	h.sorted = append(out, h.sorted[i:]...)
+	clear(h.added)
 }
 
 func (s *kvStore) putRegister(key string, reg *register) error {
@@ -721,10 +841,13 @@ func (s *kvStore) putRegister(key string, reg *register) error {
 				s.sorted = slices.Insert(s.sorted, i, key)
 			}
 		}
-		delete(s.regs, key)
+		if m, ok := s.regs[key]; ok {
+			delete(s.regs, key)
+			s.regsBytes -= m.size
+		}
 		delete(s.pending, key) // reg reflects every op so far
 	}
-	s.dirty[key] = reg
+	s.setDirty(key, reg)
 	return nil
 }
 
@@ -742,6 +865,19 @@ func (s *kvStore) encodeRegister(key string, reg *register, seq uint64) []byte {
 		b = append(b, x.op.Value...)
 	}
 	return b
+}
+
+// registerName reads only the name of an encoded register.
+func registerName(b []byte) (string, error) {
+	_, b, err := uvarint(b)
+	if err != nil {
+		return "", errors.New("bad seq")
+	}
+	n, b, err := uvarint(b)
+	if err != nil || n > uint64(len(b)) {
+		return "", errors.New("bad name")
+	}
+	return string(b[:n]), nil
 }
 
 func (s *kvStore) decodeRegister(b []byte) (string, *register, error) {
@@ -786,30 +922,34 @@ func (s *kvStore) names() []string {
 	if s.sorted != nil {
 		return s.sorted
 	}
+	// A slice, sorted then compacted: a set of every name would take
+	// about twice its memory while it is built.
 	start := s.recKey('r')
-	set := map[string]bool{}
+	var names []string
 	err := s.st.Scan(start, feed.PrefixEnd(start), func(k, sealed []byte) error {
 		plain, err := s.open(k, sealed)
 		if err != nil {
 			return err
 		}
-		name, _, err := s.decodeRegister(plain)
+		name, err := registerName(plain)
 		if err != nil {
 			return err
 		}
-		set[name] = true
+		names = append(names, name)
 		return nil
 	})
 	if err != nil {
 		s.fail(fmt.Errorf("space: read names: %w", err))
 	}
 	for n := range s.pending {
-		set[n] = true
+		names = append(names, n)
 	}
 	for n := range s.dirty {
-		set[n] = true
+		names = append(names, n)
 	}
-	s.sorted = slices.Sorted(maps.Keys(set))
+	slices.Sort(names)
+	// A copy of the exact size: the slice appended to may be twice that.
+	s.sorted = slices.Clone(slices.Compact(names))
 	return s.sorted
 }
 
@@ -853,22 +993,30 @@ func (s *kvStore) openLog() (member bool, err error) {
 // flushing
 
 func (s *kvStore) needsFlush() bool {
-	return s.bufBytes >= s.lim.flushBytes || len(s.dirty) >= s.lim.dirtyMax
+	return s.bufBytes >= s.lim.flushBytes || s.dirtyFull()
+}
+
+func (s *kvStore) dirtyFull() bool {
+	return len(s.dirty) >= s.lim.dirtyMax || s.dirtyBytes >= s.lim.dirtyBytes
 }
 
 func (s *kvStore) needsCheckpoint() bool {
-	return s.member || len(s.dirty) >= s.lim.dirtyMax || s.seq-s.ckpt >= s.lim.checkpointOps ||
+	return s.member || s.dirtyFull() || s.seq-s.ckpt >= s.lim.checkpointOps ||
 		s.tailBytes >= s.lim.checkpointBytes
 }
 
 // flush commits the log buffered since the last flush, then meta. When the
 // writes exceed one commit, the pages go first, in as many commits as
 // needed: until meta says the log is longer they are ignored (and deleted
-// on open). Then, when one is due, it makes a checkpoint.
+// on open). Then, when one is due, it makes a checkpoint: a flush that has
+// nothing new to write makes one whenever the log has a tail.
 func (s *kvStore) flush(meta func() []byte) error {
 	if s.err != nil {
 		return s.err
 	}
+	// Nothing logged since the last flush (meta may still have changed:
+	// an invalid op is not logged).
+	quiet := s.seq == s.flushed && len(s.writes) == 0 && s.pageN == 0
 	if err := s.endPage(); err != nil {
 		return err
 	}
@@ -881,7 +1029,7 @@ func (s *kvStore) flush(meta func() []byte) error {
 	}
 	s.writes, s.bufBytes = nil, 0
 	s.recent = nil
-	if !s.needsCheckpoint() {
+	if !(quiet && s.ckpt < seq) && !s.needsCheckpoint() {
 		return nil
 	}
 	if err := s.checkpoint(); err != nil {
@@ -943,7 +1091,7 @@ func (s *kvStore) checkpoint() error {
 	var batch []feed.Write
 	size := 0
 	for _, key := range slices.Sorted(maps.Keys(s.dirty)) {
-		reg := s.dirty[key]
+		reg := s.dirty[key].reg
 		h := s.keyHash(key)
 		w, err := s.seal(s.recKey('r', h), s.encodeRegister(key, reg, s.seq))
 		if err != nil {
@@ -951,7 +1099,7 @@ func (s *kvStore) checkpoint() error {
 		}
 		batch = append(batch, w)
 		size += len(w.Key) + len(w.Value)
-		s.stored[[16]byte(h)] = struct{}{}
+		s.stored.add(h)
 		if size >= s.lim.commitBytes/2 || len(batch) == s.lim.commitWrites {
 			if err := s.st.Commit(batch); err != nil {
 				return err
@@ -964,19 +1112,13 @@ func (s *kvStore) checkpoint() error {
 			return err
 		}
 	}
-	// The registers are clean now; they keep what Get needs, not the
-	// causal contexts.
-	for key, reg := range s.dirty {
-		reg.seq = s.seq
-		for i, x := range reg.versions {
-			if x.clock != nil {
-				reg.versions[i] = &opRec{id: x.id, hlc: x.hlc, count: true,
-					op: &Op{Kind: x.op.Kind, HLC: x.hlc, Value: x.op.Value}}
-			}
-		}
-		s.cache(key, reg)
+	// The registers are clean now (and lean since setDirty).
+	for key, m := range s.dirty {
+		m.reg.seq = s.seq
+		s.cache(key, m.reg)
 	}
 	clear(s.dirty)
+	s.dirtyBytes = 0
 	return nil
 }
 
