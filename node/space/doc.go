@@ -37,7 +37,8 @@
 // holds a key, the feeds add-writer headers name. An add that does not
 // count names no feed of the space.
 //
-// The view is kept in the device's storage (kvstore.go), sealed under the
+// The view is kept in the device's storage (kvstore.go, kvlog.go,
+// kvregisters.go, kvcheckpoint.go), sealed under the
 // device's local key of the space (auth.DeviceKey.LocalKey): an append-only
 // log of the applied ops, many to a sealed page, and a snapshot of each
 // key's register written at checkpoints. Reopening a space reads the log's
