@@ -404,12 +404,13 @@ func TestCLIPeersAndSync(t *testing.T) {
 		t.Errorf("sync --json: %+v", prog)
 	}
 	// Catching up while sync --wait polls.
+	polls := e.fake.Calls("Progress")
 	done := make(chan string, 1)
 	go func() {
 		out, stderr, code := e.run(t, "", "sync", "--wait", "--interval", "20ms", "--timeout", "20s")
 		done <- fmt.Sprintf("%d\n%s\n%s", code, out, stderr)
 	}()
-	time.Sleep(100 * time.Millisecond)
+	waitUntil(t, func() bool { return e.fake.Calls("Progress") > polls }) // it polled, and shows the catch-up
 	e.fake.SetProgress([]api.Progress{
 		{Space: e.space, Peer: "12D3KooWpeerA", Feed: apitest.HexID(1), Have: 40, Want: 40, BytesIn: 40960},
 		{Space: e.space, Peer: "12D3KooWpeerA", Feed: apitest.HexID(2), Have: 5, Want: 5, BytesIn: 500},

@@ -97,7 +97,8 @@ func joinAsync(t *testing.T, e *cliEnv, answer func(api.JoinState), args ...stri
 			}
 			return len(js) > before && st.Space != ""
 		})
-		time.Sleep(50 * time.Millisecond) // a poll or two sees it waiting
+		polls := e.fake.Calls("Space")
+		waitUntil(t, func() bool { return e.fake.Calls("Space") >= polls+2 }) // a poll or two sees it waiting
 		answer(st)
 	}
 	select {

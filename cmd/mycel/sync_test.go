@@ -39,12 +39,13 @@ func TestCLISyncWaitStaticPeers(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "timed out") || !strings.Contains(stderr, "1 starting") || strings.Contains(stderr, "nothing to sync") {
 		t.Fatalf("sync --wait before the static peer connected: exit %d\n%s", code, stderr)
 	}
+	polls := e.fake.Calls("Progress")
 	done := make(chan string, 1)
 	go func() {
 		_, stderr, code := e.run(t, "", "sync", "--wait", "--interval", "20ms", "--timeout", "20s")
 		done <- fmt.Sprintf("%d\n%s", code, stderr)
 	}()
-	time.Sleep(100 * time.Millisecond)
+	waitUntil(t, func() bool { return e.fake.Calls("Progress") > polls }) // it polled before the peer came
 	e.fake.SetPeers([]api.Peer{{ID: "12D3KooWstatic", Spaces: []string{e.space}}})
 	e.fake.SetProgress([]api.Progress{{Space: e.space, Peer: "12D3KooWstatic", Feed: apitest.HexID(1), Have: 3, Want: 3}})
 	if got := <-done; !strings.HasPrefix(got, "0\n") || !strings.Contains(got, "3/3 entries") {

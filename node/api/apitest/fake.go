@@ -76,6 +76,19 @@ func (f *Fake) Writes() []string {
 	return out
 }
 
+// Calls counts the calls of one method.
+func (f *Fake) Calls(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if c == method {
+			n++
+		}
+	}
+	return n
+}
+
 func (f *Fake) CallCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
