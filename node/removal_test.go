@@ -109,7 +109,20 @@ func TestNodesRemoval(t *testing.T) {
 		}
 		return has(a, "b-after", "2")
 	})
-	time.Sleep(2 * time.Second) // time for anything C could still push or fetch
+	// C, holding its late write, opens a session with A once more and is
+	// refused like before: A cannot have taken anything C wrote after its
+	// removal, and B could only get it from A or through a session whose
+	// proof, of the epoch before the rotation, it refuses too.
+	before = strings.Count(logA.String(), "capability proof rejected")
+	if err := c.repl.Sync(ctx, a.host.ID(), mc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if strings.Count(logA.String(), "capability proof rejected") <= before {
+			return fmt.Errorf("A did not refuse C's session after its write:\n%s", logA)
+		}
+		return nil
+	})
 	for name, n := range map[string]*Node{"A": a, "B": b} {
 		if e, _ := n.Get(id, "c-after"); len(e.Versions) != 0 {
 			t.Errorf("%s shows C's write after its removal: %+v", name, e)
