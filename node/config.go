@@ -4,15 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/internal/listencheck"
 )
 
 // Config is the daemon's settings. Each has a default; the config file
@@ -215,19 +214,8 @@ func (c *Config) merge(o *Config) {
 // checkLoopback refuses an API address that is not on loopback: the API
 // must not be reachable from other machines.
 func checkLoopback(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("node: API address %q: %w (want host:port, e.g. %s)", addr, err, DefaultAPI)
-	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("node: API address %q: bad port", addr)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("node: API address %q is not a loopback address (127.0.0.1, ::1 or localhost)", addr)
+	if err := listencheck.Loopback(addr, DefaultAPI); err != nil {
+		return fmt.Errorf("node: API address %w", err)
 	}
 	return nil
 }
@@ -244,56 +232,14 @@ func list(s string) []string {
 
 // ErrAddrInUse is what New returns when a listen address's port is
 // taken by another process.
-var ErrAddrInUse = errors.New("address already in use")
+var ErrAddrInUse = listencheck.ErrAddrInUse
 
-// checkPortsFree binds each TCP and UDP port of listen for a moment, the
-// plain way, and fails if another process holds one. libp2p binds its TCP
-// ports with SO_REUSEPORT (for hole punching), so a second daemon on the
-// same port would start and share it with the first, each getting some of
-// the connections; a plain bind without SO_REUSEPORT is refused while any
-// socket holds the port. Port 0 and addresses that do not parse are left
-// to libp2p; so are errors other than "in use" (no IPv6, say), for which
-// libp2p listens on the others.
+// checkPortsFree fails, naming the flag and the variable to change, when
+// another process holds a port of listen (listencheck.PortsFree).
 func checkPortsFree(listen []string) error {
-	seen := map[string]bool{}
-	for _, s := range listen {
-		network, addr, ok := bindAddr(s)
-		if !ok || seen[network+" "+addr] {
-			continue
-		}
-		seen[network+" "+addr] = true
-		var err error
-		if network == "tcp" {
-			var ln net.Listener
-			if ln, err = net.Listen("tcp", addr); err == nil {
-				ln.Close()
-			}
-		} else {
-			var pc net.PacketConn
-			if pc, err = net.ListenPacket("udp", addr); err == nil {
-				pc.Close()
-			}
-		}
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("node: listen on %s: %w: another process (another mycel daemon?) holds %s port %s; stop it, or choose other addresses with --listen (MYCEL_LISTEN)",
-				s, ErrAddrInUse, strings.ToUpper(network), addr[strings.LastIndex(addr, ":")+1:])
-		}
+	var inUse *listencheck.InUse
+	if err := listencheck.PortsFree(listen); errors.As(err, &inUse) {
+		return fmt.Errorf("node: %w (another mycel daemon?); stop it, or choose other addresses with --listen (MYCEL_LISTEN)", err)
 	}
 	return nil
-}
-
-// bindAddr returns the socket a listen multiaddr binds: "tcp" or "udp"
-// and host:port, from its leading /ip4|ip6/<ip>/tcp|udp/<port>.
-func bindAddr(s string) (network, addr string, ok bool) {
-	f := strings.Split(strings.TrimPrefix(s, "/"), "/")
-	if len(f) < 4 || (f[0] != "ip4" && f[0] != "ip6") || (f[2] != "tcp" && f[2] != "udp") || f[3] == "0" {
-		return "", "", false
-	}
-	if net.ParseIP(f[1]) == nil {
-		return "", "", false
-	}
-	if _, err := strconv.ParseUint(f[3], 10, 16); err != nil {
-		return "", "", false
-	}
-	return f[2], net.JoinHostPort(f[1], f[3]), true
 }
