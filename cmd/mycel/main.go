@@ -80,8 +80,8 @@ feeds while holding no key that lets it read them, and a browser tab can be
 a node too. mycel daemon runs this device's node; the other commands talk
 to it through its local HTTP API (address in api.addr and token in
 api.token, in the data directory; --data or MYCEL_HOME chooses it, --api
-overrides the address, --json prints JSON). The relay and the web UI
-arrive in later versions.
+overrides the address, --json prints JSON); mycel ui prints a login link
+to the daemon's web UI. The relay arrives in a later version.
 
 Exit status: 0 on success, 1 when a command fails, 2 on a usage error
 (unknown command, flag or argument), 3 when the command needs a running
