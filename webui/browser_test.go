@@ -68,7 +68,13 @@ type daemon struct {
 
 func startDaemon(t *testing.T, name string, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, dir: t.TempDir(), stderr: &syncBuffer{}}
+	return startDaemonIn(t, t.TempDir(), name, extra...)
+}
+
+// startDaemonIn starts a daemon on the data directory dir.
+func startDaemonIn(t *testing.T, dir, name string, extra ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, dir: dir, stderr: &syncBuffer{}}
 	args := append([]string{"daemon", "--data", d.dir, "--mdns=false", "--name", name,
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--log-level", "debug"}, extra...)
 	d.cmd = exec.Command(mycelBin, args...)
@@ -156,6 +162,19 @@ func (d *daemon) call(method, path string, body, out any) int {
 		}
 	}
 	return resp.StatusCode
+}
+
+// stop stops the daemon with SIGTERM and waits for it.
+func (d *daemon) stop() {
+	d.t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		d.t.Fatalf("daemon did not stop; stderr:\n%s", d.stderr)
+	}
 }
 
 // uiLink is a new login link, as `mycel ui` prints it.
@@ -431,6 +450,33 @@ func TestBrowserInviteApproveEdit(t *testing.T) {
 	}
 	slices.Sort(lat)
 	t.Logf("write on B to A's page showing it: p50 %s, max %s over %d writes", lat[len(lat)/2], lat[len(lat)-1], writes)
+
+	// Both write one key while apart: the page shows both siblings. B
+	// stops, A writes in the page, B starts alone (no mDNS, no peer: it
+	// keeps no address of A) and writes, then starts again with A as its
+	// peer.
+	b.stop()
+	br.run("write while apart",
+		chromedp.SetValue(chromedp.CSS("#put-key"), "shared"),
+		chromedp.SetValue(chromedp.CSS("#put-value"), "written on A"),
+		chromedp.Click(chromedp.CSS("#put-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-key="shared"]`)))
+	b = startDaemonIn(t, b.dir, "Firefox on Ubuntu 64-bit")
+	b.call("PUT", "/v1/spaces/"+id+"/keys/shared", api.PutRequest{Value: []byte("written on B")}, nil)
+	var e api.Entry
+	b.call("GET", "/v1/spaces/"+id+"/keys/shared", nil, &e)
+	if len(e.Versions) != 1 {
+		t.Fatalf("B met A while apart: shared has %d versions on B", len(e.Versions))
+	}
+	b.stop()
+	b = startDaemonIn(t, b.dir, "Firefox on Ubuntu 64-bit", "--peer", a.tcpAddr())
+	br.run("siblings show", chromedp.WaitVisible(chromedp.CSS(`tr[data-key="shared"] .value.sibling`)))
+	values := get(br, "sibling values", chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('tr[data-key="shared"] .value'), d => d.firstChild.textContent)`))
+	slices.Sort(values)
+	if !slices.Equal(values, []string{"written on A", "written on B"}) {
+		t.Fatalf("the page shows shared = %q, want both siblings", values)
+	}
+	br.shot("siblings")
 }
 
 // TestBrowserLoginRefused: a wrong, reused or missing login link gives a
