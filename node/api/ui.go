@@ -273,10 +273,17 @@ func (s *server) index(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pageHeaders(w.Header())
+	if name == "placeholder.html" {
+		w.Header().Set("Content-Security-Policy", staticPageCSP)
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 }
+
+// staticPageCSP is the policy of the pages without scripts (the messages,
+// the placeholder): their inline style only.
+const staticPageCSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 // login exchanges a login link for a session cookie.
 func (s *server) login(w http.ResponseWriter, r *http.Request) {
@@ -340,6 +347,7 @@ func (s *server) asset(w http.ResponseWriter, r *http.Request) {
 // (HTML, already escaped), and no data.
 func messagePage(w http.ResponseWriter, status int, title, msg string) {
 	pageHeaders(w.Header())
+	w.Header().Set("Content-Security-Policy", staticPageCSP)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, `<!doctype html>
