@@ -258,6 +258,17 @@ func newBrowser(t *testing.T, artefacts string) *browser {
 	return &browser{t: t, ctx: ctx, artefacts: artefacts}
 }
 
+// tab opens another tab of the same browser (same cookie jar: the session
+// cookies' names carry the API's port, so two daemons' do not clash).
+func (b *browser) tab(artefacts string) *browser {
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	b.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatalf("new tab: %v", err)
+	}
+	return &browser{t: b.t, ctx: ctx, artefacts: artefacts}
+}
+
 // run runs actions with a deadline.
 func (b *browser) run(what string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
@@ -388,11 +399,26 @@ func TestBrowserInviteApproveEdit(t *testing.T) {
 		t.Fatalf("SVG draws %d modules, the matrix has %d dark", darkRects, n)
 	}
 
-	// B asks to join with the link; A's page shows the prompt, live.
-	var js api.JoinState
-	b.call("POST", "/v1/join", api.JoinWith{Invite: link, Name: "notes"}, &js)
-	if js.State != api.JoinWaiting || js.Code == "" {
-		t.Fatalf("B's join: %+v", js)
+	// B asks to join with the link, from its own page (another tab),
+	// which shows the safety code while it waits; B's API reports the
+	// same code. A's page shows the prompt, live.
+	bt := br.tab(filepath.Join(shots, "b"))
+	if err := os.MkdirAll(bt.artefacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bt.run("B signs in", chromedp.Navigate(b.login), chromedp.WaitVisible(chromedp.CSS("#create-name")))
+	bt.run("B asks to join",
+		chromedp.Click(chromedp.CSS("#join-form-summary")),
+		chromedp.SetValue(chromedp.CSS("#join-invite"), link),
+		chromedp.SetValue(chromedp.CSS("#join-name"), "notes"),
+		chromedp.Click(chromedp.CSS("#join-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("#join-code")))
+	bt.shot("join-waiting")
+	var bInfo api.SpaceInfo
+	b.call("GET", "/v1/spaces/"+id, nil, &bInfo)
+	js := bInfo.Join
+	if js == nil || js.State != api.JoinWaiting || js.Code == "" || bt.text("#join-code") != js.Code {
+		t.Fatalf("B's join: %+v; B's page shows code %q", js, bt.text("#join-code"))
 	}
 	br.run("join prompt", chromedp.WaitVisible(chromedp.CSS(".request .approve")))
 	title, code := br.text(".request-title"), br.text(".request .safety-code")
@@ -406,6 +432,10 @@ func TestBrowserInviteApproveEdit(t *testing.T) {
 		return b.call("GET", "/v1/spaces/"+id, nil, &info) == 200 && info.Writer
 	})
 	br.shot("authorised")
+	eventually(t, 30*time.Second, "B's page says it was approved", func() bool {
+		return strings.Contains(bt.text("#join-state"), "approved")
+	})
+	bt.shot("join-approved")
 
 	// A key B writes appears in A's page without a reload.
 	b.call("PUT", "/v1/spaces/"+id+"/keys/from-b", api.PutRequest{Value: []byte("hello from B")}, nil)
