@@ -110,8 +110,11 @@ func (ss *sessions) login(token, k string) (string, error) {
 	if token == "" {
 		return "", fmt.Errorf("this daemon has no API token, so nobody can sign in")
 	}
+	if len(k) > maxLoginParam {
+		return "", fmt.Errorf("this is not a login link of this daemon")
+	}
 	parts := strings.Split(k, ".")
-	if len(k) > maxLoginParam || len(parts) != 3 {
+	if len(parts) != 3 {
 		return "", fmt.Errorf("this is not a login link of this daemon")
 	}
 	exp, nonce, mac := parts[0], parts[1], parts[2]
