@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/mycelsync/mycel/auth/inviteqr"
@@ -507,6 +508,40 @@ func TestBrowserInviteApproveEdit(t *testing.T) {
 		t.Fatalf("the page shows shared = %q, want both siblings", values)
 	}
 	br.shot("siblings")
+
+	// Remove B from the page: the confirmation says what removal does;
+	// once accepted, A no longer lists B as a writer.
+	dialogs := make(chan string, 1)
+	go func() {
+		for ev, err := range chromedp.Events(br.ctx, page.JavascriptDialogOpening) {
+			if err != nil {
+				return
+			}
+			select {
+			case dialogs <- ev.Message:
+			default:
+			}
+			chromedp.Call(br.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+	br.run("remove B", chromedp.Click(chromedp.CSS("li.device button.danger")))
+	select {
+	case msg := <-dialogs:
+		for _, want := range []string{"Remove Firefox on Ubuntu 64-bit", "keys rotate", "keeps what it already had", "reads nothing written from now on"} {
+			if !strings.Contains(msg, want) {
+				t.Fatalf("the removal's confirmation says %q, want %q", msg, want)
+			}
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no confirmation before removing a device")
+	}
+	eventually(t, 30*time.Second, "A no longer lists B as a writer", func() bool {
+		var ms []api.Member
+		a.call("GET", "/v1/spaces/"+id+"/members", nil, &ms)
+		return len(ms) == 1 && ms[0].Self
+	})
+	br.run("B leaves the device list", chromedp.WaitNotPresent(chromedp.CSS("li.device button.danger")))
+	br.shot("device-removed")
 }
 
 // TestBrowserLoginRefused: a wrong, reused or missing login link gives a
