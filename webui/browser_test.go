@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -508,6 +509,22 @@ func TestBrowserInviteApproveEdit(t *testing.T) {
 		t.Fatalf("the page shows shared = %q, want both siblings", values)
 	}
 	br.shot("siblings")
+
+	// Sync progress: a bar per peer and feed, all at 100% once caught up.
+	eventually(t, 30*time.Second, "the page's progress bars reach 100%", func() bool {
+		vals := get(br, "progress", chromedp.Evaluate[[]float64](`Array.from(document.querySelectorAll("#progress progress"), p => p.value)`))
+		return len(vals) >= 2 && !slices.ContainsFunc(vals, func(v float64) bool { return v != 100 })
+	})
+	br.shot("progress")
+	// The same page in dark mode, for review.
+	if _, err := chromedp.Call(br.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatal(err)
+	}
+	br.shot("dark")
+	if _, err := chromedp.Call(br.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{}); err != nil {
+		t.Fatal(err)
+	}
 
 	// Remove B from the page: the confirmation says what removal does;
 	// once accepted, A no longer lists B as a writer.
