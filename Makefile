@@ -31,7 +31,10 @@ PROTOC_GEN_GO_VERSION := v1.36.11
 # build: version stamped into bin/mycel.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help run build test fmt-check vet test-race fuzz wasm bench proto
+# The browser the web UI's tests drive (TESTING.md, "Real browsers").
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: help run build webui chromium test fmt-check vet test-race fuzz wasm bench proto
 
 help: ## list the targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -42,10 +45,23 @@ help: ## list the targets
 run: build ## build bin/mycel, then run it with ARGS (default: daemon); Ctrl-C stops it cleanly
 	bin/mycel $(ARGS)
 
-build: ## build bin/mycel
+build: webui ## build bin/mycel, web UI included
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/mycel ./cmd/mycel
 
-test: fmt-check vet test-race fuzz wasm ## every check CI runs, failing fast
+# webui bundles the web app into webui/dist/ for go:embed. npm ci runs only
+# when package-lock.json is newer than node_modules.
+webui: webui/node_modules/.package-lock.json ## bundle the web app (TypeScript, esbuild) into webui/dist/
+	cd webui && node_modules/.bin/tsc --noEmit -p . && node build.mjs
+
+webui/node_modules/.package-lock.json: webui/package.json webui/package-lock.json
+	cd webui && npm ci --no-audit --no-fund
+
+chromium: ## install Debian's chromium for the browser tests when it is missing
+	@test -x $(CHROMIUM) || { echo "chromium: installing (apt-get)"; \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: webui chromium fmt-check vet test-race fuzz wasm ## every check CI runs, failing fast
 	@echo "make test: all checks passed"
 
 fmt-check: ## fail if gofmt would change a file

@@ -1,7 +1,15 @@
-// Package webui will hold the web app — the daemon's control panel and the
-// browser node, whose protocol core is mycel's Go code compiled to
-// WebAssembly — and its embedding into the mycel binary.
+// Package webui is mycel's web app, the daemon's control panel, and its
+// embedding into the mycel binary. The browser node (DESIGN.md, "The
+// browser node") will be a second implementation of the same page's Node
+// interface (src/node.ts).
 //
-// Not built yet: this file only reserves the package. See DESIGN.md,
-// "The browser node" and "The daemon's surface".
+// The app is TypeScript in src/, bundled by esbuild (build.mjs) into
+// dist/: index.html, app.js and app.css. `make build` (and make run, make
+// test) runs `npm ci` and the bundle before compiling Go. The bundle is not
+// committed: dist/ holds one committed file, placeholder.html, so that
+// `go build ./...` on a clean clone compiles; a binary built that way
+// serves the placeholder, which says to run make build (Built reports it).
+//
+// The daemon's API server (package node/api) serves Dist at / behind a
+// session cookie: see node/api/ui.go for the login link that makes one.
 package webui

@@ -42,7 +42,7 @@ func clientCommands() []*cobra.Command {
 		newPutCmd(o), newGetCmd(o), newDelCmd(o), newLsCmd(o), newWatchCmd(o),
 		newDevicesCmd(o), newSendCmd(o), newListenCmd(o),
 		newInviteCmd(o), newJoinCmd(o), newRequestsCmd(o), newApproveCmd(o), newDenyCmd(o), newRemoveCmd(o),
-		newPeersCmd(o), newSyncCmd(o),
+		newPeersCmd(o), newSyncCmd(o), newUICmd(o),
 	}
 	for _, c := range cmds {
 		o.flags(c.PersistentFlags())

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mycelsync/mycel/node"
 	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/webui"
 )
 
 // defaultMemoryLimit is the daemon's soft limit on the Go runtime's
@@ -110,6 +111,9 @@ another); badger's mapped files are kept to 64 MiB resident on Linux.`,
 				fmt.Fprintf(out, "listening on %s\n", a)
 			}
 			fmt.Fprintf(out, "API on http://%s (token in %s)\n", apiAddr, filepath.Join(cfg.DataDir, api.TokenFile))
+			if link, err := uiLoginLink(cfg.DataDir, apiAddr); err == nil {
+				fmt.Fprintf(out, "web UI: %s (works once, for %s; mycel ui prints another)\n", link, api.LoginLinkTTL)
+			}
 			<-cmd.Context().Done()
 			fmt.Fprintln(cmd.ErrOrStderr(), "mycel daemon: shutting down (a second signal stops it at once)")
 			// The node drains first, while the API still serves: its
@@ -165,6 +169,16 @@ func logAttr(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
+// uiLoginLink is the login link to the web UI that the start-up line
+// prints.
+func uiLoginLink(dataDir, apiAddr string) (string, error) {
+	token, err := api.ReadToken(dataDir)
+	if err != nil {
+		return "", err
+	}
+	return api.LoginLink("http://"+apiAddr, token, time.Now())
+}
+
 // serveAPI starts the local HTTP API on cfg.API and records its address in
 // the data directory for the CLI. stop removes the record, ends the
 // long-lived streams with their last event (unavailable) and waits up to
@@ -183,7 +197,7 @@ func serveAPI(cfg *node.Config, n *node.Node, log *slog.Logger) (stop func() err
 	closing := make(chan struct{})
 	srv := &http.Server{
 		Handler: api.NewServer(api.ServerConfig{Backend: n, Token: token, Metrics: n.Metrics(),
-			Logger: log, Version: version, Closing: closing,
+			Logger: log, Version: version, Closing: closing, UI: webui.Dist(),
 			MaxStreams: n.Limits().API.MaxStreams, MaxBody: n.Limits().API.MaxBody, KeepAlive: n.Limits().API.KeepAlive}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return base },

@@ -80,9 +80,9 @@ feeds while holding no key that lets it read them, and a browser tab can be
 a node too. mycel daemon runs this device's node; the other commands talk
 to it through its local HTTP API (address in api.addr and token in
 api.token, in the data directory; --data or MYCEL_HOME chooses it, --api
-overrides the address, --json prints JSON). mycel relay runs an always-on
-relay (circuits today; its mirror and mailbox arrive later), and the web UI
-arrives in a later version.
+overrides the address, --json prints JSON); mycel ui prints a login link
+to the daemon's web UI. mycel relay runs an always-on relay (circuits and
+the blind mirror today; its mailbox and message routing arrive later).
 
 Exit status: 0 on success, 1 when a command fails, 2 on a usage error
 (unknown command, flag or argument), 3 when the command needs a running

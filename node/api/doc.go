@@ -39,6 +39,12 @@
 // events), approve and deny. The password is never logged nor repeated
 // in an error.
 //
+// The web UI (ServerConfig.UI, the embedded webui.Dist) is served at /
+// outside the route table (ui.go): a browser signs in with a one-time
+// login link that whoever holds the token mints (LoginLink, `mycel ui`)
+// and gets a session cookie, which the routes take as they take the
+// token, but only from the page's own origin.
+//
 // Package apitest has an in-memory Backend that records its calls, for
 // tests of the server, the client and the CLI.
 package api

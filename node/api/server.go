@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"mime"
 	"net"
@@ -70,6 +71,10 @@ type ServerConfig struct {
 	// streams' handlers, and before cancelling the requests' contexts, which
 	// would end the streams without a word.
 	Closing <-chan struct{}
+	// UI, when set, is the web app (webui.Dist): served at / to a browser
+	// signed in with a login link (see ui.go), its assets to anyone. Nil:
+	// no web UI.
+	UI fs.FS
 }
 
 // NewServer returns the API's handler. Every request is refused with 403
@@ -77,7 +82,9 @@ type ServerConfig struct {
 // 127.0.0.0/8, [::1]; any port) and its Origin, if any, an http(s) origin
 // on loopback: a web page elsewhere cannot reach the API, even through DNS
 // rebinding. Then every route but the OpenAPI document needs the token
-// (401 unauthorized). Bodies are JSON, at most MaxBody bytes (413
+// (401 unauthorized) or, from a browser, the session cookie of the web UI
+// with a request from the UI's own origin (403 forbidden from another:
+// ui.go). Bodies are JSON, at most MaxBody bytes (413
 // too_large), with no unknown fields or trailing data (400 bad_json).
 // Responses are JSON, errors an Error with a stable code, except the
 // watch stream (text/event-stream) and the metrics (Prometheus text).
@@ -99,7 +106,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 		cfg.MaxStreams = DefaultMaxStreams
 	}
 	s := &server{cfg: cfg, b: cfg.Backend, log: cfg.Logger, mux: http.NewServeMux(),
-		streams: make(chan struct{}, cfg.MaxStreams)}
+		streams: make(chan struct{}, cfg.MaxStreams), ss: newSessions(nil)}
 	if cfg.Token != "" {
 		s.token = sha256.Sum256([]byte(cfg.Token))
 		s.hasToken = true
@@ -107,6 +114,7 @@ func NewServer(cfg ServerConfig) http.Handler {
 	for _, rt := range routes {
 		s.mux.Handle(rt.pattern(), s.wrap(rt))
 	}
+	s.uiRoutes()
 	return s
 }
 
@@ -118,6 +126,7 @@ type server struct {
 	token    [sha256.Size]byte // hashed, so that the comparison is constant-time whatever the length
 	hasToken bool
 	streams  chan struct{} // a slot per open stream
+	ss       *sessions     // the web UI's logins
 }
 
 // ServeHTTP checks Host and Origin, then routes.
@@ -148,9 +157,15 @@ func (s *server) wrap(rt route) http.Handler {
 			sw.routed = true
 		}
 		if !rt.public && !s.authorized(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="mycel"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token (see api.token in the data directory)")
-			return
+			switch {
+			case s.session(r) == "":
+				w.Header().Set("WWW-Authenticate", `Bearer realm="mycel"`)
+				writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token (see api.token in the data directory)")
+				return
+			case !sameOrigin(r):
+				writeError(w, http.StatusForbidden, "forbidden", "a request with the web UI's session cookie from another origin")
+				return
+			}
 		}
 		if rt.stream {
 			select {

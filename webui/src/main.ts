@@ -1,0 +1,322 @@
+// The page: the daemon's control panel, written against Node (node.ts).
+// No framework: a few views that rebuild their part of the DOM from state.
+
+import type { Entry, JoinRequest, Node, SpaceInfo, Subscription } from "./node";
+import { NodeError } from "./node";
+import { HttpNode } from "./http";
+import { qrSVG } from "./qr";
+
+type Child = Node_ | string | null | undefined | false;
+type Node_ = globalThis.Node;
+
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, any> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else if (k in el && k !== "list") (el as any)[k] = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children) if (c) el.append(c);
+  return el;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder("utf-8", { fatal: true });
+
+// show renders a value: its text when it is UTF-8, else its bytes in hex.
+function show(v: Uint8Array): string {
+  try {
+    return dec.decode(v);
+  } catch {
+    return "0x" + Array.from(v, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+}
+
+const short = (hex: string) => hex.slice(0, 8);
+
+const node: Node = new HttpNode();
+const $ = (id: string) => document.getElementById(id)!;
+
+function report(err: unknown) {
+  const msg = err instanceof Error ? err.message : String(err);
+  const bar = $("error");
+  bar.textContent = msg;
+  bar.hidden = false;
+  if (err instanceof NodeError && err.code === "unauthorized") signedOut();
+}
+
+function signedOut() {
+  document.body.replaceChildren(h("main", { class: "signed-out" },
+    h("h1", {}, "Not signed in"),
+    h("p", { id: "message" }, "Your session ended. Run ", h("code", {}, "mycel ui"), " on this machine and open the link it prints.")));
+}
+
+// run wraps an action: errors go to the error bar.
+function run(f: () => Promise<unknown>) {
+  return (ev?: Event) => {
+    ev?.preventDefault();
+    $("error").hidden = true;
+    f().catch(report);
+  };
+}
+
+// State.
+let spaces: SpaceInfo[] = [];
+let current = "";
+let keys = new Map<string, Entry>();
+let prefix = "";
+let watchSub: Subscription | null = null;
+let msgSub: Subscription | null = null;
+const requests = new Map<string, JoinRequest>();
+
+// Spaces.
+
+async function loadSpaces() {
+  spaces = await node.spaces();
+  renderSpaces();
+  if (!current && spaces.length > 0) select(spaces[0].id);
+}
+
+function renderSpaces() {
+  $("spaces").replaceChildren(...spaces.map((s) => h("li", {},
+    h("button", { class: s.id === current ? "space current" : "space", "data-space": s.id, onclick: () => select(s.id) },
+      s.name, " ", h("small", {}, short(s.id)),
+      !s.writer && h("span", { class: "badge" }, s.join ? `join: ${s.join.state}` : "read-only")))));
+}
+
+function select(id: string) {
+  current = id;
+  renderSpaces();
+  const s = spaces.find((x) => x.id === id);
+  $("space-title").textContent = s ? `${s.name}` : "";
+  $("space-id").textContent = id;
+  $("space").hidden = false;
+  $("invite-out").replaceChildren();
+  $("messages-log").replaceChildren();
+  watchKeys();
+  listenMessages();
+  run(refreshSpace)();
+}
+
+async function refreshSpace() {
+  if (!current) return;
+  const [info, devices] = await Promise.all([node.space(current), node.devices(current).catch(() => [])]);
+  const i = spaces.findIndex((s) => s.id === info.id);
+  if (i >= 0) spaces[i] = info;
+  renderSpaces();
+  $("space-meta").textContent = `${info.writer ? "writer" : "read-only"} · ${info.keys} keys · ${info.feeds} feeds · ${info.entries} entries` +
+    (info.invalid ? ` · ${info.invalid} entries refused` : "") + (info.waiting ? ` · ${info.waiting} waiting for their past` : "");
+  $("devices").replaceChildren(...devices.map((d) => h("li", { class: "device" },
+    h("span", { class: d.online ? "dot online" : "dot", title: d.online ? "online" : "offline" }),
+    h("span", { class: "device-name" }, d.name || "(unnamed)", d.self ? " (this device)" : ""),
+    h("small", {}, " ", d.online ? "online" : d.last_seen ? `last seen ${new Date(d.last_seen).toLocaleTimeString()}` : "offline", " · ", short(d.feed)),
+    !d.self && h("button", { class: "danger", onclick: run(async () => {
+      if (!confirm(`Remove ${d.name || short(d.feed)} from this space?\n\nThe space's keys rotate: the device keeps what it already had but reads nothing written from now on, and its writes no longer count.`)) return;
+      await node.removeDevice(current, d.feed);
+      await refreshSpace();
+    }) }, "Remove"))));
+}
+
+// Keys.
+
+function watchKeys() {
+  watchSub?.close();
+  keys = new Map();
+  const id = current;
+  const reload = async () => {
+    const fresh = new Map<string, Entry>();
+    let after = "";
+    for (let pages = 0; pages < 10; pages++) {
+      const p = await node.list(id, prefix, after);
+      for (const e of p.entries) fresh.set(e.key, e);
+      if (!p.next) break;
+      after = p.next;
+    }
+    if (id !== current) return;
+    keys = fresh;
+    renderKeys();
+  };
+  watchSub = node.watch(id, prefix, {
+    open: () => { reload().catch(report); },
+    item: (e) => {
+      if (e.versions.length === 0 || (e.versions.length === 1 && e.versions[0].deleted)) keys.delete(e.key);
+      else keys.set(e.key, e);
+      renderKeys();
+    },
+    error: (msg) => report(new Error(`live updates: ${msg}`)),
+  });
+}
+
+function renderKeys() {
+  const rows = [...keys.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  $("keys").replaceChildren(...rows.map((e) => {
+    const live = e.versions.filter((v) => !v.deleted);
+    return h("tr", { "data-key": e.key },
+      h("td", { class: "key" }, e.key),
+      h("td", { class: "values" }, ...e.versions.map((v, i) => h("div", { class: i === 0 ? "value winner" : "value sibling", title: `by ${short(v.feed)} #${v.index}` },
+        v.deleted ? h("em", {}, "deleted") : show(v.value),
+        i > 0 && h("small", {}, " sibling")))),
+      h("td", { class: "actions" },
+        live.length > 1 && h("span", { class: "badge" }, `${live.length} siblings`),
+        h("button", { onclick: () => edit(e.key, e.versions[0] && !e.versions[0].deleted ? show(e.versions[0].value) : "") }, "Edit"),
+        h("button", { class: "danger", onclick: run(async () => {
+          if (confirm(`Delete ${e.key}?`)) await node.delete(current, e.key);
+        }) }, "Delete")));
+  }));
+  $("keys-empty").hidden = rows.length > 0;
+}
+
+function edit(key: string, value: string) {
+  ($("put-key") as HTMLInputElement).value = key;
+  const v = $("put-value") as HTMLTextAreaElement;
+  v.value = value;
+  v.focus();
+}
+
+// Join requests: a prompt per request, on every member's page.
+
+function renderRequests() {
+  $("requests").replaceChildren(...[...requests.values()].map((r) => h("div", { class: "request", role: "alertdialog", "data-request": r.id },
+    h("p", { class: "request-title" }, "Authorise node ", h("strong", { class: "request-name" }, r.name || "(unnamed)"), "?"),
+    h("p", {}, `It asks to join ${r.space_name || short(r.space)} (${r.via}). Check that it shows the same safety code:`),
+    h("p", { class: "safety-code" }, r.code),
+    h("div", { class: "buttons" },
+      h("button", { class: "primary approve", onclick: run(async () => {
+        await node.approve(r.id, r.code);
+        requests.delete(r.id);
+        renderRequests();
+        await refreshSpace();
+      }) }, "Authorise"),
+      h("button", { class: "deny", onclick: run(async () => {
+        await node.deny(r.id);
+        requests.delete(r.id);
+        renderRequests();
+      }) }, "Deny")))));
+}
+
+function watchRequests() {
+  node.watchRequests({
+    open: () => { requests.clear(); renderRequests(); },
+    item: (r) => { requests.set(r.id, r); renderRequests(); },
+  });
+  // Requests answered elsewhere leave the list.
+  setInterval(() => node.requests().then((rs) => {
+    const ids = new Set(rs.map((r) => r.id));
+    let changed = false;
+    for (const id of requests.keys()) if (!ids.has(id)) { requests.delete(id); changed = true; }
+    if (changed) renderRequests();
+  }).catch(() => {}), 3000);
+}
+
+// Messages.
+
+function listenMessages() {
+  msgSub?.close();
+  const log = $("messages-log");
+  msgSub = node.listen(current, "", {
+    item: (m) => {
+      log.append(h("li", {}, h("small", {}, new Date(m.time).toLocaleTimeString(), " ", m.name || short(m.sender), " [", m.topic, "] "), show(m.data)));
+      log.scrollTop = log.scrollHeight;
+    },
+  });
+}
+
+// Sync progress and connections.
+
+async function refreshNet() {
+  const [progress, peers] = await Promise.all([node.progress(), node.peers()]);
+  $("progress").replaceChildren(...progress.filter((p) => !current || p.space === current).map((p) => {
+    const pct = p.want === 0 ? 100 : Math.min(100, Math.floor((100 * p.have) / p.want));
+    return h("li", {}, h("label", {}, `peer ${p.peer.slice(-8)} · feed ${short(p.feed)} · ${p.have}/${p.want}`),
+      h("progress", { max: 100, value: pct }, `${pct}%`), ` ${pct}%`);
+  }));
+  $("peers").replaceChildren(...peers.map((p) => h("li", {}, h("code", {}, p.id.slice(-12)), " ",
+    ...p.conns.map((c) => h("span", { class: "badge", title: c.addr }, c.transport, c.limited ? " (limited)" : "", " ", c.direction)))));
+  const s = await node.status();
+  $("status").textContent = `device ${short(s.device)} · ${s.peers} peers · mycel ${s.version}`;
+}
+
+// Wiring.
+
+function wire() {
+  $("create-form").addEventListener("submit", run(async () => {
+    const input = $("create-name") as HTMLInputElement;
+    const s = await node.createSpace(input.value.trim());
+    input.value = "";
+    await loadSpaces();
+    select(s.id);
+  }));
+  $("join-form").addEventListener("submit", run(async () => {
+    const invite = ($("join-invite") as HTMLInputElement).value.trim();
+    const space = ($("join-space") as HTMLInputElement).value.trim();
+    const password = ($("join-password") as HTMLInputElement).value;
+    const name = ($("join-name") as HTMLInputElement).value.trim();
+    const st = await node.join(invite ? { invite, space: space || undefined, name: name || undefined } : { space, password, name: name || undefined });
+    const out = $("join-out");
+    const poll = async () => {
+      const info = await node.space(st.space).catch(() => null);
+      const js = info?.join ?? st;
+      const state = info?.writer ? "approved" : js.state;
+      out.replaceChildren(h("p", {}, "Safety code: ", h("strong", { class: "safety-code", id: "join-code" }, st.code)),
+        h("p", { id: "join-state" }, state === "waiting" ? "Waiting for a member to authorise this device: check they see the same code." : `Request ${state}${js.reason ? `: ${js.reason}` : ""}.`));
+      if (state === "waiting") setTimeout(() => poll().catch(report), 1000);
+      else await loadSpaces();
+    };
+    await poll();
+  }));
+  $("filter").addEventListener("input", () => {
+    prefix = ($("filter") as HTMLInputElement).value;
+    if (current) watchKeys();
+  });
+  $("put-form").addEventListener("submit", run(async () => {
+    const key = ($("put-key") as HTMLInputElement).value;
+    const value = ($("put-value") as HTMLTextAreaElement).value;
+    if (!key) throw new Error("a key is needed");
+    await node.put(current, key, enc.encode(value));
+    ($("put-value") as HTMLTextAreaElement).value = "";
+  }));
+  $("invite-button").addEventListener("click", run(async () => {
+    const inv = await node.createInvite(current);
+    $("invite-out").replaceChildren(
+      qrSVG(inv.qr, "QR code of the invite link"),
+      h("p", {}, "Link: ", h("code", { id: "invite-link", class: "wrap" }, inv.link)),
+      h("p", {}, "Code: ", h("code", { id: "invite-code" }, inv.code)),
+      h("p", {}, h("small", {}, `Works once, until ${new Date(inv.expires).toLocaleString()}.`)));
+  }));
+  $("password-form").addEventListener("submit", run(async () => {
+    const pw = $("password") as HTMLInputElement;
+    await node.setPassword(current, pw.value);
+    pw.value = "";
+    $("password-out").textContent = "Password set.";
+  }));
+  $("send-form").addEventListener("submit", run(async () => {
+    const topic = ($("send-topic") as HTMLInputElement).value || "chat";
+    const data = $("send-data") as HTMLInputElement;
+    await node.send(current, topic, enc.encode(data.value));
+    $("messages-log").append(h("li", { class: "mine" }, h("small", {}, new Date().toLocaleTimeString(), " me [", topic, "] "), data.value));
+    data.value = "";
+  }));
+  $("logout").addEventListener("click", run(async () => {
+    await fetch("/logout", { method: "POST", credentials: "same-origin" });
+    signedOut();
+  }));
+}
+
+async function start() {
+  wire();
+  try {
+    await node.status();
+  } catch (err) {
+    report(err);
+    return;
+  }
+  await loadSpaces();
+  watchRequests();
+  const tick = () => Promise.all([refreshNet(), refreshSpace()]).catch(report);
+  tick();
+  setInterval(tick, 2000);
+}
+
+start();

@@ -1,0 +1,175 @@
+// The one interface the page is written against: "a node". Today its one
+// implementation is HttpNode (http.ts), the daemon's HTTP API and its
+// server-sent events; the browser node, a tab that is itself a node, will
+// be the second. Shapes follow the API's JSON (node/api/types.go), with
+// byte strings as Uint8Array and the invite's QR code as its modules.
+
+export interface Status {
+  version: string;
+  peer_id: string;
+  addrs: string[];
+  device: string;
+  data_dir: string;
+  started: string;
+  spaces: number;
+  peers: number;
+}
+
+export interface JoinState {
+  space: string;
+  code: string; // safety code
+  state: "waiting" | "approved" | "denied" | "refused";
+  reason?: string;
+  since: string;
+}
+
+export interface SpaceInfo {
+  id: string;
+  name: string;
+  feed: string;
+  approved: boolean;
+  writer: boolean;
+  feeds: number;
+  entries: number;
+  keys: number;
+  digest: string;
+  invalid: number;
+  waiting: number;
+  join?: JoinState;
+}
+
+export interface Version {
+  value: Uint8Array;
+  deleted?: boolean;
+  hlc: number;
+  feed: string;
+  index: number;
+}
+
+// An entry's versions: the winner first, then concurrent siblings.
+export interface Entry {
+  key: string;
+  versions: Version[];
+}
+
+export interface Page {
+  entries: Entry[];
+  next?: string;
+}
+
+export interface Device {
+  feed: string;
+  name: string;
+  self?: boolean;
+  online: boolean;
+  last_seen?: string;
+}
+
+export interface Invite {
+  space: string;
+  id: string;
+  link: string;
+  code: string;
+  qr: boolean[][]; // modules, true for dark, quiet zone included
+  expires: string;
+}
+
+export interface JoinWith {
+  invite?: string;
+  space?: string;
+  password?: string;
+  name?: string;
+}
+
+export interface JoinRequest {
+  id: string;
+  space: string;
+  space_name: string;
+  name: string;
+  feed: string;
+  code: string;
+  via: string;
+  time: string;
+}
+
+export interface Message {
+  sender: string;
+  name?: string;
+  time: string;
+  topic: string;
+  data: Uint8Array;
+}
+
+export interface Conn {
+  addr: string;
+  transport: string;
+  direction: string;
+  limited?: boolean;
+}
+
+export interface Peer {
+  id: string;
+  conns: Conn[];
+  spaces?: string[];
+}
+
+export interface Progress {
+  space: string;
+  peer: string;
+  feed: string;
+  have: number;
+  want: number;
+  bytes_in: number;
+  rate: number;
+  eta?: number;
+}
+
+// A live stream: events go to the callbacks until close.
+export interface Subscription {
+  close(): void;
+}
+
+export interface StreamHandlers<T> {
+  item(x: T): void;
+  // The stream (re)started: what was missed while it was down must be
+  // read again.
+  open?(): void;
+  error?(msg: string): void;
+}
+
+export interface Node {
+  status(): Promise<Status>;
+  spaces(): Promise<SpaceInfo[]>;
+  createSpace(name: string): Promise<SpaceInfo>;
+  space(id: string): Promise<SpaceInfo>;
+  leaveSpace(id: string): Promise<void>;
+
+  list(id: string, prefix: string, after?: string, limit?: number): Promise<Page>;
+  put(id: string, key: string, value: Uint8Array): Promise<void>;
+  delete(id: string, key: string): Promise<void>;
+  watch(id: string, prefix: string, h: StreamHandlers<Entry>): Subscription;
+
+  devices(id: string): Promise<Device[]>;
+  removeDevice(id: string, feed: string): Promise<void>;
+
+  createInvite(id: string, ttl?: string): Promise<Invite>;
+  setPassword(id: string, password: string): Promise<void>;
+  join(w: JoinWith): Promise<JoinState>;
+  requests(): Promise<JoinRequest[]>;
+  watchRequests(h: StreamHandlers<JoinRequest>): Subscription;
+  approve(requestID: string, code: string): Promise<void>;
+  deny(requestID: string): Promise<void>;
+
+  send(id: string, topic: string, data: Uint8Array): Promise<void>;
+  listen(id: string, topic: string, h: StreamHandlers<Message>): Subscription;
+
+  peers(): Promise<Peer[]>;
+  progress(): Promise<Progress[]>;
+}
+
+// NodeError is a refused call: the API's stable code and its message.
+export class NodeError extends Error {
+  constructor(public code: string, message: string, public status = 0) {
+    super(message);
+  }
+}
