@@ -42,6 +42,10 @@ type Config struct {
 	// Limits bound what peers may take; see Limits for each one's default,
 	// environment variable and flag.
 	Limits Limits `json:"-"`
+	// MirrorLimits bound the blind mirror (spaces, pending tokens,
+	// handovers per peer); BytesPerSpace defaults to
+	// Limits.MirrorBytesPerSpace. No flag sets them yet.
+	MirrorLimits MirrorLimits `json:"-"`
 }
 
 // DefaultListen are the addresses a relay listens on by default: every
