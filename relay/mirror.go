@@ -290,9 +290,8 @@ func (m *Mirror) Hand(p peer.ID, tok auth.MirrorToken) error {
 }
 
 // sweepLocked forgets the handover marks of the past window, and the
-// spaces that hold no token any more (every one was pending and expired):
-// they hold no entry either, since nothing is replicated before a writer
-// confirms a token.
+// spaces that hold no token any more (every one was pending and expired),
+// with what bootstrap sessions brought of them.
 func (m *Mirror) sweepLocked(now time.Time) {
 	for p, marks := range m.handovers {
 		if len(marks) == 0 || now.Sub(marks[len(marks)-1]) >= m.lim.HandoverWindow {
@@ -309,10 +308,39 @@ func (m *Mirror) sweepLocked(now time.Time) {
 		// and its sessions are asked to prove again (they fail: no token).
 		m.h.RemoveStreamHandler(syncnet.ProtocolFor(id))
 		m.repl.Recheck(id)
-		if err := m.st.Commit([]feed.Write{{Key: recordKey(id), Delete: true}}); err != nil {
+		if err := m.forget(id); err != nil {
 			m.log.Warn("relay: mirror: forget space", "err", err)
 		}
 	}
+}
+
+// forget deletes what the store holds of space id: its record, its
+// membership ops and its feeds (what bootstrap sessions brought).
+func (m *Mirror) forget(id auth.SpaceID) error {
+	for _, p := range [][]byte{spaceNS(id), append([]byte("w"), id[:]...), recordKey(id)} {
+		for {
+			var writes []feed.Write
+			size := 0
+			err := m.st.Scan(p, feed.PrefixEnd(p), func(k, _ []byte) error {
+				if size+len(k) > feed.MaxCommitBytes/2 {
+					return feed.ErrStopScan
+				}
+				writes = append(writes, feed.Write{Key: slices.Clone(k), Delete: true})
+				size += len(k) + 16
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if len(writes) == 0 {
+				break
+			}
+			if err := m.st.Commit(writes); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Close stops the handovers and the replication and closes the store.
@@ -472,13 +500,29 @@ func (ms *mirrorSpace) recompute() {
 func (ms *mirrorSpace) ID() auth.SpaceID { return ms.id }
 
 // Model implements syncnet.Space: the followed feeds of the space's
-// namespace.
+// namespace. A session that starts while no token of the space is
+// confirmed gets a model that shows nothing, for its whole life: it can
+// only bring the relay the writers' feeds (bootstrap, see Verify).
+// Sessions that start after a confirmation are served.
 func (ms *mirrorSpace) Model() replication.Model {
-	return syncnet.NewDBModel(ms.db, func() []feed.PublicKey {
+	model := syncnet.NewDBModel(ms.db, func() []feed.PublicKey {
 		ms.mu.Lock()
 		defer ms.mu.Unlock()
 		return slices.Clone(ms.feeds)
 	})
+	if !ms.confirmed() {
+		return hiddenModel{model}
+	}
+	return model
+}
+
+// hiddenModel fetches the feeds of its Model and shows none of them.
+type hiddenModel struct{ replication.Model }
+
+func (hiddenModel) Head(feed.PublicKey) (feed.SignedHead, bool) { return feed.SignedHead{}, false }
+func (hiddenModel) Evidence(feed.PublicKey) *feed.ForkEvidence  { return nil }
+func (hiddenModel) Batch(feed.PublicKey, feed.BatchRequest) (*feed.Batch, error) {
+	return nil, feed.ErrNotHeld
 }
 
 // Credentials implements syncnet.Space: the capabilities of the tokens
@@ -502,10 +546,16 @@ func (ms *mirrorSpace) Credentials() replication.Credentials {
 // opens the session. A proof of any other token held opens it only if the
 // peer also proves it is the writer of a followed feed that no followed
 // feed removed — and then confirms the token: a writer holds it, so it is
-// the space's. A non-member's bogus token is thus never confirmed, and
-// only opens sessions with the non-member itself, who can push nothing
-// (no feed it holds is followed) and is served nothing (the mirror holds
-// nothing until a writer confirms a token).
+// the space's. A non-member's bogus token is thus never confirmed.
+//
+// Bootstrap: while no token of the space is confirmed, a proof of a
+// pending token opens a session too, whose model shows nothing (Model):
+// the relay only fetches the followed feeds, starting with the origin's,
+// whose entries only the origin's key signs. As they arrive the followed
+// set grows and the open sessions are checked again (Ingest), so that a
+// member whose add was just fetched confirms the token it handed. A
+// bootstrap session that proves no writer ends at the first confirmation;
+// it was shown nothing.
 func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 	ms.mu.Lock()
 	now := ms.m.now()
@@ -529,6 +579,10 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 			return true
 		}
 		if !writer {
+			if !haveConfirmed && !t.confirmed {
+				ms.mu.Unlock()
+				return true // bootstrap
+			}
 			continue
 		}
 		if t.confirmed {
@@ -639,8 +693,14 @@ func (ms *mirrorSpace) Ingest(k feed.PublicKey, b *feed.Batch) error {
 	grew := len(ms.feeds) != n
 	ms.used += size
 	err = ms.saveLocked(writes)
+	bootstrap := !slices.ContainsFunc(ms.tokens, func(t mtoken) bool { return t.confirmed })
 	ms.mu.Unlock()
 	if grew {
+		if bootstrap {
+			// A writer just added may be the peer of an open session:
+			// its proof now confirms its token.
+			ms.m.repl.Recheck(ms.id)
+		}
 		ms.m.repl.Refresh(ms.id)
 	}
 	return err

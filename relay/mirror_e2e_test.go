@@ -293,3 +293,51 @@ func TestMirrorStoreAndForward(t *testing.T) {
 		t.Fatalf("control: the scan found %d of %d canaries", len(found), len(cans))
 	}
 }
+
+// TestMirrorBootstrapFromMember: the member who hands a new relay the
+// token is not the space's creator, and the creator is offline: the relay
+// cannot tell yet that the member is a writer, so it fetches the creator's
+// feed from the member in a session that shows the member nothing, finds
+// the member's add in it, and the member's proof then confirms the token.
+// The relay ends up with everything.
+func TestMirrorBootstrapFromMember(t *testing.T) {
+	ctx := context.Background()
+	rkey, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	r := startRelay(t, t.TempDir(), rkey)
+	a := startDaemon(t, daemonConfig(t.TempDir(), "A"))
+	b := startDaemon(t, daemonConfig(t.TempDir(), "B", a.Addrs()[0].String()))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	approve(t, a, b, info.ID)
+	for i := range 10 {
+		if err := a.Put(ctx, info.ID, fmt.Sprint("a", i), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, _ := a.Space(info.ID)
+	eventually(t, 30*time.Second, func() error {
+		if got, _ := b.Space(info.ID); got.Digest != want.Digest {
+			return errors.New("B has not caught up with A")
+		}
+		return nil
+	})
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := b.MirrorToken(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Host().Connect(ctx, peer.AddrInfo{ID: r.Host().ID(), Addrs: r.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := relay.HandMirrorToken(ctx, b.Host(), r.Host().ID(), tok); err != nil {
+		t.Fatal(err)
+	}
+	relayHolds(t, r, b, tok.Space)
+	if c := r.Mirror().Counts(); c.Confirmed != 1 {
+		t.Fatalf("counts %+v", c)
+	}
+}

@@ -131,9 +131,10 @@ func TestMirrorFollowsWriters(t *testing.T) {
 	}
 }
 
-// TestMirrorTokenConfirmation: a handed token is pending; a proof of it
-// without a writer's signature opens nothing, a proof by a stranger's
-// feed neither; the origin's confirms it. A bogus token handed later, of a
+// TestMirrorTokenConfirmation: a handed token is pending; while nothing
+// is confirmed a proof of it opens a bootstrap session that is shown
+// nothing, and neither a proof without a writer's signature nor one by a
+// stranger's feed confirms it; the origin's does. A bogus token handed later, of a
 // newer epoch, opens nothing even to its holder, and the confirmed one
 // still does.
 func TestMirrorTokenConfirmation(t *testing.T) {
@@ -157,14 +158,19 @@ func TestMirrorTokenConfirmation(t *testing.T) {
 		return p
 	}
 	cap := tok.ReplicationCapability()
-	if ms.Verify(binding, prove(cap, nil)) || ms.Verify(binding, prove(cap, stranger)) {
-		t.Fatal("a pending token opened a session without a writer's proof")
+	// Bootstrap: nothing confirmed yet, a pending token opens a session
+	// that is shown nothing.
+	if !ms.Verify(binding, prove(cap, nil)) || !ms.Verify(binding, prove(cap, stranger)) || m.Counts().Confirmed != 0 {
+		t.Fatal("bootstrap: a pending token's proof refused, or confirmed by a non-writer")
+	}
+	if _, hidden := ms.Model().(hiddenModel); !hidden {
+		t.Fatal("a model shown before any token is confirmed")
 	}
 	if !ms.Verify(binding, prove(cap, origin)) || m.Counts().Confirmed != 1 {
 		t.Fatal("the origin's proof did not confirm the token")
 	}
-	if !ms.Verify(binding, prove(cap, nil)) {
-		t.Fatal("a confirmed token's proof refused")
+	if _, hidden := ms.Model().(hiddenModel); hidden || !ms.Verify(binding, prove(cap, nil)) {
+		t.Fatal("a confirmed token's proof refused, or its sessions shown nothing")
 	}
 
 	bogus := auth.MirrorToken{Space: id, Epoch: 7}
