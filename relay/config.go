@@ -283,8 +283,9 @@ type Limits struct {
 
 	// MailboxBytesPerSpace and MailboxExpiry bound the mailbox of one space
 	// (envelopes kept for offline devices), and MirrorBytesPerSpace the
-	// feeds the relay mirrors for one space. They take effect when the
-	// mailbox and the blind mirror land (issue 12); no flag sets them yet.
+	// entry bytes the blind mirror stores for one space (MirrorLimits). The
+	// mailbox ones take effect when the mailbox lands (issue 12); no flag
+	// sets them yet.
 	// Defaults 16 MiB, 168h (a week) and 1 GiB.
 	MailboxBytesPerSpace int64
 	MailboxExpiry        time.Duration

@@ -143,7 +143,9 @@ func NewMirror(h host.Host, st feed.Storage, lim MirrorLimits, log *slog.Logger,
 	lim.setDefaults()
 	m := &Mirror{h: h, st: st, lim: lim, log: log, now: time.Now, stats: newMirrorStats(reg),
 		spaces: make(map[auth.SpaceID]*mirrorSpace), handovers: make(map[peer.ID][]time.Time)}
-	m.repl = syncnet.New(h, log)
+	// The replicator logs sessions with their peers (standing, failed
+	// proofs): a relay keeps no per-peer logs, so it gets none.
+	m.repl = syncnet.New(h, nil)
 	if err := m.load(); err != nil {
 		m.repl.Close()
 		return nil, err
