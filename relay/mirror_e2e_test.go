@@ -185,8 +185,8 @@ func scanStore(t *testing.T, dir, root string, cans [][]byte) []string {
 	return found
 }
 
-// TestMirrorStoreAndForward: A and B are members; B goes offline; A
-// writes canary keys and values, hands the space's mirror token to the
+// TestMirrorStoreAndForward: A and B are members, their device names
+// canaries; B goes offline; A writes 1,000 canary keys and values, hands the space's mirror token to the
 // relay, which mirrors A's writes, and goes offline. The relay restarts.
 // B comes back knowing only the relay and gets everything from the
 // mirror while A is down: the same view digest as A's, every canary
@@ -203,9 +203,11 @@ func TestMirrorStoreAndForward(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cans := canaries(t, 1000)
+	nameA, nameB := string(cans[0]), string(cans[1]) // device names are canaries too
 	r := startRelay(t, dirR, rkey)
-	a := startDaemon(t, daemonConfig(dirA, "A"))
-	b := startDaemon(t, daemonConfig(dirB, "B", a.Addrs()[0].String()))
+	a := startDaemon(t, daemonConfig(dirA, nameA))
+	b := startDaemon(t, daemonConfig(dirB, nameB, a.Addrs()[0].String()))
 	info, err := a.CreateSpace(ctx, "notes")
 	if err != nil {
 		t.Fatal(err)
@@ -215,7 +217,6 @@ func TestMirrorStoreAndForward(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cans := canaries(t, 200)
 	var kvs []space.KV
 	for i, c := range cans {
 		kvs = append(kvs, space.KV{Key: string(c), Value: cans[(i+1)%len(cans)]})
@@ -251,7 +252,7 @@ func TestMirrorStoreAndForward(t *testing.T) {
 		t.Fatal("the mirror is gone after a restart")
 	}
 
-	b = startDaemon(t, daemonConfig(dirB, "B", r.Addrs()[0].String()))
+	b = startDaemon(t, daemonConfig(dirB, nameB, r.Addrs()[0].String()))
 	eventually(t, 60*time.Second, func() error {
 		got, err := b.Space(info.ID)
 		if err != nil {
@@ -268,6 +269,12 @@ func TestMirrorStoreAndForward(t *testing.T) {
 			t.Fatalf("B's %s: %+v %v", c, e, err)
 		}
 	}
+	// The restarted relay still follows B (its add was read before the
+	// restart): B's write reaches the mirror.
+	if err := b.Put(ctx, info.ID, string(cans[2]), cans[3]); err != nil {
+		t.Fatal(err)
+	}
+	relayHolds(t, r, b, tok.Space)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -184,12 +184,43 @@ func TestMirrorTokenConfirmation(t *testing.T) {
 	if !ms.Verify(binding, prove(cap, nil)) {
 		t.Fatal("the bogus token displaced the confirmed one")
 	}
-	// The bogus one expires; the space stays.
-	m.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
-	if err := m.Hand("a", tok); err != nil {
+	// A rotation: the next epoch's token, handed by a member, counts once
+	// a writer proves it; then the old epoch opens sessions only to
+	// writers (members behind on the rotation), and not at all once
+	// KeepEpochs newer ones are confirmed.
+	next := auth.MirrorToken{Space: id, Epoch: 1}
+	rand.Read(next.Token[:])
+	if err := m.Hand("a", next); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(ms.Credentials().Caps); n != 1 {
-		t.Fatalf("%d capabilities after expiry, want 1", n)
+	ncap := next.ReplicationCapability()
+	if ms.Verify(binding, prove(ncap, nil)) || !ms.Verify(binding, prove(cap, nil)) {
+		t.Fatal("an unconfirmed newer token opened a session, or displaced the confirmed one")
+	}
+	if !ms.Verify(binding, prove(ncap, origin)) || m.Counts().Confirmed != 2 {
+		t.Fatal("a writer's proof did not confirm the next epoch's token")
+	}
+	if ms.Verify(binding, prove(cap, nil)) || ms.Verify(binding, prove(cap, stranger)) || !ms.Verify(binding, prove(cap, origin)) {
+		t.Fatal("after the rotation the old epoch must open sessions to writers only")
+	}
+	third := auth.MirrorToken{Space: id, Epoch: 2}
+	rand.Read(third.Token[:])
+	if err := m.Hand("a", third); err != nil || !ms.Verify(binding, prove(third.ReplicationCapability(), origin)) {
+		t.Fatalf("third epoch: %v", err)
+	}
+	if ms.Verify(binding, prove(cap, origin)) {
+		t.Fatal("an epoch older than the kept ones still opens sessions")
+	}
+	if err := m.Hand("a", tok); !errors.Is(err, ErrMirrorStale) {
+		t.Fatalf("handing a token older than the kept epochs again: %v", err)
+	}
+
+	// The bogus one expires; the space stays.
+	m.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	if err := m.Hand("a", next); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ms.Credentials().Caps); n != 2 {
+		t.Fatalf("%d capabilities after expiry, want the 2 kept epochs", n)
 	}
 }
