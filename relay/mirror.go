@@ -373,14 +373,17 @@ type mirrorSpace struct {
 	id auth.SpaceID
 	db *feed.DB
 
-	mu      sync.Mutex
-	tokens  []mtoken // newest epoch first
-	used    int64    // entry bytes stored
-	ops     []space.ClearOp
-	seen    map[space.OpID]bool
-	follow  map[feed.PublicKey]bool
-	removed map[feed.PublicKey]bool
-	feeds   []feed.PublicKey
+	mu     sync.Mutex
+	tokens []mtoken // newest epoch first
+	used   int64    // entry bytes stored
+	// reserved: bytes of batches being ingested, counted against the
+	// quota until they are stored (or not).
+	reserved int64
+	ops      []space.ClearOp
+	seen     map[space.OpID]bool
+	follow   map[feed.PublicKey]bool
+	removed  map[feed.PublicKey]bool
+	feeds    []feed.PublicKey
 }
 
 var _ syncnet.Space = (*mirrorSpace)(nil)
@@ -638,7 +641,6 @@ func (ms *mirrorSpace) pruneLocked() {
 func (ms *mirrorSpace) Ingest(k feed.PublicKey, b *feed.Batch) error {
 	ms.mu.Lock()
 	followed := ms.follow[k]
-	used := ms.used
 	ms.mu.Unlock()
 	if !followed {
 		ms.m.stats.feedsRefused.Inc()
@@ -657,11 +659,21 @@ func (ms *mirrorSpace) Ingest(k feed.PublicKey, b *feed.Batch) error {
 			}
 		}
 	}
-	if used+size > ms.m.lim.BytesPerSpace {
+	// Reserved under ms.mu, so that sessions ingesting at once cannot
+	// pass the quota together.
+	ms.mu.Lock()
+	if ms.used+ms.reserved+size > ms.m.lim.BytesPerSpace {
+		used := ms.used
+		ms.mu.Unlock()
 		ms.m.stats.quotaRefused.Inc()
 		return fmt.Errorf("%w: %d of %d bytes", ErrMirrorQuota, used, ms.m.lim.BytesPerSpace)
 	}
+	ms.reserved += size
+	ms.mu.Unlock()
 	if err := f.Ingest(b); err != nil {
+		ms.mu.Lock()
+		ms.reserved -= size
+		ms.mu.Unlock()
 		return err
 	}
 	var found []space.ClearOp
@@ -693,6 +705,7 @@ func (ms *mirrorSpace) Ingest(k feed.PublicKey, b *feed.Batch) error {
 		ms.recompute()
 	}
 	grew := len(ms.feeds) != n
+	ms.reserved -= size
 	ms.used += size
 	err = ms.saveLocked(writes)
 	bootstrap := !slices.ContainsFunc(ms.tokens, func(t mtoken) bool { return t.confirmed })

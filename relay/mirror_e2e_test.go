@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,10 +66,15 @@ func startDaemon(t *testing.T, cfg *node.Config) *node.Node {
 
 // startRelay starts a relay on loopback with identity key in dir.
 func startRelay(t *testing.T, dir string, key crypto.PrivKey) *relay.Relay {
+	return startRelayLog(t, dir, key, nil)
+}
+
+// startRelayLog starts a relay that logs to log.
+func startRelayLog(t *testing.T, dir string, key crypto.PrivKey, log *slog.Logger) *relay.Relay {
 	t.Helper()
-	cfg := &relay.Config{DataDir: dir, LogLevel: "info", Limits: relay.DefaultLimits(),
+	cfg := &relay.Config{DataDir: dir, LogLevel: "debug", Limits: relay.DefaultLimits(),
 		Listen: []string{"/ip4/127.0.0.1/tcp/0"}}
-	r, err := relay.New(cfg, key, nil)
+	r, err := relay.New(cfg, key, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,6 +133,39 @@ func relayHolds(t *testing.T, r *relay.Relay, n *node.Node, id auth.SpaceID) {
 		}
 		return nil
 	})
+}
+
+// syncBuffer is a bytes.Buffer safe for the relay's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+// gatherText returns the relay's metrics as text.
+func gatherText(t *testing.T, r *relay.Relay) string {
+	t.Helper()
+	mfs, err := r.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	for _, mf := range mfs {
+		sb.WriteString(mf.String())
+		sb.WriteByte('\n')
+	}
+	return sb.String()
 }
 
 // canaries are random values, each planted as a key name and as a value.
@@ -205,7 +246,9 @@ func TestMirrorStoreAndForward(t *testing.T) {
 	}
 	cans := canaries(t, 1000)
 	nameA, nameB := string(cans[0]), string(cans[1]) // device names are canaries too
-	r := startRelay(t, dirR, rkey)
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := startRelayLog(t, dirR, rkey, log)
 	a := startDaemon(t, daemonConfig(dirA, nameA))
 	b := startDaemon(t, daemonConfig(dirB, nameB, a.Addrs()[0].String()))
 	info, err := a.CreateSpace(ctx, "notes")
@@ -244,10 +287,11 @@ func TestMirrorStoreAndForward(t *testing.T) {
 	}
 
 	// The relay restarts: the mirror is still there.
+	metrics := gatherText(t, r)
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r = startRelay(t, dirR, rkey)
+	r = startRelayLog(t, dirR, rkey, log)
 	if got := r.Mirror().Stored(tok.Space); len(got) == 0 {
 		t.Fatal("the mirror is gone after a restart")
 	}
@@ -278,8 +322,17 @@ func TestMirrorStoreAndForward(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
+	metrics += gatherText(t, r)
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(metrics, "mycel_relay_mirror_handovers_total") || !bytes.Contains(logs.Bytes(), []byte("relay started")) {
+		t.Fatal("the relay's metrics or logs were not captured")
+	}
+	for _, c := range cans {
+		if bytes.Contains(logs.Bytes(), c) || strings.Contains(metrics, string(c)) {
+			t.Fatalf("the relay's logs or metrics hold %s", c)
+		}
 	}
 
 	if found := scanStore(t, filepath.Join(dirR, relay.MirrorDir), dirR, cans); len(found) != 0 {
