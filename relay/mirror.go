@@ -666,7 +666,8 @@ func (ms *mirrorSpace) Ingest(k feed.PublicKey, b *feed.Batch) error {
 		used := ms.used
 		ms.mu.Unlock()
 		ms.m.stats.quotaRefused.Inc()
-		return fmt.Errorf("%w: %d of %d bytes", ErrMirrorQuota, used, ms.m.lim.BytesPerSpace)
+		// Not the peer's fault: the session goes on without a strike.
+		return fmt.Errorf("%w: %w: %d of %d bytes", ErrMirrorQuota, replication.ErrNotStored, used, ms.m.lim.BytesPerSpace)
 	}
 	ms.reserved += size
 	ms.mu.Unlock()

@@ -71,9 +71,16 @@ func startRelay(t *testing.T, dir string, key crypto.PrivKey) *relay.Relay {
 
 // startRelayLog starts a relay that logs to log.
 func startRelayLog(t *testing.T, dir string, key crypto.PrivKey, log *slog.Logger) *relay.Relay {
+	return startRelayWith(t, dir, key, log, 0)
+}
+
+// startRelayWith starts a relay with a mirror quota per space (0: the
+// default).
+func startRelayWith(t *testing.T, dir string, key crypto.PrivKey, log *slog.Logger, quota int64) *relay.Relay {
 	t.Helper()
 	cfg := &relay.Config{DataDir: dir, LogLevel: "debug", Limits: relay.DefaultLimits(),
 		Listen: []string{"/ip4/127.0.0.1/tcp/0"}}
+	cfg.MirrorLimits.BytesPerSpace = quota
 	r, err := relay.New(cfg, key, log)
 	if err != nil {
 		t.Fatal(err)
@@ -399,5 +406,60 @@ func TestMirrorBootstrapFromMember(t *testing.T) {
 	relayHolds(t, r, b, tok.Space)
 	if c := r.Mirror().Counts(); c.Confirmed != 1 {
 		t.Fatalf("counts %+v", c)
+	}
+}
+
+// TestMirrorQuota: a space over its mirror quota is refused what goes
+// beyond it, and its writer is not held at fault for it: after many
+// refused batches the relay still mirrors the writer's other space.
+func TestMirrorQuota(t *testing.T) {
+	ctx := context.Background()
+	rkey, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	r := startRelayWith(t, t.TempDir(), rkey, nil, 64<<10)
+	a := startDaemon(t, daemonConfig(t.TempDir(), "A"))
+	if err := a.Host().Connect(ctx, peer.AddrInfo{ID: r.Host().ID(), Addrs: r.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	var toks []auth.MirrorToken
+	for _, name := range []string{"big", "small"} {
+		info, err := a.CreateSpace(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Put(ctx, info.ID, "first", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := a.MirrorToken(info.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := relay.HandMirrorToken(ctx, a.Host(), r.Host().ID(), tok); err != nil {
+			t.Fatal(err)
+		}
+		relayHolds(t, r, a, tok.Space)
+		toks = append(toks, tok)
+	}
+	big, small := toks[0], toks[1]
+	value := bytes.Repeat([]byte("v"), 30<<10)
+	for i := range 6 {
+		before := r.Mirror().Counts().QuotaRefused
+		if err := a.Put(ctx, big.Space.String(), fmt.Sprint("big", i), value); err != nil {
+			t.Fatal(err)
+		}
+		if i >= 2 { // the third value passes the quota
+			eventually(t, 30*time.Second, func() error {
+				if r.Mirror().Counts().QuotaRefused == before {
+					return errors.New("no refusal yet")
+				}
+				return nil
+			})
+		}
+	}
+	if err := a.Put(ctx, small.Space.String(), "after", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	relayHolds(t, r, a, small.Space)
+	if r.Mirror().Replicator().Banned(a.Host().ID()) {
+		t.Fatal("the writer is banned for the relay's quota")
 	}
 }
