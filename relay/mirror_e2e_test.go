@@ -404,9 +404,12 @@ func TestMirrorBootstrapFromMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	relayHolds(t, r, b, tok.Space)
-	if c := r.Mirror().Counts(); c.Confirmed != 1 {
-		t.Fatalf("counts %+v", c)
-	}
+	eventually(t, 30*time.Second, func() error {
+		if c := r.Mirror().Counts(); c.Confirmed != 1 {
+			return fmt.Errorf("counts %+v", c)
+		}
+		return nil
+	})
 }
 
 // TestMirrorQuota: a space over its mirror quota is refused what goes
