@@ -176,13 +176,24 @@ func HandMirrorToken(ctx context.Context, h host.Host, relay peer.ID, tok auth.M
 func (m *Mirror) handleHandover(st network.Stream) {
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(HandoverTimeout))
+	p := st.Conn().RemotePeer()
 	tok, err := decodeHandover(io.LimitReader(st, maxHandoverSize))
+	var ms *mirrorSpace
 	if err == nil {
-		err = m.Hand(st.Conn().RemotePeer(), tok)
+		ms, err = m.hand(p, tok)
 	}
 	code := replyCode(err)
 	m.stats.handovers.WithLabelValues(replyNames[code]).Inc()
 	if _, werr := st.Write([]byte{code}); werr != nil {
 		st.Reset()
+		return
+	}
+	if ms != nil && err == nil {
+		// Replicate with the member now: a session it opened before the
+		// relay held this token failed, and nothing else would open one
+		// until the next connection.
+		ctx, cancel := context.WithTimeout(context.Background(), HandoverTimeout)
+		defer cancel()
+		m.repl.Sync(ctx, p, ms)
 	}
 }

@@ -249,11 +249,16 @@ func (m *Mirror) Replicator() *syncnet.Replicator { return m.repl }
 // mirrored from now on, a known one gets the token. The token is pending
 // until a writer of the space proves its capability (mirrorSpace.Verify).
 func (m *Mirror) Hand(p peer.ID, tok auth.MirrorToken) error {
+	_, err := m.hand(p, tok)
+	return err
+}
+
+func (m *Mirror) hand(p peer.ID, tok auth.MirrorToken) (*mirrorSpace, error) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return ErrMirrorUnavailable
+		return nil, ErrMirrorUnavailable
 	}
 	marks := m.handovers[p][:0]
 	for _, t := range m.handovers[p] {
@@ -263,12 +268,12 @@ func (m *Mirror) Hand(p peer.ID, tok auth.MirrorToken) error {
 	}
 	if len(marks) >= m.lim.HandoversPerPeer {
 		m.handovers[p] = marks
-		return ErrMirrorBusy
+		return nil, ErrMirrorBusy
 	}
 	m.handovers[p] = append(marks, now)
 	m.sweepLocked(now)
 	if ms, ok := m.spaces[tok.Space]; ok {
-		return ms.add(tok, now)
+		return ms, ms.add(tok, now)
 	}
 	unconfirmed := 0
 	for _, ms := range m.spaces {
@@ -277,18 +282,18 @@ func (m *Mirror) Hand(p peer.ID, tok auth.MirrorToken) error {
 		}
 	}
 	if len(m.spaces) >= m.lim.MaxSpaces || unconfirmed >= m.lim.MaxUnconfirmedSpaces {
-		return ErrMirrorFull
+		return nil, ErrMirrorFull
 	}
 	ms, err := m.newSpace(tok.Space)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := ms.add(tok, now); err != nil {
-		return err
+		return nil, err
 	}
 	m.spaces[tok.Space] = ms
 	m.stats.spaces.Inc()
-	return m.repl.Serve(ms)
+	return ms, m.repl.Serve(ms)
 }
 
 // sweepLocked forgets the handover marks of the past window, and the
@@ -364,6 +369,7 @@ type mtoken struct {
 	cap       auth.ReplicationCapability
 	confirmed bool
 	expires   time.Time // of a pending token
+	handed    time.Time // last handed (memory only; a restart forgets it)
 }
 
 // mirrorSpace is one mirrored space: a syncnet.Space over the space's
@@ -416,6 +422,7 @@ func (ms *mirrorSpace) add(tok auth.MirrorToken, now time.Time) error {
 	oldest, kept := uint32(0), 0
 	for i, t := range ms.tokens {
 		if t.tok == tok {
+			ms.tokens[i].handed = now
 			if !t.confirmed {
 				ms.tokens[i].expires = now.Add(ms.m.lim.PendingTTL)
 			}
@@ -433,7 +440,7 @@ func (ms *mirrorSpace) add(tok auth.MirrorToken, now time.Time) error {
 	if pending >= ms.m.lim.MaxPendingPerSpace {
 		return ErrMirrorFull
 	}
-	ms.tokens = append(ms.tokens, mtoken{tok: tok, cap: tok.ReplicationCapability(), expires: now.Add(ms.m.lim.PendingTTL)})
+	ms.tokens = append(ms.tokens, mtoken{tok: tok, cap: tok.ReplicationCapability(), expires: now.Add(ms.m.lim.PendingTTL), handed: now})
 	ms.sortLocked()
 	return ms.saveLocked(nil)
 }
@@ -530,16 +537,30 @@ func (hiddenModel) Batch(feed.PublicKey, feed.BatchRequest) (*feed.Batch, error)
 	return nil, feed.ErrNotHeld
 }
 
-// Credentials implements syncnet.Space: the capabilities of the tokens
-// held, confirmed ones first; the relay is no writer.
+// Credentials implements syncnet.Space: one capability per epoch held (a
+// Prove carries one proof per epoch): the confirmed token's, else the
+// pending token handed last — a member hands its token right before it
+// syncs, and a bogus token of the same epoch handed earlier must not stand
+// in for it. The relay is no writer.
 func (ms *mirrorSpace) Credentials() replication.Credentials {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	now := ms.m.now()
+	pick := make(map[uint32]mtoken)
+	for _, t := range ms.tokens {
+		if !t.confirmed && !now.Before(t.expires) {
+			continue
+		}
+		cur, ok := pick[t.tok.Epoch]
+		switch {
+		case !ok, t.confirmed && !cur.confirmed, !cur.confirmed && !t.confirmed && t.handed.After(cur.handed):
+			pick[t.tok.Epoch] = t
+		}
+	}
 	var caps []auth.ReplicationCapability
 	for _, confirmed := range []bool{true, false} {
 		for _, t := range ms.tokens {
-			if t.confirmed == confirmed && (confirmed || now.Before(t.expires)) && len(caps) < replication.MaxProofs-1 {
+			if p, ok := pick[t.tok.Epoch]; ok && p.tok == t.tok && t.confirmed == confirmed && len(caps) < replication.MaxProofs-1 {
 				caps = append(caps, t.cap)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -233,5 +234,75 @@ func TestMirrorRefusesNonWriterFeed(t *testing.T) {
 	holds(t, in.db, want) // pushed after the non-writer's push
 	if n, ok := r.Mirror().Stored(tok.Space)[xw.Key()]; ok {
 		t.Fatalf("the relay stored %d entries of a feed no writer added", n)
+	}
+}
+
+// TestMirrorBootstrapShowsOutsiderNothing: while no token of a space is
+// confirmed, an outsider's bogus token opens a bootstrap session with the
+// relay. A member then hands the real token and the relay fetches the
+// space through it, with the outsider's session open all along: the
+// outsider is shown nothing, and its session ends at the confirmation.
+func TestMirrorBootstrapShowsOutsiderNothing(t *testing.T) {
+	ctx := context.Background()
+	rkey, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	r := startRelay(t, t.TempDir(), rkey)
+	a := startDaemon(t, daemonConfig(t.TempDir(), "A"))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if err := a.Put(ctx, info.ID, fmt.Sprint("key", i), []byte("value")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok, err := a.MirrorToken(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := memberFeeds(t, a, tok.Space)
+
+	out := newBare(t, r)
+	bogus := auth.MirrorToken{Space: tok.Space, Epoch: tok.Epoch}
+	rand.Read(bogus.Token[:])
+	if err := relay.HandMirrorToken(ctx, out.h, r.Host().ID(), bogus); err != nil {
+		t.Fatal(err)
+	}
+	osp := &peerSpace{FeedSpace: syncnet.NewFeedSpace(tok.Space, out.db, keys(want), bogus.ReplicationCapability()),
+		cap: bogus.ReplicationCapability()}
+	if err := out.repl.Serve(osp); err != nil {
+		t.Fatal(err)
+	}
+	out.repl.Sync(ctx, r.Host().ID(), osp)
+	// The outsider's bootstrap session is open (the relay keeps a session
+	// with it: Progress lists the feeds it would fetch).
+	eventually(t, 30*time.Second, func() error {
+		for _, p := range r.Mirror().Replicator().Progress() {
+			if p.Peer == out.h.ID() {
+				return nil
+			}
+		}
+		return errors.New("no session with the outsider")
+	})
+	refused := r.Mirror().Counts().ProofsRefused
+
+	// A hands the real token (in process: A connecting before the relay
+	// holds it would open a session that fails, and nothing reopens it
+	// until the next connection), then connects.
+	if err := r.Mirror().Hand(a.Host().ID(), tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Host().Connect(ctx, peer.AddrInfo{ID: r.Host().ID(), Addrs: r.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	relayHolds(t, r, a, tok.Space)
+	eventually(t, 30*time.Second, func() error {
+		if c := r.Mirror().Counts(); c.Confirmed != 1 || c.ProofsRefused == refused {
+			return fmt.Errorf("counts %+v: the outsider's session has not ended", c)
+		}
+		return nil
+	})
+	if got, err := out.db.Feeds(); err != nil || len(got) != 0 {
+		t.Fatalf("the outsider holds %d feeds of the space (%v)", len(got), err)
 	}
 }

@@ -184,6 +184,19 @@ func TestMirrorTokenConfirmation(t *testing.T) {
 	if !ms.Verify(binding, prove(cap, nil)) {
 		t.Fatal("the bogus token displaced the confirmed one")
 	}
+	// A bogus token of the confirmed epoch: the relay still proves the
+	// confirmed one, and only it for that epoch (a Prove holds one proof
+	// per epoch).
+	same := auth.MirrorToken{Space: id, Epoch: tok.Epoch}
+	rand.Read(same.Token[:])
+	if err := m.Hand("x", same); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range ms.Credentials().Caps {
+		if c.Epoch == tok.Epoch && c != cap {
+			t.Fatal("the relay proves a bogus token of the confirmed epoch")
+		}
+	}
 	// A rotation: the next epoch's token, handed by a member, counts once
 	// a writer proves it; then the old epoch opens sessions only to
 	// writers (members behind on the rotation), and not at all once
@@ -222,5 +235,27 @@ func TestMirrorTokenConfirmation(t *testing.T) {
 	}
 	if n := len(ms.Credentials().Caps); n != 2 {
 		t.Fatalf("%d capabilities after expiry, want the 2 kept epochs", n)
+	}
+}
+
+// TestMirrorCredentialsLastHanded: of two pending tokens of one epoch,
+// the relay proves the one handed last, whichever came first.
+func TestMirrorCredentialsLastHanded(t *testing.T) {
+	m := newMirror(t, MirrorLimits{})
+	var id auth.SpaceID
+	rand.Read(id[:])
+	a, b := auth.MirrorToken{Space: id}, auth.MirrorToken{Space: id}
+	rand.Read(a.Token[:])
+	rand.Read(b.Token[:])
+	now := time.Now()
+	for i, tok := range []auth.MirrorToken{a, b, a} {
+		m.now = func() time.Time { return now.Add(time.Duration(i) * time.Second) }
+		if err := m.Hand("p", tok); err != nil {
+			t.Fatal(err)
+		}
+		caps := m.spaces[id].Credentials().Caps
+		if len(caps) != 1 || caps[0] != tok.ReplicationCapability() {
+			t.Fatalf("after handing token %d: %d caps", i, len(caps))
+		}
 	}
 }
