@@ -42,6 +42,10 @@ type Config struct {
 	// Limits bound what peers may take; see Limits for each one's default,
 	// environment variable and flag.
 	Limits Limits `json:"-"`
+	// MirrorLimits bound the blind mirror (spaces, pending tokens,
+	// handovers per peer); BytesPerSpace defaults to
+	// Limits.MirrorBytesPerSpace. No flag sets them yet.
+	MirrorLimits MirrorLimits `json:"-"`
 }
 
 // DefaultListen are the addresses a relay listens on by default: every
@@ -279,8 +283,9 @@ type Limits struct {
 
 	// MailboxBytesPerSpace and MailboxExpiry bound the mailbox of one space
 	// (envelopes kept for offline devices), and MirrorBytesPerSpace the
-	// feeds the relay mirrors for one space. They take effect when the
-	// mailbox and the blind mirror land (issue 12); no flag sets them yet.
+	// entry bytes the blind mirror stores for one space (MirrorLimits). The
+	// mailbox ones take effect when the mailbox lands (issue 12); no flag
+	// sets them yet.
 	// Defaults 16 MiB, 168h (a week) and 1 GiB.
 	MailboxBytesPerSpace int64
 	MailboxExpiry        time.Duration

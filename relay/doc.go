@@ -35,6 +35,26 @@
 // circuits itself (for instance a second service instance for members'
 // circuits, or a limiter around the relayed streams).
 //
+// # Blind mirror
+//
+// With a data directory, New opens the mirror's store (<data>/mirror, a
+// badger store) and starts the Mirror on the host. A member hands it a
+// space's mirror token on MirrorProtocol (/mycel/mirror/1.0.0; the client
+// is HandMirrorToken, which the daemon calls); the mirror then serves the
+// space with a syncnet.Replicator of its own: one syncnet.Space per space
+// over the space's namespace of the store (feed.Prefixed, as the daemon
+// does), which proves and accepts the replication capability derived from
+// the tokens, follows the writer set from the clear headers of add-writer
+// and remove-writer ops (space.MirrorWriters), replicates those feeds only,
+// verifies every batch and stores it as it is: ciphertext. Members sync
+// from it with their own protocol while the writers are offline. A token
+// is believed once a writer proves it (bootstrap sessions, shown nothing,
+// let the relay find the writer first). FORMAT.md, "Mirror handover",
+// gives the wire format, the rules, what a bogus token costs and what the
+// relay learns. MirrorLimits bound it (spaces, unconfirmed spaces, pending
+// tokens per space, handovers per peer, bytes per space from
+// Limits.MirrorBytesPerSpace).
+//
 // # Privacy
 //
 // The relay logs no connection, reservation or circuit, at any level of
@@ -45,16 +65,18 @@
 // # Goroutines
 //
 // The host and the circuit relay service own theirs (libp2p's); Close
-// closes both. The metrics endpoint's server goroutine is owned by the
+// closes both. The mirror's replicator owns the replication sessions
+// (node/syncnet "Goroutines"); Mirror.Close, called by Close before the
+// host closes, waits for them and then closes the store. The metrics endpoint's server goroutine is owned by the
 // Relay, and Close shuts the server down and waits for it.
 //
 // # Not built yet (issue 12)
 //
-// Daemons reserving slots and advertising circuit addresses by themselves;
-// lifted circuit limits for members; the blind mirror of the encrypted
-// feeds of the spaces it serves; the mailbox of envelopes for offline
-// devices (Limits.MailboxBytesPerSpace, MailboxExpiry) and mirror quota
-// (MirrorBytesPerSpace), which take effect when they land; invite locators
+// Daemons reserving slots and advertising circuit addresses by themselves,
+// and handing their relays the mirror token (after each rotation too);
+// lifted circuit limits for members; the mailbox of envelopes for offline
+// devices (Limits.MailboxBytesPerSpace, MailboxExpiry), which takes effect
+// when it lands; flags for MirrorLimits; invite locators
 // and aliases; message routing over gossipsub; many relays per space;
 // serving the web app on its WebSocket port. See DESIGN.md, "The relay".
 package relay

@@ -41,6 +41,7 @@ type Relay struct {
 	svc     *relayv2.Relay
 	acl     *ACL
 	metrics *prometheus.Registry
+	mirror  *Mirror // nil without a data directory
 
 	metricsSrv  *http.Server
 	metricsAddr string
@@ -113,8 +114,18 @@ func New(cfg *Config, key crypto.PrivKey, log *slog.Logger) (*Relay, error) {
 		h.Close()
 		return nil, fmt.Errorf("relay: start circuit relay service: %w", err)
 	}
+	if cfg.DataDir != "" {
+		if r.mirror, err = openMirror(cfg, h, log, reg); err != nil {
+			r.svc.Close()
+			h.Close()
+			return nil, err
+		}
+	}
 	if cfg.Metrics != "" {
 		if err := r.serveMetrics(); err != nil {
+			if r.mirror != nil {
+				r.mirror.Close()
+			}
 			r.svc.Close()
 			h.Close()
 			return nil, err
@@ -183,6 +194,10 @@ func (r *Relay) serveMetrics() error {
 // Host returns the libp2p host.
 func (r *Relay) Host() host.Host { return r.host }
 
+// Mirror returns the blind mirror, nil when the relay has no data
+// directory.
+func (r *Relay) Mirror() *Mirror { return r.mirror }
+
 // ACL returns the circuit relay service's ACL.
 func (r *Relay) ACL() *ACL { return r.acl }
 
@@ -219,6 +234,9 @@ func (r *Relay) close() error {
 		if err := <-r.metricsDone; !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if r.mirror != nil {
+		errs = append(errs, r.mirror.Close())
 	}
 	errs = append(errs, r.svc.Close(), r.host.Close())
 	return errors.Join(errs...)

@@ -78,8 +78,11 @@
 // accumulate until Ready hands them out and Advance drops them. The driver
 // must call Ingested once per Ready.Ingest, in the order given for each
 // feed, with Feed.Ingest's error: ErrNeedConsistency makes the session ask
-// again from its new length, a fork sends the evidence to the peer, any
-// other error ends the session (the peer sent data that does not verify).
+// again from its new length, a fork sends the evidence to the peer, an
+// error wrapping ErrNotStored (the driver refused to store a verified
+// batch for its own reasons, such as a relay's quota) leaves the ranges
+// unasked until the peer's head grows, any other error ends the session
+// (the peer sent data that does not verify).
 // Ingestion may happen asynchronously (a batch may wait for a storage
 // commit), but the session is not safe for concurrent use: one goroutine,
 // or a lock, around all calls.

@@ -27,6 +27,12 @@ var (
 	// ErrMisuse: the driver broke the Step/Ready/Advance contract (Step
 	// before Start, Ingested without a pending ingest).
 	ErrMisuse = errors.New("sync: misuse")
+	// ErrNotStored is not a session error: the driver passes an error
+	// wrapping it to Ingested when it refused to store a verified batch
+	// for its own reasons (a relay's mirror quota), which are not the
+	// peer's fault. The session goes on; it asks the peer for those ranges
+	// again only once the peer's head grows.
+	ErrNotStored = errors.New("sync: not stored")
 )
 
 func errorf(sentinel error, format string, args ...any) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/cipher"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -378,5 +379,34 @@ func TestOutsiderLearnsNoFeedKey(t *testing.T) {
 	h.pump()
 	if seen.Writer == nil || *seen.Writer != keyA {
 		t.Fatalf("the member read writer %v, want %x", seen.Writer, keyA[:4])
+	}
+}
+
+// TestIngestNotStored: a batch the driver verified but refused to store
+// for its own reasons (ErrNotStored: a relay's quota) does not end the
+// session, unlike data that fails to ingest; the ranges are not asked for
+// again.
+func TestIngestNotStored(t *testing.T) {
+	h := opened(t)
+	b := h.b
+	if err := b.s.Step(msgData(t, 1, batchOf(t, h.a, keyA, feed.Range{Start: 0, End: 1024}))); err != nil {
+		t.Fatal(err)
+	}
+	h.collect(b)
+	if len(b.pending) != 1 {
+		t.Fatalf("%d ingests pending", len(b.pending))
+	}
+	in := b.pending[0]
+	b.pending = b.pending[1:]
+	sent := len(h.a.inbox)
+	b.s.Ingested(in.Feed, fmt.Errorf("%w: quota", ErrNotStored))
+	h.collect(b)
+	if err := b.s.Err(); err != nil {
+		t.Fatalf("session ended: %v", err)
+	}
+	for _, m := range h.a.inbox[sent:] {
+		if w := m.GetWant(); w != nil && w.GetRanges()[0].GetStart() == 0 {
+			t.Fatalf("B asked again for what it refused: %v", w)
+		}
 	}
 }

@@ -307,6 +307,8 @@ func (s *Session) Ingested(k feed.PublicKey, err error) {
 		}
 	case errors.As(err, &fe):
 		s.freeze(k, fe.Evidence, true)
+	case errors.Is(err, ErrNotStored):
+		st.unavailable = union(st.unavailable, w.ranges)
 	default:
 		s.fail(errorf(ErrProtocol, "feed %x: ingest: %v", k[:8], err))
 		return
