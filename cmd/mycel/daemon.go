@@ -98,6 +98,10 @@ another); badger's mapped files are kept to 64 MiB resident on Linux.`,
 			if err != nil {
 				return err
 			}
+			// Opening the spaces reads their views' log tails and name
+			// indexes: garbage that Go's scavenger would hand back to the
+			// OS only over minutes. Hand it back now.
+			debug.FreeOSMemory()
 			stopAPI, apiAddr, err := serveAPI(cfg, n, log)
 			if err != nil {
 				n.Close()
