@@ -109,10 +109,22 @@ func (m *openSpace) info() api.SpaceInfo {
 	for _, k := range feeds {
 		info.Entries += sp.Held(k)
 	}
+	info.Forked = m.forked()
 	if js := m.joinState(); js.Space != "" {
 		info.Join = &js
 	}
 	return info
+}
+
+// forked lists the space's feeds that fork evidence froze.
+func (m *openSpace) forked() []string {
+	var out []string
+	for _, k := range m.sp.Feeds() {
+		if f, err := m.db.Feed(k); err == nil && f.Evidence() != nil {
+			out = append(out, hex.EncodeToString(k[:]))
+		}
+	}
+	return out
 }
 
 // userKeys counts the keys a listing shows: the live keys but the

@@ -136,6 +136,9 @@ To bring a device into a space:
 				if sp.Waiting > 0 {
 					fmt.Fprintf(tw, "waiting for their past:\t%d\n", sp.Waiting)
 				}
+				for _, f := range sp.Forked {
+					fmt.Fprintf(tw, "FORKED feed:\t%s (its writer signed two histories: a copied device key or a restored backup; nothing more of it is read)\n", f)
+				}
 				return tw.Flush()
 			})
 		},

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -270,10 +271,10 @@ func TestClientRoutes(t *testing.T) {
 	if err != nil || len(list) != 2 {
 		t.Fatalf("Spaces: %+v %v", list, err)
 	}
-	if got, err := c.Space(ctx, info.ID); err != nil || got != info {
+	if got, err := c.Space(ctx, info.ID); err != nil || !reflect.DeepEqual(got, info) {
 		t.Errorf("Space: %+v %v", got, err)
 	}
-	if got, err := c.Space(ctx, strings.ToUpper(info.ID)); err != nil || got != info {
+	if got, err := c.Space(ctx, strings.ToUpper(info.ID)); err != nil || !reflect.DeepEqual(got, info) {
 		t.Errorf("Space by uppercase ID: %+v %v", got, err)
 	}
 	_, err = c.Space(ctx, apitest.HexID(5))

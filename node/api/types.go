@@ -125,7 +125,13 @@ type SpaceInfo struct {
 	Keys     int    `json:"keys"`    // live keys in the view
 	Digest   string `json:"digest"`  // view digest: same entries, same digest
 	Invalid  int    `json:"invalid"` // entries refused (see diagnostics)
-	Waiting  int    `json:"waiting"` // ops waiting for their causal past
+	// Forked are the feeds (hex keys) frozen by a fork: their writer signed
+	// two histories that cannot both be true — its key copied to another
+	// device, or a backup restored and written to again. The space keeps
+	// what it held of such a feed and takes nothing more of it; the
+	// evidence travels with it, so every device freezes it too.
+	Forked  []string `json:"forked,omitempty"`
+	Waiting int      `json:"waiting"` // ops waiting for their causal past
 	// Join is this device's request to join the space, while it has one.
 	Join *JoinState `json:"join,omitempty"`
 }

@@ -108,6 +108,11 @@ async function refreshSpace() {
   renderSpaces();
   $("space-meta").textContent = `${info.writer ? "writer" : "read-only"} · ${info.keys} keys · ${info.feeds} feeds · ${info.entries} entries` +
     (info.invalid ? ` · ${info.invalid} entries refused` : "") + (info.waiting ? ` · ${info.waiting} waiting for their past` : "");
+  const forks = $("space-forks");
+  forks.hidden = !info.forked?.length;
+  forks.textContent = info.forked?.length
+    ? `Forked: ${info.forked.map(short).join(", ")}. The writer of ${info.forked.length === 1 ? "this feed" : "these feeds"} signed two histories that cannot both be true — its key was copied to another device, or a backup was restored and written to again. What was held before the fork stays; nothing more of ${info.forked.length === 1 ? "it" : "them"} is read. Remove that device and add it again with a fresh key.`
+    : "";
   $("devices").replaceChildren(...devices.map((d) => h("li", { class: "device" },
     h("span", { class: d.online ? "dot online" : "dot", title: d.online ? "online" : "offline" }),
     h("span", { class: "device-name" }, d.name || "(unnamed)", d.self ? " (this device)" : ""),

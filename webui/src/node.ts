@@ -35,6 +35,8 @@ export interface SpaceInfo {
   digest: string;
   invalid: number;
   waiting: number;
+  /** Feeds frozen by a fork: their writer signed two histories. */
+  forked?: string[];
   join?: JoinState;
 }
 
