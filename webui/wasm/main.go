@@ -114,6 +114,10 @@ func main() {
 		return obj("kind", b.Kind, "request", bytesJS(b.Request), "name", b.Name, "safetyCode", b.SafetyCode,
 			"answer", bytesJS(b.Answer), "reason", b.Reason), nil
 	})
+	set("publicKey", func(a []js.Value) (any, error) {
+		k, err := core.PublicKey(bytesOf(arg(a, 0)))
+		return bytesJS(k), err
+	})
 	set("newNode", func(a []js.Value) (any, error) {
 		var feeds [][]byte
 		fs := arg(a, 0)

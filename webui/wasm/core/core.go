@@ -375,6 +375,15 @@ func DecodeSigninBody(plain []byte) (SigninBody, error) {
 	return out, nil
 }
 
+// PublicKey returns the ed25519 public key of seed: the key of the feed a
+// writer with that seed appends to.
+func PublicKey(seed []byte) ([]byte, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, errors.New("seed must be 32 bytes")
+	}
+	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
+}
+
 // Node is an in-memory set of feeds (feed.DB over memstore) that
 // replication sessions read and write: the storage the browser node will
 // later keep in IndexedDB.
