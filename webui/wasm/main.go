@@ -24,6 +24,7 @@ var (
 	array      = js.Global().Get("Array")
 	uint8Array = js.Global().Get("Uint8Array")
 	bigInt     = js.Global().Get("BigInt")
+	jsString   = js.Global().Get("String")
 )
 
 func main() {
@@ -264,12 +265,10 @@ func secretsOf(v js.Value) []core.Secret {
 	return out
 }
 
-// uint64Of reads a BigInt (or a number) as a uint64.
+// uint64Of reads a BigInt (or an integer number) as a uint64. It goes
+// through String: js.Value.Type does not know BigInt.
 func uint64Of(v js.Value) (uint64, error) {
-	if v.Type() == js.TypeNumber {
-		return uint64(v.Float()), nil
-	}
-	return strconv.ParseUint(v.Call("toString").String(), 10, 64)
+	return strconv.ParseUint(jsString.Invoke(v).String(), 10, 64)
 }
 
 func opOf(v js.Value) (core.Op, error) {
