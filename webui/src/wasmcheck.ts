@@ -149,7 +149,9 @@ export function checkReplication(core: Core, v: J, entries: number): { length: n
     toA = nextA;
     toB = nextB;
   }
-  return { length: b.length(key), frames };
+  const length = b.length(key);
+  for (const x of [sa, sb, a, b]) x.free();
+  return { length, frames };
 }
 
 // The test page calls this with the URLs it serves.

@@ -85,6 +85,7 @@ export interface SessionConfig {
 export interface Session {
   start(): Uint8Array[];
   step(frame: Uint8Array): Uint8Array[];
+  free(): void; // releases the Go functions behind it; calling them then throws
 }
 
 // An in-memory set of feeds that sessions read and fill.
@@ -93,6 +94,7 @@ export interface CoreNode {
   length(feed: Uint8Array): number;
   get(feed: Uint8Array, index: number): Uint8Array;
   session(cfg: SessionConfig): Session;
+  free(): void; // releases the node's functions (not its sessions')
 }
 
 type Result<T> = { ok: T; error?: undefined } | { ok?: undefined; error: string };

@@ -135,22 +135,25 @@ func main() {
 	select {}
 }
 
-// nodeJS is the JavaScript object of a node: append, length, get, session.
+// nodeJS is the JavaScript object of a node: append, length, get, session,
+// and free, which releases its functions (a node's sessions have their own
+// free). A freed node's functions throw when called.
 func nodeJS(n *core.Node) js.Value {
+	var fs funcs
 	return obj(
-		"append", fn(func(a []js.Value) (any, error) {
+		"append", fs.add(func(a []js.Value) (any, error) {
 			l, err := n.Append(bytesOf(arg(a, 0)), bytesListOf(arg(a, 1)))
 			return float64(l), err
 		}),
-		"length", fn(func(a []js.Value) (any, error) {
+		"length", fs.add(func(a []js.Value) (any, error) {
 			l, err := n.Length(bytesOf(arg(a, 0)))
 			return float64(l), err
 		}),
-		"get", fn(func(a []js.Value) (any, error) {
+		"get", fs.add(func(a []js.Value) (any, error) {
 			b, err := n.Get(bytesOf(arg(a, 0)), uint64(arg(a, 1).Float()))
 			return bytesJS(b), err
 		}),
-		"session", fn(func(a []js.Value) (any, error) {
+		"session", fs.add(func(a []js.Value) (any, error) {
 			// session({localID, remoteID, nonce, space, secrets})
 			o := arg(a, 0)
 			s, err := n.NewSession(core.SessionConfig{LocalID: bytesOf(o.Get("localID")), RemoteID: bytesOf(o.Get("remoteID")),
@@ -158,18 +161,45 @@ func nodeJS(n *core.Node) js.Value {
 			if err != nil {
 				return nil, err
 			}
+			var ss funcs
 			return obj(
-				"start", fn(func([]js.Value) (any, error) {
+				"start", ss.add(func([]js.Value) (any, error) {
 					fs, err := s.Start()
 					return bytesListJS(fs), err
 				}),
-				"step", fn(func(a []js.Value) (any, error) {
+				"step", ss.add(func(a []js.Value) (any, error) {
 					fs, err := s.Step(bytesOf(arg(a, 0)))
 					return bytesListJS(fs), err
 				}),
+				"free", ss.free(),
 			), nil
 		}),
+		"free", fs.free(),
 	)
+}
+
+// funcs are the functions of one JavaScript object, released together.
+type funcs []js.Func
+
+func (fs *funcs) add(f func(args []js.Value) (any, error)) js.Func {
+	g := fn(f)
+	*fs = append(*fs, g)
+	return g
+}
+
+// free returns the object's free function: it releases the others and
+// itself (Release may be called while the function runs).
+func (fs *funcs) free() js.Func {
+	var self js.Func
+	self = js.FuncOf(func(js.Value, []js.Value) any {
+		for _, f := range *fs {
+			f.Release()
+		}
+		*fs = nil
+		self.Release()
+		return obj("ok", true)
+	})
+	return self
 }
 
 // fn wraps f as a JavaScript function returning {ok} or {error}. A panic
