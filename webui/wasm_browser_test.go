@@ -28,6 +28,9 @@ type wasmReport struct {
 	Frames     int      `json:"frames"`
 	LoadMs     float64  `json:"loadMs"`
 	ReplMs     float64  `json:"replMs"`
+	ViewKeys   int      `json:"viewKeys"`
+	SealMs     float64  `json:"sealMs"`
+	ViewMs     float64  `json:"viewMs"`
 }
 
 // TestWasmCoreInBrowser runs the protocol core compiled to WebAssembly in
@@ -144,6 +147,7 @@ func TestWasmCoreInBrowser(t *testing.T) {
 	rep := check("vectors.json")
 	t.Logf("in chromium: %d checks, %d flipped vectors refused; load and start the core %.0f ms; %d entries replicated to a second node in %d frames in %.0f ms",
 		rep.Checked, rep.Refused, rep.LoadMs, rep.Replicated, rep.Frames, rep.ReplMs)
+	t.Logf("in chromium: %d puts sealed in %.0f ms; their view (%d keys) computed in %.0f ms", entries, rep.SealMs, rep.ViewKeys, rep.ViewMs)
 	if len(rep.Fails) > 0 {
 		t.Fatalf("the wasm core disagrees with Go on the vectors:\n%s", strings.Join(rep.Fails, "\n"))
 	}
@@ -152,6 +156,9 @@ func TestWasmCoreInBrowser(t *testing.T) {
 	}
 	if rep.Replicated != entries {
 		t.Fatalf("replication in the page brought %d entries of %d", rep.Replicated, entries)
+	}
+	if rep.ViewKeys != 1000 {
+		t.Fatalf("the view of %d puts on 1000 keys holds %d keys", entries, rep.ViewKeys)
 	}
 
 	br.run("reload the page", chromedp.Navigate(srv.URL+"/"))

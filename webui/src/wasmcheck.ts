@@ -159,6 +159,23 @@ export function checkReplication(core: Core, v: J, entries: number): { length: n
   return { length, frames, ms };
 }
 
+// benchView seals n puts by the space's origin (1000 keys) and computes the
+// view from them; it returns the view's key count and how long sealing and
+// the view took.
+export function benchView(core: Core, v: J, n: number): { keys: number; sealMs: number; viewMs: number } {
+  const sp = b64(v.View.Space), origin = b64(v.View.Origin), ss = secrets(v.View.Secrets);
+  const enc = new TextEncoder();
+  const t0 = performance.now();
+  const entries = Array.from({ length: n }, (_, i) => ({
+    author: origin,
+    index: i,
+    data: core.sealEntry(sp, origin, i, ss[0], { kind: "put", key: `key ${i % 1000}`, value: enc.encode(`value ${i}`), hlc: BigInt(i + 1) << 16n }),
+  }));
+  const t1 = performance.now();
+  const view = core.computeView(sp, origin, ss, entries);
+  return { keys: view.kvs.length, sealMs: t1 - t0, viewMs: performance.now() - t1 };
+}
+
 // The test page calls this with the URLs it serves.
 (globalThis as unknown as { mycelWasmCheck: unknown }).mycelWasmCheck = async (wasmURL: string, vectorsURL: string, entries: number) => {
   const t0 = performance.now();
@@ -167,5 +184,6 @@ export function checkReplication(core: Core, v: J, entries: number): { length: n
   const v = await (await fetch(vectorsURL)).json();
   const report = checkVectors(core, v);
   const repl = checkReplication(core, v, entries);
-  return { ...report, replicated: repl.length, frames: repl.frames, loadMs, replMs: repl.ms };
+  const bv = benchView(core, v, entries);
+  return { ...report, replicated: repl.length, frames: repl.frames, loadMs, replMs: repl.ms, viewKeys: bv.keys, sealMs: bv.sealMs, viewMs: bv.viewMs };
 };
