@@ -25,6 +25,8 @@ BENCHRUNS ?= 3
 # Packages that must build for the browser node (GOOS=js GOARCH=wasm): the
 # protocol core, which imports neither libp2p nor badger.
 WASM_PKGS := ./feed/ ./feed/memstore/ ./feed/feedpb/ ./auth/ ./auth/authpb/ ./node/space/ ./node/replication/ ./node/replication/syncpb/ ./node/signin/ ./node/messages/ ./ephemeral/ ./ephemeral/ephemeralpb/
+# How bin/core.wasm is built: no symbol table or DWARF, no local paths.
+WASM_FLAGS := -trimpath -ldflags='-s -w'
 # Protocol buffer schemas that `make proto` compiles.
 PROTOS := feed/feedpb/feed.proto auth/authpb/auth.proto node/space/spacepb/space.proto node/replication/syncpb/sync.proto ephemeral/ephemeralpb/ephemeral.proto
 PROTOC_GEN_GO_VERSION := v1.36.11
@@ -90,8 +92,11 @@ fuzz: ## every fuzz target for FUZZTIME (default 10s), one at a time
 	done; \
 	echo "fuzz: $$n targets passed"
 
-wasm: ## the protocol core builds for GOOS=js GOARCH=wasm
+wasm: ## the protocol core builds for GOOS=js GOARCH=wasm; bin/core.wasm (the browser node's core) and its gzip size
 	GOOS=js GOARCH=wasm go build $(WASM_PKGS)
+	@mkdir -p bin
+	GOOS=js GOARCH=wasm go build $(WASM_FLAGS) -o bin/core.wasm ./webui/wasm/
+	@echo "bin/core.wasm: $$(wc -c < bin/core.wasm) bytes, $$(gzip -9c bin/core.wasm | wc -c) gzip -9 (target 2 MB: DESIGN.md, The browser node)"
 
 bench: ## feed benchmarks, BENCHRUNS runs of BENCHTIME, into bench.out and a table of medians
 	for i in $$(seq $(BENCHRUNS)); do go test -run '^$$' -bench . -benchtime $(BENCHTIME) ./feed/; done | tee bench.out

@@ -1,0 +1,197 @@
+// The protocol core compiled to WebAssembly (webui/wasm, `make wasm`): the
+// same Go code as the daemon's for feed verification, sealed entries, the
+// space view, key derivation, envelopes, sign-in bodies and replication
+// sessions. loadCore instantiates it; Core types its calls and throws an
+// Error where the Go side returned one. Bytes are Uint8Array (copied both
+// ways); HLCs are bigint; entry indices and lengths are numbers.
+
+export interface Head {
+  key: Uint8Array;
+  length: number;
+  root: Uint8Array;
+  time: number; // Unix ms, the writer's clock
+}
+
+export interface Batch {
+  head: Head;
+  runs: { start: number; entries: Uint8Array[] }[];
+}
+
+export interface Secret {
+  epoch: number;
+  secret: Uint8Array; // 32 bytes
+}
+
+export interface Op {
+  kind: "put" | "delete" | string;
+  key: string;
+  value?: Uint8Array;
+  hlc: bigint;
+  seen?: { feed: Uint8Array; length: number }[];
+}
+
+export interface Entry {
+  author: Uint8Array;
+  index: number;
+  data: Uint8Array;
+}
+
+export interface View {
+  digest: Uint8Array;
+  kvs: { key: string; value: Uint8Array; deleted: boolean; siblings: number }[];
+  writers: number;
+  invalid: number;
+  waiting: number;
+}
+
+export interface EnvelopeSeal {
+  key: Uint8Array;
+  signerSeed: Uint8Array;
+  topic: Uint8Array;
+  keyKind: number;
+  keyID: Uint8Array;
+  plaintext: Uint8Array;
+  time: number; // Unix ms
+}
+
+export interface Envelope {
+  topic: Uint8Array;
+  sender: Uint8Array;
+  time: number;
+  keyKind: number;
+  keyID: Uint8Array;
+  plaintext: Uint8Array;
+}
+
+export interface SigninBody {
+  kind: string;
+  request: Uint8Array;
+  name: string; // a join request's device name
+  safetyCode: string; // a join request's safety code
+  answer: Uint8Array;
+  reason: string;
+}
+
+export interface SessionConfig {
+  localID: Uint8Array;
+  remoteID: Uint8Array;
+  nonce: Uint8Array; // 32 fresh random bytes
+  space: Uint8Array;
+  secrets: Secret[];
+}
+
+// A replication session (/mycel/sync): frames are length-prefixed, as on
+// the stream; each call returns the frames to send, in order.
+export interface Session {
+  start(): Uint8Array[];
+  step(frame: Uint8Array): Uint8Array[];
+  free(): void; // releases the Go functions behind it; calling them then throws
+}
+
+// An in-memory set of feeds that sessions read and fill.
+export interface CoreNode {
+  append(writerSeed: Uint8Array, entries: Uint8Array[]): number;
+  length(feed: Uint8Array): number;
+  get(feed: Uint8Array, index: number): Uint8Array;
+  session(cfg: SessionConfig): Session;
+  free(): void; // releases the node's functions (not its sessions')
+}
+
+type Result<T> = { ok: T; error?: undefined } | { ok?: undefined; error: string };
+type Raw = Record<string, (...args: unknown[]) => Result<unknown>>;
+
+function unwrap<T>(r: Result<unknown>): T {
+  if (r.error !== undefined) throw new Error(r.error);
+  return r.ok as T;
+}
+
+// wrap turns an object of {ok}/{error} functions into one that throws.
+function wrap<T>(raw: Raw): T {
+  const out: Record<string, unknown> = {};
+  for (const [name, f] of Object.entries(raw)) {
+    out[name] = (...args: unknown[]) => {
+      const v = unwrap<unknown>(f(...args));
+      return typeof v === "object" && v !== null && typeof (v as Raw).start === "function"
+        ? wrap(v as Raw)
+        : v;
+    };
+  }
+  return out as T;
+}
+
+export class Core {
+  private raw: Raw;
+  constructor(raw: Raw) {
+    this.raw = raw;
+  }
+  private call<T>(name: string, ...args: unknown[]): T {
+    return unwrap<T>(this.raw[name](...args));
+  }
+  verifyHead(head: Uint8Array): Head {
+    return this.call("verifyHead", head);
+  }
+  verifyBatch(batch: Uint8Array): Batch {
+    return this.call("verifyBatch", batch);
+  }
+  sealEntry(space: Uint8Array, author: Uint8Array, index: number, secret: Secret, op: Op): Uint8Array {
+    return this.call("sealEntry", space, author, index, secret, op);
+  }
+  openEntry(space: Uint8Array, author: Uint8Array, index: number, data: Uint8Array, secrets: Secret[]): Op {
+    return this.call("openEntry", space, author, index, data, secrets);
+  }
+  computeView(space: Uint8Array, origin: Uint8Array, secrets: Secret[], entries: Entry[]): View {
+    return this.call("computeView", space, origin, secrets, entries);
+  }
+  passwordRequestKey(password: string, space: Uint8Array): { id: Uint8Array; key: Uint8Array } {
+    return this.call("passwordRequestKey", password, space);
+  }
+  safetyCode(joinRequest: Uint8Array): string {
+    return this.call("safetyCode", joinRequest);
+  }
+  checkSafetyCode(joinRequest: Uint8Array, typed: string): void {
+    this.call("checkSafetyCode", joinRequest, typed);
+  }
+  sealEnvelope(e: EnvelopeSeal): Uint8Array {
+    return this.call("sealEnvelope", e);
+  }
+  openEnvelope(key: Uint8Array, envelope: Uint8Array): Envelope {
+    return this.call("openEnvelope", key, envelope);
+  }
+  decodeSigninBody(plain: Uint8Array): SigninBody {
+    return this.call("decodeSigninBody", plain);
+  }
+  // publicKey returns the ed25519 public key (a feed's key) of a seed.
+  publicKey(seed: Uint8Array): Uint8Array {
+    return this.call("publicKey", seed);
+  }
+  newNode(feeds: Uint8Array[]): CoreNode {
+    // wrap also wraps the sessions the node returns (objects with start).
+    return wrap<CoreNode>(this.call<Raw>("newNode", feeds));
+  }
+}
+
+// Go is the runtime class wasm_exec.js (from the Go distribution) defines.
+declare class Go {
+  importObject: WebAssembly.Imports;
+  run(instance: WebAssembly.Instance): Promise<void>;
+}
+
+// loadCore loads wasm_exec.js (unless the page already has) and the core
+// from wasmURL, runs it, and returns its calls.
+export async function loadCore(wasmURL: string, wasmExecURL = "wasm_exec.js"): Promise<Core> {
+  const g = globalThis as unknown as { Go?: typeof Go; mycelCore?: Raw };
+  if (g.Go === undefined) {
+    await new Promise<void>((resolve, reject) => {
+      const s = document.createElement("script");
+      s.src = wasmExecURL;
+      s.onload = () => resolve();
+      s.onerror = () => reject(new Error(`loading ${wasmExecURL} failed`));
+      document.head.appendChild(s);
+    });
+  }
+  const go = new g.Go!();
+  const { instance } = await WebAssembly.instantiateStreaming(fetch(wasmURL), go.importObject);
+  void go.run(instance); // resolves only if the program exits
+  if (g.mycelCore === undefined) throw new Error("the wasm core did not start");
+  return new Core(g.mycelCore);
+}

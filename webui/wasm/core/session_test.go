@@ -1,0 +1,83 @@
+package core
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+)
+
+// TestSessionPump replicates a feed of n entries from one node to another
+// by passing frames as the page does, and checks every entry arrived.
+func TestSessionPump(t *testing.T) {
+	const n = 300
+	sp := bytes.Repeat([]byte{0x51}, 32)
+	secrets := []Secret{{Epoch: 0, Secret: seed(0x5e)}}
+	key, _ := PublicKey(seed(9))
+	a, err := NewNode([][]byte{key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries [][]byte
+	for i := range n {
+		entries = append(entries, fmt.Appendf(nil, "entry %d", i))
+	}
+	if _, err := a.Append(seed(9), entries); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewNode([][]byte{key})
+	sa, err := a.NewSession(SessionConfig{LocalID: []byte("a"), RemoteID: []byte("b"), Nonce: seed(1), Space: sp, Secrets: secrets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, _ := b.NewSession(SessionConfig{LocalID: []byte("b"), RemoteID: []byte("a"), Nonce: seed(2), Space: sp, Secrets: secrets})
+	if errA, errB := pump(t, sa, sb); errA != nil || errB != nil {
+		t.Fatalf("session errors: %v, %v", errA, errB)
+	}
+	if l, _ := b.Length(key); l != n {
+		t.Fatalf("b holds %d entries of %d", l, n)
+	}
+	if e, err := b.Get(key, n-1); err != nil || !bytes.Equal(e, entries[n-1]) {
+		t.Fatalf("b's last entry: %q, %v", e, err)
+	}
+	// A session with another space's secret is refused by the peer.
+	c, _ := NewNode([][]byte{key})
+	sc, _ := c.NewSession(SessionConfig{LocalID: []byte("c"), RemoteID: []byte("a"), Nonce: seed(3), Space: sp, Secrets: []Secret{{Secret: seed(0x66)}}})
+	sa2, _ := a.NewSession(SessionConfig{LocalID: []byte("a"), RemoteID: []byte("c"), Nonce: seed(4), Space: sp, Secrets: secrets})
+	if errA, _ := pump(t, sa2, sc); errA == nil {
+		t.Fatal("a session proving another secret was not refused")
+	}
+	if l, _ := c.Length(key); l != 0 {
+		t.Fatalf("the refused peer got %d entries", l)
+	}
+}
+
+// pump passes frames between two sessions until both are quiet or one
+// fails, and returns their errors.
+func pump(t *testing.T, sa, sb *Session) (errA, errB error) {
+	toB, errA := sa.Start()
+	toA, errB := sb.Start()
+	for i := 0; errA == nil && errB == nil && len(toA)+len(toB) > 0; i++ {
+		if i > 10000 {
+			t.Fatal("the sessions do not settle")
+		}
+		var nextA, nextB [][]byte
+		for _, f := range toB {
+			out, err := sb.Step(f)
+			if err != nil {
+				errB = err
+				break
+			}
+			nextA = append(nextA, out...)
+		}
+		for _, f := range toA {
+			out, err := sa.Step(f)
+			if err != nil {
+				errA = err
+				break
+			}
+			nextB = append(nextB, out...)
+		}
+		toA, toB = nextA, nextB
+	}
+	return errA, errB
+}

@@ -1,0 +1,326 @@
+//go:build js && wasm
+
+// Command wasm is mycel's protocol core compiled to WebAssembly for the
+// browser node: it sets globalThis.mycelCore to the calls of package core
+// (./core), bound with syscall/js, and then waits forever. The TypeScript
+// side is webui/src/wasmcore.ts, which loads it and types the calls.
+//
+// Conventions: bytes are Uint8Array both ways (copied); 64-bit counters that
+// may pass 2^53 (HLCs) are BigInt; entry indices and lengths are numbers.
+// Every call returns {ok: value} or {error: message}; the TypeScript wrapper
+// turns the latter into a thrown Error.
+package main
+
+import (
+	"errors"
+	"strconv"
+	"syscall/js"
+
+	"github.com/mycelsync/mycel/webui/wasm/core"
+)
+
+var (
+	object     = js.Global().Get("Object")
+	array      = js.Global().Get("Array")
+	uint8Array = js.Global().Get("Uint8Array")
+	bigInt     = js.Global().Get("BigInt")
+	jsString   = js.Global().Get("String")
+)
+
+func main() {
+	api := object.New()
+	set := func(name string, f func(args []js.Value) (any, error)) {
+		api.Set(name, fn(f))
+	}
+	set("verifyHead", func(a []js.Value) (any, error) {
+		h, err := core.VerifyHead(bytesOf(arg(a, 0)))
+		return headJS(h), err
+	})
+	set("verifyBatch", func(a []js.Value) (any, error) {
+		b, err := core.VerifyBatch(bytesOf(arg(a, 0)))
+		if err != nil {
+			return nil, err
+		}
+		runs := array.New()
+		for i, es := range b.Entries {
+			runs.Call("push", obj("start", float64(b.Start[i]), "entries", bytesListJS(es)))
+		}
+		return obj("head", headJS(b.Head), "runs", runs), nil
+	})
+	set("sealEntry", func(a []js.Value) (any, error) {
+		// sealEntry(space, author, index, secret, op)
+		op, err := opOf(arg(a, 4))
+		if err != nil {
+			return nil, err
+		}
+		d, err := core.SealEntry(bytesOf(arg(a, 0)), bytesOf(arg(a, 1)), uint64(arg(a, 2).Float()), secretOf(arg(a, 3)), op)
+		return bytesJS(d), err
+	})
+	set("openEntry", func(a []js.Value) (any, error) {
+		// openEntry(space, author, index, data, secrets)
+		op, err := core.OpenEntry(bytesOf(arg(a, 0)), bytesOf(arg(a, 1)), uint64(arg(a, 2).Float()), bytesOf(arg(a, 3)), secretsOf(arg(a, 4)))
+		if err != nil {
+			return nil, err
+		}
+		return opJS(op), nil
+	})
+	set("computeView", func(a []js.Value) (any, error) {
+		// computeView(space, origin, secrets, entries)
+		var entries []core.Entry
+		es := arg(a, 3)
+		for i := 0; i < es.Length(); i++ {
+			e := es.Index(i)
+			entries = append(entries, core.Entry{Author: bytesOf(e.Get("author")), Index: uint64(e.Get("index").Float()), Data: bytesOf(e.Get("data"))})
+		}
+		v, err := core.ComputeView(bytesOf(arg(a, 0)), bytesOf(arg(a, 1)), secretsOf(arg(a, 2)), entries)
+		if err != nil {
+			return nil, err
+		}
+		kvs := array.New()
+		for _, kv := range v.KVs {
+			kvs.Call("push", obj("key", kv.Key, "value", bytesJS(kv.Value), "deleted", kv.Deleted, "siblings", kv.Siblings))
+		}
+		return obj("digest", bytesJS(v.Digest), "kvs", kvs, "writers", v.Writers, "invalid", v.Invalid, "waiting", v.Waiting), nil
+	})
+	set("passwordRequestKey", func(a []js.Value) (any, error) {
+		id, key, err := core.PasswordRequestKey(arg(a, 0).String(), bytesOf(arg(a, 1)))
+		return obj("id", bytesJS(id), "key", bytesJS(key)), err
+	})
+	set("safetyCode", func(a []js.Value) (any, error) {
+		return core.SafetyCode(bytesOf(arg(a, 0)))
+	})
+	set("checkSafetyCode", func(a []js.Value) (any, error) {
+		return true, core.CheckSafetyCode(bytesOf(arg(a, 0)), arg(a, 1).String())
+	})
+	set("sealEnvelope", func(a []js.Value) (any, error) {
+		// sealEnvelope({key, signerSeed, topic, keyKind, keyID, plaintext, time})
+		o := arg(a, 0)
+		b, err := core.SealEnvelope(bytesOf(o.Get("key")), bytesOf(o.Get("signerSeed")), bytesOf(o.Get("topic")),
+			uint32(o.Get("keyKind").Int()), bytesOf(o.Get("keyID")), bytesOf(o.Get("plaintext")), int64(o.Get("time").Float()))
+		return bytesJS(b), err
+	})
+	set("openEnvelope", func(a []js.Value) (any, error) {
+		e, err := core.OpenEnvelope(bytesOf(arg(a, 0)), bytesOf(arg(a, 1)))
+		if err != nil {
+			return nil, err
+		}
+		return obj("topic", bytesJS(e.Topic), "sender", bytesJS(e.Sender), "time", float64(e.Time), "keyKind", int(e.KeyKind),
+			"keyID", bytesJS(e.KeyID), "plaintext", bytesJS(e.Plaintext)), nil
+	})
+	set("decodeSigninBody", func(a []js.Value) (any, error) {
+		b, err := core.DecodeSigninBody(bytesOf(arg(a, 0)))
+		if err != nil {
+			return nil, err
+		}
+		return obj("kind", b.Kind, "request", bytesJS(b.Request), "name", b.Name, "safetyCode", b.SafetyCode,
+			"answer", bytesJS(b.Answer), "reason", b.Reason), nil
+	})
+	set("publicKey", func(a []js.Value) (any, error) {
+		k, err := core.PublicKey(bytesOf(arg(a, 0)))
+		return bytesJS(k), err
+	})
+	set("newNode", func(a []js.Value) (any, error) {
+		var feeds [][]byte
+		fs := arg(a, 0)
+		for i := 0; i < fs.Length(); i++ {
+			feeds = append(feeds, bytesOf(fs.Index(i)))
+		}
+		n, err := core.NewNode(feeds)
+		if err != nil {
+			return nil, err
+		}
+		return nodeJS(n), nil
+	})
+	js.Global().Set("mycelCore", api)
+	select {}
+}
+
+// nodeJS is the JavaScript object of a node: append, length, get, session,
+// and free, which releases its functions (a node's sessions have their own
+// free). A freed node's functions throw when called.
+func nodeJS(n *core.Node) js.Value {
+	var fs funcs
+	return obj(
+		"append", fs.add(func(a []js.Value) (any, error) {
+			l, err := n.Append(bytesOf(arg(a, 0)), bytesListOf(arg(a, 1)))
+			return float64(l), err
+		}),
+		"length", fs.add(func(a []js.Value) (any, error) {
+			l, err := n.Length(bytesOf(arg(a, 0)))
+			return float64(l), err
+		}),
+		"get", fs.add(func(a []js.Value) (any, error) {
+			b, err := n.Get(bytesOf(arg(a, 0)), uint64(arg(a, 1).Float()))
+			return bytesJS(b), err
+		}),
+		"session", fs.add(func(a []js.Value) (any, error) {
+			// session({localID, remoteID, nonce, space, secrets})
+			o := arg(a, 0)
+			s, err := n.NewSession(core.SessionConfig{LocalID: bytesOf(o.Get("localID")), RemoteID: bytesOf(o.Get("remoteID")),
+				Nonce: bytesOf(o.Get("nonce")), Space: bytesOf(o.Get("space")), Secrets: secretsOf(o.Get("secrets"))})
+			if err != nil {
+				return nil, err
+			}
+			var ss funcs
+			return obj(
+				"start", ss.add(func([]js.Value) (any, error) {
+					fs, err := s.Start()
+					return bytesListJS(fs), err
+				}),
+				"step", ss.add(func(a []js.Value) (any, error) {
+					fs, err := s.Step(bytesOf(arg(a, 0)))
+					return bytesListJS(fs), err
+				}),
+				"free", ss.free(),
+			), nil
+		}),
+		"free", fs.free(),
+	)
+}
+
+// funcs are the functions of one JavaScript object, released together.
+type funcs []js.Func
+
+func (fs *funcs) add(f func(args []js.Value) (any, error)) js.Func {
+	g := fn(f)
+	*fs = append(*fs, g)
+	return g
+}
+
+// free returns the object's free function: it releases the others and
+// itself (Release may be called while the function runs).
+func (fs *funcs) free() js.Func {
+	var self js.Func
+	self = js.FuncOf(func(js.Value, []js.Value) any {
+		for _, f := range *fs {
+			f.Release()
+		}
+		*fs = nil
+		self.Release()
+		return obj("ok", true)
+	})
+	return self
+}
+
+// fn wraps f as a JavaScript function returning {ok} or {error}. A panic
+// (a bug, or an argument of the wrong type) becomes an error too.
+func fn(f func(args []js.Value) (any, error)) js.Func {
+	return js.FuncOf(func(_ js.Value, args []js.Value) (res any) {
+		defer func() {
+			if r := recover(); r != nil {
+				res = obj("error", "mycelCore: "+panicString(r))
+			}
+		}()
+		v, err := f(args)
+		if err != nil {
+			return obj("error", err.Error())
+		}
+		return obj("ok", v)
+	})
+}
+
+func panicString(r any) string {
+	switch r := r.(type) {
+	case error:
+		return r.Error()
+	case string:
+		return r
+	}
+	return "panic"
+}
+
+func arg(a []js.Value, i int) js.Value {
+	if i >= len(a) {
+		return js.Undefined()
+	}
+	return a[i]
+}
+
+// obj builds a JavaScript object from name, value pairs.
+func obj(kv ...any) js.Value {
+	o := object.New()
+	for i := 0; i+1 < len(kv); i += 2 {
+		o.Set(kv[i].(string), kv[i+1])
+	}
+	return o
+}
+
+func bytesOf(v js.Value) []byte {
+	if v.IsUndefined() || v.IsNull() {
+		return nil
+	}
+	if !v.InstanceOf(uint8Array) {
+		panic(errors.New("expected a Uint8Array"))
+	}
+	b := make([]byte, v.Length())
+	js.CopyBytesToGo(b, v)
+	return b
+}
+
+func bytesJS(b []byte) js.Value {
+	v := uint8Array.New(len(b))
+	js.CopyBytesToJS(v, b)
+	return v
+}
+
+func bytesListOf(v js.Value) [][]byte {
+	var out [][]byte
+	for i := 0; i < v.Length(); i++ {
+		out = append(out, bytesOf(v.Index(i)))
+	}
+	return out
+}
+
+func bytesListJS(bs [][]byte) js.Value {
+	a := array.New()
+	for _, b := range bs {
+		a.Call("push", bytesJS(b))
+	}
+	return a
+}
+
+func headJS(h core.Head) js.Value {
+	return obj("key", bytesJS(h.Key), "length", float64(h.Length), "root", bytesJS(h.Root), "time", float64(h.Time))
+}
+
+func secretOf(v js.Value) core.Secret {
+	return core.Secret{Epoch: uint32(v.Get("epoch").Int()), Secret: bytesOf(v.Get("secret"))}
+}
+
+func secretsOf(v js.Value) []core.Secret {
+	var out []core.Secret
+	for i := 0; i < v.Length(); i++ {
+		out = append(out, secretOf(v.Index(i)))
+	}
+	return out
+}
+
+// uint64Of reads a BigInt (or an integer number) as a uint64. It goes
+// through String: js.Value.Type does not know BigInt.
+func uint64Of(v js.Value) (uint64, error) {
+	return strconv.ParseUint(jsString.Invoke(v).String(), 10, 64)
+}
+
+func opOf(v js.Value) (core.Op, error) {
+	hlc, err := uint64Of(v.Get("hlc"))
+	if err != nil {
+		return core.Op{}, err
+	}
+	op := core.Op{Kind: v.Get("kind").String(), Key: v.Get("key").String(), Value: bytesOf(v.Get("value")), HLC: hlc}
+	if s := v.Get("seen"); !s.IsUndefined() {
+		for i := 0; i < s.Length(); i++ {
+			e := s.Index(i)
+			op.Seen = append(op.Seen, core.SeenLen{Feed: bytesOf(e.Get("feed")), Length: uint64(e.Get("length").Float())})
+		}
+	}
+	return op, nil
+}
+
+func opJS(op core.Op) js.Value {
+	seen := array.New()
+	for _, s := range op.Seen {
+		seen.Call("push", obj("feed", bytesJS(s.Feed), "length", float64(s.Length)))
+	}
+	return obj("kind", op.Kind, "key", op.Key, "value", bytesJS(op.Value),
+		"hlc", bigInt.Invoke(strconv.FormatUint(op.HLC, 10)), "seen", seen)
+}
