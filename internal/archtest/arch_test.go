@@ -20,6 +20,7 @@ var corePackages = []string{
 	"github.com/mycelsync/mycel/feed/memstore",
 	"github.com/mycelsync/mycel/node/space",
 	"github.com/mycelsync/mycel/node/replication",
+	"github.com/mycelsync/mycel/webui/wasm/core",
 	"github.com/mycelsync/mycel/node/signin",
 	"github.com/mycelsync/mycel/node/messages",
 }
