@@ -9,7 +9,6 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mycelsync/mycel/auth"
@@ -39,10 +38,7 @@ func (n *Node) startEphemeralService() error {
 	if err != nil {
 		return fmt.Errorf("node: ephemeral filter: %w", err)
 	}
-	// gossipsub opens its streams with this context: allowing limited
-	// connections lets messages and sign-in cross a circuit relay, to a
-	// peer reached only through one.
-	ctx, cancel := context.WithCancel(network.WithAllowLimitedConn(context.Background(), "mycel-ephemeral"))
+	ctx, cancel := context.WithCancel(context.Background())
 	q := n.limits.Ephemeral.PubSubQueue
 	opts := append(p2p.PubSubOptions(), pubsub.WithPeerOutboundQueueSize(q), pubsub.WithValidateQueueSize(q))
 	ps, err := pubsub.NewGossipSub(ctx, n.host, opts...)
