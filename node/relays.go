@@ -30,9 +30,8 @@ import (
 // relayCircuitAddrs bounds the circuit addresses advertised per relay.
 const relayCircuitAddrs = 4
 
-// relayRenewMargin is how long before its expiry a reservation is renewed
-// at the latest; it is renewed at the earliest at three quarters of its
-// term.
+// relayRenewMargin is how long before its expiry a reservation is
+// renewed; one shorter than twice that is renewed halfway.
 const relayRenewMargin = 2 * time.Minute
 
 // relaySet is the state of the node's relays, shared by their keepers and
@@ -148,7 +147,11 @@ func (n *Node) keepRelay(ctx context.Context, i int) {
 		n.log.Info("relay: reserved", "relay", info.ID, "until", rsvp.Expiration)
 		backoff = n.limits.Net.MinBackoff
 		left := time.Until(rsvp.Expiration)
-		renew := time.Now().Add(max(min(left*3/4, left-relayRenewMargin), n.limits.Net.MinBackoff))
+		wait := left / 2
+		if left > 2*relayRenewMargin {
+			wait = left - relayRenewMargin
+		}
+		renew := time.Now().Add(max(wait, n.limits.Net.MinBackoff))
 		for time.Now().Before(renew) {
 			if !sleep(ctx, min(n.limits.Net.MinBackoff, time.Until(renew))) {
 				return
