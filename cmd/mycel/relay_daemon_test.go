@@ -183,3 +183,29 @@ func TestE2ERelayDaemons(t *testing.T) {
 		t.Errorf("B restarted to A: relayed %v, direct %v", relayed, direct)
 	}
 }
+
+// TestCLIStatusRelays: mycel status prints each relay's state, and mycel
+// peers marks the relay and the relayed connections.
+func TestCLIStatusRelays(t *testing.T) {
+	e := newCLIEnv(t)
+	until := time.Now().Add(time.Hour)
+	e.fake.SetRelays([]api.Relay{
+		{ID: "12D3KooWrelayA", Connected: true, ReservedUntil: &until, LimitSeconds: 120, LimitBytes: 128 << 10},
+		{ID: "12D3KooWrelayB", Error: "dial refused"},
+	})
+	out := e.ok(t, "status")
+	for _, want := range []string{
+		"12D3KooWrelayA, connected, reserved for 1h0m0s (relayed connections limited to 2m0s, 128 KiB)",
+		"12D3KooWrelayB, not connected, no reservation: dial refused",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	e.fake.SetPeers([]api.Peer{{ID: "12D3KooWrelayA", Relay: true, Conns: []api.Conn{{Addr: "/ip4/127.0.0.1/tcp/1", Transport: "tcp", Direction: "outbound"}}},
+		{ID: "12D3KooWpeer", Conns: []api.Conn{{Addr: "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWrelayA/p2p-circuit", Transport: "relayed", Direction: "outbound", Limited: true}}}})
+	out = e.ok(t, "peers")
+	if !strings.Contains(out, "12D3KooWrelayA (relay)") || !strings.Contains(out, "relayed (limited)") {
+		t.Errorf("peers:\n%s", out)
+	}
+}
