@@ -92,7 +92,8 @@ func mycelIn(t *testing.T, ns string, args ...string) string {
 // TestE2ERelayNetns: daemons A and B, members of a space, restarted in
 // network namespaces of their own, each reaching only the relay (in the
 // test's namespace): B, given A's circuit address as its static peer,
-// syncs with A through the relay both ways.
+// syncs with A through the relay both ways, and again after the relay was
+// killed and restarted.
 func TestE2ERelayNetns(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root for ip netns (TESTING.md)")
@@ -116,7 +117,8 @@ func TestE2ERelayNetns(t *testing.T) {
 	netnsLink(t, nsB, "mrb"+tag, "mxb"+tag, fmt.Sprintf("10.%d.2.2", net10), relayIP)
 
 	rlisten := fmt.Sprintf("/ip4/%s/tcp/%d", relayIP, freeTCPPort(t))
-	r := startRelay(t, t.TempDir(), "--listen", rlisten)
+	rdir := t.TempDir()
+	r := startRelay(t, rdir, "--listen", rlisten)
 	raddr := rlisten + "/p2p/" + r.id
 
 	// A makes the space and signs B in on loopback, in the test's
@@ -179,6 +181,30 @@ func TestE2ERelayNetns(t *testing.T) {
 	t.Logf("mycel peers on B:\n%s", out)
 	if out := mycelIn(t, nsA, "status", "--data", a.dir); !strings.Contains(out, r.id+", connected, reserved for") {
 		t.Errorf("mycel status on A:\n%s", out)
+	}
+
+	// The relay killed and restarted: both reserve again, B reaches A
+	// through it again (there is no other way) and the space syncs.
+	r.cmd.Process.Kill()
+	r.cmd.Wait()
+	waitFor(t, 30*time.Second, func() error {
+		if relayed, _ := relayedTo(b, st.PeerID); relayed {
+			return fmt.Errorf("B still has a relayed connection to A")
+		}
+		return nil
+	})
+	a.put(id, "while-down", []byte("waits for the relay"))
+	r2 := startRelay(t, rdir, "--listen", rlisten)
+	if r2.id != r.id {
+		t.Fatalf("relay's ID changed: %s, %s", r.id, r2.id)
+	}
+	reservedOn(t, a, r.id)
+	reservedOn(t, b, r.id)
+	waitValue(t, b, id, "while-down", []byte("waits for the relay"))
+	b.put(id, "after", []byte("the restart"))
+	waitValue(t, a, id, "after", []byte("the restart"))
+	if relayed, direct := relayedTo(b, st.PeerID); !relayed || direct {
+		t.Errorf("B to A after the relay's restart: relayed %v, direct %v", relayed, direct)
 	}
 }
 
