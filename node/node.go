@@ -246,7 +246,7 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool, opts ...Option) (n *
 	for _, p := range peers {
 		n.life.start(func(ctx context.Context) { n.keepConnected(ctx, p) })
 	}
-	for i := range relays {
+	for i := range rset.relays {
 		n.life.start(func(ctx context.Context) { n.keepRelay(ctx, i) })
 	}
 	return n, nil

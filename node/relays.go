@@ -51,10 +51,22 @@ type relayState struct {
 	errAt    time.Time
 }
 
+// newRelaySet holds one relay per peer ID, with every address given for
+// it (several --relay addresses of one relay are one relay, one
+// reservation).
 func newRelaySet(infos []peer.AddrInfo) *relaySet {
 	s := &relaySet{}
 	for _, info := range infos {
-		s.relays = append(s.relays, &relayState{info: info})
+		i := slices.IndexFunc(s.relays, func(r *relayState) bool { return r.info.ID == info.ID })
+		if i < 0 {
+			s.relays = append(s.relays, &relayState{info: peer.AddrInfo{ID: info.ID}})
+			i = len(s.relays) - 1
+		}
+		for _, a := range info.Addrs {
+			if !slices.ContainsFunc(s.relays[i].info.Addrs, a.Equal) {
+				s.relays[i].info.Addrs = append(s.relays[i].info.Addrs, a)
+			}
+		}
 	}
 	return s
 }

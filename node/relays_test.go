@@ -150,3 +150,25 @@ func TestCircuitAddrs(t *testing.T) {
 		t.Errorf("circuit addresses\n%v\nwant\n%v", got, want)
 	}
 }
+
+// TestRelaySetMerges: several addresses of one relay make one relay (one
+// reservation), in the order given.
+func TestRelaySetMerges(t *testing.T) {
+	infos, err := addrInfos([]string{
+		"/ip4/10.0.0.1/tcp/1/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf",
+		"/ip4/10.0.0.2/tcp/1/p2p/12D3KooWEVic3tvwqavEKSHNe4yq2wiRsCMduFTDft47NMU7NU4r",
+		"/ip4/10.0.0.3/tcp/1/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf",
+		"/ip4/10.0.0.1/tcp/1/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newRelaySet(infos)
+	if len(s.relays) != 2 || len(s.relays[0].info.Addrs) != 2 || len(s.relays[1].info.Addrs) != 1 ||
+		s.relays[0].info.Addrs[1].String() != "/ip4/10.0.0.3/tcp/1" {
+		for _, r := range s.relays {
+			t.Logf("%s %v", r.info.ID, r.info.Addrs)
+		}
+		t.Fatal("relays not merged by peer ID")
+	}
+}
