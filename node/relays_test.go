@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -170,5 +171,72 @@ func TestRelaySetMerges(t *testing.T) {
 			t.Logf("%s %v", r.info.ID, r.info.Addrs)
 		}
 		t.Fatal("relays not merged by peer ID")
+	}
+}
+
+// TestDialThroughRelay: a node given another's circuit address only, as
+// invite hints or as a static peer, reaches it through the relay (a
+// limited connection), and Peers names that connection's transport
+// "relayed".
+func TestDialThroughRelay(t *testing.T) {
+	rh, rs := relayHost(t, "/ip4/127.0.0.1/tcp/0", time.Hour)
+	defer rh.Close()
+	defer rs.Close()
+	rinfo := fmt.Sprintf("%s/p2p/%s", rh.Addrs()[0], rh.ID())
+	cfg := loopbackConfig(t)
+	cfg.Relays = []string{rinfo}
+	a, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	r := waitRelay(t, a, "reserved", func(r api.Relay) bool { return r.ReservedUntil != nil })
+
+	hints := a.InviteHints()
+	var circuit [][]byte
+	for _, b := range hints.Addrs {
+		if m, err := ma.NewMultiaddrBytes(b); err == nil && hasProto(m, ma.P_CIRCUIT) {
+			circuit = append(circuit, b)
+		}
+	}
+	hints.Addrs = circuit
+	if len(circuit) != 1 {
+		t.Fatalf("hints: %d circuit addresses", len(circuit))
+	}
+	relayedTo := func(n *Node) bool {
+		for _, p := range n.Peers() {
+			if p.ID == a.Host().ID().String() {
+				for _, c := range p.Conns {
+					if c.Transport == "relayed" && c.Limited {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
+	b, err := New(loopbackConfig(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.DialHints(context.Background(), hints); err != nil {
+		t.Fatal(err)
+	}
+	if !relayedTo(b) {
+		t.Errorf("B's peers after the hints: %+v", b.Peers())
+	}
+
+	c, err := New(loopbackConfig(t, r.Circuit[0]), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for !relayedTo(c) {
+		if time.Now().After(deadline) {
+			t.Fatalf("C's peers: %+v", c.Peers())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
