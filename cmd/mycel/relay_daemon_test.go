@@ -101,9 +101,24 @@ func TestE2ERelayDaemons(t *testing.T) {
 
 	a := newDaemon(t, "--relay", raddr)
 	b := newDaemon(t, "--peer", a.peerAddr())
+	t.Cleanup(func() {
+		if t.Failed() {
+			var pa, pb []api.Peer
+			a.request("GET", "/v1/peers", nil, &pa)
+			b.request("GET", "/v1/peers", nil, &pb)
+			t.Logf("A's peers: %+v\nB's peers: %+v\nA's log:\n%s\nB's log:\n%s", pa, pb, a.stderr, b.stderr)
+		}
+	})
+	last := time.Now()
+	phase := func(what string) {
+		t.Logf("%s: %v", what, time.Since(last).Round(time.Millisecond))
+		last = time.Now()
+	}
 	id := createSpace(t, a, b) // signed in directly
+	phase("B signed in")
 
 	ra := reservedOn(t, a, r.id)
+	phase("A reserved")
 	var circuit string
 	for _, c := range ra.Circuit {
 		if strings.HasPrefix(c, raddr+"/p2p-circuit/p2p/") {
@@ -135,6 +150,7 @@ func TestE2ERelayDaemons(t *testing.T) {
 	reservedOn(t, b, r.id)
 	a.put(id, "k1", []byte("through the relay"))
 	waitValue(t, b, id, "k1", []byte("through the relay"))
+	phase("k1 through the relay")
 	relayed, direct := relayedTo(b, st.PeerID)
 	if !relayed {
 		t.Errorf("B has no relayed connection to A (direct: %v)", direct)
@@ -159,6 +175,7 @@ func TestE2ERelayDaemons(t *testing.T) {
 		t.Errorf("mycel status on A with the relay down:\n%s", out)
 	}
 	r2 := startRelay(t, rdir, "--listen", rlisten)
+	phase("relay down seen, restarted")
 	if r2.id != r.id {
 		t.Fatalf("relay's ID changed: %s, %s", r.id, r2.id)
 	}
@@ -168,6 +185,7 @@ func TestE2ERelayDaemons(t *testing.T) {
 	b.put(id, "k3", []byte("and back"))
 	waitValue(t, b, id, "k2", []byte("after the restart"))
 	waitValue(t, a, id, "k3", []byte("and back"))
+	phase("k2, k3 after the restart")
 	waitFor(t, 30*time.Second, func() error { return converged(id, 0, a, b) })
 	// While the relay was down, B may have dialled the loopback addresses
 	// A's identify gave it over the relayed connection: a direct upgrade,
@@ -179,6 +197,7 @@ func TestE2ERelayDaemons(t *testing.T) {
 	reservedOn(t, b, r.id)
 	a.put(id, "k4", []byte("relayed again"))
 	waitValue(t, b, id, "k4", []byte("relayed again"))
+	phase("B restarted, k4")
 	if relayed, direct = relayedTo(b, st.PeerID); !relayed || direct {
 		t.Errorf("B restarted to A: relayed %v, direct %v", relayed, direct)
 	}
