@@ -50,8 +50,8 @@
 //
 // # Not built yet (issue 12)
 //
-// Daemons reserving slots and advertising circuit addresses by themselves;
-// lifted circuit limits for members; the blind mirror of the encrypted
+// (Daemons reserve slots and advertise circuit addresses: node/relays.go.)
+// Lifted circuit limits for members; the blind mirror of the encrypted
 // feeds of the spaces it serves; the mailbox of envelopes for offline
 // devices (Limits.MailboxBytesPerSpace, MailboxExpiry) and mirror quota
 // (MirrorBytesPerSpace), which take effect when they land; invite locators
