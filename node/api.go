@@ -47,6 +47,7 @@ func (n *Node) Status() api.Status {
 			st.StaticPeers = append(st.StaticPeers, p.ID.String())
 		}
 	}
+	st.Relays = n.relayStatus()
 	return st
 }
 
@@ -377,7 +378,7 @@ func (n *Node) Peers() []api.Peer {
 	var out []api.Peer
 	members := n.openSpaces()
 	for _, p := range n.host.Network().Peers() {
-		ap := api.Peer{ID: p.String()}
+		ap := api.Peer{ID: p.String(), Relay: n.relayIndex(p) >= 0}
 		for _, m := range members {
 			if !m.isServed() {
 				continue
@@ -408,7 +409,7 @@ func transport(a ma.Multiaddr) string {
 	}
 	switch {
 	case has(ma.P_CIRCUIT):
-		return "relay"
+		return "relayed"
 	case has(ma.P_WEBRTC_DIRECT):
 		return "webrtc-direct"
 	case has(ma.P_WEBRTC):

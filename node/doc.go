@@ -12,6 +12,8 @@
 //	node.go, lifecycle.go   the Node: New, Shutdown, Close; the owners of
 //	                        its goroutines
 //	conns.go                connections: mDNS, static peers, resync
+//	relays.go               reservations on the circuit relays
+//	                        (Config.Relays) and their circuit addresses
 //	config.go, limits.go    settings and every bound (Config, Limits)
 //	datadir_*.go            the data directory: identity and device key,
 //	                        key records kept outside the store, space
@@ -134,8 +136,8 @@
 // saw the count reach zero. Owners nest, a child's goroutines counting in
 // its parent too and its context ending with the parent's:
 //
-//   - Node.life, the root, owns resync, keepConnected (one per static peer
-//     or relay) and the dials of peers mDNS found (HandlePeerFound, which
+//   - Node.life, the root, owns resync, keepConnected (one per static
+//     peer), keepRelay (one per relay) and the dials of peers mDNS found (HandlePeerFound, which
 //     mDNS may call while and after the node closes: refused then);
 //   - Node.streams owns the API's streams (Watch, Listen): closing it ends
 //     each with api.ErrClosed, the server's unavailable event;

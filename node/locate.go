@@ -67,7 +67,7 @@ func (n *Node) locate(ctx context.Context, inv *auth.Invite) (*auth.Invite, erro
 func (n *Node) locateAt(ctx context.Context, p peer.ID, id auth.InviteID, inv *auth.Invite) (*auth.Invite, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.limits.Net.LocateTimeout)
 	defer cancel()
-	st, err := n.host.NewStream(ctx, p, LocateProtocol)
+	st, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "mycel-locate"), p, LocateProtocol)
 	if err != nil {
 		return nil, err
 	}

@@ -59,6 +59,8 @@ type Node struct {
 	psCancel context.CancelFunc
 	eph      *p2p.Service
 
+	relays *relaySet // reservations on cfg.Relays (relays.go)
+
 	mu      sync.Mutex
 	closing bool // the API is refused (api.ErrClosed); set with life refusing
 	spaces  map[auth.SpaceID]*openSpace
@@ -86,7 +88,8 @@ const StoreDir = "store"
 // listens on cfg.Listen with every transport (TCP, QUIC, WebSocket,
 // WebTransport, WebRTC-direct), with hole punching, AutoNAT and the relay
 // client on; it replicates the spaces with the peers that share them,
-// starts mDNS if asked and keeps the static peers connected.
+// starts mDNS if asked, keeps the static peers connected and holds a
+// reservation on each relay (relays.go).
 func New(cfg *Config, log *slog.Logger, opts ...Option) (n *Node, err error) {
 	return newNode(cfg, log, false, opts...)
 }
@@ -186,9 +189,12 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool, opts ...Option) (n *
 		libp2p.EnableAutoNATv2(),
 		libp2p.PrometheusRegisterer(reg),
 	}
-	if len(relays) > 0 {
-		p2pOpts = append(p2pOpts, libp2p.EnableAutoRelayWithStaticRelays(relays))
-	}
+	// The relay client transport is on by libp2p's default (EnableRelay):
+	// peers are dialled at /p2p-circuit addresses. The reservations on
+	// cfg.Relays and the circuit addresses they give are the node's own
+	// (relays.go), not autorelay's, which advertises public ones only.
+	rset := newRelaySet(relays)
+	p2pOpts = append(p2pOpts, libp2p.AddrsFactory(rset.addrsFactory))
 	if !repairing {
 		if err := checkNoRepairPending(cfg.DataDir); err != nil {
 			return nil, err
@@ -216,7 +222,7 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool, opts ...Option) (n *
 	repl := syncnet.New(h, log, syncnet.WithConfig(limits.Sync), syncnet.WithClock(o.clock), syncnet.WithTracer(syncM))
 	n = &Node{cfg: cfg, limits: limits, clock: o.clock, log: log, host: h, metrics: gather,
 		syncMetrics: syncM, ephMetrics: ephM, started: time.Now(),
-		store: store, kept: kept, feedOpts: fopts, device: device, repl: repl, stats: stats,
+		store: store, kept: kept, feedOpts: fopts, device: device, repl: repl, stats: stats, relays: rset,
 		spaces: make(map[auth.SpaceID]*openSpace), signins: newSigninsWith(limits.SignIn),
 		life: life, streams: newOwner(life), calls: newOwner(life), ctx: life.ctx}
 	if err := n.startEphemeralService(); err != nil {
@@ -237,8 +243,11 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool, opts ...Option) (n *
 		}
 		n.mdns = svc
 	}
-	for _, p := range append(peers, relays...) {
+	for _, p := range peers {
 		n.life.start(func(ctx context.Context) { n.keepConnected(ctx, p) })
+	}
+	for i := range rset.relays {
+		n.life.start(func(ctx context.Context) { n.keepRelay(ctx, i) })
 	}
 	return n, nil
 }

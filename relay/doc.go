@@ -72,11 +72,12 @@
 //
 // # Not built yet (issue 12)
 //
-// Daemons reserving slots and advertising circuit addresses by themselves,
-// and handing their relays the mirror token (after each rotation too);
-// lifted circuit limits for members; the mailbox of envelopes for offline
-// devices (Limits.MailboxBytesPerSpace, MailboxExpiry), which takes effect
-// when it lands; flags for MirrorLimits; invite locators
+// (Daemons reserve slots and advertise circuit addresses: node/relays.go.)
+// Daemons handing their relays the mirror token by themselves (after each
+// rotation too); lifted circuit limits for members; the mailbox of
+// envelopes for offline devices (Limits.MailboxBytesPerSpace,
+// MailboxExpiry), which takes effect when it lands; flags for
+// MirrorLimits; invite locators
 // and aliases; message routing over gossipsub; many relays per space;
 // serving the web app on its WebSocket port. See DESIGN.md, "The relay".
 package relay

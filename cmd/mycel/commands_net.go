@@ -45,7 +45,11 @@ func newPeersCmd(o *clientOpts) *cobra.Command {
 						if cn.Limited {
 							tr += " (limited)"
 						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.ID, tr, cn.Direction, cn.Addr)
+						id := p.ID
+						if p.Relay {
+							id += " (relay)"
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, tr, cn.Direction, cn.Addr)
 					}
 				}
 				return tw.Flush()

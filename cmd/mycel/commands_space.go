@@ -41,10 +41,37 @@ func newStatusCmd(o *clientOpts) *cobra.Command {
 					}
 					fmt.Fprintf(tw, "%s\t%s\n", label, a)
 				}
+				for _, r := range st.Relays {
+					fmt.Fprintf(tw, "relay:\t%s\n", relayState(r, time.Now()))
+				}
 				return tw.Flush()
 			})
 		},
 	}
+}
+
+// relayState is one line of mycel status about a relay: its ID, whether
+// it is connected, the reservation and the last error.
+func relayState(r api.Relay, now time.Time) string {
+	var b strings.Builder
+	b.WriteString(r.ID)
+	if r.Connected {
+		b.WriteString(", connected")
+	} else {
+		b.WriteString(", not connected")
+	}
+	if r.ReservedUntil != nil {
+		fmt.Fprintf(&b, ", reserved for %s", r.ReservedUntil.Sub(now).Round(time.Second))
+		if r.LimitSeconds > 0 || r.LimitBytes > 0 {
+			fmt.Fprintf(&b, " (relayed connections limited to %s, %d KiB)", time.Duration(r.LimitSeconds)*time.Second, r.LimitBytes>>10)
+		}
+	} else {
+		b.WriteString(", no reservation")
+	}
+	if r.Error != "" {
+		fmt.Fprintf(&b, ": %s", r.Error)
+	}
+	return b.String()
 }
 
 func newSpaceCmd(o *clientOpts) *cobra.Command {

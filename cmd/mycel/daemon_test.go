@@ -18,9 +18,19 @@ import (
 // returns it with the addresses it printed.
 func startDaemon(t testing.TB, dir string, extra ...string) (*exec.Cmd, []string, *syncBuffer) {
 	t.Helper()
+	return startDaemonIn(t, "", dir, extra...)
+}
+
+// startDaemonIn is startDaemon in network namespace netns (ip netns exec),
+// or in the test's own when netns is "".
+func startDaemonIn(t testing.TB, netns, dir string, extra ...string) (*exec.Cmd, []string, *syncBuffer) {
+	t.Helper()
 	args := append([]string{"daemon", "--data", dir, "--mdns=false",
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--api", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(mycelBin, args...)
+	if netns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", netns, mycelBin}, args...)...)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

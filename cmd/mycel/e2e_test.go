@@ -45,6 +45,18 @@ type daemon struct {
 	stderr *syncBuffer
 	api    string // host:port
 	token  string
+	// netns is the network namespace the daemon runs in ("": the test's),
+	// and client the HTTP client that reaches its API there (nil:
+	// http.DefaultClient).
+	netns  string
+	client *http.Client
+}
+
+func (d *daemon) httpClient() *http.Client {
+	if d.client != nil {
+		return d.client
+	}
+	return http.DefaultClient
 }
 
 func newDaemon(t testing.TB, extra ...string) *daemon {
@@ -56,7 +68,7 @@ func newDaemon(t testing.TB, extra ...string) *daemon {
 func (d *daemon) start() {
 	t := d.t
 	t.Helper()
-	d.cmd, d.addrs, d.stderr = startDaemon(t, d.dir, d.extra...)
+	d.cmd, d.addrs, d.stderr = startDaemonIn(t, d.netns, d.dir, d.extra...)
 	addr, err := os.ReadFile(filepath.Join(d.dir, "api.addr"))
 	if err != nil {
 		t.Fatalf("api.addr: %v; stderr:\n%s", err, d.stderr)
@@ -102,7 +114,7 @@ func (d *daemon) request(method, path string, body, out any) int {
 	}
 	req.Header.Set("Authorization", "Bearer "+d.token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := d.httpClient().Do(req)
 	if err != nil {
 		d.t.Fatalf("%s %s: %v; stderr:\n%s", method, path, err, d.stderr)
 	}

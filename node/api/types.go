@@ -111,6 +111,30 @@ type Status struct {
 	// StaticPeers are the peer IDs of the static peers (--peer) that the
 	// daemon keeps connected, connected now or not.
 	StaticPeers []string `json:"static_peers,omitempty"`
+	// Relays are the circuit relays (--relay) the daemon keeps a
+	// reservation on, and their state.
+	Relays []Relay `json:"relays,omitempty"`
+}
+
+// Relay is the state of one of the daemon's circuit relays.
+type Relay struct {
+	ID        string   `json:"id"`
+	Addrs     []string `json:"addrs"` // as configured
+	Connected bool     `json:"connected"`
+	// ReservedUntil is when the reservation expires (the daemon renews it
+	// before); absent while the daemon holds none.
+	ReservedUntil *time.Time `json:"reserved_until,omitempty"`
+	// Circuit are the addresses peers reach this daemon at through the
+	// relay (<relay addr>/p2p/<relay>/p2p-circuit/p2p/<self>), while
+	// reserved.
+	Circuit []string `json:"circuit,omitempty"`
+	// LimitSeconds and LimitBytes are the relay's limits on one relayed
+	// connection (0: none given).
+	LimitSeconds int64  `json:"limit_seconds,omitempty"`
+	LimitBytes   uint64 `json:"limit_bytes,omitempty"`
+	// Error is the last failure to connect or reserve, until a
+	// reservation succeeds.
+	Error string `json:"error,omitempty"`
 }
 
 // SpaceInfo describes a space this device belongs to or asked to join.
@@ -211,12 +235,14 @@ type Peer struct {
 	// the peer in each; left empty, it waits only for the sessions that
 	// exist.
 	Spaces []string `json:"spaces,omitempty"`
+	// Relay: the peer is one of the daemon's relays (Status.Relays).
+	Relay bool `json:"relay,omitempty"`
 }
 
 // Conn is one connection to a peer.
 type Conn struct {
 	Addr      string `json:"addr"`      // remote multiaddr
-	Transport string `json:"transport"` // tcp, quic, websocket, webtransport, webrtc-direct, relay
+	Transport string `json:"transport"` // tcp, quic, websocket, webtransport, webrtc-direct, webrtc, relayed (through a circuit relay), other
 	Direction string `json:"direction"` // inbound, outbound
 	Limited   bool   `json:"limited,omitempty"`
 }

@@ -26,7 +26,8 @@
 // from either side. If both streams meet anyway, the one opened by the
 // lower peer ID is kept and the other reset; a new inbound stream from a
 // peer replaces its older inbound session. Streams are opened with
-// network.WithAllowLimitedConn, so relayed connections work. A session that
+// network.WithAllowLimitedConn, so relayed connections work, and a peer
+// reached through a relay only (network.Limited) counts as connected. A session that
 // ends is not reopened until the next connection, protocol update or Sync.
 //
 // # Deadlines and limits

@@ -257,6 +257,13 @@ func (r *Replicator) Serve(sp Space) error {
 	return nil
 }
 
+// reachable reports whether a peer of connectedness c can be synced with:
+// connected, or through a relay only (Limited: sessions' streams allow
+// limited connections).
+func reachable(c network.Connectedness) bool {
+	return c == network.Connected || c == network.Limited
+}
+
 // opens reports whether this side opens the session with p: the lower
 // peer ID does.
 func (r *Replicator) opens(p peer.ID) bool { return r.h.ID() < p }
@@ -281,12 +288,12 @@ func (r *Replicator) watch(sub event.Subscription) {
 			switch ev := e.(type) {
 			case event.EvtPeerConnectednessChanged:
 				r.connectedness(ev.Peer)
-				if ev.Connectedness != network.Connected {
+				if !reachable(ev.Connectedness) {
 					continue
 				}
 				p = ev.Peer
 			case event.EvtPeerProtocolsUpdated:
-				if len(ev.Added) == 0 || r.h.Network().Connectedness(ev.Peer) != network.Connected {
+				if len(ev.Added) == 0 || !reachable(r.h.Network().Connectedness(ev.Peer)) {
 					continue
 				}
 				p, added = ev.Peer, make(map[protocol.ID]bool)

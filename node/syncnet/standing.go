@@ -52,7 +52,7 @@ func (r *Replicator) failedProof(p peer.ID) { r.mark(p, true) }
 // StrikeWindow ban p.
 func (r *Replicator) mark(p peer.ID, proof bool) {
 	now := r.now()
-	connected := r.h.Network().Connectedness(p) == network.Connected
+	connected := reachable(r.h.Network().Connectedness(p))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.tracer.Strike(proof)

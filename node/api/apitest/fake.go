@@ -27,6 +27,7 @@ type Fake struct {
 	progress []api.Progress
 	watchers []*fakeWatcher
 	static   []string
+	relays   []api.Relay
 	lsn      fakeListeners // app-message listeners (messages.go)
 	si       fakeSignIn    // invites, passwords, requests (signin.go), under mu
 	// WatchBuf is the buffer of a watcher's channel; a full buffer ends
@@ -154,7 +155,14 @@ func (f *Fake) Status() api.Status {
 	defer f.mu.Unlock()
 	return api.Status{PeerID: "12D3KooWfake", Device: "00112233445566778899aabbccddeeff", DataDir: "/tmp/x",
 		Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Spaces: len(f.spaces), Peers: len(f.peers),
-		StaticPeers: append([]string(nil), f.static...)}
+		StaticPeers: append([]string(nil), f.static...), Relays: append([]api.Relay(nil), f.relays...)}
+}
+
+// SetRelays sets the relays Status reports.
+func (f *Fake) SetRelays(rs []api.Relay) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.relays = rs
 }
 
 // SetStaticPeers sets the static peers Status reports.
