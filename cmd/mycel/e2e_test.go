@@ -144,6 +144,30 @@ func (d *daemon) put(id, key string, value []byte) {
 	}
 }
 
+// tryPut is put for other goroutines than the test's: it returns what
+// went wrong instead of failing the test.
+func (d *daemon) tryPut(id, key string, value []byte) error {
+	body, err := json.Marshal(map[string]any{"value": value})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequest("PUT", "http://"+d.api+"/v1/spaces/"+id+"/keys/"+key, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+d.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := d.httpClient().Do(req)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("put %s: status %d", key, resp.StatusCode)
+	}
+	return nil
+}
+
 // metric returns the value of a counter on the daemon's /metrics.
 func (d *daemon) metric(name string) float64 {
 	d.t.Helper()
@@ -392,11 +416,11 @@ func fill(t testing.TB, n, size int, before func(nd *node.Node, id string)) (dir
 // the kill are there; and after the restart it fetches none of the entries
 // it already had.
 func TestE2EKillMidSync(t *testing.T) {
-	const n = 40000
+	const n = 100000
 	b := newDaemon(t)
 	// B is approved before A's bulk, so that it can write as soon as it
 	// holds the first entries of A's feed.
-	dirA, id := fill(t, n, 1024, func(nd *node.Node, id string) { approveByNode(t, nd, b, id) })
+	dirA, id := fill(t, n, 512, func(nd *node.Node, id string) { approveByNode(t, nd, b, id) })
 	a := &daemon{t: t, dir: dirA}
 	a.start()
 	// B learns A's address now (no mDNS in tests).
@@ -405,21 +429,24 @@ func TestE2EKillMidSync(t *testing.T) {
 	b.start()
 	total := uint64(n + 1 + signInEntries) // A's create and B's sign-in, then the puts
 
-	// Kill B once it holds part of A's feed, while it also writes.
-	var acked []string
+	// Kill B once it holds part of A's feed, while it also writes: as
+	// soon as it is a writer holding a few hundred entries (the whole
+	// catch-up takes about a second here), after five puts made at once.
 	waitFor(t, 60*time.Second, func() error {
-		if got := b.space(id).Entries; got < n/10 {
-			return fmt.Errorf("B holds %d entries", got)
+		if sp := b.space(id); !sp.Writer || sp.Entries < 500 {
+			return fmt.Errorf("B holds %d entries, writer %v", sp.Entries, sp.Writer)
 		}
 		return nil
 	})
-	if !b.space(id).Writer {
-		t.Fatal("B is not a writer")
+	acked := []string{"b/0", "b/1", "b/2", "b/3", "b/4"}
+	errs := make(chan error, len(acked))
+	for _, key := range acked {
+		go func() { errs <- b.tryPut(id, key, []byte("acked")) }()
 	}
-	for i := range 5 {
-		key := fmt.Sprintf("b/%d", i)
-		b.put(id, key, []byte("acked"))
-		acked = append(acked, key)
+	for range acked {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 	held := b.space(id).Entries
 	b.kill()
