@@ -49,6 +49,7 @@ type relayState struct {
 	limitB   uint64
 	err      string // the last failure, until a reservation succeeds
 	errAt    time.Time
+	mirror   mirrorHanded // the mirror tokens handed (relays_mirror.go)
 }
 
 // newRelaySet holds one relay per peer ID, with every address given for
@@ -165,6 +166,7 @@ func (n *Node) keepRelay(ctx context.Context, i int) {
 		}
 		renew := time.Now().Add(max(wait, n.limits.Net.MinBackoff))
 		for time.Now().Before(renew) {
+			n.handMirrorTokens(ctx, i, info.ID)
 			if !sleep(ctx, min(n.limits.Net.MinBackoff, time.Until(renew))) {
 				return
 			}

@@ -73,8 +73,8 @@
 // # Not built yet (issue 12)
 //
 // (Daemons reserve slots and advertise circuit addresses: node/relays.go.)
-// Daemons handing their relays the mirror token by themselves (after each
-// rotation too); lifted circuit limits for members; the mailbox of
+// (Daemons hand their relays the mirror token, after each rotation too:
+// node/relays_mirror.go.) Lifted circuit limits for members; the mailbox of
 // envelopes for offline devices (Limits.MailboxBytesPerSpace,
 // MailboxExpiry), which takes effect when it lands; flags for
 // MirrorLimits; invite locators

@@ -466,3 +466,61 @@ func TestMirrorQuota(t *testing.T) {
 		t.Fatal("the writer is banned for the relay's quota")
 	}
 }
+
+// TestDaemonHandsMirrorToken: a daemon that names a relay (Config.Relays)
+// hands it the mirror token of its space by itself, and the new one after
+// a removal rotated the keys: the relay mirrors the space, and confirms the
+// second epoch's token too.
+func TestDaemonHandsMirrorToken(t *testing.T) {
+	ctx := context.Background()
+	rkey, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	r := startRelay(t, t.TempDir(), rkey)
+	relayAddr := r.Addrs()[0].String() + "/p2p/" + r.Host().ID().String()
+	cfg := daemonConfig(t.TempDir(), "A")
+	cfg.Relays = []string{relayAddr}
+	a := startDaemon(t, cfg)
+	b := startDaemon(t, daemonConfig(t.TempDir(), "B", a.Addrs()[0].String()))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	approve(t, a, b, info.ID)
+	for i := range 10 {
+		if err := a.Put(ctx, info.ID, fmt.Sprint("a", i), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := hex.DecodeString(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := auth.SpaceIDFromBytes(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayHolds(t, r, a, sid)
+	eventually(t, 30*time.Second, func() error {
+		if c := r.Mirror().Counts(); c.Confirmed != 1 {
+			return fmt.Errorf("counts %+v", c)
+		}
+		return nil
+	})
+	// B removed: a new epoch, whose token A hands by itself.
+	bi, err := b.Space(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RemoveMember(ctx, info.ID, bi.Feed); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Put(ctx, info.ID, "after", []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if c := r.Mirror().Counts(); c.Confirmed != 2 {
+			return fmt.Errorf("counts %+v: the new epoch's token is not confirmed", c)
+		}
+		return nil
+	})
+	relayHolds(t, r, a, sid)
+}
