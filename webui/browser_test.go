@@ -627,3 +627,104 @@ func b2i(v bool) int {
 	}
 	return 0
 }
+
+// TestBrowserPasswordDenyMessages: a space password set in the page lets
+// devices ask; a request the page denies ends denied on the device; a
+// device asking with the password from its own page is authorised from
+// A's; and the message console of each page shows what the other device
+// sends.
+func TestBrowserPasswordDenyMessages(t *testing.T) {
+	requireBuilt(t)
+	shots := filepath.Join(artefactDir(t), "password")
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := startDaemon(t, "alpha")
+	br := newBrowser(t, shots)
+	br.run("sign in", chromedp.Navigate(a.login), chromedp.WaitVisible(chromedp.CSS("#create-name")))
+	br.run("create a space",
+		chromedp.SendKeys(chromedp.CSS("#create-name"), "home"),
+		chromedp.Click(chromedp.CSS("#create-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS(`button.space.current`)))
+	var spaces []api.SpaceInfo
+	a.call("GET", "/v1/spaces", nil, &spaces)
+	if len(spaces) != 1 {
+		t.Fatalf("A's spaces: %+v", spaces)
+	}
+	id := spaces[0].ID
+	const password = "correct horse battery"
+	br.run("set the password",
+		chromedp.SetValue(chromedp.CSS("#password"), password),
+		chromedp.Click(chromedp.CSS("#password-form button[type=submit]")))
+	eventually(t, 30*time.Second, "the page says the password is set", func() bool {
+		return br.text("#password-out") == "Password set."
+	})
+	br.shot("password-set")
+
+	// C asks with the password (through its API); A's page denies it.
+	c := startDaemon(t, "intruder", "--peer", a.tcpAddr())
+	var cjs api.JoinState
+	if code := c.call("POST", "/v1/join", api.JoinWith{Space: id, Password: password}, &cjs); code != http.StatusAccepted {
+		t.Fatalf("C's join: status %d", code)
+	}
+	br.run("C's request shows", chromedp.WaitVisible(chromedp.CSS(".request .deny")))
+	if got := br.text(".request .safety-code"); got != cjs.Code {
+		t.Fatalf("the prompt shows code %q, C's is %q", got, cjs.Code)
+	}
+	br.shot("deny-prompt")
+	br.run("deny", chromedp.Click(chromedp.CSS(".request .deny")))
+	eventually(t, 30*time.Second, "C's request ends denied", func() bool {
+		var info api.SpaceInfo
+		return c.call("GET", "/v1/spaces/"+id, nil, &info) == 200 && info.Join != nil && info.Join.State == api.JoinDenied
+	})
+
+	// B asks with the password from its own page; A's page authorises it.
+	b := startDaemon(t, "phone", "--peer", a.tcpAddr())
+	bt := br.tab(filepath.Join(shots, "b"))
+	if err := os.MkdirAll(bt.artefacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bt.run("B signs in", chromedp.Navigate(b.login), chromedp.WaitVisible(chromedp.CSS("#create-name")))
+	bt.run("B asks with the password",
+		chromedp.Click(chromedp.CSS("#join-form-summary")),
+		chromedp.SetValue(chromedp.CSS("#join-space"), id),
+		chromedp.SetValue(chromedp.CSS("#join-password"), password),
+		chromedp.Click(chromedp.CSS("#join-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("#join-code")))
+	bt.shot("password-join-waiting")
+	br.run("B's request shows", chromedp.WaitVisible(chromedp.CSS(".request .approve")))
+	if got, want := br.text(".request .safety-code"), bt.text("#join-code"); got != want || got == "" {
+		t.Fatalf("the prompt shows code %q, B's page %q", got, want)
+	}
+	br.run("authorise", chromedp.Click(chromedp.CSS(".request .approve")))
+	eventually(t, 30*time.Second, "B becomes a writer", func() bool {
+		var info api.SpaceInfo
+		return b.call("GET", "/v1/spaces/"+id, nil, &info) == 200 && info.Writer
+	})
+	eventually(t, 30*time.Second, "B's page lists the space", func() bool {
+		return bt.text("button.space") != ""
+	})
+	bt.run("B opens the space", chromedp.Click(chromedp.CSS("button.space")), chromedp.WaitVisible(chromedp.CSS("#send-form")))
+
+	// Messages are ephemeral: one sent before the two devices hear each
+	// other is lost, so each side sends again until the other shows it.
+	var last time.Time
+	eventually(t, 60*time.Second, "B's page shows A's message", func() bool {
+		if time.Since(last) > 2*time.Second {
+			last = time.Now()
+			br.run("A sends", chromedp.SetValue(chromedp.CSS("#send-data"), "hello from the page"),
+				chromedp.Click(chromedp.CSS("#send-form button[type=submit]")))
+		}
+		return strings.Contains(bt.text("#messages-log"), "hello from the page")
+	})
+	bt.shot("message-in-b")
+	last = time.Time{}
+	eventually(t, 60*time.Second, "A's page shows B's message", func() bool {
+		if time.Since(last) > 2*time.Second {
+			last = time.Now()
+			b.call("POST", "/v1/spaces/"+id+"/messages", api.SendRequest{Topic: "chat", Data: []byte("hello from B")}, nil)
+		}
+		return strings.Contains(br.text("#messages-log"), "hello from B")
+	})
+	br.shot("message-in-a")
+}
