@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/mycelsync/mycel/auth/inviteqr"
 	"github.com/mycelsync/mycel/node/api"
@@ -628,7 +629,8 @@ func b2i(v bool) int {
 	return 0
 }
 
-// TestBrowserPasswordDenyMessages: a space password set in the page lets
+// TestBrowserPasswordDenyMessages: a space created with the keyboard
+// alone; a space password set in the page lets
 // devices ask; a request the page denies ends denied on the device; a
 // device asking with the password from its own page is authorised from
 // A's; and the message console of each page shows what the other device
@@ -642,13 +644,18 @@ func TestBrowserPasswordDenyMessages(t *testing.T) {
 	a := startDaemon(t, "alpha")
 	br := newBrowser(t, shots)
 	br.run("sign in", chromedp.Navigate(a.login), chromedp.WaitVisible(chromedp.CSS("#create-name")))
-	br.run("create a space",
-		chromedp.SendKeys(chromedp.CSS("#create-name"), "home"),
-		chromedp.Click(chromedp.CSS("#create-form button[type=submit]")),
+	// With the keyboard alone: Tab to the new space's name, type, Enter.
+	for i := 0; get(br, "focus", chromedp.Evaluate[string](`document.activeElement.id`)) != "create-name"; i++ {
+		if i == 20 {
+			t.Fatal("Tab never reaches the new space's name")
+		}
+		br.run("tab", chromedp.KeyEvent(kb.Tab))
+	}
+	br.run("create a space with the keyboard", chromedp.KeyEvent("home"), chromedp.KeyEvent(kb.Enter),
 		chromedp.WaitVisible(chromedp.CSS(`button.space.current`)))
 	var spaces []api.SpaceInfo
 	a.call("GET", "/v1/spaces", nil, &spaces)
-	if len(spaces) != 1 {
+	if len(spaces) != 1 || spaces[0].Name != "home" {
 		t.Fatalf("A's spaces: %+v", spaces)
 	}
 	id := spaces[0].ID
