@@ -735,3 +735,92 @@ func TestBrowserPasswordDenyMessages(t *testing.T) {
 	})
 	br.shot("message-in-a")
 }
+
+// TestBrowserForkWarning plays a restored backup: A's data directory is
+// copied aside, A writes on, and the copy, started alone, writes too — two
+// histories of A's feed signed by one key. B, which held A's first one,
+// meets the copy: it freezes A's feed, and B's page warns, saying what it
+// means.
+func TestBrowserForkWarning(t *testing.T) {
+	requireBuilt(t)
+	shots := filepath.Join(artefactDir(t), "fork")
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := startDaemon(t, "alpha")
+	b := startDaemon(t, "beta", "--peer", a.tcpAddr())
+	var info api.SpaceInfo
+	a.call("POST", "/v1/spaces", api.CreateSpaceRequest{Name: "notes"}, &info)
+	id := info.ID
+	var inv api.Invite
+	a.call("POST", "/v1/spaces/"+id+"/invites", api.InviteParams{}, &inv)
+	var js api.JoinState
+	if code := b.call("POST", "/v1/join", api.JoinWith{Invite: inv.Link}, &js); code != http.StatusAccepted {
+		t.Fatalf("B's join: status %d", code)
+	}
+	var rid string
+	eventually(t, 30*time.Second, "A sees B's request", func() bool {
+		var rs []api.Request
+		a.call("GET", "/v1/requests", nil, &rs)
+		for _, r := range rs {
+			if r.Code == js.Code {
+				rid = r.ID
+			}
+		}
+		return rid != ""
+	})
+	a.call("POST", "/v1/requests/"+rid+"/approve", api.ApproveParams{Code: js.Code}, nil)
+	has := func(d *daemon, key, value string) func() bool {
+		return func() bool {
+			path := "/v1/spaces/" + id + "/keys/" + key
+			if d.call("GET", path, nil, nil) != 200 {
+				return false // not written yet (404)
+			}
+			var e api.Entry
+			d.call("GET", path, nil, &e)
+			return len(e.Versions) > 0 && string(e.Versions[0].Value) == value
+		}
+	}
+	a.call("PUT", "/v1/spaces/"+id+"/keys/k1", api.PutRequest{Value: []byte("one")}, nil)
+	eventually(t, 30*time.Second, "B has k1", has(b, "k1", "one"))
+
+	// The backup: A's directory while A is stopped.
+	a.stop()
+	backup := t.TempDir()
+	if out, err := exec.Command("cp", "-a", a.dir+"/.", backup).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	a = startDaemonIn(t, a.dir, "alpha", "--peer", b.tcpAddr())
+	a.call("PUT", "/v1/spaces/"+id+"/keys/k2", api.PutRequest{Value: []byte("from A")}, nil)
+	eventually(t, 30*time.Second, "B has A's k2", has(b, "k2", "from A"))
+	a.stop()
+	// The backup restored and written to alone, then started with B.
+	c := startDaemonIn(t, backup, "alpha")
+	c.call("PUT", "/v1/spaces/"+id+"/keys/k2", api.PutRequest{Value: []byte("from the backup")}, nil)
+	c.stop()
+	startDaemonIn(t, backup, "alpha", "--peer", b.tcpAddr())
+
+	var bInfo api.SpaceInfo
+	eventually(t, 30*time.Second, "B freezes A's feed", func() bool {
+		b.call("GET", "/v1/spaces/"+id, nil, &bInfo)
+		return len(bInfo.Forked) == 1
+	})
+	var members []api.Member
+	b.call("GET", "/v1/spaces/"+id+"/members", nil, &members)
+	for _, m := range members {
+		if m.Name == "alpha" && m.Feed != bInfo.Forked[0] {
+			t.Fatalf("B marks %s forked, A's feed is %s", bInfo.Forked[0], m.Feed)
+		}
+	}
+	if !has(b, "k2", "from A")() {
+		t.Fatal("B lost what it held of A's feed before the fork")
+	}
+	br := newBrowser(t, shots)
+	br.run("B's page", chromedp.Navigate(b.login), chromedp.WaitVisible(chromedp.CSS(`button.space`)),
+		chromedp.Click(chromedp.CSS(`button.space`)), chromedp.WaitVisible(chromedp.CSS("#space-forks")))
+	warning := br.text("#space-forks")
+	br.shot("fork-warning")
+	if !strings.Contains(warning, "Forked: "+bInfo.Forked[0][:8]) || !strings.Contains(warning, "signed two histories") {
+		t.Fatalf("B's page warns %q", warning)
+	}
+}
