@@ -175,15 +175,11 @@ func checkKey(key string) error {
 
 // Put implements api.Backend. It returns once the entry is durable.
 func (n *Node) Put(ctx context.Context, id, key string, value []byte) error {
-	ctx, done, err := n.call(ctx)
+	ctx, m, done, err := n.callOn(ctx, id)
 	if err != nil {
 		return err
 	}
 	defer done()
-	m, err := n.opened(id)
-	if err != nil {
-		return err
-	}
 	if err := checkKey(key); err != nil {
 		return err
 	}
@@ -200,15 +196,11 @@ func (n *Node) Put(ctx context.Context, id, key string, value []byte) error {
 // PutMany sets several keys in one durable append (space.Space.PutMany):
 // for importing data in bulk from Go.
 func (n *Node) PutMany(ctx context.Context, id string, kvs []space.KV) error {
-	ctx, done, err := n.call(ctx)
+	ctx, m, done, err := n.callOn(ctx, id)
 	if err != nil {
 		return err
 	}
 	defer done()
-	m, err := n.opened(id)
-	if err != nil {
-		return err
-	}
 	for _, kv := range kvs {
 		if err := checkKey(kv.Key); err != nil {
 			return err
@@ -223,15 +215,11 @@ func (n *Node) PutMany(ctx context.Context, id string, kvs []space.KV) error {
 
 // Delete implements api.Backend.
 func (n *Node) Delete(ctx context.Context, id, key string) error {
-	ctx, done, err := n.call(ctx)
+	ctx, m, done, err := n.callOn(ctx, id)
 	if err != nil {
 		return err
 	}
 	defer done()
-	m, err := n.opened(id)
-	if err != nil {
-		return err
-	}
 	if err := checkKey(key); err != nil {
 		return err
 	}
@@ -346,15 +334,11 @@ func (n *Node) Members(id string) ([]api.Member, error) {
 
 // RemoveMember implements api.Backend.
 func (n *Node) RemoveMember(ctx context.Context, id, feedHex string) error {
-	ctx, done, err := n.call(ctx)
+	ctx, m, done, err := n.callOn(ctx, id)
 	if err != nil {
 		return err
 	}
 	defer done()
-	m, err := n.opened(id)
-	if err != nil {
-		return err
-	}
 	target, err := parseFeed(feedHex)
 	if err != nil {
 		return err

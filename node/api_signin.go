@@ -17,15 +17,11 @@ import (
 
 // CreateInvite implements api.Backend.
 func (n *Node) CreateInvite(ctx context.Context, id string, ttl time.Duration) (api.Invite, error) {
-	ctx, done, err := n.call(ctx)
+	ctx, m, done, err := n.callOn(ctx, id)
 	if err != nil {
 		return api.Invite{}, err
 	}
 	defer done()
-	m, err := n.opened(id)
-	if err != nil {
-		return api.Invite{}, err
-	}
 	if ttl == 0 {
 		ttl = DefaultInviteTTL
 	}
@@ -66,15 +62,11 @@ func (n *Node) CreateInvite(ctx context.Context, id string, ttl time.Duration) (
 
 // SetPassword implements api.Backend.
 func (n *Node) SetPassword(ctx context.Context, id, password string) error {
-	ctx, done, err := n.call(ctx)
+	ctx, m, done, err := n.callOn(ctx, id)
 	if err != nil {
 		return err
 	}
 	defer done()
-	m, err := n.opened(id)
-	if err != nil {
-		return err
-	}
 	if err := auth.ValidatePassword(password); err != nil {
 		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}

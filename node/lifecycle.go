@@ -164,3 +164,18 @@ func (n *Node) call(ctx context.Context) (context.Context, func(), error) {
 	}
 	return hctx, done, nil
 }
+
+// callOn is call for an API call on one open space: the space named id
+// (n.opened) and the call counted, or an error with nothing counted.
+func (n *Node) callOn(ctx context.Context, id string) (context.Context, *openSpace, func(), error) {
+	ctx, done, err := n.call(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m, err := n.opened(id)
+	if err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return ctx, m, done, nil
+}

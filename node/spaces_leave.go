@@ -24,15 +24,11 @@ import (
 func (n *Node) LeaveSpace(ctx context.Context, id string) (api.Left, error) {
 	// Counted as a call: Close waits for the leave (its wait for a peer
 	// ends with the node) instead of closing the store under it.
-	ctx, done, err := n.call(ctx)
+	ctx, m, done, err := n.callOn(ctx, id)
 	if err != nil {
 		return api.Left{}, err
 	}
 	defer done()
-	m, err := n.opened(id)
-	if err != nil {
-		return api.Left{}, err
-	}
 	sid := m.sp.ID()
 	left := api.Left{Space: sid.String()}
 	if m.sp.IsWriter() {
