@@ -311,6 +311,14 @@ func (b *browser) text(sel string) string {
 	return get(b, "text of "+sel, chromedp.Text(chromedp.CSS(sel)))
 }
 
+// textNow is the text of the first element sel matches now, "" if none:
+// for polling an element the page may be redrawing (text waits for the
+// node and fails if it is replaced meanwhile).
+func (b *browser) textNow(sel string) string {
+	q, _ := json.Marshal(sel)
+	return get(b, "text of "+sel, chromedp.Evaluate[string](`document.querySelector(`+string(q)+`)?.textContent ?? ""`))
+}
+
 func artefactDir(t *testing.T) string {
 	dir := os.Getenv("MYCEL_ARTEFACTS")
 	if dir == "" {
@@ -664,7 +672,7 @@ func TestBrowserPasswordDenyMessages(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#password"), password),
 		chromedp.Click(chromedp.CSS("#password-form button[type=submit]")))
 	eventually(t, 30*time.Second, "the page says the password is set", func() bool {
-		return br.text("#password-out") == "Password set."
+		return br.textNow("#password-out") == "Password set."
 	})
 	br.shot("password-set")
 
@@ -709,7 +717,7 @@ func TestBrowserPasswordDenyMessages(t *testing.T) {
 		return b.call("GET", "/v1/spaces/"+id, nil, &info) == 200 && info.Writer
 	})
 	eventually(t, 30*time.Second, "B's page lists the space", func() bool {
-		return bt.text("button.space") != ""
+		return bt.textNow("button.space") != ""
 	})
 	bt.run("B opens the space", chromedp.Click(chromedp.CSS("button.space")), chromedp.WaitVisible(chromedp.CSS("#send-form")))
 
@@ -722,7 +730,7 @@ func TestBrowserPasswordDenyMessages(t *testing.T) {
 			br.run("A sends", chromedp.SetValue(chromedp.CSS("#send-data"), "hello from the page"),
 				chromedp.Click(chromedp.CSS("#send-form button[type=submit]")))
 		}
-		return strings.Contains(bt.text("#messages-log"), "hello from the page")
+		return strings.Contains(bt.textNow("#messages-log"), "hello from the page")
 	})
 	bt.shot("message-in-b")
 	last = time.Time{}
@@ -731,7 +739,7 @@ func TestBrowserPasswordDenyMessages(t *testing.T) {
 			last = time.Now()
 			b.call("POST", "/v1/spaces/"+id+"/messages", api.SendRequest{Topic: "chat", Data: []byte("hello from B")}, nil)
 		}
-		return strings.Contains(br.text("#messages-log"), "hello from B")
+		return strings.Contains(br.textNow("#messages-log"), "hello from B")
 	})
 	br.shot("message-in-a")
 }
