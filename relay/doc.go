@@ -55,6 +55,19 @@
 // tokens per space, handovers per peer, bytes per space from
 // Limits.MirrorBytesPerSpace).
 //
+// # The web app
+//
+// The WebSocket ports (/ws, and /tls/ws with the certificate) serve the web
+// app (webui.Dist) to browsers as well: libp2p's WebSocket transport hands
+// every request that is not a WebSocket upgrade to WebApp
+// (ws.WithHTTPHandler), so http(s)://relay:4112/ is the app and
+// /tcp/4112/(tls/)ws the libp2p address on the same port. GET / is the page,
+// GET /<file> its scripts, styles and WebAssembly; every answer carries a
+// Content-Security-Policy (the relay's own scripts and origin only, no
+// framing) and the daemon's UI's other security headers; no session,
+// cookie or request log; at most 64 requests at once, headers of 8 KiB,
+// idle connections closed after 30 s (webapp.go).
+//
 // # Privacy
 //
 // The relay logs no connection, reservation or circuit, at any level of
@@ -78,6 +91,6 @@
 // envelopes for offline devices (Limits.MailboxBytesPerSpace,
 // MailboxExpiry), which takes effect when it lands; flags for
 // MirrorLimits; invite locators
-// and aliases; message routing over gossipsub; many relays per space;
-// serving the web app on its WebSocket port. See DESIGN.md, "The relay".
+// and aliases; message routing over gossipsub; many relays per space.
+// See DESIGN.md, "The relay".
 package relay
