@@ -26,8 +26,9 @@ import (
 // MirrorLimits bound what the blind mirror keeps. Zero fields take their
 // defaults (DefaultMirrorLimits).
 type MirrorLimits struct {
-	// BytesPerSpace bounds the entry bytes mirrored for one space
-	// (Limits.MirrorBytesPerSpace). Default 1 GiB.
+	// BytesPerSpace bounds the entry bytes mirrored for one space.
+	// Default 1 GiB. The relay fills the fields a program leaves zero from
+	// Limits' Mirror* fields (--mirror-* flags).
 	BytesPerSpace int64
 	// MaxSpaces bounds the spaces mirrored, confirmed or not. Default 1024.
 	MaxSpaces int
@@ -831,11 +832,7 @@ func openMirror(cfg *Config, h host.Host, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return nil, fmt.Errorf("relay: mirror store: %w", err)
 	}
-	lim := cfg.MirrorLimits
-	if lim.BytesPerSpace == 0 {
-		lim.BytesPerSpace = cfg.Limits.MirrorBytesPerSpace
-	}
-	m, err := NewMirror(h, st, lim, log, reg)
+	m, err := NewMirror(h, st, cfg.Limits.mirror(cfg.MirrorLimits), log, reg)
 	if err != nil {
 		st.Close()
 		return nil, err
