@@ -38,8 +38,9 @@ const (
 
 // webAppCSP is the policy of the app's page and files: only the relay's
 // own scripts run, WebAssembly (the core) may be compiled, connections go
-// only to the relay's own origin (its WebSocket included), and nothing
-// frames the page.
+// only to the relay's own origin (its WebSocket on this port included),
+// and nothing frames the page. The browser node (issue 14) will have to
+// add the relay's WebTransport address to connect-src if it dials it.
 const webAppCSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // webAppStaticCSP is the policy of the placeholder page, which has no
