@@ -43,8 +43,9 @@ type Config struct {
 	// environment variable and flag.
 	Limits Limits `json:"-"`
 	// MirrorLimits bound the blind mirror (spaces, pending tokens,
-	// handovers per peer); BytesPerSpace defaults to
-	// Limits.MirrorBytesPerSpace. No flag sets them yet.
+	// handovers per peer) when a program sets them; each zero field takes
+	// its value from Limits' Mirror* fields, which the flags, environment
+	// and config.json set.
 	MirrorLimits MirrorLimits `json:"-"`
 }
 
@@ -282,18 +283,58 @@ type Limits struct {
 	CircuitBytes    int64
 
 	// MailboxBytesPerSpace and MailboxExpiry bound the mailbox of one space
-	// (envelopes kept for offline devices), and MirrorBytesPerSpace the
-	// entry bytes the blind mirror stores for one space (MirrorLimits). The
-	// mailbox ones take effect when the mailbox lands (issue 12); no flag
-	// sets them yet.
-	// Defaults 16 MiB, 168h (a week) and 1 GiB.
+	// (envelopes kept for offline devices). They take effect when the
+	// mailbox lands (issue 12); no flag sets them yet.
+	// Defaults 16 MiB and 168h (a week).
 	MailboxBytesPerSpace int64
 	MailboxExpiry        time.Duration
-	MirrorBytesPerSpace  int64
+
+	// The blind mirror's limits (MirrorLimits, whose fields they fill):
+	// MirrorBytesPerSpace the entry bytes stored for one space (1 GiB);
+	// MirrorMaxSpaces the spaces mirrored (1024), of which
+	// MirrorMaxUnconfirmedSpaces may be ones no writer has confirmed yet
+	// (64); MirrorMaxPendingPerSpace the unconfirmed tokens of one space
+	// (4), kept MirrorPendingTTL (1h); MirrorKeepEpochs the confirmed
+	// epochs kept per space (2); MirrorHandoversPerPeer the handovers one
+	// peer may make per MirrorHandoverWindow (16 per 1h).
+	MirrorBytesPerSpace        int64
+	MirrorMaxSpaces            int
+	MirrorMaxUnconfirmedSpaces int
+	MirrorMaxPendingPerSpace   int
+	MirrorPendingTTL           time.Duration
+	MirrorKeepEpochs           int
+	MirrorHandoversPerPeer     int
+	MirrorHandoverWindow       time.Duration
+}
+
+// mirror returns the mirror's limits: those a program set in o, and
+// l's for the fields o leaves zero.
+func (l *Limits) mirror(o MirrorLimits) MirrorLimits {
+	set := func(dst *int, v int) {
+		if *dst <= 0 {
+			*dst = v
+		}
+	}
+	if o.BytesPerSpace <= 0 {
+		o.BytesPerSpace = l.MirrorBytesPerSpace
+	}
+	set(&o.MaxSpaces, l.MirrorMaxSpaces)
+	set(&o.MaxUnconfirmedSpaces, l.MirrorMaxUnconfirmedSpaces)
+	set(&o.MaxPendingPerSpace, l.MirrorMaxPendingPerSpace)
+	set(&o.KeepEpochs, l.MirrorKeepEpochs)
+	set(&o.HandoversPerPeer, l.MirrorHandoversPerPeer)
+	if o.PendingTTL <= 0 {
+		o.PendingTTL = l.MirrorPendingTTL
+	}
+	if o.HandoverWindow <= 0 {
+		o.HandoverWindow = l.MirrorHandoverWindow
+	}
+	return o
 }
 
 // DefaultLimits returns the documented defaults.
 func DefaultLimits() Limits {
+	m := DefaultMirrorLimits()
 	return Limits{
 		MaxConns:          2048,
 		MaxConnsPerPeer:   8,
@@ -312,7 +353,15 @@ func DefaultLimits() Limits {
 
 		MailboxBytesPerSpace: 16 << 20,
 		MailboxExpiry:        7 * 24 * time.Hour,
-		MirrorBytesPerSpace:  1 << 30,
+
+		MirrorBytesPerSpace:        m.BytesPerSpace,
+		MirrorMaxSpaces:            m.MaxSpaces,
+		MirrorMaxUnconfirmedSpaces: m.MaxUnconfirmedSpaces,
+		MirrorMaxPendingPerSpace:   m.MaxPendingPerSpace,
+		MirrorPendingTTL:           m.PendingTTL,
+		MirrorKeepEpochs:           m.KeepEpochs,
+		MirrorHandoversPerPeer:     m.HandoversPerPeer,
+		MirrorHandoverWindow:       m.HandoverWindow,
 	}
 }
 
@@ -332,6 +381,7 @@ func (l *Limits) Validate() error {
 		{"max-conns-per-ip", "max-conns", l.MaxConnsPerIP <= l.MaxConns},
 		{"max-streams-per-peer", "max-streams", l.MaxStreamsPerPeer <= l.MaxStreams},
 		{"max-memory-per-peer", "max-memory", l.MaxMemoryPerPeer <= l.MaxMemory},
+		{"mirror-max-unconfirmed-spaces", "mirror-max-spaces", l.MirrorMaxUnconfirmedSpaces <= l.MirrorMaxSpaces},
 	} {
 		if !c.ok {
 			return fmt.Errorf("relay: limit %s is above %s", c.part, c.whole)
@@ -375,6 +425,14 @@ var limitFields = []limitField{
 	{name: "max-circuits-per-peer", usage: "relayed connections to or from one peer", kind: kindCount, i: func(l *Limits) *int { return &l.MaxCircuitsPerPeer }},
 	{name: "circuit-duration", usage: "lifetime of one relayed connection", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.CircuitDuration }},
 	{name: "circuit-bytes", usage: "bytes one relayed connection carries each way", kind: kindSize, i64: func(l *Limits) *int64 { return &l.CircuitBytes }},
+	{name: "mirror-bytes-per-space", usage: "entry bytes the mirror stores for one space", kind: kindSize, i64: func(l *Limits) *int64 { return &l.MirrorBytesPerSpace }},
+	{name: "mirror-max-spaces", usage: "spaces the mirror serves", kind: kindCount, i: func(l *Limits) *int { return &l.MirrorMaxSpaces }},
+	{name: "mirror-max-unconfirmed-spaces", usage: "mirrored spaces no writer has confirmed yet", kind: kindCount, i: func(l *Limits) *int { return &l.MirrorMaxUnconfirmedSpaces }},
+	{name: "mirror-max-pending-per-space", usage: "unconfirmed mirror tokens of one space", kind: kindCount, i: func(l *Limits) *int { return &l.MirrorMaxPendingPerSpace }},
+	{name: "mirror-pending-ttl", usage: "how long an unconfirmed mirror token is kept", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MirrorPendingTTL }},
+	{name: "mirror-keep-epochs", usage: "confirmed key epochs the mirror keeps per space", kind: kindCount, i: func(l *Limits) *int { return &l.MirrorKeepEpochs }},
+	{name: "mirror-handovers-per-peer", usage: "mirror token handovers one peer may make per window", kind: kindCount, i: func(l *Limits) *int { return &l.MirrorHandoversPerPeer }},
+	{name: "mirror-handover-window", usage: "the window of mirror-handovers-per-peer", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MirrorHandoverWindow }},
 }
 
 // LimitNames are the flag names of the settable limits, in order.

@@ -1,12 +1,19 @@
 package relay
 
 import (
+	"context"
+	"crypto/rand"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 func env(m map[string]string) func(string) string {
@@ -156,5 +163,61 @@ func TestLimitValues(t *testing.T) {
 	}
 	if err := CheckLimit("max-conn", "1"); err == nil {
 		t.Error("CheckLimit accepted an unknown limit")
+	}
+}
+
+// TestMirrorLimitSettings: the mirror's limits come from flags, the
+// environment and config.json like the others, and the relay's mirror
+// holds them: a relay started from LoadConfig with
+// --mirror-handovers-per-peer 2 and MYCEL_RELAY_MIRROR_MAX_UNCONFIRMED_SPACES=1
+// refuses a second unconfirmed space as full and a third handover of one
+// peer as busy, over real hosts.
+func TestMirrorLimitSettings(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, `{"listen": ["/ip4/127.0.0.1/tcp/0"], "limits": {"mirror_bytes_per_space": "2MiB", "mirror_pending_ttl": "10m"}}`)
+	e := map[string]string{"MYCEL_RELAY_MIRROR_MAX_UNCONFIRMED_SPACES": "1", "MYCEL_RELAY_MIRROR_KEEP_EPOCHS": "3"}
+	flags := Overrides{DataDir: dir, Limits: map[string]string{"mirror-handovers-per-peer": "2", "mirror-max-spaces": "5"}}
+	cfg, err := LoadConfig(flags, env(e), noDaemonDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := MirrorLimits{BytesPerSpace: 2 << 20, MaxSpaces: 5, MaxUnconfirmedSpaces: 1, MaxPendingPerSpace: 4,
+		KeepEpochs: 3, PendingTTL: 10 * time.Minute, HandoversPerPeer: 2, HandoverWindow: time.Hour}
+	if got := cfg.Limits.mirror(cfg.MirrorLimits); got != want {
+		t.Fatalf("mirror limits %+v, want %+v", got, want)
+	}
+	// A program's own MirrorLimits win over the settings.
+	if got := cfg.Limits.mirror(MirrorLimits{MaxSpaces: 9}); got.MaxSpaces != 9 || got.HandoversPerPeer != 2 {
+		t.Fatalf("a program's limits: %+v", got)
+	}
+	if _, err := LoadConfig(Overrides{DataDir: t.TempDir(), Limits: map[string]string{"mirror-max-unconfirmed-spaces": "10", "mirror-max-spaces": "5"}},
+		env(nil), noDaemonDir); err == nil || !strings.Contains(err.Error(), "mirror-max-unconfirmed-spaces is above mirror-max-spaces") {
+		t.Fatalf("unconfirmed spaces above spaces: %v", err)
+	}
+
+	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	r, err := New(cfg, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	ctx := context.Background()
+	c, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Connect(ctx, peer.AddrInfo{ID: r.Host().ID(), Addrs: r.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	hand := func() error { return HandMirrorToken(ctx, c, r.Host().ID(), randomToken(0)) }
+	if err := hand(); err != nil {
+		t.Fatalf("first handover: %v", err)
+	}
+	if err := hand(); !errors.Is(err, ErrMirrorFull) {
+		t.Fatalf("a second unconfirmed space with mirror-max-unconfirmed-spaces 1: %v", err)
+	}
+	if err := hand(); !errors.Is(err, ErrMirrorBusy) {
+		t.Fatalf("a third handover with mirror-handovers-per-peer 2: %v", err)
 	}
 }

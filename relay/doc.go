@@ -52,15 +52,34 @@
 // let the relay find the writer first). FORMAT.md, "Mirror handover",
 // gives the wire format, the rules, what a bogus token costs and what the
 // relay learns. MirrorLimits bound it (spaces, unconfirmed spaces, pending
-// tokens per space, handovers per peer, bytes per space from
-// Limits.MirrorBytesPerSpace).
+// tokens per space, handovers per peer, bytes per space), set from
+// Limits' Mirror* fields (--mirror-* flags) where a program leaves them
+// zero.
+//
+// # The web app
+//
+// The WebSocket ports (/ws, and /tls/ws with the certificate) serve the web
+// app (webui.Dist) to browsers as well: libp2p's WebSocket transport hands
+// every request that is not a WebSocket upgrade to WebApp
+// (ws.WithHTTPHandler), so http(s)://relay:4112/ is the app and
+// /tcp/4112/(tls/)ws the libp2p address on the same port. GET / is the page,
+// GET /<file> its scripts, styles and WebAssembly; every answer carries a
+// Content-Security-Policy (the relay's own scripts and origin only, no
+// framing) and the daemon's UI's other security headers; no session,
+// cookie or request log; at most 64 requests at once, headers of 8 KiB,
+// idle connections closed after 30 s (webapp.go).
 //
 // # Privacy
 //
 // The relay logs no connection, reservation or circuit, at any level of
 // its own log (libp2p's own loggers, set with GOLOG_LOG_LEVEL, could). Its
 // metrics (Prometheus, on a loopback address, off by default) are
-// aggregate: no label names a peer or an address.
+// aggregate: no label names a peer or an address. What it can and cannot
+// learn is listed in the README ("What a relay can learn, and what it
+// cannot"); TestRelayLearnsNoCanary holds it: canary key names, values,
+// device names, message bodies and passwords pass through the relay, and
+// none of them, nor any space secret, is in its store, files, debug log or
+// metrics.
 //
 // # Goroutines
 //
@@ -76,8 +95,7 @@
 // (Daemons hand their relays the mirror token, after each rotation too:
 // node/relays_mirror.go.) Lifted circuit limits for members; the mailbox of
 // envelopes for offline devices (Limits.MailboxBytesPerSpace,
-// MailboxExpiry), which takes effect when it lands; flags for
-// MirrorLimits; invite locators
-// and aliases; message routing over gossipsub; many relays per space;
-// serving the web app on its WebSocket port. See DESIGN.md, "The relay".
+// MailboxExpiry), which takes effect when it lands; invite locators
+// and aliases; message routing over gossipsub; many relays per space.
+// See DESIGN.md, "The relay".
 package relay

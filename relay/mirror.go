@@ -26,8 +26,9 @@ import (
 // MirrorLimits bound what the blind mirror keeps. Zero fields take their
 // defaults (DefaultMirrorLimits).
 type MirrorLimits struct {
-	// BytesPerSpace bounds the entry bytes mirrored for one space
-	// (Limits.MirrorBytesPerSpace). Default 1 GiB.
+	// BytesPerSpace bounds the entry bytes mirrored for one space.
+	// Default 1 GiB. The relay fills the fields a program leaves zero from
+	// Limits' Mirror* fields (--mirror-* flags).
 	BytesPerSpace int64
 	// MaxSpaces bounds the spaces mirrored, confirmed or not. Default 1024.
 	MaxSpaces int
@@ -673,10 +674,12 @@ func (ms *mirrorSpace) Ingest(k feed.PublicKey, b *feed.Batch) error {
 	}
 	held := f.Ranges()
 	var size int64
+	var fresh uint64
 	for _, r := range b.Runs {
 		for i, e := range r.Entries {
 			if !holds(held, r.Start+uint64(i)) {
 				size += int64(len(e))
+				fresh++
 			}
 		}
 	}
@@ -730,6 +733,9 @@ func (ms *mirrorSpace) Ingest(k feed.PublicKey, b *feed.Batch) error {
 	ms.reserved -= size
 	ms.used += size
 	err = ms.saveLocked(writes)
+	if err == nil {
+		ms.m.stats.stored.add(fresh)
+	}
 	bootstrap := !slices.ContainsFunc(ms.tokens, func(t mtoken) bool { return t.confirmed })
 	ms.mu.Unlock()
 	if grew {
@@ -831,11 +837,7 @@ func openMirror(cfg *Config, h host.Host, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return nil, fmt.Errorf("relay: mirror store: %w", err)
 	}
-	lim := cfg.MirrorLimits
-	if lim.BytesPerSpace == 0 {
-		lim.BytesPerSpace = cfg.Limits.MirrorBytesPerSpace
-	}
-	m, err := NewMirror(h, st, lim, log, reg)
+	m, err := NewMirror(h, st, cfg.Limits.mirror(cfg.MirrorLimits), log, reg)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -852,6 +854,7 @@ type mirrorStats struct {
 	proofsRefused *counter
 	feedsRefused  *counter
 	quotaRefused  *counter
+	stored        *counter
 }
 
 // counter is a Prometheus counter whose total the mirror reads back
@@ -861,9 +864,11 @@ type counter struct {
 	n atomic.Uint64
 }
 
-func (c *counter) Inc() {
-	c.n.Add(1)
-	c.Counter.Inc()
+func (c *counter) Inc() { c.add(1) }
+
+func (c *counter) add(n uint64) {
+	c.n.Add(n)
+	c.Counter.Add(float64(n))
 }
 
 func newMirrorStats(reg prometheus.Registerer) mirrorStats {
@@ -878,9 +883,10 @@ func newMirrorStats(reg prometheus.Registerer) mirrorStats {
 		proofsRefused: c("proofs_refused_total", "Replication openings whose proof no held token accepts."),
 		feedsRefused:  c("feeds_refused_total", "Batches refused because their feed is not a writer's."),
 		quotaRefused:  c("quota_refused_total", "Batches refused because the space's mirror is full."),
+		stored:        c("entries_stored_total", "Feed entries the mirror verified and stored, all spaces together."),
 	}
 	if reg != nil {
-		reg.MustRegister(s.spaces, s.handovers, s.confirmed, s.proofsRefused, s.feedsRefused, s.quotaRefused)
+		reg.MustRegister(s.spaces, s.handovers, s.confirmed, s.proofsRefused, s.feedsRefused, s.quotaRefused, s.stored)
 	}
 	return s
 }
@@ -889,11 +895,14 @@ func newMirrorStats(reg prometheus.Registerer) mirrorStats {
 // since it started (the same as its metrics).
 type MirrorCounts struct {
 	Confirmed, ProofsRefused, FeedsRefused, QuotaRefused uint64
+	// Stored counts the entries stored, all spaces together.
+	Stored uint64
 }
 
 // Counts returns the mirror's totals.
 func (m *Mirror) Counts() MirrorCounts {
 	v := func(c *counter) uint64 { return c.n.Load() }
 	return MirrorCounts{Confirmed: v(m.stats.confirmed), ProofsRefused: v(m.stats.proofsRefused),
-		FeedsRefused: v(m.stats.feedsRefused), QuotaRefused: v(m.stats.quotaRefused)}
+		FeedsRefused: v(m.stats.feedsRefused), QuotaRefused: v(m.stats.quotaRefused),
+		Stored: v(m.stats.stored)}
 }

@@ -54,7 +54,7 @@ func daemonConfig(dir, name string, peers ...string) *node.Config {
 	}
 }
 
-func startDaemon(t *testing.T, cfg *node.Config) *node.Node {
+func startDaemon(t testing.TB, cfg *node.Config) *node.Node {
 	t.Helper()
 	n, err := node.New(cfg, nil)
 	if err != nil {
@@ -90,7 +90,7 @@ func startRelayWith(t *testing.T, dir string, key crypto.PrivKey, log *slog.Logg
 }
 
 // approve makes b a writer of space id through an invite of a's.
-func approve(t *testing.T, a, b *node.Node, id string) {
+func approve(t testing.TB, a, b *node.Node, id string) {
 	t.Helper()
 	ctx := context.Background()
 	inv, err := a.CreateInvite(ctx, id, time.Hour)

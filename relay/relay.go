@@ -29,6 +29,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mycelsync/mycel/webui"
 )
 
 // Relay is a running relay: its libp2p host with the circuit relay
@@ -56,8 +58,9 @@ type Relay struct {
 // WebSocket, WebTransport, WebRTC-direct), with identify, the AutoNAT
 // services (v1 and v2), hole punching and the circuit relay v2 service,
 // under a resource manager holding peers to cfg.Limits; and the Prometheus
-// endpoint on cfg.Metrics if it is set. A listen port another process
-// holds fails with ErrAddrInUse.
+// endpoint on cfg.Metrics if it is set. Its WebSocket ports also serve the
+// web app (webui.Dist) to browsers over HTTP(S) (webapp.go). A listen port
+// another process holds fails with ErrAddrInUse.
 func New(cfg *Config, key crypto.PrivKey, log *slog.Logger) (*Relay, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -68,7 +71,7 @@ func New(cfg *Config, key crypto.PrivKey, log *slog.Logger) (*Relay, error) {
 	if err := checkPortsFree(cfg.Listen); err != nil {
 		return nil, err
 	}
-	wsOpts := []any{}
+	wsOpts := webAppOptions(webui.Dist()) // webapp.go
 	if cfg.WSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.WSCert, cfg.WSKey)
 		if err != nil {

@@ -18,12 +18,14 @@ the AutoNAT services, hole punching and the circuit relay v2 service, so that
 devices that cannot reach each other directly stay in touch through it. It
 holds no space secret. It keeps no log of connections, reservations or
 circuits; its only record of traffic is the aggregate Prometheus metrics,
-served on loopback if --metrics is given. The first SIGINT or SIGTERM shuts it
-down gracefully; a second one stops it at once.
+served on loopback if --metrics is given. Its WebSocket port also serves the
+web app to browsers over HTTP (HTTPS with --ws-cert and --ws-key). The first
+SIGINT or SIGTERM shuts it down gracefully; a second one stops it at once.
 
-Not yet: the blind mirror, the mailbox, invite locators and aliases, and
-message routing (issue 12); daemons do not reserve slots on it by themselves
-yet.
+It keeps a blind mirror of the spaces whose members hand it their mirror
+token (ciphertext it verifies but cannot read), so that a device catches up
+while the others are off. Not yet: the mailbox, invite locators and aliases,
+and message routing (issue 12).
 
 Settings, each from (highest first) its flag, its environment variable, the
 data directory's config.json, or the default:
@@ -43,8 +45,9 @@ data directory's config.json, or the default:
                   (loopback host:port of /metrics; default off)
   log level       --log-level  MYCEL_RELAY_LOG_LEVEL  config "log_level"
                                                       (default info)
-  limits          --max-*, --reservation-ttl and --circuit-* below, with
-                  their defaults; MYCEL_RELAY_<FLAG NAME> (MYCEL_RELAY_MAX_CONNS);
+  limits          --max-*, --reservation-ttl, --circuit-* and --mirror-*
+                  below, with their defaults; MYCEL_RELAY_<FLAG NAME>
+                  (MYCEL_RELAY_MAX_CONNS, MYCEL_RELAY_MIRROR_MAX_SPACES);
                   config "limits": {"max_conns": 4096, "circuit_bytes": "1MiB"}
                   (sizes take KiB, MiB or GiB; durations 90s, 2m, 1h)
 
