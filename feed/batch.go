@@ -2,7 +2,6 @@ package feed
 
 import (
 	"github.com/mycelsync/mycel/feed/feedpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // Batch carries a signed head, runs of entries proven against it and
@@ -47,7 +46,7 @@ func (b *Batch) MarshalBinary() ([]byte, error) {
 	if c := b.Consistency; c != nil {
 		p.Consistency = &feedpb.Consistency{Base: c.Base, Left: c.Left, Right: c.Right}
 	}
-	return proto.Marshal(p)
+	return p.Marshal()
 }
 
 // UnmarshalBinary decodes a batch and checks every bound that does not need
@@ -58,7 +57,7 @@ func (b *Batch) UnmarshalBinary(data []byte) error {
 		return errorf(ErrTooLarge, "batch of %d bytes, limit %d", len(data), MaxBatchBytes)
 	}
 	var p feedpb.Batch
-	if err := proto.Unmarshal(data, &p); err != nil {
+	if err := p.Unmarshal(data); err != nil {
 		return errorf(ErrMalformed, "batch: %v", err)
 	}
 	head, err := headFromProto(p.Head)
