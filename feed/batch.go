@@ -1,6 +1,8 @@
 package feed
 
 import (
+	"errors"
+
 	"github.com/mycelsync/mycel/feed/feedpb"
 )
 
@@ -57,7 +59,9 @@ func (b *Batch) UnmarshalBinary(data []byte) error {
 		return errorf(ErrTooLarge, "batch of %d bytes, limit %d", len(data), MaxBatchBytes)
 	}
 	var p feedpb.Batch
-	if err := p.Unmarshal(data); err != nil {
+	if err := p.UnmarshalWithin(data, feedpb.Limits{Runs: MaxRuns, Hashes: maxRangeHashes}); errors.Is(err, feedpb.ErrLimit) {
+		return errorf(ErrTooLarge, "batch: more than %d runs or %d hashes on a side of a proof", MaxRuns, maxRangeHashes)
+	} else if err != nil {
 		return errorf(ErrMalformed, "batch: %v", err)
 	}
 	head, err := headFromProto(p.Head)

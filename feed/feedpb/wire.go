@@ -1,7 +1,11 @@
 package feedpb
 
 import (
+	"errors"
+	"slices"
+
 	"github.com/mycelsync/mycel/internal/pbwire"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Each message has Size (its encoding's length), Marshal and MarshalAppend
@@ -73,7 +77,18 @@ func (m *Run) appendTo(b []byte) []byte {
 	return pbwire.AppendRepeatedBytes(b, 4, m.Right)
 }
 
-func (m *Run) merge(b []byte) error {
+func (m *Run) merge(b []byte) error { return m.mergeWithin(b, 0) }
+
+// mergeWithin decodes b into m, refusing more than maxHashes hashes on
+// either side (0: no limit). Entries are counted first and their slice
+// made once, not grown as they come (growing it by appending allocated
+// about five times the final slice).
+func (m *Run) mergeWithin(b []byte, maxHashes int) error {
+	if n, err := count(b, 2); err != nil {
+		return err
+	} else if n > 0 {
+		m.Entries = slices.Grow(m.Entries, n)
+	}
 	for len(b) > 0 {
 		f, n, err := pbwire.Next(b)
 		if err != nil {
@@ -86,12 +101,34 @@ func (m *Run) merge(b []byte) error {
 		case f.Num == 2 && f.Type == pbwire.BytesType:
 			m.Entries = append(m.Entries, pbwire.CloneElem(f.Bytes))
 		case f.Num == 3 && f.Type == pbwire.BytesType:
+			if maxHashes > 0 && len(m.Left) >= maxHashes {
+				return ErrLimit
+			}
 			m.Left = append(m.Left, pbwire.CloneElem(f.Bytes))
 		case f.Num == 4 && f.Type == pbwire.BytesType:
+			if maxHashes > 0 && len(m.Right) >= maxHashes {
+				return ErrLimit
+			}
 			m.Right = append(m.Right, pbwire.CloneElem(f.Bytes))
 		}
 	}
 	return nil
+}
+
+// count returns how many length-delimited fields numbered num b holds.
+func count(b []byte, num protowire.Number) (int, error) {
+	c := 0
+	for len(b) > 0 {
+		f, n, err := pbwire.Next(b)
+		if err != nil {
+			return 0, err
+		}
+		b = b[n:]
+		if f.Num == num && f.Type == pbwire.BytesType {
+			c++
+		}
+	}
+	return c, nil
 }
 
 // Size returns the length of m's encoding.
@@ -112,7 +149,11 @@ func (m *Consistency) appendTo(b []byte) []byte {
 	return pbwire.AppendRepeatedBytes(b, 3, m.Right)
 }
 
-func (m *Consistency) merge(b []byte) error {
+func (m *Consistency) merge(b []byte) error { return m.mergeWithin(b, 0) }
+
+// mergeWithin decodes b into m, refusing more than maxHashes hashes on
+// either side (0: no limit).
+func (m *Consistency) mergeWithin(b []byte, maxHashes int) error {
 	for len(b) > 0 {
 		f, n, err := pbwire.Next(b)
 		if err != nil {
@@ -123,8 +164,14 @@ func (m *Consistency) merge(b []byte) error {
 		case f.Num == 1 && f.Type == pbwire.VarintType:
 			m.Base = f.Varint
 		case f.Num == 2 && f.Type == pbwire.BytesType:
+			if maxHashes > 0 && len(m.Left) >= maxHashes {
+				return ErrLimit
+			}
 			m.Left = append(m.Left, pbwire.CloneElem(f.Bytes))
 		case f.Num == 3 && f.Type == pbwire.BytesType:
+			if maxHashes > 0 && len(m.Right) >= maxHashes {
+				return ErrLimit
+			}
 			m.Right = append(m.Right, pbwire.CloneElem(f.Bytes))
 		}
 	}
@@ -165,7 +212,28 @@ func (m *Batch) appendTo(b []byte) []byte {
 	return b
 }
 
-func (m *Batch) merge(b []byte) error {
+func (m *Batch) merge(b []byte) error { return m.mergeWithin(b, Limits{}) }
+
+// Limits bound the repeated fields of a Batch as it is decoded, so that a
+// peer's batch cannot make the decoder allocate far more than its own size:
+// 16 MiB of empty runs were 8 million Run structs, about a gigabyte. A zero
+// field is no limit.
+type Limits struct {
+	Runs   int // runs in the batch
+	Hashes int // hashes on each side (left, right) of a run or of the consistency proof
+}
+
+// ErrLimit is UnmarshalWithin's refusal of a batch over its Limits.
+var ErrLimit = errors.New("feedpb: batch over its limits")
+
+// UnmarshalWithin is Unmarshal refusing a batch over lim (ErrLimit) as
+// soon as it is.
+func (m *Batch) UnmarshalWithin(b []byte, lim Limits) error {
+	*m = Batch{}
+	return m.mergeWithin(b, lim)
+}
+
+func (m *Batch) mergeWithin(b []byte, lim Limits) error {
 	for len(b) > 0 {
 		f, n, err := pbwire.Next(b)
 		if err != nil {
@@ -182,14 +250,17 @@ func (m *Batch) merge(b []byte) error {
 			}
 			err = m.Head.merge(f.Bytes)
 		case 2:
+			if lim.Runs > 0 && len(m.Runs) >= lim.Runs {
+				return ErrLimit
+			}
 			r := new(Run)
 			m.Runs = append(m.Runs, r)
-			err = r.merge(f.Bytes)
+			err = r.mergeWithin(f.Bytes, lim.Hashes)
 		case 3:
 			if m.Consistency == nil {
 				m.Consistency = new(Consistency)
 			}
-			err = m.Consistency.merge(f.Bytes)
+			err = m.Consistency.mergeWithin(f.Bytes, lim.Hashes)
 		}
 		if err != nil {
 			return err
