@@ -86,11 +86,15 @@ func ReadFrame(r io.Reader, max int) (*syncpb.Message, error) {
 		return m, nil
 	}
 	m := new(syncpb.Message)
-	if err := m.Unmarshal(buf); err != nil {
+	if err := m.UnmarshalWithin(buf, frameLimits); err != nil {
 		return nil, errorf(ErrMalformed, "frame: %v", err)
 	}
 	return m, nil
 }
+
+// frameLimits refuse a frame with more heads, ranges or proofs than a
+// session accepts while it is decoded, before its elements are allocated.
+var frameLimits = syncpb.Limits{Heads: MaxHeadsPerMessage, Ranges: MaxRangesPerWant, Proofs: MaxProofs}
 
 // readPayload reads n bytes into a buffer that grows as they arrive.
 func readPayload(r io.Reader, n int) ([]byte, error) {

@@ -1,6 +1,8 @@
 package syncpb
 
 import (
+	"errors"
+
 	"github.com/mycelsync/mycel/internal/pbwire"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -66,9 +68,31 @@ func (m *Message) appendTo(b []byte) []byte {
 	return p.appendTo(pbwire.AppendMessage(b, num, p.Size()))
 }
 
-// merge decodes b into m. A body read again merges into the one held;
+func (m *Message) merge(b []byte) error { return m.mergeWithin(b, Limits{}) }
+
+// Limits bound the repeated fields of a Message as it is decoded, so that a
+// peer's frame cannot make the decoder allocate far more than its own size:
+// 16 MiB of empty heads were 8 million slice headers, about a gigabyte
+// allocated as the slice grew. A zero field is no limit.
+type Limits struct {
+	Heads  int // heads of a Heads
+	Ranges int // ranges of a Want
+	Proofs int // proofs of a Prove
+}
+
+// ErrLimit is UnmarshalWithin's refusal of a message over its Limits.
+var ErrLimit = errors.New("syncpb: message over its limits")
+
+// UnmarshalWithin is Unmarshal refusing a message over lim (ErrLimit) as
+// soon as it is.
+func (m *Message) UnmarshalWithin(b []byte, lim Limits) error {
+	*m = Message{}
+	return m.mergeWithin(b, lim)
+}
+
+// mergeWithin decodes b into m. A body read again merges into the one held;
 // another body replaces it (as proto.Unmarshal does).
-func (m *Message) merge(b []byte) error {
+func (m *Message) mergeWithin(b []byte, lim Limits) error {
 	for len(b) > 0 {
 		f, n, err := pbwire.Next(b)
 		if err != nil {
@@ -92,21 +116,21 @@ func (m *Message) merge(b []byte) error {
 				w = &Message_Prove{Prove: new(Prove)}
 			}
 			m.Body = w
-			err = w.Prove.merge(f.Bytes)
+			err = w.Prove.mergeWithin(f.Bytes, lim.Proofs)
 		case 3:
 			w, ok := m.Body.(*Message_Heads)
 			if !ok || w.Heads == nil {
 				w = &Message_Heads{Heads: new(Heads)}
 			}
 			m.Body = w
-			err = w.Heads.merge(f.Bytes)
+			err = w.Heads.mergeWithin(f.Bytes, lim.Heads)
 		case 4:
 			w, ok := m.Body.(*Message_Want)
 			if !ok || w.Want == nil {
 				w = &Message_Want{Want: new(Want)}
 			}
 			m.Body = w
-			err = w.Want.merge(f.Bytes)
+			err = w.Want.mergeWithin(f.Bytes, lim.Ranges)
 		case 5:
 			w, ok := m.Body.(*Message_Data)
 			if !ok || w.Data == nil {
@@ -198,7 +222,10 @@ func (m *Prove) appendTo(b []byte) []byte {
 	return b
 }
 
-func (m *Prove) merge(b []byte) error {
+func (m *Prove) merge(b []byte) error { return m.mergeWithin(b, 0) }
+
+// mergeWithin decodes b into m, refusing more than max proofs (0: no limit).
+func (m *Prove) mergeWithin(b []byte, max int) error {
 	for len(b) > 0 {
 		f, n, err := pbwire.Next(b)
 		if err != nil {
@@ -206,6 +233,9 @@ func (m *Prove) merge(b []byte) error {
 		}
 		b = b[n:]
 		if f.Num == 1 && f.Type == pbwire.BytesType {
+			if max > 0 && len(m.Proofs) >= max {
+				return ErrLimit
+			}
 			p := new(EpochProof)
 			m.Proofs = append(m.Proofs, p)
 			if err := p.merge(f.Bytes); err != nil {
@@ -268,7 +298,10 @@ func (m *Heads) appendTo(b []byte) []byte {
 	return pbwire.AppendRepeatedBytes(b, 1, m.Heads)
 }
 
-func (m *Heads) merge(b []byte) error {
+func (m *Heads) merge(b []byte) error { return m.mergeWithin(b, 0) }
+
+// mergeWithin decodes b into m, refusing more than max heads (0: no limit).
+func (m *Heads) mergeWithin(b []byte, max int) error {
 	for len(b) > 0 {
 		f, n, err := pbwire.Next(b)
 		if err != nil {
@@ -276,6 +309,9 @@ func (m *Heads) merge(b []byte) error {
 		}
 		b = b[n:]
 		if f.Num == 1 && f.Type == pbwire.BytesType {
+			if max > 0 && len(m.Heads) >= max {
+				return ErrLimit
+			}
 			m.Heads = append(m.Heads, pbwire.CloneElem(f.Bytes))
 		}
 	}
@@ -344,7 +380,10 @@ func (m *Want) appendTo(b []byte) []byte {
 	return pbwire.AppendVarint(b, 5, uint64(m.MaxBytes))
 }
 
-func (m *Want) merge(b []byte) error {
+func (m *Want) merge(b []byte) error { return m.mergeWithin(b, 0) }
+
+// mergeWithin decodes b into m, refusing more than max ranges (0: no limit).
+func (m *Want) mergeWithin(b []byte, max int) error {
 	for len(b) > 0 {
 		f, n, err := pbwire.Next(b)
 		if err != nil {
@@ -355,6 +394,9 @@ func (m *Want) merge(b []byte) error {
 		case f.Num == 1 && f.Type == pbwire.BytesType:
 			m.Feed = pbwire.Clone(f.Bytes)
 		case f.Num == 2 && f.Type == pbwire.BytesType:
+			if max > 0 && len(m.Ranges) >= max {
+				return ErrLimit
+			}
 			r := new(Range)
 			m.Ranges = append(m.Ranges, r)
 			if err := r.merge(f.Bytes); err != nil {
