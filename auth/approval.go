@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/mycelsync/mycel/auth/authpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // Answer bounds.
@@ -63,12 +62,12 @@ func (a *Approval) MarshalBinary() ([]byte, error) {
 	if err := a.validate(); err != nil {
 		return nil, err
 	}
-	return proto.MarshalOptions{Deterministic: true}.Marshal(&authpb.Approval{
+	return (&authpb.Approval{
 		Request:        a.Request[:],
 		Approver:       a.Approver[:],
 		AddWriterIndex: a.AddWriterIndex,
 		Keyring:        a.Keyring,
-	})
+	}).Marshal()
 }
 
 func (a *Approval) validate() error {
@@ -92,7 +91,7 @@ func UnmarshalApproval(b []byte) (*Approval, error) {
 		return nil, errorf(ErrTooLarge, "approval of %d bytes, limit %d", len(b), MaxApprovalSize)
 	}
 	var m authpb.Approval
-	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &m); err != nil {
+	if err := m.Unmarshal(b); err != nil {
 		return nil, errorf(ErrMalformed, "approval: %v", err)
 	}
 	switch {
@@ -155,7 +154,7 @@ func (d *Denial) MarshalBinary() ([]byte, error) {
 	if d.Denier == [32]byte{} {
 		return nil, errorf(ErrMalformed, "denial: zero denier feed key")
 	}
-	return proto.MarshalOptions{Deterministic: true}.Marshal(&authpb.Denial{Request: d.Request[:], Denier: d.Denier[:]})
+	return (&authpb.Denial{Request: d.Request[:], Denier: d.Denier[:]}).Marshal()
 }
 
 // UnmarshalDenial decodes a denial and checks that it answers req
@@ -165,7 +164,7 @@ func UnmarshalDenial(req *JoinRequest, b []byte) (*Denial, error) {
 		return nil, errorf(ErrTooLarge, "denial of %d bytes, limit %d", len(b), MaxDenialSize)
 	}
 	var m authpb.Denial
-	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &m); err != nil {
+	if err := m.Unmarshal(b); err != nil {
 		return nil, errorf(ErrMalformed, "denial: %v", err)
 	}
 	switch {

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/mycelsync/mycel/auth/authpb"
-	"google.golang.org/protobuf/proto"
 )
 
 var testApprover = [32]byte(seq(0x60, 32))
@@ -157,7 +156,7 @@ func TestApprovalTampering(t *testing.T) {
 	} {
 		m := good()
 		c.edit(m)
-		enc, _ := proto.Marshal(m)
+		enc, _ := m.Marshal()
 		if _, _, err := OpenApproval(dk, req, enc); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", name, err, c.want)
 		}
@@ -215,9 +214,9 @@ func TestDenial(t *testing.T) {
 	}
 }
 
-func mustProto(t testing.TB, m proto.Message) []byte {
+func mustProto(t testing.TB, m interface{ Marshal() ([]byte, error) }) []byte {
 	t.Helper()
-	b, err := proto.Marshal(m)
+	b, err := m.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}

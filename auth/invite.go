@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/mycelsync/mycel/auth/authpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // Invite sizes and encodings (FORMAT.md, "Invites").
@@ -556,7 +555,7 @@ func (r InviteRecord) MarshalBinary() ([]byte, error) {
 	if r.Used {
 		m.UsedBy = r.UsedBy[:]
 	}
-	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	return m.Marshal()
 }
 
 // UnmarshalBinary decodes a record encoded by MarshalBinary, refusing
@@ -568,7 +567,7 @@ func (r *InviteRecord) UnmarshalBinary(b []byte) error {
 		return errorf(ErrTooLarge, "invite record of %d bytes, limit %d", len(b), MaxInviteRecordSize)
 	}
 	var m authpb.InviteRecord
-	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &m); err != nil {
+	if err := m.Unmarshal(b); err != nil {
 		return errorf(ErrMalformed, "invite record: %v", err)
 	}
 	switch {

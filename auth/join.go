@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/mycelsync/mycel/auth/authpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // Join request sizes and bounds (FORMAT.md, "Join requests").
@@ -103,14 +102,14 @@ func (r *JoinRequest) MarshalBinary() ([]byte, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	return proto.MarshalOptions{Deterministic: true}.Marshal(&authpb.JoinRequest{
+	return (&authpb.JoinRequest{
 		Space:  r.Space[:],
 		Name:   r.Name,
 		Feed:   r.Feed[:],
 		Device: r.Device.Bytes(),
 		Nonce:  r.Nonce[:],
 		Time:   r.Time.UnixMilli(),
-	})
+	}).Marshal()
 }
 
 // UnmarshalJoinRequest decodes a request encoded by MarshalBinary and
@@ -121,7 +120,7 @@ func UnmarshalJoinRequest(b []byte) (*JoinRequest, error) {
 		return nil, errorf(ErrTooLarge, "join request of %d bytes, limit %d", len(b), MaxJoinRequestSize)
 	}
 	var m authpb.JoinRequest
-	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &m); err != nil {
+	if err := m.Unmarshal(b); err != nil {
 		return nil, errorf(ErrMalformed, "join request: %v", err)
 	}
 	space, err := SpaceIDFromBytes(m.Space)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/mycelsync/mycel/auth/authpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // testRequest is a deterministic request of device name to space.
@@ -114,7 +113,7 @@ func TestUnmarshalJoinRequestRefuses(t *testing.T) {
 	} {
 		m := good()
 		edit(m)
-		enc, err := proto.Marshal(m)
+		enc, err := m.Marshal()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"github.com/mycelsync/mycel/auth/authpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // Keyring bounds.
@@ -157,7 +156,7 @@ func (kr *Keyring) MarshalBinary() ([]byte, error) {
 	for _, c := range kr.Concurrent {
 		m.Concurrent = append(m.Concurrent, &authpb.ConcurrentSecret{Epoch: c.Epoch, Secret: c.Secret[:]})
 	}
-	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	return m.Marshal()
 }
 
 // UnmarshalBinary decodes a keyring, refusing input larger than
@@ -168,7 +167,7 @@ func (kr *Keyring) UnmarshalBinary(b []byte) error {
 		return errorf(ErrTooLarge, "keyring of %d bytes, limit %d", len(b), MaxKeyringSize)
 	}
 	var m authpb.Keyring
-	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &m); err != nil {
+	if err := m.Unmarshal(b); err != nil {
 		return errorf(ErrMalformed, "keyring: %v", err)
 	}
 	space, err := SpaceIDFromBytes(m.Space)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/mycelsync/mycel/auth/authpb"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 )
 
 func TestKeyringEpochs(t *testing.T) {
@@ -121,7 +120,7 @@ func TestKeyringLimit(t *testing.T) {
 	for range MaxEpochs + 1 {
 		m.Secrets = append(m.Secrets, make([]byte, 32))
 	}
-	over, _ := proto.Marshal(m)
+	over, _ := m.Marshal()
 	if err := back.UnmarshalBinary(over); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("decode past MaxEpochs: %v", err)
 	}
@@ -167,7 +166,7 @@ func TestKeyringEncoding(t *testing.T) {
 func TestKeyringDecodeRefuses(t *testing.T) {
 	space := testSpace(t, 1)
 	enc := func(m *authpb.Keyring) []byte {
-		b, err := proto.Marshal(m)
+		b, err := m.Marshal()
 		if err != nil {
 			t.Fatal(err)
 		}

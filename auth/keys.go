@@ -11,7 +11,6 @@ import (
 	"io"
 
 	"github.com/mycelsync/mycel/auth/authpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // Sizes of the fixed-size values of this package.
@@ -192,11 +191,11 @@ func (t MirrorToken) ReplicationCapability() ReplicationCapability {
 
 // MarshalBinary encodes the token as an authpb.MirrorToken.
 func (t MirrorToken) MarshalBinary() ([]byte, error) {
-	return proto.MarshalOptions{Deterministic: true}.Marshal(&authpb.MirrorToken{
+	return (&authpb.MirrorToken{
 		Space: t.Space[:],
 		Epoch: t.Epoch,
 		Token: t.Token[:],
-	})
+	}).Marshal()
 }
 
 // UnmarshalBinary decodes a token encoded by MarshalBinary, refusing
@@ -206,7 +205,7 @@ func (t *MirrorToken) UnmarshalBinary(b []byte) error {
 		return errorf(ErrTooLarge, "mirror token of %d bytes, limit %d", len(b), MaxMirrorTokenSize)
 	}
 	var m authpb.MirrorToken
-	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &m); err != nil {
+	if err := m.Unmarshal(b); err != nil {
 		return errorf(ErrMalformed, "mirror token: %v", err)
 	}
 	space, err := SpaceIDFromBytes(m.Space)

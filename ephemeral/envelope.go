@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/mycelsync/mycel/ephemeral/ephemeralpb"
 )
@@ -139,7 +138,7 @@ func Parse(b []byte) (*Envelope, error) {
 		return nil, errorf(ErrTooLarge, "parse: %d bytes, limit %d", len(b), MaxEnvelopeSize)
 	}
 	var m ephemeralpb.Envelope
-	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &m); err != nil {
+	if err := m.Unmarshal(b); err != nil {
 		return nil, errorf(ErrMalformed, "parse: %v", err)
 	}
 	e, err := fromProto(&m)
@@ -220,7 +219,7 @@ func (e *Envelope) Marshal() ([]byte, error) {
 	if len(e.KeyID) > MaxKeyIDSize {
 		return nil, errorf(ErrTooLarge, "marshal: key ID of %d bytes, limit %d", len(e.KeyID), MaxKeyIDSize)
 	}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&ephemeralpb.Envelope{
+	b, err := (&ephemeralpb.Envelope{
 		Topic:      e.Topic[:],
 		Sender:     e.Sender[:],
 		Id:         e.ID[:],
@@ -230,7 +229,7 @@ func (e *Envelope) Marshal() ([]byte, error) {
 		Nonce:      e.Nonce[:],
 		Ciphertext: e.Ciphertext,
 		Signature:  e.Signature[:],
-	})
+	}).Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("ephemeral: marshal: %w", err)
 	}

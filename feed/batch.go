@@ -1,8 +1,9 @@
 package feed
 
 import (
+	"errors"
+
 	"github.com/mycelsync/mycel/feed/feedpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // Batch carries a signed head, runs of entries proven against it and
@@ -47,7 +48,7 @@ func (b *Batch) MarshalBinary() ([]byte, error) {
 	if c := b.Consistency; c != nil {
 		p.Consistency = &feedpb.Consistency{Base: c.Base, Left: c.Left, Right: c.Right}
 	}
-	return proto.Marshal(p)
+	return p.Marshal()
 }
 
 // UnmarshalBinary decodes a batch and checks every bound that does not need
@@ -58,7 +59,9 @@ func (b *Batch) UnmarshalBinary(data []byte) error {
 		return errorf(ErrTooLarge, "batch of %d bytes, limit %d", len(data), MaxBatchBytes)
 	}
 	var p feedpb.Batch
-	if err := proto.Unmarshal(data, &p); err != nil {
+	if err := p.UnmarshalWithin(data, feedpb.Limits{Runs: MaxRuns, Hashes: maxRangeHashes}); errors.Is(err, feedpb.ErrLimit) {
+		return errorf(ErrTooLarge, "batch: more than %d runs or %d hashes on a side of a proof", MaxRuns, maxRangeHashes)
+	} else if err != nil {
 		return errorf(ErrMalformed, "batch: %v", err)
 	}
 	head, err := headFromProto(p.Head)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/mycelsync/mycel/feed/feedpb"
 	"github.com/transparency-dev/merkle/compact"
-	"google.golang.org/protobuf/proto"
 )
 
 // Options configure a DB.
@@ -174,7 +173,7 @@ func (db *DB) load(key PublicKey) (*Feed, error) {
 		return nil, fmt.Errorf("feed: load head: %w", err)
 	default:
 		var p feedpb.HeadRecord
-		if err := proto.Unmarshal(rec, &p); err != nil {
+		if err := p.Unmarshal(rec); err != nil {
 			return nil, fmt.Errorf("feed: stored head record of %x: %w", key[:8], err)
 		}
 		if p.Head != nil {

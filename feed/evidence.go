@@ -2,7 +2,6 @@ package feed
 
 import (
 	"github.com/mycelsync/mycel/feed/feedpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // ForkEvidence is proof, checkable by anyone who knows only the feed's key,
@@ -65,7 +64,7 @@ func VerifyEvidence(ev *ForkEvidence) error {
 
 // MarshalBinary encodes the evidence as a feedpb.ForkEvidence.
 func (ev *ForkEvidence) MarshalBinary() ([]byte, error) {
-	return proto.Marshal(&feedpb.ForkEvidence{A: ev.A.toProto(), B: ev.B.toProto(), Left: ev.Left, Right: ev.Right})
+	return (&feedpb.ForkEvidence{A: ev.A.toProto(), B: ev.B.toProto(), Left: ev.Left, Right: ev.Right}).Marshal()
 }
 
 // UnmarshalBinary decodes evidence; call VerifyEvidence to check it.
@@ -74,7 +73,7 @@ func (ev *ForkEvidence) UnmarshalBinary(data []byte) error {
 		return errorf(ErrTooLarge, "evidence of %d bytes", len(data))
 	}
 	var p feedpb.ForkEvidence
-	if err := proto.Unmarshal(data, &p); err != nil {
+	if err := p.Unmarshal(data); err != nil {
 		return errorf(ErrMalformed, "evidence: %v", err)
 	}
 	a, err := headFromProto(p.A)

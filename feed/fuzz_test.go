@@ -6,7 +6,6 @@ import (
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/feed/feedpb"
 	"github.com/mycelsync/mycel/feed/memstore"
-	"google.golang.org/protobuf/proto"
 )
 
 // fuzzSeeds returns valid encodings to start the fuzzers from.
@@ -126,9 +125,9 @@ func FuzzStoredState(f *testing.F) {
 	h, _ := w.Head()
 	hb, _ := h.MarshalBinary()
 	var hp feedpb.SignedHead
-	_ = proto.Unmarshal(hb, &hp)
+	_ = hp.Unmarshal(hb)
 	rec.Head = &hp
-	good, _ := proto.Marshal(rec)
+	good, _ := rec.Marshal()
 	f.Add(good, []byte{0, 0, 0, 0, 0, 0, 0, 9}, []byte{})
 	f.Fuzz(func(t *testing.T, head, rangeEnd, evidence []byte) {
 		st := memstore.New()

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/mycelsync/mycel/feed/feedpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // Limits on what a peer can make us hold or compute. See FORMAT.md.
@@ -90,7 +89,7 @@ func signHead(priv ed25519.PrivateKey, length uint64, root Hash, now time.Time) 
 
 // MarshalBinary encodes the head as a feedpb.SignedHead.
 func (h *SignedHead) MarshalBinary() ([]byte, error) {
-	return proto.Marshal(h.toProto())
+	return h.toProto().Marshal()
 }
 
 // UnmarshalBinary decodes a head encoded by MarshalBinary. It checks sizes,
@@ -100,7 +99,7 @@ func (h *SignedHead) UnmarshalBinary(b []byte) error {
 		return errorf(ErrMalformed, "head of %d bytes", len(b))
 	}
 	var p feedpb.SignedHead
-	if err := proto.Unmarshal(b, &p); err != nil {
+	if err := p.Unmarshal(b); err != nil {
 		return errorf(ErrMalformed, "head: %v", err)
 	}
 	v, err := headFromProto(&p)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/mycelsync/mycel/feed/feedpb"
 	"github.com/transparency-dev/merkle/compact"
-	"google.golang.org/protobuf/proto"
 )
 
 // Ingest verifies a batch from a peer and stores it atomically. Verification
@@ -413,7 +412,7 @@ func (f *Feed) headRecordWrite(h *SignedHead, length uint64, frontier *compact.R
 	if h != nil {
 		rec.Head = h.toProto()
 	}
-	data, err := proto.Marshal(rec)
+	data, err := rec.Marshal()
 	if err != nil {
 		panic(err) // encoding a well-formed message cannot fail
 	}

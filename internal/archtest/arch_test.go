@@ -23,6 +23,9 @@ var corePackages = []string{
 	"github.com/mycelsync/mycel/webui/wasm/core",
 	"github.com/mycelsync/mycel/node/signin",
 	"github.com/mycelsync/mycel/node/messages",
+	"github.com/mycelsync/mycel/node/space/spacepb",
+	"github.com/mycelsync/mycel/node/replication/syncpb",
+	"github.com/mycelsync/mycel/internal/pbwire",
 }
 
 // forbidden are import path prefixes the core must not depend on.
@@ -31,6 +34,13 @@ var forbidden = []string{
 	"github.com/libp2p/",
 	"github.com/pion/",
 	"net/http",
+	// protobuf's reflection runtime, about 1.9 MB of gzipped wasm: the
+	// message packages encode with protowire (internal/pbwire).
+	"google.golang.org/protobuf/proto",
+	"google.golang.org/protobuf/reflect/",
+	"google.golang.org/protobuf/runtime/",
+	"google.golang.org/protobuf/encoding/prototext",
+	"google.golang.org/protobuf/encoding/protojson",
 }
 
 func goCmd(t *testing.T, env []string, args ...string) string {

@@ -10,7 +10,6 @@ import (
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/replication/syncpb"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 )
 
 // ProtocolID is the libp2p protocol of replication.
@@ -29,16 +28,16 @@ const MaxFrameSize = feed.MaxBatchBytes + 64<<10
 // envelope and then the batch as it is, without copying it into the frame
 // (wrap the stream in a bufio.Writer).
 func WriteFrame(w io.Writer, m *syncpb.Message) error {
-	if d := m.GetData(); d != nil && len(d.Batch) >= dataFastPath && len(d.ProtoReflect().GetUnknown()) == 0 && len(m.ProtoReflect().GetUnknown()) == 0 {
+	if d := m.GetData(); d != nil && len(d.Batch) >= dataFastPath {
 		return writeData(w, d)
 	}
-	size := proto.Size(m)
+	size := m.Size()
 	if size > MaxFrameSize {
 		return errorf(ErrFrameTooLarge, "write: frame of %d bytes, limit %d", size, MaxFrameSize)
 	}
 	buf := make([]byte, 0, binary.MaxVarintLen64+size)
 	buf = binary.AppendUvarint(buf, uint64(size))
-	buf, err := proto.MarshalOptions{}.MarshalAppend(buf, m)
+	buf, err := m.MarshalAppend(buf)
 	if err != nil {
 		return fmt.Errorf("sync: write frame: %w", err)
 	}
@@ -87,11 +86,15 @@ func ReadFrame(r io.Reader, max int) (*syncpb.Message, error) {
 		return m, nil
 	}
 	m := new(syncpb.Message)
-	if err := proto.Unmarshal(buf, m); err != nil {
+	if err := m.UnmarshalWithin(buf, frameLimits); err != nil {
 		return nil, errorf(ErrMalformed, "frame: %v", err)
 	}
 	return m, nil
 }
+
+// frameLimits refuse a frame with more heads, ranges or proofs than a
+// session accepts while it is decoded, before its elements are allocated.
+var frameLimits = syncpb.Limits{Heads: MaxHeadsPerMessage, Ranges: MaxRangesPerWant, Proofs: MaxProofs}
 
 // readPayload reads n bytes into a buffer that grows as they arrive.
 func readPayload(r io.Reader, n int) ([]byte, error) {
@@ -124,7 +127,7 @@ const (
 	fieldDataBatch   = 2
 )
 
-// writeData writes Message{data: d} as proto.Marshal encodes it (fields in
+// writeData writes Message{data: d} as Message.Marshal encodes it (fields in
 // number order, id omitted when 0), in two Writes: the envelope, then the
 // batch itself.
 func writeData(w io.Writer, d *syncpb.Data) error {
@@ -154,10 +157,10 @@ func writeData(w io.Writer, d *syncpb.Data) error {
 }
 
 // readData decodes a frame that is exactly a Data message — one data field
-// holding only id and batch fields, as writeData and proto.Marshal write
-// it — with the batch aliasing buf instead of copied out of it. Anything
+// holding only id and batch fields, as writeData and Message.Marshal
+// write it — with the batch aliasing buf instead of copied out of it. Anything
 // else, well-formed or not, and frames under min bytes return nil for
-// proto.Unmarshal to decode.
+// Message.Unmarshal to decode.
 func readData(buf []byte, min int) *syncpb.Message {
 	if len(buf) < min {
 		return nil

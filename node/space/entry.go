@@ -16,7 +16,6 @@ import (
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/space/spacepb"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 )
 
 // EntryVersion is the version of the entry format this package writes and
@@ -209,7 +208,7 @@ func sealBody(space auth.SpaceID, author feed.PublicKey, index uint64, secret au
 	if h.Membership != 0 {
 		e.Membership = &spacepb.Membership{Kind: membershipKind(h.Membership), Feed: h.Target[:], SealedKeyring: h.SealedKeyring}
 	}
-	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
+	data, err := e.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("seal entry: %w", err)
 	}
@@ -227,7 +226,7 @@ func parseEntry(data []byte) (EntryHeader, []byte, error) {
 		return h, nil, invalidf("entry of %d bytes, limit %d", len(data), feed.MaxEntrySize)
 	}
 	var e spacepb.Entry
-	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, &e); err != nil {
+	if err := e.Unmarshal(data); err != nil {
 		return h, nil, invalidf("%v", err)
 	}
 	if e.Version != EntryVersion {
@@ -415,7 +414,7 @@ func marshalBody(op *Op) ([]byte, error) {
 	case OpRotate:
 		m.Op = &spacepb.OpBody_Rotate{Rotate: rotationToPB(op.Rotation)}
 	}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	b, err := m.Marshal()
 	if err != nil {
 		return nil, invalidf("op: %v", err)
 	}
@@ -446,7 +445,7 @@ func decodeBody(b []byte) (*Op, error) {
 		return nil, err
 	}
 	var m spacepb.OpBody
-	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &m); err != nil {
+	if err := m.Unmarshal(b); err != nil {
 		return nil, invalidf("op: %v", err)
 	}
 	op := &Op{HLC: m.Hlc}

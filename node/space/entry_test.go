@@ -16,7 +16,6 @@ import (
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/space/spacepb"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 )
 
 // entryEnv is a space with three epoch secrets, and an author writing in it.
@@ -404,11 +403,11 @@ func TestEntryTamper(t *testing.T) {
 		// The clear header changed by someone in between.
 		reencode := func(f func(e *spacepb.Entry)) []byte {
 			var e spacepb.Entry
-			if err := proto.Unmarshal(data, &e); err != nil {
+			if err := e.Unmarshal(data); err != nil {
 				t.Fatal(err)
 			}
 			f(&e)
-			b, err := proto.Marshal(&e)
+			b, err := e.Marshal()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -562,7 +561,10 @@ func TestPeekEntry(t *testing.T) {
 		},
 		"entry over MaxEntrySize": func(e *spacepb.Entry) { e.Sealed = make([]byte, feed.MaxEntrySize) },
 	} {
-		e := proto.Clone(good).(*spacepb.Entry)
+		e := new(spacepb.Entry)
+		if err := e.Unmarshal(mustMarshal(t, good)); err != nil {
+			t.Fatal(err)
+		}
 		f(e)
 		if _, err := PeekEntry(mustMarshal(t, e)); !errors.Is(err, ErrInvalidEntry) {
 			t.Fatalf("%s: %v, want ErrInvalidEntry", what, err)
@@ -575,9 +577,9 @@ func TestPeekEntry(t *testing.T) {
 	}
 }
 
-func mustMarshal(t testing.TB, m proto.Message) []byte {
+func mustMarshal(t testing.TB, m interface{ Marshal() ([]byte, error) }) []byte {
 	t.Helper()
-	b, err := proto.Marshal(m)
+	b, err := m.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -875,7 +877,7 @@ func TestDecodeBodyRefuses(t *testing.T) {
 		"empty rotate": {Op: &spacepb.OpBody_Rotate{}},
 	}
 	for what, m := range msgs {
-		b, err := proto.Marshal(m)
+		b, err := m.Marshal()
 		if err != nil {
 			t.Fatal(err)
 		}
