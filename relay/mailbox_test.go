@@ -501,6 +501,30 @@ func TestMailboxFlood(t *testing.T) {
 	if _, err := f.mb.Deposit("flooder", id, [][]byte{member(t, id, a, f.clock.now(), "later")}); err != nil {
 		t.Fatalf("the flooder after the window: %v", err)
 	}
+
+	// One device asking over and over takes at most the quarter of
+	// devices signing in; the members keep the rest.
+	g := newMailboxFixture(t, memstore.New(), MailboxLimits{BytesPerSpace: int64(40 * one)})
+	g.spaces.set(id, a, b)
+	kept, full = 0, 0
+	for range 40 {
+		switch errs := g.deposit(t, id, envelope(t, id, d, signin.KeyKindInvite, memberKID, now, "flood")); {
+		case errs[0] == nil:
+			kept++
+		case errors.Is(errs[0], ErrMailboxFull):
+			full++
+		default:
+			t.Fatal(errs[0])
+		}
+	}
+	if kept != 10 || full != 30 {
+		t.Fatalf("one asking device: %d kept, %d full; want 10, 30", kept, full)
+	}
+	for i := range 30 {
+		if errs := g.deposit(t, id, envelope(t, id, a, signin.KeyKindInvite, memberKID, now, "flood")); errs[0] != nil {
+			t.Fatalf("member's envelope %d: %v", i, errs[0])
+		}
+	}
 }
 
 // mailboxHosts starts a relay host serving a mailbox over spaces, and a
