@@ -282,10 +282,10 @@ type Limits struct {
 	CircuitBytes    int64
 
 	// MailboxBytesPerSpace and MailboxExpiry bound the mailbox of one space
-	// (envelopes kept for offline devices), and MirrorBytesPerSpace the
-	// entry bytes the blind mirror stores for one space (MirrorLimits). The
-	// mailbox ones take effect when the mailbox lands (issue 12); no flag
-	// sets them yet.
+	// (envelopes kept for offline devices, MailboxLimits; flags
+	// --mailbox-bytes-per-space, --mailbox-expiry), and MirrorBytesPerSpace
+	// the entry bytes the blind mirror stores for one space (MirrorLimits;
+	// no flag sets it yet).
 	// Defaults 16 MiB, 168h (a week) and 1 GiB.
 	MailboxBytesPerSpace int64
 	MailboxExpiry        time.Duration
@@ -375,6 +375,8 @@ var limitFields = []limitField{
 	{name: "max-circuits-per-peer", usage: "relayed connections to or from one peer", kind: kindCount, i: func(l *Limits) *int { return &l.MaxCircuitsPerPeer }},
 	{name: "circuit-duration", usage: "lifetime of one relayed connection", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.CircuitDuration }},
 	{name: "circuit-bytes", usage: "bytes one relayed connection carries each way", kind: kindSize, i64: func(l *Limits) *int64 { return &l.CircuitBytes }},
+	{name: "mailbox-bytes-per-space", usage: "envelope bytes the mailbox keeps for one space", kind: kindSize, i64: func(l *Limits) *int64 { return &l.MailboxBytesPerSpace }},
+	{name: "mailbox-expiry", usage: "longest time the mailbox keeps an envelope", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MailboxExpiry }},
 }
 
 // LimitNames are the flag names of the settable limits, in order.

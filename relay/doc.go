@@ -55,6 +55,22 @@
 // tokens per space, handovers per peer, bytes per space from
 // Limits.MirrorBytesPerSpace).
 //
+// # Mailbox
+//
+// With a data directory, New also starts the Mailbox over the mirror's
+// store (keys "x" ‖ …) on MailboxProtocol (/mycel/mailbox/1.0.0; clients
+// DepositMailbox and FetchMailbox, which the daemon calls from
+// node/relays_mailbox.go). It keeps envelopes of the spaces the relay
+// mirrors for their devices that are offline — sealed, as they are — with
+// a delivery pointer per device, and deletes each once every current
+// device (the writers the mirror follows, minus the removed) took it, or
+// at expiry. A device signing in (no writer yet) deposits its requests and
+// gets a bounded pointer of its own that fetches only the answers to them.
+// The relay's router will hand it what it routes through Mailbox.Keep.
+// FORMAT.md, "Mailbox", gives the wire format, who may deposit and fetch
+// what, the bounds (MailboxLimits; Limits.MailboxBytesPerSpace and
+// MailboxExpiry) and what the relay learns.
+//
 // # Privacy
 //
 // The relay logs no connection, reservation or circuit, at any level of
@@ -67,17 +83,18 @@
 // The host and the circuit relay service own theirs (libp2p's); Close
 // closes both. The mirror's replicator owns the replication sessions
 // (node/syncnet "Goroutines"); Mirror.Close, called by Close before the
-// host closes, waits for them and then closes the store. The metrics endpoint's server goroutine is owned by the
-// Relay, and Close shuts the server down and waits for it.
+// host closes, waits for them and then closes the store. The mailbox's
+// sweeper (every MailboxLimits.SweepEvery) is owned by its server; Close
+// stops it and waits for it before the mirror closes the store. The
+// metrics endpoint's server goroutine is owned by the Relay, and Close
+// shuts the server down and waits for it.
 //
 // # Not built yet (issue 12)
 //
 // (Daemons reserve slots and advertise circuit addresses: node/relays.go.)
 // (Daemons hand their relays the mirror token, after each rotation too:
-// node/relays_mirror.go.) Lifted circuit limits for members; the mailbox of
-// envelopes for offline devices (Limits.MailboxBytesPerSpace,
-// MailboxExpiry), which takes effect when it lands; flags for
-// MirrorLimits; invite locators
+// node/relays_mirror.go.) Lifted circuit limits for members; flags for
+// MirrorLimits and MailboxLimits beyond the two in Limits; invite locators
 // and aliases; message routing over gossipsub; many relays per space;
 // serving the web app on its WebSocket port. See DESIGN.md, "The relay".
 package relay

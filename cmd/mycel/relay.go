@@ -21,9 +21,10 @@ circuits; its only record of traffic is the aggregate Prometheus metrics,
 served on loopback if --metrics is given. The first SIGINT or SIGTERM shuts it
 down gracefully; a second one stops it at once.
 
-Not yet: the blind mirror, the mailbox, invite locators and aliases, and
-message routing (issue 12); daemons do not reserve slots on it by themselves
-yet.
+With a data directory it mirrors the encrypted feeds of the spaces whose
+members hand it a token, and keeps sign-in envelopes in a mailbox for members
+that are offline (--mailbox-bytes-per-space, --mailbox-expiry). Not yet:
+invite locators and aliases, and message routing (issue 12).
 
 Settings, each from (highest first) its flag, its environment variable, the
 data directory's config.json, or the default:
