@@ -22,6 +22,11 @@ import (
 // MailboxTimeout bounds a whole mailbox exchange on either side.
 const MailboxTimeout = 10 * time.Second
 
+// maxMailboxStreams bounds the mailbox requests served at once, all peers
+// together: a deposit request is read whole (up to about 1 MiB) before it
+// is checked, so this bounds that memory (32 MiB).
+const maxMailboxStreams = 32
+
 // mailboxServer serves MailboxProtocol on a host and sweeps the mailbox;
 // Close removes the handler, then waits for the sweeper.
 type mailboxServer struct {
@@ -29,13 +34,14 @@ type mailboxServer struct {
 	h      host.Host
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	sem    chan struct{} // requests being served
 }
 
 // serveMailbox serves mb on h and starts its sweeper (every
 // MailboxLimits.SweepEvery).
 func serveMailbox(mb *Mailbox, h host.Host) *mailboxServer {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &mailboxServer{mb: mb, h: h, cancel: cancel}
+	s := &mailboxServer{mb: mb, h: h, cancel: cancel, sem: make(chan struct{}, maxMailboxStreams)}
 	h.SetStreamHandler(MailboxProtocol, s.handle)
 	s.wg.Add(1)
 	go func() {
@@ -68,6 +74,14 @@ func (s *mailboxServer) Close() error {
 func (s *mailboxServer) handle(st network.Stream) {
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(MailboxTimeout))
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	default:
+		s.mb.stats.busy.Inc()
+		st.Reset()
+		return
+	}
 	var hello [1 + ChallengeSize]byte
 	hello[0] = mailboxVersion
 	rand.Read(hello[1:])

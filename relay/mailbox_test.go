@@ -626,3 +626,41 @@ func TestMailboxProtocolOversized(t *testing.T) {
 		t.Fatalf("kept %d", k)
 	}
 }
+
+// TestMailboxProtocolStreamsBound: requests served at once are bounded;
+// one over the bound is reset, and served again once others end.
+func TestMailboxProtocolStreamsBound(t *testing.T) {
+	spaces := &fakeSpaces{writers: map[auth.SpaceID][]feed.PublicKey{}}
+	mb, rh, ch := mailboxHosts(t, spaces)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var held []interface{ Reset() error }
+	for i := range maxMailboxStreams {
+		st, _, err := openMailbox(ctx, ch, rh.ID())
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		held = append(held, st)
+	}
+	if _, _, err := openMailbox(ctx, ch, rh.ID()); err == nil {
+		t.Fatal("a stream over the bound was served")
+	}
+	if c := mb.Counts(); c.Busy != 1 {
+		t.Fatalf("busy %d, want 1", c.Busy)
+	}
+	for _, st := range held {
+		st.Reset()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, _, err := openMailbox(ctx, ch, rh.ID())
+		if err == nil {
+			st.Reset()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not served after the others ended: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
