@@ -37,6 +37,11 @@ type MailboxLimits struct {
 	// together: 4 is a quarter, so that a flood of sign-in envelopes from
 	// throwaway keys leaves room for the members'. Default 4.
 	GuestShare int
+	// SenderShare divides BytesPerSpace and MaxEnvelopesPerSpace into what
+	// one sender's envelopes may take: 8 is an eighth, so that one device
+	// (a member's presence the router hands over while another member is
+	// away for days, say) cannot fill the space's mailbox. Default 8.
+	SenderShare int
 	// MaxGuests bounds the devices waiting to sign in (non-writers that
 	// deposited a sign-in envelope) the relay keeps a pointer for, per
 	// space. Default 16.
@@ -60,7 +65,7 @@ type MailboxLimits struct {
 func DefaultMailboxLimits() MailboxLimits {
 	return MailboxLimits{
 		BytesPerSpace: 16 << 20, Expiry: 7 * 24 * time.Hour, MaxEnvelopesPerSpace: 8192,
-		GuestShare: 4, MaxGuests: 16, GuestTTL: time.Hour, MaxGuestKeyIDs: 4,
+		GuestShare: 4, SenderShare: 8, MaxGuests: 16, GuestTTL: time.Hour, MaxGuestKeyIDs: 4,
 		RequestsPerPeer: 240, RateWindow: time.Minute, SweepEvery: time.Minute,
 	}
 }
@@ -78,6 +83,9 @@ func (l *MailboxLimits) setDefaults() {
 	}
 	if l.GuestShare <= 0 {
 		l.GuestShare = d.GuestShare
+	}
+	if l.SenderShare <= 0 {
+		l.SenderShare = d.SenderShare
 	}
 	if l.MaxGuests <= 0 {
 		l.MaxGuests = d.MaxGuests
@@ -143,8 +151,14 @@ type mbox struct {
 		bytes int64
 		count int
 	}
-	seen map[ephemeral.SeenKey]bool
-	ptrs map[feed.PublicKey]*mbPtr
+	seen   map[ephemeral.SeenKey]bool
+	ptrs   map[feed.PublicKey]*mbPtr
+	sender map[feed.PublicKey]*senderUse // what each sender's envelopes take
+}
+
+type senderUse struct {
+	count int
+	bytes int64
 }
 
 // mbEnv is the index entry of one kept envelope.
@@ -269,7 +283,8 @@ func cmpU64(a, b uint64) int {
 func (mb *Mailbox) boxLocked(id auth.SpaceID) *mbox {
 	box := mb.boxes[id]
 	if box == nil {
-		box = &mbox{next: 1, seen: map[ephemeral.SeenKey]bool{}, ptrs: map[feed.PublicKey]*mbPtr{}}
+		box = &mbox{next: 1, seen: map[ephemeral.SeenKey]bool{}, ptrs: map[feed.PublicKey]*mbPtr{},
+			sender: map[feed.PublicKey]*senderUse{}}
 		mb.boxes[id] = box
 	}
 	return box
@@ -283,6 +298,30 @@ func (box *mbox) add(e mbEnv) {
 		box.guest.count++
 	}
 	box.seen[e.seen] = true
+	u := box.sender[e.sender]
+	if u == nil {
+		u = &senderUse{}
+		box.sender[e.sender] = u
+	}
+	u.count++
+	u.bytes += int64(e.size)
+}
+
+// remove takes e out of box's counts (not out of box.envs).
+func (box *mbox) remove(e mbEnv) {
+	box.bytes -= int64(e.size)
+	if e.byGuest {
+		box.guest.bytes -= int64(e.size)
+		box.guest.count--
+	}
+	delete(box.seen, e.seen)
+	if u := box.sender[e.sender]; u != nil {
+		if u.count--; u.count <= 0 {
+			delete(box.sender, e.sender)
+		} else {
+			u.bytes -= int64(e.size)
+		}
+	}
 }
 
 // isSignin reports whether a key kind is one of sign-in's (ephemeral
@@ -448,6 +487,11 @@ func (mb *Mailbox) keep(id auth.SpaceID, e *ephemeral.Envelope, raw []byte) erro
 		newGuest = g
 		writes = append(writes, feed.Write{Key: mbKey(id, 'p', sender[:]), Value: encodePtrRecord(g)})
 	}
+	if u := box.sender[sender]; u != nil && (u.bytes+int64(en.size) > mb.lim.BytesPerSpace/int64(mb.lim.SenderShare) ||
+		u.count+1 > max(1, mb.lim.MaxEnvelopesPerSpace/mb.lim.SenderShare)) {
+		mb.stats.full.Inc()
+		return fmt.Errorf("%w: the share of one sender is used", ErrMailboxFull)
+	}
 	if box.bytes+int64(en.size) > mb.lim.BytesPerSpace || len(box.envs)+1 > mb.lim.MaxEnvelopesPerSpace {
 		mb.stats.full.Inc()
 		return fmt.Errorf("%w: %d of %d bytes, %d envelopes", ErrMailboxFull, box.bytes, mb.lim.BytesPerSpace, len(box.envs))
@@ -605,12 +649,7 @@ func (mb *Mailbox) collectLocked(id auth.SpaceID, box *mbox, writers []feed.Publ
 		if e.expires > ns && !box.takenLocked(e, writers, ns) {
 			return false
 		}
-		box.bytes -= int64(e.size)
-		if e.byGuest {
-			box.guest.bytes -= int64(e.size)
-			box.guest.count--
-		}
-		delete(box.seen, e.seen)
+		box.remove(e)
 		writes = append(writes, feed.Write{Key: mbKey(id, 'e', seqBytes(e.seq)), Delete: true})
 		mb.stats.kept.Dec()
 		if e.expires <= ns {

@@ -264,7 +264,7 @@ func TestMailboxExpiry(t *testing.T) {
 // while another space keeps taking envelopes; what was taken frees room.
 func TestMailboxQuota(t *testing.T) {
 	one := len(member(t, randomSpace(), newDevice(), time.Now(), "quota test body"))
-	f := newMailboxFixture(t, memstore.New(), MailboxLimits{BytesPerSpace: int64(3*one + one/2)})
+	f := newMailboxFixture(t, memstore.New(), MailboxLimits{BytesPerSpace: int64(3*one + one/2), SenderShare: 1})
 	x, y := randomSpace(), randomSpace()
 	a, b := newDevice(), newDevice()
 	f.spaces.set(x, a, b)
@@ -448,7 +448,7 @@ func TestMailboxForgedDeposits(t *testing.T) {
 // kept; other peers are served.
 func TestMailboxFlood(t *testing.T) {
 	one := len(envelope(t, randomSpace(), newDevice(), signin.KeyKindInvite, memberKID, time.Now(), "flood"))
-	f := newMailboxFixture(t, memstore.New(), MailboxLimits{BytesPerSpace: int64(40 * one), RequestsPerPeer: 50, MaxGuests: 8})
+	f := newMailboxFixture(t, memstore.New(), MailboxLimits{BytesPerSpace: int64(40 * one), RequestsPerPeer: 50, MaxGuests: 8, SenderShare: 1})
 	id := randomSpace()
 	a, b := newDevice(), newDevice()
 	f.spaces.set(id, a, b)
@@ -504,7 +504,7 @@ func TestMailboxFlood(t *testing.T) {
 
 	// One device asking over and over takes at most the quarter of
 	// devices signing in; the members keep the rest.
-	g := newMailboxFixture(t, memstore.New(), MailboxLimits{BytesPerSpace: int64(40 * one)})
+	g := newMailboxFixture(t, memstore.New(), MailboxLimits{BytesPerSpace: int64(40 * one), SenderShare: 1})
 	g.spaces.set(id, a, b)
 	kept, full = 0, 0
 	for range 40 {
@@ -525,6 +525,33 @@ func TestMailboxFlood(t *testing.T) {
 			t.Fatalf("member's envelope %d: %v", i, errs[0])
 		}
 	}
+}
+
+// TestMailboxSenderShare: one writer's envelopes take at most
+// SenderShare of the space's mailbox (a member's presence handed over
+// while another member is away for days fills no more); the others'
+// are still kept, and taking them frees the share.
+func TestMailboxSenderShare(t *testing.T) {
+	f := newMailboxFixture(t, memstore.New(), MailboxLimits{MaxEnvelopesPerSpace: 80})
+	id := randomSpace()
+	a, b, c := newDevice(), newDevice(), newDevice()
+	f.spaces.set(id, a, b, c)
+	now := f.clock.now()
+	kept := 0
+	for range 30 {
+		if errs := f.deposit(t, id, member(t, id, a, now, "presence")); errs[0] == nil {
+			kept++
+		} else if !errors.Is(errs[0], ErrMailboxFull) {
+			t.Fatal(errs[0])
+		}
+	}
+	if kept != 10 {
+		t.Fatalf("one sender kept %d envelopes, want 10 (an eighth of 80)", kept)
+	}
+	f.mustDeposit(t, id, member(t, id, b, now, "another member"))
+	f.fetchAll(t, id, b)
+	f.fetchAll(t, id, c)
+	f.mustDeposit(t, id, member(t, id, a, now, "after the others took the first"))
 }
 
 // mailboxHosts starts a relay host serving a mailbox over spaces, and a
