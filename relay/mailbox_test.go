@@ -691,3 +691,33 @@ func TestMailboxProtocolStreamsBound(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestMailboxKeep: the router's entry point finds the space by the
+// envelope's topic, keeps it once, and applies the deposit's checks.
+func TestMailboxKeep(t *testing.T) {
+	f := newMailboxFixture(t, memstore.New(), MailboxLimits{})
+	id := randomSpace()
+	a, b, outsider := newDevice(), newDevice(), newDevice()
+	f.spaces.set(id, a, b)
+	now := f.clock.now()
+	parse := func(raw []byte) *ephemeral.Envelope {
+		e, err := ephemeral.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	raw := member(t, id, a, now, "routed")
+	for range 2 {
+		if err := f.mb.Keep(parse(raw)); err != nil {
+			t.Fatalf("keep: %v", err)
+		}
+	}
+	if err := f.mb.Keep(parse(member(t, randomSpace(), a, now, "x"))); !errors.Is(err, ErrMailboxUnknownSpace) {
+		t.Fatalf("another topic: %v", err)
+	}
+	if err := f.mb.Keep(parse(member(t, id, outsider, now, "x"))); !errors.Is(err, ErrMailboxForbidden) {
+		t.Fatalf("outsider: %v", err)
+	}
+	sameEnvelopes(t, "B", f.fetchAll(t, id, b), raw)
+}
