@@ -87,10 +87,17 @@ func (n *Node) depositSignin(id auth.SpaceID, e *ephemeral.Envelope) {
 // while no peer is on the space's topic.
 func (n *Node) mailboxRelays() int {
 	n.relays.mu.Lock()
-	defer n.relays.mu.Unlock()
-	now, k := time.Now(), 0
+	now := time.Now()
+	var ids []peer.ID
 	for _, r := range n.relays.relays {
-		if r.until.After(now) && n.host.Network().Connectedness(r.info.ID) == network.Connected {
+		if r.until.After(now) {
+			ids = append(ids, r.info.ID)
+		}
+	}
+	n.relays.mu.Unlock()
+	k := 0
+	for _, id := range ids {
+		if n.host.Network().Connectedness(id) == network.Connected {
 			k++
 		}
 	}
