@@ -130,6 +130,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 type stats struct {
 	received, receivedBytes, duplicates prometheus.Counter
 	written                             prometheus.Counter
+	mailboxDelivered                    prometheus.Counter // relays_mailbox.go
 }
 
 func newStats(reg prometheus.Registerer) (stats, error) {
@@ -144,5 +145,7 @@ func newStats(reg prometheus.Registerer) (stats, error) {
 		receivedBytes: c("sync_entry_bytes_received_total", "Bytes of the feed entries received from peers and stored."),
 		duplicates:    c("sync_entries_duplicate_total", "Entries received from peers that this node already held."),
 		written:       c("space_ops_written_total", "Ops this node wrote to its own feeds (puts, deletes, membership)."),
+		mailboxDelivered: c("ephemeral_mailbox_delivered_total",
+			"Envelopes fetched from relays' mailboxes that the Filter let through (not brought by gossipsub before)."),
 	}, errors.Join(errs...)
 }

@@ -50,6 +50,7 @@ type relayState struct {
 	err      string // the last failure, until a reservation succeeds
 	errAt    time.Time
 	mirror   mirrorHanded // the mirror tokens handed (relays_mirror.go)
+	mailbox  mailboxState // envelopes to deposit, fetches (relays_mailbox.go)
 }
 
 // newRelaySet holds one relay per peer ID, with every address given for
@@ -167,6 +168,7 @@ func (n *Node) keepRelay(ctx context.Context, i int) {
 		renew := time.Now().Add(max(wait, n.limits.Net.MinBackoff))
 		for time.Now().Before(renew) {
 			n.handMirrorTokens(ctx, i, info.ID)
+			n.syncMailbox(ctx, i, info.ID)
 			if !sleep(ctx, min(n.limits.Net.MinBackoff, time.Until(renew))) {
 				return
 			}
@@ -174,6 +176,7 @@ func (n *Node) keepRelay(ctx context.Context, i int) {
 				// A relay keeps its reservations in memory only: one that
 				// went away may come back without it.
 				n.relays.lost(i)
+				n.relays.forgetMailbox(i)
 				n.log.Info("relay: disconnected", "relay", info.ID)
 				break
 			}

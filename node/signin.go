@@ -199,7 +199,8 @@ func (m *openSpace) askStep(ctx context.Context) time.Duration {
 	if c == nil {
 		return next
 	}
-	peers := len(c.sub.Peers())
+	// The relays' mailboxes keep the request for members that come back.
+	peers := len(c.sub.Peers()) + m.n.mailboxRelays()
 	m.mu.Lock()
 	if m.join != j {
 		m.mu.Unlock()
@@ -279,6 +280,7 @@ func (c *channel) publishSignin(ctx context.Context, k auth.RequestKey, signer e
 	if err != nil {
 		return err
 	}
+	c.m.n.depositSignin(c.m.sp.ID(), e) // for members offline (relays_mailbox.go)
 	return c.sub.Publish(ctx, e)
 }
 

@@ -283,8 +283,8 @@ type Limits struct {
 	CircuitBytes    int64
 
 	// MailboxBytesPerSpace and MailboxExpiry bound the mailbox of one space
-	// (envelopes kept for offline devices). They take effect when the
-	// mailbox lands (issue 12); no flag sets them yet.
+	// (envelopes kept for offline devices, MailboxLimits; flags
+	// --mailbox-bytes-per-space, --mailbox-expiry).
 	// Defaults 16 MiB and 168h (a week).
 	MailboxBytesPerSpace int64
 	MailboxExpiry        time.Duration
@@ -433,6 +433,8 @@ var limitFields = []limitField{
 	{name: "mirror-keep-epochs", usage: "confirmed key epochs the mirror keeps per space", kind: kindCount, i: func(l *Limits) *int { return &l.MirrorKeepEpochs }},
 	{name: "mirror-handovers-per-peer", usage: "mirror token handovers one peer may make per window", kind: kindCount, i: func(l *Limits) *int { return &l.MirrorHandoversPerPeer }},
 	{name: "mirror-handover-window", usage: "the window of mirror-handovers-per-peer", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MirrorHandoverWindow }},
+	{name: "mailbox-bytes-per-space", usage: "envelope bytes the mailbox keeps for one space", kind: kindSize, i64: func(l *Limits) *int64 { return &l.MailboxBytesPerSpace }},
+	{name: "mailbox-expiry", usage: "longest time the mailbox keeps an envelope", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MailboxExpiry }},
 }
 
 // LimitNames are the flag names of the settable limits, in order.

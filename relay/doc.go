@@ -69,6 +69,22 @@
 // cookie or request log; at most 64 requests at once, headers of 8 KiB,
 // idle connections closed after 30 s (webapp.go).
 //
+// # Mailbox
+//
+// With a data directory, New also starts the Mailbox over the mirror's
+// store (keys "x" ‖ …) on MailboxProtocol (/mycel/mailbox/1.0.0; clients
+// DepositMailbox and FetchMailbox, which the daemon calls from
+// node/relays_mailbox.go). It keeps envelopes of the spaces the relay
+// mirrors for their devices that are offline — sealed, as they are — with
+// a delivery pointer per device, and deletes each once every current
+// device (the writers the mirror follows, minus the removed) took it, or
+// at expiry. A device signing in (no writer yet) deposits its requests and
+// gets a bounded pointer of its own that fetches only the answers to them.
+// The relay's router will hand it what it routes through Mailbox.Keep.
+// FORMAT.md, "Mailbox", gives the wire format, who may deposit and fetch
+// what, the bounds (MailboxLimits; Limits.MailboxBytesPerSpace and
+// MailboxExpiry) and what the relay learns.
+//
 // # Privacy
 //
 // The relay logs no connection, reservation or circuit, at any level of
@@ -86,8 +102,11 @@
 // The host and the circuit relay service own theirs (libp2p's); Close
 // closes both. The mirror's replicator owns the replication sessions
 // (node/syncnet "Goroutines"); Mirror.Close, called by Close before the
-// host closes, waits for them and then closes the store. The metrics endpoint's server goroutine is owned by the
-// Relay, and Close shuts the server down and waits for it.
+// host closes, waits for them and then closes the store. The mailbox's
+// sweeper (every MailboxLimits.SweepEvery) is owned by its server; Close
+// stops it and waits for it before the mirror closes the store. The
+// metrics endpoint's server goroutine is owned by the Relay, and Close
+// shuts the server down and waits for it.
 //
 // # Not built yet (issue 12)
 //

@@ -43,7 +43,8 @@ type Relay struct {
 	svc     *relayv2.Relay
 	acl     *ACL
 	metrics *prometheus.Registry
-	mirror  *Mirror // nil without a data directory
+	mirror  *Mirror        // nil without a data directory
+	mailbox *mailboxServer // nil without a data directory
 
 	metricsSrv  *http.Server
 	metricsAddr string
@@ -123,10 +124,21 @@ func New(cfg *Config, key crypto.PrivKey, log *slog.Logger) (*Relay, error) {
 			h.Close()
 			return nil, err
 		}
+		// The mailbox shares the mirror's store (keys "x" ‖ …): one
+		// badger per relay, and the writer sets it checks are the mirror's.
+		mb, err := NewMailbox(r.mirror.st, r.mirror, MailboxLimits{BytesPerSpace: cfg.Limits.MailboxBytesPerSpace, Expiry: cfg.Limits.MailboxExpiry}, log, reg)
+		if err != nil {
+			r.mirror.Close()
+			r.svc.Close()
+			h.Close()
+			return nil, err
+		}
+		r.mailbox = serveMailbox(mb, h)
 	}
 	if cfg.Metrics != "" {
 		if err := r.serveMetrics(); err != nil {
 			if r.mirror != nil {
+				r.mailbox.Close()
 				r.mirror.Close()
 			}
 			r.svc.Close()
@@ -201,6 +213,14 @@ func (r *Relay) Host() host.Host { return r.host }
 // directory.
 func (r *Relay) Mirror() *Mirror { return r.mirror }
 
+// Mailbox returns the mailbox, nil when the relay has no data directory.
+func (r *Relay) Mailbox() *Mailbox {
+	if r.mailbox == nil {
+		return nil
+	}
+	return r.mailbox.mb
+}
+
 // ACL returns the circuit relay service's ACL.
 func (r *Relay) ACL() *ACL { return r.acl }
 
@@ -239,7 +259,7 @@ func (r *Relay) close() error {
 		}
 	}
 	if r.mirror != nil {
-		errs = append(errs, r.mirror.Close())
+		errs = append(errs, r.mailbox.Close(), r.mirror.Close())
 	}
 	errs = append(errs, r.svc.Close(), r.host.Close())
 	return errors.Join(errs...)

@@ -80,10 +80,12 @@ func (d *daemon) start() {
 	d.api, d.token = strings.TrimSpace(string(addr)), strings.TrimSpace(string(token))
 }
 
-// peerAddr is the daemon's TCP address with its peer ID.
+// peerAddr is the daemon's TCP address with its peer ID (not a circuit
+// address through its relay, which it prints too once it reserved a slot
+// before printing: gossipsub opens no stream over a relayed connection).
 func (d *daemon) peerAddr() string {
 	for _, a := range d.addrs {
-		if strings.Contains(a, "/tcp/") {
+		if strings.Contains(a, "/tcp/") && !strings.Contains(a, "/p2p-circuit") {
 			return a
 		}
 	}

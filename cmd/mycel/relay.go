@@ -22,10 +22,10 @@ served on loopback if --metrics is given. Its WebSocket port also serves the
 web app to browsers over HTTP (HTTPS with --ws-cert and --ws-key). The first
 SIGINT or SIGTERM shuts it down gracefully; a second one stops it at once.
 
-It keeps a blind mirror of the spaces whose members hand it their mirror
-token (ciphertext it verifies but cannot read), so that a device catches up
-while the others are off. Not yet: the mailbox, invite locators and aliases,
-and message routing (issue 12).
+With a data directory it mirrors the encrypted feeds of the spaces whose
+members hand it a token, and keeps sign-in envelopes in a mailbox for members
+that are offline (--mailbox-bytes-per-space, --mailbox-expiry). Not yet:
+invite locators and aliases, and message routing (issue 12).
 
 Settings, each from (highest first) its flag, its environment variable, the
 data directory's config.json, or the default:

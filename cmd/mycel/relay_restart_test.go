@@ -1,39 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/mycelsync/mycel/node/api"
 )
-
-// relayMetric returns the value of an unlabelled metric on the relay's
-// /metrics.
-func relayMetric(t *testing.T, p *relayProc, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(p.metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
-			v, err := strconv.ParseFloat(f[1], 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
-	}
-	t.Fatalf("the relay has no metric %s", name)
-	return 0
-}
 
 // feedEntries is the sum of the lengths of the space's member feeds on d.
 func feedEntries(d *daemon, id string) uint64 {
