@@ -85,6 +85,9 @@ export interface SessionConfig {
 export interface Session {
   start(): Uint8Array[];
   step(frame: Uint8Array): Uint8Array[];
+  // maxFrame is the largest frame body to accept now: 4 KiB until the
+  // peer's proof verified, then 16 MiB + 64 KiB.
+  maxFrame(): number;
   free(): void; // releases the Go functions behind it; calling them then throws
 }
 
@@ -94,6 +97,9 @@ export interface CoreNode {
   length(feed: Uint8Array): number;
   get(feed: Uint8Array, index: number): Uint8Array;
   session(cfg: SessionConfig): Session;
+  // view computes the space's view from every entry held (origin: the
+  // space ID).
+  view(space: Uint8Array, secrets: Secret[]): View;
   free(): void; // releases the node's functions (not its sessions')
 }
 
@@ -159,6 +165,11 @@ export class Core {
   }
   decodeSigninBody(plain: Uint8Array): SigninBody {
     return this.call("decodeSigninBody", plain);
+  }
+  // syncProtocol is the libp2p protocol ID of a space's replication
+  // stream (/mycel/sync/2.0.0/<16 bytes of its discovery key, hex>).
+  syncProtocol(space: Uint8Array): string {
+    return this.call("syncProtocol", space);
   }
   // publicKey returns the ed25519 public key (a feed's key) of a seed.
   publicKey(seed: Uint8Array): Uint8Array {

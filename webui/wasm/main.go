@@ -76,11 +76,7 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
-		kvs := array.New()
-		for _, kv := range v.KVs {
-			kvs.Call("push", obj("key", kv.Key, "value", bytesJS(kv.Value), "deleted", kv.Deleted, "siblings", kv.Siblings))
-		}
-		return obj("digest", bytesJS(v.Digest), "kvs", kvs, "writers", v.Writers, "invalid", v.Invalid, "waiting", v.Waiting), nil
+		return viewJS(v), nil
 	})
 	set("passwordRequestKey", func(a []js.Value) (any, error) {
 		id, key, err := core.PasswordRequestKey(arg(a, 0).String(), bytesOf(arg(a, 1)))
@@ -114,6 +110,9 @@ func main() {
 		}
 		return obj("kind", b.Kind, "request", bytesJS(b.Request), "name", b.Name, "safetyCode", b.SafetyCode,
 			"answer", bytesJS(b.Answer), "reason", b.Reason), nil
+	})
+	set("syncProtocol", func(a []js.Value) (any, error) {
+		return core.SyncProtocol(bytesOf(arg(a, 0)))
 	})
 	set("publicKey", func(a []js.Value) (any, error) {
 		k, err := core.PublicKey(bytesOf(arg(a, 0)))
@@ -171,11 +170,30 @@ func nodeJS(n *core.Node) js.Value {
 					fs, err := s.Step(bytesOf(arg(a, 0)))
 					return bytesListJS(fs), err
 				}),
+				"maxFrame", ss.add(func([]js.Value) (any, error) {
+					return s.MaxFrame(), nil
+				}),
 				"free", ss.free(),
 			), nil
 		}),
+		"view", fs.add(func(a []js.Value) (any, error) {
+			// view(space, secrets)
+			v, err := n.View(bytesOf(arg(a, 0)), secretsOf(arg(a, 1)))
+			if err != nil {
+				return nil, err
+			}
+			return viewJS(v), nil
+		}),
 		"free", fs.free(),
 	)
+}
+
+func viewJS(v core.ViewResult) js.Value {
+	kvs := array.New()
+	for _, kv := range v.KVs {
+		kvs.Call("push", obj("key", kv.Key, "value", bytesJS(kv.Value), "deleted", kv.Deleted, "siblings", kv.Siblings))
+	}
+	return obj("digest", bytesJS(v.Digest), "kvs", kvs, "writers", v.Writers, "invalid", v.Invalid, "waiting", v.Waiting)
 }
 
 // funcs are the functions of one JavaScript object, released together.

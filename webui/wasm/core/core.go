@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -448,6 +449,27 @@ func (n *Node) Get(k []byte, i uint64) ([]byte, error) {
 	return f.Get(i)
 }
 
+// View computes the view of the space from every entry the node holds of
+// its feeds (feed by feed, in index order: the view does not depend on the
+// order). The space's origin feed is its ID.
+func (n *Node) View(spaceB []byte, secrets []Secret) (ViewResult, error) {
+	var entries []Entry
+	for _, k := range n.feeds {
+		f, err := n.db.Feed(k)
+		if err != nil {
+			return ViewResult{}, err
+		}
+		for i := range f.Length() {
+			e, err := f.Get(i)
+			if err != nil {
+				continue // a hole of a sparse replica
+			}
+			entries = append(entries, Entry{Author: k[:], Index: i, Data: e})
+		}
+	}
+	return ComputeView(spaceB, spaceB, secrets, entries)
+}
+
 func (n *Node) model() replication.Model { return nodeModel{n} }
 
 type nodeModel struct{ n *Node }
@@ -609,5 +631,29 @@ func (s *Session) drain() ([][]byte, error) {
 
 // Err returns the error that ended the session, or nil.
 func (s *Session) Err() error { return s.s.Err() }
+
+// MaxFrame is the largest frame body to accept from the peer now:
+// replication.MaxOpeningFrameSize until the peer's proof verified, then
+// replication.MaxFrameSize. The page's framer checks each length prefix
+// against it before it buffers the frame.
+func (s *Session) MaxFrame() int {
+	if s.s.Authenticated() {
+		return replication.MaxFrameSize
+	}
+	return replication.MaxOpeningFrameSize
+}
+
+// SyncProtocol is the libp2p protocol ID of a space's replication stream:
+// replication.ProtocolID and the first 16 bytes of the space's discovery
+// key in hex, as node/syncnet.ProtocolFor names it (a test holds the two
+// equal; syncnet itself imports libp2p, which the wasm build does not).
+func SyncProtocol(spaceB []byte) (string, error) {
+	id, err := spaceID(spaceB)
+	if err != nil {
+		return "", err
+	}
+	dk := auth.DiscoveryKey(id)
+	return replication.ProtocolID + "/" + hex.EncodeToString(dk[:16]), nil
+}
 
 func unixMilli(ms int64) time.Time { return time.UnixMilli(ms) }
