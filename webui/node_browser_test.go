@@ -25,6 +25,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/ephemeral"
+	"github.com/mycelsync/mycel/ephemeral/p2p"
 	"github.com/mycelsync/mycel/node"
 	"github.com/mycelsync/mycel/node/api"
 	"github.com/mycelsync/mycel/node/syncnet"
@@ -361,6 +363,11 @@ func TestBrowserNodeReplicates(t *testing.T) {
 		if v.Digest != want.Digest {
 			t.Fatalf("%s: after a live write the page's digest %s is not the daemon's %s", c.name, v.Digest, want.Digest)
 		}
+		if c.name == "websocket" {
+			// gossipsub does not run over the relay's limited circuit;
+			// over the direct connection the page hears the daemon.
+			listenMessages(t, br, d, sp)
+		}
 	}
 
 	// A page that proves another secret gets nothing: the daemon refuses
@@ -385,6 +392,64 @@ func TestBrowserNodeReplicates(t *testing.T) {
 		t.Fatalf("the outsider's session ended without an error: %+v", ps.Sessions[0])
 	}
 	t.Logf("outsider: %s", ps.Sessions[0].Error)
+}
+
+type pageHeard struct {
+	Heard []struct {
+		Sender string `json:"sender"`
+		Kind   string `json:"kind"`
+		Name   string `json:"name"`
+		Topic  string `json:"topic"`
+		Data   string `json:"data"`
+	} `json:"heard"`
+	Refused   map[string]int `json:"refused"`
+	MeshPeers int            `json:"meshPeers"`
+}
+
+// listenMessages subscribes the page to the space's gossipsub topic and
+// waits for the daemon's presence (it announces every 10 s) and for an
+// app message sent through the daemon's API, both opened by the wasm core.
+func listenMessages(t *testing.T, br *browser, d *daemon, sp api.SpaceInfo) {
+	t.Helper()
+	var l struct {
+		Topic   string `json:"topic"`
+		Writers int    `json:"writers"`
+	}
+	eval(br, "listen", "listen("+jsArg(sp.ID)+")", &l)
+	if want := p2p.TopicName(ephemeral.Topic(auth.DiscoveryKey(spaceID(t, sp)))); l.Topic != want || l.Writers != 1 {
+		t.Fatalf("the page listens on %s with %d writers; want %s and 1", l.Topic, l.Writers, want)
+	}
+	var h pageHeard
+	find := func(kind string) int {
+		for i, m := range h.Heard {
+			if m.Kind == kind && m.Sender == sp.Feed {
+				return i
+			}
+		}
+		return -1
+	}
+	t0 := time.Now()
+	eventually(t, 30*time.Second, "the page hears the daemon's presence", func() bool {
+		eval(br, "heard", "heard("+jsArg(sp.ID)+")", &h)
+		return find("presence") >= 0
+	})
+	t.Logf("presence heard after %v: %+v", time.Since(t0).Round(time.Millisecond), h.Heard[find("presence")])
+	if m := h.Heard[find("presence")]; m.Name != "daemon" {
+		t.Fatalf("the daemon's presence names %q", m.Name)
+	}
+	// The daemon publishes only to peers it has seen subscribe: wait for
+	// the subscription to reach it by sending until the page hears one.
+	var sent int
+	eventually(t, 30*time.Second, "the page hears an app message", func() bool {
+		sent++
+		d.call("POST", "/v1/spaces/"+sp.ID+"/messages", api.SendRequest{Topic: "chat", Data: []byte("hello page")}, nil)
+		eval(br, "heard", "heard("+jsArg(sp.ID)+")", &h)
+		return find("app") >= 0
+	})
+	if m := h.Heard[find("app")]; m.Topic != "chat" || m.Data != "hello page" {
+		t.Fatalf("the app message opened as %+v", m)
+	}
+	t.Logf("app message heard (%d sent); refused: %v", sent, h.Refused)
 }
 
 // waitLength polls the page until it holds want entries of the space's

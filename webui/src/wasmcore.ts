@@ -91,6 +91,25 @@ export interface Session {
   free(): void; // releases the Go functions behind it; calling them then throws
 }
 
+// A members' message of the space (node/EPHEMERAL.md), opened.
+export interface MemberMessage {
+  sender: Uint8Array; // the sender's feed key
+  time: number; // Unix ms, the sender's clock
+  kind: string; // presence, app, removed, or a later version's
+  name: string; // presence: the device's name
+  topic: string; // app: the app's topic
+  data: Uint8Array; // app: the payload
+}
+
+// The receiver of a space's members' messages: envelopes from gossipsub
+// in, checked (signature, ±5 minutes, seen before, an epoch held, a
+// writer as the node's last view counted them) and opened.
+export interface Members {
+  topic(): string; // the gossipsub topic
+  open(envelope: Uint8Array, nowMs: number): MemberMessage;
+  free(): void;
+}
+
 // An in-memory set of feeds that sessions read and fill.
 export interface CoreNode {
   append(writerSeed: Uint8Array, entries: Uint8Array[]): number;
@@ -100,6 +119,9 @@ export interface CoreNode {
   // view computes the space's view from every entry held (origin: the
   // space ID).
   view(space: Uint8Array, secrets: Secret[]): View;
+  // members returns the receiver of the space's members' messages; it
+  // takes the writers from the last view computed.
+  members(space: Uint8Array, secrets: Secret[]): Members;
   free(): void; // releases the node's functions (not its sessions')
 }
 
@@ -117,7 +139,7 @@ function wrap<T>(raw: Raw): T {
   for (const [name, f] of Object.entries(raw)) {
     out[name] = (...args: unknown[]) => {
       const v = unwrap<unknown>(f(...args));
-      return typeof v === "object" && v !== null && typeof (v as Raw).start === "function"
+      return typeof v === "object" && v !== null && typeof (v as Raw).free === "function"
         ? wrap(v as Raw)
         : v;
     };
@@ -176,7 +198,8 @@ export class Core {
     return this.call("publicKey", seed);
   }
   newNode(feeds: Uint8Array[]): CoreNode {
-    // wrap also wraps the sessions the node returns (objects with start).
+    // wrap also wraps the sessions and receivers the node returns (objects
+    // with free).
     return wrap<CoreNode>(this.call<Raw>("newNode", feeds));
   }
 }

@@ -176,6 +176,27 @@ func nodeJS(n *core.Node) js.Value {
 				"free", ss.free(),
 			), nil
 		}),
+		"members", fs.add(func(a []js.Value) (any, error) {
+			// members(space, secrets)
+			m, err := n.Members(bytesOf(arg(a, 0)), secretsOf(arg(a, 1)))
+			if err != nil {
+				return nil, err
+			}
+			var ms funcs
+			return obj(
+				"topic", ms.add(func([]js.Value) (any, error) { return m.Topic(), nil }),
+				"open", ms.add(func(a []js.Value) (any, error) {
+					// open(envelope, nowMs)
+					msg, err := m.Open(bytesOf(arg(a, 0)), int64(arg(a, 1).Float()))
+					if err != nil {
+						return nil, err
+					}
+					return obj("sender", bytesJS(msg.Sender), "time", float64(msg.Time), "kind", msg.Kind,
+						"name", msg.Name, "topic", msg.Topic, "data", bytesJS(msg.Data)), nil
+				}),
+				"free", ms.free(),
+			), nil
+		}),
 		"view", fs.add(func(a []js.Value) (any, error) {
 			// view(space, secrets)
 			v, err := n.View(bytesOf(arg(a, 0)), secretsOf(arg(a, 1)))

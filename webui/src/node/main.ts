@@ -10,9 +10,10 @@
 // replication, and stores what it receives in the core's in-memory store.
 // It appends nothing.
 
+import { TopicValidatorResult } from "@libp2p/gossipsub";
 import type { Connection, PeerId, Stream } from "@libp2p/interface";
 import { multiaddr } from "@multiformats/multiaddr";
-import { Core, CoreNode, Secret, loadCore } from "../wasmcore";
+import { Core, CoreNode, Members, Secret, loadCore } from "../wasmcore";
 import { BrowserHost, createHost } from "./net";
 import { SessionStats, runSession } from "./sync";
 
@@ -41,7 +42,25 @@ interface SpaceState {
   feeds: string[];
   protocol: string;
   sessions: Map<string, { stats: SessionStats; outbound: boolean; stream: Stream; remote: string; addr: string }>;
+  members?: Members;
+  heard: HeardMessage[]; // the newest maxHeard accepted
+  refused: Record<string, number>; // refusals by reason
 }
+
+// HeardMessage is a members' message the page accepted.
+interface HeardMessage {
+  sender: string; // hex feed key
+  time: number;
+  kind: string;
+  name: string;
+  topic: string;
+  data: string; // UTF-8 (for the tests; apps get bytes later)
+}
+
+// maxHeard bounds the messages kept for status.
+const maxHeard = 256;
+// maxReasons bounds the distinct refusal reasons counted.
+const maxReasons = 32;
 
 let core: Core | undefined;
 let host: BrowserHost | undefined;
@@ -117,6 +136,8 @@ function spaceState(o: ReplicateOptions): SpaceState {
       feeds: o.feeds,
       protocol: c.syncProtocol(id),
       sessions: new Map(),
+      heard: [],
+      refused: {},
     };
     spaces.set(o.space, sp);
   }
@@ -211,4 +232,44 @@ function view(space: string): { digest: string; keys: number; writers: number; i
   };
 }
 
-(globalThis as Record<string, unknown>).mycelNode = { start, connect, hangUp, replicate, status, view };
+// listen subscribes to the space's gossipsub topic and opens the members'
+// messages that arrive with the wasm core (node/EPHEMERAL.md); call it
+// after a first sync: the writers a sender must be among are those of the
+// view computed here. Messages that do not open are neither delivered nor
+// forwarded.
+function listen(space: string): { topic: string; writers: number } {
+  const h = need(host, "listen");
+  const sp = spaces.get(space);
+  if (sp === undefined) throw new Error(`space ${space}: not replicated here`);
+  const v = sp.node.view(sp.id, sp.secrets);
+  if (sp.members === undefined) {
+    const m = sp.node.members(sp.id, sp.secrets);
+    sp.members = m;
+    const topic = m.topic();
+    const dec = new TextDecoder();
+    h.services.pubsub.topicValidators.set(topic, (_peer, msg) => {
+      try {
+        const o = m.open(msg.data, Date.now());
+        sp.heard.push({ sender: toHex(o.sender), time: o.time, kind: o.kind, name: o.name, topic: o.topic, data: dec.decode(o.data) });
+        if (sp.heard.length > maxHeard) sp.heard.shift();
+        return TopicValidatorResult.Accept;
+      } catch (e) {
+        const reason = (e as Error).message.slice(0, 120);
+        if (reason in sp.refused || Object.keys(sp.refused).length < maxReasons) sp.refused[reason] = (sp.refused[reason] ?? 0) + 1;
+        return TopicValidatorResult.Ignore;
+      }
+    });
+    h.services.pubsub.subscribe(topic);
+  }
+  return { topic: sp.members.topic(), writers: v.writers };
+}
+
+// heard returns the members' messages accepted so far and the refusals.
+function heard(space: string): { heard: HeardMessage[]; refused: Record<string, number>; meshPeers: number } {
+  const sp = spaces.get(space);
+  if (sp === undefined || sp.members === undefined) throw new Error(`space ${space}: not listened to`);
+  const peers = need(host, "heard").services.pubsub.getSubscribers(sp.members.topic()).length;
+  return { heard: sp.heard, refused: sp.refused, meshPeers: peers };
+}
+
+(globalThis as Record<string, unknown>).mycelNode = { start, connect, hangUp, replicate, status, view, listen, heard };

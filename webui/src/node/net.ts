@@ -40,7 +40,15 @@ export async function createHost(opts: HostOptions = {}): Promise<BrowserHost> {
     connectionGater: { denyDialMultiaddr: () => false },
     services: {
       identify: identify(),
-      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true }),
+      // As every mycel node (ephemeral/p2p.PubSubOptions): no gossipsub
+      // signature, author or sequence number — the envelope is signed —
+      // and SHA-256 of the message's bytes as its ID, which a forwarder
+      // cannot give a forgery.
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        globalSignaturePolicy: "StrictNoSign",
+        msgIdFn: async (m) => new Uint8Array(await crypto.subtle.digest("SHA-256", m.data as BufferSource)),
+      }),
     },
   });
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/mycelsync/mycel/auth"
@@ -222,33 +223,51 @@ type ViewResult struct {
 // view of the space whose origin feed is origin. Entries that do not open
 // count as invalid (the view skips them, as a node does).
 func ComputeView(spaceB, origin []byte, secrets []Secret, entries []Entry) (ViewResult, error) {
+	res, _, err := computeView(spaceB, origin, secrets, entries)
+	return res, err
+}
+
+// computeView is ComputeView that also returns the view's writers.
+func computeView(spaceB, origin []byte, secrets []Secret, entries []Entry) (ViewResult, map[feed.PublicKey]bool, error) {
+	res, v, err := applyView(spaceB, origin, secrets, entries)
+	if err != nil {
+		return ViewResult{}, nil, err
+	}
+	ws := make(map[feed.PublicKey]bool)
+	for _, k := range v.WriterSet().Writers() {
+		ws[k] = true
+	}
+	return res, ws, nil
+}
+
+func applyView(spaceB, origin []byte, secrets []Secret, entries []Entry) (ViewResult, *space.View, error) {
 	id, err := spaceID(spaceB)
 	if err != nil {
-		return ViewResult{}, err
+		return ViewResult{}, nil, err
 	}
 	o, err := key32(origin, "origin")
 	if err != nil {
-		return ViewResult{}, err
+		return ViewResult{}, nil, err
 	}
 	ks, err := keys(id, secrets)
 	if err != nil {
-		return ViewResult{}, err
+		return ViewResult{}, nil, err
 	}
 	v := space.NewView(o)
 	for _, e := range entries {
 		a, err := key32(e.Author, "author")
 		if err != nil {
-			return ViewResult{}, err
+			return ViewResult{}, nil, err
 		}
 		op, err := space.OpenEntry(id, a, e.Index, e.Data, ks)
 		if err != nil {
 			if _, err := v.ApplyInvalid(a, e.Index, err.Error()); err != nil {
-				return ViewResult{}, err
+				return ViewResult{}, nil, err
 			}
 			continue
 		}
 		if _, err := v.Apply(a, e.Index, op); err != nil {
-			return ViewResult{}, err
+			return ViewResult{}, nil, err
 		}
 	}
 	d := v.Digest()
@@ -261,7 +280,7 @@ func ComputeView(spaceB, origin []byte, secrets []Secret, entries []Entry) (View
 		res.KVs = append(res.KVs, KV{Key: k, Value: vs[0].Value, Deleted: vs[0].Deleted, Siblings: len(vs) - 1})
 	}
 	sort.Slice(res.KVs, func(i, j int) bool { return res.KVs[i].Key < res.KVs[j].Key })
-	return res, nil
+	return res, v, nil
 }
 
 // PasswordRequestKey derives the request key of a space's password
@@ -391,6 +410,9 @@ func PublicKey(seed []byte) ([]byte, error) {
 type Node struct {
 	db    *feed.DB
 	feeds []feed.PublicKey
+
+	mu      sync.Mutex
+	writers map[feed.PublicKey]bool // as the last View counted them
 }
 
 // NewNode returns an empty node replicating the feeds listed.
@@ -467,7 +489,21 @@ func (n *Node) View(spaceB []byte, secrets []Secret) (ViewResult, error) {
 			entries = append(entries, Entry{Author: k[:], Index: i, Data: e})
 		}
 	}
-	return ComputeView(spaceB, spaceB, secrets, entries)
+	res, ws, err := computeView(spaceB, spaceB, secrets, entries)
+	if err != nil {
+		return ViewResult{}, err
+	}
+	n.mu.Lock()
+	n.writers = ws
+	n.mu.Unlock()
+	return res, nil
+}
+
+// isWriter reports whether k is a writer in the node's last view.
+func (n *Node) isWriter(k feed.PublicKey) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.writers[k]
 }
 
 func (n *Node) model() replication.Model { return nodeModel{n} }
