@@ -576,3 +576,34 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestFrameReader runs src/node/framescheck.ts under node: the page's
+// framer of /mycel/sync cuts frames split at random points whole, refuses a
+// length over the bound from its prefix alone, and turns random bytes into
+// frames within the bound or a FrameError. The seed is printed.
+func TestFrameReader(t *testing.T) {
+	dir := t.TempDir()
+	js := filepath.Join(dir, "framescheck.js")
+	esbuild := filepath.Join("node_modules", ".bin", "esbuild")
+	if out, err := exec.Command(esbuild, "src/node/framescheck.ts", "--bundle", "--platform=node",
+		"--log-level=warning", "--outfile="+js).CombinedOutput(); err != nil {
+		t.Fatalf("esbuild: %v\n%s", err, out)
+	}
+	seed := time.Now().UnixNano() % 1_000_000
+	out, err := exec.Command("node", js, fmt.Sprint(seed)).Output()
+	if err != nil {
+		t.Fatalf("node: %v", err)
+	}
+	var rep struct {
+		Seed  int64    `json:"seed"`
+		Cases int      `json:"cases"`
+		Fails []string `json:"fails"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	t.Logf("seed %d: %d cases", rep.Seed, rep.Cases)
+	if len(rep.Fails) > 0 || rep.Cases < 2500 {
+		t.Fatalf("seed %d: %d cases, failures:\n%s", rep.Seed, rep.Cases, strings.Join(rep.Fails, "\n"))
+	}
+}
