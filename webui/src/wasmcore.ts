@@ -113,7 +113,8 @@ export interface Members {
 // An in-memory set of feeds that sessions read and fill.
 export interface CoreNode {
   append(writerSeed: Uint8Array, entries: Uint8Array[]): number;
-  length(feed: Uint8Array): number;
+  length(feed: Uint8Array): number; // the head's length
+  held(feed: Uint8Array): number; // entries held: length less the holes
   get(feed: Uint8Array, index: number): Uint8Array;
   session(cfg: SessionConfig): Session;
   // view computes the space's view from every entry held (origin: the

@@ -148,6 +148,10 @@ func nodeJS(n *core.Node) js.Value {
 			l, err := n.Length(bytesOf(arg(a, 0)))
 			return float64(l), err
 		}),
+		"held", fs.add(func(a []js.Value) (any, error) {
+			h, err := n.Held(bytesOf(arg(a, 0)))
+			return float64(h), err
+		}),
 		"get", fs.add(func(a []js.Value) (any, error) {
 			b, err := n.Get(bytesOf(arg(a, 0)), uint64(arg(a, 1).Float()))
 			return bytesJS(b), err

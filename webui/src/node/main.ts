@@ -205,15 +205,19 @@ async function replicate(o: ReplicateOptions): Promise<{ protocol: string; outbo
   return { protocol: sp.protocol, outbound: true, transport: transportOf(conn) };
 }
 
-// status reports the lengths the page holds of each feed of the space and
-// its sessions.
-function status(space: string): { lengths: Record<string, number>; sessions: (SessionStats & { remote: string; addr: string; outbound: boolean })[] } {
+// status reports, for each feed of the space, the length of the head the
+// page holds and how many entries it holds, and its sessions.
+function status(space: string): { lengths: Record<string, number>; held: Record<string, number>; sessions: (SessionStats & { remote: string; addr: string; outbound: boolean })[] } {
   const sp = spaces.get(space);
   if (sp === undefined) throw new Error(`space ${space}: not replicated here`);
   const lengths: Record<string, number> = {};
-  for (const f of sp.feeds) lengths[f] = sp.node.length(fromHex(f));
+  const held: Record<string, number> = {};
+  for (const f of sp.feeds) {
+    lengths[f] = sp.node.length(fromHex(f));
+    held[f] = sp.node.held(fromHex(f));
+  }
   const sessions = [...sp.sessions.values()].map((s) => ({ ...s.stats, remote: s.remote, addr: s.addr, outbound: s.outbound }));
-  return { lengths, sessions };
+  return { lengths, held, sessions };
 }
 
 // view computes the space's view from what the page holds.

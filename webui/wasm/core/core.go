@@ -458,6 +458,24 @@ func (n *Node) Length(k []byte) (uint64, error) {
 	return f.Length(), nil
 }
 
+// Held returns how many entries of feed k the node holds: its Length
+// less the holes a sparse or unfinished download leaves.
+func (n *Node) Held(k []byte) (uint64, error) {
+	kk, err := key32(k, "feed")
+	if err != nil {
+		return 0, err
+	}
+	f, err := n.db.Feed(kk)
+	if err != nil {
+		return 0, err
+	}
+	held := f.Length()
+	for _, r := range f.Missing() {
+		held -= r.Len()
+	}
+	return held, nil
+}
+
 // Get returns entry i of feed k.
 func (n *Node) Get(k []byte, i uint64) ([]byte, error) {
 	kk, err := key32(k, "feed")
