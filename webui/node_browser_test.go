@@ -212,13 +212,15 @@ type pageStatus struct {
 	Lengths  map[string]uint64 `json:"lengths"`
 	Held     map[string]uint64 `json:"held"`
 	Sessions []struct {
-		FramesIn  int    `json:"framesIn"`
-		FramesOut int    `json:"framesOut"`
-		BytesIn   int    `json:"bytesIn"`
-		Error     string `json:"error"`
-		Ended     bool   `json:"ended"`
-		Addr      string `json:"addr"`
-		Outbound  bool   `json:"outbound"`
+		FramesIn  int     `json:"framesIn"`
+		FramesOut int     `json:"framesOut"`
+		BytesIn   int     `json:"bytesIn"`
+		LastFrame float64 `json:"lastFrameMs"`
+		StepMs    float64 `json:"stepMs"`
+		Error     string  `json:"error"`
+		Ended     bool    `json:"ended"`
+		Addr      string  `json:"addr"`
+		Outbound  bool    `json:"outbound"`
 	} `json:"sessions"`
 }
 
@@ -360,10 +362,11 @@ func TestBrowserNodeReplicates(t *testing.T) {
 		}
 		want := spaceInfo(t, d, sp.ID)
 		ps := waitLength(t, br, sp, want.Entries)
-		t.Logf("%s: %d entries replicated in %v (the page opened: %v; %d frames in, %d out, %d bytes in)",
-			c.name, want.Entries, time.Since(t0).Round(time.Millisecond), rep.Outbound, ps.Sessions[0].FramesIn, ps.Sessions[0].FramesOut, ps.Sessions[0].BytesIn)
+		t.Logf("%s: %d entries replicated in %v, the last frame %.0f ms after the session started, %.0f ms of it in the core's step (the page opened: %v; %d frames in, %d out, %d bytes in)",
+			c.name, want.Entries, time.Since(t0).Round(time.Millisecond), ps.Sessions[0].LastFrame, ps.Sessions[0].StepMs, rep.Outbound, ps.Sessions[0].FramesIn, ps.Sessions[0].FramesOut, ps.Sessions[0].BytesIn)
 		var v pageView
 		eval(br, "view", "view("+jsArg(sp.ID)+")", &v)
+		t.Logf("%s: the page's view of %d keys computed in %.0f ms", c.name, v.Keys, v.Ms)
 		if v.Digest != want.Digest || v.Keys != want.Keys || v.Invalid != 0 {
 			t.Fatalf("%s: the page's view (digest %s, %d keys, %d invalid) is not the daemon's (%s, %d keys)", c.name, v.Digest, v.Keys, v.Invalid, want.Digest, want.Keys)
 		}

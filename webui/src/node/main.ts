@@ -168,7 +168,7 @@ function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boole
     space: sp.id,
     secrets: sp.secrets,
   });
-  const stats: SessionStats = { framesIn: 0, framesOut: 0, bytesIn: 0, ended: false };
+  const stats: SessionStats = { framesIn: 0, framesOut: 0, bytesIn: 0, lastFrameMs: 0, stepMs: 0, ended: false };
   sp.sessions.set(key, { stats, outbound, stream, remote: key, addr: conn.remoteAddr.toString() });
   void runSession(stream, s, stats);
   return true;

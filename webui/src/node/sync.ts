@@ -13,6 +13,8 @@ export interface SessionStats {
   framesIn: number;
   framesOut: number;
   bytesIn: number;
+  lastFrameMs: number; // when the last frame came in, ms after the session started
+  stepMs: number; // time spent in the core's step (verify, store, plan)
   error?: string;
   ended: boolean;
 }
@@ -37,6 +39,7 @@ export async function runSession(stream: Stream, s: Session, stats: SessionStats
     clearTimeout(idle);
     idle = setTimeout(() => stream.abort(new Error("sync: the peer sent nothing for 2 minutes")), idleMs);
   };
+  const t0 = performance.now();
   try {
     arm();
     await send(s.start());
@@ -46,7 +49,11 @@ export async function runSession(stream: Stream, s: Session, stats: SessionStats
       stats.bytesIn += bytes.length;
       for (const f of reader.push(bytes)) {
         stats.framesIn++;
-        await send(s.step(f));
+        const ts = performance.now();
+        const out = s.step(f);
+        stats.stepMs += performance.now() - ts;
+        await send(out);
+        stats.lastFrameMs = performance.now() - t0;
       }
     }
     if (reader.pending > 0) throw new Error("sync: the stream ended inside a frame");
