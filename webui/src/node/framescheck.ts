@@ -6,6 +6,10 @@
 
 import { FrameError, FrameReader } from "./frames";
 
+// node's process, declared here rather than through @types/node, which the
+// app does not depend on.
+declare const process: { argv: string[] };
+
 // mulberry32: a small seeded PRNG, so a failure can be replayed.
 function prng(seed: number): () => number {
   let a = seed >>> 0;
