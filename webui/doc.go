@@ -55,7 +55,7 @@
 // verifies, and a members' message is opened only if it is within ±5
 // minutes of the page's clock, not seen before (the core's filter, in
 // memory: it does not outlive the tab yet), sealed under an epoch key the
-// page holds and signed by a writer of the page's last computed view.
+// page holds and signed by a writer in the view the core keeps.
 // What it reveals: to the relay, the page's peer ID, IP address, the
 // daemons it opens circuits to, and the sizes and timing of what crosses
 // them; to every peer it connects to, through identify and gossipsub, the

@@ -38,6 +38,7 @@ export interface Entry {
 
 export interface View {
   digest: Uint8Array;
+  keys: number; // live keys
   kvs: { key: string; value: Uint8Array; deleted: boolean; siblings: number }[];
   writers: number;
   invalid: number;
@@ -103,7 +104,7 @@ export interface MemberMessage {
 
 // The receiver of a space's members' messages: envelopes from gossipsub
 // in, checked (signature, ±5 minutes, seen before, an epoch held, a
-// writer as the node's last view counted them) and opened.
+// writer in the view the node keeps) and opened.
 export interface Members {
   topic(): string; // the gossipsub topic
   open(envelope: Uint8Array, nowMs: number): MemberMessage;
@@ -117,11 +118,14 @@ export interface CoreNode {
   held(feed: Uint8Array): number; // entries held: length less the holes
   get(feed: Uint8Array, index: number): Uint8Array;
   session(cfg: SessionConfig): Session;
-  // view computes the space's view from every entry held (origin: the
-  // space ID).
+  // view returns the space's view of every entry held (origin: the space
+  // ID). The first call builds it; then the node keeps it up to date as
+  // sessions ingest batches, and later calls only list it.
   view(space: Uint8Array, secrets: Secret[]): View;
+  // viewSummary is view without its kvs (empty): digest and counts only.
+  viewSummary(space: Uint8Array, secrets: Secret[]): View;
   // members returns the receiver of the space's members' messages; it
-  // takes the writers from the last view computed.
+  // takes the writers from the view the node keeps (call view first).
   members(space: Uint8Array, secrets: Secret[]): Members;
   free(): void; // releases the node's functions (not its sessions')
 }

@@ -209,6 +209,14 @@ func nodeJS(n *core.Node) js.Value {
 			}
 			return viewJS(v), nil
 		}),
+		"viewSummary", fs.add(func(a []js.Value) (any, error) {
+			// viewSummary(space, secrets)
+			v, err := n.ViewSummary(bytesOf(arg(a, 0)), secretsOf(arg(a, 1)))
+			if err != nil {
+				return nil, err
+			}
+			return viewJS(v), nil
+		}),
 		"free", fs.free(),
 	)
 }
@@ -218,7 +226,7 @@ func viewJS(v core.ViewResult) js.Value {
 	for _, kv := range v.KVs {
 		kvs.Call("push", obj("key", kv.Key, "value", bytesJS(kv.Value), "deleted", kv.Deleted, "siblings", kv.Siblings))
 	}
-	return obj("digest", bytesJS(v.Digest), "kvs", kvs, "writers", v.Writers, "invalid", v.Invalid, "waiting", v.Waiting)
+	return obj("digest", bytesJS(v.Digest), "keys", v.Keys, "kvs", kvs, "writers", v.Writers, "invalid", v.Invalid, "waiting", v.Waiting)
 }
 
 // funcs are the functions of one JavaScript object, released together.

@@ -139,6 +139,9 @@ function spaceState(o: ReplicateOptions): SpaceState {
       heard: [],
       refused: {},
     };
+    // Start the view the core keeps: each batch a session ingests is
+    // applied as it arrives, so the view is complete when the sync is.
+    sp.node.viewSummary(sp.id, sp.secrets);
     spaces.set(o.space, sp);
   }
   return sp;
@@ -220,15 +223,16 @@ function status(space: string): { lengths: Record<string, number>; held: Record<
   return { lengths, held, sessions };
 }
 
-// view computes the space's view from what the page holds.
+// view returns the digest and counts of the space's view, which the core
+// keeps up to date as sessions ingest.
 function view(space: string): { digest: string; keys: number; writers: number; invalid: number; waiting: number; ms: number } {
   const sp = spaces.get(space);
   if (sp === undefined) throw new Error(`space ${space}: not replicated here`);
   const t0 = performance.now();
-  const v = sp.node.view(sp.id, sp.secrets);
+  const v = sp.node.viewSummary(sp.id, sp.secrets);
   return {
     digest: toHex(v.digest),
-    keys: v.kvs.filter((kv) => !kv.deleted).length,
+    keys: v.keys,
     writers: v.writers,
     invalid: v.invalid,
     waiting: v.waiting,
@@ -237,15 +241,15 @@ function view(space: string): { digest: string; keys: number; writers: number; i
 }
 
 // listen subscribes to the space's gossipsub topic and opens the members'
-// messages that arrive with the wasm core (node/EPHEMERAL.md); call it
-// after a first sync: the writers a sender must be among are those of the
-// view computed here. Messages that do not open are neither delivered nor
+// messages that arrive with the wasm core (node/EPHEMERAL.md); a sender
+// must be a writer in the view the core keeps (started here if view was
+// not called). Messages that do not open are neither delivered nor
 // forwarded.
 function listen(space: string): { topic: string; writers: number } {
   const h = need(host, "listen");
   const sp = spaces.get(space);
   if (sp === undefined) throw new Error(`space ${space}: not replicated here`);
-  const v = sp.node.view(sp.id, sp.secrets);
+  const v = sp.node.viewSummary(sp.id, sp.secrets);
   if (sp.members === undefined) {
     const m = sp.node.members(sp.id, sp.secrets);
     sp.members = m;

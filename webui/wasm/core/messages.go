@@ -22,8 +22,8 @@ const EphemeralTopicPrefix = "/mycel/eph/1/"
 // (node/EPHEMERAL.md) as the page gets them from gossipsub: each envelope
 // goes through an ephemeral.Filter (signature, ±5 minutes of the page's
 // clock, seen before), must be sealed under the members' key of an epoch
-// held, signed by a current writer of the space as the node's last view
-// counted them, and hold a body messages.Decode accepts.
+// held, signed by a current writer of the space in the view the node keeps
+// (Node.View starts keeping it), and hold a body messages.Decode accepts.
 type Members struct {
 	id     auth.SpaceID
 	n      *Node
@@ -45,11 +45,11 @@ type MemberMessage struct {
 }
 
 // ErrNotWriter is Members.Open's answer to an envelope whose sender is
-// not a writer in the node's last view (or no view was computed yet).
+// not a writer in the node's view (or the node keeps no view yet).
 var ErrNotWriter = errors.New("members' message: the sender is not a writer of the space")
 
-// Members returns the receiver of the space's members' messages; the
-// node's View (computed after replication) tells it who the writers are.
+// Members returns the receiver of the space's members' messages; the view
+// the node keeps (call View first) tells it who the writers are.
 func (n *Node) Members(spaceB []byte, secrets []Secret) (*Members, error) {
 	id, err := spaceID(spaceB)
 	if err != nil {
