@@ -122,6 +122,7 @@ export interface ReplicateOptions {
   space: string; // hex
   secrets: { epoch: number; secret: string }[]; // hex: a member's epoch secrets
   feeds: string[]; // hex: the feeds to replicate
+  timeoutMs?: number; // bounds the dial and the stream's opening, each (default 15 s)
 }
 
 function spaceState(o: ReplicateOptions): SpaceState {
@@ -189,7 +190,8 @@ async function replicate(o: ReplicateOptions): Promise<{ protocol: string; outbo
     await h.handle(sp.protocol, (stream, conn) => void serve(sp, stream, conn, false), { runOnLimitedConnection: true });
   }
   const ma = multiaddr(o.addr);
-  const conn = await h.dial(ma, { signal: AbortSignal.timeout(15000) });
+  const timeoutMs = o.timeoutMs ?? 15000;
+  const conn = await h.dial(ma, { signal: AbortSignal.timeout(timeoutMs) });
   const remote: PeerId = conn.remotePeer;
   const key = remote.toString();
   const weOpen = lessBytes(h.peerId.toMultihash().bytes, remote.toMultihash().bytes);
@@ -203,7 +205,7 @@ async function replicate(o: ReplicateOptions): Promise<{ protocol: string; outbo
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  const stream = await conn.newStream(sp.protocol, { runOnLimitedConnection: true, signal: AbortSignal.timeout(15000) });
+  const stream = await conn.newStream(sp.protocol, { runOnLimitedConnection: true, signal: AbortSignal.timeout(timeoutMs) });
   serve(sp, stream, conn, true);
   return { protocol: sp.protocol, outbound: true, transport: transportOf(conn) };
 }

@@ -53,7 +53,7 @@ func TestSessionPump(t *testing.T) {
 
 // pump passes frames between two sessions until both are quiet or one
 // fails, and returns their errors.
-func pump(t *testing.T, sa, sb *Session) (errA, errB error) {
+func pump(t testing.TB, sa, sb *Session) (errA, errB error) {
 	toB, errA := sa.Start()
 	toA, errB := sb.Start()
 	for i := 0; errA == nil && errB == nil && len(toA)+len(toB) > 0; i++ {
