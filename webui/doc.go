@@ -1,7 +1,7 @@
 // Package webui is mycel's web app, the daemon's control panel, and its
 // embedding into the mycel binary. The browser node (DESIGN.md, "The
 // browser node") will be a second implementation of the same page's Node
-// interface (src/node.ts).
+// interface (src/node.ts); its networking is src/node/ (below).
 //
 // The app is TypeScript in src/, bundled by esbuild (build.mjs) into
 // dist/: index.html, app.js and app.css. `make build` (and make run, make
@@ -16,6 +16,60 @@
 // with syscall/js, src/wasmcore.ts types and loads them; `make wasm` builds
 // bin/core.wasm and prints its gzip size). wasm_browser_test.go checks the
 // vectors through it in headless chromium.
+//
+// # The browser node's networking (src/node)
+//
+// src/node is the browser node's networking, bundled apart into
+// dist/node.js (build.mjs prints both bundles' sizes) so that the control
+// panel does not carry js-libp2p. It is the first step of issue 14: a page
+// that connects to a relay and to daemons and replicates a space
+// read-only; the page's UI, sign-in and IndexedDB storage come later.
+//
+//   - net.ts: the js-libp2p host — WebSocket, WebTransport and
+//     WebRTC-direct (no ICE servers: a closed network has none, and
+//     WebRTC-direct needs none) to a relay or a reachable daemon, circuit
+//     relay v2 to reach a daemon through a relay, noise, yamux, identify,
+//     and gossipsub with mycel's options (ephemeral/p2p.PubSubOptions:
+//     StrictNoSign, SHA-256 of the bytes as message ID). The browser's
+//     default refusal to dial private addresses is off: relays and daemons
+//     on a LAN or on this machine are the point.
+//   - frames.ts: /mycel/sync's framing (node/replication FORMAT.md):
+//     uvarint length, checked against the core session's current bound (4
+//     KiB until the peer's proof verified, then 16 MiB + 64 KiB) before any
+//     of the frame is buffered; a varint over 10 bytes is refused.
+//   - sync.ts: one session over a stream — frames to the wasm core's
+//     Session.step, its frames back, with the stream's backpressure; the
+//     peer is dropped after 2 minutes of silence (the daemon's IdleTimeout).
+//   - main.ts: globalThis.mycelNode, the calls the tests drive: start,
+//     connect, hangUp, replicate (one session per peer and space; the
+//     lower peer ID opens, as node/syncnet; the page serves the daemon's
+//     opening too, over relayed connections as well), status, view, listen
+//     (the space's gossipsub topic; envelopes checked and opened by the
+//     core's Members) and heard.
+//
+// It speaks the daemons' protocols unchanged: /mycel/sync/2.0.0/<prefix>
+// with the same framing and schema, checked by interop tests against the
+// real daemon and relay (node_browser_test.go). What it guarantees is what
+// those protocols do: nothing is stored that does not verify (the core's
+// feed ingest), a peer learns nothing about the space before its proof
+// verifies, and a members' message is opened only if it is within ±5
+// minutes of the page's clock, not seen before (the core's filter, in
+// memory: it does not outlive the tab yet), sealed under an epoch key the
+// page holds and signed by a writer in the view the core keeps.
+// What it reveals: to the relay, the page's peer ID, IP address, the
+// daemons it opens circuits to, and the sizes and timing of what crosses
+// them; to every peer it connects to, through identify and gossipsub, the
+// sync protocol ID and the gossip topic of each space it replicates or
+// listens to, both named by the space's discovery key (as for daemons:
+// node/replication FORMAT.md, "What the opening does not hide").
+//
+// Read-only for now: the page is handed a member's epoch secrets by its
+// caller (the tests read them from a daemon's data directory) because
+// sign-in in the page is not built yet; it proves them to open
+// replication, stores what it receives in the core's in-memory store, and
+// appends nothing. Gossipsub does not run over the relay's limited
+// circuits: the page hears members' messages over direct connections
+// (the relay is not a gossip router yet, issue 12).
 //
 // The daemon's API server (package node/api) serves Dist at / behind a
 // session cookie: see node/api/ui.go for the login link that makes one.

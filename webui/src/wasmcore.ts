@@ -38,6 +38,7 @@ export interface Entry {
 
 export interface View {
   digest: Uint8Array;
+  keys: number; // live keys
   kvs: { key: string; value: Uint8Array; deleted: boolean; siblings: number }[];
   writers: number;
   invalid: number;
@@ -85,15 +86,47 @@ export interface SessionConfig {
 export interface Session {
   start(): Uint8Array[];
   step(frame: Uint8Array): Uint8Array[];
+  // maxFrame is the largest frame body to accept now: 4 KiB until the
+  // peer's proof verified, then 16 MiB + 64 KiB.
+  maxFrame(): number;
   free(): void; // releases the Go functions behind it; calling them then throws
+}
+
+// A members' message of the space (node/EPHEMERAL.md), opened.
+export interface MemberMessage {
+  sender: Uint8Array; // the sender's feed key
+  time: number; // Unix ms, the sender's clock
+  kind: string; // presence, app, removed, or a later version's
+  name: string; // presence: the device's name
+  topic: string; // app: the app's topic
+  data: Uint8Array; // app: the payload
+}
+
+// The receiver of a space's members' messages: envelopes from gossipsub
+// in, checked (signature, ±5 minutes, seen before, an epoch held, a
+// writer in the view the node keeps) and opened.
+export interface Members {
+  topic(): string; // the gossipsub topic
+  open(envelope: Uint8Array, nowMs: number): MemberMessage;
+  free(): void;
 }
 
 // An in-memory set of feeds that sessions read and fill.
 export interface CoreNode {
   append(writerSeed: Uint8Array, entries: Uint8Array[]): number;
-  length(feed: Uint8Array): number;
+  length(feed: Uint8Array): number; // the head's length
+  held(feed: Uint8Array): number; // entries held: length less the holes
   get(feed: Uint8Array, index: number): Uint8Array;
   session(cfg: SessionConfig): Session;
+  // view returns the space's view of every entry held (origin: the space
+  // ID). The first call builds it; then the node keeps it up to date as
+  // sessions ingest batches, and later calls only list it.
+  view(space: Uint8Array, secrets: Secret[]): View;
+  // viewSummary is view without its kvs (empty): digest and counts only.
+  viewSummary(space: Uint8Array, secrets: Secret[]): View;
+  // members returns the receiver of the space's members' messages; it
+  // takes the writers from the view the node keeps (call view first).
+  members(space: Uint8Array, secrets: Secret[]): Members;
   free(): void; // releases the node's functions (not its sessions')
 }
 
@@ -111,7 +144,7 @@ function wrap<T>(raw: Raw): T {
   for (const [name, f] of Object.entries(raw)) {
     out[name] = (...args: unknown[]) => {
       const v = unwrap<unknown>(f(...args));
-      return typeof v === "object" && v !== null && typeof (v as Raw).start === "function"
+      return typeof v === "object" && v !== null && typeof (v as Raw).free === "function"
         ? wrap(v as Raw)
         : v;
     };
@@ -160,12 +193,18 @@ export class Core {
   decodeSigninBody(plain: Uint8Array): SigninBody {
     return this.call("decodeSigninBody", plain);
   }
+  // syncProtocol is the libp2p protocol ID of a space's replication
+  // stream (/mycel/sync/2.0.0/<16 bytes of its discovery key, hex>).
+  syncProtocol(space: Uint8Array): string {
+    return this.call("syncProtocol", space);
+  }
   // publicKey returns the ed25519 public key (a feed's key) of a seed.
   publicKey(seed: Uint8Array): Uint8Array {
     return this.call("publicKey", seed);
   }
   newNode(feeds: Uint8Array[]): CoreNode {
-    // wrap also wraps the sessions the node returns (objects with start).
+    // wrap also wraps the sessions and receivers the node returns (objects
+    // with free).
     return wrap<CoreNode>(this.call<Raw>("newNode", feeds));
   }
 }

@@ -76,11 +76,7 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
-		kvs := array.New()
-		for _, kv := range v.KVs {
-			kvs.Call("push", obj("key", kv.Key, "value", bytesJS(kv.Value), "deleted", kv.Deleted, "siblings", kv.Siblings))
-		}
-		return obj("digest", bytesJS(v.Digest), "kvs", kvs, "writers", v.Writers, "invalid", v.Invalid, "waiting", v.Waiting), nil
+		return viewJS(v), nil
 	})
 	set("passwordRequestKey", func(a []js.Value) (any, error) {
 		id, key, err := core.PasswordRequestKey(arg(a, 0).String(), bytesOf(arg(a, 1)))
@@ -114,6 +110,9 @@ func main() {
 		}
 		return obj("kind", b.Kind, "request", bytesJS(b.Request), "name", b.Name, "safetyCode", b.SafetyCode,
 			"answer", bytesJS(b.Answer), "reason", b.Reason), nil
+	})
+	set("syncProtocol", func(a []js.Value) (any, error) {
+		return core.SyncProtocol(bytesOf(arg(a, 0)))
 	})
 	set("publicKey", func(a []js.Value) (any, error) {
 		k, err := core.PublicKey(bytesOf(arg(a, 0)))
@@ -149,6 +148,10 @@ func nodeJS(n *core.Node) js.Value {
 			l, err := n.Length(bytesOf(arg(a, 0)))
 			return float64(l), err
 		}),
+		"held", fs.add(func(a []js.Value) (any, error) {
+			h, err := n.Held(bytesOf(arg(a, 0)))
+			return float64(h), err
+		}),
 		"get", fs.add(func(a []js.Value) (any, error) {
 			b, err := n.Get(bytesOf(arg(a, 0)), uint64(arg(a, 1).Float()))
 			return bytesJS(b), err
@@ -171,11 +174,59 @@ func nodeJS(n *core.Node) js.Value {
 					fs, err := s.Step(bytesOf(arg(a, 0)))
 					return bytesListJS(fs), err
 				}),
+				"maxFrame", ss.add(func([]js.Value) (any, error) {
+					return s.MaxFrame(), nil
+				}),
 				"free", ss.free(),
 			), nil
 		}),
+		"members", fs.add(func(a []js.Value) (any, error) {
+			// members(space, secrets)
+			m, err := n.Members(bytesOf(arg(a, 0)), secretsOf(arg(a, 1)))
+			if err != nil {
+				return nil, err
+			}
+			var ms funcs
+			return obj(
+				"topic", ms.add(func([]js.Value) (any, error) { return m.Topic(), nil }),
+				"open", ms.add(func(a []js.Value) (any, error) {
+					// open(envelope, nowMs)
+					msg, err := m.Open(bytesOf(arg(a, 0)), int64(arg(a, 1).Float()))
+					if err != nil {
+						return nil, err
+					}
+					return obj("sender", bytesJS(msg.Sender), "time", float64(msg.Time), "kind", msg.Kind,
+						"name", msg.Name, "topic", msg.Topic, "data", bytesJS(msg.Data)), nil
+				}),
+				"free", ms.free(),
+			), nil
+		}),
+		"view", fs.add(func(a []js.Value) (any, error) {
+			// view(space, secrets)
+			v, err := n.View(bytesOf(arg(a, 0)), secretsOf(arg(a, 1)))
+			if err != nil {
+				return nil, err
+			}
+			return viewJS(v), nil
+		}),
+		"viewSummary", fs.add(func(a []js.Value) (any, error) {
+			// viewSummary(space, secrets)
+			v, err := n.ViewSummary(bytesOf(arg(a, 0)), secretsOf(arg(a, 1)))
+			if err != nil {
+				return nil, err
+			}
+			return viewJS(v), nil
+		}),
 		"free", fs.free(),
 	)
+}
+
+func viewJS(v core.ViewResult) js.Value {
+	kvs := array.New()
+	for _, kv := range v.KVs {
+		kvs.Call("push", obj("key", kv.Key, "value", bytesJS(kv.Value), "deleted", kv.Deleted, "siblings", kv.Siblings))
+	}
+	return obj("digest", bytesJS(v.Digest), "keys", v.Keys, "kvs", kvs, "writers", v.Writers, "invalid", v.Invalid, "waiting", v.Waiting)
 }
 
 // funcs are the functions of one JavaScript object, released together.

@@ -30,3 +30,48 @@ func BenchmarkSealAndView(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCatchUpView is the browser node's catch-up in Go: a node
+// replicates a feed of 10k puts (10k keys) from another through a session
+// and ends with its view complete — kept as batches arrive (kept=true, as
+// the page does) or built once the session is done (kept=false). Compare
+// with the browser test's figure for the same work in wasm
+// (TestBrowserNodeReplicates with MYCEL_BROWSER_ENTRIES=10000).
+func BenchmarkCatchUpView(b *testing.B) {
+	const n = 10000
+	sp, _ := PublicKey(seed(9))
+	ss := []Secret{{Epoch: 0, Secret: seed(0x5e)}}
+	src, _ := NewNode([][]byte{sp})
+	for c := 0; c < n; c += 1000 {
+		var entries [][]byte
+		for i := c; i < c+1000; i++ {
+			e, err := SealEntry(sp, sp, uint64(i), ss[0], Op{Kind: "put", Key: fmt.Sprintf("k%05d", i), Value: fmt.Appendf(nil, "value %d", i), HLC: uint64(i + 1)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			entries = append(entries, e)
+		}
+		if _, err := src.Append(seed(9), entries); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, kept := range []bool{true, false} {
+		b.Run(fmt.Sprintf("kept=%v", kept), func(b *testing.B) {
+			for b.Loop() {
+				dst, _ := NewNode([][]byte{sp})
+				if kept {
+					dst.ViewSummary(sp, ss)
+				}
+				sa, _ := src.NewSession(SessionConfig{LocalID: []byte("a"), RemoteID: []byte("b"), Nonce: seed(1), Space: sp, Secrets: ss})
+				sb, _ := dst.NewSession(SessionConfig{LocalID: []byte("b"), RemoteID: []byte("a"), Nonce: seed(2), Space: sp, Secrets: ss})
+				if errA, errB := pump(b, sa, sb); errA != nil || errB != nil {
+					b.Fatal(errA, errB)
+				}
+				v, err := dst.ViewSummary(sp, ss)
+				if err != nil || v.Keys != n {
+					b.Fatalf("%d keys, %v", v.Keys, err)
+				}
+			}
+		})
+	}
+}

@@ -12,9 +12,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/mycelsync/mycel/auth"
@@ -211,7 +213,8 @@ type KV struct {
 // ViewResult is a space view computed from entries.
 type ViewResult struct {
 	Digest  []byte
-	KVs     []KV // sorted by key
+	Keys    int  // live keys
+	KVs     []KV // sorted by key (none from Node.ViewSummary)
 	Writers int
 	Invalid int // entries that did not open, or ops the rules voided
 	Waiting int // ops whose causal past is missing
@@ -221,37 +224,56 @@ type ViewResult struct {
 // view of the space whose origin feed is origin. Entries that do not open
 // count as invalid (the view skips them, as a node does).
 func ComputeView(spaceB, origin []byte, secrets []Secret, entries []Entry) (ViewResult, error) {
+	res, _, err := applyView(spaceB, origin, secrets, entries)
+	return res, err
+}
+
+func applyView(spaceB, origin []byte, secrets []Secret, entries []Entry) (ViewResult, *space.View, error) {
 	id, err := spaceID(spaceB)
 	if err != nil {
-		return ViewResult{}, err
+		return ViewResult{}, nil, err
 	}
 	o, err := key32(origin, "origin")
 	if err != nil {
-		return ViewResult{}, err
+		return ViewResult{}, nil, err
 	}
 	ks, err := keys(id, secrets)
 	if err != nil {
-		return ViewResult{}, err
+		return ViewResult{}, nil, err
 	}
 	v := space.NewView(o)
 	for _, e := range entries {
 		a, err := key32(e.Author, "author")
 		if err != nil {
-			return ViewResult{}, err
+			return ViewResult{}, nil, err
 		}
-		op, err := space.OpenEntry(id, a, e.Index, e.Data, ks)
-		if err != nil {
-			if _, err := v.ApplyInvalid(a, e.Index, err.Error()); err != nil {
-				return ViewResult{}, err
-			}
-			continue
-		}
-		if _, err := v.Apply(a, e.Index, op); err != nil {
-			return ViewResult{}, err
+		if err := applyEntry(v, id, ks, a, e.Index, e.Data); err != nil {
+			return ViewResult{}, nil, err
 		}
 	}
+	return viewResult(v), v, nil
+}
+
+// viewSummary is v's digest and counts, without its keys.
+func viewSummary(v *space.View) ViewResult {
 	d := v.Digest()
-	res := ViewResult{Digest: d[:], Writers: len(v.WriterSet().Writers()), Invalid: len(v.Invalid()), Waiting: v.Waiting()}
+	return ViewResult{Digest: d[:], Keys: v.Keys(), Writers: len(v.WriterSet().Writers()), Invalid: len(v.Invalid()), Waiting: v.Waiting()}
+}
+
+// applyEntry opens an entry and applies it to v; one that does not open
+// counts as invalid (the view skips it, as a node does).
+func applyEntry(v *space.View, id auth.SpaceID, ks space.Keys, author feed.PublicKey, index uint64, data []byte) error {
+	op, err := space.OpenEntry(id, author, index, data, ks)
+	if err != nil {
+		_, err = v.ApplyInvalid(author, index, err.Error())
+		return err
+	}
+	_, err = v.Apply(author, index, op)
+	return err
+}
+
+func viewResult(v *space.View) ViewResult {
+	res := viewSummary(v)
 	for _, k := range v.List("", "", 0) {
 		vs := v.Get(k)
 		if len(vs) == 0 {
@@ -260,7 +282,7 @@ func ComputeView(spaceB, origin []byte, secrets []Secret, entries []Entry) (View
 		res.KVs = append(res.KVs, KV{Key: k, Value: vs[0].Value, Deleted: vs[0].Deleted, Siblings: len(vs) - 1})
 	}
 	sort.Slice(res.KVs, func(i, j int) bool { return res.KVs[i].Key < res.KVs[j].Key })
-	return res, nil
+	return res
 }
 
 // PasswordRequestKey derives the request key of a space's password
@@ -390,6 +412,18 @@ func PublicKey(seed []byte) ([]byte, error) {
 type Node struct {
 	db    *feed.DB
 	feeds []feed.PublicKey
+
+	mu sync.Mutex
+	tr *tracked // the view kept up to date, once View was called
+}
+
+// tracked is the view a node keeps of its space.
+type tracked struct {
+	id      auth.SpaceID
+	secrets string // the secrets it was built with, as a fingerprint
+	ks      space.Keys
+	v       *space.View
+	err     error // the view stopped (its storage failed): View rebuilds it
 }
 
 // NewNode returns an empty node replicating the feeds listed.
@@ -435,6 +469,24 @@ func (n *Node) Length(k []byte) (uint64, error) {
 	return f.Length(), nil
 }
 
+// Held returns how many entries of feed k the node holds: its Length
+// less the holes a sparse or unfinished download leaves.
+func (n *Node) Held(k []byte) (uint64, error) {
+	kk, err := key32(k, "feed")
+	if err != nil {
+		return 0, err
+	}
+	f, err := n.db.Feed(kk)
+	if err != nil {
+		return 0, err
+	}
+	held := f.Length()
+	for _, r := range f.Missing() {
+		held -= r.Len()
+	}
+	return held, nil
+}
+
 // Get returns entry i of feed k.
 func (n *Node) Get(k []byte, i uint64) ([]byte, error) {
 	kk, err := key32(k, "feed")
@@ -446,6 +498,96 @@ func (n *Node) Get(k []byte, i uint64) ([]byte, error) {
 		return nil, err
 	}
 	return f.Get(i)
+}
+
+// View returns the view of the space from every entry the node holds
+// (the space's origin feed is its ID). The first call builds it from the
+// entries held, feed by feed (the view does not depend on the order);
+// from then on the node keeps it, applying each batch a session ingests as
+// it arrives, so that a later call costs only the listing. A call for
+// another space or with other secrets builds it anew.
+func (n *Node) View(spaceB []byte, secrets []Secret) (ViewResult, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	tr, err := n.track(spaceB, secrets)
+	if err != nil {
+		return ViewResult{}, err
+	}
+	return viewResult(tr.v), nil
+}
+
+// ViewSummary is View without the keys: the digest and the counts, which
+// cost nothing to read from a view the node keeps.
+func (n *Node) ViewSummary(spaceB []byte, secrets []Secret) (ViewResult, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	tr, err := n.track(spaceB, secrets)
+	if err != nil {
+		return ViewResult{}, err
+	}
+	return viewSummary(tr.v), nil
+}
+
+// track returns the view the node keeps of the space, building it from the
+// entries held if it keeps none of that space with those secrets. n.mu is
+// held.
+func (n *Node) track(spaceB []byte, secrets []Secret) (*tracked, error) {
+	id, err := spaceID(spaceB)
+	if err != nil {
+		return nil, err
+	}
+	fp := fmt.Sprint(secrets)
+	if n.tr != nil && n.tr.id == id && n.tr.secrets == fp && n.tr.err == nil {
+		return n.tr, nil
+	}
+	var entries []Entry
+	for _, k := range n.feeds {
+		f, err := n.db.Feed(k)
+		if err != nil {
+			return nil, err
+		}
+		for i := range f.Length() {
+			e, err := f.Get(i)
+			if err != nil {
+				continue // a hole of a sparse replica
+			}
+			entries = append(entries, Entry{Author: k[:], Index: i, Data: e})
+		}
+	}
+	_, v, err := applyView(spaceB, spaceB, secrets, entries)
+	if err != nil {
+		return nil, err
+	}
+	ks, _ := keys(id, secrets) // applyView checked them
+	n.tr = &tracked{id: id, secrets: fp, ks: ks, v: v}
+	return n.tr, nil
+}
+
+// applyBatch applies the entries of a batch just ingested into feed k to
+// the view the node keeps, if it keeps one.
+func (n *Node) applyBatch(k feed.PublicKey, b *feed.Batch) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	tr := n.tr
+	if tr == nil || tr.err != nil {
+		return
+	}
+	for _, r := range b.Runs {
+		for i, e := range r.Entries {
+			if err := applyEntry(tr.v, tr.id, tr.ks, k, r.Start+uint64(i), e); err != nil {
+				tr.err = err
+				return
+			}
+		}
+	}
+}
+
+// isWriter reports whether k is a writer in the view the node keeps (none
+// before View was first called).
+func (n *Node) isWriter(k feed.PublicKey) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.tr != nil && n.tr.v.WriterSet().IsWriter(k)
 }
 
 func (n *Node) model() replication.Model { return nodeModel{n} }
@@ -601,6 +743,7 @@ func (s *Session) drain() ([][]byte, error) {
 			s.s.Ingested(in.Feed, err)
 			if err == nil {
 				s.s.Appended(in.Feed)
+				s.n.applyBatch(in.Feed, in.Batch)
 			}
 		}
 	}
@@ -609,5 +752,29 @@ func (s *Session) drain() ([][]byte, error) {
 
 // Err returns the error that ended the session, or nil.
 func (s *Session) Err() error { return s.s.Err() }
+
+// MaxFrame is the largest frame body to accept from the peer now:
+// replication.MaxOpeningFrameSize until the peer's proof verified, then
+// replication.MaxFrameSize. The page's framer checks each length prefix
+// against it before it buffers the frame.
+func (s *Session) MaxFrame() int {
+	if s.s.Authenticated() {
+		return replication.MaxFrameSize
+	}
+	return replication.MaxOpeningFrameSize
+}
+
+// SyncProtocol is the libp2p protocol ID of a space's replication stream:
+// replication.ProtocolID and the first 16 bytes of the space's discovery
+// key in hex, as node/syncnet.ProtocolFor names it (a test holds the two
+// equal; syncnet itself imports libp2p, which the wasm build does not).
+func SyncProtocol(spaceB []byte) (string, error) {
+	id, err := spaceID(spaceB)
+	if err != nil {
+		return "", err
+	}
+	dk := auth.DiscoveryKey(id)
+	return replication.ProtocolID + "/" + hex.EncodeToString(dk[:16]), nil
+}
 
 func unixMilli(ms int64) time.Time { return time.UnixMilli(ms) }

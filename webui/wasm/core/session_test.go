@@ -53,7 +53,7 @@ func TestSessionPump(t *testing.T) {
 
 // pump passes frames between two sessions until both are quiet or one
 // fails, and returns their errors.
-func pump(t *testing.T, sa, sb *Session) (errA, errB error) {
+func pump(t testing.TB, sa, sb *Session) (errA, errB error) {
 	toB, errA := sa.Start()
 	toA, errB := sb.Start()
 	for i := 0; errA == nil && errB == nil && len(toA)+len(toB) > 0; i++ {
@@ -80,4 +80,43 @@ func pump(t *testing.T, sa, sb *Session) (errA, errB error) {
 		toA, toB = nextA, nextB
 	}
 	return errA, errB
+}
+
+// TestViewKeptUpToDate: a node whose view was started before a sync keeps
+// it as the session ingests batches, and ends with the digest of a view
+// built from scratch over the same entries.
+func TestViewKeptUpToDate(t *testing.T) {
+	sp, _ := PublicKey(seed(9))
+	secrets := []Secret{{Epoch: 0, Secret: seed(0x5e)}}
+	a, _ := NewNode([][]byte{sp})
+	const n = 500
+	var entries [][]byte
+	for i := range n {
+		e, err := SealEntry(sp, sp, uint64(i), secrets[0], Op{Kind: "put", Key: fmt.Sprintf("k%d", i%97), Value: fmt.Appendf(nil, "v%d", i), HLC: uint64(i + 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, e)
+	}
+	if _, err := a.Append(seed(9), entries); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewNode([][]byte{sp})
+	if v, err := b.View(sp, secrets); err != nil || len(v.KVs) != 0 {
+		t.Fatalf("the empty view: %+v, %v", v, err)
+	}
+	sa, _ := a.NewSession(SessionConfig{LocalID: []byte("a"), RemoteID: []byte("b"), Nonce: seed(1), Space: sp, Secrets: secrets})
+	sb, _ := b.NewSession(SessionConfig{LocalID: []byte("b"), RemoteID: []byte("a"), Nonce: seed(2), Space: sp, Secrets: secrets})
+	if errA, errB := pump(t, sa, sb); errA != nil || errB != nil {
+		t.Fatal(errA, errB)
+	}
+	kept, _ := b.View(sp, secrets)
+	fresh, _ := a.View(sp, secrets)
+	if !bytes.Equal(kept.Digest, fresh.Digest) || len(kept.KVs) != 97 || kept.Invalid != 0 || kept.Waiting != 0 {
+		t.Fatalf("the kept view (%x, %d keys, %d invalid, %d waiting) is not the one built from scratch (%x, %d keys)",
+			kept.Digest, len(kept.KVs), kept.Invalid, kept.Waiting, fresh.Digest, len(fresh.KVs))
+	}
+	if sum, err := b.ViewSummary(sp, secrets); err != nil || !bytes.Equal(sum.Digest, kept.Digest) || sum.Keys != 97 || len(sum.KVs) != 0 {
+		t.Fatalf("the summary: %x, %d keys, %d listed, %v", sum.Digest, sum.Keys, len(sum.KVs), err)
+	}
 }

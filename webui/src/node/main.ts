@@ -1,0 +1,285 @@
+// The browser node, first step (issue 14): a page that connects to a relay
+// and to daemons with js-libp2p and replicates a space read-only with
+// mycel's wire protocol, through the wasm core. Bundled by build.mjs into
+// dist/node.js apart from the control panel's app.js. It sets
+// globalThis.mycelNode, the calls the tests drive (webui/node_browser_test.go);
+// the page's own UI for it comes later.
+//
+// Read-only: the page holds a member's epoch secrets (handed to it by the
+// caller, since sign-in in the page is a later step), proves them to open
+// replication, and stores what it receives in the core's in-memory store.
+// It appends nothing.
+
+import { TopicValidatorResult } from "@libp2p/gossipsub";
+import type { Connection, PeerId, Stream } from "@libp2p/interface";
+import { multiaddr } from "@multiformats/multiaddr";
+import { Core, CoreNode, Members, Secret, loadCore } from "../wasmcore";
+import { BrowserHost, createHost } from "./net";
+import { SessionStats, runSession } from "./sync";
+
+function fromHex(s: string): Uint8Array {
+  if (s.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(s)) throw new Error(`not hex: ${s}`);
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+function toHex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+// lessBytes compares like Go's string comparison of peer IDs: the lower
+// ID opens a space's session (node/syncnet Replicator.opens).
+function lessBytes(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] < b[i];
+  return a.length < b.length;
+}
+
+interface SpaceState {
+  id: Uint8Array;
+  secrets: Secret[];
+  node: CoreNode;
+  feeds: string[];
+  protocol: string;
+  sessions: Map<string, { stats: SessionStats; outbound: boolean; stream: Stream; remote: string; addr: string }>;
+  members?: Members;
+  heard: HeardMessage[]; // the newest maxHeard accepted
+  refused: Record<string, number>; // refusals by reason
+}
+
+// HeardMessage is a members' message the page accepted.
+interface HeardMessage {
+  sender: string; // hex feed key
+  time: number;
+  kind: string;
+  name: string;
+  topic: string;
+  data: string; // UTF-8 (for the tests; apps get bytes later)
+}
+
+// maxHeard bounds the messages kept for status.
+const maxHeard = 256;
+// maxReasons bounds the distinct refusal reasons counted.
+const maxReasons = 32;
+
+let core: Core | undefined;
+let host: BrowserHost | undefined;
+const spaces = new Map<string, SpaceState>();
+
+function need<T>(v: T | undefined, what: string): T {
+  if (v === undefined) throw new Error(`${what}: call start first`);
+  return v;
+}
+
+// transportOf names the transport of a connection by its address.
+function transportOf(conn: Connection): string {
+  const a = conn.remoteAddr.toString();
+  if (a.includes("/p2p-circuit")) return "circuit";
+  if (a.includes("/webtransport")) return "webtransport";
+  if (a.includes("/webrtc-direct")) return "webrtc-direct";
+  if (a.includes("/ws")) return "websocket";
+  return "other";
+}
+
+export interface StartOptions {
+  wasm: string;
+  wasmExec?: string;
+}
+
+async function start(o: StartOptions): Promise<{ peerId: string; loadMs: number }> {
+  const t0 = performance.now();
+  core ??= await loadCore(o.wasm, o.wasmExec);
+  host ??= await createHost();
+  return { peerId: host.peerId.toString(), loadMs: performance.now() - t0 };
+}
+
+// connect dials addr and waits for identify to list the peer's protocols:
+// the connection carried a stream both ways.
+async function connect(addr: string, timeoutMs = 15000): Promise<{ transport: string; remoteAddr: string; protocols: string[]; ms: number }> {
+  const h = need(host, "connect");
+  const t0 = performance.now();
+  const conn = await h.dial(multiaddr(addr), { signal: AbortSignal.timeout(timeoutMs) });
+  const ms = performance.now() - t0;
+  let protocols: string[] = [];
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    try {
+      protocols = (await h.peerStore.get(conn.remotePeer)).protocols;
+    } catch {
+      // not in the peer store yet
+    }
+    if (protocols.length > 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { transport: transportOf(conn), remoteAddr: conn.remoteAddr.toString(), protocols, ms };
+}
+
+async function hangUp(addr: string): Promise<void> {
+  await need(host, "hangUp").hangUp(multiaddr(addr));
+}
+
+export interface ReplicateOptions {
+  addr: string; // the daemon's multiaddr, /p2p/<id> included (a circuit through a relay or direct)
+  space: string; // hex
+  secrets: { epoch: number; secret: string }[]; // hex: a member's epoch secrets
+  feeds: string[]; // hex: the feeds to replicate
+  timeoutMs?: number; // bounds the dial and the stream's opening, each (default 15 s)
+}
+
+function spaceState(o: ReplicateOptions): SpaceState {
+  const c = need(core, "replicate");
+  let sp = spaces.get(o.space);
+  if (sp === undefined) {
+    const id = fromHex(o.space);
+    sp = {
+      id,
+      secrets: o.secrets.map((s) => ({ epoch: s.epoch, secret: fromHex(s.secret) })),
+      node: c.newNode(o.feeds.map(fromHex)),
+      feeds: o.feeds,
+      protocol: c.syncProtocol(id),
+      sessions: new Map(),
+      heard: [],
+      refused: {},
+    };
+    // Start the view the core keeps: each batch a session ingests is
+    // applied as it arrives, so the view is complete when the sync is.
+    sp.node.viewSummary(sp.id, sp.secrets);
+    spaces.set(o.space, sp);
+  }
+  return sp;
+}
+
+// serve runs a session of sp on stream, replacing one with the same peer
+// as node/syncnet does: of two streams opened at once, the lower peer ID's
+// wins.
+function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boolean): boolean {
+  const h = need(host, "serve");
+  const remote = conn.remotePeer;
+  const key = remote.toString();
+  const old = sp.sessions.get(key);
+  const weOpen = lessBytes(h.peerId.toMultihash().bytes, remote.toMultihash().bytes);
+  if (old !== undefined && !old.stats.ended) {
+    if (!outbound && old.outbound && weOpen) {
+      stream.abort(new Error("sync: duplicate session"));
+      return false;
+    }
+    old.stream.abort(new Error("sync: superseded"));
+  }
+  const nonce = crypto.getRandomValues(new Uint8Array(32));
+  const s = sp.node.session({
+    localID: h.peerId.toMultihash().bytes,
+    remoteID: remote.toMultihash().bytes,
+    nonce,
+    space: sp.id,
+    secrets: sp.secrets,
+  });
+  const stats: SessionStats = { framesIn: 0, framesOut: 0, bytesIn: 0, lastFrameMs: 0, stepMs: 0, ended: false };
+  sp.sessions.set(key, { stats, outbound, stream, remote: key, addr: conn.remoteAddr.toString() });
+  void runSession(stream, s, stats);
+  return true;
+}
+
+// replicate opens (or waits for) a session of the space with the daemon at
+// addr. It resolves once the session's stream is open; the session goes
+// on (status reports it).
+async function replicate(o: ReplicateOptions): Promise<{ protocol: string; outbound: boolean; transport: string }> {
+  const h = need(host, "replicate");
+  const sp = spaceState(o);
+  // Serve the daemon's own opening too: it opens when its peer ID is the
+  // lower one, over a relayed connection as well.
+  if (!h.getProtocols().includes(sp.protocol)) {
+    await h.handle(sp.protocol, (stream, conn) => void serve(sp, stream, conn, false), { runOnLimitedConnection: true });
+  }
+  const ma = multiaddr(o.addr);
+  const timeoutMs = o.timeoutMs ?? 15000;
+  const conn = await h.dial(ma, { signal: AbortSignal.timeout(timeoutMs) });
+  const remote: PeerId = conn.remotePeer;
+  const key = remote.toString();
+  const weOpen = lessBytes(h.peerId.toMultihash().bytes, remote.toMultihash().bytes);
+  if (!weOpen) {
+    // The daemon opens; give it a moment (it learns of our protocol by
+    // identify), then open ourselves: a second opening replaces nothing
+    // that runs, and one of the two wins.
+    for (const deadline = Date.now() + 5000; Date.now() < deadline; ) {
+      const cur = sp.sessions.get(key);
+      if (cur !== undefined && !cur.stats.ended) return { protocol: sp.protocol, outbound: false, transport: transportOf(conn) };
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  const stream = await conn.newStream(sp.protocol, { runOnLimitedConnection: true, signal: AbortSignal.timeout(timeoutMs) });
+  serve(sp, stream, conn, true);
+  return { protocol: sp.protocol, outbound: true, transport: transportOf(conn) };
+}
+
+// status reports, for each feed of the space, the length of the head the
+// page holds and how many entries it holds, and its sessions.
+function status(space: string): { lengths: Record<string, number>; held: Record<string, number>; sessions: (SessionStats & { remote: string; addr: string; outbound: boolean })[] } {
+  const sp = spaces.get(space);
+  if (sp === undefined) throw new Error(`space ${space}: not replicated here`);
+  const lengths: Record<string, number> = {};
+  const held: Record<string, number> = {};
+  for (const f of sp.feeds) {
+    lengths[f] = sp.node.length(fromHex(f));
+    held[f] = sp.node.held(fromHex(f));
+  }
+  const sessions = [...sp.sessions.values()].map((s) => ({ ...s.stats, remote: s.remote, addr: s.addr, outbound: s.outbound }));
+  return { lengths, held, sessions };
+}
+
+// view returns the digest and counts of the space's view, which the core
+// keeps up to date as sessions ingest.
+function view(space: string): { digest: string; keys: number; writers: number; invalid: number; waiting: number; ms: number } {
+  const sp = spaces.get(space);
+  if (sp === undefined) throw new Error(`space ${space}: not replicated here`);
+  const t0 = performance.now();
+  const v = sp.node.viewSummary(sp.id, sp.secrets);
+  return {
+    digest: toHex(v.digest),
+    keys: v.keys,
+    writers: v.writers,
+    invalid: v.invalid,
+    waiting: v.waiting,
+    ms: performance.now() - t0,
+  };
+}
+
+// listen subscribes to the space's gossipsub topic and opens the members'
+// messages that arrive with the wasm core (node/EPHEMERAL.md); a sender
+// must be a writer in the view the core keeps (started here if view was
+// not called). Messages that do not open are neither delivered nor
+// forwarded.
+function listen(space: string): { topic: string; writers: number } {
+  const h = need(host, "listen");
+  const sp = spaces.get(space);
+  if (sp === undefined) throw new Error(`space ${space}: not replicated here`);
+  const v = sp.node.viewSummary(sp.id, sp.secrets);
+  if (sp.members === undefined) {
+    const m = sp.node.members(sp.id, sp.secrets);
+    sp.members = m;
+    const topic = m.topic();
+    const dec = new TextDecoder();
+    h.services.pubsub.topicValidators.set(topic, (_peer, msg) => {
+      try {
+        const o = m.open(msg.data, Date.now());
+        sp.heard.push({ sender: toHex(o.sender), time: o.time, kind: o.kind, name: o.name, topic: o.topic, data: dec.decode(o.data) });
+        if (sp.heard.length > maxHeard) sp.heard.shift();
+        return TopicValidatorResult.Accept;
+      } catch (e) {
+        const reason = (e as Error).message.slice(0, 120);
+        if (reason in sp.refused || Object.keys(sp.refused).length < maxReasons) sp.refused[reason] = (sp.refused[reason] ?? 0) + 1;
+        return TopicValidatorResult.Ignore;
+      }
+    });
+    h.services.pubsub.subscribe(topic);
+  }
+  return { topic: sp.members.topic(), writers: v.writers };
+}
+
+// heard returns the members' messages accepted so far and the refusals.
+function heard(space: string): { heard: HeardMessage[]; refused: Record<string, number>; meshPeers: number } {
+  const sp = spaces.get(space);
+  if (sp === undefined || sp.members === undefined) throw new Error(`space ${space}: not listened to`);
+  const peers = need(host, "heard").services.pubsub.getSubscribers(sp.members.topic()).length;
+  return { heard: sp.heard, refused: sp.refused, meshPeers: peers };
+}
+
+(globalThis as Record<string, unknown>).mycelNode = { start, connect, hangUp, replicate, status, view, listen, heard };

@@ -1,0 +1,54 @@
+// The browser node's libp2p host (DESIGN.md, "The browser node"): the
+// transports a page has — WebSocket, WebTransport and WebRTC-direct to a
+// relay or a reachable daemon, and circuit relay v2 to reach a daemon
+// through the relay — with noise, yamux, identify and gossipsub. A page
+// listens on nothing; it is reached through the connections it dials.
+
+import { noise } from "@chainsafe/libp2p-noise";
+import { yamux } from "@chainsafe/libp2p-yamux";
+import { circuitRelayTransport } from "@libp2p/circuit-relay-v2";
+import { gossipsub } from "@libp2p/gossipsub";
+import { identify } from "@libp2p/identify";
+import type { Libp2p } from "@libp2p/interface";
+import { webRTCDirect } from "@libp2p/webrtc";
+import { webSockets } from "@libp2p/websockets";
+import { webTransport } from "@libp2p/webtransport";
+import { createLibp2p } from "libp2p";
+
+export type BrowserHost = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>; pubsub: ReturnType<ReturnType<typeof gossipsub>> }>;
+
+export interface HostOptions {
+  // iceServers for WebRTC; none by default: the relay and daemons are
+  // reached by their own addresses (WebRTC-direct carries its certhash),
+  // and a closed network has no STUN server to ask.
+  iceServers?: RTCIceServer[];
+}
+
+export async function createHost(opts: HostOptions = {}): Promise<BrowserHost> {
+  return createLibp2p({
+    addresses: { listen: [] },
+    transports: [
+      webSockets(),
+      webTransport(),
+      webRTCDirect({ rtcConfiguration: { iceServers: opts.iceServers ?? [] } }),
+      circuitRelayTransport(),
+    ],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    // libp2p's browser default refuses to dial private and loopback
+    // addresses; a relay or daemon on the LAN or this machine is one.
+    connectionGater: { denyDialMultiaddr: () => false },
+    services: {
+      identify: identify(),
+      // As every mycel node (ephemeral/p2p.PubSubOptions): no gossipsub
+      // signature, author or sequence number — the envelope is signed —
+      // and SHA-256 of the message's bytes as its ID, which a forwarder
+      // cannot give a forgery.
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        globalSignaturePolicy: "StrictNoSign",
+        msgIdFn: async (m) => new Uint8Array(await crypto.subtle.digest("SHA-256", m.data as BufferSource)),
+      }),
+    },
+  });
+}

@@ -1,0 +1,69 @@
+// One /mycel/sync session over a libp2p stream: the wasm core's session
+// (node/replication's state machine) fed the frames the stream brings and
+// its frames written back — the page's side of what node/syncnet's session
+// does for a daemon. The stream stays open after catching up: new heads
+// the peer announces are fetched as they come.
+
+import type { Stream } from "@libp2p/interface";
+import type { Session } from "../wasmcore";
+import { FrameReader } from "./frames";
+
+// SessionStats are one session's counters, for the page and the tests.
+export interface SessionStats {
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  lastFrameMs: number; // when the last frame came in, ms after the session started
+  stepMs: number; // time spent in the core's step (verify, store, plan)
+  error?: string;
+  ended: boolean;
+}
+
+// idleMs bounds the wait for the peer's next bytes, as the daemon's
+// IdleTimeout (2 minutes) does; a peer that sends nothing is dropped.
+const idleMs = 120_000;
+
+// runSession pumps frames between stream and s until the stream ends or
+// either side fails; it resolves with the stats (error set on a failure,
+// after which the stream was aborted). It frees s.
+export async function runSession(stream: Stream, s: Session, stats: SessionStats): Promise<SessionStats> {
+  const reader = new FrameReader(() => s.maxFrame());
+  const send = async (frames: Uint8Array[]) => {
+    for (const f of frames) {
+      stats.framesOut++;
+      if (!stream.send(f)) await stream.onDrain();
+    }
+  };
+  let idle: ReturnType<typeof setTimeout> | undefined;
+  const arm = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => stream.abort(new Error("sync: the peer sent nothing for 2 minutes")), idleMs);
+  };
+  const t0 = performance.now();
+  try {
+    arm();
+    await send(s.start());
+    for await (const chunk of stream) {
+      arm();
+      const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray();
+      stats.bytesIn += bytes.length;
+      for (const f of reader.push(bytes)) {
+        stats.framesIn++;
+        const ts = performance.now();
+        const out = s.step(f);
+        stats.stepMs += performance.now() - ts;
+        await send(out);
+        stats.lastFrameMs = performance.now() - t0;
+      }
+    }
+    if (reader.pending > 0) throw new Error("sync: the stream ended inside a frame");
+  } catch (e) {
+    stats.error = (e as Error).message;
+    stream.abort(e as Error);
+  } finally {
+    clearTimeout(idle);
+    stats.ended = true;
+    s.free();
+  }
+  return stats;
+}

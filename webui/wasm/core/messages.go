@@ -1,0 +1,132 @@
+package core
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/ephemeral"
+	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/node/messages"
+)
+
+// EphemeralTopicPrefix starts a space's gossipsub topic of ephemeral
+// messages, as ephemeral/p2p.TopicPrefix (which imports libp2p, so not
+// here; a test holds the two equal).
+const EphemeralTopicPrefix = "/mycel/eph/1/"
+
+// Members receives the members' ephemeral messages of one space
+// (node/EPHEMERAL.md) as the page gets them from gossipsub: each envelope
+// goes through an ephemeral.Filter (signature, ±5 minutes of the page's
+// clock, seen before), must be sealed under the members' key of an epoch
+// held, signed by a current writer of the space in the view the node keeps
+// (Node.View starts keeping it), and hold a body messages.Decode accepts.
+type Members struct {
+	id     auth.SpaceID
+	n      *Node
+	keys   map[[auth.KeyIDSize]byte][ephemeral.KeySize]byte
+	filter *ephemeral.Filter
+
+	mu  sync.Mutex
+	now time.Time // the clock of the call in progress (Open's nowMs)
+}
+
+// MemberMessage is an opened members' message.
+type MemberMessage struct {
+	Sender []byte // the sender's feed key
+	Time   int64  // Unix ms, the sender's clock
+	Kind   string // presence, app, removed, or a later version's kind
+	Name   string // presence: the sender's device name
+	Topic  string // app: the app's topic
+	Data   []byte // app: the payload
+}
+
+// ErrNotWriter is Members.Open's answer to an envelope whose sender is
+// not a writer in the node's view (or the node keeps no view yet).
+var ErrNotWriter = errors.New("members' message: the sender is not a writer of the space")
+
+// Members returns the receiver of the space's members' messages; the view
+// the node keeps (call View first) tells it who the writers are.
+func (n *Node) Members(spaceB []byte, secrets []Secret) (*Members, error) {
+	id, err := spaceID(spaceB)
+	if err != nil {
+		return nil, err
+	}
+	m := &Members{id: id, n: n, keys: make(map[[auth.KeyIDSize]byte][ephemeral.KeySize]byte)}
+	for _, s := range secrets {
+		es, err := epochSecret(s)
+		if err != nil {
+			return nil, err
+		}
+		m.keys[es.KeyID(id)] = es.EphemeralKey(id)
+	}
+	if len(m.keys) == 0 {
+		return nil, errors.New("members' messages need at least one epoch secret")
+	}
+	m.filter, err = ephemeral.NewFilter(ephemeral.NewMemSeenStore(), ephemeral.Config{
+		Now:     func() time.Time { return m.now },
+		Trusted: func(_ ephemeral.Topic, sender ephemeral.PublicKey) bool { return n.isWriter(feed.PublicKey(sender)) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Topic is the space's gossipsub topic of ephemeral messages.
+func (m *Members) Topic() string {
+	dk := auth.DiscoveryKey(m.id)
+	return EphemeralTopicPrefix + hex.EncodeToString(dk[:])
+}
+
+// Open checks and opens one envelope received at nowMs (Unix ms, the
+// page's clock). An envelope refused changes nothing but, once its
+// signature verified and it was in the window, the seen-set (so that the
+// same bytes are refused again at once).
+func (m *Members) Open(b []byte, nowMs int64) (MemberMessage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.now = time.UnixMilli(nowMs)
+	e, err := ephemeral.Parse(b)
+	if err != nil {
+		return MemberMessage{}, err
+	}
+	dk := auth.DiscoveryKey(m.id)
+	if e.Topic != ephemeral.Topic(dk) {
+		return MemberMessage{}, errors.New("members' message: another space's topic")
+	}
+	if e.KeyKind != messages.KeyKindEpoch || len(e.KeyID) != auth.KeyIDSize {
+		return MemberMessage{}, fmt.Errorf("members' message: key kind %d, key ID of %d bytes", e.KeyKind, len(e.KeyID))
+	}
+	key, ok := m.keys[[auth.KeyIDSize]byte(e.KeyID)]
+	if !ok {
+		return MemberMessage{}, errors.New("members' message: sealed under an epoch not held")
+	}
+	if !m.n.isWriter(feed.PublicKey(e.Sender)) {
+		return MemberMessage{}, ErrNotWriter
+	}
+	if err := m.filter.Deliver(e); err != nil {
+		return MemberMessage{}, err
+	}
+	plain, err := e.Open(key)
+	if err != nil {
+		return MemberMessage{}, err
+	}
+	body, err := messages.Decode(plain)
+	if err != nil {
+		return MemberMessage{}, err
+	}
+	switch body.Kind {
+	case "presence":
+		err = messages.CheckPresence(body)
+	case "app":
+		err = messages.CheckApp(body.Topic, body.Data)
+	}
+	if err != nil {
+		return MemberMessage{}, err
+	}
+	return MemberMessage{Sender: e.Sender[:], Time: e.Time, Kind: body.Kind, Name: body.Name, Topic: body.Topic, Data: body.Data}, nil
+}
