@@ -46,6 +46,9 @@ type Config struct {
 	// handovers per peer); BytesPerSpace defaults to
 	// Limits.MirrorBytesPerSpace. No flag sets them yet.
 	MirrorLimits MirrorLimits `json:"-"`
+	// RouterLimits bound the message router (DefaultRouterLimits). No
+	// flag sets them yet.
+	RouterLimits RouterLimits `json:"-"`
 }
 
 // DefaultListen are the addresses a relay listens on by default: every

@@ -42,6 +42,7 @@ type Relay struct {
 	acl     *ACL
 	metrics *prometheus.Registry
 	mirror  *Mirror // nil without a data directory
+	router  *Router // nil without a mirror
 
 	metricsSrv  *http.Server
 	metricsAddr string
@@ -120,10 +121,17 @@ func New(cfg *Config, key crypto.PrivKey, log *slog.Logger) (*Relay, error) {
 			h.Close()
 			return nil, err
 		}
+		if r.router, err = NewRouter(h, r.mirror, cfg.RouterLimits, reg); err != nil {
+			r.mirror.Close()
+			r.svc.Close()
+			h.Close()
+			return nil, fmt.Errorf("relay: message router: %w", err)
+		}
 	}
 	if cfg.Metrics != "" {
 		if err := r.serveMetrics(); err != nil {
 			if r.mirror != nil {
+				r.router.Close()
 				r.mirror.Close()
 			}
 			r.svc.Close()
@@ -198,6 +206,9 @@ func (r *Relay) Host() host.Host { return r.host }
 // directory.
 func (r *Relay) Mirror() *Mirror { return r.mirror }
 
+// Router returns the message router, nil when the relay has no mirror.
+func (r *Relay) Router() *Router { return r.router }
+
 // ACL returns the circuit relay service's ACL.
 func (r *Relay) ACL() *ACL { return r.acl }
 
@@ -234,6 +245,9 @@ func (r *Relay) close() error {
 		if err := <-r.metricsDone; !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if r.router != nil {
+		errs = append(errs, r.router.Close())
 	}
 	if r.mirror != nil {
 		errs = append(errs, r.mirror.Close())
