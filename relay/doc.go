@@ -55,6 +55,23 @@
 // tokens per space, handovers per peer, bytes per space from
 // Limits.MirrorBytesPerSpace).
 //
+// # Message routing
+//
+// With a mirror, New starts the Router (router.go): a gossipsub router of
+// its own (ephemeral/p2p.PubSubOptions) that joins, without subscribing,
+// the ephemeral topic of every space the mirror serves (a confirmed token:
+// Mirror.ServedSpaces; Mirror.OnChange tells it when that changes), so
+// that devices reaching only the relay get each other's presence, app
+// messages and sign-in. Every envelope is checked without a key before it
+// is forwarded: size, fields, signature, topic, time window, an in-memory
+// seen-set (so a replay, re-encoded or after gossipsub's own cache forgot
+// it, is not forwarded again), for members' envelopes (key kind 1) a
+// sender that is a writer the mirror follows and has seen no removal of,
+// and for sign-in (key kinds 2 and 3), whose senders are not writers yet,
+// a rate per neighbour and per space (RouterLimits). Router.OnEnvelope is
+// the hook through which the mailbox is to be fed accepted envelopes.
+// FORMAT.md, "Message routing", gives the rules and what the relay learns.
+//
 // # Privacy
 //
 // The relay logs no connection, reservation or circuit, at any level of
@@ -65,7 +82,9 @@
 // # Goroutines
 //
 // The host and the circuit relay service own theirs (libp2p's); Close
-// closes both. The mirror's replicator owns the replication sessions
+// closes both. The Router owns one goroutine (joins and leaves topics,
+// prunes its seen-set and rate state every minute) and its gossipsub
+// router's; Close, before the mirror's, ends them. The mirror's replicator owns the replication sessions
 // (node/syncnet "Goroutines"); Mirror.Close, called by Close before the
 // host closes, waits for them and then closes the store. The metrics endpoint's server goroutine is owned by the
 // Relay, and Close shuts the server down and waits for it.
@@ -77,7 +96,7 @@
 // node/relays_mirror.go.) Lifted circuit limits for members; the mailbox of
 // envelopes for offline devices (Limits.MailboxBytesPerSpace,
 // MailboxExpiry), which takes effect when it lands; flags for
-// MirrorLimits; invite locators
-// and aliases; message routing over gossipsub; many relays per space;
+// MirrorLimits and RouterLimits; invite locators
+// and aliases; many relays per space;
 // serving the web app on its WebSocket port. See DESIGN.md, "The relay".
 package relay
