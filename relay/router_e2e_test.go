@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -9,8 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/ephemeral"
+	"github.com/mycelsync/mycel/ephemeral/p2p"
 	"github.com/mycelsync/mycel/node"
 	"github.com/mycelsync/mycel/relay"
 )
@@ -122,6 +129,48 @@ func TestRouterDaemonsThroughRelay(t *testing.T) {
 	if c := r.Router().RouterCounts(); c[relay.RouteForwarded] < 4 {
 		t.Errorf("the relay forwarded %d envelopes: %v", c[relay.RouteForwarded], c)
 	}
+	// A stranger on the topic: its members' envelope (signed by a key no
+	// writer added) is not forwarded, and counted.
+	stranger, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	ps, err := pubsub.NewGossipSub(sctx, stranger, p2p.PubSubOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk := ephemeral.Topic(auth.DiscoveryKey(id))
+	pt, err := ps.Join(p2p.TopicName(dk), pubsub.WithTopicMessageIdFn(p2p.MessageID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stranger.Connect(ctx, peer.AddrInfo{ID: r.Host().ID(), Addrs: r.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	_, skey, _ := ed25519.GenerateKey(rand.Reader)
+	before := r.Router().RouterCounts()[relay.RouteNotWriter]
+	eventually(t, 30*time.Second, func() error {
+		env, err := ephemeral.Seal([ephemeral.KeySize]byte{}, skey, ephemeral.Header{Topic: dk, KeyKind: 1, KeyID: make([]byte, auth.KeyIDSize)}, []byte("{}"), time.Now(), nil)
+		if err != nil {
+			return err
+		}
+		data, err := env.Marshal()
+		if err != nil {
+			return err
+		}
+		if err := pt.Publish(ctx, data); err != nil {
+			return err
+		}
+		if r.Router().RouterCounts()[relay.RouteNotWriter] == before {
+			return errors.New("the stranger's envelope is not counted yet")
+		}
+		return nil
+	})
+	stranger.Close()
+
 	for _, n := range []*node.Node{a, b} {
 		for _, p := range n.Host().Network().Peers() {
 			if p != r.Host().ID() {
