@@ -216,7 +216,7 @@ func newRouter(h host.Host, src RouterSource, lim RouterLimits, reg prometheus.R
 		topics: make(map[auth.SpaceID]*routedTopic), byTopic: make(map[ephemeral.Topic]auth.SpaceID),
 		peers: make(map[rateKey]*bucket)}
 	var err error
-	r.filter, err = ephemeral.NewFilter(ephemeral.NewMemSeenStore(), ephemeral.Config{
+	r.filter, err = ephemeral.NewFilter(noSeenStore{}, ephemeral.Config{
 		Now: o.now, MaxSeen: lim.MaxSeen, Trusted: r.trusted,
 	})
 	if err != nil {
@@ -371,6 +371,16 @@ func (r *Router) leaveLocked(id auth.SpaceID) {
 		}
 	}
 }
+
+// noSeenStore keeps nothing: the Filter's own map is the router's
+// seen-set, which need not outlive the process (FORMAT.md, "Message
+// routing"); a store in memory beside it would double its size.
+type noSeenStore struct{}
+
+func (noSeenStore) Load(time.Time, func(ephemeral.SeenKey, time.Time) error) error { return nil }
+func (noSeenStore) Add(ephemeral.SeenKey, time.Time) error                         { return nil }
+func (noSeenStore) AddMany([]ephemeral.Seen) error                                 { return nil }
+func (noSeenStore) Prune(time.Time) error                                          { return nil }
 
 // trusted is the seen-set's budget rule: members' senders are trusted,
 // sign-in's (not writers yet) share the untrusted budget.
