@@ -130,9 +130,7 @@ func TestE2ERelayNetns(t *testing.T) {
 	raddr := rlisten + "/p2p/" + r.id
 
 	// A makes the space and signs B in on loopback, in the test's
-	// namespace: sign-in goes over gossipsub, which opens no stream on a
-	// relayed (limited) connection (go-libp2p-pubsub skips peers without a
-	// direct one), so it cannot cross the relay yet.
+	// namespace (C below signs in through the relay).
 	a := newDaemon(t)
 	b := newDaemon(t, "--peer", a.peerAddr())
 	id := createSpace(t, a, b)
