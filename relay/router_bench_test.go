@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -45,7 +46,16 @@ func BenchmarkRouterFanout(b *testing.B) {
 }
 
 func benchFanout(b *testing.B, window int) {
-	f := newRouterFixture(b, RouterLimits{})
+	// The relay's host, gossipsub and router are made under a profiler
+	// label, which the goroutines they start inherit, so that a CPU
+	// profile tells the relay's share apart from the devices':
+	//
+	//	go test -run '^$' -bench 'BenchmarkRouterFanout/window=24' -benchtime 2000x -cpuprofile cpu.out ./relay/
+	//	go tool pprof -tagfocus side=relay -top relay.test cpu.out | head -3
+	var f *routerFixture
+	pprof.Do(context.Background(), pprof.Labels("side", "relay"), func(context.Context) {
+		f = newRouterFixture(b, RouterLimits{})
+	})
 	var writers []sender
 	for range 16 {
 		w := newSender(b)
