@@ -51,15 +51,23 @@ type RouterLimits struct {
 	SigninPerSpaceBurst int
 	// MaxSigninPeers bounds the neighbours whose sign-in rate is tracked,
 	// over all spaces; while it is reached, sign-in envelopes from a
-	// neighbour not tracked are dropped. Default 4096.
+	// neighbour not tracked are dropped. It bounds the neighbours whose
+	// rejected envelopes are counted (MaxRejects) too. Default 4096.
 	MaxSigninPeers int
+	// MaxRejects: a neighbour that hands over this many rejected
+	// envelopes (too large, malformed, forged, another topic's) within a
+	// minute is banned for BanFor: gossipsub drops what it sends unread
+	// (each check of a signature costs the relay) and the router forgets
+	// it. Defaults 16, 10 minutes.
+	MaxRejects int
+	BanFor     time.Duration
 }
 
 // DefaultRouterLimits returns the documented defaults.
 func DefaultRouterLimits() RouterLimits {
 	return RouterLimits{MeshPeers: 256, MaxSeen: ephemeral.DefaultMaxSeen,
 		SigninPerPeer: 1, SigninPerPeerBurst: 8, SigninPerSpace: 8, SigninPerSpaceBurst: 64,
-		MaxSigninPeers: 4096}
+		MaxSigninPeers: 4096, MaxRejects: 16, BanFor: 10 * time.Minute}
 }
 
 func (l *RouterLimits) setDefaults() {
@@ -84,6 +92,12 @@ func (l *RouterLimits) setDefaults() {
 	}
 	if l.MaxSigninPeers <= 0 {
 		l.MaxSigninPeers = d.MaxSigninPeers
+	}
+	if l.MaxRejects <= 0 {
+		l.MaxRejects = d.MaxRejects
+	}
+	if l.BanFor <= 0 {
+		l.BanFor = d.BanFor
 	}
 }
 
@@ -144,6 +158,16 @@ type Router struct {
 	topics  map[auth.SpaceID]*routedTopic
 	byTopic map[ephemeral.Topic]auth.SpaceID
 	peers   map[rateKey]*bucket
+
+	banMu   sync.Mutex // guards strikes and banned
+	strikes map[peer.ID]*strike
+	banned  map[peer.ID]time.Time // until
+}
+
+// strike counts a neighbour's rejected envelopes since a time.
+type strike struct {
+	n     int
+	since time.Time
 }
 
 type routedTopic struct {
@@ -214,7 +238,7 @@ func newRouter(h host.Host, src RouterSource, lim RouterLimits, reg prometheus.R
 	r := &Router{h: h, src: src, lim: lim, now: o.now, stats: newRouterStats(reg),
 		done: make(chan struct{}), kick: make(chan struct{}, 1),
 		topics: make(map[auth.SpaceID]*routedTopic), byTopic: make(map[ephemeral.Topic]auth.SpaceID),
-		peers: make(map[rateKey]*bucket)}
+		peers: make(map[rateKey]*bucket), strikes: make(map[peer.ID]*strike), banned: make(map[peer.ID]time.Time)}
 	var err error
 	r.filter, err = ephemeral.NewFilter(noSeenStore{}, ephemeral.Config{
 		Now: o.now, MaxSeen: lim.MaxSeen, Trusted: r.trusted,
@@ -232,7 +256,8 @@ func newRouter(h host.Host, src RouterSource, lim RouterLimits, reg prometheus.R
 	}
 	// The validation queue is the router's only queue: a burst beyond it
 	// is dropped by gossipsub before any check (512 × 64 KiB at most).
-	psOpts := append(p2p.PubSubOptions(), pubsub.WithGossipSubParams(params), pubsub.WithValidateQueueSize(validateQueue))
+	psOpts := append(p2p.PubSubOptions(), pubsub.WithGossipSubParams(params), pubsub.WithValidateQueueSize(validateQueue),
+		pubsub.WithBlacklist(banList{r}))
 	psOpts = append(psOpts, o.psOp...)
 	if r.ps, err = pubsub.NewGossipSub(psCtx, h, psOpts...); err != nil {
 		psCancel()
@@ -311,6 +336,7 @@ func (r *Router) run() {
 		case <-t.C:
 			r.filter.Prune()
 			r.sweepRates(r.now())
+			r.sweepBans(r.now())
 		}
 	}
 }
@@ -405,10 +431,13 @@ const (
 	RouteNotWriter   = "not_writer"
 	RouteSigninRate  = "signin_rate"
 	RouteUnknownKind = "unknown_kind"
+	// RouteBanned: from a neighbour banned (MaxRejects) while it waited in
+	// gossipsub's queue; later ones are dropped by gossipsub uncounted.
+	RouteBanned = "banned"
 )
 
 var routeResults = []string{RouteForwarded, RouteTooLarge, RouteMalformed, RouteForged, RouteWrongTopic,
-	RouteStale, RouteDuplicate, RouteSeenFull, RouteNotWriter, RouteSigninRate, RouteUnknownKind}
+	RouteStale, RouteDuplicate, RouteSeenFull, RouteNotWriter, RouteSigninRate, RouteUnknownKind, RouteBanned}
 
 // validator decides, for every message on a routed topic, whether
 // gossipsub forwards it. Malformed, forged, oversized and other topics'
@@ -423,11 +452,17 @@ func (r *Router) validator(id auth.SpaceID, t ephemeral.Topic) pubsub.ValidatorE
 		if from == self {
 			return pubsub.ValidationAccept // the router publishes nothing; cannot happen
 		}
+		if r.isBanned(from) {
+			// Queued before the ban: not even parsed.
+			r.stats.count(RouteBanned)
+			return pubsub.ValidationReject
+		}
 		res, e := r.check(id, t, from, m.Data)
 		r.stats.count(res)
 		switch res {
 		case RouteForwarded:
 		case RouteTooLarge, RouteMalformed, RouteForged, RouteWrongTopic:
+			r.strike(from)
 			return pubsub.ValidationReject
 		default:
 			return pubsub.ValidationIgnore
@@ -536,22 +571,92 @@ func (r *Router) sweepRatesLocked(now time.Time) {
 	}
 }
 
+// strike counts a rejected envelope of neighbour p, and bans p at
+// MaxRejects within a minute.
+func (r *Router) strike(p peer.ID) {
+	now := r.now()
+	r.banMu.Lock()
+	s := r.strikes[p]
+	if s == nil || now.Sub(s.since) >= time.Minute {
+		if s == nil && len(r.strikes) >= r.lim.MaxSigninPeers {
+			r.sweepBansLocked(now)
+			if len(r.strikes) >= r.lim.MaxSigninPeers {
+				r.banMu.Unlock()
+				return
+			}
+		}
+		s = &strike{since: now}
+		r.strikes[p] = s
+	}
+	s.n++
+	ban := s.n >= r.lim.MaxRejects
+	if ban {
+		delete(r.strikes, p)
+		r.banned[p] = now.Add(r.lim.BanFor)
+	}
+	r.banMu.Unlock()
+	if ban {
+		r.stats.bans.Inc()
+		r.stats.banN.Add(1)
+		r.ps.BlacklistPeer(p) // drops its streams; banList keeps it out
+	}
+}
+
+func (r *Router) isBanned(p peer.ID) bool {
+	r.banMu.Lock()
+	defer r.banMu.Unlock()
+	until, ok := r.banned[p]
+	return ok && r.now().Before(until)
+}
+
+func (r *Router) sweepBans(now time.Time) {
+	r.banMu.Lock()
+	defer r.banMu.Unlock()
+	r.sweepBansLocked(now)
+}
+
+// sweepBansLocked forgets the bans that ended and the strikes of past
+// minutes.
+func (r *Router) sweepBansLocked(now time.Time) {
+	for p, until := range r.banned {
+		if !now.Before(until) {
+			delete(r.banned, p)
+		}
+	}
+	for p, s := range r.strikes {
+		if now.Sub(s.since) >= time.Minute {
+			delete(r.strikes, p)
+		}
+	}
+}
+
+// banList is gossipsub's blacklist: the router's bans. Gossipsub asks it
+// of every message and every new stream.
+type banList struct{ r *Router }
+
+func (b banList) Add(peer.ID) bool        { return true } // the router records its bans itself
+func (b banList) Contains(p peer.ID) bool { return b.r.isBanned(p) }
+
 // routerStats are the router's aggregate metrics: none names a peer, a
 // sender or a space.
 type routerStats struct {
 	envelopes  *prometheus.CounterVec
 	topics     prometheus.Gauge
 	joinErrors prometheus.Counter
+	bans       prometheus.Counter
+	banN       *atomic.Uint64
 	n          map[string]*atomic.Uint64
 }
 
 func newRouterStats(reg prometheus.Registerer) routerStats {
 	s := routerStats{
 		envelopes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mycel_relay_router_envelopes_total",
-			Help: "Envelopes on the routed topics, by result (forwarded, or why not: too_large, malformed, forged, wrong_topic, stale, duplicate, seen_full, not_writer, signin_rate, unknown_kind)."},
+			Help: "Envelopes on the routed topics, by result (forwarded, or why not: too_large, malformed, forged, wrong_topic, stale, duplicate, seen_full, not_writer, signin_rate, unknown_kind, banned)."},
 			[]string{"result"}),
 		topics:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "mycel_relay_router_topics", Help: "Space topics the relay routes."}),
 		joinErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mycel_relay_router_join_errors_total", Help: "Topics the router failed to join."}),
+		bans:       prometheus.NewCounter(prometheus.CounterOpts{Name: "mycel_relay_router_bans_total", Help: "Neighbours banned for handing over too many rejected envelopes."}),
+		banN:       new(atomic.Uint64),
 		n:          make(map[string]*atomic.Uint64, len(routeResults)),
 	}
 	for _, res := range routeResults {
@@ -559,7 +664,7 @@ func newRouterStats(reg prometheus.Registerer) routerStats {
 		s.envelopes.WithLabelValues(res)
 	}
 	if reg != nil {
-		reg.MustRegister(s.envelopes, s.topics, s.joinErrors)
+		reg.MustRegister(s.envelopes, s.topics, s.joinErrors, s.bans)
 	}
 	return s
 }
@@ -578,3 +683,7 @@ func (r *Router) RouterCounts() map[string]uint64 {
 	}
 	return out
 }
+
+// Bans returns how many neighbours the router banned since it started
+// (RouterLimits.MaxRejects).
+func (r *Router) Bans() uint64 { return r.stats.banN.Load() }

@@ -461,3 +461,51 @@ func TestRouterOnEnvelope(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRouterBansForgers: a neighbour that hands over forged envelopes
+// (each a signature check for the relay) is banned at MaxRejects: the
+// relay checks no more of them, forwards nothing of it, even a genuine
+// envelope, and still forwards another neighbour's.
+func TestRouterBansForgers(t *testing.T) {
+	f := newRouterFixture(t, RouterLimits{MaxRejects: 5})
+	evil, victim, honest := newRoutedPeer(t, f.relay, f.name), newRoutedPeer(t, f.relay, f.name), newRoutedPeer(t, f.relay, f.name)
+	w := newSender(t)
+	f.src.writers[w.key()] = true
+	f.meshed(t, w, evil, victim)
+	f.meshed(t, w, honest, victim)
+	base := f.r.RouterCounts()
+	const flood = 200
+	for i := range flood {
+		e, _ := w.envelope(t, f.topic, kindMembers, fmt.Sprint("forged ", i))
+		e.Ciphertext[0] ^= 1
+		b, err := e.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := evil.pt.Publish(context.Background(), b); err != nil {
+			break // gossipsub may already have dropped the relay
+		}
+	}
+	waitUntil(t, func() error {
+		if n := f.r.Bans(); n != 1 {
+			return fmt.Errorf("bans: %v", n)
+		}
+		return nil
+	})
+	if n := f.r.RouterCounts()[RouteForged] - base[RouteForged]; n != 5 {
+		t.Errorf("the relay checked %d forged envelopes, want 5 (MaxRejects)", n)
+	}
+	// A genuine envelope from the banned neighbour goes nowhere; the
+	// honest neighbour's go on.
+	_, g := w.envelope(t, f.topic, kindMembers, "from the banned")
+	evil.pt.Publish(context.Background(), g)
+	_, h := w.envelope(t, f.topic, kindMembers, "from the honest")
+	honest.publish(t, h)
+	got := victim.receive(2, 2*time.Second)
+	if len(got) != 1 || string(got[0]) != string(h) {
+		t.Errorf("the victim got %d envelopes, want only the honest one", len(got))
+	}
+	if n := f.r.RouterCounts()[RouteForged] - base[RouteForged]; n != 5 {
+		t.Errorf("the relay checked %d forged envelopes after the ban, want 5", n)
+	}
+}
