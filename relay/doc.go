@@ -68,7 +68,9 @@
 // it, is not forwarded again), for members' envelopes (key kind 1) a
 // sender that is a writer the mirror follows and has seen no removal of,
 // and for sign-in (key kinds 2 and 3), whose senders are not writers yet,
-// a rate per neighbour and per space (RouterLimits). Router.OnEnvelope is
+// a rate per neighbour and per space (RouterLimits); a neighbour that
+// hands over too many rejected envelopes is banned for a while (gossipsub's
+// blacklist). Router.OnEnvelope is
 // the hook through which the mailbox is to be fed accepted envelopes.
 // FORMAT.md, "Message routing", gives the rules and what the relay learns.
 //

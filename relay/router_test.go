@@ -390,7 +390,7 @@ func TestRouterSigninRatePerSpace(t *testing.T) {
 	waitUntil(t, func() error {
 		c := f.r.RouterCounts()
 		if fw, rl := c[RouteForwarded]-base[RouteForwarded], c[RouteSigninRate]-base[RouteSigninRate]; fw != 5 || rl != 4 {
-			return fmt.Errorf("forwarded %d (want 5), over the rate %d (want 4)", fw, rl)
+			return fmt.Errorf("forwarded %d (want 5), over the rate %d (want 4); every count since: %v", fw, rl, c)
 		}
 		return nil
 	})
