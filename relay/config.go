@@ -47,6 +47,9 @@ type Config struct {
 	// its value from Limits' Mirror* fields, which the flags, environment
 	// and config.json set.
 	MirrorLimits MirrorLimits `json:"-"`
+	// RouterLimits bound the message router (DefaultRouterLimits). No
+	// flag sets them yet.
+	RouterLimits RouterLimits `json:"-"`
 }
 
 // DefaultListen are the addresses a relay listens on by default: every

@@ -85,6 +85,25 @@
 // what, the bounds (MailboxLimits; Limits.MailboxBytesPerSpace and
 // MailboxExpiry) and what the relay learns.
 //
+// # Message routing
+//
+// With a mirror, New starts the Router (router.go): a gossipsub router of
+// its own (ephemeral/p2p.PubSubOptions) that joins, without subscribing,
+// the ephemeral topic of every space the mirror serves (a confirmed token:
+// Mirror.ServedSpaces; Mirror.OnChange tells it when that changes), so
+// that devices reaching only the relay get each other's presence, app
+// messages and sign-in. Every envelope is checked without a key before it
+// is forwarded: size, fields, signature, topic, time window, an in-memory
+// seen-set (so a replay, re-encoded or after gossipsub's own cache forgot
+// it, is not forwarded again), for members' envelopes (key kind 1) a
+// sender that is a writer the mirror follows and has seen no removal of,
+// and for sign-in (key kinds 2 and 3), whose senders are not writers yet,
+// a rate per neighbour and per space (RouterLimits); a neighbour that
+// hands over too many rejected envelopes is banned for a while (gossipsub's
+// blacklist). Router.OnEnvelope is
+// the hook through which the mailbox is to be fed accepted envelopes.
+// FORMAT.md, "Message routing", gives the rules and what the relay learns.
+//
 // # Privacy
 //
 // The relay logs no connection, reservation or circuit, at any level of
@@ -100,7 +119,9 @@
 // # Goroutines
 //
 // The host and the circuit relay service own theirs (libp2p's); Close
-// closes both. The mirror's replicator owns the replication sessions
+// closes both. The Router owns one goroutine (joins and leaves topics,
+// prunes its seen-set and rate state every minute) and its gossipsub
+// router's; Close, before the mirror's, ends them. The mirror's replicator owns the replication sessions
 // (node/syncnet "Goroutines"); Mirror.Close, called by Close before the
 // host closes, waits for them and then closes the store. The mailbox's
 // sweeper (every MailboxLimits.SweepEvery) is owned by its server; Close
@@ -114,7 +135,8 @@
 // (Daemons hand their relays the mirror token, after each rotation too:
 // node/relays_mirror.go.) Lifted circuit limits for members; the mailbox of
 // envelopes for offline devices (Limits.MailboxBytesPerSpace,
-// MailboxExpiry), which takes effect when it lands; invite locators
-// and aliases; message routing over gossipsub; many relays per space.
-// See DESIGN.md, "The relay".
+// MailboxExpiry), which takes effect when it lands; flags for
+// MirrorLimits and RouterLimits; invite locators
+// and aliases; many relays per space;
+// serving the web app on its WebSocket port. See DESIGN.md, "The relay".
 package relay

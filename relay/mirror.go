@@ -126,6 +126,9 @@ type Mirror struct {
 	now  func() time.Time
 
 	stats mirrorStats
+	// onChange is called when the spaces served may have changed (the
+	// message router's Refresh).
+	onChange atomic.Pointer[func()]
 
 	mu        sync.Mutex
 	closed    bool
@@ -213,6 +216,44 @@ func (m *Mirror) Spaces() []auth.SpaceID {
 		out = append(out, id)
 	}
 	return out
+}
+
+// ServedSpaces returns the IDs of the spaces the mirror serves: those it
+// holds a confirmed token of (RouterSource).
+func (m *Mirror) ServedSpaces() []auth.SpaceID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []auth.SpaceID
+	for id, ms := range m.spaces {
+		if ms.confirmed() {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// IsWriter reports whether k is a feed of space id's writers that the
+// mirror follows and has seen no removal of (RouterSource).
+func (m *Mirror) IsWriter(id auth.SpaceID, k feed.PublicKey) bool {
+	m.mu.Lock()
+	ms := m.spaces[id]
+	m.mu.Unlock()
+	if ms == nil {
+		return false
+	}
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.follow[k] && !ms.removed[k]
+}
+
+// OnChange sets fn, called whenever the spaces served may have changed (a
+// first confirmation, a space forgotten). fn must not block (RouterSource).
+func (m *Mirror) OnChange(fn func()) { m.onChange.Store(&fn) }
+
+func (m *Mirror) changed() {
+	if fn := m.onChange.Load(); fn != nil {
+		(*fn)()
+	}
 }
 
 // Stored returns, for each feed the mirror stores of space id, how many
@@ -319,6 +360,7 @@ func (m *Mirror) sweepLocked(now time.Time) {
 		if err := m.forget(id); err != nil {
 			m.log.Warn("relay: mirror: forget space", "err", err)
 		}
+		m.changed()
 	}
 }
 
@@ -628,6 +670,9 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		if grew {
 			// Sessions proving the previous epoch alone must prove again.
 			ms.m.repl.Recheck(ms.id)
+		}
+		if !haveConfirmed {
+			ms.m.changed()
 		}
 		return true
 	}

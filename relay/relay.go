@@ -45,6 +45,7 @@ type Relay struct {
 	metrics *prometheus.Registry
 	mirror  *Mirror        // nil without a data directory
 	mailbox *mailboxServer // nil without a data directory
+	router  *Router        // nil without a mirror
 
 	metricsSrv  *http.Server
 	metricsAddr string
@@ -134,10 +135,19 @@ func New(cfg *Config, key crypto.PrivKey, log *slog.Logger) (*Relay, error) {
 			return nil, err
 		}
 		r.mailbox = serveMailbox(mb, h)
+		if r.router, err = NewRouter(h, r.mirror, cfg.RouterLimits, reg); err != nil {
+			r.mailbox.Close()
+			r.mirror.Close()
+			r.svc.Close()
+			h.Close()
+			return nil, fmt.Errorf("relay: message router: %w", err)
+		}
+		r.router.OnEnvelope(r.mailbox.offer)
 	}
 	if cfg.Metrics != "" {
 		if err := r.serveMetrics(); err != nil {
 			if r.mirror != nil {
+				r.router.Close()
 				r.mailbox.Close()
 				r.mirror.Close()
 			}
@@ -220,6 +230,8 @@ func (r *Relay) Mailbox() *Mailbox {
 	}
 	return r.mailbox.mb
 }
+// Router returns the message router, nil when the relay has no mirror.
+func (r *Relay) Router() *Router { return r.router }
 
 // ACL returns the circuit relay service's ACL.
 func (r *Relay) ACL() *ACL { return r.acl }
@@ -257,6 +269,9 @@ func (r *Relay) close() error {
 		if err := <-r.metricsDone; !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if r.router != nil {
+		errs = append(errs, r.router.Close())
 	}
 	if r.mirror != nil {
 		errs = append(errs, r.mailbox.Close(), r.mirror.Close())
