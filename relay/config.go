@@ -231,8 +231,8 @@ func list(s string) []string {
 }
 
 // Limits bound what peers may take from the relay. The host's limits are
-// enforced by libp2p's resource manager, the circuit limits by libp2p's
-// circuit relay v2 service. Every field has a flag (its name in
+// enforced by libp2p's resource manager, the circuit limits by the relay's
+// circuit relay v2 hop service (hop.go). Every field has a flag (its name in
 // LimitNames), an environment variable (MYCEL_RELAY_ and the name in
 // capitals, dashes as underscores) and a key in config.json's "limits"
 // object (underscores); sizes take a KiB, MiB or GiB suffix, durations Go's
@@ -275,11 +275,22 @@ type Limits struct {
 	MaxCircuitsPerPeer int
 	// CircuitDuration and CircuitBytes bound one relayed connection: it is
 	// reset after that long, or after that many bytes in either
-	// direction. Defaults 2m and 128 KiB (libp2p's). The ACL is where the
-	// members of the spaces the relay serves will get lifted limits (see
-	// ACL); until then everyone gets these.
+	// direction. Defaults 2m and 128 KiB (libp2p's). Every circuit gets
+	// these but a members' one (below).
 	CircuitDuration time.Duration
 	CircuitBytes    int64
+	// MemberCircuitDuration and MemberCircuitBytes bound a relayed
+	// connection between two members of spaces the relay serves (ACL), so
+	// that a whole sync and the message traffic cross it. Defaults 1h and
+	// 1 GiB; a peer reconnects through a new circuit after either.
+	MemberCircuitDuration time.Duration
+	MemberCircuitBytes    int64
+	// MaxMembers bounds the allow-list of members (ACL); when it is full
+	// the oldest proof is dropped. MemberTTL is how long a member stays on
+	// it after its last proof once it is no longer connected. Defaults
+	// 4096 and 24h.
+	MaxMembers int
+	MemberTTL  time.Duration
 
 	// MailboxBytesPerSpace and MailboxExpiry bound the mailbox of one space
 	// (envelopes kept for offline devices), and MirrorBytesPerSpace the
@@ -309,6 +320,11 @@ func DefaultLimits() Limits {
 		MaxCircuitsPerPeer:   16,
 		CircuitDuration:      2 * time.Minute,
 		CircuitBytes:         128 << 10,
+
+		MemberCircuitDuration: time.Hour,
+		MemberCircuitBytes:    1 << 30,
+		MaxMembers:            DefaultMaxMembers,
+		MemberTTL:             DefaultMemberTTL,
 
 		MailboxBytesPerSpace: 16 << 20,
 		MailboxExpiry:        7 * 24 * time.Hour,
@@ -375,6 +391,10 @@ var limitFields = []limitField{
 	{name: "max-circuits-per-peer", usage: "relayed connections to or from one peer", kind: kindCount, i: func(l *Limits) *int { return &l.MaxCircuitsPerPeer }},
 	{name: "circuit-duration", usage: "lifetime of one relayed connection", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.CircuitDuration }},
 	{name: "circuit-bytes", usage: "bytes one relayed connection carries each way", kind: kindSize, i64: func(l *Limits) *int64 { return &l.CircuitBytes }},
+	{name: "member-circuit-duration", usage: "lifetime of one relayed connection between members of served spaces", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MemberCircuitDuration }},
+	{name: "member-circuit-bytes", usage: "bytes one relayed connection between members carries each way", kind: kindSize, i64: func(l *Limits) *int64 { return &l.MemberCircuitBytes }},
+	{name: "max-members", usage: "peers on the allow-list of members of served spaces", kind: kindCount, i: func(l *Limits) *int { return &l.MaxMembers }},
+	{name: "member-ttl", usage: "how long a disconnected member stays on the allow-list after its last proof", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MemberTTL }},
 }
 
 // LimitNames are the flag names of the settable limits, in order.

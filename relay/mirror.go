@@ -125,6 +125,7 @@ type Mirror struct {
 	now  func() time.Time
 
 	stats mirrorStats
+	acl   *ACL // admits the peers whose proofs open sessions; nil: none
 
 	mu        sync.Mutex
 	closed    bool
@@ -136,13 +137,16 @@ type Mirror struct {
 // it serves every space recorded in st and takes handovers on
 // MirrorProtocol.
 // Its aggregate metrics go to reg if it is not nil.
-func NewMirror(h host.Host, st feed.Storage, lim MirrorLimits, log *slog.Logger, reg prometheus.Registerer) (*Mirror, error) {
+func NewMirror(h host.Host, st feed.Storage, lim MirrorLimits, log *slog.Logger, reg prometheus.Registerer, opts ...MirrorOption) (*Mirror, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	lim.setDefaults()
 	m := &Mirror{h: h, st: st, lim: lim, log: log, now: time.Now, stats: newMirrorStats(reg),
 		spaces: make(map[auth.SpaceID]*mirrorSpace), handovers: make(map[peer.ID][]time.Time)}
+	for _, o := range opts {
+		o(m)
+	}
 	// The replicator logs sessions with their peers (standing, failed
 	// proofs): a relay keeps no per-peer logs, so it gets none.
 	m.repl = syncnet.New(h, nil)
@@ -602,6 +606,7 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		}
 		if t.confirmed && t.tok.Epoch == newest {
 			ms.mu.Unlock()
+			ms.m.admit(binding)
 			return true
 		}
 		if !writer {
@@ -613,6 +618,7 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		}
 		if t.confirmed {
 			ms.mu.Unlock()
+			ms.m.admit(binding)
 			return true
 		}
 		ms.tokens[i].confirmed = true
@@ -628,6 +634,7 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 			// Sessions proving the previous epoch alone must prove again.
 			ms.m.repl.Recheck(ms.id)
 		}
+		ms.m.admit(binding)
 		return true
 	}
 	ms.mu.Unlock()
@@ -826,7 +833,7 @@ const MirrorDir = "mirror"
 
 // openMirror opens the mirror's store in the data directory and starts
 // the mirror on h.
-func openMirror(cfg *Config, h host.Host, log *slog.Logger, reg prometheus.Registerer) (*Mirror, error) {
+func openMirror(cfg *Config, h host.Host, log *slog.Logger, reg prometheus.Registerer, opts ...MirrorOption) (*Mirror, error) {
 	st, err := badgerstore.Open(filepath.Join(cfg.DataDir, MirrorDir), badgerstore.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("relay: mirror store: %w", err)
@@ -835,7 +842,7 @@ func openMirror(cfg *Config, h host.Host, log *slog.Logger, reg prometheus.Regis
 	if lim.BytesPerSpace == 0 {
 		lim.BytesPerSpace = cfg.Limits.MirrorBytesPerSpace
 	}
-	m, err := NewMirror(h, st, lim, log, reg)
+	m, err := NewMirror(h, st, lim, log, reg, opts...)
 	if err != nil {
 		st.Close()
 		return nil, err
