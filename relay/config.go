@@ -332,8 +332,8 @@ func DefaultLimits() Limits {
 	}
 }
 
-// Validate refuses a limit that is not positive, and a per-peer limit
-// above its overall one.
+// Validate refuses a limit that is not positive, a per-peer limit above
+// its overall one, and a circuit limit above the members' one.
 func (l *Limits) Validate() error {
 	for _, f := range limitFields {
 		if !f.positive(l) {
@@ -348,6 +348,8 @@ func (l *Limits) Validate() error {
 		{"max-conns-per-ip", "max-conns", l.MaxConnsPerIP <= l.MaxConns},
 		{"max-streams-per-peer", "max-streams", l.MaxStreamsPerPeer <= l.MaxStreams},
 		{"max-memory-per-peer", "max-memory", l.MaxMemoryPerPeer <= l.MaxMemory},
+		{"circuit-bytes", "member-circuit-bytes", l.CircuitBytes <= l.MemberCircuitBytes},
+		{"circuit-duration", "member-circuit-duration", l.CircuitDuration <= l.MemberCircuitDuration},
 	} {
 		if !c.ok {
 			return fmt.Errorf("relay: limit %s is above %s", c.part, c.whole)

@@ -43,8 +43,8 @@ data directory's config.json, or the default:
                   (loopback host:port of /metrics; default off)
   log level       --log-level  MYCEL_RELAY_LOG_LEVEL  config "log_level"
                                                       (default info)
-  limits          --max-*, --reservation-ttl and --circuit-* below, with
-                  their defaults; MYCEL_RELAY_<FLAG NAME> (MYCEL_RELAY_MAX_CONNS);
+  limits          --max-*, --reservation-ttl, --circuit-* and --member-*
+                  below, with their defaults; MYCEL_RELAY_<FLAG NAME> (MYCEL_RELAY_MAX_CONNS);
                   config "limits": {"max_conns": 4096, "circuit_bytes": "1MiB"}
                   (sizes take KiB, MiB or GiB; durations 90s, 2m, 1h)
 
