@@ -426,3 +426,90 @@ func echoOn(ctx context.Context, src host.Host, dst peer.ID, n int) error {
 	}
 	return nil
 }
+
+// hopState returns how many slots, peers with circuits and open circuits
+// the hop service holds.
+func hopState(r *Relay) (slots, peers, open int) {
+	r.svc.mu.Lock()
+	defer r.svc.mu.Unlock()
+	return len(r.svc.rsvp), len(r.svc.circuits), len(r.svc.open)
+}
+
+// TestReservationFloodBounded: 48 peers ask for a slot at once from one
+// address; the relay grants MaxReservations (16), refuses the rest with
+// RESERVATION_REFUSED and holds state for 16 only; circuits through it
+// leave no state once closed; the slots of peers that left are freed, and
+// a newcomer then gets one.
+func TestReservationFloodBounded(t *testing.T) {
+	const slots, peers = 16, 48
+	r := newTestRelay(t, func(l *Limits) { l.MaxReservations, l.MaxReservationsPerIP = slots, 1000 })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	hosts := make([]host.Host, peers)
+	errs := make([]error, peers)
+	for i := range hosts {
+		hosts[i] = newPeer(t)
+		if err := hosts[i].Connect(ctx, relayInfo(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan int, peers)
+	for i := range hosts {
+		go func() {
+			_, errs[i] = client.Reserve(ctx, hosts[i], relayInfo(r))
+			done <- i
+		}()
+	}
+	for range peers {
+		<-done
+	}
+	var held []host.Host
+	refusedN := 0
+	for i, err := range errs {
+		var refused client.ReservationError
+		switch {
+		case err == nil:
+			held = append(held, hosts[i])
+		case errors.As(err, &refused) && refused.Status == pbv2.Status_RESERVATION_REFUSED:
+			refusedN++
+		default:
+			t.Fatalf("reservation %d: %v", i, err)
+		}
+	}
+	if len(held) != slots || refusedN != peers-slots {
+		t.Fatalf("%d slots granted, %d refused; want %d and %d", len(held), refusedN, slots, peers-slots)
+	}
+	if n, _, _ := hopState(r); n != slots {
+		t.Fatalf("the relay holds %d slots", n)
+	}
+	// Circuits to half the holders, then closed: no state left.
+	for i, h := range held[:slots/2] {
+		if err := circuitEcho(ctx, hosts[peers-1-i%4], h, r, 1<<10); err != nil {
+			t.Fatalf("circuit %d: %v", i, err)
+		}
+	}
+	for _, h := range hosts[peers-4:] {
+		for _, d := range held {
+			h.Network().ClosePeer(d.ID())
+		}
+	}
+	pollUntil(t, 10*time.Second, func() error {
+		if _, p, o := hopState(r); p != 0 || o != 0 {
+			return fmt.Errorf("after the circuits closed the relay holds %d peers' counts, %d circuits", p, o)
+		}
+		return nil
+	})
+	// The holders leave: their slots are freed.
+	for _, h := range held {
+		h.Close()
+	}
+	pollUntil(t, 10*time.Second, func() error {
+		if n, _, _ := hopState(r); n != 0 {
+			return fmt.Errorf("%d slots held after their holders left", n)
+		}
+		return nil
+	})
+	if _, err := reserve(ctx, t, newPeer(t), r); err != nil {
+		t.Fatalf("a newcomer after the flood: %v", err)
+	}
+}
