@@ -56,8 +56,8 @@ const (
 
 // NewACL returns an ACL with an empty allow-list of at most
 // DefaultMaxMembers peers, each kept DefaultMemberTTL after its last proof,
-// counting its decisions in reg (mycel_relay_acl_decisions_total) if reg
-// is not nil.
+// counting its decisions in reg (mycel_relay_acl_decisions_total) and
+// the members it holds (mycel_relay_acl_members) if reg is not nil.
 func NewACL(reg prometheus.Registerer) *ACL {
 	a := &ACL{
 		members: make(map[peer.ID]time.Time),
@@ -70,7 +70,10 @@ func NewACL(reg prometheus.Registerer) *ACL {
 		}, []string{"request", "members"}),
 	}
 	if reg != nil {
-		reg.MustRegister(a.decisions)
+		reg.MustRegister(a.decisions, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mycel_relay_acl_members",
+			Help: "Peers on the circuit relay ACL's allow-list of members of served spaces (expired ones until pruned).",
+		}, func() float64 { return float64(a.Members()) }))
 	}
 	return a
 }

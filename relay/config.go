@@ -294,9 +294,9 @@ type Limits struct {
 
 	// MailboxBytesPerSpace and MailboxExpiry bound the mailbox of one space
 	// (envelopes kept for offline devices), and MirrorBytesPerSpace the
-	// entry bytes the blind mirror stores for one space (MirrorLimits). The
-	// mailbox ones take effect when the mailbox lands (issue 12); no flag
-	// sets them yet.
+	// entry bytes the blind mirror stores for one space (MirrorLimits; flag
+	// --mirror-bytes-per-space). The mailbox ones take effect when the
+	// mailbox lands (issue 12); no flag sets them yet.
 	// Defaults 16 MiB, 168h (a week) and 1 GiB.
 	MailboxBytesPerSpace int64
 	MailboxExpiry        time.Duration
@@ -396,6 +396,7 @@ var limitFields = []limitField{
 	{name: "member-circuit-duration", usage: "lifetime of one relayed connection between members of served spaces", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MemberCircuitDuration }},
 	{name: "member-circuit-bytes", usage: "bytes one relayed connection between members carries each way", kind: kindSize, i64: func(l *Limits) *int64 { return &l.MemberCircuitBytes }},
 	{name: "max-members", usage: "peers on the allow-list of members of served spaces", kind: kindCount, i: func(l *Limits) *int { return &l.MaxMembers }},
+	{name: "mirror-bytes-per-space", usage: "entry bytes the blind mirror stores for one space", kind: kindSize, i64: func(l *Limits) *int64 { return &l.MirrorBytesPerSpace }},
 	{name: "member-ttl", usage: "how long a disconnected member stays on the allow-list after its last proof", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MemberTTL }},
 }
 
