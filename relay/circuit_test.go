@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
 	ma "github.com/multiformats/go-multiaddr"
+	protobuf "google.golang.org/protobuf/proto"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/feed"
@@ -512,4 +515,107 @@ func TestReservationFloodBounded(t *testing.T) {
 	if _, err := reserve(ctx, t, newPeer(t), r); err != nil {
 		t.Fatalf("a newcomer after the flood: %v", err)
 	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n += k
+	return k, err
+}
+
+// hopFrame is msg with its uvarint length, as a peer sends it.
+func hopFrame(t testing.TB, msg protobuf.Message) []byte {
+	b, err := protobuf.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(binary.AppendUvarint(nil, uint64(len(b))), b...)
+}
+
+// TestReadHop: the hop request decoder takes RESERVE and CONNECT with a
+// valid destination and refuses the rest as malformed, reading nothing
+// past the message and nothing of one longer than 4 KiB.
+func TestReadHop(t *testing.T) {
+	dest := newPeer(t).ID()
+	reserve := hopFrame(t, &pbv2.HopMessage{Type: pbv2.HopMessage_RESERVE.Enum()})
+	connect := hopFrame(t, &pbv2.HopMessage{Type: pbv2.HopMessage_CONNECT.Enum(), Peer: &pbv2.Peer{Id: []byte(dest)}})
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want pbv2.HopMessage_Type
+		ok   bool
+	}{
+		{"reserve", reserve, pbv2.HopMessage_RESERVE, true},
+		{"connect", connect, pbv2.HopMessage_CONNECT, true},
+		{"connect without a peer", hopFrame(t, &pbv2.HopMessage{Type: pbv2.HopMessage_CONNECT.Enum()}), 0, false},
+		{"connect to a bad peer ID", hopFrame(t, &pbv2.HopMessage{Type: pbv2.HopMessage_CONNECT.Enum(), Peer: &pbv2.Peer{Id: []byte("x")}}), 0, false},
+		{"status", hopFrame(t, &pbv2.HopMessage{Type: pbv2.HopMessage_STATUS.Enum()}), 0, false},
+		{"no type", hopFrame(t, &pbv2.HopMessage{}), 0, false},
+		{"too long", append(binary.AppendUvarint(nil, hopMaxMessage+1), make([]byte, hopMaxMessage+1)...), 0, false},
+		{"truncated", connect[:len(connect)-1], 0, false},
+		{"empty", nil, 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := c.in
+			if c.ok {
+				b = append(slices.Clone(b), "trailing"...)
+			}
+			in := &countingReader{r: bytes.NewReader(b)}
+			req, err := readHop(in)
+			if c.ok != (err == nil) || (c.ok && req.kind != c.want) {
+				t.Fatalf("readHop: %+v, %v", req, err)
+			}
+			if !c.ok && !errors.Is(err, errMalformed) {
+				t.Fatalf("error %v is not errMalformed", err)
+			}
+			if c.ok && in.n != len(c.in) {
+				t.Fatalf("read %d bytes of a %d-byte message", in.n, len(c.in))
+			}
+			if c.name == "connect" && req.dest != dest {
+				t.Fatalf("destination %v, want %v", req.dest, dest)
+			}
+			if in.n > binary.MaxVarintLen64+hopMaxMessage {
+				t.Fatalf("read %d bytes", in.n)
+			}
+		})
+	}
+}
+
+// FuzzReadHop: the hop and stop decoders never panic, read at most one
+// bounded message, and a request they accept is a RESERVE or a CONNECT
+// with a valid peer ID.
+func FuzzReadHop(f *testing.F) {
+	f.Add(hopFrame(f, &pbv2.HopMessage{Type: pbv2.HopMessage_RESERVE.Enum()}))
+	f.Add(hopFrame(f, &pbv2.HopMessage{Type: pbv2.HopMessage_CONNECT.Enum(), Peer: &pbv2.Peer{Id: []byte("12D3KooW")}}))
+	f.Add(hopFrame(f, &pbv2.StopMessage{Type: pbv2.StopMessage_STATUS.Enum(), Status: pbv2.Status_OK.Enum()}))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in := &countingReader{r: bytes.NewReader(b)}
+		req, err := readHop(in)
+		if in.n > binary.MaxVarintLen64+hopMaxMessage {
+			t.Fatalf("read %d bytes", in.n)
+		}
+		if err == nil {
+			switch req.kind {
+			case pbv2.HopMessage_RESERVE:
+			case pbv2.HopMessage_CONNECT:
+				if req.dest.Validate() != nil {
+					t.Fatalf("accepted destination %q", req.dest)
+				}
+			default:
+				t.Fatalf("accepted a %v", req.kind)
+			}
+		}
+		in = &countingReader{r: bytes.NewReader(b)}
+		readStopStatus(in)
+		if in.n > binary.MaxVarintLen64+hopMaxMessage {
+			t.Fatalf("stop: read %d bytes", in.n)
+		}
+	})
 }

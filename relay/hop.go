@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"sync"
@@ -196,29 +197,81 @@ func (hp *hop) handle(s network.Stream) {
 		return
 	}
 	defer s.Scope().ReleaseMemory(hopMaxMessage)
-	rd := util.NewDelimitedReader(s, hopMaxMessage)
-	defer rd.Close()
 	s.SetReadDeadline(time.Now().Add(hopReadTimeout))
-	var msg pbv2.HopMessage
-	if err := rd.ReadMsg(&msg); err != nil {
+	req, err := readHop(s)
+	if err != nil {
 		hp.refuse(s, pbv2.Status_MALFORMED_MESSAGE)
 		return
 	}
 	s.SetReadDeadline(time.Time{})
-	switch msg.GetType() {
-	case pbv2.HopMessage_RESERVE:
+	if req.kind == pbv2.HopMessage_RESERVE {
 		status := hp.reserve(s)
 		if hp.tracer != nil {
 			hp.tracer.ReservationRequestHandled(status)
 		}
-	case pbv2.HopMessage_CONNECT:
-		status := hp.connect(s, &msg)
-		if hp.tracer != nil {
-			hp.tracer.ConnectionRequestHandled(status)
-		}
-	default:
-		hp.refuse(s, pbv2.Status_MALFORMED_MESSAGE)
+		return
 	}
+	status := hp.connect(s, req.dest)
+	if hp.tracer != nil {
+		hp.tracer.ConnectionRequestHandled(status)
+	}
+}
+
+// errMalformed is a hop or stop message that is not what the protocol
+// allows there.
+var errMalformed = errors.New("relay: malformed circuit relay message")
+
+// hopRequest is a decoded hop request: RESERVE, or CONNECT to dest.
+type hopRequest struct {
+	kind pbv2.HopMessage_Type
+	dest peer.ID
+}
+
+// readHop reads one hop request from r: a uvarint length of at most
+// hopMaxMessage (refused before anything is read further) and a
+// HopMessage of that length, of type RESERVE, or CONNECT with a valid
+// destination peer ID; anything else, a message without a type included,
+// is errMalformed. It reads nothing past the
+// message.
+func readHop(r io.Reader) (hopRequest, error) {
+	rd := util.NewDelimitedReader(r, hopMaxMessage)
+	defer rd.Close()
+	var msg pbv2.HopMessage
+	if err := rd.ReadMsg(&msg); err != nil {
+		return hopRequest{}, fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	if msg.Type == nil { // GetType would read a missing type as RESERVE
+		return hopRequest{}, errMalformed
+	}
+	switch msg.GetType() {
+	case pbv2.HopMessage_RESERVE:
+		return hopRequest{kind: pbv2.HopMessage_RESERVE}, nil
+	case pbv2.HopMessage_CONNECT:
+		info, err := util.PeerToPeerInfoV2(msg.GetPeer())
+		if err != nil {
+			return hopRequest{}, fmt.Errorf("%w: %w", errMalformed, err)
+		}
+		return hopRequest{kind: pbv2.HopMessage_CONNECT, dest: info.ID}, nil
+	}
+	return hopRequest{}, errMalformed
+}
+
+// readStopStatus reads the destination's answer to a STOP CONNECT from r
+// (at most hopMaxMessage bytes): nil if it is a STATUS OK.
+func readStopStatus(r io.Reader) error {
+	rd := util.NewDelimitedReader(r, hopMaxMessage)
+	defer rd.Close()
+	var msg pbv2.StopMessage
+	if err := rd.ReadMsg(&msg); err != nil {
+		return fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	if msg.Type == nil || msg.GetType() != pbv2.StopMessage_STATUS {
+		return errMalformed
+	}
+	if msg.GetStatus() != pbv2.Status_OK {
+		return errors.New("relay: the destination refused the circuit: " + msg.GetStatus().String())
+	}
+	return nil
 }
 
 // limit returns the limits of a circuit from src to dest.
@@ -351,8 +404,8 @@ func (hp *hop) voucher(p peer.ID, expire time.Time) (*pbv2.Reservation, error) {
 	return rsvp, nil
 }
 
-// connect opens a circuit from s's peer to the destination msg names.
-func (hp *hop) connect(s network.Stream, msg *pbv2.HopMessage) pbv2.Status {
+// connect opens a circuit from s's peer to dest.
+func (hp *hop) connect(s network.Stream, dest peer.ID) pbv2.Status {
 	src, a := s.Conn().RemotePeer(), s.Conn().RemoteMultiaddr()
 	span, err := hp.scope.BeginSpan()
 	if err != nil {
@@ -366,31 +419,26 @@ func (hp *hop) connect(s network.Stream, msg *pbv2.HopMessage) pbv2.Status {
 		span.Done()
 		return hp.refuse(s, pbv2.Status_PERMISSION_DENIED)
 	}
-	dest, err := util.PeerToPeerInfoV2(msg.GetPeer())
-	if err != nil {
-		span.Done()
-		return hp.refuse(s, pbv2.Status_MALFORMED_MESSAGE)
-	}
-	if !hp.acl.AllowConnect(src, a, dest.ID) {
+	if !hp.acl.AllowConnect(src, a, dest) {
 		span.Done()
 		return hp.refuse(s, pbv2.Status_PERMISSION_DENIED)
 	}
-	d, n := hp.limit(src, dest.ID)
+	d, n := hp.limit(src, dest)
 
 	hp.mu.Lock()
-	r, ok := hp.rsvp[dest.ID]
+	r, ok := hp.rsvp[dest]
 	switch {
 	case hp.closed || !ok || !r.expire.After(time.Now()):
 		hp.mu.Unlock()
 		span.Done()
 		return hp.refuse(s, pbv2.Status_NO_RESERVATION)
-	case hp.circuits[src] >= hp.lim.MaxCircuitsPerPeer, hp.circuits[dest.ID] >= hp.lim.MaxCircuitsPerPeer:
+	case hp.circuits[src] >= hp.lim.MaxCircuitsPerPeer, hp.circuits[dest] >= hp.lim.MaxCircuitsPerPeer:
 		hp.mu.Unlock()
 		span.Done()
 		return hp.refuse(s, pbv2.Status_RESOURCE_LIMIT_EXCEEDED)
 	}
 	hp.circuits[src]++
-	hp.circuits[dest.ID]++
+	hp.circuits[dest]++
 	hp.mu.Unlock()
 	if hp.tracer != nil {
 		hp.tracer.ConnectionOpened()
@@ -398,7 +446,7 @@ func (hp *hop) connect(s network.Stream, msg *pbv2.HopMessage) pbv2.Status {
 	opened := time.Now()
 	release := func() {
 		hp.mu.Lock()
-		for _, p := range []peer.ID{src, dest.ID} {
+		for _, p := range []peer.ID{src, dest} {
 			if hp.circuits[p]--; hp.circuits[p] <= 0 {
 				delete(hp.circuits, p)
 			}
@@ -410,7 +458,7 @@ func (hp *hop) connect(s network.Stream, msg *pbv2.HopMessage) pbv2.Status {
 		}
 	}
 
-	bs, err := hp.stop(src, dest.ID, d, n)
+	bs, err := hp.stop(src, dest, d, n)
 	if err != nil {
 		release()
 		return hp.refuse(s, pbv2.Status_CONNECTION_FAILED)
@@ -470,20 +518,14 @@ func (hp *hop) stop(src, dest peer.ID, d time.Duration, n int64) (network.Stream
 		return fail(err)
 	}
 	defer bs.Scope().ReleaseMemory(hopMaxMessage)
-	rd := util.NewDelimitedReader(bs, hopMaxMessage)
-	defer rd.Close()
 	bs.SetDeadline(time.Now().Add(hopHandshake))
 	req := pbv2.StopMessage{Type: pbv2.StopMessage_CONNECT.Enum(),
 		Peer: util.PeerInfoToPeerV2(peer.AddrInfo{ID: src}), Limit: limitMsg(d, n)}
 	if err := util.NewDelimitedWriter(bs).WriteMsg(&req); err != nil {
 		return fail(err)
 	}
-	var resp pbv2.StopMessage
-	if err := rd.ReadMsg(&resp); err != nil {
+	if err := readStopStatus(bs); err != nil {
 		return fail(err)
-	}
-	if resp.GetType() != pbv2.StopMessage_STATUS || resp.GetStatus() != pbv2.Status_OK {
-		return fail(errors.New("relay: destination refused the circuit"))
 	}
 	bs.SetDeadline(time.Time{})
 	return bs, nil
