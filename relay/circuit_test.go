@@ -285,12 +285,18 @@ func TestMemberSyncThroughCircuit(t *testing.T) {
 	onlyRelayed(t, b, a)
 }
 
-// TestOverLimitsRefusedOthersSync: a greedy non-member takes slots and
-// circuits up to the relay's limits and is refused beyond them, each with
-// the status that says why (RESERVATION_REFUSED, RESOURCE_LIMIT_EXCEEDED),
-// while two members of another space sync 2 MiB through the relay.
+// TestOverLimitsRefusedOthersSync: a greedy non-member takes slots,
+// circuits and streams up to the relay's limits and is refused beyond
+// them, each with the status that says why (RESERVATION_REFUSED,
+// RESOURCE_LIMIT_EXCEEDED, a refused stream), while two members of another
+// space sync 2 MiB through the relay.
 func TestOverLimitsRefusedOthersSync(t *testing.T) {
-	r := newTestRelay(t, func(l *Limits) { l.MaxReservations, l.MaxCircuitsPerPeer = 4, 2 })
+	const streams = 16
+	r := newTestRelay(t, func(l *Limits) { l.MaxReservations, l.MaxCircuitsPerPeer, l.MaxStreamsPerPeer = 4, 2, streams })
+	r.Host().SetStreamHandler(echoProto, func(s network.Stream) {
+		defer s.Close()
+		io.Copy(s, s)
+	})
 	m1, m2 := newPeer(t), newPeer(t)
 	r.ACL().SetMembers(m1.ID(), m2.ID())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -320,6 +326,26 @@ func TestOverLimitsRefusedOthersSync(t *testing.T) {
 	err = circuitEcho(ctx, greedy, dests[2], r, 1<<10)
 	if err == nil || !strings.Contains(err.Error(), "RESOURCE_LIMIT_EXCEEDED") {
 		t.Fatalf("circuit over the limit: %v, want RESOURCE_LIMIT_EXCEEDED", err)
+	}
+	var held []network.Stream
+	defer func() {
+		for _, s := range held {
+			s.Reset()
+		}
+	}()
+	var streamErr error
+	for len(held) <= streams {
+		s, err := echoStream(ctx, greedy, r)
+		if err != nil {
+			streamErr = err
+			break
+		}
+		held = append(held, s)
+	}
+	var se *network.StreamError
+	if !errors.As(streamErr, &se) || se.ErrorCode != network.StreamResourceLimitExceeded || len(held) >= streams {
+		t.Fatalf("the greedy peer holds %d streams on the relay (its limit is %d), then %v; want a stream refused with StreamResourceLimitExceeded",
+			len(held), streams, streamErr)
 	}
 
 	src := newFeedSource(t, 2048, 1024)
