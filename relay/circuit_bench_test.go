@@ -283,10 +283,11 @@ func BenchmarkRelayIdleConns(b *testing.B) {
 // protocol, between two members directly and, in the same iteration,
 // through the relay's circuit (the destination holds a slot; the source
 // dials its /p2p-circuit address). Reported: MB/s of each, and the
-// circuit's as a fraction of the direct one (target ≥ 0.5). Relay and
+// circuit's as a fraction of the direct one (target ≥ 0.5), each
+// iteration running the two in turn, the first one alternating. Relay and
 // both ends run in this process, on loopback TCP.
 //
-//	go test -run '^$' -bench BenchmarkCircuitSync -benchtime 3x ./relay/
+//	go test -run '^$' -bench BenchmarkCircuitSync -benchtime 4x -count 5 ./relay/
 func BenchmarkCircuitSync(b *testing.B) {
 	entries := benchEnvInt(b, "MYCEL_BENCH_ENTRIES", 8192)
 	r := benchRelay(b)
@@ -304,7 +305,7 @@ func BenchmarkCircuitSync(b *testing.B) {
 	timeout := time.Duration(entries/64+30) * time.Second
 	var direct, circuit time.Duration
 	b.ResetTimer()
-	for range b.N {
+	syncDirect := func() {
 		d, err := src.replicate(b, a1, b1, timeout, func() error {
 			return b1.Connect(ctx, peer.AddrInfo{ID: a1.ID(), Addrs: a1.Addrs()})
 		})
@@ -313,6 +314,8 @@ func BenchmarkCircuitSync(b *testing.B) {
 		}
 		direct += d
 		b1.Network().ClosePeer(a1.ID())
+	}
+	syncCircuit := func() {
 		c, err := src.replicate(b, a2, b2, timeout, viaCircuit(ctx, b, r, b2, a2))
 		if err != nil {
 			b.Fatalf("circuit: %v", err)
@@ -320,6 +323,16 @@ func BenchmarkCircuitSync(b *testing.B) {
 		onlyRelayed(b, b2, a2)
 		circuit += c
 		b2.Network().ClosePeer(a2.ID())
+	}
+	for i := range b.N {
+		// Alternately first: the machine's load drifts.
+		if i%2 == 0 {
+			syncDirect()
+			syncCircuit()
+		} else {
+			syncCircuit()
+			syncDirect()
+		}
 	}
 	mb := float64(entries) * 1024 / 1e6 * float64(b.N)
 	b.ReportMetric(mb/direct.Seconds(), "direct-MB/s")
