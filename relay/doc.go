@@ -8,11 +8,13 @@
 // New starts a libp2p host listening on TCP, QUIC, WebSocket (secure
 // WebSocket, /tls/ws, when given a certificate and key), WebTransport and
 // WebRTC-direct, with identify, the AutoNAT services (v1 and v2),
-// hole-punching support and libp2p's circuit relay v2 service, so that a
-// device behind a NAT reserves a slot and others reach it through the
-// relay's /p2p-circuit address. The service is started directly rather
-// than through libp2p's EnableRelayService, which waits for AutoNAT to
-// call the host public.
+// hole-punching support and a circuit relay v2 service, so that a device
+// behind a NAT reserves a slot and others reach it through the relay's
+// /p2p-circuit address. The service is the relay's own (hop.go: libp2p's
+// hop protocol and messages, go-libp2p's circuitv2 pb and proto packages,
+// the relay's code), because go-libp2p's applies one circuit limit to
+// everyone; it starts at once, where libp2p's EnableRelayService waits for
+// AutoNAT to call the host public.
 //
 // Config holds the settings and LoadConfig resolves them: flags, then
 // MYCEL_RELAY_* environment variables, then config.json in the data
@@ -26,14 +28,18 @@
 // nothing else changes.
 //
 // The ACL is the circuit relay service's access control. It admits
-// everyone, held to libp2p's default circuit limits (2 minutes, 128 KiB),
-// and keeps the allow-list of peers that belong to a space the relay
-// serves, empty for now. Those are to get lifted limits so that a whole
-// sync crosses the relay; libp2p's ACLFilter only answers yes or no and
-// its circuit limits are one setting for the whole service, so lifting
-// them per circuit will need the relay to handle the hop protocol's
-// circuits itself (for instance a second service instance for members'
-// circuits, or a limiter around the relayed streams).
+// everyone and keeps the allow-list of members: peers that proved, on this
+// relay, that they belong to a space it serves — the blind mirror admits
+// the peer of every replication session it opens on a confirmed token's
+// proof or a writer's signature (not a bootstrap session). A circuit
+// between two members gets the members' limits (Limits.MemberCircuitDuration
+// and MemberCircuitBytes, 1 hour and 1 GiB), so that a whole sync and the
+// message traffic cross the relay; every other circuit, one with a single
+// member end included, gets libp2p's defaults (2 minutes, 128 KiB). The
+// list is bounded (MaxMembers, the oldest proof dropped) and expires
+// (MemberTTL after the last proof, while the peer is not connected). A
+// relay without a data directory has no mirror, so no members. FORMAT.md,
+// "Circuit relay", gives the protocol's rules and what the relay learns.
 //
 // # Blind mirror
 //
@@ -118,8 +124,11 @@
 //
 // # Goroutines
 //
-// The host and the circuit relay service own theirs (libp2p's); Close
-// closes both. The Router owns one goroutine (joins and leaves topics,
+// The host owns libp2p's. The circuit relay service (hop) counts in its
+// WaitGroup each hop stream's handler while it runs, the two copy
+// goroutines of each open circuit and the one that reaps them, and its
+// reservation expiry loop; its Close resets the open circuits and waits
+// for all of them. The Router owns one goroutine (joins and leaves topics,
 // prunes its seen-set and rate state every minute) and its gossipsub
 // router's; Close, before the mirror's, ends them. The mirror's replicator owns the replication sessions
 // (node/syncnet "Goroutines"); Mirror.Close, called by Close before the
@@ -133,7 +142,7 @@
 //
 // (Daemons reserve slots and advertise circuit addresses: node/relays.go.)
 // (Daemons hand their relays the mirror token, after each rotation too:
-// node/relays_mirror.go.) Lifted circuit limits for members; the mailbox of
+// node/relays_mirror.go.) The mailbox of
 // envelopes for offline devices (Limits.MailboxBytesPerSpace,
 // MailboxExpiry), which takes effect when it lands; flags for
 // MirrorLimits and RouterLimits; invite locators

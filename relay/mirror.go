@@ -129,6 +129,7 @@ type Mirror struct {
 	// onChange is called when the spaces served may have changed (the
 	// message router's Refresh).
 	onChange atomic.Pointer[func()]
+	acl      *ACL // admits the peers whose proofs open sessions; nil: none
 
 	mu        sync.Mutex
 	closed    bool
@@ -140,13 +141,16 @@ type Mirror struct {
 // it serves every space recorded in st and takes handovers on
 // MirrorProtocol.
 // Its aggregate metrics go to reg if it is not nil.
-func NewMirror(h host.Host, st feed.Storage, lim MirrorLimits, log *slog.Logger, reg prometheus.Registerer) (*Mirror, error) {
+func NewMirror(h host.Host, st feed.Storage, lim MirrorLimits, log *slog.Logger, reg prometheus.Registerer, opts ...MirrorOption) (*Mirror, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	lim.setDefaults()
 	m := &Mirror{h: h, st: st, lim: lim, log: log, now: time.Now, stats: newMirrorStats(reg),
 		spaces: make(map[auth.SpaceID]*mirrorSpace), handovers: make(map[peer.ID][]time.Time)}
+	for _, o := range opts {
+		o(m)
+	}
 	// The replicator logs sessions with their peers (standing, failed
 	// proofs): a relay keeps no per-peer logs, so it gets none.
 	m.repl = syncnet.New(h, nil)
@@ -645,6 +649,7 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		}
 		if t.confirmed && t.tok.Epoch == newest {
 			ms.mu.Unlock()
+			ms.m.admit(binding)
 			return true
 		}
 		if !writer {
@@ -656,6 +661,7 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		}
 		if t.confirmed {
 			ms.mu.Unlock()
+			ms.m.admit(binding)
 			return true
 		}
 		ms.tokens[i].confirmed = true
@@ -674,6 +680,7 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		if !haveConfirmed {
 			ms.m.changed()
 		}
+		ms.m.admit(binding)
 		return true
 	}
 	ms.mu.Unlock()
@@ -877,12 +884,12 @@ const MirrorDir = "mirror"
 
 // openMirror opens the mirror's store in the data directory and starts
 // the mirror on h.
-func openMirror(cfg *Config, h host.Host, log *slog.Logger, reg prometheus.Registerer) (*Mirror, error) {
+func openMirror(cfg *Config, h host.Host, log *slog.Logger, reg prometheus.Registerer, opts ...MirrorOption) (*Mirror, error) {
 	st, err := badgerstore.Open(filepath.Join(cfg.DataDir, MirrorDir), badgerstore.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("relay: mirror store: %w", err)
 	}
-	m, err := NewMirror(h, st, cfg.Limits.mirror(cfg.MirrorLimits), log, reg)
+	m, err := NewMirror(h, st, cfg.Limits.mirror(cfg.MirrorLimits), log, reg, opts...)
 	if err != nil {
 		st.Close()
 		return nil, err

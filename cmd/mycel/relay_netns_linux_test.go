@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -353,29 +352,4 @@ func sendUntilGot(t *testing.T, d *daemon, ch <-chan api.Message, id, text strin
 		}
 	})
 	t.Logf("%q received after %v", text, time.Since(start).Round(time.Millisecond))
-}
-
-// relayMetric reads one sample of the relay's metrics.
-func relayMetric(t *testing.T, r *relayProc, sample string) float64 {
-	t.Helper()
-	if r.metrics == "" {
-		t.Fatal("the relay serves no metrics")
-	}
-	resp, err := http.Get(r.metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no %s in the relay's metrics", sample)
-	return 0
 }
