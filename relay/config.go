@@ -46,6 +46,9 @@ type Config struct {
 	// handovers per peer); BytesPerSpace defaults to
 	// Limits.MirrorBytesPerSpace. No flag sets them yet.
 	MirrorLimits MirrorLimits `json:"-"`
+	// DirectoryLimits bound the directory of invite locators and aliases
+	// (locators.go). No flag sets them yet.
+	DirectoryLimits DirectoryLimits `json:"-"`
 }
 
 // DefaultListen are the addresses a relay listens on by default: every

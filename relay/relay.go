@@ -41,7 +41,8 @@ type Relay struct {
 	svc     *relayv2.Relay
 	acl     *ACL
 	metrics *prometheus.Registry
-	mirror  *Mirror // nil without a data directory
+	mirror  *Mirror    // nil without a data directory
+	dir     *Directory // locators and aliases, in the mirror's store; nil without one
 
 	metricsSrv  *http.Server
 	metricsAddr string
@@ -120,10 +121,17 @@ func New(cfg *Config, key crypto.PrivKey, log *slog.Logger) (*Relay, error) {
 			h.Close()
 			return nil, err
 		}
+		if r.dir, err = NewDirectory(h, r.mirror.st, r.mirror, cfg.DirectoryLimits, reg); err != nil {
+			r.mirror.Close()
+			r.svc.Close()
+			h.Close()
+			return nil, err
+		}
 	}
 	if cfg.Metrics != "" {
 		if err := r.serveMetrics(); err != nil {
 			if r.mirror != nil {
+				r.dir.Close()
 				r.mirror.Close()
 			}
 			r.svc.Close()
@@ -198,6 +206,10 @@ func (r *Relay) Host() host.Host { return r.host }
 // directory.
 func (r *Relay) Mirror() *Mirror { return r.mirror }
 
+// Directory returns the directory of invite locators and aliases, nil
+// when the relay has no data directory.
+func (r *Relay) Directory() *Directory { return r.dir }
+
 // ACL returns the circuit relay service's ACL.
 func (r *Relay) ACL() *ACL { return r.acl }
 
@@ -236,7 +248,7 @@ func (r *Relay) close() error {
 		}
 	}
 	if r.mirror != nil {
-		errs = append(errs, r.mirror.Close())
+		errs = append(errs, r.dir.Close(), r.mirror.Close())
 	}
 	errs = append(errs, r.svc.Close(), r.host.Close())
 	return errors.Join(errs...)
