@@ -55,6 +55,23 @@
 // tokens per space, handovers per peer, bytes per space from
 // Limits.MirrorBytesPerSpace).
 //
+// # Directory: invite locators and aliases
+//
+// With the mirror, New starts the Directory on LocatorProtocol
+// (/mycel/locator/1.0.0), in the mirror's store under keys of its own. A
+// member deposits the locator of an invite it made (DepositLocator: opaque
+// bytes sealed under a key only the invite's code gives, kept until the
+// invite's expiry or until a member removes it with the invite's removal
+// secret), so that a device holding only the code finds the space and its
+// members while none is online (LookupLocator). A writer names its space
+// at the relay (RegisterAlias), first come first served, so that a device
+// joins name@relay by password (ResolveAlias). Writes are signed by a feed
+// the mirror follows for the space, bound to this relay and to a time
+// within MaxClockSkew, so that neither an outsider nor a replay counts;
+// everything is bounded per space, per peer and overall (DirectoryLimits).
+// FORMAT.md, "Locators and aliases", gives the wire format, the rules and
+// what the relay learns.
+//
 // # Privacy
 //
 // The relay logs no connection, reservation or circuit, at any level of
@@ -66,8 +83,10 @@
 //
 // The host and the circuit relay service own theirs (libp2p's); Close
 // closes both. The mirror's replicator owns the replication sessions
-// (node/syncnet "Goroutines"); Mirror.Close, called by Close before the
-// host closes, waits for them and then closes the store. The metrics endpoint's server goroutine is owned by the
+// (node/syncnet "Goroutines"); Close closes the Directory (it has no
+// goroutine: each request runs in its stream's handler) and then the
+// Mirror, which waits for the sessions and closes the store they share,
+// before the host closes. The metrics endpoint's server goroutine is owned by the
 // Relay, and Close shuts the server down and waits for it.
 //
 // # Not built yet (issue 12)
@@ -77,7 +96,6 @@
 // node/relays_mirror.go.) Lifted circuit limits for members; the mailbox of
 // envelopes for offline devices (Limits.MailboxBytesPerSpace,
 // MailboxExpiry), which takes effect when it lands; flags for
-// MirrorLimits; invite locators
-// and aliases; message routing over gossipsub; many relays per space;
+// MirrorLimits and DirectoryLimits; message routing over gossipsub; many relays per space;
 // serving the web app on its WebSocket port. See DESIGN.md, "The relay".
 package relay
