@@ -229,6 +229,11 @@ func (n *Node) syncLocators(ctx context.Context, id peer.ID) {
 		if err == nil {
 			l.done[id] = true
 			delete(l.failed, id)
+			if len(l.done) == len(n.relays.relays) && n.relays.locators[l.rec.ID] == l {
+				// Every relay holds what this device wants: nothing is
+				// left to do (a removal later adds the invite again).
+				delete(n.relays.locators, l.rec.ID)
+			}
 		} else {
 			l.failed[id], l.wait[id] = now, locatorRetry
 			if errors.Is(err, relay.ErrUnknownSpace) || errors.Is(err, relay.ErrDirectoryForbidden) {
