@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -255,7 +256,7 @@ func TestLocatorReplay(t *testing.T) {
 // deleted.
 func TestLocatorFlood(t *testing.T) {
 	ctx := context.Background()
-	x := newDirHarness(t, nil, DirectoryLimits{LocatorsPerSpace: 8, WritesPerPeer: 20, LookupsPerPeer: 30})
+	x := newDirHarness(t, nil, DirectoryLimits{LocatorsPerSpace: 8, MaxLocators: 10, WritesPerPeer: 20, LookupsPerPeer: 30})
 	sid, key := x.w.add(auth.SpaceID{})
 	flooder := x.client()
 	full, busy := 0, 0
@@ -279,6 +280,16 @@ func TestLocatorFlood(t *testing.T) {
 	loc, _ := newLocator(other, x.clk.now().Add(time.Hour))
 	if err := DepositLocator(ctx, x.client(), x.h.ID(), loc, okey, x.clk.now()); err != nil {
 		t.Fatalf("another space's member: %v", err)
+	}
+	// The overall bound (10): a third space gets one more, then none.
+	third, tkey := x.w.add(auth.SpaceID{})
+	tc := x.client()
+	for i := range 2 {
+		l, _ := newLocator(third, x.clk.now().Add(time.Hour))
+		err := DepositLocator(ctx, tc, x.h.ID(), l, tkey, x.clk.now())
+		if i == 0 && err != nil || i == 1 && !errors.Is(err, ErrDirectoryFull) {
+			t.Fatalf("locator %d overall: %v", 10+i, err)
+		}
 	}
 	// Lookups for unknown codes: not found, then busy; others served.
 	scanner := x.client()
@@ -577,4 +588,52 @@ func FuzzNormaliseAlias(f *testing.F) {
 			t.Fatalf("%q → %q → %q %v", s, n, again, err)
 		}
 	})
+}
+
+// BenchmarkLocatorLookup: one lookup (a stream, a request, a reply) from
+// a client to the directory over loopback TCP; and the memory the
+// directory holds per live locator (its index; the bytes stay in the
+// store).
+func BenchmarkLocatorLookup(b *testing.B) {
+	ctx := context.Background()
+	h, _ := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	defer h.Close()
+	w := &fakeWriters{}
+	d, err := newDirectory(h, memstore.New(), w, DirectoryLimits{LookupsPerPeer: 1 << 30, WritesPerPeer: 1 << 30, MaxLocators: 1 << 20, LocatorsPerSpace: 1 << 20}, nil, time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	c, _ := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	defer c.Close()
+	if err := c.Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
+		b.Fatal(err)
+	}
+	sid, key := w.add(auth.SpaceID{})
+	loc, _ := newLocator(sid, time.Now().Add(time.Hour))
+	loc.Blob = make([]byte, 200)
+	if err := DepositLocator(ctx, c, h.ID(), loc, key, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	// Memory per locator: 10,000 more straight into the directory.
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	d.mu.Lock()
+	for range 10000 {
+		var id auth.InviteID
+		rand.Read(id[:])
+		d.addLoc(id, &locEntry{space: sid, expires: time.Now().Add(time.Hour)})
+	}
+	d.mu.Unlock()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perLocator := (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / 10000
+	b.ResetTimer()
+	for range b.N {
+		if _, _, err := LookupLocator(ctx, c, h.ID(), loc.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(perLocator, "heap-B/locator")
 }
