@@ -33,7 +33,9 @@ On the new device: mycel join <link>, or mycel join <code>. The link also
 says where to reach this device (its addresses, and its relays' once it
 has relays), so the new device needs no other peer to ask. The code does
 not name the space: the new device asks the peers it is connected to
-which space it is for, and when no member is among them, --space <space ID>
+which space it is for, then its relays — this daemon leaves the invite's
+locator at each of its relays (sealed: only the code opens it), so the code
+works while this device is off — and when none knows, --space <space ID>
 tells it. The request it sends then waits for a member to approve it
 (mycel requests, mycel approve): the invite lets a device ask, not read.
 
@@ -61,7 +63,7 @@ tells it. The request it sends then waits for a member to approve it
 				if !strings.HasSuffix(inv.QR, "\n") {
 					fmt.Fprintln(out)
 				}
-				fmt.Fprintf(out, "\nOn the new device: mycel join %s\n  or: mycel join %s (it asks the peers it is connected to which space the code is for)\n  or: mycel join %s --space %s\n", inv.Link, inv.Code, inv.Code, inv.Space)
+				fmt.Fprintf(out, "\nOn the new device: mycel join %s\n  or: mycel join %s (it asks its peers and relays which space the code is for)\n  or: mycel join %s --space %s\n", inv.Link, inv.Code, inv.Code, inv.Space)
 				return nil
 			})
 		},
