@@ -182,6 +182,9 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("space of %d bytes: want 64 hex digits or name@relay", len(p.Space))
 	case strings.Contains(p.Space, "@"):
 		// An alias at a relay (name@relay): the backend resolves it.
+		if name, _, _ := strings.Cut(p.Space, "@"); name == "" || len(name) > 32 {
+			return badRequest("space %.40q: an alias is name@relay, the name 1 to 32 characters", p.Space)
+		}
 	case p.Space != "":
 		p.Space = strings.ToLower(p.Space)
 		if b, err := hex.DecodeString(p.Space); err != nil || len(b) != 32 {
