@@ -71,7 +71,7 @@ func waitLog(t *testing.T, d *daemon, what string) {
 }
 
 // TestE2EJoinByCodeAtRelay: a member makes an invite, its daemon deposits
-// the locator at its relay, and the member stops. A new device whose only
+// the locator at its relay, and the member stops; the relay restarts. A new device whose only
 // peer is the relay runs `mycel join <code>`: the relay's locator names
 // the space (and where the member will be), the request waits; the member
 // comes back, the new device reaches it through the relay by the
@@ -79,7 +79,8 @@ func waitLog(t *testing.T, d *daemon, what string) {
 // is removed from the relay.
 func TestE2EJoinByCodeAtRelay(t *testing.T) {
 	rlisten := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freeTCPPort(t))
-	r := startRelay(t, t.TempDir(), "--listen", rlisten)
+	rdir := t.TempDir()
+	r := startRelay(t, rdir, "--listen", rlisten)
 	raddr := rlisten + "/p2p/" + r.id
 
 	a := newDaemon(t, "--relay", raddr)
@@ -100,6 +101,10 @@ func TestE2EJoinByCodeAtRelay(t *testing.T) {
 	}
 	waitLog(t, a, "deposited the invite's locator")
 	a.kill()
+	// The relay keeps the locator across a restart.
+	r.cmd.Process.Kill()
+	r.cmd.Wait()
+	startRelay(t, rdir, "--listen", rlisten)
 
 	c = newDaemon(t, "--relay", raddr)
 	out, stderr, code := mycel(t, "join", "--data", c.dir, "--no-wait", inv.Code)
