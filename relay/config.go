@@ -50,6 +50,9 @@ type Config struct {
 	// RouterLimits bound the message router (DefaultRouterLimits). No
 	// flag sets them yet.
 	RouterLimits RouterLimits `json:"-"`
+	// DirectoryLimits bound the directory of invite locators and aliases
+	// (locators.go). No flag sets them yet.
+	DirectoryLimits DirectoryLimits `json:"-"`
 }
 
 // DefaultListen are the addresses a relay listens on by default: every

@@ -30,6 +30,8 @@ type Fake struct {
 	relays   []api.Relay
 	lsn      fakeListeners // app-message listeners (messages.go)
 	si       fakeSignIn    // invites, passwords, requests (signin.go), under mu
+
+	aliases map[string]string // alias → space ID (aliases.go), under mu
 	// WatchBuf is the buffer of a watcher's channel; a full buffer ends
 	// the watch with api.ErrBehind.
 	WatchBuf int
