@@ -42,6 +42,7 @@ type Relay struct {
 	acl     *ACL
 	metrics *prometheus.Registry
 	mirror  *Mirror // nil without a data directory
+	peers   *peering
 
 	metricsSrv  *http.Server
 	metricsAddr string
@@ -121,8 +122,17 @@ func New(cfg *Config, key crypto.PrivKey, log *slog.Logger) (*Relay, error) {
 			return nil, err
 		}
 	}
+	if r.peers, err = startPeering(cfg, h, r.mirror, reg); err != nil {
+		if r.mirror != nil {
+			r.mirror.Close()
+		}
+		r.svc.Close()
+		h.Close()
+		return nil, err
+	}
 	if cfg.Metrics != "" {
 		if err := r.serveMetrics(); err != nil {
+			r.peers.close()
 			if r.mirror != nil {
 				r.mirror.Close()
 			}
@@ -235,6 +245,8 @@ func (r *Relay) close() error {
 			errs = append(errs, err)
 		}
 	}
+	// The peering first: its rounds sync through the mirror.
+	errs = append(errs, r.peers.close())
 	if r.mirror != nil {
 		errs = append(errs, r.mirror.Close())
 	}

@@ -43,6 +43,11 @@ data directory's config.json, or the default:
                   (loopback host:port of /metrics; default off)
   log level       --log-level  MYCEL_RELAY_LOG_LEVEL  config "log_level"
                                                       (default info)
+  peer relays     --peer       MYCEL_RELAY_PEERS      config "peers"
+                  (other relays, multiaddrs with /p2p/ID, joined in the
+                  relays' own DHT (/mycel/relay/kad/1.0.0): relays that
+                  mirror the same space find each other there and keep
+                  their mirrors in step; default none)
   limits          --max-*, --reservation-ttl and --circuit-* below, with
                   their defaults; MYCEL_RELAY_<FLAG NAME> (MYCEL_RELAY_MAX_CONNS);
                   config "limits": {"max_conns": 4096, "circuit_bytes": "1MiB"}
@@ -103,6 +108,7 @@ func newRelayCmd() *cobra.Command {
 	f.StringVar(&o.WSKey, "ws-key", "", "PEM key of the secure WebSocket listener (env MYCEL_RELAY_WS_KEY)")
 	f.StringVar(&o.Metrics, "metrics", "", "loopback host:port of the Prometheus endpoint; off if empty (env MYCEL_RELAY_METRICS)")
 	f.StringVar(&o.LogLevel, "log-level", "", "debug, info, warn or error (env MYCEL_RELAY_LOG_LEVEL)")
+	f.StringArrayVar(&o.Peers, "peer", nil, "another relay (multiaddr with /p2p/ID) to join in the relays' DHT, where relays mirroring the same space find each other; repeatable (env MYCEL_RELAY_PEERS)")
 	o.Limits = map[string]string{}
 	for _, name := range relay.LimitNames() {
 		usage, def, typ := relay.LimitUsage(name)
