@@ -55,6 +55,18 @@
 // tokens per space, handovers per peer, bytes per space from
 // Limits.MirrorBytesPerSpace).
 //
+// # Many relays per space
+//
+// Relays find each other, and the spaces each mirrors, through a Kademlia
+// DHT of their own (go-libp2p-kad-dht in server mode, protocol prefix
+// DHTPrefix, providers only), joined through the relays of Config.Peers
+// (--peer). Each round (Config.PeerInterval) a relay provides
+// ProviderCID(space) for every space a writer confirmed, looks up the
+// other providers and opens a replication session with each: both hold
+// the token, so their mirrors converge (peers.go; FORMAT.md, "Relay
+// peers"). Devices list several relays (the daemon's --relay) and hand
+// each the token; losing one loses nothing.
+//
 // # Privacy
 //
 // The relay logs no connection, reservation or circuit, at any level of
@@ -65,7 +77,9 @@
 // # Goroutines
 //
 // The host and the circuit relay service own theirs (libp2p's); Close
-// closes both. The mirror's replicator owns the replication sessions
+// closes both. The peering's goroutine (its rounds) and the DHT's are
+// owned by the Relay: Close stops the rounds, waits for them and closes
+// the DHT first. The mirror's replicator owns the replication sessions
 // (node/syncnet "Goroutines"); Mirror.Close, called by Close before the
 // host closes, waits for them and then closes the store. The metrics endpoint's server goroutine is owned by the
 // Relay, and Close shuts the server down and waits for it.
@@ -78,6 +92,6 @@
 // envelopes for offline devices (Limits.MailboxBytesPerSpace,
 // MailboxExpiry), which takes effect when it lands; flags for
 // MirrorLimits; invite locators
-// and aliases; message routing over gossipsub; many relays per space;
-// serving the web app on its WebSocket port. See DESIGN.md, "The relay".
+// and aliases; message routing over gossipsub; a space-level list of
+// relays (devices take theirs from --relay today); serving the web app on its WebSocket port. See DESIGN.md, "The relay".
 package relay
