@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/node"
+	"github.com/mycelsync/mycel/node/api"
 	"github.com/mycelsync/mycel/relay"
 )
 
@@ -136,4 +138,32 @@ func TestRelayPeerConfig(t *testing.T) {
 	if err := cfg.Validate(); err == nil {
 		t.Fatal("a peer without /p2p/ID was accepted")
 	}
+}
+
+// TestHandToRelay: the daemon's HandToRelay (POST
+// /v1/spaces/{space}/relays, `mycel relay add`) hands a relay that is not
+// in its config the token: the relay mirrors the space. An address
+// without a peer ID is a bad request.
+func TestHandToRelay(t *testing.T) {
+	ctx := context.Background()
+	r := startPeerRelay(t)
+	a := startDaemon(t, daemonConfig(t.TempDir(), "A"))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Put(ctx, info.ID, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.HandToRelay(ctx, info.ID, r.Host().Addrs()[0].String()); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("an address without a peer ID: %v", err)
+	}
+	if err := a.HandToRelay(ctx, info.ID, r.Addrs()[0].String()); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.MirrorToken(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayHolds(t, r, a, tok.Space)
 }
