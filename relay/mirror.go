@@ -396,12 +396,15 @@ type mirrorSpace struct {
 	removed  map[feed.PublicKey]bool
 	feeds    []feed.PublicKey
 	// boot holds the bindings of the sessions opened while no token was
-	// confirmed (bootstrap sessions, at most maxBootSessions that proved
-	// no writer, and the confirming writer's): at the first confirmation
-	// their recheck ends them, for their model shows nothing for the
-	// session's whole life; new sessions, shown everything, replace them
-	// (Mirror.reopen, peers.go).
-	boot map[string]bool
+	// confirmed (bootstrap sessions and the confirming writer's), the
+	// newest maxBootSessions (bootOrder, oldest first): at the first
+	// confirmation their recheck ends them, for their model shows nothing
+	// for the session's whole life; new sessions, shown everything,
+	// replace them (Mirror.reopen, peers.go). A session whose binding was
+	// evicted goes on showing nothing: a matter of liveness, not of what
+	// is shown.
+	boot      map[string]bool
+	bootOrder []string
 	// handers are the peers that handed a token of the space last (at
 	// most maxHanders); after the first confirmation the relay opens
 	// sessions with them again until reopenUntil (Mirror.reopen), for
@@ -413,9 +416,24 @@ type mirrorSpace struct {
 // maxHanders bounds the handing peers remembered per space.
 const maxHanders = 8
 
-// maxBootSessions bounds the bootstrap sessions of one space that proved
-// no writer; more are refused.
+// maxBootSessions bounds the bindings of bootstrap sessions kept per
+// space.
 const maxBootSessions = 64
+
+// bootLocked remembers the binding of a session opened before the first
+// confirmation, evicting the oldest past maxBootSessions.
+func (ms *mirrorSpace) bootLocked(binding []byte) {
+	b := string(binding)
+	if ms.boot[b] {
+		return
+	}
+	if len(ms.bootOrder) >= maxBootSessions {
+		delete(ms.boot, ms.bootOrder[0])
+		ms.bootOrder = ms.bootOrder[1:]
+	}
+	ms.boot[b] = true
+	ms.bootOrder = append(ms.bootOrder, b)
+}
 
 var _ syncnet.Space = (*mirrorSpace)(nil)
 
@@ -642,8 +660,8 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 			return true
 		}
 		if !writer {
-			if !haveConfirmed && !t.confirmed && (ms.boot[string(binding)] || len(ms.boot) < maxBootSessions) {
-				ms.boot[string(binding)] = true
+			if !haveConfirmed && !t.confirmed {
+				ms.bootLocked(binding)
 				ms.mu.Unlock()
 				return true // bootstrap
 			}
@@ -658,7 +676,7 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		if !haveConfirmed {
 			// This session's model shows nothing: the recheck below ends
 			// it, and reopen opens a new one.
-			ms.boot[string(binding)] = true
+			ms.bootLocked(binding)
 			ms.reopenUntil = now.Add(reopenFor)
 		}
 		ms.pruneLocked()
