@@ -21,9 +21,14 @@ circuits; its only record of traffic is the aggregate Prometheus metrics,
 served on loopback if --metrics is given. The first SIGINT or SIGTERM shuts it
 down gracefully; a second one stops it at once.
 
-Not yet: the blind mirror, the mailbox, invite locators and aliases, and
-message routing (issue 12); daemons do not reserve slots on it by themselves
-yet.
+With a data directory it is a blind mirror too: a member hands it a space's
+mirror token (the daemon does so for its --relay relays, and 'mycel relay add'
+for another), and it keeps the space's encrypted feeds for the devices that are
+offline. Relays given each other with --peer find, in a DHT of their own, the
+other relays mirroring the same space and keep their mirrors in step.
+
+Not yet: the mailbox, invite locators and aliases, and message routing
+(issue 12).
 
 Settings, each from (highest first) its flag, its environment variable, the
 data directory's config.json, or the default:

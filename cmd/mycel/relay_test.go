@@ -265,7 +265,7 @@ func TestRelayHelpAndBadSettings(t *testing.T) {
 	if code != 0 || stderr != "" {
 		t.Fatalf("relay --help: exit %d, stderr %q", code, stderr)
 	}
-	for _, want := range []string{"MYCEL_RELAY_HOME", "--listen", "--ws-cert", "--metrics", "--max-reservations",
+	for _, want := range []string{"MYCEL_RELAY_HOME", "--listen", "--ws-cert", "--metrics", "--max-reservations", "--peer", "MYCEL_RELAY_PEERS",
 		"MYCEL_RELAY_MAX_RESERVATIONS", "--circuit-bytes", "(default 128KiB)", "issue 12"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("relay --help lacks %q", want)
