@@ -120,6 +120,12 @@ func (s *relaySet) reserved(i int, rsvp *client.Reservation) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.relays[i]
+	if r.until.IsZero() {
+		// A new reservation, not a renewal: the relay may be another
+		// process since (restarted, its store lost or moved), so every
+		// token is handed again (relays_mirror.go).
+		r.mirror = mirrorHanded{}
+	}
 	r.until, r.limitDur, r.limitB = rsvp.Expiration, rsvp.LimitDuration, rsvp.LimitData
 	r.addrs = circuitAddrs(r.info, rsvp.Addrs)
 	r.err, r.errAt = "", time.Time{}

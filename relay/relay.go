@@ -47,6 +47,7 @@ type Relay struct {
 	mailbox *mailboxServer // nil without a data directory
 	router  *Router        // nil without a mirror
 	dir     *Directory     // locators and aliases, in the mirror's store; nil without one
+	peers   *peering       // the relays' DHT and rounds; nil until started
 
 	metricsSrv  *http.Server
 	metricsAddr string
@@ -131,6 +132,10 @@ func New(cfg *Config, key crypto.PrivKey, log *slog.Logger) (*Relay, error) {
 			r.close()
 			return nil, err
 		}
+	}
+	if r.peers, err = startPeering(cfg, h, r.mirror, reg); err != nil {
+		r.close()
+		return nil, err
 	}
 	if cfg.Metrics != "" {
 		if err := r.serveMetrics(); err != nil {
@@ -266,6 +271,10 @@ func (r *Relay) close() error {
 		if err := <-r.metricsDone; !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	// The peering first: its rounds sync through the mirror.
+	if r.peers != nil {
+		errs = append(errs, r.peers.close())
 	}
 	if r.router != nil {
 		errs = append(errs, r.router.Close())

@@ -103,6 +103,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"PUT /v1/spaces/{space}/keys/{key}": `{"value":"djI="}`,
 		"POST /v1/spaces/{space}/members":   `{"feed":"` + apitest.HexID(0x77) + `","name":"n","device":"AAAA"}`,
 		"POST /v1/spaces/{space}/messages":  `{"topic":"t","data":"aGk="}`,
+		"POST /v1/spaces/{space}/relays":    `{"addr":"/ip4/127.0.0.1/tcp/4111/p2p/12D3KooWrelay"}`,
 		"POST /v1/spaces/{space}/invites":   `{"ttl":"1h"}`,
 		"PUT /v1/spaces/{space}/password":   `{"password":"correct horse"}`,
 		"PUT /v1/spaces/{space}/alias":      `{"name":"family"}`,
