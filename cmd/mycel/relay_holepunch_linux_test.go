@@ -119,7 +119,8 @@ func hpPeers(t *testing.T, ns, dir, id string) (transports []string, out string)
 // relay, B is given A's circuit address only, reaches A through the relay,
 // and DCUtR hole punching upgrades them to a direct connection — over TCP
 // when the daemons listen and reach the relay on TCP only, over QUIC when
-// on QUIC only — as `mycel peers` shows; data then syncs both ways. The
+// on QUIC only — as `mycel peers` shows; the relay then stopped, data
+// syncs both ways over the direct connection. The
 // negative control: behind symmetric NATs (masquerade random) they stay
 // relayed, and data still syncs through the circuit.
 func TestE2ERelayHolePunch(t *testing.T) {
@@ -201,12 +202,22 @@ func TestE2ERelayHolePunch(t *testing.T) {
 				if directAt.IsZero() {
 					t.Fatalf("no direct connection from B to A within 30 s of the circuit")
 				}
-				t.Logf("circuit to direct connection (%s): %v", tc.want, directAt.Sub(relayedAt).Round(time.Millisecond))
+				t.Logf("circuit to direct connection (%s): %v (B's API polled every 20 ms)", tc.want, directAt.Sub(relayedAt).Round(time.Millisecond))
 				trs, out := hpPeers(t, n.b, b.dir, aID)
 				if !strings.Contains(strings.Join(trs, " "), tc.want) {
 					t.Fatalf("mycel peers on B: no %s connection to A:\n%s", tc.want, out)
 				}
 				t.Logf("mycel peers on B:\n%s", out)
+				// The relay stopped (SIGINT: it closes its QUIC connections
+				// rather than leave them to time out), only the direct
+				// connection is left: what syncs below goes over it.
+				r.stop(t)
+				waitFor(t, 30*time.Second, func() error {
+					if relayed, direct := relayedTo(b, aID); relayed || !direct {
+						return fmt.Errorf("B to A after the relay stopped: relayed %v, direct %v", relayed, direct)
+					}
+					return nil
+				})
 			} else {
 				// Symmetric NATs: what the relay saw of each is not where
 				// the other's packets land. A (the side the relayed
@@ -229,8 +240,10 @@ func TestE2ERelayHolePunch(t *testing.T) {
 			waitValue(t, b, id, key, []byte("hello B"))
 			t.Logf("put on A visible on B: %v", time.Since(start).Round(time.Millisecond))
 			key = "from-b-" + tc.name
+			start = time.Now()
 			b.put(id, key, []byte("hello A"))
 			waitValue(t, a, id, key, []byte("hello A"))
+			t.Logf("put on B visible on A: %v", time.Since(start).Round(time.Millisecond))
 			waitFor(t, 30*time.Second, func() error { return converged(id, 0, a, b) })
 			if tc.want == "" {
 				trs, out := hpPeers(t, n.b, b.dir, aID)
