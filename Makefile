@@ -31,7 +31,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # The browser the web UI's tests drive (TESTING.md, "Real browsers").
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help run build webui chromium test fmt-check vet test-race fuzz wasm bench
+.PHONY: help run build webui chromium nftables test fmt-check vet test-race fuzz wasm bench
 
 help: ## list the targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -58,7 +58,12 @@ chromium: ## install Debian's chromium for the browser tests when it is missing
 		sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
 		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-test: webui chromium fmt-check vet test-race fuzz wasm ## every check CI runs, failing fast
+nftables: ## install Debian's nftables (nft) for the relay's hole punching test when it is missing
+	@command -v nft >/dev/null || test -x /usr/sbin/nft || { echo "nftables: installing (apt-get)"; \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables; }
+
+test: webui chromium nftables fmt-check vet test-race fuzz wasm ## every check CI runs, failing fast
 	@echo "make test: all checks passed"
 
 fmt-check: ## fail if gofmt would change a file

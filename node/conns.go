@@ -3,11 +3,14 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/mycelsync/mycel/node/syncnet"
 )
 
@@ -49,10 +52,59 @@ func (n *Node) HandlePeerFound(p peer.AddrInfo) {
 	})
 }
 
+// holePunchWait bounds how long readyToPunch waits for the host's hole
+// punching service: it starts once identify brought an observed public
+// address, and polls for one at 0.25 s, 0.75 s, 1.75 s, 3.75 s… after
+// the host's start.
+const holePunchWait = 5 * time.Second
+
+// readyToPunch prepares the first dial of a static peer given by circuit
+// addresses only, through relays at public addresses: it connects to
+// those relays and waits, at most holePunchWait, until this host handles
+// DCUtR (holepunch.Protocol). libp2p tries a hole punch once, when the
+// relayed connection opens: the peer it reaches (the inbound side) opens a
+// DCUtR stream on it at once, and a dialer whose hole punching service was
+// not up yet (no observed public address yet: the relay's identify answer
+// had not come) refuses it, and the connection stays relayed for good.
+// A relay at a private address gives no public observed address, so no
+// hole punch, and is not waited for.
+func (n *Node) readyToPunch(ctx context.Context, p peer.AddrInfo) {
+	var relays []peer.AddrInfo
+	for _, a := range p.Addrs {
+		relay, _ := ma.SplitFunc(a, func(c ma.Component) bool { return c.Code() == ma.P_CIRCUIT })
+		if len(relay) == len(a) {
+			return // a direct address
+		}
+		if info, err := peer.AddrInfoFromP2pAddr(relay); err == nil && manet.IsPublicAddr(relay) {
+			relays = append(relays, *info)
+		}
+	}
+	if len(relays) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, holePunchWait)
+	defer cancel()
+	for _, info := range relays {
+		if n.host.Network().Connectedness(info.ID) == network.Connected {
+			continue
+		}
+		if err := n.host.Connect(ctx, info); err != nil {
+			n.log.Debug("peer: connect to its relay failed", "peer", p.ID, "relay", info.ID, "err", err)
+		}
+	}
+	for !slices.Contains(n.host.Mux().Protocols(), holepunch.Protocol) {
+		if !sleep(ctx, 50*time.Millisecond) {
+			n.log.Debug("peer: dialling through a relay without hole punching", "peer", p.ID)
+			return
+		}
+	}
+}
+
 // keepConnected dials a static peer whenever it is not connected, backing
 // off exponentially after failures.
 func (n *Node) keepConnected(ctx context.Context, p peer.AddrInfo) {
 	backoff := n.limits.Net.MinBackoff
+	n.readyToPunch(ctx, p)
 	for {
 		if n.host.Network().Connectedness(p.ID) != network.Connected {
 			dctx, cancel := context.WithTimeout(ctx, n.limits.Net.DialTimeout)

@@ -40,9 +40,18 @@ type relayProc struct {
 // with extra arguments, and reads what it prints until its metrics line.
 func startRelay(t *testing.T, dir string, extra ...string) *relayProc {
 	t.Helper()
+	return startRelayIn(t, "", dir, extra...)
+}
+
+// startRelayIn is startRelay in network namespace netns ("": the test's).
+func startRelayIn(t *testing.T, netns, dir string, extra ...string) *relayProc {
+	t.Helper()
 	args := append([]string{"relay", "--data", dir,
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1"}, extra...)
 	cmd := exec.Command(mycelBin, args...)
+	if netns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", netns, mycelBin}, args...)...)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
