@@ -47,6 +47,9 @@ type Config struct {
 	// its value from Limits' Mirror* fields, which the flags, environment
 	// and config.json set.
 	MirrorLimits MirrorLimits `json:"-"`
+	// RouterLimits bound the message router (DefaultRouterLimits). No
+	// flag sets them yet.
+	RouterLimits RouterLimits `json:"-"`
 }
 
 // DefaultListen are the addresses a relay listens on by default: every
@@ -232,8 +235,8 @@ func list(s string) []string {
 }
 
 // Limits bound what peers may take from the relay. The host's limits are
-// enforced by libp2p's resource manager, the circuit limits by libp2p's
-// circuit relay v2 service. Every field has a flag (its name in
+// enforced by libp2p's resource manager, the circuit limits by the relay's
+// circuit relay v2 hop service (hop.go). Every field has a flag (its name in
 // LimitNames), an environment variable (MYCEL_RELAY_ and the name in
 // capitals, dashes as underscores) and a key in config.json's "limits"
 // object (underscores); sizes take a KiB, MiB or GiB suffix, durations Go's
@@ -276,11 +279,22 @@ type Limits struct {
 	MaxCircuitsPerPeer int
 	// CircuitDuration and CircuitBytes bound one relayed connection: it is
 	// reset after that long, or after that many bytes in either
-	// direction. Defaults 2m and 128 KiB (libp2p's). The ACL is where the
-	// members of the spaces the relay serves will get lifted limits (see
-	// ACL); until then everyone gets these.
+	// direction. Defaults 2m and 128 KiB (libp2p's). Every circuit gets
+	// these but a members' one (below).
 	CircuitDuration time.Duration
 	CircuitBytes    int64
+	// MemberCircuitDuration and MemberCircuitBytes bound a relayed
+	// connection between two members of spaces the relay serves (ACL), so
+	// that a whole sync and the message traffic cross it. Defaults 1h and
+	// 1 GiB; a peer reconnects through a new circuit after either.
+	MemberCircuitDuration time.Duration
+	MemberCircuitBytes    int64
+	// MaxMembers bounds the allow-list of members (ACL); when it is full
+	// the oldest proof is dropped. MemberTTL is how long a member stays on
+	// it after its last proof once it is no longer connected. Defaults
+	// 4096 and 24h.
+	MaxMembers int
+	MemberTTL  time.Duration
 
 	// MailboxBytesPerSpace and MailboxExpiry bound the mailbox of one space
 	// (envelopes kept for offline devices, MailboxLimits; flags
@@ -351,6 +365,11 @@ func DefaultLimits() Limits {
 		CircuitDuration:      2 * time.Minute,
 		CircuitBytes:         128 << 10,
 
+		MemberCircuitDuration: time.Hour,
+		MemberCircuitBytes:    1 << 30,
+		MaxMembers:            DefaultMaxMembers,
+		MemberTTL:             DefaultMemberTTL,
+
 		MailboxBytesPerSpace: 16 << 20,
 		MailboxExpiry:        7 * 24 * time.Hour,
 
@@ -365,8 +384,8 @@ func DefaultLimits() Limits {
 	}
 }
 
-// Validate refuses a limit that is not positive, and a per-peer limit
-// above its overall one.
+// Validate refuses a limit that is not positive, a per-peer limit above
+// its overall one, and a circuit limit above the members' one.
 func (l *Limits) Validate() error {
 	for _, f := range limitFields {
 		if !f.positive(l) {
@@ -382,6 +401,8 @@ func (l *Limits) Validate() error {
 		{"max-streams-per-peer", "max-streams", l.MaxStreamsPerPeer <= l.MaxStreams},
 		{"max-memory-per-peer", "max-memory", l.MaxMemoryPerPeer <= l.MaxMemory},
 		{"mirror-max-unconfirmed-spaces", "mirror-max-spaces", l.MirrorMaxUnconfirmedSpaces <= l.MirrorMaxSpaces},
+		{"circuit-bytes", "member-circuit-bytes", l.CircuitBytes <= l.MemberCircuitBytes},
+		{"circuit-duration", "member-circuit-duration", l.CircuitDuration <= l.MemberCircuitDuration},
 	} {
 		if !c.ok {
 			return fmt.Errorf("relay: limit %s is above %s", c.part, c.whole)
@@ -435,6 +456,10 @@ var limitFields = []limitField{
 	{name: "mirror-handover-window", usage: "the window of mirror-handovers-per-peer", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MirrorHandoverWindow }},
 	{name: "mailbox-bytes-per-space", usage: "envelope bytes the mailbox keeps for one space", kind: kindSize, i64: func(l *Limits) *int64 { return &l.MailboxBytesPerSpace }},
 	{name: "mailbox-expiry", usage: "longest time the mailbox keeps an envelope", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MailboxExpiry }},
+	{name: "member-circuit-duration", usage: "lifetime of one relayed connection between members of served spaces", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MemberCircuitDuration }},
+	{name: "member-circuit-bytes", usage: "bytes one relayed connection between members carries each way", kind: kindSize, i64: func(l *Limits) *int64 { return &l.MemberCircuitBytes }},
+	{name: "max-members", usage: "peers on the allow-list of members of served spaces", kind: kindCount, i: func(l *Limits) *int { return &l.MaxMembers }},
+	{name: "member-ttl", usage: "how long a disconnected member stays on the allow-list after its last proof", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MemberTTL }},
 }
 
 // LimitNames are the flag names of the settable limits, in order.

@@ -8,11 +8,13 @@
 // New starts a libp2p host listening on TCP, QUIC, WebSocket (secure
 // WebSocket, /tls/ws, when given a certificate and key), WebTransport and
 // WebRTC-direct, with identify, the AutoNAT services (v1 and v2),
-// hole-punching support and libp2p's circuit relay v2 service, so that a
-// device behind a NAT reserves a slot and others reach it through the
-// relay's /p2p-circuit address. The service is started directly rather
-// than through libp2p's EnableRelayService, which waits for AutoNAT to
-// call the host public.
+// hole-punching support and a circuit relay v2 service, so that a device
+// behind a NAT reserves a slot and others reach it through the relay's
+// /p2p-circuit address. The service is the relay's own (hop.go: libp2p's
+// hop protocol and messages, go-libp2p's circuitv2 pb and proto packages,
+// the relay's code), because go-libp2p's applies one circuit limit to
+// everyone; it starts at once, where libp2p's EnableRelayService waits for
+// AutoNAT to call the host public.
 //
 // Config holds the settings and LoadConfig resolves them: flags, then
 // MYCEL_RELAY_* environment variables, then config.json in the data
@@ -26,14 +28,18 @@
 // nothing else changes.
 //
 // The ACL is the circuit relay service's access control. It admits
-// everyone, held to libp2p's default circuit limits (2 minutes, 128 KiB),
-// and keeps the allow-list of peers that belong to a space the relay
-// serves, empty for now. Those are to get lifted limits so that a whole
-// sync crosses the relay; libp2p's ACLFilter only answers yes or no and
-// its circuit limits are one setting for the whole service, so lifting
-// them per circuit will need the relay to handle the hop protocol's
-// circuits itself (for instance a second service instance for members'
-// circuits, or a limiter around the relayed streams).
+// everyone and keeps the allow-list of members: peers that proved, on this
+// relay, that they belong to a space it serves — the blind mirror admits
+// the peer of every replication session it opens on a confirmed token's
+// proof or a writer's signature (not a bootstrap session). A circuit
+// between two members gets the members' limits (Limits.MemberCircuitDuration
+// and MemberCircuitBytes, 1 hour and 1 GiB), so that a whole sync and the
+// message traffic cross the relay; every other circuit, one with a single
+// member end included, gets libp2p's defaults (2 minutes, 128 KiB). The
+// list is bounded (MaxMembers, the oldest proof dropped) and expires
+// (MemberTTL after the last proof, while the peer is not connected). A
+// relay without a data directory has no mirror, so no members. FORMAT.md,
+// "Circuit relay", gives the protocol's rules and what the relay learns.
 //
 // # Blind mirror
 //
@@ -85,6 +91,25 @@
 // what, the bounds (MailboxLimits; Limits.MailboxBytesPerSpace and
 // MailboxExpiry) and what the relay learns.
 //
+// # Message routing
+//
+// With a mirror, New starts the Router (router.go): a gossipsub router of
+// its own (ephemeral/p2p.PubSubOptions) that joins, without subscribing,
+// the ephemeral topic of every space the mirror serves (a confirmed token:
+// Mirror.ServedSpaces; Mirror.OnChange tells it when that changes), so
+// that devices reaching only the relay get each other's presence, app
+// messages and sign-in. Every envelope is checked without a key before it
+// is forwarded: size, fields, signature, topic, time window, an in-memory
+// seen-set (so a replay, re-encoded or after gossipsub's own cache forgot
+// it, is not forwarded again), for members' envelopes (key kind 1) a
+// sender that is a writer the mirror follows and has seen no removal of,
+// and for sign-in (key kinds 2 and 3), whose senders are not writers yet,
+// a rate per neighbour and per space (RouterLimits); a neighbour that
+// hands over too many rejected envelopes is banned for a while (gossipsub's
+// blacklist). Router.OnEnvelope is
+// the hook through which the mailbox is to be fed accepted envelopes.
+// FORMAT.md, "Message routing", gives the rules and what the relay learns.
+//
 // # Privacy
 //
 // The relay logs no connection, reservation or circuit, at any level of
@@ -99,8 +124,13 @@
 //
 // # Goroutines
 //
-// The host and the circuit relay service own theirs (libp2p's); Close
-// closes both. The mirror's replicator owns the replication sessions
+// The host owns libp2p's. The circuit relay service (hop) counts in its
+// WaitGroup each hop stream's handler while it runs, the two copy
+// goroutines of each open circuit and the one that reaps them, and its
+// reservation expiry loop; its Close resets the open circuits and waits
+// for all of them. The Router owns one goroutine (joins and leaves topics,
+// prunes its seen-set and rate state every minute) and its gossipsub
+// router's; Close, before the mirror's, ends them. The mirror's replicator owns the replication sessions
 // (node/syncnet "Goroutines"); Mirror.Close, called by Close before the
 // host closes, waits for them and then closes the store. The mailbox's
 // sweeper (every MailboxLimits.SweepEvery) is owned by its server; Close
@@ -112,9 +142,10 @@
 //
 // (Daemons reserve slots and advertise circuit addresses: node/relays.go.)
 // (Daemons hand their relays the mirror token, after each rotation too:
-// node/relays_mirror.go.) Lifted circuit limits for members; the mailbox of
+// node/relays_mirror.go.) The mailbox of
 // envelopes for offline devices (Limits.MailboxBytesPerSpace,
-// MailboxExpiry), which takes effect when it lands; invite locators
-// and aliases; message routing over gossipsub; many relays per space.
-// See DESIGN.md, "The relay".
+// MailboxExpiry), which takes effect when it lands; flags for
+// MirrorLimits and RouterLimits; invite locators
+// and aliases; many relays per space;
+// serving the web app on its WebSocket port. See DESIGN.md, "The relay".
 package relay

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/ephemeral"
 	"github.com/mycelsync/mycel/feed"
 )
 
@@ -35,14 +36,34 @@ type mailboxServer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	sem    chan struct{} // requests being served
+	// routed holds the sign-in envelopes the router accepted, on their way
+	// to Keep (offer); full, the next is left to the deposits.
+	routed chan *ephemeral.Envelope
 }
+
+// routedBacklog bounds the router's envelopes waiting for the mailbox.
+const routedBacklog = 256
 
 // serveMailbox serves mb on h and starts its sweeper (every
 // MailboxLimits.SweepEvery).
 func serveMailbox(mb *Mailbox, h host.Host) *mailboxServer {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &mailboxServer{mb: mb, h: h, cancel: cancel, sem: make(chan struct{}, maxMailboxStreams)}
+	s := &mailboxServer{mb: mb, h: h, cancel: cancel, sem: make(chan struct{}, maxMailboxStreams), routed: make(chan *ephemeral.Envelope, routedBacklog)}
 	h.SetStreamHandler(MailboxProtocol, s.handle)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e := <-s.routed:
+				// Refusals (quota, shares) are the mailbox's own, counted
+				// there; the envelope was forwarded live anyway.
+				_ = s.mb.Keep(e)
+			}
+		}
+	}()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -60,6 +81,23 @@ func serveMailbox(mb *Mailbox, h host.Host) *mailboxServer {
 		}
 	}()
 	return s
+}
+
+// offer is the router's hook (Router.OnEnvelope): a sign-in envelope it
+// accepted is kept for the devices that are offline, so that a device
+// that only publishes on gossipsub (a browser) reaches a member that comes
+// back later. Members' messages are not kept: receivers drop envelopes
+// older than the ephemeral window (ephemeral/FORMAT.md), so they would be
+// stale when fetched. It never blocks: with routedBacklog waiting the
+// envelope is not kept (it was forwarded live).
+func (s *mailboxServer) offer(a Accepted) {
+	if !isSignin(a.Envelope.KeyKind) {
+		return
+	}
+	select {
+	case s.routed <- a.Envelope:
+	default:
+	}
 }
 
 func (s *mailboxServer) Close() error {

@@ -126,6 +126,10 @@ type Mirror struct {
 	now  func() time.Time
 
 	stats mirrorStats
+	// onChange is called when the spaces served may have changed (the
+	// message router's Refresh).
+	onChange atomic.Pointer[func()]
+	acl      *ACL // admits the peers whose proofs open sessions; nil: none
 
 	mu        sync.Mutex
 	closed    bool
@@ -137,13 +141,16 @@ type Mirror struct {
 // it serves every space recorded in st and takes handovers on
 // MirrorProtocol.
 // Its aggregate metrics go to reg if it is not nil.
-func NewMirror(h host.Host, st feed.Storage, lim MirrorLimits, log *slog.Logger, reg prometheus.Registerer) (*Mirror, error) {
+func NewMirror(h host.Host, st feed.Storage, lim MirrorLimits, log *slog.Logger, reg prometheus.Registerer, opts ...MirrorOption) (*Mirror, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	lim.setDefaults()
 	m := &Mirror{h: h, st: st, lim: lim, log: log, now: time.Now, stats: newMirrorStats(reg),
 		spaces: make(map[auth.SpaceID]*mirrorSpace), handovers: make(map[peer.ID][]time.Time)}
+	for _, o := range opts {
+		o(m)
+	}
 	// The replicator logs sessions with their peers (standing, failed
 	// proofs): a relay keeps no per-peer logs, so it gets none.
 	m.repl = syncnet.New(h, nil)
@@ -213,6 +220,44 @@ func (m *Mirror) Spaces() []auth.SpaceID {
 		out = append(out, id)
 	}
 	return out
+}
+
+// ServedSpaces returns the IDs of the spaces the mirror serves: those it
+// holds a confirmed token of (RouterSource).
+func (m *Mirror) ServedSpaces() []auth.SpaceID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []auth.SpaceID
+	for id, ms := range m.spaces {
+		if ms.confirmed() {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// IsWriter reports whether k is a feed of space id's writers that the
+// mirror follows and has seen no removal of (RouterSource).
+func (m *Mirror) IsWriter(id auth.SpaceID, k feed.PublicKey) bool {
+	m.mu.Lock()
+	ms := m.spaces[id]
+	m.mu.Unlock()
+	if ms == nil {
+		return false
+	}
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.follow[k] && !ms.removed[k]
+}
+
+// OnChange sets fn, called whenever the spaces served may have changed (a
+// first confirmation, a space forgotten). fn must not block (RouterSource).
+func (m *Mirror) OnChange(fn func()) { m.onChange.Store(&fn) }
+
+func (m *Mirror) changed() {
+	if fn := m.onChange.Load(); fn != nil {
+		(*fn)()
+	}
 }
 
 // Stored returns, for each feed the mirror stores of space id, how many
@@ -319,6 +364,7 @@ func (m *Mirror) sweepLocked(now time.Time) {
 		if err := m.forget(id); err != nil {
 			m.log.Warn("relay: mirror: forget space", "err", err)
 		}
+		m.changed()
 	}
 }
 
@@ -603,6 +649,7 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		}
 		if t.confirmed && t.tok.Epoch == newest {
 			ms.mu.Unlock()
+			ms.m.admit(binding)
 			return true
 		}
 		if !writer {
@@ -614,6 +661,7 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		}
 		if t.confirmed {
 			ms.mu.Unlock()
+			ms.m.admit(binding)
 			return true
 		}
 		ms.tokens[i].confirmed = true
@@ -629,6 +677,10 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 			// Sessions proving the previous epoch alone must prove again.
 			ms.m.repl.Recheck(ms.id)
 		}
+		if !haveConfirmed {
+			ms.m.changed()
+		}
+		ms.m.admit(binding)
 		return true
 	}
 	ms.mu.Unlock()
@@ -832,12 +884,12 @@ const MirrorDir = "mirror"
 
 // openMirror opens the mirror's store in the data directory and starts
 // the mirror on h.
-func openMirror(cfg *Config, h host.Host, log *slog.Logger, reg prometheus.Registerer) (*Mirror, error) {
+func openMirror(cfg *Config, h host.Host, log *slog.Logger, reg prometheus.Registerer, opts ...MirrorOption) (*Mirror, error) {
 	st, err := badgerstore.Open(filepath.Join(cfg.DataDir, MirrorDir), badgerstore.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("relay: mirror store: %w", err)
 	}
-	m, err := NewMirror(h, st, cfg.Limits.mirror(cfg.MirrorLimits), log, reg)
+	m, err := NewMirror(h, st, cfg.Limits.mirror(cfg.MirrorLimits), log, reg, opts...)
 	if err != nil {
 		st.Close()
 		return nil, err

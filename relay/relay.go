@@ -40,11 +40,12 @@ type Relay struct {
 	cfg     *Config
 	log     *slog.Logger
 	host    host.Host
-	svc     *relayv2.Relay
+	svc     *hop
 	acl     *ACL
 	metrics *prometheus.Registry
 	mirror  *Mirror        // nil without a data directory
 	mailbox *mailboxServer // nil without a data directory
+	router  *Router        // nil without a mirror
 
 	metricsSrv  *http.Server
 	metricsAddr string
@@ -106,20 +107,21 @@ func New(cfg *Config, key crypto.PrivKey, log *slog.Logger) (*Relay, error) {
 		return nil, fmt.Errorf("relay: start host: %w", err)
 	}
 	r := &Relay{cfg: cfg, log: log, host: h, acl: NewACL(reg), metrics: reg}
-	// The service is started here rather than by libp2p's
-	// EnableRelayService, which waits until AutoNAT finds the host
-	// public: a relay is meant to be reachable, and on a LAN or loopback
-	// AutoNAT never says so.
-	r.svc, err = relayv2.New(h,
-		relayv2.WithResources(cfg.Limits.resources()),
-		relayv2.WithACL(r.acl),
-		relayv2.WithMetricsTracer(relayv2.NewMetricsTracer(relayv2.WithRegisterer(reg))))
+	// The circuit relay service is the relay's own (hop.go), so that
+	// members' circuits get lifted limits; it starts here, at once (a
+	// relay is meant to be reachable, and on a LAN or loopback AutoNAT
+	// never calls the host public, which libp2p's EnableRelayService
+	// waits for).
+	r.acl.bound(cfg.Limits.MaxMembers, cfg.Limits.MemberTTL, func(p peer.ID) bool {
+		return h.Network().Connectedness(p) == network.Connected
+	})
+	r.svc, err = newHop(h, cfg.Limits, r.acl, relayv2.NewMetricsTracer(relayv2.WithRegisterer(reg)))
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("relay: start circuit relay service: %w", err)
 	}
 	if cfg.DataDir != "" {
-		if r.mirror, err = openMirror(cfg, h, log, reg); err != nil {
+		if r.mirror, err = openMirror(cfg, h, log, reg, WithMembers(r.acl)); err != nil {
 			r.svc.Close()
 			h.Close()
 			return nil, err
@@ -134,10 +136,19 @@ func New(cfg *Config, key crypto.PrivKey, log *slog.Logger) (*Relay, error) {
 			return nil, err
 		}
 		r.mailbox = serveMailbox(mb, h)
+		if r.router, err = NewRouter(h, r.mirror, cfg.RouterLimits, reg); err != nil {
+			r.mailbox.Close()
+			r.mirror.Close()
+			r.svc.Close()
+			h.Close()
+			return nil, fmt.Errorf("relay: message router: %w", err)
+		}
+		r.router.OnEnvelope(r.mailbox.offer)
 	}
 	if cfg.Metrics != "" {
 		if err := r.serveMetrics(); err != nil {
 			if r.mirror != nil {
+				r.router.Close()
 				r.mailbox.Close()
 				r.mirror.Close()
 			}
@@ -148,17 +159,6 @@ func New(cfg *Config, key crypto.PrivKey, log *slog.Logger) (*Relay, error) {
 	}
 	log.Info("relay started", "peer", h.ID(), "addrs", len(h.Addrs()))
 	return r, nil
-}
-
-// resources are the circuit relay service's limits.
-func (l *Limits) resources() relayv2.Resources {
-	rc := relayv2.DefaultResources()
-	rc.Limit = &relayv2.RelayLimit{Duration: l.CircuitDuration, Data: l.CircuitBytes}
-	rc.ReservationTTL = l.ReservationTTL
-	rc.MaxReservations = l.MaxReservations
-	rc.MaxReservationsPerIP = l.MaxReservationsPerIP
-	rc.MaxCircuits = l.MaxCircuitsPerPeer
-	return rc
 }
 
 // newResourceManager returns libp2p's resource manager with its default
@@ -221,6 +221,9 @@ func (r *Relay) Mailbox() *Mailbox {
 	return r.mailbox.mb
 }
 
+// Router returns the message router, nil when the relay has no mirror.
+func (r *Relay) Router() *Router { return r.router }
+
 // ACL returns the circuit relay service's ACL.
 func (r *Relay) ACL() *ACL { return r.acl }
 
@@ -257,6 +260,9 @@ func (r *Relay) close() error {
 		if err := <-r.metricsDone; !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if r.router != nil {
+		errs = append(errs, r.router.Close())
 	}
 	if r.mirror != nil {
 		errs = append(errs, r.mailbox.Close(), r.mirror.Close())

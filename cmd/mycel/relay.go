@@ -45,9 +45,10 @@ data directory's config.json, or the default:
                   (loopback host:port of /metrics; default off)
   log level       --log-level  MYCEL_RELAY_LOG_LEVEL  config "log_level"
                                                       (default info)
-  limits          --max-*, --reservation-ttl, --circuit-* and --mirror-*
-                  below, with their defaults; MYCEL_RELAY_<FLAG NAME>
-                  (MYCEL_RELAY_MAX_CONNS, MYCEL_RELAY_MIRROR_MAX_SPACES);
+  limits          --max-*, --reservation-ttl, --circuit-*, --member-*,
+                  --mirror-* and --mailbox-* below, with their defaults;
+                  MYCEL_RELAY_<FLAG NAME> (MYCEL_RELAY_MAX_CONNS,
+                  MYCEL_RELAY_MIRROR_MAX_SPACES);
                   config "limits": {"max_conns": 4096, "circuit_bytes": "1MiB"}
                   (sizes take KiB, MiB or GiB; durations 90s, 2m, 1h)
 

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -227,4 +229,38 @@ func TestCLIStatusRelays(t *testing.T) {
 	if !strings.Contains(out, "12D3KooWrelayA (relay)") || !strings.Contains(out, "relayed (limited)") {
 		t.Errorf("peers:\n%s", out)
 	}
+}
+
+// relayMetric reads the relay's /metrics. A series with labels, as
+// /metrics prints it (`name{label="v"}`), is read alone, 0 while the relay
+// has not exported it; a bare name is the sum of its samples over every
+// label, and the test fails if the relay exports no such metric.
+func relayMetric(t *testing.T, r *relayProc, series string) float64 {
+	t.Helper()
+	if r.metrics == "" {
+		t.Fatal("the relay serves no metrics")
+	}
+	resp, err := http.Get(r.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	labelled := strings.Contains(series, "{")
+	sum, found := 0.0, false
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok || (name != series && (labelled || !strings.HasPrefix(name, series+"{"))) {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, found = sum+f, true
+	}
+	if !found && !labelled {
+		t.Fatalf("the relay has no metric %s", series)
+	}
+	return sum
 }

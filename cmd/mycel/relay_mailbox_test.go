@@ -1,44 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mycelsync/mycel/node/api"
 )
-
-// relayMetric sums the samples of a metric (every label) on the relay's
-// /metrics.
-func relayMetric(t *testing.T, p *relayProc, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(p.metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sum, found := 0.0, false
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 2 || (f[0] != name && !strings.HasPrefix(f[0], name+"{")) {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[1], 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum, found = sum+v, true
-	}
-	if !found {
-		t.Fatalf("the relay has no metric %s", name)
-	}
-	return sum
-}
 
 // TestE2EMailboxSignIn: a join request made while every member is
 // offline reaches the member that comes back, through the relay's

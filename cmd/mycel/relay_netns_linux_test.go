@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -92,8 +94,13 @@ func mycelIn(t *testing.T, ns string, args ...string) string {
 // TestE2ERelayNetns: daemons A and B, members of a space, restarted in
 // network namespaces of their own, each reaching only the relay (in the
 // test's namespace): B, given A's circuit address as its static peer,
-// syncs with A through the relay both ways, and again after the relay was
-// killed and restarted.
+// syncs with A through the relay both ways; A and B see each other online
+// and exchange app messages both ways through the relay's gossipsub (their
+// only connection to each other is the relayed one, on which gossipsub
+// opens no stream); a third device C, in a namespace of its own reaching
+// only the relay, joins by invite (request, approval) through the relay
+// and gets the space; and A and B sync again after the relay was killed
+// and restarted.
 func TestE2ERelayNetns(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root for ip netns (TESTING.md)")
@@ -118,13 +125,11 @@ func TestE2ERelayNetns(t *testing.T) {
 
 	rlisten := fmt.Sprintf("/ip4/%s/tcp/%d", relayIP, freeTCPPort(t))
 	rdir := t.TempDir()
-	r := startRelay(t, rdir, "--listen", rlisten)
+	r := startRelay(t, rdir, "--listen", rlisten, "--metrics", "127.0.0.1:0")
 	raddr := rlisten + "/p2p/" + r.id
 
 	// A makes the space and signs B in on loopback, in the test's
-	// namespace: sign-in goes over gossipsub, which opens no stream on a
-	// relayed (limited) connection (go-libp2p-pubsub skips peers without a
-	// direct one), so it cannot cross the relay yet.
+	// namespace (C below signs in through the relay).
 	a := newDaemon(t)
 	b := newDaemon(t, "--peer", a.peerAddr())
 	id := createSpace(t, a, b)
@@ -183,6 +188,56 @@ func TestE2ERelayNetns(t *testing.T) {
 		t.Errorf("mycel status on A:\n%s", out)
 	}
 
+	// Messages through the relay's gossipsub: presence both ways, then
+	// app messages both ways. The relay routes the space's topic once it
+	// holds a confirmed mirror token of it (the daemons hand it theirs).
+	onlineOn(t, a, id, b.space(id).Feed)
+	onlineOn(t, b, id, a.space(id).Feed)
+	t.Cleanup(func() {
+		if t.Failed() {
+			resp, err := http.Get(r.metrics)
+			if err == nil {
+				defer resp.Body.Close()
+				sc := bufio.NewScanner(resp.Body)
+				for sc.Scan() {
+					if strings.Contains(sc.Text(), "router") || strings.Contains(sc.Text(), "mirror") {
+						t.Log(sc.Text())
+					}
+				}
+			}
+		}
+	})
+	fromA := listenIn(t, nsB, b.dir, id)
+	fromB := listenIn(t, nsA, a.dir, id)
+	sendUntilGot(t, a, fromA, id, "hello B, through the relay")
+	sendUntilGot(t, b, fromB, id, "hello A, through the relay")
+	if relayed, direct := relayedTo(b, st.PeerID); !relayed || direct {
+		t.Errorf("B to A after the messages: relayed %v, direct %v", relayed, direct)
+	}
+	fwd := relayMetric(t, r, `mycel_relay_router_envelopes_total{result="forwarded"}`)
+	if fwd < 4 {
+		t.Errorf("the relay forwarded %v envelopes", fwd)
+	}
+	t.Logf("the relay forwarded %v envelopes", fwd)
+
+	// A third device, reaching only the relay, joins by invite: its
+	// request reaches A, and A's approval reaches it, through the relay's
+	// gossipsub; then it syncs the space through the relay.
+	nsC := "mycC" + tag
+	netnsLink(t, nsC, "mrc"+tag, "mxc"+tag, fmt.Sprintf("10.%d.3.2", net10), relayIP)
+	c := &daemon{t: t, dir: t.TempDir(), netns: nsC, client: netnsClient(nsC), extra: []string{"--relay", raddr}}
+	c.start()
+	reservedOn(t, c, r.id)
+	approveOn(t, a, c, id)
+	waitValue(t, c, id, "from-b", []byte("hello A"))
+	if _, direct := relayedTo(c, st.PeerID); direct {
+		t.Error("C has a direct connection to A")
+	}
+	onlineOn(t, b, id, c.space(id).Feed)
+	if got := relayMetric(t, r, `mycel_relay_router_envelopes_total{result="forwarded"}`); got <= fwd {
+		t.Errorf("the relay forwarded nothing of the sign-in: %v, then %v", fwd, got)
+	}
+
 	// The relay killed and restarted: both reserve again, B reaches A
 	// through it again (there is no other way) and the space syncs.
 	r.cmd.Process.Kill()
@@ -203,9 +258,14 @@ func TestE2ERelayNetns(t *testing.T) {
 	waitValue(t, b, id, "while-down", []byte("waits for the relay"))
 	b.put(id, "after", []byte("the restart"))
 	waitValue(t, a, id, "after", []byte("the restart"))
-	if relayed, direct := relayedTo(b, st.PeerID); !relayed || direct {
-		t.Errorf("B to A after the relay's restart: relayed %v, direct %v", relayed, direct)
-	}
+	// The values may also have come through the relay's mirror, before
+	// B's dial of A's circuit address (its static peer, retried) is back.
+	waitFor(t, 30*time.Second, func() error {
+		if relayed, direct := relayedTo(b, st.PeerID); !relayed || direct {
+			return fmt.Errorf("B to A after the relay's restart: relayed %v, direct %v", relayed, direct)
+		}
+		return nil
+	})
 }
 
 func peerFlags(addrs []string) []string {
@@ -214,4 +274,82 @@ func peerFlags(addrs []string) []string {
 		out = append(out, "--peer", a)
 	}
 	return out
+}
+
+// onlineOn waits until d sees the device whose feed is feed online in
+// space id.
+func onlineOn(t *testing.T, d *daemon, id, feed string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, func() error {
+		var ds []api.Device
+		d.request("GET", "/v1/spaces/"+id+"/devices", nil, &ds)
+		for _, dev := range ds {
+			if dev.Feed == feed && dev.Online {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s not online: %+v", feed, ds)
+	})
+}
+
+// listenIn runs `mycel listen` on the daemon of dir in network namespace
+// ns and passes on the app messages it prints.
+func listenIn(t *testing.T, ns, dir, id string) <-chan api.Message {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, mycelBin, "listen", id, "--json", "--data", dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("mycel listen in %s: stderr:\n%s", ns, stderr)
+		}
+	})
+	ch := make(chan api.Message, 64)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var m api.Message
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				ch <- m
+			}
+		}
+		close(ch)
+	}()
+	return ch
+}
+
+// sendUntilGot sends text on topic "chat" from d until ch gets it: the
+// listener and the relay's mesh may not be in place for the first ones.
+func sendUntilGot(t *testing.T, d *daemon, ch <-chan api.Message, id, text string) {
+	t.Helper()
+	start := time.Now()
+	waitFor(t, 60*time.Second, func() error {
+		if st := d.request("POST", "/v1/spaces/"+id+"/messages", api.SendRequest{Topic: "chat", Data: []byte(text)}, nil); st >= 300 {
+			return fmt.Errorf("send: status %d", st)
+		}
+		timeout := time.After(time.Second)
+		for {
+			select {
+			case m, ok := <-ch:
+				if !ok {
+					t.Fatal("mycel listen ended")
+				}
+				if m.Topic == "chat" && string(m.Data) == text {
+					return nil
+				}
+			case <-timeout:
+				return fmt.Errorf("%q not received yet", text)
+			}
+		}
+	})
+	t.Logf("%q received after %v", text, time.Since(start).Round(time.Millisecond))
 }
