@@ -5,10 +5,10 @@
 // globalThis.mycelNode, the calls the tests drive (webui/node_browser_test.go);
 // the page's own UI for it comes later.
 //
-// Read-only: the page holds a member's epoch secrets (handed to it by the
-// caller, since sign-in in the page is a later step), proves them to open
+// Read-only: the page holds a member's epoch secrets (from signing in,
+// signin.ts, or handed to replicate by the caller), proves them to open
 // replication, and stores what it receives in the core's in-memory store.
-// It appends nothing.
+// It appends nothing yet.
 
 import { TopicValidatorResult } from "@libp2p/gossipsub";
 import type { Connection, PeerId, Stream } from "@libp2p/interface";
