@@ -43,6 +43,7 @@ func (n *Node) CreateInvite(ctx context.Context, id string, ttl time.Duration) (
 		return api.Invite{}, spaceError(err)
 	}
 	m.wrote()
+	n.depositLocator(m.sp.ID(), inv.Record(), loc)
 	link, err := inv.Link()
 	if err != nil {
 		return api.Invite{}, err
@@ -96,6 +97,7 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 	var sid auth.SpaceID
 	var key auth.RequestKey
 	var expires time.Time
+	var hints auth.InviteHints // where a relay's locator says the inviting device is
 	switch {
 	case w.Invite != "" && w.Password != "":
 		return api.JoinState{}, fmt.Errorf("%w: an invite or a password, not both", api.ErrBadRequest)
@@ -107,7 +109,7 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 		switch {
 		case inv.KnowsSpace():
 		case w.Space != "":
-			s, err := parseSpaceID(w.Space)
+			s, err := n.joinSpace(ctx, w.Space)
 			if err != nil {
 				return api.JoinState{}, err
 			}
@@ -121,14 +123,14 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 			if err != nil {
 				return api.JoinState{}, fmt.Errorf("%w: %v", api.ErrNotFound, err)
 			}
-			inv = found
+			inv, hints = found, found.Hints
 		}
 		sid, key, expires = inv.Space, inv.RequestKey(), inv.Expires
 	case w.Password != "":
 		if w.Space == "" {
 			return api.JoinState{}, fmt.Errorf("%w: a password needs the space ID", api.ErrBadRequest)
 		}
-		s, err := parseSpaceID(w.Space)
+		s, err := n.joinSpace(ctx, w.Space)
 		if err != nil {
 			return api.JoinState{}, err
 		}
@@ -181,6 +183,9 @@ func (n *Node) Join(ctx context.Context, w api.JoinWith) (api.JoinState, error) 
 	m.mu.Unlock()
 	n.log.Info("sign-in: asked to join", "space", sid, "via", key.Kind, "code", auth.SafetyCode(req))
 	m.askSoon()
+	if !hints.IsZero() {
+		n.keepDialingHints(m, hints, expires)
+	}
 	return m.joinState(), nil
 }
 
@@ -351,6 +356,7 @@ func (n *Node) Approve(ctx context.Context, id, code string) error {
 			}
 			return spaceError(err)
 		}
+		n.spentInvite(m, auth.InviteID(p.Key.ID))
 	}
 	if err := m.sp.AddWriter(ctx, p.Req.Feed, p.Req.Name, p.Req.Device); err != nil {
 		return spaceError(err)
@@ -386,6 +392,7 @@ func (n *Node) Deny(ctx context.Context, id string) error {
 			return spaceError(err)
 		}
 		m.wrote()
+		n.spentInvite(m, auth.InviteID(p.Key.ID))
 	}
 	n.signins.mu.Lock()
 	msg, err := n.signins.core.Deny(time.Now(), signinSpace{m}, p)

@@ -14,6 +14,9 @@
 //	conns.go                connections: mDNS, static peers, resync
 //	relays.go               reservations on the circuit relays
 //	                        (Config.Relays) and their circuit addresses
+//	relays_mirror.go,       what the node hands its relays: mirror tokens;
+//	relays_locators.go      invite locators (deposited, removed once spent,
+//	                        looked up by join <code>) and aliases
 //	config.go, limits.go    settings and every bound (Config, Limits)
 //	datadir_*.go            the data directory: identity and device key,
 //	                        key records kept outside the store, space

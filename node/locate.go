@@ -44,22 +44,36 @@ func (n *Node) serveLocate(st network.Stream) {
 }
 
 // locate asks the connected peers, in turn, for the locator of inv and
-// returns inv with its space and expiry.
+// returns inv with its space and expiry; when none knows it, it asks this
+// device's relays (Config.Relays), where members deposit the locators of
+// their invites (relays_locators.go), so that a code works while no
+// member is online. A relay's locator may also carry the hints of the
+// inviting device (returned in the invite's Hints).
 func (n *Node) locate(ctx context.Context, inv *auth.Invite) (*auth.Invite, error) {
 	id := inv.ID()
-	var errs []error
+	asked := 0
 	for _, p := range n.host.Network().Peers() {
+		if n.relayIndex(p) >= 0 {
+			continue // a relay answers on its own protocol, below
+		}
+		asked++
 		found, err := n.locateAt(ctx, p, id, inv)
 		if err == nil {
 			return found, nil
 		}
-		errs = append(errs, err)
 		if errors.Is(err, auth.ErrExpired) {
 			return nil, err
 		}
 	}
-	if len(errs) == 0 {
-		return nil, errors.New("no peer is connected to ask which space the code is for")
+	if len(n.relays.relays) > 0 {
+		found, err := n.locateAtRelays(ctx, inv)
+		if err == nil || errors.Is(err, auth.ErrExpired) {
+			return found, err
+		}
+		return nil, fmt.Errorf("no connected peer and no relay knows the code's space (give the space ID, or the link): %w", err)
+	}
+	if asked == 0 {
+		return nil, errors.New("no peer is connected to ask which space the code is for, and no relay is configured")
 	}
 	return nil, fmt.Errorf("no connected peer knows the code's space (give the space ID, or the link)")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/node/api"
 )
 
@@ -39,6 +40,9 @@ const relayRenewMargin = 2 * time.Minute
 type relaySet struct {
 	mu     sync.Mutex
 	relays []*relayState
+	// locators to deposit at, or remove from, every relay
+	// (relays_locators.go).
+	locators map[auth.InviteID]*relayLocator
 }
 
 type relayState struct {
@@ -116,6 +120,12 @@ func (s *relaySet) reserved(i int, rsvp *client.Reservation) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.relays[i]
+	if r.until.IsZero() {
+		// A new reservation, not a renewal: the relay may be another
+		// process since (restarted, its store lost or moved), so every
+		// token is handed again (relays_mirror.go).
+		r.mirror = mirrorHanded{}
+	}
 	r.until, r.limitDur, r.limitB = rsvp.Expiration, rsvp.LimitDuration, rsvp.LimitData
 	r.addrs = circuitAddrs(r.info, rsvp.Addrs)
 	r.err, r.errAt = "", time.Time{}
@@ -169,6 +179,7 @@ func (n *Node) keepRelay(ctx context.Context, i int) {
 		for time.Now().Before(renew) {
 			n.handMirrorTokens(ctx, i, info.ID)
 			n.syncMailbox(ctx, i, info.ID)
+			n.syncLocators(ctx, info.ID)
 			if !sleep(ctx, min(n.limits.Net.MinBackoff, time.Until(renew))) {
 				return
 			}

@@ -30,8 +30,15 @@ type mirrorHanded struct {
 }
 
 // handMirrorTokens hands relay id the newest token of each space this
-// device writes to that it was not handed yet. keepRelay calls it while it
-// holds a reservation on the relay.
+// device writes to that it was not handed yet. keepRelay calls it every
+// Limits.Net.MinBackoff while it holds a reservation on the relay; what
+// it does then is in memory (a keyring's newest epoch against the one
+// handed), and a handover goes over the network only for a space not
+// handed yet, an epoch newer than the one handed (a rotation), or after a
+// failure once mirrorRetry passed. A new reservation (relaySet.reserved:
+// the first, or one after the relay went away) forgets what was handed,
+// so that a relay that came back without its store gets every token
+// again; renewals do not.
 func (n *Node) handMirrorTokens(ctx context.Context, i int, id peer.ID) {
 	n.relays.mu.Lock()
 	h := &n.relays.relays[i].mirror

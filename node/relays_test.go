@@ -2,18 +2,22 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
+	"net"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/relay"
 )
 
 // relayHost is a circuit relay v2 on loopback TCP whose reservations last
@@ -239,4 +243,62 @@ func TestDialThroughRelay(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestRelayRestartedGetsTokensAgain: the relay comes back at the same
+// address with the same identity but without its store (a new machine, a
+// lost disk): the node's new reservation on it hands it the space's
+// mirror token again, and the relay mirrors the space anew.
+func TestRelayRestartedGetsTokensAgain(t *testing.T) {
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	start := func() *relay.Relay {
+		t.Helper()
+		cfg := &relay.Config{DataDir: t.TempDir(), LogLevel: "info", Limits: relay.DefaultLimits(), Listen: []string{listen}}
+		r, err := relay.New(cfg, key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	}
+	r := start()
+	cfg := loopbackConfig(t)
+	cfg.Relays = []string{listen + "/p2p/" + r.Host().ID().String()}
+	cfg.Limits.Net.MinBackoff, cfg.Limits.Net.MaxBackoff = 100*time.Millisecond, 200*time.Millisecond
+	n, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	info, err := n.CreateSpace(context.Background(), "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirrors := func(r *relay.Relay) func() error {
+		return func() error {
+			for _, id := range r.Mirror().Spaces() {
+				if id.String() == info.ID && len(r.Mirror().Stored(id)) > 0 {
+					return nil
+				}
+			}
+			return fmt.Errorf("the relay does not mirror %s: %v", info.ID, r.Mirror().Spaces())
+		}
+	}
+	eventually(t, 20*time.Second, mirrors(r))
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitRelay(t, n, "lost", func(r api.Relay) bool { return r.ReservedUntil == nil })
+	r = start()
+	waitRelay(t, n, "reserved again", func(r api.Relay) bool { return r.ReservedUntil != nil })
+	eventually(t, 20*time.Second, mirrors(r))
 }

@@ -42,6 +42,16 @@ type Config struct {
 	// Limits bound what peers may take; see Limits for each one's default,
 	// environment variable and flag.
 	Limits Limits `json:"-"`
+	// Peers are other relays (multiaddrs with /p2p/ID) this one joins in
+	// the relays' DHT, through which relays that mirror the same space
+	// find each other and keep their mirrors in step (peers.go). Default
+	// none. Env MYCEL_RELAY_PEERS (comma-separated); flag --peer
+	// (repeatable).
+	Peers []string `json:"peers,omitempty"`
+	// PeerInterval is how often the relay provides its spaces in the DHT
+	// and syncs them with the other relays providing them. Default
+	// DefaultPeerInterval; tests shorten it.
+	PeerInterval time.Duration `json:"-"`
 	// MirrorLimits bound the blind mirror (spaces, pending tokens,
 	// handovers per peer) when a program sets them; each zero field takes
 	// its value from Limits' Mirror* fields, which the flags, environment
@@ -50,6 +60,9 @@ type Config struct {
 	// RouterLimits bound the message router (DefaultRouterLimits). No
 	// flag sets them yet.
 	RouterLimits RouterLimits `json:"-"`
+	// DirectoryLimits bound the directory of invite locators and aliases
+	// (locators.go). No flag sets them yet.
+	DirectoryLimits DirectoryLimits `json:"-"`
 }
 
 // DefaultListen are the addresses a relay listens on by default: every
@@ -85,6 +98,7 @@ type Overrides struct {
 	WSKey    string
 	Metrics  string
 	LogLevel string
+	Peers    []string
 	Limits   map[string]string
 }
 
@@ -143,7 +157,8 @@ func LoadConfig(flags Overrides, getenv func(string) string, daemonDir func() (s
 		}
 	}
 	cfg.merge(&Config{Listen: list(getenv("MYCEL_RELAY_LISTEN")), WSCert: getenv("MYCEL_RELAY_WS_CERT"),
-		WSKey: getenv("MYCEL_RELAY_WS_KEY"), Metrics: getenv("MYCEL_RELAY_METRICS"), LogLevel: getenv("MYCEL_RELAY_LOG_LEVEL")})
+		WSKey: getenv("MYCEL_RELAY_WS_KEY"), Metrics: getenv("MYCEL_RELAY_METRICS"), LogLevel: getenv("MYCEL_RELAY_LOG_LEVEL"),
+		Peers: list(getenv("MYCEL_RELAY_PEERS"))})
 	for _, f := range limitFields {
 		if v := getenv(f.env()); v != "" {
 			if err := f.set(&cfg.Limits, v); err != nil {
@@ -151,7 +166,7 @@ func LoadConfig(flags Overrides, getenv func(string) string, daemonDir func() (s
 			}
 		}
 	}
-	cfg.merge(&Config{Listen: flags.Listen, WSCert: flags.WSCert, WSKey: flags.WSKey, Metrics: flags.Metrics, LogLevel: flags.LogLevel})
+	cfg.merge(&Config{Listen: flags.Listen, WSCert: flags.WSCert, WSKey: flags.WSKey, Metrics: flags.Metrics, LogLevel: flags.LogLevel, Peers: flags.Peers})
 	for name, v := range flags.Limits {
 		f := limitByName(name)
 		if f == nil {
@@ -198,6 +213,9 @@ func (c *Config) Validate() error {
 	case !tls && c.WSCert != "":
 		return fmt.Errorf("relay: a WebSocket certificate is given but no listen address uses it: add one like %s", DefaultListenTLS[len(DefaultListenTLS)-1])
 	}
+	if _, err := peerInfos(c.Peers); err != nil {
+		return err
+	}
 	return c.Limits.Validate()
 }
 
@@ -221,6 +239,9 @@ func (c *Config) merge(o *Config) {
 	}
 	if o.LogLevel != "" {
 		c.LogLevel = o.LogLevel
+	}
+	if len(o.Peers) > 0 {
+		c.Peers = o.Peers
 	}
 }
 

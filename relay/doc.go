@@ -110,6 +110,35 @@
 // the hook through which the mailbox is to be fed accepted envelopes.
 // FORMAT.md, "Message routing", gives the rules and what the relay learns.
 //
+// # Directory: invite locators and aliases
+//
+// With the mirror, New starts the Directory on LocatorProtocol
+// (/mycel/locator/1.0.0), in the mirror's store under keys of its own. A
+// member deposits the locator of an invite it made (DepositLocator: opaque
+// bytes sealed under a key only the invite's code gives, kept until the
+// invite's expiry or until a member removes it with the invite's removal
+// secret), so that a device holding only the code finds the space and its
+// members while none is online (LookupLocator). A writer names its space
+// at the relay (RegisterAlias), first come first served, so that a device
+// joins name@relay by password (ResolveAlias). Writes are signed by a feed
+// the mirror follows for the space, bound to this relay and to a time
+// within MaxClockSkew, so that neither an outsider nor a replay counts;
+// everything is bounded per space, per peer and overall (DirectoryLimits).
+// FORMAT.md, "Locators and aliases", gives the wire format, the rules and
+// what the relay learns.
+//
+// # Many relays per space
+//
+// Relays find each other, and the spaces each mirrors, through a Kademlia
+// DHT of their own (go-libp2p-kad-dht in server mode, protocol prefix
+// DHTPrefix, providers only), joined through the relays of Config.Peers
+// (--peer). Each round (Config.PeerInterval) a relay provides
+// ProviderCID(space) for every space a writer confirmed, looks up the
+// other providers and opens a replication session with each: both hold
+// the token, so their mirrors converge (peers.go; FORMAT.md, "Relay
+// peers"). Devices list several relays (the daemon's --relay) and hand
+// each the token; losing one loses nothing.
+//
 // # Privacy
 //
 // The relay logs no connection, reservation or circuit, at any level of
@@ -130,11 +159,15 @@
 // reservation expiry loop; its Close resets the open circuits and waits
 // for all of them. The Router owns one goroutine (joins and leaves topics,
 // prunes its seen-set and rate state every minute) and its gossipsub
-// router's; Close, before the mirror's, ends them. The mirror's replicator owns the replication sessions
+// router's; Close, before the mirror's, ends them. The peering's goroutine (its rounds) and the DHT's are
+// owned by the Relay: Close stops the rounds, waits for them and closes
+// the DHT first. The mirror's replicator owns the replication sessions
 // (node/syncnet "Goroutines"); Mirror.Close, called by Close before the
 // host closes, waits for them and then closes the store. The mailbox's
-// sweeper (every MailboxLimits.SweepEvery) is owned by its server; Close
-// stops it and waits for it before the mirror closes the store. The
+// sweeper (every MailboxLimits.SweepEvery) and the goroutine that keeps
+// the sign-in envelopes the router hands it are owned by its server; Close
+// stops them and waits for them before the mirror closes the store. The
+// Directory has no goroutine (each request runs in its stream's handler). The
 // metrics endpoint's server goroutine is owned by the Relay, and Close
 // shuts the server down and waits for it.
 //
@@ -145,7 +178,7 @@
 // node/relays_mirror.go.) The mailbox of
 // envelopes for offline devices (Limits.MailboxBytesPerSpace,
 // MailboxExpiry), which takes effect when it lands; flags for
-// MirrorLimits and RouterLimits; invite locators
-// and aliases; many relays per space;
-// serving the web app on its WebSocket port. See DESIGN.md, "The relay".
+// MirrorLimits; invite locators
+// and aliases; message routing over gossipsub; a space-level list of
+// relays (devices take theirs from --relay today); serving the web app on its WebSocket port. See DESIGN.md, "The relay".
 package relay

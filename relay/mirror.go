@@ -206,7 +206,7 @@ func (m *Mirror) newSpace(id auth.SpaceID) (*mirrorSpace, error) {
 	if err != nil {
 		return nil, err
 	}
-	ms := &mirrorSpace{m: m, id: id, db: db, seen: make(map[space.OpID]bool)}
+	ms := &mirrorSpace{m: m, id: id, db: db, seen: make(map[space.OpID]bool), boot: make(map[string]bool)}
 	ms.recompute()
 	return ms, nil
 }
@@ -319,7 +319,11 @@ func (m *Mirror) hand(p peer.ID, tok auth.MirrorToken) (*mirrorSpace, error) {
 	m.handovers[p] = append(marks, now)
 	m.sweepLocked(now)
 	if ms, ok := m.spaces[tok.Space]; ok {
-		return ms, ms.add(tok, now)
+		if err := ms.add(tok, now); err != nil {
+			return ms, err
+		}
+		ms.handedBy(p)
+		return ms, nil
 	}
 	unconfirmed := 0
 	for _, ms := range m.spaces {
@@ -337,6 +341,7 @@ func (m *Mirror) hand(p peer.ID, tok auth.MirrorToken) (*mirrorSpace, error) {
 	if err := ms.add(tok, now); err != nil {
 		return nil, err
 	}
+	ms.handedBy(p)
 	m.spaces[tok.Space] = ms
 	m.stats.spaces.Inc()
 	return ms, m.repl.Serve(ms)
@@ -437,6 +442,44 @@ type mirrorSpace struct {
 	follow   map[feed.PublicKey]bool
 	removed  map[feed.PublicKey]bool
 	feeds    []feed.PublicKey
+	// boot holds the bindings of the sessions opened while no token was
+	// confirmed (bootstrap sessions and the confirming writer's), the
+	// newest maxBootSessions (bootOrder, oldest first): at the first
+	// confirmation their recheck ends them, for their model shows nothing
+	// for the session's whole life; new sessions, shown everything,
+	// replace them (Mirror.reopen, peers.go). A session whose binding was
+	// evicted goes on showing nothing: a matter of liveness, not of what
+	// is shown.
+	boot      map[string]bool
+	bootOrder []string
+	// handers are the peers that handed a token of the space last (at
+	// most maxHanders); after the first confirmation the relay opens
+	// sessions with them again until reopenUntil (Mirror.reopen), for
+	// their bootstrap sessions ended.
+	handers     []peer.ID
+	reopenUntil time.Time
+}
+
+// maxHanders bounds the handing peers remembered per space.
+const maxHanders = 8
+
+// maxBootSessions bounds the bindings of bootstrap sessions kept per
+// space.
+const maxBootSessions = 64
+
+// bootLocked remembers the binding of a session opened before the first
+// confirmation, evicting the oldest past maxBootSessions.
+func (ms *mirrorSpace) bootLocked(binding []byte) {
+	b := string(binding)
+	if ms.boot[b] {
+		return
+	}
+	if len(ms.bootOrder) >= maxBootSessions {
+		delete(ms.boot, ms.bootOrder[0])
+		ms.bootOrder = ms.bootOrder[1:]
+	}
+	ms.boot[b] = true
+	ms.bootOrder = append(ms.bootOrder, b)
 }
 
 var _ syncnet.Space = (*mirrorSpace)(nil)
@@ -626,9 +669,12 @@ func (ms *mirrorSpace) Credentials() replication.Credentials {
 // the relay only fetches the followed feeds, starting with the origin's,
 // whose entries only the origin's key signs. As they arrive the followed
 // set grows and the open sessions are checked again (Ingest), so that a
-// member whose add was just fetched confirms the token it handed. A
-// bootstrap session that proves no writer ends at the first confirmation;
-// it was shown nothing.
+// member whose add was just fetched confirms the token it handed. Every
+// session opened before the first confirmation (a bootstrap session, the
+// confirming writer's too: its model shows nothing for its whole life)
+// ends when it is checked again after it; the relay then opens new ones,
+// shown everything, with the peers that handed the token (Mirror.reopen)
+// and the other relays (peers.go).
 func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 	ms.mu.Lock()
 	now := ms.m.now()
@@ -640,6 +686,15 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		}
 	}
 	writer := p.Writer != nil && ms.follow[*p.Writer] && !ms.removed[*p.Writer]
+	if haveConfirmed && ms.boot[string(binding)] {
+		// A bootstrap session, checked again after the first
+		// confirmation: it ends (its model shows nothing for its whole
+		// life); Mirror.reopen opens a new one with the handing peers.
+		delete(ms.boot, string(binding))
+		ms.mu.Unlock()
+		ms.m.stats.proofsRefused.Inc()
+		return false
+	}
 	for i, t := range ms.tokens {
 		if !t.confirmed && !now.Before(t.expires) {
 			continue
@@ -654,6 +709,7 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		}
 		if !writer {
 			if !haveConfirmed && !t.confirmed {
+				ms.bootLocked(binding)
 				ms.mu.Unlock()
 				return true // bootstrap
 			}
@@ -666,6 +722,12 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		}
 		ms.tokens[i].confirmed = true
 		ms.m.stats.confirmed.Inc()
+		if !haveConfirmed {
+			// This session's model shows nothing: the recheck below ends
+			// it, and reopen opens a new one.
+			ms.bootLocked(binding)
+			ms.reopenUntil = now.Add(reopenFor)
+		}
 		ms.pruneLocked()
 		err := ms.saveLocked(nil)
 		grew := !haveConfirmed || t.tok.Epoch > newest

@@ -169,6 +169,13 @@ func TestMirrorTokenConfirmation(t *testing.T) {
 	if !ms.Verify(binding, prove(cap, origin)) || m.Counts().Confirmed != 1 {
 		t.Fatal("the origin's proof did not confirm the token")
 	}
+	// The sessions opened before the confirmation (this binding) end when
+	// they are checked again: their models show nothing for their life.
+	// New sessions (a new binding) are shown everything.
+	if ms.Verify(binding, prove(cap, origin)) {
+		t.Fatal("a bootstrap session goes on after the confirmation")
+	}
+	binding = []byte("binding of a new session")
 	if _, hidden := ms.Model().(hiddenModel); hidden || !ms.Verify(binding, prove(cap, nil)) {
 		t.Fatal("a confirmed token's proof refused, or its sessions shown nothing")
 	}

@@ -46,6 +46,8 @@ type Relay struct {
 	mirror  *Mirror        // nil without a data directory
 	mailbox *mailboxServer // nil without a data directory
 	router  *Router        // nil without a mirror
+	dir     *Directory     // locators and aliases, in the mirror's store; nil without one
+	peers   *peering       // the relays' DHT and rounds; nil until started
 
 	metricsSrv  *http.Server
 	metricsAddr string
@@ -126,34 +128,18 @@ func New(cfg *Config, key crypto.PrivKey, log *slog.Logger) (*Relay, error) {
 			h.Close()
 			return nil, err
 		}
-		// The mailbox shares the mirror's store (keys "x" ‖ …): one
-		// badger per relay, and the writer sets it checks are the mirror's.
-		mb, err := NewMailbox(r.mirror.st, r.mirror, MailboxLimits{BytesPerSpace: cfg.Limits.MailboxBytesPerSpace, Expiry: cfg.Limits.MailboxExpiry}, log, reg)
-		if err != nil {
-			r.mirror.Close()
-			r.svc.Close()
-			h.Close()
+		if err := r.startServices(cfg, log, reg); err != nil {
+			r.close()
 			return nil, err
 		}
-		r.mailbox = serveMailbox(mb, h)
-		if r.router, err = NewRouter(h, r.mirror, cfg.RouterLimits, reg); err != nil {
-			r.mailbox.Close()
-			r.mirror.Close()
-			r.svc.Close()
-			h.Close()
-			return nil, fmt.Errorf("relay: message router: %w", err)
-		}
-		r.router.OnEnvelope(r.mailbox.offer)
+	}
+	if r.peers, err = startPeering(cfg, h, r.mirror, reg); err != nil {
+		r.close()
+		return nil, err
 	}
 	if cfg.Metrics != "" {
 		if err := r.serveMetrics(); err != nil {
-			if r.mirror != nil {
-				r.router.Close()
-				r.mailbox.Close()
-				r.mirror.Close()
-			}
-			r.svc.Close()
-			h.Close()
+			r.close()
 			return nil, err
 		}
 	}
@@ -224,6 +210,10 @@ func (r *Relay) Mailbox() *Mailbox {
 // Router returns the message router, nil when the relay has no mirror.
 func (r *Relay) Router() *Router { return r.router }
 
+// Directory returns the directory of invite locators and aliases, nil
+// when the relay has no data directory.
+func (r *Relay) Directory() *Directory { return r.dir }
+
 // ACL returns the circuit relay service's ACL.
 func (r *Relay) ACL() *ACL { return r.acl }
 
@@ -251,6 +241,27 @@ func (r *Relay) Close() error {
 	return r.closeErr
 }
 
+// startServices starts what shares the mirror's store and writer sets:
+// the mailbox (keys "x" ‖ …), the directory of invite locators and
+// aliases (keys "L", "A"), and the message router, which feeds the
+// mailbox. On an error the caller closes what started (close skips what
+// is nil).
+func (r *Relay) startServices(cfg *Config, log *slog.Logger, reg prometheus.Registerer) error {
+	mb, err := NewMailbox(r.mirror.st, r.mirror, MailboxLimits{BytesPerSpace: cfg.Limits.MailboxBytesPerSpace, Expiry: cfg.Limits.MailboxExpiry}, log, reg)
+	if err != nil {
+		return err
+	}
+	r.mailbox = serveMailbox(mb, r.host)
+	if r.dir, err = NewDirectory(r.host, r.mirror.st, r.mirror, cfg.DirectoryLimits, reg); err != nil {
+		return err
+	}
+	if r.router, err = NewRouter(r.host, r.mirror, cfg.RouterLimits, reg); err != nil {
+		return fmt.Errorf("relay: message router: %w", err)
+	}
+	r.router.OnEnvelope(r.mailbox.offer)
+	return nil
+}
+
 func (r *Relay) close() error {
 	var errs []error
 	if r.metricsSrv != nil {
@@ -261,11 +272,21 @@ func (r *Relay) close() error {
 			errs = append(errs, err)
 		}
 	}
+	// The peering first: its rounds sync through the mirror.
+	if r.peers != nil {
+		errs = append(errs, r.peers.close())
+	}
 	if r.router != nil {
 		errs = append(errs, r.router.Close())
 	}
+	if r.mailbox != nil {
+		errs = append(errs, r.mailbox.Close())
+	}
+	if r.dir != nil {
+		errs = append(errs, r.dir.Close())
+	}
 	if r.mirror != nil {
-		errs = append(errs, r.mailbox.Close(), r.mirror.Close())
+		errs = append(errs, r.mirror.Close())
 	}
 	errs = append(errs, r.svc.Close(), r.host.Close())
 	return errors.Join(errs...)

@@ -33,7 +33,9 @@ On the new device: mycel join <link>, or mycel join <code>. The link also
 says where to reach this device (its addresses, and its relays' once it
 has relays), so the new device needs no other peer to ask. The code does
 not name the space: the new device asks the peers it is connected to
-which space it is for, and when no member is among them, --space <space ID>
+which space it is for, then its relays — this daemon leaves the invite's
+locator at each of its relays (sealed: only the code opens it), so the code
+works while this device is off — and when none knows, --space <space ID>
 tells it. The request it sends then waits for a member to approve it
 (mycel requests, mycel approve): the invite lets a device ask, not read.
 
@@ -61,7 +63,7 @@ tells it. The request it sends then waits for a member to approve it
 				if !strings.HasSuffix(inv.QR, "\n") {
 					fmt.Fprintln(out)
 				}
-				fmt.Fprintf(out, "\nOn the new device: mycel join %s\n  or: mycel join %s (it asks the peers it is connected to which space the code is for)\n  or: mycel join %s --space %s\n", inv.Link, inv.Code, inv.Code, inv.Space)
+				fmt.Fprintf(out, "\nOn the new device: mycel join %s\n  or: mycel join %s (it asks its peers and relays which space the code is for)\n  or: mycel join %s --space %s\n", inv.Link, inv.Code, inv.Code, inv.Space)
 				return nil
 			})
 		},
@@ -117,14 +119,23 @@ func newJoinCmd(o *clientOpts) *cobra.Command {
 	var password, noWait bool
 	var timeout, interval time.Duration
 	cmd := &cobra.Command{
-		Use:   "join {<invite> | --space <space ID> --password}",
+		Use:   "join {<invite> | --password <name@relay> | --space <space ID> --password}",
 		Short: "Ask to join a space with an invite, or with its password, and wait for approval",
 		Long: `Ask to join a space, with an invite a member made (mycel invite: its link,
 or its code), or with the space's ID and password (--password reads it from
 the terminal without echo, or one line of stdin). A link says where to
 reach the inviting device: the daemon dials it first. A code does not name its
-space: the daemon asks the peers it is connected to, and --space <space ID>
-tells it when no member of the space is among them.
+space: the daemon asks the peers it is connected to, then its relays
+(--relay of the daemon), where members leave the locators of their invites
+so that a code works while no member is online; --space <space ID> tells it
+when neither knows.
+
+A space may have an alias at a relay (mycel space alias): with --password,
+give name@relay instead of the space's ID — the relay a multiaddr ending in
+/p2p/<peer ID>, or the peer ID of one of the daemon's relays, or nothing
+(name@) for all of them:
+
+  mycel join --password family@/dns4/relay.example.org/tcp/4001/p2p/12D3KooW…
 
 The request goes to the members of the space; this device can neither read
 nor write it until one of them approves. The command prints the request's
@@ -140,17 +151,23 @@ request's state (space, code, state, reason, since) when the command ends.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			with := api.JoinWith{Name: name}
-			if space != "" {
-				if !isID(space) {
-					return usageError{fmt.Errorf("--space %q: want the space's ID, 64 hex digits", space)}
-				}
+			if password && space == "" && len(args) == 1 && isAlias(args[0]) {
+				space, args = args[0], nil // mycel join --password name@relay
+			}
+			switch {
+			case space == "":
+			case isAlias(space):
+				with.Space = strings.TrimSpace(space)
+			case !isID(space):
+				return usageError{fmt.Errorf("--space %q: want the space's ID, 64 hex digits, or an alias name@relay", space)}
+			default:
 				with.Space = strings.ToLower(space)
 			}
 			switch {
 			case password && len(args) > 0:
 				return usageError{errors.New("join with an invite or with --password, not both")}
 			case password && space == "":
-				return usageError{errors.New("--password needs --space <space ID>")}
+				return usageError{errors.New("--password needs the space: name@relay, or --space <space ID>")}
 			case !password && len(args) == 0:
 				return usageError{errors.New("give an invite (its link or code), or --space <space ID> --password")}
 			case timeout < 0 || interval <= 0:
@@ -205,7 +222,7 @@ request's state (space, code, state, reason, since) when the command ends.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&space, "space", "", "the space's ID: with --password, or with an invite code when no member is connected")
+	f.StringVar(&space, "space", "", "the space's ID or alias (name@relay): with --password, or with an invite code that no peer or relay knows")
 	f.StringVar(&name, "name", "", "this device's local label of the space (default \"joined\")")
 	f.BoolVar(&password, "password", false, "ask with the space's password (read without echo) instead of an invite")
 	f.BoolVar(&noWait, "no-wait", false, "return once the request is sent, without waiting for an answer")
@@ -675,4 +692,65 @@ func readLine(ctx context.Context, r io.Reader, max int) (string, error) {
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
+}
+
+// isAlias reports whether s names a space by an alias at a relay:
+// name@relay (the daemon checks the name and the relay).
+func isAlias(s string) bool {
+	name, _, ok := strings.Cut(strings.TrimSpace(s), "@")
+	return ok && name != ""
+}
+
+func newSpaceAliasCmd(o *clientOpts) *cobra.Command {
+	var relay string
+	var drop bool
+	cmd := &cobra.Command{
+		Use:   "alias <space> <name>",
+		Short: "Name the space at the daemon's relays, so that a device joins with name@relay",
+		Long: `Register an alias of the space at the daemon's relays (or the one given with
+--relay): a device that knows the space's password then asks to join with
+
+  mycel join --password <name>@<relay address>
+
+instead of the space's 64-digit ID. The relay takes the name from a writer
+of a space it mirrors (the daemon hands its relays the mirror token by
+itself); the first space to take a name at a relay holds it there, and a
+writer of that space may move it or drop it (--drop). A name is 1 to 32
+letters a-z, digits and single hyphens inside; upper case is folded.
+
+The alias reveals the space's ID to whoever knows the name — nothing more:
+the password and an approval by a member are still needed.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.call(func(c *api.Client) error {
+				ctx := cmd.Context()
+				id, err := resolveSpace(ctx, c, args[0])
+				if err != nil {
+					return err
+				}
+				var st api.AliasState
+				if drop {
+					st, err = c.DropAlias(ctx, id, args[1], relay)
+				} else {
+					st, err = c.SetAlias(ctx, id, args[1], relay)
+				}
+				if o.json && err == nil {
+					return printJSON(cmd.OutOrStdout(), st)
+				}
+				for _, r := range st.Relays {
+					if r.Error != "" {
+						fmt.Fprintf(cmd.ErrOrStderr(), "relay %s: %s\n", r.ID, r.Error)
+					} else if drop {
+						fmt.Fprintf(cmd.OutOrStdout(), "dropped %s at relay %s\n", st.Name, r.ID)
+					} else {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s@%s names %s\n", st.Name, r.ID, st.Space)
+					}
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&relay, "relay", "", "one relay (a multiaddr ending in /p2p/<peer ID>, or a relay's peer ID); default: every relay of the daemon")
+	cmd.Flags().BoolVar(&drop, "drop", false, "drop the alias instead")
+	return cmd
 }

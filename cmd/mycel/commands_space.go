@@ -171,7 +171,7 @@ To bring a device into a space:
 		},
 	})
 
-	cmd.AddCommand(newSpaceLeaveCmd(o), newSpacePasswordCmd(o),
+	cmd.AddCommand(newSpaceLeaveCmd(o), newSpacePasswordCmd(o), newSpaceAliasCmd(o),
 		replacedCmd("join", "a device joins with mycel join <invite> (a member runs mycel invite <space>), or mycel join --space <space ID> --password; any member approves it with mycel approve"),
 		replacedCmd("accept", "a device joins with mycel join, which waits until a member approves it (mycel approve); there is no welcome token to accept"))
 	return cmd

@@ -22,10 +22,13 @@ served on loopback if --metrics is given. Its WebSocket port also serves the
 web app to browsers over HTTP (HTTPS with --ws-cert and --ws-key). The first
 SIGINT or SIGTERM shuts it down gracefully; a second one stops it at once.
 
-With a data directory it mirrors the encrypted feeds of the spaces whose
-members hand it a token, and keeps sign-in envelopes in a mailbox for members
-that are offline (--mailbox-bytes-per-space, --mailbox-expiry). Not yet:
-invite locators and aliases, and message routing (issue 12).
+With a data directory it is a blind mirror too: a member hands it a space's
+mirror token (the daemon does so for its --relay relays, and 'mycel relay add'
+for another), and it keeps the space's encrypted feeds for the devices that are
+offline. It routes the space's messages (gossipsub), keeps sign-in envelopes in
+a mailbox for members that are offline, and keeps invite locators and aliases
+for its spaces. Relays given each other with --peer find, in a DHT of their
+own, the other relays mirroring the same space and keep their mirrors in step.
 
 Settings, each from (highest first) its flag, its environment variable, the
 data directory's config.json, or the default:
@@ -45,6 +48,11 @@ data directory's config.json, or the default:
                   (loopback host:port of /metrics; default off)
   log level       --log-level  MYCEL_RELAY_LOG_LEVEL  config "log_level"
                                                       (default info)
+  peer relays     --peer       MYCEL_RELAY_PEERS      config "peers"
+                  (other relays, multiaddrs with /p2p/ID, joined in the
+                  relays' own DHT (/mycel/relay/kad/1.0.0): relays that
+                  mirror the same space find each other there and keep
+                  their mirrors in step; default none)
   limits          --max-*, --reservation-ttl, --circuit-*, --member-*,
                   --mirror-* and --mailbox-* below, with their defaults;
                   MYCEL_RELAY_<FLAG NAME> (MYCEL_RELAY_MAX_CONNS,
@@ -100,6 +108,7 @@ func newRelayCmd() *cobra.Command {
 			return r.Close()
 		},
 	}
+	cmd.AddCommand(newRelayAddCmd())
 	f := cmd.Flags()
 	f.StringVar(&o.DataDir, "data", "", "data directory (env MYCEL_RELAY_HOME)")
 	f.StringArrayVar(&o.Listen, "listen", nil, "multiaddr to listen on; repeatable (env MYCEL_RELAY_LISTEN)")
@@ -107,6 +116,7 @@ func newRelayCmd() *cobra.Command {
 	f.StringVar(&o.WSKey, "ws-key", "", "PEM key of the secure WebSocket listener (env MYCEL_RELAY_WS_KEY)")
 	f.StringVar(&o.Metrics, "metrics", "", "loopback host:port of the Prometheus endpoint; off if empty (env MYCEL_RELAY_METRICS)")
 	f.StringVar(&o.LogLevel, "log-level", "", "debug, info, warn or error (env MYCEL_RELAY_LOG_LEVEL)")
+	f.StringArrayVar(&o.Peers, "peer", nil, "another relay (multiaddr with /p2p/ID) to join in the relays' DHT, where relays mirroring the same space find each other; repeatable (env MYCEL_RELAY_PEERS)")
 	o.Limits = map[string]string{}
 	for _, name := range relay.LimitNames() {
 		usage, def, typ := relay.LimitUsage(name)

@@ -264,3 +264,16 @@ func relayMetric(t *testing.T, r *relayProc, series string) float64 {
 	}
 	return sum
 }
+
+// TestCLIRelayAdd: mycel relay add asks the daemon to hand the space's
+// mirror token to the relay named.
+func TestCLIRelayAdd(t *testing.T) {
+	e := newCLIEnv(t)
+	out := e.ok(t, "relay", "add", e.space, "/ip4/127.0.0.1/tcp/4111/p2p/12D3KooWrelay")
+	if !strings.Contains(out, "handed the mirror token") || e.fake.Calls("HandToRelay") != 1 {
+		t.Errorf("relay add: %q, %d calls", out, e.fake.Calls("HandToRelay"))
+	}
+	if _, _, code := e.run(t, "", "relay", "add", e.space, "/ip4/127.0.0.1/tcp/4111"); code == 0 {
+		t.Error("relay add without a peer ID succeeded")
+	}
+}

@@ -265,9 +265,9 @@ func TestRelayHelpAndBadSettings(t *testing.T) {
 	if code != 0 || stderr != "" {
 		t.Fatalf("relay --help: exit %d, stderr %q", code, stderr)
 	}
-	for _, want := range []string{"MYCEL_RELAY_HOME", "--listen", "--ws-cert", "--metrics", "--max-reservations",
-		"MYCEL_RELAY_MAX_RESERVATIONS", "--circuit-bytes", "(default 128KiB)", "issue 12",
-		"--mirror-max-spaces", "MYCEL_RELAY_MIRROR_HANDOVERS_PER_PEER", "--mirror-bytes-per-space", "(default 1GiB)"} {
+	for _, want := range []string{"MYCEL_RELAY_HOME", "--listen", "--ws-cert", "--metrics", "--max-reservations", "--peer", "MYCEL_RELAY_PEERS",
+		"MYCEL_RELAY_MAX_RESERVATIONS", "--circuit-bytes", "(default 128KiB)",
+		"--mirror-max-spaces", "MYCEL_RELAY_MIRROR_HANDOVERS_PER_PEER", "--mirror-bytes-per-space", "(default 1GiB)", "--member-circuit-bytes", "--mailbox-expiry"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("relay --help lacks %q", want)
 		}

@@ -103,8 +103,10 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"PUT /v1/spaces/{space}/keys/{key}": `{"value":"djI="}`,
 		"POST /v1/spaces/{space}/members":   `{"feed":"` + apitest.HexID(0x77) + `","name":"n","device":"AAAA"}`,
 		"POST /v1/spaces/{space}/messages":  `{"topic":"t","data":"aGk="}`,
+		"POST /v1/spaces/{space}/relays":    `{"addr":"/ip4/127.0.0.1/tcp/4111/p2p/12D3KooWrelay"}`,
 		"POST /v1/spaces/{space}/invites":   `{"ttl":"1h"}`,
 		"PUT /v1/spaces/{space}/password":   `{"password":"correct horse"}`,
+		"PUT /v1/spaces/{space}/alias":      `{"name":"family"}`,
 		"POST /v1/join":                     `{"invite":"` + apitest.InviteLink(apitest.HexID(0xcafe), 1) + `"}`,
 	}
 	ops := slices.Sorted(func(yield func(string) bool) {
@@ -123,7 +125,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		if op == "DELETE /v1/spaces/{space}" {
 			space = fake.AddSpace("left") // leaving deletes it
 		}
-		sample := strings.NewReplacer("{space}", space, "{key}", "a/b", "{feed}", apitest.HexID(0xf001), "{id}", reqIDs[op])
+		sample := strings.NewReplacer("{space}", space, "{key}", "a/b", "{feed}", apitest.HexID(0xf001), "{id}", reqIDs[op], "{name}", "family")
 		var body *strings.Reader
 		if b, ok := bodies[op]; ok {
 			body = strings.NewReader(b)

@@ -40,9 +40,12 @@ var routes = []route{
 	{method: "GET", path: "/v1/spaces/{space}/members", handle: (*server).members},
 	{method: "DELETE", path: "/v1/spaces/{space}/members/{feed}", handle: (*server).removeMember},
 	{method: "GET", path: "/v1/spaces/{space}/devices", handle: (*server).devices},
+	{method: "POST", path: "/v1/spaces/{space}/relays", handle: (*server).handRelay},
 
 	{method: "POST", path: "/v1/spaces/{space}/invites", handle: (*server).createInvite},
 	{method: "PUT", path: "/v1/spaces/{space}/password", handle: (*server).setPassword},
+	{method: "PUT", path: "/v1/spaces/{space}/alias", handle: (*server).setAlias},
+	{method: "DELETE", path: "/v1/spaces/{space}/alias/{name}", handle: (*server).dropAlias},
 	{method: "POST", path: "/v1/join", handle: (*server).join},
 	{method: "GET", path: "/v1/requests", handle: (*server).requests},
 	{method: "GET", path: "/v1/requests/events", stream: true, handle: (*server).watchRequests},

@@ -60,7 +60,7 @@ type PasswordParams struct {
 // code), or with a space ID and its password.
 type JoinWith struct {
 	Invite   string `json:"invite,omitempty"`   // link or code
-	Space    string `json:"space,omitempty"`    // with a code that does not name it, or with a password
+	Space    string `json:"space,omitempty"`    // ID or name@relay alias; with a code that does not name it, or with a password
 	Password string `json:"password,omitempty"` // the space's password
 	Name     string `json:"name,omitempty"`     // local label of the space (default "joined")
 }

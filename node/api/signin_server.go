@@ -30,6 +30,9 @@ const (
 	// maxInvite bounds an invite as typed (a link is under 100 bytes
 	// without hints, under 1 KiB with the largest).
 	maxInvite = 2048
+	// maxJoinSpace bounds JoinWith.Space: a space ID, or an alias at a
+	// relay (name@relay, the relay a multiaddr).
+	maxJoinSpace = 1024
 	// hintDialTimeout bounds the dial of an invite link's hints before
 	// the request is sent.
 	hintDialTimeout = 10 * time.Second
@@ -174,10 +177,18 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) error {
 	case p.Password != "" && p.Space == "":
 		return badRequest("a password sign-in needs the space's ID")
 	}
-	if p.Space != "" {
+	switch {
+	case len(p.Space) > maxJoinSpace:
+		return badRequest("space of %d bytes: want 64 hex digits or name@relay", len(p.Space))
+	case strings.Contains(p.Space, "@"):
+		// An alias at a relay (name@relay): the backend resolves it.
+		if name, _, _ := strings.Cut(p.Space, "@"); name == "" || len(name) > 32 {
+			return badRequest("space %.40q: an alias is name@relay, the name 1 to 32 characters", p.Space)
+		}
+	case p.Space != "":
 		p.Space = strings.ToLower(p.Space)
 		if b, err := hex.DecodeString(p.Space); err != nil || len(b) != 32 {
-			return badRequest("space %q: want 64 hex digits", p.Space)
+			return badRequest("space %q: want 64 hex digits, or an alias name@relay", p.Space)
 		}
 	}
 	if p.Password != "" {

@@ -30,6 +30,8 @@ type Fake struct {
 	relays   []api.Relay
 	lsn      fakeListeners // app-message listeners (messages.go)
 	si       fakeSignIn    // invites, passwords, requests (signin.go), under mu
+
+	aliases map[string]string // alias → space ID (aliases.go), under mu
 	// WatchBuf is the buffer of a watcher's channel; a full buffer ends
 	// the watch with api.ErrBehind.
 	WatchBuf int
@@ -52,7 +54,8 @@ type fakeWatcher struct {
 // writeCalls are the Backend methods that change state.
 var writeCalls = map[string]bool{"CreateSpace": true,
 	"Put": true, "Delete": true, "RemoveMember": true, "Send": true, "LeaveSpace": true,
-	"CreateInvite": true, "SetPassword": true, "Join": true, "Approve": true, "Deny": true}
+	"CreateInvite": true, "SetPassword": true, "Join": true, "Approve": true, "Deny": true,
+	"HandToRelay": true}
 
 func New() *Fake {
 	return &Fake{spaces: map[string]*fakeSpace{}, WatchBuf: 16}
@@ -388,6 +391,21 @@ func (f *Fake) LeaveSpace(ctx context.Context, id string) (api.Left, error) {
 		}
 	}
 	return left, nil
+}
+
+// HandToRelay implements api.RelayHander: it checks the space and that
+// the address names a peer ID, and records the call.
+func (f *Fake) HandToRelay(ctx context.Context, id, addr string) error {
+	f.record("HandToRelay")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.find(id); err != nil {
+		return err
+	}
+	if !strings.Contains(addr, "/p2p/") {
+		return fmt.Errorf("%w: relay address %q: want a multiaddr ending in /p2p/<peer ID>", api.ErrBadRequest, addr)
+	}
+	return nil
 }
 
 func (f *Fake) RemoveMember(ctx context.Context, id, feed string) error {
