@@ -205,6 +205,22 @@ func TestNewAskerRefuses(t *testing.T) {
 	if _, err := NewAsker(AskWith{Password: "a password", Space: sid, Name: "Chromium on Linux"}, now); err != nil {
 		t.Fatal(err)
 	}
+	// An invite code does not name its space: alone it is refused, with
+	// the space ID it asks under the code's key.
+	inv, err := auth.NewInvite(auth.SpaceID(bytes.Repeat([]byte{0x51}, 32)), time.Now().Add(time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewAsker(AskWith{Invite: inv.Code(), Name: "x"}, now); err == nil || !strings.Contains(err.Error(), "space") {
+		t.Fatalf("a code alone: %v", err)
+	}
+	a, err := NewAsker(AskWith{Invite: inv.Code(), Space: sid, Name: "x"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := inv.RequestKey(); !a.d.Mine(k.ID) || !bytes.Equal(a.Space(), inv.Space[:]) {
+		t.Fatal("the code's request is not under its key, or not of the space given")
+	}
 }
 
 // FuzzAskerReceive hands a waiting asker any bytes as an envelope of its
