@@ -23,7 +23,8 @@
 // dist/node.js (build.mjs prints both bundles' sizes) so that the control
 // panel does not carry js-libp2p. It is the first step of issue 14: a page
 // that connects to a relay and to daemons and replicates a space
-// read-only; the page's UI, sign-in and IndexedDB storage come later.
+// as a member once it signed in (signin.ts); the page's UI, writes and
+// IndexedDB storage come later.
 //
 //   - net.ts: the js-libp2p host — WebSocket, WebTransport and
 //     WebRTC-direct (no ICE servers: a closed network has none, and
@@ -45,7 +46,26 @@
 //     lower peer ID opens, as node/syncnet; the page serves the daemon's
 //     opening too, over relayed connections as well), status, view, listen
 //     (the space's gossipsub topic; envelopes checked and opened by the
-//     core's Members) and heard.
+//     core's Members), heard, signin and signinState (below), held.
+//   - signin.ts: sign-in, the asking side. The protocol is node/signin's
+//     Device run in the wasm core (core.Asker, wasm/core/signin.go): the
+//     page makes a device key and a feed key, builds the join request
+//     with a device name ("Chromium on Linux"), and this file drives it as
+//     node/signin.go drives the daemon's: it subscribes to the space's
+//     gossipsub topic, publishes the request the core seals (signed by the
+//     new feed key, key kind 2 for an invite, 3 for the password), hands
+//     the core every envelope of the topic (the core keeps those under
+//     this request's key ID, through its own seen-set), and tries each
+//     approval the core opened by replicating the space with the
+//     keyring's secrets and the approving member's feed; the request is
+//     approved once the page's view holds its own feed as a writer. A
+//     used or expired invite, a wrong password (after node/signin's
+//     RefusalGrace) and a denial end it with node/signin's reason, and the
+//     page drops any state of the space. What the request reveals is what
+//     a daemon's does (node/signin FORMAT.md): to the relay and every peer
+//     on the topic, the topic (the space's discovery key), the page's new
+//     feed key and when it asks; only holders of the invite or password
+//     key read the request.
 //
 // It speaks the daemons' protocols unchanged: /mycel/sync/2.0.0/<prefix>
 // with the same framing and schema, checked by interop tests against the
@@ -63,13 +83,15 @@
 // listens to, both named by the space's discovery key (as for daemons:
 // node/replication FORMAT.md, "What the opening does not hide").
 //
-// Read-only for now: the page is handed a member's epoch secrets by its
-// caller (the tests read them from a daemon's data directory) because
-// sign-in in the page is not built yet; it proves them to open
-// replication, stores what it receives in the core's in-memory store, and
-// appends nothing. Gossipsub does not run over the relay's limited
-// circuits: the page hears members' messages over direct connections
-// (the relay is not a gossip router yet, issue 12).
+// The page gets a member's epoch secrets by signing in (signin.ts), or
+// from its caller (replicate's secrets: the older tests read them from a
+// daemon's data directory); it proves them to open replication, stores
+// what it receives in the core's in-memory store, and appends nothing yet.
+// Nothing of sign-in is stored: a page that reloads asks again.
+// Gossipsub does not run over the relay's limited circuits: the page
+// reaches the space's topic over a direct connection to a daemon, or
+// through the relay's router (relay/router.go), which routes the topics
+// of the spaces it mirrors.
 //
 // The daemon's API server (package node/api) serves Dist at / behind a
 // session cookie: see node/api/ui.go for the login link that makes one.

@@ -111,8 +111,37 @@ export interface Members {
   free(): void;
 }
 
+// What to sign in with (core.AskWith): an invite link or code (a code
+// alone needs space), or space and password; name is the device name
+// members see.
+export interface AskWith {
+  invite?: string;
+  space?: string; // hex
+  password?: string;
+  name: string;
+}
+
+// The page's own request to join a space (core.Asker over node/signin's
+// Device): step it on a timer, hand it the topic's envelopes, run the
+// trials it asks for and tell it when the node's view holds its feed.
+export interface Asker {
+  space: Uint8Array;
+  feed: Uint8Array; // this device's feed key in the space
+  seed: Uint8Array; // its ed25519 seed
+  topic: string; // the space's gossipsub topic
+  safetyCode: string;
+  state(): { state: string; reason: string; candidates: number };
+  step(nowMs: number, peers: number): { publish: Uint8Array | null; nextMs: number };
+  receive(envelope: Uint8Array, nowMs: number): { mine: boolean; wake: boolean };
+  nextTrial(nowMs: number): { secrets?: Secret[]; feeds?: Uint8Array[]; waitMs: number };
+  tried(opened: number, error?: string): number;
+  checkApproved(node: CoreNode): boolean;
+  free(): void;
+}
+
 // An in-memory set of feeds that sessions read and fill.
 export interface CoreNode {
+  id: number; // names it to calls that take a node
   append(writerSeed: Uint8Array, entries: Uint8Array[]): number;
   length(feed: Uint8Array): number; // the head's length
   held(feed: Uint8Array): number; // entries held: length less the holes
@@ -142,6 +171,10 @@ function unwrap<T>(r: Result<unknown>): T {
 function wrap<T>(raw: Raw): T {
   const out: Record<string, unknown> = {};
   for (const [name, f] of Object.entries(raw)) {
+    if (typeof f !== "function") {
+      out[name] = f; // a value (an asker's safety code, a node's id)
+      continue;
+    }
     out[name] = (...args: unknown[]) => {
       const v = unwrap<unknown>(f(...args));
       return typeof v === "object" && v !== null && typeof (v as Raw).free === "function"
@@ -201,6 +234,9 @@ export class Core {
   // publicKey returns the ed25519 public key (a feed's key) of a seed.
   publicKey(seed: Uint8Array): Uint8Array {
     return this.call("publicKey", seed);
+  }
+  asker(w: AskWith, nowMs: number): Asker {
+    return wrap<Asker>(this.call<Raw>("asker", w, nowMs));
   }
   newNode(feeds: Uint8Array[]): CoreNode {
     // wrap also wraps the sessions and receivers the node returns (objects

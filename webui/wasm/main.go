@@ -118,6 +118,22 @@ func main() {
 		k, err := core.PublicKey(bytesOf(arg(a, 0)))
 		return bytesJS(k), err
 	})
+	set("asker", func(a []js.Value) (any, error) {
+		// asker({invite, space, password, name}, nowMs): the page's own
+		// sign-in request (core.Asker)
+		o := arg(a, 0)
+		str := func(k string) string {
+			if v := o.Get(k); v.Type() == js.TypeString {
+				return v.String()
+			}
+			return ""
+		}
+		k, err := core.NewAsker(core.AskWith{Invite: str("invite"), Space: str("space"), Password: str("password"), Name: str("name")}, int64(arg(a, 1).Float()))
+		if err != nil {
+			return nil, err
+		}
+		return askerJS(k), nil
+	})
 	set("newNode", func(a []js.Value) (any, error) {
 		var feeds [][]byte
 		fs := arg(a, 0)
@@ -139,7 +155,11 @@ func main() {
 // free). A freed node's functions throw when called.
 func nodeJS(n *core.Node) js.Value {
 	var fs funcs
+	nodeIDs++
+	id := nodeIDs
+	nodes[id] = n
 	return obj(
+		"id", float64(id),
 		"append", fs.add(func(a []js.Value) (any, error) {
 			l, err := n.Append(bytesOf(arg(a, 0)), bytesListOf(arg(a, 1)))
 			return float64(l), err
@@ -217,7 +237,7 @@ func nodeJS(n *core.Node) js.Value {
 			}
 			return viewJS(v), nil
 		}),
-		"free", fs.free(),
+		"free", fs.freeThen(func() { delete(nodes, id) }),
 	)
 }
 
@@ -227,6 +247,77 @@ func viewJS(v core.ViewResult) js.Value {
 		kvs.Call("push", obj("key", kv.Key, "value", bytesJS(kv.Value), "deleted", kv.Deleted, "siblings", kv.Siblings))
 	}
 	return obj("digest", bytesJS(v.Digest), "keys", v.Keys, "kvs", kvs, "writers", v.Writers, "invalid", v.Invalid, "waiting", v.Waiting)
+}
+
+// nodes are the live nodes by the id their object carries, for calls
+// that take a node (an asker's checkApproved).
+var (
+	nodes   = map[int]*core.Node{}
+	nodeIDs int
+)
+
+// askerJS is the JavaScript object of a sign-in request (core.Asker).
+func askerJS(k *core.Asker) js.Value {
+	var fs funcs
+	return obj(
+		"space", bytesJS(k.Space()),
+		"feed", bytesJS(k.Feed()),
+		"seed", bytesJS(k.Seed()),
+		"topic", k.Topic(),
+		"safetyCode", k.SafetyCode(),
+		"state", fs.add(func([]js.Value) (any, error) {
+			s := k.State()
+			return obj("state", s.State, "reason", s.Reason, "candidates", s.Candidates), nil
+		}),
+		"step", fs.add(func(a []js.Value) (any, error) {
+			// step(nowMs, peers)
+			st, err := k.Step(int64(arg(a, 0).Float()), arg(a, 1).Int())
+			if err != nil {
+				return nil, err
+			}
+			pub := js.Null()
+			if st.Publish != nil {
+				pub = bytesJS(st.Publish)
+			}
+			return obj("publish", pub, "nextMs", float64(st.NextMs)), nil
+		}),
+		"receive", fs.add(func(a []js.Value) (any, error) {
+			// receive(envelope, nowMs)
+			mine, wake, err := k.Receive(bytesOf(arg(a, 0)), int64(arg(a, 1).Float()))
+			if err != nil {
+				return nil, err
+			}
+			return obj("mine", mine, "wake", wake), nil
+		}),
+		"nextTrial", fs.add(func(a []js.Value) (any, error) {
+			t := k.NextTrial(int64(arg(a, 0).Float()))
+			if t.Secrets == nil {
+				return obj("waitMs", float64(t.WaitMs)), nil
+			}
+			secrets := array.New()
+			for _, s := range t.Secrets {
+				secrets.Call("push", obj("epoch", s.Epoch, "secret", bytesJS(s.Secret)))
+			}
+			return obj("secrets", secrets, "feeds", bytesListJS(t.Feeds), "waitMs", 0), nil
+		}),
+		"tried", fs.add(func(a []js.Value) (any, error) {
+			// tried(opened, error)
+			failed := ""
+			if v := arg(a, 1); v.Type() == js.TypeString {
+				failed = v.String()
+			}
+			return float64(k.Tried(arg(a, 0).Int(), failed)), nil
+		}),
+		"checkApproved", fs.add(func(a []js.Value) (any, error) {
+			// checkApproved(node)
+			n, ok := nodes[arg(a, 0).Get("id").Int()]
+			if !ok {
+				return nil, errors.New("checkApproved: not a live node")
+			}
+			return k.CheckApproved(n), nil
+		}),
+		"free", fs.free(),
+	)
 }
 
 // funcs are the functions of one JavaScript object, released together.
@@ -240,9 +331,15 @@ func (fs *funcs) add(f func(args []js.Value) (any, error)) js.Func {
 
 // free returns the object's free function: it releases the others and
 // itself (Release may be called while the function runs).
-func (fs *funcs) free() js.Func {
+func (fs *funcs) free() js.Func { return fs.freeThen(nil) }
+
+// freeThen is free that calls then first (when not nil).
+func (fs *funcs) freeThen(then func()) js.Func {
 	var self js.Func
 	self = js.FuncOf(func(js.Value, []js.Value) any {
+		if then != nil {
+			then()
+		}
 		for _, f := range *fs {
 			f.Release()
 		}

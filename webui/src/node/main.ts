@@ -5,16 +5,17 @@
 // globalThis.mycelNode, the calls the tests drive (webui/node_browser_test.go);
 // the page's own UI for it comes later.
 //
-// Read-only: the page holds a member's epoch secrets (handed to it by the
-// caller, since sign-in in the page is a later step), proves them to open
+// Read-only: the page holds a member's epoch secrets (from signing in,
+// signin.ts, or handed to replicate by the caller), proves them to open
 // replication, and stores what it receives in the core's in-memory store.
-// It appends nothing.
+// It appends nothing yet.
 
 import { TopicValidatorResult } from "@libp2p/gossipsub";
 import type { Connection, PeerId, Stream } from "@libp2p/interface";
 import { multiaddr } from "@multiformats/multiaddr";
 import { Core, CoreNode, Members, Secret, loadCore } from "../wasmcore";
 import { BrowserHost, createHost } from "./net";
+import { SignInOptions, signIn, signInState } from "./signin";
 import { SessionStats, runSession } from "./sync";
 
 function fromHex(s: string): Uint8Array {
@@ -187,7 +188,17 @@ async function replicate(o: ReplicateOptions): Promise<{ protocol: string; outbo
   // Serve the daemon's own opening too: it opens when its peer ID is the
   // lower one, over a relayed connection as well.
   if (!h.getProtocols().includes(sp.protocol)) {
-    await h.handle(sp.protocol, (stream, conn) => void serve(sp, stream, conn, false), { runOnLimitedConnection: true });
+    // The space's state is looked up per stream: sign-in replaces it
+    // when it tries another keyring (drop).
+    await h.handle(
+      sp.protocol,
+      (stream, conn) => {
+        const cur = spaces.get(o.space);
+        if (cur === undefined) stream.abort(new Error("sync: space not replicated here"));
+        else serve(cur, stream, conn, false);
+      },
+      { runOnLimitedConnection: true },
+    );
   }
   const ma = multiaddr(o.addr);
   const timeoutMs = o.timeoutMs ?? 15000;
@@ -282,4 +293,40 @@ function heard(space: string): { heard: HeardMessage[]; refused: Record<string, 
   return { heard: sp.heard, refused: sp.refused, meshPeers: peers };
 }
 
-(globalThis as Record<string, unknown>).mycelNode = { start, connect, hangUp, replicate, status, view, listen, heard };
+// drop forgets a space: its sessions end and its node is freed.
+function drop(space: string): void {
+  const sp = spaces.get(space);
+  if (sp === undefined) return;
+  spaces.delete(space);
+  for (const s of sp.sessions.values()) s.stream.abort(new Error("sync: space dropped"));
+  sp.members?.free();
+  if (sp.members !== undefined) need(host, "drop").services.pubsub.topicValidators.delete(sp.members.topic());
+  sp.node.free();
+}
+
+// signin asks to join a space (signin.ts) with the page's node: a
+// candidate approval's keyring replaces the space's state, and the page
+// replicates with it. It resolves with the safety code; signinState
+// follows the request.
+function signin(o: SignInOptions): ReturnType<typeof signIn> {
+  return signIn(
+    {
+      core: need(core, "signin"),
+      host: need(host, "signin"),
+      replicate: async (addr, space, secrets, feeds, timeoutMs) => {
+        drop(space);
+        await replicate({ addr, space, secrets, feeds, timeoutMs });
+        return spaces.get(space)!.node;
+      },
+      drop,
+    },
+    o,
+  );
+}
+
+// spaces lists the spaces the page holds state of.
+function held(): string[] {
+  return [...spaces.keys()];
+}
+
+(globalThis as Record<string, unknown>).mycelNode = { start, connect, hangUp, replicate, status, view, listen, heard, signin, signinState: signInState, held };

@@ -1,0 +1,187 @@
+// Sign-in in the page, the asking side (issue 14): the page asks to join a
+// space with an invite (link or code) or the space's password, as a new
+// device. The protocol is node/signin's Device, run in the wasm core
+// (core.Asker); this file is its driver, as node/signin.go is the
+// daemon's: it publishes the request on the space's gossipsub topic,
+// hands the core the envelopes that arrive, steps it on its timer, tries
+// the approvals it receives by replicating the space with the keyring's
+// secrets, and ends once the page's view holds its own feed as a writer.
+//
+// Nothing is stored: the keys the page made for the request and the
+// secrets it received live in memory (a page that reloads asks again).
+// A refused request (wrong password, used or expired invite, denial)
+// leaves no space state behind.
+
+import { TopicValidatorResult } from "@libp2p/gossipsub";
+import { multiaddr } from "@multiformats/multiaddr";
+import type { Asker, Core, CoreNode } from "../wasmcore";
+import type { BrowserHost } from "./net";
+
+export interface SignInOptions {
+  invite?: string; // an invite link or code (`mycel invite`)
+  space?: string; // hex: with a password, or with a code that does not name it
+  password?: string;
+  name?: string; // the device name members see (default: the browser's)
+  addr: string; // the multiaddr of a member (direct or a circuit), /p2p/<id> included
+  timeoutMs?: number;
+}
+
+// What the driver needs of the page's node (main.ts).
+export interface SignInHost {
+  core: Core;
+  host: BrowserHost;
+  // replicate runs the space's sessions with the secrets of a candidate
+  // keyring, replacing any earlier state of the space; it returns the
+  // node the sessions fill once the session's stream is open.
+  replicate(addr: string, space: string, secrets: { epoch: number; secret: string }[], feeds: string[], timeoutMs: number): Promise<CoreNode>;
+  // drop forgets the space's state (a refused request keeps nothing).
+  drop(space: string): void;
+}
+
+export interface SignInState {
+  space: string;
+  feed: string;
+  safetyCode: string;
+  state: string; // waiting, approved, denied, refused (node/signin)
+  reason: string;
+  candidates: number;
+  published: number; // requests published
+  error: string; // the last error of a step or trial (for the tests' logs)
+}
+
+function toHex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+// defaultName names the device as members see it: "Chromium on Linux".
+function defaultName(): string {
+  const ua = navigator.userAgent;
+  const browser = /Edg\//.test(ua) ? "Edge" : /Firefox\//.test(ua) ? "Firefox" : /Chrom(e|ium)\//.test(ua) ? "Chromium" : /Safari\//.test(ua) ? "Safari" : "Browser";
+  const os = /Android/.test(ua) ? "Android" : /Linux/.test(ua) ? "Linux" : /Mac OS X/.test(ua) ? "macOS" : /Windows/.test(ua) ? "Windows" : /iPhone|iPad/.test(ua) ? "iOS" : "";
+  return os ? `${browser} on ${os}` : browser;
+}
+
+// A request in progress: its asker and the loop that drives it.
+interface Running {
+  asker: Asker;
+  st: SignInState;
+  node?: CoreNode; // the node of the candidate being tried or approved
+  wake: () => void;
+  done: boolean;
+}
+
+const running = new Map<string, Running>();
+
+// signIn starts asking and resolves once the request is published-ready
+// with its safety code; signInState follows it. A malformed, expired or
+// wrongly typed invite throws and starts nothing.
+export async function signIn(h: SignInHost, o: SignInOptions): Promise<SignInState> {
+  const asker = h.core.asker({ invite: o.invite, space: o.space, password: o.password, name: o.name ?? defaultName() }, Date.now());
+  const space = toHex(asker.space);
+  const old = running.get(space);
+  if (old !== undefined && !old.done) {
+    asker.free();
+    throw new Error(`already signing in to ${space}`);
+  }
+  const timeoutMs = o.timeoutMs ?? 15000;
+  const st: SignInState = { space, feed: toHex(asker.feed), safetyCode: asker.safetyCode, state: "waiting", reason: "", candidates: 0, published: 0, error: "" };
+  const r: Running = { asker, st, wake: () => {}, done: false };
+  running.set(space, r);
+  const pubsub = h.host.services.pubsub;
+  pubsub.topicValidators.set(asker.topic, (_peer, msg) => {
+    try {
+      const u = asker.receive(msg.data, Date.now());
+      if (u.wake) r.wake();
+    } catch (e) {
+      st.error = (e as Error).message.slice(0, 200);
+    }
+    // The page is a leaf: it forwards no sign-in envelope.
+    return TopicValidatorResult.Ignore;
+  });
+  pubsub.subscribe(asker.topic);
+  try {
+    await h.host.dial(multiaddr(o.addr), { signal: AbortSignal.timeout(timeoutMs) });
+  } catch (e) {
+    finish(h, r, "refused", `could not reach the member at ${o.addr}: ${(e as Error).message}`);
+    throw e;
+  }
+  void drive(h, r, o.addr, timeoutMs);
+  return { ...st };
+}
+
+// signInState returns the request's state.
+export function signInState(space: string): SignInState {
+  const r = running.get(space);
+  if (r === undefined) throw new Error(`space ${space}: no sign-in`);
+  return { ...r.st };
+}
+
+function finish(h: SignInHost, r: Running, state: string, reason: string): void {
+  r.done = true;
+  r.st.state = state;
+  r.st.reason = reason;
+  h.host.services.pubsub.unsubscribe(r.asker.topic);
+  h.host.services.pubsub.topicValidators.delete(r.asker.topic);
+  if (state !== "approved") {
+    r.node = undefined;
+    h.drop(r.st.space); // nothing of a refused request stays
+  }
+  r.asker.free();
+}
+
+// drive is the request's loop, the page's asker (node/signin.go askStep):
+// end as approved once the node's view holds this device's feed, try the
+// next candidate approval, step; sleep until the step's time or a wake.
+async function drive(h: SignInHost, r: Running, addr: string, timeoutMs: number): Promise<void> {
+  const a = r.asker;
+  const st = r.st;
+  for (;;) {
+    let next = 1000;
+    if (r.node !== undefined && a.checkApproved(r.node)) {
+      finish(h, r, "approved", "");
+      return;
+    }
+    const t = a.nextTrial(Date.now());
+    if (t.secrets !== undefined) {
+      let opened = 0;
+      let err: string | undefined;
+      try {
+        const secrets = t.secrets.map((s) => ({ epoch: s.epoch, secret: toHex(s.secret) }));
+        r.node = await h.replicate(addr, st.space, secrets, (t.feeds ?? []).map(toHex), timeoutMs);
+        opened = 1;
+      } catch (e) {
+        err = (e as Error).message;
+        st.error = err.slice(0, 200);
+      }
+      next = Math.min(next, a.tried(opened, err));
+    } else if (t.waitMs > 0) {
+      next = Math.min(next, t.waitMs);
+    }
+    const peers = h.host.services.pubsub.getSubscribers(a.topic).length;
+    try {
+      const s = a.step(Date.now(), peers);
+      if (s.publish !== null) {
+        await h.host.services.pubsub.publish(a.topic, s.publish);
+        st.published++;
+      }
+      next = Math.min(next, s.nextMs);
+    } catch (e) {
+      st.error = (e as Error).message.slice(0, 200);
+    }
+    const s = a.state();
+    st.candidates = s.candidates;
+    st.reason = s.reason;
+    if (s.state !== "waiting") {
+      finish(h, r, s.state, s.reason);
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(next, 50));
+      r.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    r.wake = () => {};
+  }
+}
