@@ -173,12 +173,7 @@
 //
 // # Not built yet (issue 12)
 //
-// (Daemons reserve slots and advertise circuit addresses: node/relays.go.)
-// (Daemons hand their relays the mirror token, after each rotation too:
-// node/relays_mirror.go.) The mailbox of
-// envelopes for offline devices (Limits.MailboxBytesPerSpace,
-// MailboxExpiry), which takes effect when it lands; flags for
-// MirrorLimits; invite locators
-// and aliases; message routing over gossipsub; a space-level list of
-// relays (devices take theirs from --relay today); serving the web app on its WebSocket port. See DESIGN.md, "The relay".
+// A space-level list of relays (devices take theirs from --relay);
+// members' messages in the mailbox (it carries sign-in); flags for
+// RouterLimits and DirectoryLimits. See README.md, "Running a relay".
 package relay
