@@ -413,8 +413,10 @@ type Node struct {
 	db    *feed.DB
 	feeds []feed.PublicKey
 
-	mu sync.Mutex
-	tr *tracked // the view kept up to date, once View was called
+	mu      sync.Mutex
+	tr      *tracked // the view kept up to date, once View was called
+	pending [][]byte // records of batches ingested, for the page (persist.go)
+	dropped int      // records dropped from pending since TakeRecords
 }
 
 // tracked is the view a node keeps of its space.
@@ -744,6 +746,9 @@ func (s *Session) drain() ([][]byte, error) {
 			if err == nil {
 				s.s.Appended(in.Feed)
 				s.n.applyBatch(in.Feed, in.Batch)
+				s.n.mu.Lock()
+				s.n.keep(in.Batch)
+				s.n.mu.Unlock()
 			}
 		}
 	}
