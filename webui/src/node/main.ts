@@ -15,6 +15,7 @@ import type { Connection, PeerId, Stream } from "@libp2p/interface";
 import { multiaddr } from "@multiformats/multiaddr";
 import { Core, CoreNode, Members, Secret, loadCore } from "../wasmcore";
 import { BrowserHost, createHost } from "./net";
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
 import { Store } from "./store";
 import { SessionStats, runSession } from "./sync";
 
@@ -133,6 +134,13 @@ async function start(o: StartOptions): Promise<{ peerId: string; loadMs: number;
       r.ms = performance.now() - ts;
       restored.push(r);
     }
+  }
+  if (host === undefined && store !== undefined) {
+    // The page keeps its peer ID across reloads (store.ts says how the key is kept).
+    const kept = await store.identity();
+    const privateKey = kept !== undefined ? privateKeyFromProtobuf(kept) : await generateKeyPair("Ed25519");
+    if (kept === undefined) await store.setIdentity(privateKeyToProtobuf(privateKey));
+    host = await createHost({ privateKey });
   }
   host ??= await createHost();
   return { peerId: host.peerId.toString(), loadMs: performance.now() - t0, restored, refusedSpaces };

@@ -6,6 +6,12 @@
 //     WebCrypto: the page's scripts can use it but not read it out. It
 //     seals what the core needs as raw bytes (epoch secrets): the core
 //     derives keys from them in Go, which WebCrypto cannot do for it.
+//     It seals the page's libp2p identity key too ("identity"): js-libp2p
+//     signs with the raw key (noise's handshake), so it cannot be a
+//     non-extractable WebCrypto key; sealed, it is unreadable without
+//     "wrap" (a copy of the profile's files carries "wrap" too: sealing
+//     keeps the raw keys from scripts that only read IndexedDB's values,
+//     not from someone who holds the profile and runs this page).
 //   - "spaces": per space (hex ID), the feeds replicated and the member's
 //     epoch secrets sealed under "wrap" (AES-GCM, the space's hex ID as
 //     additional data: a sealed blob moved to another space does not open).
@@ -100,13 +106,48 @@ export class Store {
     return new Store(db, wrap);
   }
 
+  // seal encrypts plain under the wrapping key, bound to ad.
+  private async seal(plain: Uint8Array, ad: string): Promise<{ iv: Uint8Array; ct: Uint8Array }> {
+    const iv = crypto.getRandomValues(new Uint8Array(12));
+    const ct = new Uint8Array(
+      await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: new TextEncoder().encode(ad) }, this.wrap, plain as BufferSource),
+    );
+    return { iv, ct };
+  }
+
+  // open decrypts what seal sealed under ad; it throws if v is not that.
+  private async unseal(v: unknown, ad: string): Promise<Uint8Array> {
+    const o = v as { iv?: unknown; ct?: unknown } | undefined;
+    if (!(o?.iv instanceof Uint8Array) || !(o.ct instanceof Uint8Array) || o.ct.length > maxSealedSecrets) throw new Error("malformed");
+    const plain = await crypto.subtle.decrypt(
+      { name: "AES-GCM", iv: o.iv as BufferSource, additionalData: new TextEncoder().encode(ad) },
+      this.wrap,
+      o.ct as BufferSource,
+    );
+    return new Uint8Array(plain);
+  }
+
+  // identity returns the page's libp2p identity key (its protobuf
+  // encoding) kept by setIdentity, or undefined if there is none. A kept
+  // key that does not open throws: the page does not silently become
+  // another peer.
+  async identity(): Promise<Uint8Array | undefined> {
+    const v = await req(this.db.transaction("keys").objectStore("keys").get("identity"));
+    if (v === undefined) return undefined;
+    return this.unseal(v, "identity");
+  }
+
+  async setIdentity(key: Uint8Array): Promise<void> {
+    const sealed = await this.seal(key, "identity");
+    const tx = this.db.transaction("keys", "readwrite");
+    tx.objectStore("keys").put(sealed, "identity");
+    await done(tx);
+  }
+
   // saveSpace records a space replicated here, its feeds and secrets.
   async saveSpace(s: StoredSpace): Promise<void> {
     const plain = new TextEncoder().encode(JSON.stringify(s.secrets.map((x) => ({ epoch: x.epoch, secret: toHex(x.secret) }))));
-    const iv = crypto.getRandomValues(new Uint8Array(12));
-    const ct = new Uint8Array(
-      await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: new TextEncoder().encode(s.space) }, this.wrap, plain),
-    );
+    const { iv, ct } = await this.seal(plain, s.space);
     const tx = this.db.transaction("spaces", "readwrite");
     tx.objectStore("spaces").put({ feeds: s.feeds, iv, ct }, s.space);
     await done(tx);
@@ -123,14 +164,9 @@ export class Store {
     for (let i = 0; i < keys.length && i < 64; i++) {
       const space = String(keys[i]);
       try {
-        const v = vals[i] as { feeds: unknown; iv: unknown; ct: unknown };
-        if (!(v.iv instanceof Uint8Array) || !(v.ct instanceof Uint8Array) || v.ct.length > maxSealedSecrets) throw new Error("malformed");
+        const v = vals[i] as { feeds: unknown };
         if (!Array.isArray(v.feeds) || v.feeds.length > 1024 || !v.feeds.every((f) => typeof f === "string" && f.length === 64)) throw new Error("malformed feeds");
-        const plain = await crypto.subtle.decrypt(
-          { name: "AES-GCM", iv: v.iv as BufferSource, additionalData: new TextEncoder().encode(space) },
-          this.wrap,
-          v.ct as BufferSource,
-        );
+        const plain = await this.unseal(v, space);
         const secrets = (JSON.parse(new TextDecoder().decode(plain)) as { epoch: number; secret: string }[]).map((x) => ({
           epoch: x.epoch,
           secret: fromHex(x.secret),
