@@ -7,8 +7,10 @@
 //
 // Read-only: the page holds a member's epoch secrets (handed to it by the
 // caller, since sign-in in the page is a later step), proves them to open
-// replication, and stores what it receives in the core's in-memory store.
-// It appends nothing.
+// replication, and stores what it receives in the core's in-memory store;
+// started with a store name, it keeps that in IndexedDB too (store.ts) and
+// starts from it after a reload: the spaces with their secrets, every
+// record verified again by the core, and its peer ID. It appends nothing.
 
 import { TopicValidatorResult } from "@libp2p/gossipsub";
 import type { Connection, PeerId, Stream } from "@libp2p/interface";

@@ -407,8 +407,9 @@ func PublicKey(seed []byte) ([]byte, error) {
 }
 
 // Node is an in-memory set of feeds (feed.DB over memstore) that
-// replication sessions read and write: the storage the browser node will
-// later keep in IndexedDB.
+// replication sessions read and write: the working copy of what the page
+// keeps in IndexedDB (persist.go: TakeRecords hands the page each batch
+// ingested, Import verifies a record read back).
 type Node struct {
 	db    *feed.DB
 	feeds []feed.PublicKey
