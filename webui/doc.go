@@ -99,8 +99,10 @@
 //
 // With a kept peer ID, a daemon that still runs a session with the tab that
 // went away resets the reloaded page's new stream as a duplicate
-// (node/syncnet) until that session ends; the page then opens again (the
-// tests do; the page does not retry by itself yet).
+// (node/syncnet Replicator.handle) until that session ends. The page
+// stops its host on pagehide, so that the daemon sees its connections
+// close; if the reset happens anyway the page must open again (the tests
+// do; the page does not retry by itself yet).
 //
 // Read-only for now: the page is handed a member's epoch secrets by its
 // caller (the tests read them from a daemon's data directory) because

@@ -186,6 +186,30 @@ func TestBrowserNodeReload(t *testing.T) {
 	if v.Digest != after.Digest {
 		t.Fatalf("after replicating again the page's digest %s is not the daemon's %s", v.Digest, after.Digest)
 	}
+
+	// The space's sealed secrets, edited, do not open: the space is
+	// refused and reported, and nothing of it is restored.
+	editSpace := `(async () => {
+		const db = await new Promise((ok, no) => { const r = indexedDB.open("mycel-node-t"); r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); });
+		const tx = db.transaction("spaces", "readwrite");
+		const st = tx.objectStore("spaces");
+		const v = await new Promise((ok, no) => { const r = st.get(` + jsArg(sp.ID) + `); r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); });
+		v.ct[0] ^= 1;
+		st.put(v, ` + jsArg(sp.ID) + `);
+		await new Promise((ok, no) => { tx.oncomplete = ok; tx.onerror = () => no(tx.error); });
+		db.close();
+		return v.ct.length;
+	})()`
+	br.run("leave the page", chromedp.Navigate("about:blank"))
+	br.run("open the page's origin", chromedp.Navigate(url))
+	if n := get(br, "edit the space's secrets", chromedp.Evaluate[int](editSpace, chromedp.EvalAwaitPromise)); n == 0 {
+		t.Fatal("no sealed secrets to edit")
+	}
+	st = startStored(br, url)
+	if len(st.Restored) != 0 || st.RefusedSpaces[sp.ID] == "" {
+		t.Fatalf("after its secrets were edited the page restored %+v, refused %v", st.Restored, st.RefusedSpaces)
+	}
+	t.Logf("the edited space was refused: %s", st.RefusedSpaces[sp.ID])
 }
 
 // catchUp has the reloaded page replicate the space with the daemon at ws
@@ -193,13 +217,14 @@ func TestBrowserNodeReload(t *testing.T) {
 // its peer ID, and the daemon may still hold a session with the tab that
 // went away: it then resets the page's new stream as a duplicate
 // (node/syncnet Replicator.handle) until that session ends, so the page
-// opens again when every session of its ended, at most 5 times.
+// opens again when every session of its ended, at most every 2 s and 30
+// times.
 func catchUp(t *testing.T, br *browser, sp api.SpaceInfo, ws string, want uint64) {
 	t.Helper()
 	opts := map[string]any{"addr": ws, "space": sp.ID, "timeoutMs": 40000}
 	var rep struct{}
 	evalFor(br, 90*time.Second, "catch up", "replicate("+jsArg(opts)+")", &rep)
-	opened := 1
+	opened, last := 1, time.Now()
 	var ps pageStatus
 	eventually(t, 120*time.Second, fmt.Sprintf("the page holds %d entries", want), func() bool {
 		eval(br, "status", "status("+jsArg(sp.ID)+")", &ps)
@@ -210,13 +235,13 @@ func catchUp(t *testing.T, br *browser, sp api.SpaceInfo, ws string, want uint64
 		for _, s := range ps.Sessions {
 			live = live || !s.Ended
 		}
-		if !live && len(ps.Sessions) > 0 {
-			if opened == 5 {
+		if !live && len(ps.Sessions) > 0 && time.Since(last) > 2*time.Second {
+			if opened == 30 {
 				t.Fatalf("the page's sessions failed %d times: %+v", opened, ps.Sessions)
 			}
 			t.Logf("the page's session ended (%s): opening again", ps.Sessions[len(ps.Sessions)-1].Error)
 			evalFor(br, 90*time.Second, "catch up", "replicate("+jsArg(opts)+")", &rep)
-			opened++
+			opened, last = opened+1, time.Now()
 		}
 		return false
 	})

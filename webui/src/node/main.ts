@@ -217,7 +217,7 @@ async function spaceState(o: ReplicateOptions): Promise<SpaceState> {
     // Start the view the core keeps: each batch a session ingests is
     // applied as it arrives, so the view is complete when the sync is.
     sp.node.viewSummary(sp.id, sp.secrets);
-    await store?.saveSpace({ space: o.space, feeds: sp.feeds, secrets: sp.secrets });
+    await store?.saveSpace({ space: toHex(sp.id), feeds: sp.feeds, secrets: sp.secrets });
   }
   return sp;
 }
@@ -367,5 +367,10 @@ function heard(space: string): { heard: HeardMessage[]; refused: Record<string, 
   const peers = need(host, "heard").services.pubsub.getSubscribers(sp.members.topic()).length;
   return { heard: sp.heard, refused: sp.refused, meshPeers: peers };
 }
+
+// A page that goes away closes its connections, so that a daemon ends
+// its sessions with this peer ID now rather than when its connection times
+// out: the reloaded page, the same peer, is not taken for a duplicate.
+addEventListener("pagehide", () => void host?.stop());
 
 (globalThis as Record<string, unknown>).mycelNode = { start, connect, hangUp, replicate, status, view, listen, heard, persisted };
