@@ -23,8 +23,8 @@
 // dist/node.js (build.mjs prints both bundles' sizes) so that the control
 // panel does not carry js-libp2p. It is the first step of issue 14: a page
 // that connects to a relay and to daemons and replicates a space
-// as a member once it signed in (signin.ts); the page's UI, writes and
-// IndexedDB storage come later.
+// as a member once it signed in (signin.ts), and keeps what it holds in
+// IndexedDB; the page's UI and writes come later.
 //
 //   - net.ts: the js-libp2p host — WebSocket, WebTransport and
 //     WebRTC-direct (no ICE servers: a closed network has none, and
@@ -41,8 +41,10 @@
 //   - sync.ts: one session over a stream — frames to the wasm core's
 //     Session.step, its frames back, with the stream's backpressure; the
 //     peer is dropped after 2 minutes of silence (the daemon's IdleTimeout).
-//   - main.ts: globalThis.mycelNode, the calls the tests drive: start,
-//     connect, hangUp, replicate (one session per peer and space; the
+//   - store.ts: the page's IndexedDB (below, "Storage").
+//   - main.ts: globalThis.mycelNode, the calls the tests drive: start
+//     (with store: the name of the page's IndexedDB store, read back first),
+//     persisted (the store's writes, once committed), connect, hangUp, replicate (one session per peer and space; the
 //     lower peer ID opens, as node/syncnet; the page serves the daemon's
 //     opening too, over relayed connections as well), status, view, listen
 //     (the space's gossipsub topic; envelopes checked and opened by the
@@ -76,18 +78,57 @@
 // minutes of the page's clock, not seen before (the core's filter, in
 // memory: it does not outlive the tab yet), sealed under an epoch key the
 // page holds and signed by a writer in the view the core keeps.
-// What it reveals: to the relay, the page's peer ID, IP address, the
-// daemons it opens circuits to, and the sizes and timing of what crosses
+// What it reveals: to the relay, the page's peer ID (kept across reloads
+// when the page has a store: the relay and daemons can tell it is the same
+// tab's profile), IP address, the daemons it opens circuits to, and the sizes and timing of what crosses
 // them; to every peer it connects to, through identify and gossipsub, the
 // sync protocol ID and the gossip topic of each space it replicates or
 // listens to, both named by the space's discovery key (as for daemons:
 // node/replication FORMAT.md, "What the opening does not hide").
 //
+// # Storage (src/node/store.ts, wasm/core/persist.go)
+//
+// The core's store stays in memory: feed.DB's storage interface is
+// synchronous and IndexedDB is not. After each step of a session the page
+// takes the core's records — each batch the step ingested, encoded as it
+// was verified (signed head, runs, proofs) — and puts them in IndexedDB in
+// one transaction, queued after the previous ones, so IndexedDB holds a
+// prefix of what the core ingested; a tab closed between a step and its
+// write loses only the newest batches, which the next session fetches
+// again (the page authors nothing). At start the page reads the records
+// back in order, at most 200,000 and 512 MiB per space, and the core's
+// Import ingests each through feed.Ingest: the signature and proofs are
+// checked again, as for a peer's batch, so a damaged or edited record is
+// refused and reported (start's restored[].refused and reasons), not
+// shown; its entries are fetched again by replication. The view is rebuilt
+// from what imported, before any network.
+//
+// Keys: a non-extractable AES-GCM-256 WebCrypto key kept in IndexedDB
+// seals the member's epoch secrets (bound to the space's ID) and the
+// page's libp2p identity key (the page keeps its peer ID across reloads).
+// Neither can be a non-extractable WebCrypto key itself: the core derives
+// keys from the epoch secrets in Go, and js-libp2p signs noise handshakes
+// with the raw Ed25519 key. What this guards: page scripts can use the
+// wrapping key but not export it, and a reader of IndexedDB's values sees
+// only sealed bytes. What it does not: the browser keeps the wrapping key's
+// material in the profile, so whoever holds the profile's files and runs
+// the page's origin opens them. Records themselves are not sealed: they
+// are the batches peers send, entries sealed under the space's epoch keys
+// (node/space FORMAT.md), with signed heads and feed keys in the clear.
+//
+// With a kept peer ID, a daemon that still runs a session with the tab that
+// went away resets the reloaded page's new stream as a duplicate
+// (node/syncnet Replicator.handle) until that session ends. The page
+// stops its host on pagehide, so that the daemon sees its connections
+// close; if the reset happens anyway the page must open again (the tests
+// do; the page does not retry by itself yet).
+//
 // The page gets a member's epoch secrets by signing in (signin.ts), or
 // from its caller (replicate's secrets: the older tests read them from a
 // daemon's data directory); it proves them to open replication, stores
 // what it receives in the core's in-memory store, and appends nothing yet.
-// Nothing of sign-in is stored: a page that reloads asks again.
+// Nothing of a sign-in in progress is stored: a page that reloads asks
+// again; once signed in, the space and its secrets are kept (Storage).
 // Gossipsub does not run over the relay's limited circuits: the page
 // reaches the space's topic over a direct connection to a daemon, or
 // through the relay's router (relay/router.go), which routes the topics

@@ -156,6 +156,13 @@ export interface CoreNode {
   // members returns the receiver of the space's members' messages; it
   // takes the writers from the view the node keeps (call view first).
   members(space: Uint8Array, secrets: Secret[]): Members;
+  // takeRecords returns the records of the batches ingested since the last
+  // call, in order, for the page to put in IndexedDB, and how many the
+  // core's bounded queue dropped (wasm/core/persist.go).
+  takeRecords(): { records: Uint8Array[]; dropped: number };
+  // import ingests a record read back from IndexedDB, verified again as a
+  // peer's batch is; it throws if the record is refused.
+  import(record: Uint8Array): boolean;
   free(): void; // releases the node's functions (not its sessions')
 }
 

@@ -237,6 +237,13 @@ func nodeJS(n *core.Node) js.Value {
 			}
 			return viewJS(v), nil
 		}),
+		"takeRecords", fs.add(func([]js.Value) (any, error) {
+			recs, dropped := n.TakeRecords()
+			return obj("records", bytesListJS(recs), "dropped", dropped), nil
+		}),
+		"import", fs.add(func(a []js.Value) (any, error) {
+			return true, n.Import(bytesOf(arg(a, 0)))
+		}),
 		"free", fs.freeThen(func() { delete(nodes, id) }),
 	)
 }

@@ -7,14 +7,18 @@
 //
 // Read-only: the page holds a member's epoch secrets (from signing in,
 // signin.ts, or handed to replicate by the caller), proves them to open
-// replication, and stores what it receives in the core's in-memory store.
-// It appends nothing yet.
+// replication, and stores what it receives in the core's in-memory store;
+// started with a store name, it keeps that in IndexedDB too (store.ts) and
+// starts from it after a reload: the spaces with their secrets, every
+// record verified again by the core, and its peer ID. It appends nothing.
 
 import { TopicValidatorResult } from "@libp2p/gossipsub";
 import type { Connection, PeerId, Stream } from "@libp2p/interface";
 import { multiaddr } from "@multiformats/multiaddr";
 import { Core, CoreNode, Members, Secret, loadCore } from "../wasmcore";
 import { BrowserHost, createHost } from "./net";
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
+import { Store } from "./store";
 import { SignInOptions, signIn, signInState } from "./signin";
 import { SessionStats, runSession } from "./sync";
 
@@ -65,6 +69,8 @@ const maxReasons = 32;
 
 let core: Core | undefined;
 let host: BrowserHost | undefined;
+let store: Store | undefined; // the page's IndexedDB, when start was given one
+let dropped = 0; // records the core's queue dropped before they were stored
 const spaces = new Map<string, SpaceState>();
 
 function need<T>(v: T | undefined, what: string): T {
@@ -85,13 +91,70 @@ function transportOf(conn: Connection): string {
 export interface StartOptions {
   wasm: string;
   wasmExec?: string;
+  store?: string; // keep what the page holds in IndexedDB under this name, and start from it (store.ts)
 }
 
-async function start(o: StartOptions): Promise<{ peerId: string; loadMs: number }> {
+// Restored is what start read back of one space from IndexedDB.
+interface Restored {
+  space: string;
+  records: number; // records read back
+  imported: number; // records the core verified and stored
+  refused: number; // records the core refused (damaged or edited)
+  reasons: string[]; // the first few refusals' reasons
+  truncated: boolean; // reading stopped at store.ts's bounds
+  ms: number;
+}
+
+// start loads the core and the libp2p host. With a store, it first reads
+// the spaces and records kept in IndexedDB back into the core, which
+// verifies each record again: the page holds its data and its view before
+// any network.
+async function start(o: StartOptions): Promise<{ peerId: string; loadMs: number; restored: Restored[]; refusedSpaces: Record<string, string> }> {
   const t0 = performance.now();
   core ??= await loadCore(o.wasm, o.wasmExec);
+  const restored: Restored[] = [];
+  let refusedSpaces: Record<string, string> = {};
+  if (o.store !== undefined && store === undefined) {
+    store = await Store.open(o.store);
+    const saved = await store.spaces();
+    refusedSpaces = saved.refused;
+    for (const ss of saved.spaces) {
+      const ts = performance.now();
+      const sp = newSpaceState(ss.space, ss.secrets, ss.feeds);
+      const r: Restored = { space: ss.space, records: 0, imported: 0, refused: 0, reasons: [], truncated: false, ms: 0 };
+      const rd = await store.records(ss.space, (rec) => {
+        try {
+          sp.node.import(rec);
+          r.imported++;
+        } catch (e) {
+          r.refused++;
+          if (r.reasons.length < 8) r.reasons.push((e as Error).message.slice(0, 200));
+        }
+      });
+      r.records = rd.read;
+      r.truncated = rd.truncated;
+      sp.node.viewSummary(sp.id, sp.secrets);
+      r.ms = performance.now() - ts;
+      restored.push(r);
+    }
+  }
+  if (host === undefined && store !== undefined) {
+    // The page keeps its peer ID across reloads (store.ts says how the key is kept).
+    const kept = await store.identity();
+    const privateKey = kept !== undefined ? privateKeyFromProtobuf(kept) : await generateKeyPair("Ed25519");
+    if (kept === undefined) await store.setIdentity(privateKeyToProtobuf(privateKey));
+    host = await createHost({ privateKey });
+  }
   host ??= await createHost();
-  return { peerId: host.peerId.toString(), loadMs: performance.now() - t0 };
+  return { peerId: host.peerId.toString(), loadMs: performance.now() - t0, restored, refusedSpaces };
+}
+
+// persisted reports the page's IndexedDB writes; it resolves once every
+// write queued so far is committed.
+async function persisted(): Promise<{ written: number; pending: number; dropped: number; error?: string }> {
+  const st = need(store, "persisted");
+  await st.flush();
+  return { written: st.written, pending: st.pending, dropped, error: st.error };
 }
 
 // connect dials addr and waits for identify to list the peer's protocols:
@@ -121,30 +184,41 @@ async function hangUp(addr: string): Promise<void> {
 export interface ReplicateOptions {
   addr: string; // the daemon's multiaddr, /p2p/<id> included (a circuit through a relay or direct)
   space: string; // hex
-  secrets: { epoch: number; secret: string }[]; // hex: a member's epoch secrets
-  feeds: string[]; // hex: the feeds to replicate
+  secrets?: { epoch: number; secret: string }[]; // hex: a member's epoch secrets (kept from before for a space restored)
+  feeds?: string[]; // hex: the feeds to replicate (likewise)
   timeoutMs?: number; // bounds the dial and the stream's opening, each (default 15 s)
 }
 
-function spaceState(o: ReplicateOptions): SpaceState {
+function newSpaceState(space: string, secrets: Secret[], feeds: string[]): SpaceState {
   const c = need(core, "replicate");
+  const id = fromHex(space);
+  const sp: SpaceState = {
+    id,
+    secrets,
+    node: c.newNode(feeds.map(fromHex)),
+    feeds,
+    protocol: c.syncProtocol(id),
+    sessions: new Map(),
+    heard: [],
+    refused: {},
+  };
+  spaces.set(space, sp);
+  return sp;
+}
+
+async function spaceState(o: ReplicateOptions): Promise<SpaceState> {
   let sp = spaces.get(o.space);
   if (sp === undefined) {
-    const id = fromHex(o.space);
-    sp = {
-      id,
-      secrets: o.secrets.map((s) => ({ epoch: s.epoch, secret: fromHex(s.secret) })),
-      node: c.newNode(o.feeds.map(fromHex)),
-      feeds: o.feeds,
-      protocol: c.syncProtocol(id),
-      sessions: new Map(),
-      heard: [],
-      refused: {},
-    };
+    if (o.secrets === undefined || o.feeds === undefined) throw new Error(`space ${o.space}: not held here; give its secrets and feeds`);
+    sp = newSpaceState(
+      o.space,
+      o.secrets.map((s) => ({ epoch: s.epoch, secret: fromHex(s.secret) })),
+      o.feeds,
+    );
     // Start the view the core keeps: each batch a session ingests is
     // applied as it arrives, so the view is complete when the sync is.
     sp.node.viewSummary(sp.id, sp.secrets);
-    spaces.set(o.space, sp);
+    await store?.saveSpace({ space: toHex(sp.id), feeds: sp.feeds, secrets: sp.secrets });
   }
   return sp;
 }
@@ -175,6 +249,18 @@ function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boole
   });
   const stats: SessionStats = { framesIn: 0, framesOut: 0, bytesIn: 0, lastFrameMs: 0, stepMs: 0, ended: false };
   sp.sessions.set(key, { stats, outbound, stream, remote: key, addr: conn.remoteAddr.toString() });
+  const st = store;
+  if (st !== undefined) {
+    // After each step, the batches it ingested go to IndexedDB, in order.
+    const step = s.step.bind(s);
+    s.step = (frame: Uint8Array) => {
+      const out = step(frame);
+      const t = sp.node.takeRecords();
+      dropped += t.dropped;
+      void st.append(toHex(sp.id), t.records);
+      return out;
+    };
+  }
   void runSession(stream, s, stats);
   return true;
 }
@@ -184,7 +270,7 @@ function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boole
 // on (status reports it).
 async function replicate(o: ReplicateOptions): Promise<{ protocol: string; outbound: boolean; transport: string }> {
   const h = need(host, "replicate");
-  const sp = spaceState(o);
+  const sp = await spaceState(o);
   // Serve the daemon's own opening too: it opens when its peer ID is the
   // lower one, over a relayed connection as well.
   if (!h.getProtocols().includes(sp.protocol)) {
@@ -329,4 +415,9 @@ function held(): string[] {
   return [...spaces.keys()];
 }
 
-(globalThis as Record<string, unknown>).mycelNode = { start, connect, hangUp, replicate, status, view, listen, heard, signin, signinState: signInState, held };
+// A page that goes away closes its connections, so that a daemon ends
+// its sessions with this peer ID now rather than when its connection times
+// out: the reloaded page, the same peer, is not taken for a duplicate.
+addEventListener("pagehide", () => void host?.stop());
+
+(globalThis as Record<string, unknown>).mycelNode = { start, connect, hangUp, replicate, status, view, listen, heard, persisted, signin, signinState: signInState, held };

@@ -9,7 +9,7 @@ import { yamux } from "@chainsafe/libp2p-yamux";
 import { circuitRelayTransport } from "@libp2p/circuit-relay-v2";
 import { gossipsub } from "@libp2p/gossipsub";
 import { identify } from "@libp2p/identify";
-import type { Libp2p } from "@libp2p/interface";
+import type { Libp2p, PrivateKey } from "@libp2p/interface";
 import { webRTCDirect } from "@libp2p/webrtc";
 import { webSockets } from "@libp2p/websockets";
 import { webTransport } from "@libp2p/webtransport";
@@ -22,10 +22,13 @@ export interface HostOptions {
   // reached by their own addresses (WebRTC-direct carries its certhash),
   // and a closed network has no STUN server to ask.
   iceServers?: RTCIceServer[];
+  // privateKey is the host's identity (its peer ID); a new one if absent.
+  privateKey?: PrivateKey;
 }
 
 export async function createHost(opts: HostOptions = {}): Promise<BrowserHost> {
   return createLibp2p({
+    privateKey: opts.privateKey,
     addresses: { listen: [] },
     transports: [
       webSockets(),

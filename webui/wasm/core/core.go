@@ -407,14 +407,17 @@ func PublicKey(seed []byte) ([]byte, error) {
 }
 
 // Node is an in-memory set of feeds (feed.DB over memstore) that
-// replication sessions read and write: the storage the browser node will
-// later keep in IndexedDB.
+// replication sessions read and write: the working copy of what the page
+// keeps in IndexedDB (persist.go: TakeRecords hands the page each batch
+// ingested, Import verifies a record read back).
 type Node struct {
 	db    *feed.DB
 	feeds []feed.PublicKey
 
-	mu sync.Mutex
-	tr *tracked // the view kept up to date, once View was called
+	mu      sync.Mutex
+	tr      *tracked // the view kept up to date, once View was called
+	pending [][]byte // records of batches ingested, for the page (persist.go)
+	dropped int      // records dropped from pending since TakeRecords
 }
 
 // tracked is the view a node keeps of its space.
@@ -744,6 +747,9 @@ func (s *Session) drain() ([][]byte, error) {
 			if err == nil {
 				s.s.Appended(in.Feed)
 				s.n.applyBatch(in.Feed, in.Batch)
+				s.n.mu.Lock()
+				s.n.keep(in.Batch)
+				s.n.mu.Unlock()
 			}
 		}
 	}
