@@ -12,7 +12,8 @@ import (
 
 // TestE2EMailboxSignIn: a join request made while every member is
 // offline reaches the member that comes back, through the relay's
-// mailbox; its approval reaches the waiting device the same way, and the
+// mailbox; its approval reaches the waiting device (through the mailbox or
+// the relay's router), and the
 // device becomes a member: it reads what the member wrote before, and
 // writes what the member reads.
 func TestE2EMailboxSignIn(t *testing.T) {
@@ -95,15 +96,15 @@ func TestE2EMailboxSignIn(t *testing.T) {
 	})
 	t.Logf("D approved %v after A came back", time.Since(start).Round(time.Millisecond))
 
-	// Both sides got the other's envelopes from the mailbox, not from
-	// gossipsub first (the Filter counts only what it had not seen).
+	// A got D's request from the mailbox, not from gossipsub first (the
+	// Filter counts only what it had not seen): D asks again every 5 s,
+	// and A fetches as soon as it reaches the relay. A's answer may reach
+	// D either way: through the mailbox, or live through the relay's
+	// router, since D is on the space's topic at the relay by then.
 	if n := a.metric("mycel_ephemeral_mailbox_delivered_total"); n < 1 {
 		t.Errorf("A took %v envelopes from the mailbox", n)
 	}
-	if n := d.metric("mycel_ephemeral_mailbox_delivered_total"); n < 1 {
-		t.Errorf("D took %v envelopes from the mailbox", n)
-	}
-	if n := relayMetric(t, r, "mycel_relay_mailbox_delivered_total"); n < 2 {
+	if n := relayMetric(t, r, "mycel_relay_mailbox_delivered_total"); n < 1 {
 		t.Errorf("the relay delivered %v envelopes", n)
 	}
 
