@@ -9,7 +9,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/node/api"
@@ -217,7 +219,29 @@ func (n *Node) reserve(ctx context.Context, info peer.AddrInfo) (*client.Reserva
 			return nil, err
 		}
 	}
+	if slices.ContainsFunc(info.Addrs, manet.IsPublicAddr) {
+		n.awaitHolePunching(ctx)
+	}
 	return client.Reserve(ctx, n.host, info)
+}
+
+// awaitHolePunching waits, at most holePunchWait, until this host handles
+// DCUtR (holepunch.Protocol), and reports whether it does. libp2p's hole
+// punching starts once identify brought an observed public address (the
+// relay's answer), and it tries once, when a relayed connection opens: an
+// inbound one that opens before then is never punched, and stays relayed
+// for good. So a device reserves a slot at a relay at a public address
+// (the only kind that gives a public observed address) only once it can
+// punch, or after the wait.
+func (n *Node) awaitHolePunching(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, holePunchWait)
+	defer cancel()
+	for !slices.Contains(n.host.Mux().Protocols(), holepunch.Protocol) {
+		if !sleep(ctx, 50*time.Millisecond) {
+			return false
+		}
+	}
+	return true
 }
 
 // relayStatus is the state of each relay, for the API.
