@@ -57,17 +57,7 @@ func nodePage(t *testing.T) string {
 		"--target=chrome110", "--log-level=warning", "--outfile="+js).CombinedOutput(); err != nil {
 		t.Fatalf("esbuild: %v\n%s", err, out)
 	}
-	goroot, err := exec.Command("go", "env", "GOROOT").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	wasmExec, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(goroot)), "lib", "wasm", "wasm_exec.js"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "wasm_exec.js"), wasmExec, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	copyWasmExec(t, dir)
 	page := `<!doctype html><meta charset="utf-8"><title>browser node</title><script type="module" src="node.js"></script>`
 	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(page), 0o644); err != nil {
 		t.Fatal(err)

@@ -57,17 +57,7 @@ func TestWasmCoreInBrowser(t *testing.T) {
 		"--target=chrome110", "--log-level=warning", "--outfile="+filepath.Join(dir, "check.js")).CombinedOutput(); err != nil {
 		t.Fatalf("esbuild: %v\n%s", err, out)
 	}
-	goroot, err := exec.Command("go", "env", "GOROOT").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	wasmExec, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(goroot)), "lib", "wasm", "wasm_exec.js"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "wasm_exec.js"), wasmExec, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	copyWasmExec(t, dir)
 	vecBytes, err := os.ReadFile("wasm/core/testdata/vectors.json")
 	if err != nil {
 		t.Fatal(err)
@@ -188,4 +178,21 @@ func vectorValidity(v *core.Vectors) []bool {
 		out = append(out, s.Valid)
 	}
 	return out
+}
+
+// copyWasmExec copies Go's wasm_exec.js, which loads a js/wasm program in
+// a page, into dir.
+func copyWasmExec(t *testing.T, dir string) {
+	t.Helper()
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmExec, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(goroot)), "lib", "wasm", "wasm_exec.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "wasm_exec.js"), wasmExec, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
