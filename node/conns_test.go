@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+
+	"github.com/mycelsync/mycel/node/api"
 )
 
 // TestStaticPeerRelayedOnly: a static peer reachable only through a relay
@@ -164,4 +167,51 @@ func TestStaticDialer(t *testing.T) {
 			t.Errorf("%d reads %q", l, l.String())
 		}
 	}
+}
+
+// TestStaticPeerRelayedGetsDirect: a static peer given by its circuit
+// address, whose identify (over the circuit) gave direct addresses that
+// work, gets a direct connection too; when that one drops and the relayed
+// one is left, the direct one comes back. Before, a limited connection
+// made Connect return at once, so the peer stayed relayed only: gossipsub
+// (sign-in requests, ephemeral messages) does not use limited
+// connections (the TestE2ERelayDaemons flake: "no request with code").
+func TestStaticPeerRelayedGetsDirect(t *testing.T) {
+	rh, rs := relayHost(t, "/ip4/127.0.0.1/tcp/0", time.Hour)
+	defer rh.Close()
+	defer rs.Close()
+	cfg := loopbackConfig(t)
+	cfg.Relays = []string{rh.Addrs()[0].String() + "/p2p/" + rh.ID().String()}
+	a, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	r := waitRelay(t, a, "reserved", func(r api.Relay) bool { return r.ReservedUntil != nil })
+
+	cfg = loopbackConfig(t, r.Circuit[0])
+	cfg.Limits.Net.MinBackoff, cfg.Limits.Net.MaxBackoff = 200*time.Millisecond, 400*time.Millisecond
+	b, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	direct := func() error {
+		if c := b.Host().Network().Connectedness(a.Host().ID()); c != network.Connected {
+			return fmt.Errorf("B to A: %v", c)
+		}
+		return nil
+	}
+	eventually(t, 10*time.Second, direct)
+	for _, c := range b.Host().Network().ConnsToPeer(a.Host().ID()) {
+		if !c.Stat().Limited {
+			c.Close()
+		}
+	}
+	// B dials again MinBackoff after it sees the circuit alone: long
+	// enough to see it.
+	if c := b.Host().Network().Connectedness(a.Host().ID()); c != network.Limited {
+		t.Fatalf("B to A after closing the direct connections: %v, want the circuit left", c)
+	}
+	eventually(t, 10*time.Second, direct)
 }
