@@ -100,35 +100,119 @@ func (n *Node) readyToPunch(ctx context.Context, p peer.AddrInfo) {
 	}
 }
 
-// keepConnected dials a static peer whenever it is not connected, backing
-// off exponentially after failures.
+// peerLink is how a static peer is connected, as keepConnected sees it.
+type peerLink int
+
+const (
+	linkNone    peerLink = iota // not connected
+	linkRelayed                 // through relays only (network.Limited)
+	linkDirect                  // at least one direct connection
+)
+
+func linkOf(c network.Connectedness) peerLink {
+	switch c {
+	case network.Connected:
+		return linkDirect
+	case network.Limited:
+		return linkRelayed
+	}
+	return linkNone
+}
+
+func (l peerLink) String() string {
+	return [...]string{"disconnected", "connected (relayed)", "connected"}[l]
+}
+
+// staticDialer is keepConnected's state, free of I/O: what the link to a
+// static peer was last seen as, and when it is next dialled. A peer not
+// connected is dialled (any address, relays too) with an exponential
+// backoff after failures; a peer reached through relays only is connected
+// (a session runs over the relayed connection), and is dialled at direct
+// addresses only, to get off the relay, first minBackoff after the link
+// became relayed and then with the same backoff doubling to maxBackoff;
+// a directly connected peer is not dialled.
+type staticDialer struct {
+	min, max time.Duration
+	link     peerLink
+	backoff  time.Duration // the wait after the next failed dial
+	next     time.Time     // no dial before
+}
+
+func newStaticDialer(minBackoff, maxBackoff time.Duration) *staticDialer {
+	return &staticDialer{min: minBackoff, max: maxBackoff, backoff: minBackoff}
+}
+
+// observe records the link seen at now and reports whether it changed.
+// Becoming relayed (from either state) schedules a direct dial minBackoff
+// later: libp2p's hole punch, tried when the relayed connection opens,
+// goes first.
+func (d *staticDialer) observe(now time.Time, l peerLink) bool {
+	if l == d.link {
+		return false
+	}
+	d.link = l
+	d.backoff = d.min
+	d.next = now
+	if l == linkRelayed {
+		d.next = now.Add(d.min)
+	}
+	return true
+}
+
+// due reports whether to dial at now, and whether that dial is to direct
+// addresses only.
+func (d *staticDialer) due(now time.Time) (dial, direct bool) {
+	if d.link == linkDirect || now.Before(d.next) {
+		return false, false
+	}
+	return true, d.link == linkRelayed
+}
+
+// dialed records the outcome of a dial that ended at now, and returns the
+// wait before the next dial if it failed.
+func (d *staticDialer) dialed(now time.Time, err error) time.Duration {
+	if err == nil {
+		d.backoff = d.min
+		d.next = now.Add(d.min)
+		return 0
+	}
+	wait := d.backoff
+	d.next = now.Add(wait)
+	d.backoff = min(d.backoff*2, d.max)
+	return wait
+}
+
+// keepConnected keeps a static peer connected: it watches the link every
+// minBackoff, logs its changes (connected, connected (relayed),
+// disconnected) and dials as staticDialer says.
 func (n *Node) keepConnected(ctx context.Context, p peer.AddrInfo) {
-	backoff := n.limits.Net.MinBackoff
 	n.readyToPunch(ctx, p)
+	d := newStaticDialer(n.limits.Net.MinBackoff, n.limits.Net.MaxBackoff)
 	for {
-		if n.host.Network().Connectedness(p.ID) != network.Connected {
+		if d.observe(time.Now(), linkOf(n.host.Network().Connectedness(p.ID))) {
+			n.log.Info("peer: "+d.link.String(), "peer", p.ID)
+		}
+		if dial, direct := d.due(time.Now()); dial {
 			dctx, cancel := context.WithTimeout(ctx, n.limits.Net.DialTimeout)
+			if direct {
+				dctx = network.WithForceDirectDial(dctx, "mycel: a static peer reached through relays only")
+			}
+			if n.dialHook != nil {
+				n.dialHook(p.ID, direct)
+			}
 			err := n.host.Connect(dctx, p)
 			cancel()
-			switch {
-			case ctx.Err() != nil:
+			if ctx.Err() != nil {
 				return
-			case err != nil:
-				n.log.Debug("peer: connect failed", "peer", p.ID, "err", err, "retry", backoff)
-			default:
-				n.log.Info("peer: connected", "peer", p.ID)
-				backoff = n.limits.Net.MinBackoff
 			}
-			if err != nil {
-				backoff = min(backoff*2, n.limits.Net.MaxBackoff)
+			if wait := d.dialed(time.Now(), err); err != nil {
+				n.log.Debug("peer: connect failed", "peer", p.ID, "direct", direct, "err", err, "retry", wait)
+			} else {
+				continue // log the new link at once
 			}
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, n.limits.Net.MinBackoff) {
 			return
-		case <-t.C:
 		}
 	}
 }

@@ -84,7 +84,10 @@ type NetLimits struct {
 	// of a session by resync. Default 15 s.
 	DialTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait between two dials of a
-	// static peer that is not connected. Defaults 1 s and 1 minute.
+	// static peer that is not connected, and between two dials at direct
+	// addresses of one reached through relays only; MinBackoff is also
+	// how often a static peer's connection is looked at. Defaults 1 s
+	// and 1 minute.
 	MinBackoff, MaxBackoff time.Duration
 	// ResyncInterval is how often sessions that ended are reopened with
 	// connected peers. Default 10 s.

@@ -37,6 +37,9 @@ type Node struct {
 	metrics prometheus.Gatherer
 	mdns    interface{ Close() error }
 	started time.Time
+	// dialHook, when set (by tests, withDialHook), is called before each
+	// dial of a static peer, direct when to direct addresses only.
+	dialHook func(p peer.ID, direct bool)
 
 	// Limits (cfg.Limits with defaults), the clock, and the tracers of the
 	// replicator and the ephemeral Service (metrics.go).
@@ -98,9 +101,16 @@ func New(cfg *Config, log *slog.Logger, opts ...Option) (n *Node, err error) {
 type Option func(*options)
 
 type options struct {
-	clock  clock.Clock
-	reg    prometheus.Registerer
-	gather prometheus.Gatherer
+	clock    clock.Clock
+	reg      prometheus.Registerer
+	gather   prometheus.Gatherer
+	dialHook func(p peer.ID, direct bool)
+}
+
+// withDialHook has keepConnected call f before each dial of a static
+// peer (tests count the dials).
+func withDialHook(f func(p peer.ID, direct bool)) Option {
+	return func(o *options) { o.dialHook = f }
 }
 
 // WithClock sets the clock of the replicator's standing, the ephemeral
@@ -221,7 +231,7 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool, opts ...Option) (n *
 	life := newOwner(nil)
 	repl := syncnet.New(h, log, syncnet.WithConfig(limits.Sync), syncnet.WithClock(o.clock), syncnet.WithTracer(syncM))
 	n = &Node{cfg: cfg, limits: limits, clock: o.clock, log: log, host: h, metrics: gather,
-		syncMetrics: syncM, ephMetrics: ephM, started: time.Now(),
+		syncMetrics: syncM, ephMetrics: ephM, started: time.Now(), dialHook: o.dialHook,
 		store: store, kept: kept, feedOpts: fopts, device: device, repl: repl, stats: stats, relays: rset,
 		spaces: make(map[auth.SpaceID]*openSpace), signins: newSigninsWith(limits.SignIn),
 		life: life, streams: newOwner(life), calls: newOwner(life), ctx: life.ctx}

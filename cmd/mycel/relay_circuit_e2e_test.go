@@ -67,8 +67,11 @@ func TestE2ERelayMemberSync(t *testing.T) {
 		PeerID string `json:"peer_id"`
 	}
 	a.request("GET", "/v1/status", nil, &st)
-	if relayed, direct := relayedTo(b, st.PeerID); !relayed || direct {
-		t.Fatalf("B to A: relayed %v, direct %v; want the circuit only", relayed, direct)
+	// A second after its circuit opened, B dials the direct addresses
+	// A's identify gave it (node/conns.go), which on loopback succeeds:
+	// the session opened on the circuit stays on it all the same.
+	if relayed, direct := relayedTo(b, st.PeerID); !relayed {
+		t.Fatalf("B to A: relayed %v, direct %v; want the circuit", relayed, direct)
 	}
 	const opened = `libp2p_relaysvc_connections_total{type="opened"}`
 	const bytes = "libp2p_relaysvc_data_transferred_bytes_total"
@@ -94,7 +97,7 @@ func TestE2ERelayMemberSync(t *testing.T) {
 	if crossed < values*size {
 		t.Errorf("%.0f bytes crossed the circuit, fewer than the %d written", crossed, values*size)
 	}
-	if relayed, direct := relayedTo(b, st.PeerID); !relayed || direct {
+	if relayed, direct := relayedTo(b, st.PeerID); !relayed {
 		t.Errorf("B to A after the sync: relayed %v, direct %v", relayed, direct)
 	}
 }

@@ -94,7 +94,7 @@ func relayedTo(d *daemon, id string) (relayed, direct bool) {
 // syncs; the relay killed and restarted on the same port, both reserve
 // again and the space keeps syncing (through the relay, or directly when
 // B dialled A's loopback addresses meanwhile; B restarted goes through the
-// relay again).
+// relay again, and then directly too once it dials those addresses).
 func TestE2ERelayDaemons(t *testing.T) {
 	rdir := t.TempDir()
 	rlisten := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freeTCPPort(t))
@@ -200,7 +200,10 @@ func TestE2ERelayDaemons(t *testing.T) {
 	a.put(id, "k4", []byte("relayed again"))
 	waitValue(t, b, id, "k4", []byte("relayed again"))
 	phase("B restarted, k4")
-	if relayed, direct = relayedTo(b, st.PeerID); !relayed || direct {
+	// B reached A through the relay; a second after, it dials the direct
+	// addresses A's identify gave it (backed off), which on loopback
+	// succeeds: a direct connection may show up next to the relayed one.
+	if relayed, direct = relayedTo(b, st.PeerID); !relayed {
 		t.Errorf("B restarted to A: relayed %v, direct %v", relayed, direct)
 	}
 }

@@ -251,6 +251,14 @@ func TestE2ERelayHolePunch(t *testing.T) {
 					t.Errorf("symmetric NATs: B's connections to A %q, want relayed only:\n%s", trs, out)
 				}
 				t.Logf("mycel peers on B:\n%s", out)
+				// Relayed only is connected: B said so once, and did not
+				// take the circuit for no connection (node/conns.go).
+				log := b.stderr.String()
+				relayed := strings.Count(log, `msg="peer: connected (relayed)" peer=`+aID)
+				direct := strings.Count(log, `msg="peer: connected" peer=`+aID)
+				if relayed != 1 || direct != 0 {
+					t.Errorf("symmetric NATs: B logged %d \"connected (relayed)\" and %d \"connected\" lines for A, want 1 and 0", relayed, direct)
+				}
 			}
 		})
 	}
