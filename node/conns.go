@@ -3,12 +3,10 @@ package node
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/mycelsync/mycel/node/syncnet"
@@ -92,11 +90,8 @@ func (n *Node) readyToPunch(ctx context.Context, p peer.AddrInfo) {
 			n.log.Debug("peer: connect to its relay failed", "peer", p.ID, "relay", info.ID, "err", err)
 		}
 	}
-	for !slices.Contains(n.host.Mux().Protocols(), holepunch.Protocol) {
-		if !sleep(ctx, 50*time.Millisecond) {
-			n.log.Debug("peer: dialling through a relay without hole punching", "peer", p.ID)
-			return
-		}
+	if !n.awaitHolePunching(ctx) {
+		n.log.Debug("peer: dialling through a relay without hole punching", "peer", p.ID)
 	}
 }
 
