@@ -45,6 +45,11 @@ export async function createHost(opts: HostOptions = {}): Promise<BrowserHost> {
       webRTC({ rtcConfiguration: { iceServers: opts.iceServers ?? [] } }),
       circuitRelayTransport(),
     ],
+    // A page's dial through a circuit, and a WebRTC dial signalled over
+    // one (SDP both ways, ICE, noise), has taken over 6 s (libp2p's
+    // per-address default) on a loaded machine; the caller's signal
+    // still bounds each dial (connect, replicate: timeoutMs).
+    connectionManager: { dialTimeout: 30_000, addressDialTimeout: 25_000, inboundUpgradeTimeout: 25_000 },
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     // libp2p's browser default refuses to dial private and loopback
