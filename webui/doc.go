@@ -29,7 +29,14 @@
 //   - net.ts: the js-libp2p host — WebSocket, WebTransport and
 //     WebRTC-direct (no ICE servers: a closed network has none, and
 //     WebRTC-direct needs none) to a relay or a reachable daemon, circuit
-//     relay v2 to reach a daemon through a relay, noise, yamux, identify,
+//     relay v2 to reach a daemon through a relay, WebRTC (private to
+//     private: started with listen [<relay>/p2p-circuit, /webrtc] a page
+//     reserves a slot on the relay and is reached by another page at
+//     <relay>/p2p-circuit/webrtc/p2p/<page>; the SDP offer and answer go
+//     over the relayed connection, within the relay's default circuit
+//     limits for non-members, then the data flows over the WebRTC
+//     connection, which outlives the relay; no ICE servers, so only host
+//     candidates), noise, yamux, identify,
 //     and gossipsub with mycel's options (ephemeral/p2p.PubSubOptions:
 //     StrictNoSign, SHA-256 of the bytes as message ID). The browser's
 //     default refusal to dial private addresses is off: relays and daemons
@@ -39,7 +46,11 @@
 //     KiB until the peer's proof verified, then 16 MiB + 64 KiB) before any
 //     of the frame is buffered; a varint over 10 bytes is refused.
 //   - sync.ts: one session over a stream — frames to the wasm core's
-//     Session.step, its frames back, with the stream's backpressure; the
+//     Session.step, its frames back, with the stream's backpressure; what
+//     one session ingests, the page's other sessions of the space announce
+//     (the core marks the feed grown in each, Session.flush sends their
+//     heads), so a page passes what it gets from a daemon on to a page
+//     replicating from it; the
 //     peer is dropped after 2 minutes of silence (the daemon's IdleTimeout).
 //   - store.ts: the page's IndexedDB (below, "Storage").
 //   - main.ts: globalThis.mycelNode, the calls the tests drive: start

@@ -89,6 +89,9 @@ export interface Session {
   // maxFrame is the largest frame body to accept now: 4 KiB until the
   // peer's proof verified, then 16 MiB + 64 KiB.
   maxFrame(): number;
+  // flush returns the frames to send without a frame from the peer: the
+  // heads of feeds that grew through the node's other sessions.
+  flush(): Uint8Array[];
   free(): void; // releases the Go functions behind it; calling them then throws
 }
 

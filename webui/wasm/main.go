@@ -197,7 +197,11 @@ func nodeJS(n *core.Node) js.Value {
 				"maxFrame", ss.add(func([]js.Value) (any, error) {
 					return s.MaxFrame(), nil
 				}),
-				"free", ss.free(),
+				"flush", ss.add(func([]js.Value) (any, error) {
+					fs, err := s.Flush()
+					return bytesListJS(fs), err
+				}),
+				"free", ss.freeThen(s.Close),
 			), nil
 		}),
 		"members", fs.add(func(a []js.Value) (any, error) {

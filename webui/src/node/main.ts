@@ -20,7 +20,7 @@ import { BrowserHost, createHost } from "./net";
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
 import { Store } from "./store";
 import { SignInOptions, signIn, signInState } from "./signin";
-import { SessionStats, runSession } from "./sync";
+import { Flusher, SessionStats, runSession } from "./sync";
 
 function fromHex(s: string): Uint8Array {
   if (s.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(s)) throw new Error(`not hex: ${s}`);
@@ -46,7 +46,7 @@ interface SpaceState {
   node: CoreNode;
   feeds: string[];
   protocol: string;
-  sessions: Map<string, { stats: SessionStats; outbound: boolean; stream: Stream; remote: string; addr: string }>;
+  sessions: Map<string, { stats: SessionStats; outbound: boolean; stream: Stream; remote: string; addr: string; fl: Flusher }>;
   members?: Members;
   heard: HeardMessage[]; // the newest maxHeard accepted
   refused: Record<string, number>; // refusals by reason
@@ -81,6 +81,7 @@ function need<T>(v: T | undefined, what: string): T {
 // transportOf names the transport of a connection by its address.
 function transportOf(conn: Connection): string {
   const a = conn.remoteAddr.toString();
+  if (/\/webrtc(\/|$)/.test(a)) return "webrtc"; // page to page, signalled through a circuit
   if (a.includes("/p2p-circuit")) return "circuit";
   if (a.includes("/webtransport")) return "webtransport";
   if (a.includes("/webrtc-direct")) return "webrtc-direct";
@@ -92,6 +93,9 @@ export interface StartOptions {
   wasm: string;
   wasmExec?: string;
   store?: string; // keep what the page holds in IndexedDB under this name, and start from it (store.ts)
+  // listen: the host's listen addresses, e.g. [relay + "/p2p-circuit", "/webrtc"]
+  // to be reached by other pages over WebRTC through that relay.
+  listen?: string[];
 }
 
 // Restored is what start read back of one space from IndexedDB.
@@ -143,9 +147,9 @@ async function start(o: StartOptions): Promise<{ peerId: string; loadMs: number;
     const kept = await store.identity();
     const privateKey = kept !== undefined ? privateKeyFromProtobuf(kept) : await generateKeyPair("Ed25519");
     if (kept === undefined) await store.setIdentity(privateKeyToProtobuf(privateKey));
-    host = await createHost({ privateKey });
+    host = await createHost({ privateKey, listen: o.listen });
   }
-  host ??= await createHost();
+  host ??= await createHost({ listen: o.listen });
   return { peerId: host.peerId.toString(), loadMs: performance.now() - t0, restored, refusedSpaces };
 }
 
@@ -175,6 +179,20 @@ async function connect(addr: string, timeoutMs = 15000): Promise<{ transport: st
     await new Promise((r) => setTimeout(r, 50));
   }
   return { transport: transportOf(conn), remoteAddr: conn.remoteAddr.toString(), protocols, ms };
+}
+
+// addrs lists the host's own addresses (a circuit and /webrtc address once
+// it holds a reservation on a relay it listens through).
+function addrs(): string[] {
+  return need(host, "addrs").getMultiaddrs().map((a) => a.toString());
+}
+
+// connections lists the host's open connections: the peer, the address,
+// the transport and whether the connection is limited (a relayed circuit).
+function connections(): { remote: string; remoteAddr: string; transport: string; limited: boolean; status: string }[] {
+  return need(host, "connections")
+    .getConnections()
+    .map((c) => ({ remote: c.remotePeer.toString(), remoteAddr: c.remoteAddr.toString(), transport: transportOf(c), limited: c.limits !== undefined, status: c.status }));
 }
 
 async function hangUp(addr: string): Promise<void> {
@@ -248,7 +266,19 @@ function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boole
     secrets: sp.secrets,
   });
   const stats: SessionStats = { framesIn: 0, framesOut: 0, bytesIn: 0, lastFrameMs: 0, stepMs: 0, ended: false };
-  sp.sessions.set(key, { stats, outbound, stream, remote: key, addr: conn.remoteAddr.toString() });
+  const fl: Flusher = {};
+  sp.sessions.set(key, { stats, outbound, stream, remote: key, addr: conn.remoteAddr.toString(), fl });
+  // What one session ingests, the others announce to their peers (the
+  // core marks its feeds grown in every session of the node): a page
+  // passes on what it gets, to another page over WebRTC too.
+  {
+    const step = s.step.bind(s);
+    s.step = (frame: Uint8Array) => {
+      const out = step(frame);
+      for (const o of sp.sessions.values()) if (o.fl !== fl) o.fl.flush?.();
+      return out;
+    };
+  }
   const st = store;
   if (st !== undefined) {
     // After each step, the batches it ingested go to IndexedDB, in order.
@@ -261,7 +291,7 @@ function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boole
       return out;
     };
   }
-  void runSession(stream, s, stats);
+  void runSession(stream, s, stats, fl);
   return true;
 }
 
@@ -420,4 +450,4 @@ function held(): string[] {
 // out: the reloaded page, the same peer, is not taken for a duplicate.
 addEventListener("pagehide", () => void host?.stop());
 
-(globalThis as Record<string, unknown>).mycelNode = { start, connect, hangUp, replicate, status, view, listen, heard, persisted, signin, signinState: signInState, held };
+(globalThis as Record<string, unknown>).mycelNode = { start, connect, hangUp, addrs, connections, replicate, status, view, listen, heard, persisted, signin, signinState: signInState, held };

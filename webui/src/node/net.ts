@@ -1,8 +1,12 @@
 // The browser node's libp2p host (DESIGN.md, "The browser node"): the
 // transports a page has — WebSocket, WebTransport and WebRTC-direct to a
-// relay or a reachable daemon, and circuit relay v2 to reach a daemon
-// through the relay — with noise, yamux, identify and gossipsub. A page
-// listens on nothing; it is reached through the connections it dials.
+// relay or a reachable daemon, circuit relay v2 to reach a daemon through
+// the relay, and WebRTC (private-to-private, signalled over a relayed
+// connection) to reach another page — with noise, yamux, identify and
+// gossipsub. By default a page listens on nothing and is reached through
+// the connections it dials; started with listen addresses
+// (".../p2p/<relay>/p2p-circuit" and "/webrtc") it reserves a slot on that
+// relay and accepts WebRTC connections signalled through it.
 
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
@@ -10,7 +14,7 @@ import { circuitRelayTransport } from "@libp2p/circuit-relay-v2";
 import { gossipsub } from "@libp2p/gossipsub";
 import { identify } from "@libp2p/identify";
 import type { Libp2p, PrivateKey } from "@libp2p/interface";
-import { webRTCDirect } from "@libp2p/webrtc";
+import { webRTC, webRTCDirect } from "@libp2p/webrtc";
 import { webSockets } from "@libp2p/websockets";
 import { webTransport } from "@libp2p/webtransport";
 import { createLibp2p } from "libp2p";
@@ -24,18 +28,28 @@ export interface HostOptions {
   iceServers?: RTCIceServer[];
   // privateKey is the host's identity (its peer ID); a new one if absent.
   privateKey?: PrivateKey;
+  // listen: the host's listen addresses (none by default).
+  listen?: string[];
 }
 
 export async function createHost(opts: HostOptions = {}): Promise<BrowserHost> {
   return createLibp2p({
     privateKey: opts.privateKey,
-    addresses: { listen: [] },
+    addresses: { listen: opts.listen ?? [] },
     transports: [
       webSockets(),
       webTransport(),
       webRTCDirect({ rtcConfiguration: { iceServers: opts.iceServers ?? [] } }),
+      // Page to page: the SDP offer and answer go over a relayed
+      // connection, then the data flows over the WebRTC connection.
+      webRTC({ rtcConfiguration: { iceServers: opts.iceServers ?? [] } }),
       circuitRelayTransport(),
     ],
+    // A page's dial through a circuit, and a WebRTC dial signalled over
+    // one (SDP both ways, ICE, noise), has taken over 6 s (libp2p's
+    // per-address default) on a loaded machine; the caller's signal
+    // still bounds each dial (connect, replicate: timeoutMs).
+    connectionManager: { dialTimeout: 30_000, addressDialTimeout: 25_000, inboundUpgradeTimeout: 25_000 },
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     // libp2p's browser default refuses to dial private and loopback

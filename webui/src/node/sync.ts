@@ -23,15 +23,34 @@ export interface SessionStats {
 // IdleTimeout (2 minutes) does; a peer that sends nothing is dropped.
 const idleMs = 120_000;
 
+// Flusher is set by runSession while the session runs: it sends what the
+// session has to say without a frame from the peer (s.flush: heads of
+// feeds that grew through the node's other sessions).
+export interface Flusher {
+  flush?: () => void;
+}
+
 // runSession pumps frames between stream and s until the stream ends or
 // either side fails; it resolves with the stats (error set on a failure,
 // after which the stream was aborted). It frees s.
-export async function runSession(stream: Stream, s: Session, stats: SessionStats): Promise<SessionStats> {
+export async function runSession(stream: Stream, s: Session, stats: SessionStats, fl: Flusher = {}): Promise<SessionStats> {
   const reader = new FrameReader(() => s.maxFrame());
-  const send = async (frames: Uint8Array[]) => {
+  // Sends go one after another, in the order asked, whether the frames
+  // answer the peer's or come from flush.
+  let chain: Promise<void> = Promise.resolve();
+  const write = async (frames: Uint8Array[]) => {
     for (const f of frames) {
       stats.framesOut++;
       if (!stream.send(f)) await stream.onDrain();
+    }
+  };
+  const send = (frames: Uint8Array[]): Promise<void> => (chain = chain.then(() => write(frames)));
+  fl.flush = () => {
+    if (stats.ended) return;
+    try {
+      void send(s.flush()).catch((e) => stream.abort(e as Error));
+    } catch (e) {
+      stream.abort(e as Error);
     }
   };
   let idle: ReturnType<typeof setTimeout> | undefined;
@@ -61,6 +80,7 @@ export async function runSession(stream: Stream, s: Session, stats: SessionStats
     stats.error = (e as Error).message;
     stream.abort(e as Error);
   } finally {
+    fl.flush = undefined;
     clearTimeout(idle);
     stats.ended = true;
     s.free();

@@ -418,6 +418,10 @@ type Node struct {
 	tr      *tracked // the view kept up to date, once View was called
 	pending [][]byte // records of batches ingested, for the page (persist.go)
 	dropped int      // records dropped from pending since TakeRecords
+
+	// sessions are the node's open sessions: a batch one of them ingests
+	// is announced to the others (Session.Flush returns their frames).
+	sessions map[*Session]struct{}
 }
 
 // tracked is the view a node keeps of its space.
@@ -691,7 +695,26 @@ func (n *Node) NewSession(cfg SessionConfig) (*Session, error) {
 		LocalID: cfg.LocalID, RemoteID: cfg.RemoteID, Nonce: [replication.NonceSize]byte(cfg.Nonce),
 		Creds: replication.Credentials{Caps: caps}, Verify: verify, Model: n.model(),
 	})
-	return &Session{n: n, s: s}, nil
+	ss := &Session{n: n, s: s}
+	if n.sessions == nil {
+		n.sessions = make(map[*Session]struct{})
+	}
+	n.sessions[ss] = struct{}{}
+	return ss, nil
+}
+
+// Close removes the session from its node: it is no longer told of
+// batches the node's other sessions ingest.
+func (s *Session) Close() { delete(s.n.sessions, s) }
+
+// Flush returns the frames the session has to send without a frame from
+// its peer: the heads of feeds that grew through the node's other
+// sessions since (a page passes on what it gets to every peer).
+func (s *Session) Flush() ([][]byte, error) {
+	if s.s.Err() != nil {
+		return nil, s.s.Err()
+	}
+	return s.drain()
 }
 
 // Start opens the session and returns the frames to send.
@@ -746,6 +769,11 @@ func (s *Session) drain() ([][]byte, error) {
 			s.s.Ingested(in.Feed, err)
 			if err == nil {
 				s.s.Appended(in.Feed)
+				for o := range s.n.sessions {
+					if o != s {
+						o.s.Appended(in.Feed)
+					}
+				}
 				s.n.applyBatch(in.Feed, in.Batch)
 				s.n.mu.Lock()
 				s.n.keep(in.Batch)

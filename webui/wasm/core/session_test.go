@@ -56,6 +56,11 @@ func TestSessionPump(t *testing.T) {
 func pump(t testing.TB, sa, sb *Session) (errA, errB error) {
 	toB, errA := sa.Start()
 	toA, errB := sb.Start()
+	return pumpFrom(t, sa, sb, toB, toA, errA, errB)
+}
+
+// pumpFrom is pump with the frames each side has to send already.
+func pumpFrom(t testing.TB, sa, sb *Session, toB, toA [][]byte, errA, errB error) (error, error) {
 	for i := 0; errA == nil && errB == nil && len(toA)+len(toB) > 0; i++ {
 		if i > 10000 {
 			t.Fatal("the sessions do not settle")
@@ -118,5 +123,60 @@ func TestViewKeptUpToDate(t *testing.T) {
 	}
 	if sum, err := b.ViewSummary(sp, secrets); err != nil || !bytes.Equal(sum.Digest, kept.Digest) || sum.Keys != 97 || len(sum.KVs) != 0 {
 		t.Fatalf("the summary: %x, %d keys, %d listed, %v", sum.Digest, sum.Keys, len(sum.KVs), err)
+	}
+}
+
+// TestSessionFlushPassesOn: a node in the middle (a page) replicates from
+// a source in one session while another session with a sink is open and
+// quiet; what the first session ingests, the second announces through
+// Flush, and the sink gets every entry without frames of its own.
+func TestSessionFlushPassesOn(t *testing.T) {
+	const n = 100
+	sp := bytes.Repeat([]byte{0x51}, 32)
+	secrets := []Secret{{Epoch: 0, Secret: seed(0x5e)}}
+	key, _ := PublicKey(seed(9))
+	src, _ := NewNode([][]byte{key})
+	mid, _ := NewNode([][]byte{key})
+	sink, _ := NewNode([][]byte{key})
+	var entries [][]byte
+	for i := range n {
+		entries = append(entries, fmt.Appendf(nil, "entry %d", i))
+	}
+	if _, err := src.Append(seed(9), entries); err != nil {
+		t.Fatal(err)
+	}
+	cfg := func(l, r string, nonce byte) SessionConfig {
+		return SessionConfig{LocalID: []byte(l), RemoteID: []byte(r), Nonce: seed(nonce), Space: sp, Secrets: secrets}
+	}
+	toSink, _ := mid.NewSession(cfg("m", "s", 1))
+	atSink, _ := sink.NewSession(cfg("s", "m", 2))
+	if errA, errB := pump(t, toSink, atSink); errA != nil || errB != nil {
+		t.Fatalf("session errors: %v, %v", errA, errB)
+	}
+	fromSrc, _ := mid.NewSession(cfg("m", "x", 3))
+	atSrc, _ := src.NewSession(cfg("x", "m", 4))
+	if errA, errB := pump(t, fromSrc, atSrc); errA != nil || errB != nil {
+		t.Fatalf("session errors: %v, %v", errA, errB)
+	}
+	if l, _ := mid.Length(key); l != n {
+		t.Fatalf("the middle holds %d entries of %d", l, n)
+	}
+	out, err := toSink.Flush()
+	if err != nil || len(out) == 0 {
+		t.Fatalf("the quiet session has %d frames to send after the other ingested (%v)", len(out), err)
+	}
+	if errA, errB := pumpFrom(t, toSink, atSink, out, nil, nil, nil); errA != nil || errB != nil {
+		t.Fatalf("session errors: %v, %v", errA, errB)
+	}
+	if l, _ := sink.Length(key); l != n {
+		t.Fatalf("the sink holds %d entries of %d", l, n)
+	}
+	if e, err := sink.Get(key, n-1); err != nil || !bytes.Equal(e, entries[n-1]) {
+		t.Fatalf("the sink's last entry: %q, %v", e, err)
+	}
+	// A closed session is told nothing more.
+	toSink.Close()
+	if _, ok := mid.sessions[toSink]; ok {
+		t.Fatal("a closed session is still the node's")
 	}
 }
