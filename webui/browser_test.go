@@ -241,6 +241,8 @@ type browser struct {
 	ctx       context.Context
 	artefacts string
 	shots     int
+	// timeout bounds each run or get (30 s when zero).
+	timeout time.Duration
 }
 
 func newBrowser(t *testing.T, artefacts string) *browser {
@@ -281,7 +283,11 @@ func (b *browser) run(what string, actions ...chromedp.Action[chromedp.Void]) {
 // get runs an action that returns a value, with a deadline.
 func get[T any](b *browser, what string, a chromedp.Action[T]) T {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	timeout := b.timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, timeout)
 	defer cancel()
 	v, err := chromedp.Run(ctx, a)
 	if err != nil {
@@ -317,6 +323,15 @@ func (b *browser) text(sel string) string {
 func (b *browser) textNow(sel string) string {
 	q, _ := json.Marshal(sel)
 	return get(b, "text of "+sel, chromedp.Evaluate[string](`document.querySelector(`+string(q)+`)?.textContent ?? ""`))
+}
+
+// clickNow clicks the first element sel matches now and reports whether
+// there was one: for an element of a list the page redraws while it polls
+// (chromedp's Click finds the node, then fails if it was replaced before
+// the click).
+func (b *browser) clickNow(sel string) bool {
+	q, _ := json.Marshal(sel)
+	return get(b, "click "+sel, chromedp.Evaluate[bool](`(() => { const e = document.querySelector(`+string(q)+`); if (!e) return false; e.click(); return true })()`))
 }
 
 func artefactDir(t *testing.T) string {
@@ -437,7 +452,7 @@ func TestBrowserInviteApproveEdit(t *testing.T) {
 	if title != "Authorise node Firefox on Ubuntu 64-bit?" || code != js.Code {
 		t.Fatalf("prompt %q with code %q; B reports code %q", title, code, js.Code)
 	}
-	br.run("authorise", chromedp.Click(chromedp.CSS(".request .approve")))
+	eventually(t, 30*time.Second, "authorise", func() bool { return br.clickNow(".request .approve") })
 	eventually(t, 30*time.Second, "B becomes a writer after Authorise", func() bool {
 		var info api.SpaceInfo
 		return b.call("GET", "/v1/spaces/"+id, nil, &info) == 200 && info.Writer
@@ -711,7 +726,7 @@ func TestBrowserPasswordDenyMessages(t *testing.T) {
 	if got, want := br.text(".request .safety-code"), bt.text("#join-code"); got != want || got == "" {
 		t.Fatalf("the prompt shows code %q, B's page %q", got, want)
 	}
-	br.run("authorise", chromedp.Click(chromedp.CSS(".request .approve")))
+	eventually(t, 30*time.Second, "authorise", func() bool { return br.clickNow(".request .approve") })
 	eventually(t, 30*time.Second, "B becomes a writer", func() bool {
 		var info api.SpaceInfo
 		return b.call("GET", "/v1/spaces/"+id, nil, &info) == 200 && info.Writer
@@ -719,7 +734,8 @@ func TestBrowserPasswordDenyMessages(t *testing.T) {
 	eventually(t, 30*time.Second, "B's page lists the space", func() bool {
 		return bt.textNow("button.space") != ""
 	})
-	bt.run("B opens the space", chromedp.Click(chromedp.CSS("button.space")), chromedp.WaitVisible(chromedp.CSS("#send-form")))
+	eventually(t, 30*time.Second, "B opens the space", func() bool { return bt.clickNow("button.space") })
+	bt.run("B's space opens", chromedp.WaitVisible(chromedp.CSS("#send-form")))
 
 	// Messages are ephemeral: one sent before the two devices hear each
 	// other is lost, so each side sends again until the other shows it.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -124,6 +125,9 @@ func TestWasmCoreInBrowser(t *testing.T) {
 	// 10k small entries, written in the page then replicated in it.
 	const entries = 10000
 	br := newBrowser(t, artefactDir(t))
+	// Sealing 10k puts one call each takes 4–8 s in the page on this
+	// machine, over 40 s when it is busy.
+	br.timeout = 5 * time.Minute
 	check := func(vectorsURL string) wasmReport {
 		var rep wasmReport
 		js := fmt.Sprintf(`mycelWasmCheck("core.wasm", %q, %d).then(r => JSON.stringify(r))`, vectorsURL, entries)
