@@ -153,6 +153,7 @@ func (s *Store) Commit(writes []feed.Write) error {
 	if s.closed {
 		return feed.ErrStorageClosed
 	}
+	var ins []entry // new keys, in key order
 	for j, w := range own {
 		if j+1 < len(own) && bytes.Equal(w.Key, own[j+1].Key) {
 			continue // overridden by a later write in this commit
@@ -166,10 +167,33 @@ func (s *Store) Commit(writes []feed.Write) error {
 		case found:
 			s.entries[i].value = w.Value
 		default:
-			s.entries = slices.Insert(s.entries, i, entry{key: w.Key, value: w.Value})
+			ins = append(ins, entry{key: w.Key, value: w.Value})
 		}
 	}
+	s.insert(ins)
 	return nil
+}
+
+// insert merges ins (sorted, none of its keys in s.entries) into
+// s.entries, from the back: each entry moves once per commit, not once per
+// key inserted before it, so a commit of m new keys costs O(n+m), not
+// O(n·m). s.mu is held.
+func (s *Store) insert(ins []entry) {
+	if len(ins) == 0 {
+		return
+	}
+	n := len(s.entries)
+	s.entries = slices.Grow(s.entries, len(ins))[:n+len(ins)]
+	i, j := n-1, len(ins)-1
+	for k := len(s.entries) - 1; j >= 0; k-- {
+		if i >= 0 && bytes.Compare(s.entries[i].key, ins[j].key) > 0 {
+			s.entries[k] = s.entries[i]
+			i--
+		} else {
+			s.entries[k] = ins[j]
+			j--
+		}
+	}
 }
 
 // Close drops all data. Later calls, including Close, return

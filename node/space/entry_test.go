@@ -936,3 +936,51 @@ func TestScanBodyBeforeAllocation(t *testing.T) {
 		t.Fatalf("scanBody allocates %v times", allocs)
 	}
 }
+
+// TestEntryContentKeyMemo: openSealed keeps the content key it derived
+// last. Opening entries alternately under what that memo must tell apart
+// (another space with the same secrets, the same secret bytes under
+// another epoch number, another secret) opens each with its own key: an
+// entry never opens with the key of the entry opened just before it.
+func TestEntryContentKeyMemo(t *testing.T) {
+	a := newEntryEnv(t, 8)
+	b := newEntryEnv(t, 9)
+	b.secrets = a.secrets // the same secrets in another space
+	op := &Op{Kind: OpPut, Key: "k", Value: []byte("v"), HLC: 1}
+	dataA, dataB := a.seal(t, 1, 0, op), b.seal(t, 1, 0, op)
+	for range 3 {
+		if _, err := OpenEntry(a.space, a.author, 0, dataA, a.keys(0, 1, 2)); err != nil {
+			t.Fatalf("space a: %v", err)
+		}
+		if _, err := OpenEntry(b.space, b.author, 0, dataB, b.keys(0, 1, 2)); err != nil {
+			t.Fatalf("space b: %v", err)
+		}
+		// dataB's secret is memoised: opened as an entry of space a (whose
+		// content key is another), it does not authenticate.
+		same := func([auth.KeyIDSize]byte) (auth.EpochSecret, bool) { return a.secrets[1], true }
+		got, err := OpenEntry(a.space, b.author, 0, dataB, same)
+		wantInvalid(t, "an entry of space b opened in space a", got, err)
+		// The same secret bytes under another epoch number derive another key.
+		renumbered := a.secrets[1]
+		renumbered.Epoch = 7
+		liar := func([auth.KeyIDSize]byte) (auth.EpochSecret, bool) { return renumbered, true }
+		if _, err := OpenEntry(a.space, a.author, 0, dataA, a.keys(1)); err != nil {
+			t.Fatal(err)
+		}
+		got, err = OpenEntry(a.space, a.author, 0, dataA, liar)
+		wantInvalid(t, "the secret under another epoch number", got, err)
+	}
+}
+
+// BenchmarkOpenEntry opens the entries of one feed under one epoch, as a
+// catch-up does.
+func BenchmarkOpenEntry(b *testing.B) {
+	env := newEntryEnv(b, 10)
+	data := env.seal(b, 1, 0, &Op{Kind: OpPut, Key: "key", Value: []byte("value"), HLC: 1})
+	ks := env.keys(1)
+	for b.Loop() {
+		if _, err := OpenEntry(env.space, env.author, 0, data, ks); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
