@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // Config is the relay's settings. Each has a default; the config file
@@ -205,6 +207,14 @@ func (c *Config) Validate() error {
 	}
 	if (c.WSCert == "") != (c.WSKey == "") {
 		return errors.New("relay: secure WebSocket: give both --ws-cert and --ws-key, or neither")
+	}
+	for _, a := range c.Listen {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			if strings.Contains(a, ",") {
+				return fmt.Errorf("relay: listen address %q: give one address per --listen (MYCEL_RELAY_LISTEN and the config file take a list)", a)
+			}
+			return fmt.Errorf("relay: listen address %q: %w", a, err)
+		}
 	}
 	tls := slices.ContainsFunc(c.Listen, isSecureWS)
 	switch {

@@ -109,6 +109,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "metrics not host:port", flags: Overrides{Metrics: "9100"}, want: "host:port"},
 		{name: "cert without key", flags: Overrides{WSCert: "c.pem"}, want: "both --ws-cert and --ws-key"},
 		{name: "wss without cert", flags: Overrides{Listen: []string{"/ip4/127.0.0.1/tcp/0/tls/ws"}}, want: "needs a certificate"},
+		{name: "listen list in a flag", flags: Overrides{Listen: []string{"/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/1/ws"}}, want: "one address per --listen"},
+		{name: "listen not a multiaddr", flags: Overrides{Listen: []string{"127.0.0.1:4111"}}, want: `listen address "127.0.0.1:4111"`},
 		{name: "cert without wss", flags: Overrides{WSCert: "c.pem", WSKey: "k.pem", Listen: []string{"/ip4/127.0.0.1/tcp/0/ws"}}, want: "no listen address uses it"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
