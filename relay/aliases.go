@@ -80,11 +80,7 @@ func (d *Directory) putAlias(p peer.ID, q *dirRequest) error {
 	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
-		return ErrNoDirectory
-	}
-	d.sweepLocked(now)
-	if err := d.allowLocked(d.writes, p, d.lim.WritesPerPeer, now); err != nil {
+	if err := d.admitWriteLocked(p, now); err != nil {
 		return err
 	}
 	if err := d.checkSigned(q, q.Space, now); err != nil {
@@ -121,11 +117,7 @@ func (d *Directory) delAlias(p peer.ID, q *dirRequest) error {
 	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
-		return ErrNoDirectory
-	}
-	d.sweepLocked(now)
-	if err := d.allowLocked(d.writes, p, d.lim.WritesPerPeer, now); err != nil {
+	if err := d.admitWriteLocked(p, now); err != nil {
 		return err
 	}
 	old := d.aliases[q.Name]

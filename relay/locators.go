@@ -283,11 +283,7 @@ func (d *Directory) putLocator(p peer.ID, q *dirRequest) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
-		return ErrNoDirectory
-	}
-	d.sweepLocked(now)
-	if err := d.allowLocked(d.writes, p, d.lim.WritesPerPeer, now); err != nil {
+	if err := d.admitWriteLocked(p, now); err != nil {
 		return err
 	}
 	if err := d.checkSigned(q, q.Space, now); err != nil {
@@ -352,11 +348,7 @@ func (d *Directory) delLocator(p peer.ID, q *dirRequest) error {
 	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
-		return ErrNoDirectory
-	}
-	d.sweepLocked(now)
-	if err := d.allowLocked(d.writes, p, d.lim.WritesPerPeer, now); err != nil {
+	if err := d.admitWriteLocked(p, now); err != nil {
 		return err
 	}
 	e := d.locs[q.ID]
@@ -569,4 +561,14 @@ func LookupLocator(ctx context.Context, h host.Host, relay peer.ID, id auth.Invi
 func RemoveLocator(ctx context.Context, h host.Host, relay peer.ID, id auth.InviteID, secret [32]byte) error {
 	_, err := exchange(ctx, h, relay, &dirRequest{Op: opDelLocator, ID: id, Removal: secret})
 	return err
+}
+
+// admitWriteLocked admits a write request of p at now: the directory is
+// open, expired records are swept, and p is within WritesPerPeer.
+func (d *Directory) admitWriteLocked(p peer.ID, now time.Time) error {
+	if d.closed {
+		return ErrNoDirectory
+	}
+	d.sweepLocked(now)
+	return d.allowLocked(d.writes, p, d.lim.WritesPerPeer, now)
 }
