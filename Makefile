@@ -31,7 +31,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # The browser the web UI's tests drive (TESTING.md, "Real browsers").
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help run build webui chromium nftables test fmt-check vet test-race fuzz wasm bench
+.PHONY: help run build webui hashes chromium nftables test fmt-check vet test-race fuzz wasm bench
 
 help: ## list the targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -45,10 +45,15 @@ run: build ## build bin/mycel, then run it with ARGS (default: daemon); Ctrl-C s
 build: webui ## build bin/mycel, web UI included
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/mycel ./cmd/mycel
 
-# webui bundles the web app into webui/dist/ for go:embed. npm ci runs only
-# when package-lock.json is newer than node_modules.
-webui: webui/node_modules/.package-lock.json ## bundle the web app (TypeScript, esbuild) into webui/dist/
+# webui builds every file the web app serves into webui/dist/ for go:embed
+# (build.mjs: the bundles, core.wasm, wasm_exec.js and hashes.txt; the
+# build is reproducible). npm ci runs only when package-lock.json is newer
+# than node_modules.
+webui: webui/node_modules/.package-lock.json ## build the web app (TypeScript, esbuild, the wasm core) into webui/dist/
 	cd webui && node_modules/.bin/tsc --noEmit -p . && node build.mjs
+
+hashes: webui ## the SHA-256 of each file the relay and the daemon serve of the web app (webui/dist/hashes.txt)
+	@cat webui/dist/hashes.txt
 
 webui/node_modules/.package-lock.json: webui/package.json webui/package-lock.json
 	cd webui && npm ci --no-audit --no-fund

@@ -75,7 +75,11 @@ func New(cfg *Config, key crypto.PrivKey, log *slog.Logger) (*Relay, error) {
 	if err := checkPortsFree(cfg.Listen); err != nil {
 		return nil, err
 	}
-	wsOpts := webAppOptions(webui.Dist()) // webapp.go
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("relay: identity key: %w", err)
+	}
+	wsOpts := webAppOptions(webui.Dist(), id) // webapp.go
 	if cfg.WSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.WSCert, cfg.WSKey)
 		if err != nil {

@@ -1,11 +1,13 @@
 package relay
 
 import (
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"path"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	ws "github.com/libp2p/go-libp2p/p2p/transport/websocket"
 )
 
@@ -22,6 +24,14 @@ import (
 // The app is public code holding no data: the relay serves the same
 // files to anyone, with no session, cookie or login, and logs no request.
 // Whoever serves a page's code could change it (README, "Privacy").
+//
+// The page it serves is the browser node (webui/doc.go, "Which node the
+// page is"): it learns that a relay served it from /relay.json, the
+// relay's peer ID (`{"peer_id": "12D3…"}`), and dials the relay at its
+// own origin's WebSocket (the same host and port, /ws or /tls/ws), as
+// /…/p2p/<peer_id>. /hashes.txt is the SHA-256 of each file of the app
+// (webui/build.mjs writes it), for a person to compare with a build of
+// their own.
 
 // Bounds of the web app's server.
 const (
@@ -39,8 +49,10 @@ const (
 // webAppCSP is the policy of the app's page and files: only the relay's
 // own scripts run, WebAssembly (the core) may be compiled, connections go
 // only to the relay's own origin (its WebSocket on this port included),
-// and nothing frames the page. The browser node (issue 14) will have to
-// add the relay's WebTransport address to connect-src if it dials it.
+// and nothing frames the page. The browser node dials the relay only at
+// this origin's WebSocket ('self' covers ws: and wss: to the same host and
+// port); it would have to add the relay's WebTransport address to
+// connect-src to dial it.
 const webAppCSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // webAppStaticCSP is the policy of the placeholder page, which has no
@@ -51,17 +63,27 @@ const webAppStaticCSP = "default-src 'none'; style-src 'unsafe-inline'; frame-an
 var webAppTypes = map[string]string{
 	".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
 	".wasm": "application/wasm", ".svg": "image/svg+xml", ".png": "image/png",
-	".ico": "image/x-icon", ".map": "application/json",
+	".ico": "image/x-icon", ".map": "application/json", ".txt": "text/plain; charset=utf-8",
 }
 
 // WebApp returns the handler of the web app in app (webui.Dist): GET / is
 // index.html, or placeholder.html when the app is not bundled; GET /<file>
-// a script, style, image or WebAssembly module of app's top directory;
-// another path 404, another method 405. Every answer carries the security headers (CSP,
+// a script, style, image, text or WebAssembly module of app's top directory;
+// GET /relay.json, when id is not empty, the relay's peer ID; another path
+// 404, another method 405. Every answer carries the security headers (CSP,
 // X-Frame-Options, Referrer-Policy, nosniff). At most webAppMaxInFlight
 // requests are served at once.
-func WebApp(app fs.FS) http.Handler {
+func WebApp(app fs.FS, id peer.ID) http.Handler {
 	mux := http.NewServeMux()
+	if id != "" {
+		info, _ := json.Marshal(map[string]string{"peer_id": id.String()}) // a map of strings marshals
+		mux.HandleFunc("GET /relay.json", func(w http.ResponseWriter, _ *http.Request) {
+			securityHeaders(w.Header(), webAppStaticCSP)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			w.Write(info)
+		})
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		name, csp := "index.html", webAppCSP
 		if _, err := fs.Stat(app, name); err != nil {
@@ -129,10 +151,10 @@ func securityHeaders(h http.Header, csp string) {
 }
 
 // webAppOptions are the WebSocket transport's options that serve app on
-// the WebSocket port, with the server's bounds.
-func webAppOptions(app fs.FS) []any {
+// the WebSocket port of the relay id, with the server's bounds.
+func webAppOptions(app fs.FS, id peer.ID) []any {
 	return []any{
-		ws.WithHTTPHandler(WebApp(app)),
+		ws.WithHTTPHandler(WebApp(app, id)),
 		ws.WithHTTPServerConfig(func(s *http.Server) {
 			s.ReadHeaderTimeout = webAppReadHeaderTimeout
 			s.IdleTimeout = webAppIdleTimeout

@@ -124,7 +124,7 @@ func TestWebAppFiles(t *testing.T) {
 		"sub/app.js":       {Data: []byte("no")},
 		"placeholder.html": {Data: []byte("placeholder")},
 	}
-	srv := &http.Server{Handler: WebApp(app)}
+	srv := &http.Server{Handler: WebApp(app, "")}
 	for _, c := range []struct {
 		method, path string
 		status       int
@@ -164,7 +164,7 @@ func TestWebAppFiles(t *testing.T) {
 	delete(app, "index.html")
 	rec := httptest.NewRecorder()
 	req, _ := http.NewRequest("GET", "http://relay/", nil)
-	WebApp(app).ServeHTTP(rec, req)
+	WebApp(app, "").ServeHTTP(rec, req)
 	if rec.Code != 200 || rec.Body.String() != "placeholder" || !strings.Contains(rec.Header().Get("Content-Security-Policy"), "default-src 'none'") {
 		t.Fatalf("placeholder: %d %q %q", rec.Code, rec.Body.String(), rec.Header().Get("Content-Security-Policy"))
 	}
@@ -176,7 +176,7 @@ func TestWebAppBusy(t *testing.T) {
 	block := make(chan struct{})
 	entered := make(chan struct{}, webAppMaxInFlight)
 	app := blockingFS{fstest.MapFS{"app.js": {Data: []byte("js")}}, block, entered}
-	h := WebApp(app)
+	h := WebApp(app, "")
 	done := make(chan int, webAppMaxInFlight)
 	for range webAppMaxInFlight {
 		go func() {

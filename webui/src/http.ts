@@ -2,7 +2,7 @@
 // own origin, signed in by the session cookie) and server-sent events.
 
 import type {
-  Device, Entry, Invite, JoinRequest, JoinState, JoinWith, Message, Node, Page, Peer,
+  Device, Entry, Feature, Invite, JoinRequest, JoinState, JoinWith, Message, Node, Page, Peer,
   Progress, SpaceInfo, Status, StreamHandlers, Subscription,
 } from "./node";
 import { NodeError } from "./node";
@@ -39,7 +39,10 @@ function message(m: any): Message {
 }
 
 export class HttpNode implements Node {
+  readonly kind = "daemon";
   constructor(private base = "") {}
+
+  supports(_f: Feature): boolean { return true; }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const init: RequestInit = { method, credentials: "same-origin", headers: {} };

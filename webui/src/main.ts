@@ -1,9 +1,13 @@
-// The page: the daemon's control panel, written against Node (node.ts).
-// No framework: a few views that rebuild their part of the DOM from state.
+// The page, written against Node (node.ts): the daemon's control panel
+// when a daemon serves it (HttpNode), the browser node's UI when a relay
+// does (BrowserNode: the relay answers /relay.json). No framework: a few
+// views that rebuild their part of the DOM from state. What the node
+// cannot do (Node.supports) is hidden.
 
 import type { Entry, JoinRequest, Node, SpaceInfo, Subscription } from "./node";
 import { NodeError } from "./node";
 import { HttpNode } from "./http";
+import { BrowserNode, relayAddrOf } from "./browsernode";
 import { qrSVG } from "./qr";
 
 type Child = Node_ | string | null | undefined | false;
@@ -36,7 +40,7 @@ function show(v: Uint8Array): string {
 
 const short = (hex: string) => hex.slice(0, 8);
 
-const node: Node = new HttpNode();
+let node: Node = new HttpNode();
 const $ = (id: string) => document.getElementById(id)!;
 
 function report(err: unknown) {
@@ -44,7 +48,7 @@ function report(err: unknown) {
   const bar = $("error");
   bar.textContent = msg;
   bar.hidden = false;
-  if (err instanceof NodeError && err.code === "unauthorized") signedOut();
+  if (err instanceof NodeError && err.code === "unauthorized" && node.kind === "daemon") signedOut();
 }
 
 function signedOut() {
@@ -113,11 +117,12 @@ async function refreshSpace() {
   forks.textContent = info.forked?.length
     ? `Forked: ${info.forked.map(short).join(", ")}. The writer of ${info.forked.length === 1 ? "this feed" : "these feeds"} signed two histories that cannot both be true — its key was copied to another device, or a backup was restored and written to again. What was held before the fork stays; nothing more of ${info.forked.length === 1 ? "it" : "them"} is read. Remove that device and add it again with a fresh key.`
     : "";
+  $("devices-none").hidden = node.supports("devices");
   $("devices").replaceChildren(...devices.map((d) => h("li", { class: "device" },
     h("span", { class: d.online ? "dot online" : "dot", title: d.online ? "online" : "offline" }),
     h("span", { class: "device-name" }, d.name || "(unnamed)", d.self ? " (this device)" : ""),
     h("small", {}, " ", d.online ? "online" : d.last_seen ? `last seen ${new Date(d.last_seen).toLocaleTimeString()}` : "offline", " · ", short(d.feed)),
-    !d.self && h("button", { class: "danger", onclick: run(async () => {
+    !d.self && node.supports("remove") && h("button", { class: "danger", onclick: run(async () => {
       if (!confirm(`Remove ${d.name || short(d.feed)} from this space?\n\nThe space's keys rotate: the device keeps what it already had but reads nothing written from now on, and its writes no longer count.`)) return;
       await node.removeDevice(current, d.feed);
       await refreshSpace();
@@ -165,8 +170,8 @@ function renderKeys() {
         i > 0 && h("small", {}, " sibling")))),
       h("td", { class: "actions" },
         live.length > 1 && h("span", { class: "badge" }, `${live.length} siblings`),
-        h("button", { onclick: () => edit(e.key, e.versions[0] && !e.versions[0].deleted ? show(e.versions[0].value) : "") }, "Edit"),
-        h("button", { class: "danger", onclick: run(async () => {
+        node.supports("write") && h("button", { onclick: () => edit(e.key, e.versions[0] && !e.versions[0].deleted ? show(e.versions[0].value) : "") }, "Edit"),
+        node.supports("write") && h("button", { class: "danger", onclick: run(async () => {
           if (confirm(`Delete ${e.key}?`)) await node.delete(current, e.key);
         }) }, "Delete")));
   }));
@@ -240,7 +245,9 @@ async function refreshNet() {
   $("peers").replaceChildren(...peers.map((p) => h("li", {}, h("code", {}, p.id.slice(-12)), " ",
     ...p.conns.map((c) => h("span", { class: "badge", title: c.addr }, c.transport, c.limited ? " (limited)" : "", " ", c.direction)))));
   const s = await node.status();
-  $("status").textContent = `device ${short(s.device)} · ${s.peers} peers · mycel ${s.version}`;
+  $("status").textContent = node.kind === "browser"
+    ? `browser node ${s.peer_id.slice(-8)} · ${s.peers} peers`
+    : `device ${short(s.device)} · ${s.peers} peers · mycel ${s.version}`;
 }
 
 // Wiring.
@@ -253,15 +260,21 @@ function wire() {
     await loadSpaces();
     select(s.id);
   }));
+  let joins = 0; // the newest request's number: an older one's poll stops
   $("join-form").addEventListener("submit", run(async () => {
+    const gen = ++joins;
+    $("join-out").replaceChildren();
     const invite = ($("join-invite") as HTMLInputElement).value.trim();
     const space = ($("join-space") as HTMLInputElement).value.trim();
     const password = ($("join-password") as HTMLInputElement).value;
     const name = ($("join-name") as HTMLInputElement).value.trim();
-    const st = await node.join(invite ? { invite, space: space || undefined, name: name || undefined } : { space, password, name: name || undefined });
+    const member = ($("join-member") as HTMLInputElement).value.trim() || undefined;
+    const st = await node.join(invite ? { invite, space: space || undefined, name: name || undefined, member } : { space, password, name: name || undefined, member });
     const out = $("join-out");
     const poll = async () => {
+      if (gen !== joins) return;
       const info = await node.space(st.space).catch(() => null);
+      if (gen !== joins) return;
       const js = info?.join ?? st;
       const state = info?.writer ? "approved" : js.state;
       out.replaceChildren(h("p", {}, "Safety code: ", h("strong", { class: "safety-code", id: "join-code" }, st.code)),
@@ -309,16 +322,50 @@ function wire() {
   }));
 }
 
+// chooseNode picks the page's node: a relay that served the page answers
+// /relay.json with its peer ID, and the page is then a browser node that
+// dials that relay at its own origin; a daemon does not, and the page is
+// its control panel.
+async function chooseNode(): Promise<Node> {
+  const r = await fetch("relay.json", { credentials: "omit" }).catch(() => null);
+  if (r === null || !r.ok || !(r.headers.get("Content-Type") ?? "").startsWith("application/json")) return new HttpNode();
+  const info = await r.json().catch(() => null);
+  const id = info?.peer_id;
+  if (typeof id !== "string" || !/^[1-9A-HJ-NP-Za-km-z]{1,128}$/.test(id)) return new HttpNode();
+  $("status").textContent = "starting the browser node…";
+  return BrowserNode.open(relayAddrOf(location, id));
+}
+
+// shape hides what the node cannot do, and shows what only the browser
+// node needs.
+function shape() {
+  const hide = (id: string, f: Parameters<Node["supports"]>[0]) => { $(id).hidden = !node.supports(f); };
+  hide("create-form", "create");
+  hide("invite-section", "invite");
+  hide("password-form", "password");
+  hide("logout", "logout");
+  hide("send-form", "send");
+  hide("put-form", "write");
+  const browser = node.kind === "browser";
+  document.body.classList.toggle("browser-node", browser);
+  $("join-member-field").hidden = !browser;
+  $("browser-note").hidden = !browser;
+  $("write-none").hidden = node.supports("write");
+  if (browser) ($("join-details") as HTMLDetailsElement).open = true;
+}
+
 async function start() {
   wire();
   try {
+    node = await chooseNode();
+    shape();
     await node.status();
   } catch (err) {
     report(err);
     return;
   }
   await loadSpaces();
-  watchRequests();
+  if (node.supports("approve")) watchRequests();
   const tick = () => Promise.all([refreshNet(), refreshSpace()]).catch(report);
   tick();
   setInterval(tick, 2000);

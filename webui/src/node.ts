@@ -1,7 +1,8 @@
-// The one interface the page is written against: "a node". Today its one
-// implementation is HttpNode (http.ts), the daemon's HTTP API and its
-// server-sent events; the browser node, a tab that is itself a node, will
-// be the second. Shapes follow the API's JSON (node/api/types.go), with
+// The one interface the page is written against: "a node". Two implement
+// it: HttpNode (http.ts), the daemon's HTTP API and its server-sent
+// events, and BrowserNode (browsernode.ts), a tab that is itself a node
+// (src/node, the wasm core). What a node cannot do it says by supports();
+// the page hides those controls. Shapes follow the API's JSON (node/api/types.go), with
 // byte strings as Uint8Array and the invite's QR code as its modules.
 
 export interface Status {
@@ -81,7 +82,14 @@ export interface JoinWith {
   space?: string;
   password?: string;
   name?: string;
+  // member: a member's multiaddr (/p2p/<id> included), for the browser
+  // node when the invite is a code or the password is used: neither names
+  // a member to send the request to. The daemon ignores it.
+  member?: string;
 }
+
+// Feature names what a node may not be able to do.
+export type Feature = "create" | "join" | "write" | "devices" | "remove" | "invite" | "password" | "approve" | "send" | "leave" | "logout";
 
 export interface JoinRequest {
   id: string;
@@ -140,6 +148,11 @@ export interface StreamHandlers<T> {
 }
 
 export interface Node {
+  // kind: "daemon" (HttpNode) or "browser" (BrowserNode).
+  readonly kind: "daemon" | "browser";
+  // supports reports whether the node can do f; a method it cannot do
+  // throws NodeError("unsupported").
+  supports(f: Feature): boolean;
   status(): Promise<Status>;
   spaces(): Promise<SpaceInfo[]>;
   createSpace(name: string): Promise<SpaceInfo>;

@@ -451,3 +451,11 @@ function held(): string[] {
 addEventListener("pagehide", () => void host?.stop());
 
 (globalThis as Record<string, unknown>).mycelNode = { start, connect, hangUp, addrs, connections, replicate, status, view, listen, heard, persisted, signin, signinState: signInState, held };
+
+// viewKeys: the space's keys as the view the core keeps holds them, for the
+// page's key browser (src/browsernode.ts) until list is here.
+(globalThis as unknown as { mycelNode: Record<string, unknown> }).mycelNode.viewKeys = (space: string) => {
+  const sp = spaces.get(space);
+  if (sp === undefined) throw new Error(`space ${space}: not replicated here`);
+  return sp.node.view(sp.id, sp.secrets).kvs;
+};

@@ -1,0 +1,326 @@
+package webui_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/relay"
+	"github.com/mycelsync/mycel/webui"
+)
+
+// The page as the relay serves it: the browser node's UI (src/main.ts with
+// BrowserNode), driven through its forms as a person would, against a real
+// relay and real daemons.
+
+// relayPage returns the URL of the page on the relay's WebSocket port. The
+// relay serves the app embedded in this test binary (webui.Dist): make
+// webui must have built it, core.wasm included.
+func relayPage(t *testing.T, r *relay.Relay) string {
+	t.Helper()
+	for _, f := range []string{"index.html", "app.js", "node.js", "core.wasm", "wasm_exec.js", "hashes.txt"} {
+		if _, err := fs.Stat(webui.Dist(), f); err != nil {
+			t.Fatalf("the embedded app has no %s (make webui builds it): %v", f, err)
+		}
+	}
+	ws := relayAddr(t, r, isWS)
+	var host, port string
+	parts := strings.Split(ws, "/")
+	for i := 0; i+1 < len(parts); i++ {
+		switch parts[i] {
+		case "ip4":
+			host = parts[i+1]
+		case "tcp":
+			port = parts[i+1]
+		}
+	}
+	return "http://" + host + ":" + port + "/"
+}
+
+// relayedDaemon starts daemon name with the relay as its only way in for a
+// browser (its one other address is loopback TCP, which a page cannot
+// dial), and waits for its reservation.
+func relayedDaemon(t *testing.T, r *relay.Relay, name string) *daemon {
+	t.Helper()
+	d := startDaemon(t, name, "--relay", relayAddr(t, r, isTCP))
+	daemonCircuit(t, d, r)
+	return d
+}
+
+// waitRouted waits until the relay routes the space's gossipsub topic.
+func waitRouted(t *testing.T, r *relay.Relay, space string) {
+	t.Helper()
+	eventually(t, 60*time.Second, "the relay routes the space", func() bool {
+		for _, id := range r.Router().Routed() {
+			if id.String() == space {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// pageJoin fills the page's join form and submits it.
+func pageJoin(br *browser, fields map[string]string) {
+	br.t.Helper()
+	br.run("the join form", chromedp.WaitVisible(chromedp.CSS("#join-invite")))
+	all := map[string]string{"join-invite": "", "join-space": "", "join-password": "", "join-member": "", "join-name": ""}
+	for id, v := range fields {
+		all[id] = v
+	}
+	js, _ := json.Marshal(all)
+	get(br, "fill the join form", chromedp.Evaluate[bool](`(() => { for (const [id, v] of Object.entries(`+string(js)+`)) document.getElementById(id).value = v; document.querySelector("#join-form button[type=submit]").click(); return true })()`))
+}
+
+// keyShown reports the value the page's key browser shows for key, "" if
+// none.
+func keyShown(br *browser, key string) string {
+	q, _ := json.Marshal(key)
+	return get(br, "key "+key, chromedp.Evaluate[string](`(() => { for (const tr of document.querySelectorAll("#keys tr")) if (tr.dataset.key === `+string(q)+`) return tr.querySelector(".value.winner")?.textContent ?? ""; return ""; })()`))
+}
+
+// TestBrowserPageSignsIn: a person opens the relay's address and signs in
+// through the page's form with an invite link made on daemon A, which the
+// page can reach only through that relay. The page shows a safety code,
+// A's own web UI (another browser, signed in by its login link) prompts
+// with the same code; approved there, the page shows the key browser with
+// A's keys, and a put on A appears in it without a reload. Reloaded, the
+// page is still a member (IndexedDB): it shows the keys, and catches up on
+// a put made meanwhile.
+func TestBrowserPageSignsIn(t *testing.T) {
+	r := startRelay(t)
+	url := relayPage(t, r)
+	a := relayedDaemon(t, r, "a")
+	sp := createSpace(t, a, "family")
+	putMany(t, a, sp.ID, 0, 5)
+	waitRouted(t, r, sp.ID)
+	var inv api.Invite
+	a.call("POST", "/v1/spaces/"+sp.ID+"/invites", map[string]any{}, &inv)
+	if !strings.Contains(inv.Link, "/") {
+		t.Fatalf("invite link %q", inv.Link)
+	}
+
+	art := artefactDir(t)
+	br := newBrowser(t, art)
+	br.timeout = 60 * time.Second
+	br.run("open the relay's page", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#join-invite")))
+	eventually(t, 60*time.Second, "the page is a browser node", func() bool {
+		return strings.HasPrefix(br.textNow("#status"), "browser node")
+	})
+	for _, hidden := range []string{"#create-form", "#invite-section", "#password-form", "#logout"} {
+		if get(br, "hidden "+hidden, chromedp.Evaluate[bool](`document.querySelector("`+hidden+`").hidden`)) != true {
+			t.Errorf("the browser node's page shows %s, which it cannot do", hidden)
+		}
+	}
+	pageJoin(br, map[string]string{"join-invite": inv.Link, "join-name": "family"})
+	br.run("the safety code", chromedp.WaitVisible(chromedp.CSS("#join-code")))
+	code := br.textNow("#join-code")
+	if code == "" {
+		t.Fatal("the page shows no safety code")
+	}
+
+	ui := newBrowser(t, art)
+	ui.run("A's web UI", chromedp.Navigate(a.login), chromedp.WaitVisible(chromedp.CSS("#create-name")))
+	ui.timeout = 90 * time.Second
+	ui.run("A's prompt", chromedp.WaitVisible(chromedp.CSS(".request .approve")))
+	if got := ui.textNow(".request .safety-code"); got != code {
+		t.Fatalf("A's UI prompts with the safety code %q, the page shows %q", got, code)
+	}
+	t.Logf("the page and A's UI show the safety code %s", code)
+	eventually(t, 30*time.Second, "authorise in A's UI", func() bool { return ui.clickNow(".request .approve") })
+
+	t0 := time.Now()
+	eventually(t, 90*time.Second, "the page shows A's keys", func() bool {
+		if s := br.textNow("#join-state"); strings.Contains(s, "refused") || strings.Contains(s, "denied") {
+			t.Fatalf("the page's request: %s", s)
+		}
+		for i := range 5 {
+			if keyShown(br, fmt.Sprintf("k%06d", i)) != fmt.Sprintf("value %d", i) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("the page shows A's keys %v after the approval", time.Since(t0).Round(time.Millisecond))
+
+	a.call("PUT", "/v1/spaces/"+sp.ID+"/keys/live", api.PutRequest{Value: []byte("from A")}, nil)
+	t0 = time.Now()
+	eventually(t, 60*time.Second, "A's put shows in the page without a reload", func() bool {
+		return keyShown(br, "live") == "from A"
+	})
+	t.Logf("A's put shown in the page after %v", time.Since(t0).Round(time.Millisecond))
+
+	// Reload: still a member, the keys from IndexedDB, and what A writes
+	// meanwhile arrives.
+	a.call("PUT", "/v1/spaces/"+sp.ID+"/keys/while", api.PutRequest{Value: []byte("reloading")}, nil)
+	br.run("reload", chromedp.Navigate(url))
+	eventually(t, 90*time.Second, "after the reload the page shows the keys, and the put made meanwhile", func() bool {
+		return keyShown(br, "k000000") == "value 0" && keyShown(br, "live") == "from A" && keyShown(br, "while") == "reloading"
+	})
+	if s := br.textNow("#space-meta"); !strings.HasPrefix(s, "writer") {
+		t.Fatalf("after the reload the page's space: %q", s)
+	}
+	a.call("PUT", "/v1/spaces/"+sp.ID+"/keys/after", api.PutRequest{Value: []byte("reloaded")}, nil)
+	eventually(t, 60*time.Second, "a put after the reload shows", func() bool {
+		return keyShown(br, "after") == "reloaded"
+	})
+}
+
+// TestBrowserPageRefusals: through the page's form, a used invite and a
+// wrong password end with a message that says so, and the page holds
+// nothing of the space.
+func TestBrowserPageRefusals(t *testing.T) {
+	r := startRelay(t)
+	url := relayPage(t, r)
+	a := relayedDaemon(t, r, "a")
+	circuit := daemonCircuit(t, a, r)
+	sp := createSpace(t, a, "refusals")
+	waitRouted(t, r, sp.ID)
+	var inv api.Invite
+	a.call("POST", "/v1/spaces/"+sp.ID+"/invites", map[string]any{}, &inv)
+	var req api.Request
+	// Spend the invite: a daemon joins with it and A denies it.
+	c := startDaemon(t, "c", "--relay", relayAddr(t, r, isTCP))
+	var js api.JoinState
+	if code := c.call("POST", "/v1/join", api.JoinWith{Invite: inv.Link}, &js); code != http.StatusAccepted {
+		t.Fatalf("C joins: %d", code)
+	}
+	eventually(t, 60*time.Second, "A lists C's request", func() bool {
+		var rs []api.Request
+		a.call("GET", "/v1/requests", nil, &rs)
+		for _, x := range rs {
+			if x.Code == js.Code {
+				req = x
+				return true
+			}
+		}
+		return false
+	})
+	a.call("POST", "/v1/requests/"+req.ID+"/deny", nil, nil)
+	a.call("PUT", "/v1/spaces/"+sp.ID+"/password", api.PasswordParams{Password: "correct horse battery"}, nil)
+
+	br := newBrowser(t, artefactDir(t))
+	br.timeout = 60 * time.Second
+	br.run("open the relay's page", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#join-invite")))
+	eventually(t, 60*time.Second, "the page is a browser node", func() bool {
+		return strings.HasPrefix(br.textNow("#status"), "browser node")
+	})
+
+	// A code or a password without a member's address: the page says
+	// what it needs instead of waiting for nobody.
+	pageJoin(br, map[string]string{"join-space": sp.ID, "join-password": "correct horse battery"})
+	eventually(t, 30*time.Second, "the page asks for a member's address", func() bool {
+		return strings.Contains(br.textNow("#error"), "invite link")
+	})
+
+	for _, c := range []struct {
+		what   string
+		fields map[string]string
+		want   string
+	}{
+		{"used invite", map[string]string{"join-invite": inv.Link}, "invite"},
+		{"wrong password", map[string]string{"join-space": sp.ID, "join-password": "wrong horse battery", "join-member": circuit}, "wrong password"},
+	} {
+		pageJoin(br, c.fields)
+		var state string
+		eventually(t, 90*time.Second, c.what+": the page says the request ended", func() bool {
+			state = br.textNow("#join-state")
+			return strings.HasPrefix(state, "Request ")
+		})
+		if !strings.Contains(state, "refused") || !strings.Contains(state, c.want) {
+			t.Fatalf("%s: the page says %q", c.what, state)
+		}
+		t.Logf("%s: the page says %q", c.what, state)
+		var held []string
+		eval(br, "held", "held()", &held)
+		if len(held) != 0 {
+			t.Fatalf("%s: the page holds %v", c.what, held)
+		}
+	}
+}
+
+// TestRelayServesHashes: every file of the app the relay serves is the
+// bytes of a fresh build from this tree (build.mjs into a temporary
+// directory: esbuild and the wasm core again), with the type a browser
+// needs, and /hashes.txt lists their SHA-256 as that build does.
+func TestRelayServesHashes(t *testing.T) {
+	r := startRelay(t)
+	url := relayPage(t, r)
+	dir := t.TempDir()
+	rebuild(t, dir)
+	client := &http.Client{Timeout: 30 * time.Second}
+	t.Cleanup(client.CloseIdleConnections)
+	types := map[string]string{"index.html": "text/html", "app.js": "text/javascript", "node.js": "text/javascript",
+		"app.css": "text/css", "core.wasm": "application/wasm", "wasm_exec.js": "text/javascript", "hashes.txt": "text/plain"}
+	for f, ct := range types {
+		path := f
+		if f == "index.html" {
+			path = ""
+		}
+		resp, err := client.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /%s: %s %v", path, resp.Status, err)
+		}
+		if !strings.HasPrefix(resp.Header.Get("Content-Type"), ct) {
+			t.Errorf("GET /%s: Content-Type %q, want %s", path, resp.Header.Get("Content-Type"), ct)
+		}
+		want := readFile(t, dir, f)
+		if string(got) != string(want) {
+			t.Errorf("GET /%s: %d bytes that are not the rebuild's %d", path, len(got), len(want))
+		}
+	}
+	hashes := string(readFile(t, dir, "hashes.txt"))
+	for _, f := range []string{"index.html", "app.js", "node.js", "app.css", "core.wasm", "wasm_exec.js"} {
+		if !strings.Contains(hashes, "  "+f+"\n") {
+			t.Errorf("hashes.txt names no %s:\n%s", f, hashes)
+		}
+	}
+	resp, err := client.Get(url + "relay.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		PeerID string `json:"peer_id"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&info)
+	resp.Body.Close()
+	if err != nil || info.PeerID != r.Host().ID().String() {
+		t.Fatalf("relay.json: %+v %v, want the relay's ID %s", info, err, r.Host().ID())
+	}
+	t.Logf("the relay serves the rebuild's bytes:\n%s", hashes)
+}
+
+// rebuild runs build.mjs into dir: the same build as make webui's.
+func rebuild(t *testing.T, dir string) {
+	t.Helper()
+	cmd := exec.Command("node", "build.mjs")
+	cmd.Env = append(os.Environ(), "MYCEL_DIST="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("node build.mjs: %v\n%s", err, out)
+	}
+}
+
+func readFile(t *testing.T, dir, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

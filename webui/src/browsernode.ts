@@ -1,0 +1,461 @@
+// BrowserNode: the Node of a tab that is itself a node (issue 14), over the
+// browser node's calls (globalThis.mycelNode, src/node/main.ts, bundled
+// apart into node.js). The page loads node.js, core.wasm and wasm_exec.js
+// from its own origin, dials the relay that served it at that origin's
+// WebSocket, keeps what it holds in IndexedDB (store "mycel": a reload is
+// still a member) and reaches the space's members through the relay's
+// circuits. What it cannot do (create a space, make invites, set the
+// password, remove a device, send messages) it says through supports(),
+// and the page hides those controls.
+
+import type {
+  Device, Entry, Feature, Invite, JoinRequest, JoinState, JoinWith, Message, Node, Page, Peer,
+  Progress, SpaceInfo, Status, StreamHandlers, Subscription,
+} from "./node";
+import { NodeError } from "./node";
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+
+// The browser node's calls this file uses. Those marked optional come
+// with the page's writes (src/node/main.ts): until they are there, the
+// methods over them throw NodeError("unsupported").
+interface MycelNode {
+  start(o: { wasm: string; wasmExec?: string; store?: string }): Promise<{ peerId: string }>;
+  connect(addr: string, timeoutMs?: number): Promise<unknown>;
+  addrs(): string[];
+  connections(): { remote: string; remoteAddr: string; transport: string; limited: boolean; status: string }[];
+  replicate(o: { addr: string; space: string; timeoutMs?: number }): Promise<unknown>;
+  status(space: string): { lengths: Record<string, number>; held: Record<string, number>; sessions: { remote: string; addr: string; ended: boolean; bytesIn: number }[] };
+  view(space: string): { digest: string; keys: number; writers: number; invalid: number; waiting: number };
+  listen(space: string): unknown;
+  heard(space: string): { heard: { sender: string; time: number; kind: string; name: string; topic: string; data: string }[] };
+  signin(o: { invite?: string; space?: string; password?: string; name?: string; addr: string; timeoutMs?: number }): Promise<SignIn>;
+  signinState(space: string): SignIn;
+  held(): string[];
+  viewKeys?(space: string): { key: string; value: Uint8Array; deleted: boolean; siblings: number }[];
+  put?(space: string, key: string, value: Uint8Array): Promise<unknown>;
+  del?(space: string, key: string): Promise<unknown>;
+  list?(space: string, prefix: string, after?: string, limit?: number): Promise<{ entries: any[]; next?: string }> | { entries: any[]; next?: string };
+  devices?(space: string): Promise<Device[]> | Device[];
+  requests?(): Promise<JoinRequest[]> | JoinRequest[];
+  approve?(requestID: string, code: string): Promise<unknown>;
+  deny?(requestID: string): Promise<unknown>;
+  onChange?(space: string, cb: () => void): unknown;
+}
+
+interface SignIn {
+  space: string;
+  feed: string;
+  safetyCode: string;
+  state: string;
+  reason: string;
+}
+
+// What the page keeps of a space it signed in to, beside the node's own
+// store: its feed, the name it was given, and the member it replicates
+// with (to dial again after a reload). localStorage, this origin only.
+interface Kept {
+  feed: string;
+  name: string;
+  member: string;
+}
+
+const keptKey = "mycel.browser.spaces";
+
+function loadKept(): Record<string, Kept> {
+  try {
+    const v = JSON.parse(localStorage.getItem(keptKey) ?? "{}");
+    return v !== null && typeof v === "object" ? v : {};
+  } catch {
+    return {};
+  }
+}
+
+function unsupported(what: string): NodeError {
+  return new NodeError("unsupported", `${what}: not possible in the browser node; use a daemon's web UI (mycel ui)`);
+}
+
+// Crockford base32, as auth/FORMAT.md's invite link.
+const b32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+function base32Decode(s: string): Uint8Array | null {
+  const out: number[] = [];
+  let acc = 0;
+  let bits = 0;
+  for (const c of s) {
+    const v = b32.indexOf(c);
+    if (v < 0) return null;
+    acc = ((acc << 5) | v) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((acc >> bits) & 0xff);
+    }
+  }
+  return new Uint8Array(out);
+}
+
+const b58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+function base58(b: Uint8Array): string {
+  const digits: number[] = [];
+  for (const byte of b) {
+    let carry = byte;
+    for (let i = 0; i < digits.length; i++) {
+      carry += digits[i] << 8;
+      digits[i] = carry % 58;
+      carry = (carry / 58) | 0;
+    }
+    while (carry > 0) {
+      digits.push(carry % 58);
+      carry = (carry / 58) | 0;
+    }
+  }
+  let s = "";
+  for (const byte of b) {
+    if (byte !== 0) break;
+    s += "1";
+  }
+  for (let i = digits.length - 1; i >= 0; i--) s += b58[digits[i]];
+  return s;
+}
+
+// invitePeer returns the peer ID an invite link's hints name (auth/FORMAT.md,
+// "Hints": version 1, peer ID length, peer ID, …), or "" when the text is
+// not a link with hints. Only the peer ID is read: the page dials it
+// through the relay that served it. The link itself, checksums included,
+// is parsed and checked by the wasm core when the page signs in; a peer ID
+// damaged here only makes a dial fail.
+export function invitePeer(link: string): string {
+  const s = link.replace(/\s+/g, "").toUpperCase();
+  if (s.length > 2048 || !s.startsWith("MYCEL://JOIN/")) return "";
+  const parts = s.slice("MYCEL://JOIN/".length).split("/");
+  if (parts.length !== 2) return "";
+  const h = base32Decode(parts[1]);
+  if (h === null || h.length < 3 || h[0] !== 1) return "";
+  const n = h[1];
+  if (n < 1 || n > 64 || h.length < 2 + n) return "";
+  return base58(h.subarray(2, 2 + n));
+}
+
+// relayAddrOf returns the multiaddr of the relay's WebSocket at the page's
+// origin (the relay serves the page on that port).
+export function relayAddrOf(loc: Location, peerID: string): string {
+  const host = loc.hostname;
+  let proto: string;
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(host)) proto = `/ip4/${host}`;
+  else if (host.startsWith("[")) proto = `/ip6/${host.slice(1, -1)}`;
+  else proto = `/dns/${host}`;
+  const tls = loc.protocol === "https:";
+  const port = loc.port || (tls ? "443" : "80");
+  return `${proto}/tcp/${port}${tls ? "/tls/ws" : "/ws"}/p2p/${peerID}`;
+}
+
+// loadNode loads node.js (which sets globalThis.mycelNode) from the page's
+// origin.
+async function loadNode(): Promise<MycelNode> {
+  const g = globalThis as unknown as { mycelNode?: MycelNode };
+  if (g.mycelNode === undefined) {
+    const url = new URL("node.js", location.href).href;
+    await import(url);
+  }
+  if (g.mycelNode === undefined) throw new Error("node.js did not start the browser node");
+  return g.mycelNode;
+}
+
+const errMessage = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+export class BrowserNode implements Node {
+  readonly kind = "browser";
+  private started = new Date().toISOString();
+  private kept: Record<string, Kept> = loadKept();
+  private pending = new Map<string, { member: string; name: string }>();
+  private keeper = 0;
+
+  private constructor(private n: MycelNode, private peerID: string, readonly relay: string) {}
+
+  // open loads the browser node, starts it on its IndexedDB store (the
+  // spaces it signed in to, verified again), connects to the relay, and
+  // keeps a session with each space's member.
+  static async open(relay: string): Promise<BrowserNode> {
+    const n = await loadNode();
+    const st = await n.start({ wasm: "core.wasm", wasmExec: "wasm_exec.js", store: "mycel" });
+    const b = new BrowserNode(n, st.peerId, relay);
+    await n.connect(relay).catch(() => {}); // the keeper dials again
+    b.keep();
+    b.keeper = setInterval(() => b.keep(), 3000) as unknown as number;
+    return b;
+  }
+
+  supports(f: Feature): boolean {
+    switch (f) {
+      case "write": return this.n.put !== undefined && this.n.del !== undefined;
+      case "devices": return this.n.devices !== undefined;
+      case "approve": return this.n.requests !== undefined && this.n.approve !== undefined;
+      case "join": return true;
+      default: return false; // create, invite, password, remove, send, leave, logout
+    }
+  }
+
+  // keep opens a session of each kept space with its member when none
+  // runs (after a reload, or after a daemon reset the page's stream as a
+  // duplicate of the tab that went away).
+  private keep() {
+    const held = new Set(this.n.held());
+    for (const [space, k] of Object.entries(this.kept)) {
+      if (!held.has(space) || !k.member) continue;
+      let live = false;
+      try {
+        live = this.n.status(space).sessions.some((s) => !s.ended);
+      } catch {
+        continue;
+      }
+      if (!live) void this.n.replicate({ addr: k.member, space, timeoutMs: 15000 }).catch(() => {});
+    }
+  }
+
+  private saveKept() {
+    localStorage.setItem(keptKey, JSON.stringify(this.kept));
+  }
+
+  private signinOf(id: string): SignIn | undefined {
+    try {
+      return this.n.signinState(id);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async status(): Promise<Status> {
+    const peers = new Set(this.n.connections().map((c) => c.remote));
+    return {
+      version: "browser node", peer_id: this.peerID, addrs: this.n.addrs(), device: this.peerID,
+      data_dir: "IndexedDB", started: this.started, spaces: this.n.held().length, peers: peers.size,
+    };
+  }
+
+  async spaces(): Promise<SpaceInfo[]> {
+    const ids = new Set(this.n.held());
+    for (const [id] of this.pending) ids.add(id);
+    const out: SpaceInfo[] = [];
+    for (const id of ids) out.push(await this.space(id));
+    return out;
+  }
+
+  async createSpace(): Promise<SpaceInfo> { throw unsupported("creating a space"); }
+
+  async space(id: string): Promise<SpaceInfo> {
+    const si = this.signinOf(id);
+    const p = this.pending.get(id);
+    if (si !== undefined && si.state === "approved" && p !== undefined) {
+      // Signed in: keep it, so that a reload finds its member again.
+      this.kept[id] = { feed: si.feed, name: p.name, member: p.member };
+      this.pending.delete(id);
+      this.saveKept();
+    }
+    const k = this.kept[id];
+    const join: JoinState | undefined = si !== undefined && si.state !== "approved"
+      ? { space: id, code: si.safetyCode, state: si.state as JoinState["state"], reason: si.reason || undefined, since: this.started }
+      : undefined;
+    if (join !== undefined || !this.n.held().includes(id)) {
+      if (join === undefined) throw new NodeError("not_found", `space ${id}: not held in this browser`);
+      return {
+        id, name: p?.name || k?.name || id.slice(0, 8), feed: si?.feed ?? "", approved: false, writer: false,
+        feeds: 0, entries: 0, keys: 0, digest: "", invalid: 0, waiting: 0, join,
+      };
+    }
+    const v = this.n.view(id);
+    const st = this.n.status(id);
+    const entries = Object.values(st.held).reduce((a, b) => a + b, 0);
+    return {
+      id, name: k?.name || id.slice(0, 8), feed: k?.feed ?? si?.feed ?? "", approved: true, writer: true,
+      feeds: Object.keys(st.lengths).length, entries, keys: v.keys, digest: v.digest, invalid: v.invalid, waiting: v.waiting,
+    };
+  }
+
+  async leaveSpace(): Promise<void> { throw unsupported("leaving a space"); }
+
+  async list(id: string, prefix: string, after = "", limit = 200): Promise<Page> {
+    if (this.n.list !== undefined) {
+      const p = await this.n.list(id, prefix, after || undefined, limit);
+      return { entries: p.entries as Entry[], next: p.next };
+    }
+    if (this.n.viewKeys === undefined) throw unsupported("listing keys");
+    const all = this.n.viewKeys(id)
+      // Keys under node/space's SystemPrefix are the space's own (invites,
+      // the password, devices): apps do not see them (as the daemon's List).
+      .filter((kv) => !kv.key.startsWith("\x00mycel/") && !kv.deleted)
+      .filter((kv) => kv.key.startsWith(prefix) && (after === "" || kv.key > after))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const page = all.slice(0, limit);
+    return {
+      entries: page.map((kv) => ({ key: kv.key, versions: [{ value: kv.value, deleted: kv.deleted || undefined, hlc: 0, feed: "", index: 0 }] })),
+      next: all.length > limit ? page[page.length - 1].key : undefined,
+    };
+  }
+
+  async put(id: string, key: string, value: Uint8Array): Promise<void> {
+    if (this.n.put === undefined) throw unsupported("writing");
+    await this.n.put(id, key, value);
+  }
+
+  async delete(id: string, key: string): Promise<void> {
+    if (this.n.del === undefined) throw unsupported("deleting");
+    await this.n.del(id, key);
+  }
+
+  // watch tells the page to read the keys again whenever the space's view
+  // changes: the browser node's onChange when it has one, else the view's
+  // digest, polled each second.
+  watch(id: string, _prefix: string, h: StreamHandlers<Entry>): Subscription {
+    let closed = false;
+    let last = "";
+    const check = () => {
+      if (closed) return;
+      try {
+        const d = this.n.view(id).digest;
+        if (d !== last) {
+          last = d;
+          h.open?.();
+        }
+      } catch (e) {
+        h.error?.(errMessage(e));
+      }
+    };
+    check();
+    const t = setInterval(check, 1000);
+    if (this.n.onChange !== undefined) this.n.onChange(id, check);
+    return { close: () => { closed = true; clearInterval(t); } };
+  }
+
+  async devices(id: string): Promise<Device[]> {
+    if (this.n.devices === undefined) throw unsupported("listing devices");
+    return await this.n.devices(id);
+  }
+
+  async removeDevice(): Promise<void> { throw unsupported("removing a device"); }
+  async createInvite(): Promise<Invite> { throw unsupported("making an invite"); }
+  async setPassword(): Promise<void> { throw unsupported("setting the password"); }
+
+  // join asks to join a space with an invite link (the member it names is
+  // dialled through the relay), or with a code or the password and a
+  // member's address (w.member).
+  async join(w: JoinWith): Promise<JoinState> {
+    let member = w.member?.trim() ?? "";
+    if (member === "" && w.invite) {
+      const peer = invitePeer(w.invite);
+      if (peer !== "") member = `${this.relay}/p2p-circuit/p2p/${peer}`;
+    }
+    if (member === "") {
+      throw new NodeError("bad_request", "The browser reaches a member through the relay at the address an invite link names. A code or a password names no member: use the invite link, or give a member's address.");
+    }
+    let si: SignIn;
+    try {
+      // w.name is the space's name here, as for a daemon; members see the
+      // device named after the browser (signin.ts).
+      si = await this.n.signin({ invite: w.invite || undefined, space: w.space || undefined, password: w.password || undefined, addr: member, timeoutMs: 40000 });
+    } catch (e) {
+      throw new NodeError("bad_request", errMessage(e));
+    }
+    this.pending.set(si.space, { member, name: w.name ?? "" });
+    return { space: si.space, code: si.safetyCode, state: si.state as JoinState["state"], reason: si.reason || undefined, since: new Date().toISOString() };
+  }
+
+  async requests(): Promise<JoinRequest[]> {
+    if (this.n.requests === undefined) return [];
+    return await this.n.requests();
+  }
+
+  // watchRequests polls the browser node's requests every 2 seconds.
+  watchRequests(h: StreamHandlers<JoinRequest>): Subscription {
+    if (this.n.requests === undefined) return { close: () => {} };
+    const seen = new Set<string>();
+    const poll = async () => {
+      for (const r of await this.requests()) {
+        if (seen.has(r.id)) continue;
+        seen.add(r.id);
+        h.item(r);
+      }
+    };
+    h.open?.();
+    void poll().catch(() => {});
+    const t = setInterval(() => void poll().catch(() => {}), 2000);
+    return { close: () => clearInterval(t) };
+  }
+
+  async approve(requestID: string, code: string): Promise<void> {
+    if (this.n.approve === undefined) throw unsupported("approving a device");
+    await this.n.approve(requestID, code);
+  }
+
+  async deny(requestID: string): Promise<void> {
+    if (this.n.deny === undefined) throw unsupported("denying a device");
+    await this.n.deny(requestID);
+  }
+
+  async send(): Promise<void> { throw unsupported("sending a message"); }
+
+  // listen subscribes to the space's members' messages and polls what the
+  // browser node heard each second.
+  listen(id: string, topic: string, h: StreamHandlers<Message>): Subscription {
+    const enc = new TextEncoder();
+    const seen = new Set<string>();
+    try {
+      this.n.listen(id);
+    } catch (e) {
+      h.error?.(errMessage(e));
+      return { close: () => {} };
+    }
+    const poll = () => {
+      let heard;
+      try {
+        heard = this.n.heard(id).heard;
+      } catch {
+        return;
+      }
+      for (const m of heard) {
+        if (m.kind !== "app") continue; // presence and removals are not messages
+        if (topic !== "" && m.topic !== topic) continue;
+        const k = `${m.sender}/${m.time}/${m.topic}/${m.data}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        h.item({ sender: m.sender, name: m.name || undefined, time: new Date(m.time).toISOString(), topic: m.topic, data: enc.encode(m.data) });
+      }
+    };
+    const t = setInterval(poll, 1000);
+    return { close: () => clearInterval(t) };
+  }
+
+  async peers(): Promise<Peer[]> {
+    const by = new Map<string, Peer>();
+    for (const c of this.n.connections()) {
+      const p = by.get(c.remote) ?? { id: c.remote, conns: [] };
+      p.conns.push({ addr: c.remoteAddr, transport: c.transport, direction: "", limited: c.limited || undefined });
+      by.set(c.remote, p);
+    }
+    return [...by.values()];
+  }
+
+  async progress(): Promise<Progress[]> {
+    const out: Progress[] = [];
+    for (const space of this.n.held()) {
+      let st;
+      try {
+        st = this.n.status(space);
+      } catch {
+        continue;
+      }
+      const live = st.sessions.filter((s) => !s.ended);
+      const peer = live[0]?.remote ?? "";
+      const bytes = live.reduce((a, s) => a + s.bytesIn, 0);
+      for (const [feed, want] of Object.entries(st.lengths)) {
+        out.push({ space, peer, feed, have: st.held[feed] ?? 0, want, bytes_in: bytes, rate: 0 });
+      }
+    }
+    return out;
+  }
+
+  close() {
+    clearInterval(this.keeper);
+  }
+}
