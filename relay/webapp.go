@@ -63,13 +63,14 @@ const webAppStaticCSP = "default-src 'none'; style-src 'unsafe-inline'; frame-an
 var webAppTypes = map[string]string{
 	".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
 	".wasm": "application/wasm", ".svg": "image/svg+xml", ".png": "image/png",
-	".ico": "image/x-icon", ".map": "application/json", ".txt": "text/plain; charset=utf-8",
+	".ico": "image/x-icon", ".map": "application/json",
 }
 
 // WebApp returns the handler of the web app in app (webui.Dist): GET / is
 // index.html, or placeholder.html when the app is not bundled; GET /<file>
-// a script, style, image, text or WebAssembly module of app's top directory;
-// GET /relay.json, when id is not empty, the relay's peer ID; another path
+// a script, style, image or WebAssembly module of app's top directory;
+// GET /hashes.txt the build's hashes (the one text file served); GET
+// /relay.json, when id is not empty, the relay's peer ID; another path
 // 404, another method 405. Every answer carries the security headers (CSP,
 // X-Frame-Options, Referrer-Policy, nosniff). At most webAppMaxInFlight
 // requests are served at once.
@@ -90,6 +91,9 @@ func WebApp(app fs.FS, id peer.ID) http.Handler {
 			name, csp = "placeholder.html", webAppStaticCSP
 		}
 		serveFile(w, app, name, "text/html; charset=utf-8", csp)
+	})
+	mux.HandleFunc("GET /hashes.txt", func(w http.ResponseWriter, _ *http.Request) {
+		serveFile(w, app, "hashes.txt", "text/plain; charset=utf-8", webAppStaticCSP)
 	})
 	mux.HandleFunc("GET /{file}", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("file")

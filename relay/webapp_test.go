@@ -121,10 +121,12 @@ func TestWebAppFiles(t *testing.T) {
 		"app.js":           {Data: []byte("js")},
 		"core.wasm":        {Data: []byte("\x00asm")},
 		"secret.txt":       {Data: []byte("no")},
+		"hashes.txt":       {Data: []byte("abc  app.js\n")},
 		"sub/app.js":       {Data: []byte("no")},
 		"placeholder.html": {Data: []byte("placeholder")},
 	}
-	srv := &http.Server{Handler: WebApp(app, "")}
+	relayID := peer.ID("relay-id")
+	srv := &http.Server{Handler: WebApp(app, relayID)}
 	for _, c := range []struct {
 		method, path string
 		status       int
@@ -136,6 +138,8 @@ func TestWebAppFiles(t *testing.T) {
 		{"GET", "/core.wasm", 200, "\x00asm", "application/wasm", "default-src 'self'"},
 		{"HEAD", "/app.js", 200, "", "text/javascript", "default-src 'self'"},
 		{"GET", "/secret.txt", 404, "", "", "default-src 'none'"},
+		{"GET", "/hashes.txt", 200, "abc  app.js\n", "text/plain", "default-src 'none'"},
+		{"GET", "/relay.json", 200, `{"peer_id":"` + relayID.String() + `"}`, "application/json", "default-src 'none'"},
 		{"GET", "/sub/app.js", 404, "", "", "default-src 'none'"},
 		{"GET", "/..%2findex.html", 404, "", "", "default-src 'none'"},
 		{"GET", "/missing.js", 404, "", "", "default-src 'none'"},
