@@ -324,3 +324,80 @@ func readFile(t *testing.T, dir, name string) []byte {
 	}
 	return b
 }
+
+// TestDaemonServesBrowserPage: a person who does not trust the relay's
+// operator loads the page from their own daemon: /node?relay=<the relay>
+// is the browser node, which signs in with an invite through that relay
+// and shows the space's keys. The daemon serves core.wasm as WebAssembly
+// and the build's hashes.txt, the same as the relay's.
+func TestDaemonServesBrowserPage(t *testing.T) {
+	r := startRelay(t)
+	relayURL := relayPage(t, r)
+	a := relayedDaemon(t, r, "a")
+	own := startDaemon(t, "own")
+	sp := createSpace(t, a, "from-my-daemon")
+	putMany(t, a, sp.ID, 0, 3)
+	waitRouted(t, r, sp.ID)
+	var inv api.Invite
+	a.call("POST", "/v1/spaces/"+sp.ID+"/invites", map[string]any{}, &inv)
+
+	client := &http.Client{Timeout: 30 * time.Second}
+	t.Cleanup(client.CloseIdleConnections)
+	fetch := func(url string) ([]byte, string) {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s %v", url, resp.Status, err)
+		}
+		return b, resp.Header.Get("Content-Type")
+	}
+	ownHashes, _ := fetch("http://" + own.api + "/hashes.txt")
+	relayHashes, _ := fetch(relayURL + "hashes.txt")
+	if string(ownHashes) != string(relayHashes) {
+		t.Fatalf("the daemon's hashes.txt:\n%s\nthe relay's:\n%s", ownHashes, relayHashes)
+	}
+	if _, ct := fetch("http://" + own.api + "/core.wasm"); ct != "application/wasm" {
+		t.Fatalf("the daemon serves core.wasm as %q", ct)
+	}
+
+	br := newBrowser(t, artefactDir(t))
+	br.timeout = 60 * time.Second
+	page := "http://" + own.api + "/node?relay=" + relayAddr(t, r, isWS)
+	br.run("open the daemon's browser node page", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#join-invite")))
+	eventually(t, 60*time.Second, "the page is a browser node", func() bool {
+		if e := br.textNow("#error"); e != "" {
+			t.Fatalf("the page: %s", e)
+		}
+		return strings.HasPrefix(br.textNow("#status"), "browser node")
+	})
+	pageJoin(br, map[string]string{"join-invite": inv.Link})
+	br.run("the safety code", chromedp.WaitVisible(chromedp.CSS("#join-code")))
+	code := br.textNow("#join-code")
+	var req api.Request
+	eventually(t, 60*time.Second, "A lists the page's request", func() bool {
+		var rs []api.Request
+		a.call("GET", "/v1/requests", nil, &rs)
+		for _, x := range rs {
+			if x.Code == code {
+				req = x
+				return true
+			}
+		}
+		return false
+	})
+	a.call("POST", "/v1/requests/"+req.ID+"/approve", api.ApproveParams{Code: code}, nil)
+	eventually(t, 90*time.Second, "the page shows A's keys", func() bool {
+		return keyShown(br, "k000000") == "value 0" && keyShown(br, "k000002") == "value 2"
+	})
+	// The page is not the daemon's control panel: it holds a member's
+	// data of its own, and the daemon it came from has no space.
+	var spaces []api.SpaceInfo
+	own.call("GET", "/v1/spaces", nil, &spaces)
+	if len(spaces) != 0 {
+		t.Fatalf("the serving daemon holds %d spaces", len(spaces))
+	}
+}

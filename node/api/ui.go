@@ -40,6 +40,17 @@ import (
 // another (even another port on loopback, which is the same site to a
 // browser) or whose Sec-Fetch-Site says cross-site is refused (403), and a
 // request that changes anything must carry Origin.
+//
+// GET /node is the same page as a browser node (webui/doc.go, "Which node
+// the page is"): the tab is a device of its own, which dials the relay
+// that ?relay= names (a multiaddr ending in /p2p/<relay ID>) and keeps its
+// data in the browser. It needs no session and calls no API: it holds no
+// data of this daemon. It is for a person who does not trust a relay's
+// operator to serve the page's code (README, "Who serves the page's
+// code"). Its policy lets the page compile the wasm core and open
+// WebSockets to any host (the relay it was told). /core.wasm, and
+// /hashes.txt (the build's SHA-256 of each file), are served with the
+// scripts.
 
 // Bounds of the login and its sessions.
 const (
@@ -238,6 +249,8 @@ func (s *server) uiRoutes() {
 		}))
 	}
 	handle("GET /{$}", s.index)
+	handle("GET /node", s.nodePage)
+	handle("GET /hashes.txt", s.hashes)
 	handle("GET /login", s.login)
 	handle("POST /logout", s.logout)
 	handle("GET /{file}", s.asset)
@@ -280,6 +293,46 @@ func (s *server) index(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", staticPageCSP)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+// nodePageCSP is the policy of the browser node's page: the daemon's own
+// scripts, the wasm core compiled, WebSockets to the relay it names.
+const nodePageCSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws: wss:; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// nodePage serves the app's page to anyone, as the browser node (above).
+func (s *server) nodePage(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.UI == nil {
+		writeError(w, http.StatusNotFound, "not_found", "this daemon serves no web UI")
+		return
+	}
+	b, err := fs.ReadFile(s.cfg.UI, "index.html")
+	if err != nil {
+		messagePage(w, http.StatusNotFound, "No web app", "This mycel was built without its web app: build it with <code>make build</code>.")
+		return
+	}
+	pageHeaders(w.Header())
+	w.Header().Set("Content-Security-Policy", nodePageCSP)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+// hashes serves the build's hashes.txt.
+func (s *server) hashes(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.UI == nil {
+		writeError(w, http.StatusNotFound, "not_found", "this daemon serves no web UI")
+		return
+	}
+	b, err := fs.ReadFile(s.cfg.UI, "hashes.txt")
+	if err != nil {
+		writeError(w, http.StatusNotFound, "not_found", "this daemon's web app has no hashes.txt")
+		return
+	}
+	pageHeaders(w.Header())
+	w.Header().Set("Content-Security-Policy", staticPageCSP)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 }
@@ -329,7 +382,8 @@ func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 func (s *server) asset(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("file")
 	types := map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-		".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon", ".map": "application/json"}
+		".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon", ".map": "application/json",
+		".wasm": "application/wasm"}
 	ct, ok := types[path.Ext(name)]
 	if s.cfg.UI == nil || !ok || !fs.ValidPath(name) {
 		writeError(w, http.StatusNotFound, "not_found", "no such route (see /v1/openapi.json)")

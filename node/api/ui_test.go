@@ -30,6 +30,8 @@ func newUIEnv(t *testing.T) *uiEnv {
 	ui := fstest.MapFS{
 		"index.html": {Data: []byte(uiIndex)},
 		"app.js":     {Data: []byte("console.log('mycel')")},
+		"core.wasm":  {Data: []byte("\x00asm")},
+		"hashes.txt": {Data: []byte("abc  app.js\n")},
 	}
 	srv := httptest.NewServer(api.NewServer(api.ServerConfig{Backend: fake, Token: testToken, UI: ui}))
 	t.Cleanup(srv.Close)
@@ -190,6 +192,30 @@ func TestUINoSessionNoData(t *testing.T) {
 	resp, _ = e.do(t, "GET", "/app.js", nil, nil, "")
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
 		t.Fatalf("GET /app.js: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+}
+
+// TestUIBrowserNodePage: /node is the app's page without a session, with
+// a policy that lets it compile the wasm core and dial a relay's
+// WebSocket, and no data of the daemon; core.wasm is WebAssembly and
+// hashes.txt text, both without a session.
+func TestUIBrowserNodePage(t *testing.T) {
+	e := newUIEnv(t)
+	resp, body := e.do(t, "GET", "/node?relay=/ip4/127.0.0.1/tcp/1/ws/p2p/x", nil, nil, "")
+	csp := resp.Header.Get("Content-Security-Policy")
+	if resp.StatusCode != http.StatusOK || body != uiIndex || strings.Contains(body, e.space) ||
+		!strings.Contains(csp, "'wasm-unsafe-eval'") || !strings.Contains(csp, "connect-src 'self' ws: wss:") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Fatalf("GET /node: %s, CSP %q, %q", resp.Status, csp, body)
+	}
+	for path, ct := range map[string]string{"/core.wasm": "application/wasm", "/hashes.txt": "text/plain"} {
+		resp, _ := e.do(t, "GET", path, nil, nil, "")
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), ct) {
+			t.Fatalf("GET %s: %s %s", path, resp.Status, resp.Header.Get("Content-Type"))
+		}
+	}
+	// The control panel still needs a session.
+	if resp, _ := e.do(t, "GET", "/", nil, nil, ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET / without a session: %s", resp.Status)
 	}
 }
 

@@ -325,8 +325,17 @@ function wire() {
 // chooseNode picks the page's node: a relay that served the page answers
 // /relay.json with its peer ID, and the page is then a browser node that
 // dials that relay at its own origin; a daemon does not, and the page is
-// its control panel.
+// its control panel, except at /node?relay=<multiaddr>, where a daemon
+// serves the page as a browser node that dials that relay.
 async function chooseNode(): Promise<Node> {
+  if (location.pathname.endsWith("/node")) {
+    const relay = new URLSearchParams(location.search).get("relay") ?? "";
+    if (relay.length > 512 || !/^\/(ip4|ip6|dns|dns4|dns6)\/[^/\s]+\/tcp\/\d+\/(tls\/)?ws\/p2p\/[1-9A-HJ-NP-Za-km-z]{1,128}$/.test(relay)) {
+      throw new Error("Open this page as /node?relay=<the relay's WebSocket multiaddr, /p2p/<its ID> included>: the browser node reaches the space through that relay.");
+    }
+    $("status").textContent = "starting the browser node…";
+    return BrowserNode.open(relay);
+  }
   const r = await fetch("relay.json", { credentials: "omit" }).catch(() => null);
   if (r === null || !r.ok || !(r.headers.get("Content-Type") ?? "").startsWith("application/json")) return new HttpNode();
   const info = await r.json().catch(() => null);
