@@ -69,7 +69,10 @@
 // every request that is not a WebSocket upgrade to WebApp
 // (ws.WithHTTPHandler), so http(s)://relay:4112/ is the app and
 // /tcp/4112/(tls/)ws the libp2p address on the same port. GET / is the page,
-// GET /<file> its scripts, styles and WebAssembly; every answer carries a
+// GET /<file> its scripts, styles and WebAssembly, GET /hashes.txt the
+// build's SHA-256 of each file, GET /relay.json the relay's peer ID (the
+// page is the browser node: it dials the relay at its own origin as
+// /…/ws/p2p/<that ID>); every answer carries a
 // Content-Security-Policy (the relay's own scripts and origin only, no
 // framing) and the daemon's UI's other security headers; no session,
 // cookie or request log; at most 64 requests at once, headers of 8 KiB,

@@ -1,14 +1,55 @@
-// Package webui is mycel's web app, the daemon's control panel, and its
-// embedding into the mycel binary. The browser node (DESIGN.md, "The
-// browser node") will be a second implementation of the same page's Node
-// interface (src/node.ts); its networking is src/node/ (below).
+// Package webui is mycel's web app — the daemon's control panel, and the
+// browser node's page — and its embedding into the mycel binary. The page
+// is written against one Node interface (src/node.ts) with two
+// implementations: HttpNode (src/http.ts), a daemon's HTTP API, and
+// BrowserNode (src/browsernode.ts), the browser node (DESIGN.md, "The
+// browser node"), whose networking is src/node/ (below).
 //
-// The app is TypeScript in src/, bundled by esbuild (build.mjs) into
-// dist/: index.html, app.js and app.css. `make build` (and make run, make
-// test) runs `npm ci` and the bundle before compiling Go. The bundle is not
-// committed: dist/ holds one committed file, placeholder.html, so that
-// `go build ./...` on a clean clone compiles; a binary built that way
-// serves the placeholder, which says to run make build (Built reports it).
+// The app is TypeScript in src/, built by build.mjs into dist/: index.html,
+// app.css, app.js (the page), node.js (the browser node, apart), core.wasm
+// (wasm/, GOOS=js GOARCH=wasm) with Go's wasm_exec.js, and hashes.txt
+// (the SHA-256 of each). `make build` (and make run, make test) runs `npm
+// ci` and build.mjs before compiling Go. The build is reproducible: esbuild
+// depends only on its inputs, and the core is built with -trimpath,
+// -buildvcs=false and -ldflags=-s -w, so two builds of one commit with the
+// same Go and lockfile give the same bytes (page_browser_test.go,
+// TestRelayServesHashes, rebuilds and compares what the relay serves). The
+// build is not committed: dist/ holds one committed file,
+// placeholder.html, so that `go build ./...` on a clean clone compiles; a
+// binary built that way serves the placeholder, which says to run make
+// build (Built reports it).
+//
+// # Which node the page is
+//
+// At start the page (src/main.ts, chooseNode) fetches relay.json from its
+// origin. A relay answers it with its peer ID (relay/webapp.go): the page
+// is then a BrowserNode that dials that relay at the page's own origin
+// (/ip4|ip6|dns/<host>/tcp/<port>/ws, /tls/ws under https, /p2p/<ID>). A
+// daemon does not answer it, and the page is its control panel
+// (HttpNode, behind the login's session) — except at the daemon's
+// /node?relay=<multiaddr> (node/api/ui.go), served without a session,
+// where the page is a BrowserNode dialling the relay named. BrowserNode
+// loads node.js, core.wasm and wasm_exec.js from its origin, starts the
+// browser node on the IndexedDB store "mycel" (one per origin: the
+// relay's page and a daemon's /node page are two devices), and keeps in
+// localStorage, per space it signed in to, its feed, its local name and
+// the member it replicates with, which it dials again after a reload and
+// whenever no session runs (every 3 s). Sign-in: with an invite link, the
+// member is the peer its hints name (auth FORMAT.md, "Hints"; the page
+// reads only the peer ID, the core checks the whole link), reached as
+// <relay>/p2p-circuit/p2p/<peer>; a code or a password names no member,
+// so the page asks for a member's address too. What the browser node
+// cannot do (Node.supports: create a space, invite, set the password,
+// remove a device, send messages; write, list devices and approve until
+// the page's writes are in src/node) the page hides. The key browser reads
+// the view the core keeps (mycelNode.viewKeys; list when there is one),
+// system keys left out, again whenever the view's digest changes (polled
+// each second).
+//
+// What this adds to what the browser node reveals (below): to the relay
+// that serves the page, that this browser loaded it, when, and its IP
+// address; localStorage holds, in the clear, the IDs of the spaces the
+// tab signed in to, its feed keys and its members' addresses.
 //
 // The browser node's protocol core is wasm/: mycel's core packages
 // compiled with GOOS=js GOARCH=wasm behind a small JavaScript API
