@@ -65,7 +65,7 @@
 // panel does not carry js-libp2p. It is the first step of issue 14: a page
 // that connects to a relay and to daemons and replicates a space
 // as a member once it signed in (signin.ts), and keeps what it holds in
-// IndexedDB; the page's UI and writes come later.
+// IndexedDB; its UI is the page's (above), its writes come later.
 //
 //   - net.ts: the js-libp2p host — WebSocket, WebTransport and
 //     WebRTC-direct (no ICE servers: a closed network has none, and

@@ -43,7 +43,9 @@
 // outside the route table (ui.go): a browser signs in with a one-time
 // login link that whoever holds the token mints (LoginLink, `mycel ui`)
 // and gets a session cookie, which the routes take as they take the
-// token, but only from the page's own origin.
+// token, but only from the page's own origin. /node is the same page as
+// a browser node (a device of its own, dialling the relay ?relay= names),
+// without a session and without this daemon's data.
 //
 // Package apitest has an in-memory Backend that records its calls, for
 // tests of the server, the client and the CLI.
