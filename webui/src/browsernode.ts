@@ -40,7 +40,7 @@ interface MycelNode {
   requests?(): Promise<JoinRequest[]> | JoinRequest[];
   approve?(requestID: string, code: string): Promise<unknown>;
   deny?(requestID: string): Promise<unknown>;
-  onChange?(space: string, cb: () => void): unknown;
+  onChange?(space: string, cb: () => void): () => void; // returns the function that stops it
 }
 
 interface SignIn {
@@ -324,8 +324,13 @@ export class BrowserNode implements Node {
     };
     check();
     const t = setInterval(check, 1000);
-    if (this.n.onChange !== undefined) this.n.onChange(id, check);
-    return { close: () => { closed = true; clearInterval(t); } };
+    let stop = () => {};
+    try {
+      if (this.n.onChange !== undefined) stop = this.n.onChange(id, check);
+    } catch {
+      // not held yet: the poll sees it
+    }
+    return { close: () => { closed = true; clearInterval(t); stop(); } };
   }
 
   async devices(id: string): Promise<Device[]> {
