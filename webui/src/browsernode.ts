@@ -171,6 +171,7 @@ export class BrowserNode implements Node {
   private kept: Record<string, Kept> = loadKept();
   private pending = new Map<string, { member: string; name: string }>();
   private keeper = 0;
+  private dialing = new Set<string>(); // spaces whose replicate is in flight
 
   private constructor(private n: MycelNode, private peerID: string, readonly relay: string) {}
 
@@ -210,7 +211,11 @@ export class BrowserNode implements Node {
       } catch {
         continue;
       }
-      if (!live) void this.n.replicate({ addr: k.member, space, timeoutMs: 15000 }).catch(() => {});
+      if (live || this.dialing.has(space)) continue;
+      this.dialing.add(space);
+      void this.n.replicate({ addr: k.member, space, timeoutMs: 15000 })
+        .catch(() => {})
+        .finally(() => this.dialing.delete(space));
     }
   }
 
