@@ -276,12 +276,19 @@ func TestBrowserNodeRelayTransports(t *testing.T) {
 		if !contains(c.Protocols, "/libp2p/circuit/relay/0.2.0/hop") {
 			t.Errorf("%s: identify did not list the relay's hop protocol: %v", tr.name, c.Protocols)
 		}
-		if r.Host().Network().Connectedness(peerIDOf(t, st.PeerID)) != network.Connected {
-			t.Errorf("%s: the relay does not see the page connected", tr.name)
-		}
+		// The page's side of a connection is up once its handshake is; the
+		// relay's side may be added to its swarm a moment later.
+		page := peerIDOf(t, st.PeerID)
+		eventually(t, 5*time.Second, tr.name+": the relay sees the page connected", func() bool {
+			return r.Host().Network().Connectedness(page) == network.Connected
+		})
 		if msg := evalErr(br, "hang up "+tr.name, "hangUp("+jsArg(addr)+")"); msg != "" {
 			t.Fatalf("hang up: %s", msg)
 		}
+		// So that the next transport's check cannot pass on this connection.
+		eventually(t, 5*time.Second, tr.name+": the relay sees the page gone", func() bool {
+			return r.Host().Network().Connectedness(page) != network.Connected
+		})
 	}
 
 	// Through the relay's circuit to the daemon: identify over the relayed
