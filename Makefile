@@ -23,8 +23,9 @@ BENCHRUNS ?= 3
 # Packages that must build for the browser node (GOOS=js GOARCH=wasm): the
 # protocol core, which imports neither libp2p nor badger.
 WASM_PKGS := ./feed/ ./feed/memstore/ ./feed/feedpb/ ./auth/ ./auth/authpb/ ./node/space/ ./node/space/spacepb/ ./node/replication/ ./node/replication/syncpb/ ./node/signin/ ./node/messages/ ./ephemeral/ ./ephemeral/ephemeralpb/ ./internal/pbwire/
-# How bin/core.wasm is built: no symbol table or DWARF, no local paths.
-WASM_FLAGS := -trimpath -ldflags='-s -w'
+# How bin/core.wasm is built: no symbol table or DWARF, no local paths, no
+# VCS stamp (the same bytes as webui/build.mjs's dist/core.wasm).
+WASM_FLAGS := -trimpath -buildvcs=false -ldflags='-s -w'
 # build: version stamped into bin/mycel.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
