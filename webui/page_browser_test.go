@@ -401,3 +401,48 @@ func TestDaemonServesBrowserPage(t *testing.T) {
 		t.Fatalf("the serving daemon holds %d spaces", len(spaces))
 	}
 }
+
+// TestBrowserPageSignsInWithCode: an invite's code names no member, so
+// the page takes the space ID and a member's address beside it; the
+// request reaches A through the relay and, approved, the page shows A's
+// keys.
+func TestBrowserPageSignsInWithCode(t *testing.T) {
+	r := startRelay(t)
+	url := relayPage(t, r)
+	a := relayedDaemon(t, r, "a")
+	circuit := daemonCircuit(t, a, r)
+	sp := createSpace(t, a, "by-code")
+	putMany(t, a, sp.ID, 0, 2)
+	waitRouted(t, r, sp.ID)
+	var inv api.Invite
+	a.call("POST", "/v1/spaces/"+sp.ID+"/invites", map[string]any{}, &inv)
+
+	br := newBrowser(t, artefactDir(t))
+	br.timeout = 60 * time.Second
+	br.run("open the relay's page", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#join-invite")))
+	eventually(t, 60*time.Second, "the page is a browser node", func() bool {
+		return strings.HasPrefix(br.textNow("#status"), "browser node")
+	})
+	pageJoin(br, map[string]string{"join-invite": inv.Code, "join-space": sp.ID, "join-member": circuit})
+	br.run("the safety code", chromedp.WaitVisible(chromedp.CSS("#join-code")))
+	code := br.textNow("#join-code")
+	var req api.Request
+	eventually(t, 60*time.Second, "A lists the page's request", func() bool {
+		var rs []api.Request
+		a.call("GET", "/v1/requests", nil, &rs)
+		for _, x := range rs {
+			if x.Code == code {
+				req = x
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.HasPrefix(req.Via, "invite") {
+		t.Fatalf("A lists the request via %q", req.Via)
+	}
+	a.call("POST", "/v1/requests/"+req.ID+"/approve", api.ApproveParams{Code: code}, nil)
+	eventually(t, 90*time.Second, "the page shows A's keys", func() bool {
+		return keyShown(br, "k000000") == "value 0" && keyShown(br, "k000001") == "value 1"
+	})
+}
