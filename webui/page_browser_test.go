@@ -153,6 +153,11 @@ func TestBrowserPageSignsIn(t *testing.T) {
 		return true
 	})
 	t.Logf("the page shows A's keys %v after the approval", time.Since(t0).Round(time.Millisecond))
+	// Sync progress and connections: the feeds it holds, whole, and A
+	// through the relay's circuit.
+	eventually(t, 30*time.Second, "the page shows its sync progress and its circuit to A", func() bool {
+		return strings.Contains(br.textNow("#progress"), "100%") && strings.Contains(br.textNow("#peers"), "circuit")
+	})
 
 	a.call("PUT", "/v1/spaces/"+sp.ID+"/keys/live", api.PutRequest{Value: []byte("from A")}, nil)
 	t0 = time.Now()
