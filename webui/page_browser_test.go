@@ -252,6 +252,9 @@ func TestBrowserPageRefusals(t *testing.T) {
 		if len(held) != 0 {
 			t.Fatalf("%s: the page holds %v", c.what, held)
 		}
+		if kept := get(br, "localStorage", chromedp.Evaluate[string](`localStorage.getItem("mycel.browser.spaces") ?? ""`)); strings.Contains(kept, sp.ID) {
+			t.Fatalf("%s: the page keeps %s", c.what, kept)
+		}
 	}
 }
 

@@ -252,11 +252,14 @@ export class BrowserNode implements Node {
   async space(id: string): Promise<SpaceInfo> {
     const si = this.signinOf(id);
     const p = this.pending.get(id);
-    if (si !== undefined && si.state === "approved" && p !== undefined) {
-      // Signed in: keep it, so that a reload finds its member again.
-      this.kept[id] = { feed: si.feed, name: p.name, member: p.member };
+    if (si !== undefined && si.state !== "waiting" && p !== undefined) {
+      // Ended: an approved space stays kept (join kept it already), a
+      // refused or denied one is forgotten.
       this.pending.delete(id);
-      this.saveKept();
+      if (si.state !== "approved") {
+        delete this.kept[id];
+        this.saveKept();
+      }
     }
     const k = this.kept[id];
     const join: JoinState | undefined = si !== undefined && si.state !== "approved"
@@ -368,6 +371,12 @@ export class BrowserNode implements Node {
       throw new NodeError("bad_request", errMessage(e));
     }
     this.pending.set(si.space, { member, name: w.name ?? "" });
+    // Kept at once: the node stores the space as soon as it is approved,
+    // and a reload from then on must find its member (the keeper replicates
+    // only spaces the node holds, so a request still waiting or refused
+    // dials nothing).
+    this.kept[si.space] = { feed: si.feed, name: w.name ?? "", member };
+    this.saveKept();
     return { space: si.space, code: si.safetyCode, state: si.state as JoinState["state"], reason: si.reason || undefined, since: new Date().toISOString() };
   }
 
