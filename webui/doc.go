@@ -32,9 +32,10 @@
 // loads node.js, core.wasm and wasm_exec.js from its origin, starts the
 // browser node on the IndexedDB store "mycel" (one per origin: the
 // relay's page and a daemon's /node page are two devices), and keeps in
-// localStorage, per space it signed in to, its feed, its local name and
-// the member it replicates with, which it dials again after a reload and
-// whenever no session runs (every 3 s). Sign-in: with an invite link, the
+// localStorage, per space it asked to join (forgotten if the request is
+// refused or denied), its feed, its local name and the member it
+// replicates with, which it dials again after a reload and whenever no
+// session of a space the node holds runs (every 3 s). Sign-in: with an invite link, the
 // member is the peer its hints name (auth FORMAT.md, "Hints"; the page
 // reads only the peer ID, the core checks the whole link), reached as
 // <relay>/p2p-circuit/p2p/<peer>; a code or a password names no member,
