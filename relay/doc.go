@@ -72,7 +72,8 @@
 // GET /<file> its scripts, styles and WebAssembly, GET /hashes.txt the
 // build's SHA-256 of each file, GET /relay.json the relay's peer ID (the
 // page is the browser node: it dials the relay at its own origin as
-// /…/ws/p2p/<that ID>); every answer carries a
+// /…/ws/p2p/<that ID>); scripts and WebAssembly go gzipped to a browser
+// that accepts it (each compressed once); every answer carries a
 // Content-Security-Policy (the relay's own scripts and origin only, no
 // framing) and the daemon's UI's other security headers; no session,
 // cookie or request log; at most 64 requests at once, headers of 8 KiB,
