@@ -1,7 +1,9 @@
 package node
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -60,9 +62,13 @@ type queuedEnvelope struct {
 }
 
 // depositSignin queues a sign-in envelope this node published on space
-// id's topic for every relay it holds a reservation on. The oldest is
-// dropped from a full queue.
-func (n *Node) depositSignin(id auth.SpaceID, e *ephemeral.Envelope) {
+// id's topic for every relay it holds a reservation on.
+func (n *Node) depositSignin(id auth.SpaceID, e *ephemeral.Envelope) { n.depositMailbox(id, e) }
+
+// depositMailbox queues an envelope this node published on space id's
+// topic — sign-in's, or a kept app message — for every relay it holds a
+// reservation on. The oldest is dropped from a full queue.
+func (n *Node) depositMailbox(id auth.SpaceID, e *ephemeral.Envelope) {
 	b, err := e.Marshal()
 	if err != nil {
 		return
@@ -174,16 +180,26 @@ func (n *Node) fetchMailbox(ctx context.Context, m *openSpace, id peer.ID) {
 			}
 			return
 		}
+		parsed := make([]*ephemeral.Envelope, 0, len(envs))
 		for _, b := range envs {
 			e, err := ephemeral.Parse(b)
 			if err != nil || e.Topic != c.topic {
 				continue
 			}
-			if err := n.eph.Filter().Deliver(e); err != nil {
-				continue // seen (gossipsub brought it), or stale
+			parsed = append(parsed, e)
+		}
+		// In the senders' order: a relay keeps envelopes in the order
+		// they reached it, by its router or by deposits, which may differ.
+		slices.SortStableFunc(parsed, func(x, y *ephemeral.Envelope) int { return cmp.Compare(x.Time, y.Time) })
+		// One fsync for the batch; kept app messages up to
+		// ephemeral.KeptFor old, the rest within the live window.
+		for i, err := range n.eph.Filter().DeliverStored(parsed) {
+			if err != nil {
+				continue // seen (gossipsub or another relay brought it), or stale
 			}
+			e := parsed[i]
 			n.stats.mailboxDelivered.Inc()
-			if err := c.receive(e, id, n.clock.Now()); err != nil {
+			if err := c.receiveFrom(e, id, n.clock.Now(), true); err != nil {
 				n.log.Debug("ephemeral: dropped from a mailbox", "space", m.sp.ID(), "relay", id, "err", err)
 			}
 		}

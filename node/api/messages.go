@@ -50,7 +50,15 @@ func (s *server) send(w http.ResponseWriter, r *http.Request) error {
 	if req.Data == nil {
 		req.Data = []byte{}
 	}
-	if err := s.b.Send(r.Context(), id, req.Topic, req.Data); err != nil {
+	if req.Keep {
+		ks, ok := s.b.(KeepSender)
+		if !ok {
+			return badRequest("this node cannot keep messages")
+		}
+		if err := ks.SendKept(r.Context(), id, req.Topic, req.Data); err != nil {
+			return err
+		}
+	} else if err := s.b.Send(r.Context(), id, req.Topic, req.Data); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -1,0 +1,229 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/mycelsync/mycel/ephemeral"
+	"github.com/mycelsync/mycel/internal/clock"
+	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/messages"
+	"github.com/mycelsync/mycel/relay"
+)
+
+// offsetClock is the real clock shifted by d: a device that comes back
+// d later, while the relay and the other devices stay on the real clock.
+type offsetClock struct{ d time.Duration }
+
+func (c offsetClock) Now() time.Time                         { return time.Now().Add(c.d) }
+func (c offsetClock) NewTicker(d time.Duration) clock.Ticker { return clock.Real().NewTicker(d) }
+
+// apiOf serves n's API over loopback and returns a client of it.
+func apiOf(t *testing.T, n *Node) *api.Client {
+	t.Helper()
+	srv := httptest.NewServer(api.NewServer(api.ServerConfig{Backend: n, Token: "t"}))
+	t.Cleanup(srv.Close)
+	c, err := api.NewClient(srv.URL, "t", srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// listenAPI opens an SSE listener of topic on c once the space is served.
+func listenAPI(t *testing.T, ctx context.Context, c *api.Client, id, topic string) <-chan api.Message {
+	t.Helper()
+	var ch <-chan api.Message
+	eventually(t, 60*time.Second, func() error {
+		var err error
+		ch, _, err = c.Listen(ctx, id, topic)
+		return err
+	})
+	return ch
+}
+
+func nextMsg(t *testing.T, ch <-chan api.Message, what string) api.Message {
+	t.Helper()
+	select {
+	case m, ok := <-ch:
+		if !ok {
+			t.Fatalf("%s: the stream ended", what)
+		}
+		return m
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s: nothing after 60 s", what)
+	}
+	return api.Message{}
+}
+
+// TestKeptMessagesWhileOffline: A sends 3 kept app messages (API keep:
+// true) and one that is not while B's daemon is stopped; B comes back an
+// hour later (by its clock) with only the relay in common, and its API's
+// SSE stream delivers the 3 kept messages once, in order, with their
+// original time and stored: true, and not the other. A kept envelope
+// replayed into the mailbox (re-deposited once B took it) is not
+// delivered again after B restarts once more, a day later.
+func TestKeptMessagesWhileOffline(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := relay.New(&relay.Config{DataDir: t.TempDir(), LogLevel: "info", Limits: relay.DefaultLimits(),
+		Listen: []string{"/ip4/127.0.0.1/tcp/0"}}, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	raddr, rid := r.Addrs()[0].String(), r.Host().ID()
+	ca := named(loopbackConfig(t), "A")
+	ca.Relays = []string{raddr}
+	a := startNode(t, ca)
+	cb := named(loopbackConfig(t, directAddr(t, a)), "B")
+	cb.Relays = []string{raddr}
+	b, err := New(cb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := a.CreateSpace(ctx, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	approve(t, a, b, info.ID, "B")
+	ma, err := a.opened(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := b.opened(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, bFeed := ma.sp.ID(), mb.sp.Feed()
+	eventually(t, 60*time.Second, func() error {
+		ws, _ := r.Mirror().Writers(sid)
+		if !slices.Contains(ws, ma.sp.Feed()) || !slices.Contains(ws, bFeed) {
+			return fmt.Errorf("the relay follows %d writers", len(ws))
+		}
+		return nil
+	})
+	// B goes offline; A clears what the mailbox held of sign-in.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitRelay(t, a, "reserved", func(r api.Relay) bool { return r.Connected && r.ReservedUntil != nil })
+	a.fetchMailbox(ctx, ma, rid)
+	before := r.Mailbox().Counts().Kept
+
+	ac := apiOf(t, a)
+	if err := ac.Send(ctx, info.ID, "chat", []byte("not kept")); err != nil {
+		t.Fatal(err)
+	}
+	var sent []time.Time
+	for i := range 3 {
+		sent = append(sent, time.Now().Truncate(time.Millisecond))
+		if err := ac.SendKept(ctx, info.ID, "chat", fmt.Appendf(nil, "kept %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent = append(sent, time.Now())
+	// And one deposited by hand, to be replayed later.
+	_, raw := sealKept(t, ma, "deposited")
+	if errs, err := relay.DepositMailbox(ctx, a.host, rid, sid, [][]byte{raw}); err != nil || errs[0] != nil {
+		t.Fatalf("deposit: %v %v", errs, err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if k := r.Mailbox().Counts().Kept; k < before+4 {
+			return fmt.Errorf("the relay keeps %d envelopes, %d before", k, before)
+		}
+		return nil
+	})
+
+	// B comes back an hour later, alone with the relay.
+	cb2 := *cb
+	cb2.Peers = nil
+	b2, err := New(&cb2, nil, WithClock(offsetClock{time.Hour}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := listenAPI(t, ctx, apiOf(t, b2), info.ID, "chat")
+	var last time.Time
+	for i := range 3 {
+		m := nextMsg(t, got, fmt.Sprintf("kept %d", i))
+		if want := fmt.Sprintf("kept %d", i); string(m.Data) != want || !m.Stored || !m.Kept || m.Name != "A" {
+			t.Fatalf("message %d: %+v, want %q stored and kept from A", i, m, want)
+		}
+		if m.Time.Before(sent[i]) || m.Time.After(sent[i+1]) || m.Time.Before(last) {
+			t.Fatalf("message %d at %v, sent between %v and %v", i, m.Time, sent[i], sent[i+1])
+		}
+		last = m.Time
+	}
+	if m := nextMsg(t, got, "deposited"); string(m.Data) != "deposited" || !m.Stored {
+		t.Fatalf("then %+v, want the deposited message", m)
+	}
+	// What A takes from here on, and B's taking of the 3, empty the mailbox.
+	eventually(t, 30*time.Second, func() error {
+		a.fetchMailbox(ctx, ma, rid)
+		if k := r.Mailbox().Counts().Kept; k != 0 {
+			return fmt.Errorf("the relay keeps %d envelopes", k)
+		}
+		return nil
+	})
+	if err := b2.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A replay: the kept envelope B took, deposited again (the relay
+	// deleted it once B took it, and it is still within the relay's
+	// window), then a new one.
+	_, rawFresh := sealKept(t, ma, "fresh")
+	if errs, err := relay.DepositMailbox(ctx, a.host, rid, sid, [][]byte{raw, rawFresh}); err != nil || errs[0] != nil || errs[1] != nil {
+		t.Fatalf("deposit: %v %v", errs, err)
+	}
+
+	// B back a day later: the replay is dropped, the new one delivered,
+	// and none of the 3 again.
+	b3, err := New(&cb2, nil, WithClock(offsetClock{24 * time.Hour}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b3.Close() })
+	got = listenAPI(t, ctx, apiOf(t, b3), info.ID, "chat")
+	if m := nextMsg(t, got, "after a restart"); string(m.Data) != "fresh" || !m.Stored {
+		t.Fatalf("after a restart B got %+v first, want the fresh message", m)
+	}
+	select {
+	case m := <-got:
+		t.Fatalf("then %+v", m)
+	default:
+	}
+}
+
+// sealKept seals an app message of A as a kept one (key kind 4), stamped
+// now, and returns it with its encoding.
+func sealKept(t *testing.T, m *openSpace, text string) (*ephemeral.Envelope, []byte) {
+	t.Helper()
+	plain, err := messages.Body{Kind: messages.KindApp, Topic: "chat", Data: []byte(text)}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, k, err := m.sp.EphemeralKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := ephemeral.Seal(k, m.sp.WriterKey(), ephemeral.Header{Topic: m.channel().topic, KeyKind: messages.KeyKindKept, KeyID: kid[:]}, plain, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := e.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, raw
+}
