@@ -17,28 +17,29 @@ import (
 // The relays' mailboxes (relay/FORMAT.md, "Mailbox") keep envelopes of a
 // space for its devices that are offline. The node uses them for
 // sign-in, the one conversation that must go on while no member is
-// online:
+// online, and for the app messages sent with keep (EPHEMERAL.md, "Kept
+// messages"):
 //
 //   - it deposits every sign-in envelope it publishes — a waiting device's
-//     requests, a member's answers — with each relay it holds a
-//     reservation on (queued, at most mailboxQueue per relay, handed over
-//     by the relay's keeper within Limits.Net.MinBackoff);
+//     requests, a member's answers — and every kept app message (key kind
+//     4) with each relay it holds a reservation on (queued, at most
+//     mailboxQueue per relay, handed over by the relay's keeper within
+//     Limits.Net.MinBackoff);
 //   - it fetches the mailbox of each space it serves as a writer when it
 //     (re)connects to a relay and every mailboxFetchEvery after, and the
 //     mailbox of a space it is signing in to every mailboxWaitEvery while
 //     its request waits (a request lives at most as long as its invite or
 //     signin.Limits.PasswordLifetime);
-//   - what it fetches goes through the ephemeral Filter and then the
-//     channel's receive, the path gossipsub's envelopes take: the Filter
-//     drops what gossipsub delivered already (and envelopes older than
-//     ephemeral.Window: a request a device stopped repeating, presence of
-//     long ago).
+//   - what it fetches is sorted by time and goes through the ephemeral
+//     Filter's mailbox path (DeliverStored) and then the channel's
+//     receive: the Filter drops what gossipsub, another relay or an
+//     earlier fetch delivered already, kept app messages older than
+//     ephemeral.KeptFor + Window, and other envelopes older than
+//     ephemeral.Window (a request a device stopped repeating).
 //
-// Presence and app messages are not deposited: presence is stale once
-// Window passed, and the ephemeral contract for app messages is "to the
-// devices online at the time" (EPHEMERAL.md). The relay's router will
-// keep those it routes (relay.Mailbox.Keep) once it lands; a member
-// fetching them gets what is within the window.
+// Presence and app messages sent without keep are not deposited:
+// presence is stale once Window passed, and such messages are for the
+// devices online at the time (EPHEMERAL.md).
 
 // Bounds of the node's use of the relays' mailboxes.
 const (
