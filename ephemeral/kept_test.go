@@ -144,3 +144,51 @@ func TestKeptBudget(t *testing.T) {
 		t.Fatalf("another sender's kept envelope: %v", err)
 	}
 }
+
+// FuzzDeliverStored: whatever an envelope's time and key kind (a mailbox
+// hands over what its depositors signed), the mailbox path delivers it
+// only within its window — KeptFor + Window back for a trusted sender's
+// kept envelope, Window otherwise — and at most once, whichever path
+// brings it again.
+func FuzzDeliverStored(f *testing.F) {
+	f.Add(int64(0), uint32(keptKind), true)
+	f.Add(-int64((KeptFor + Window).Milliseconds()), uint32(keptKind), true)
+	f.Add(-int64(time.Hour.Milliseconds()), uint32(1), true)
+	f.Add(int64(-1<<62), uint32(keptKind), false)
+	f.Fuzz(func(t *testing.T, offset int64, kind uint32, trusted bool) {
+		c := newClock(t0)
+		cfg := keptConfig(c)
+		cfg.Trusted = func(Topic, PublicKey) bool { return trusted }
+		fl, err := NewFilter(NewMemSeenStore(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := testHeader()
+		h.KeyKind = kind
+		e, err := Seal(testKey, testSigner(1), h, []byte("x"), t0, newDetRand("fuzz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Time = t0.UnixMilli() + offset // the Filter does not check signatures
+		back := Window.Milliseconds()
+		if trusted && kind == keptKind {
+			back += KeptFor.Milliseconds()
+		}
+		want := offset >= -back && offset <= Window.Milliseconds()
+		err = fl.DeliverStored([]*Envelope{e})[0]
+		if (err == nil) != want {
+			t.Fatalf("offset %d ms, kind %d, trusted %v: %v, want delivered %v", offset, kind, trusted, err, want)
+		}
+		if err != nil && !errors.Is(err, ErrStale) {
+			t.Fatalf("refused with %v", err)
+		}
+		if err == nil {
+			if err := fl.DeliverStored([]*Envelope{e})[0]; !errors.Is(err, ErrDuplicate) {
+				t.Fatalf("from a mailbox again: %v", err)
+			}
+			if err := fl.Deliver(e); err == nil {
+				t.Fatal("delivered again live")
+			}
+		}
+	})
+}

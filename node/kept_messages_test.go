@@ -227,3 +227,58 @@ func sealKept(t *testing.T, m *openSpace, text string) (*ephemeral.Envelope, []b
 	}
 	return e, raw
 }
+
+// TestStoredHeldForListener: a message from a mailbox that arrives while
+// no app listens (the daemon fetches on connecting, before the app is
+// back) goes to the next listener of its topic, once; a live one is not
+// held; at most ListenBuffer are held, the oldest dropped first.
+func TestStoredHeldForListener(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n := startNode(t, loopbackConfig(t))
+	info, err := n.CreateSpace(ctx, "held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, c, err := n.servedChannel(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := n.limits.Ephemeral.ListenBuffer
+	c.deliver(api.Message{Topic: "chat", Data: []byte("live")})
+	c.deliver(api.Message{Topic: "chat", Data: []byte("stored"), Stored: true})
+	ch, _, err := n.Listen(ctx, info.ID, "chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ch) != 1 {
+		t.Fatalf("the listener got %d held messages, want the stored one", len(ch))
+	}
+	if m := <-ch; string(m.Data) != "stored" || !m.Stored {
+		t.Fatalf("held: %+v", m)
+	}
+	// Another topic's, while "chat" has a listener: held for its own
+	// topic's; beyond the bound the oldest goes.
+	for i := range buf + 1 {
+		c.deliver(api.Message{Topic: "other", Data: fmt.Appendf(nil, "stored %d", i), Stored: true})
+	}
+	other, _, err := n.Listen(ctx, info.ID, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(other) != buf || len(ch) != 0 {
+		t.Fatalf("the other topic's listener got %d held messages, want %d; the first %d", len(other), buf, len(ch))
+	}
+	for i := range buf {
+		if m, want := <-other, fmt.Sprintf("stored %d", i+1); string(m.Data) != want {
+			t.Fatalf("held message %d: %q, want %q", i, m.Data, want)
+		}
+	}
+	again, _, err := n.Listen(ctx, info.ID, "chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 0 {
+		t.Fatalf("a second listener got %d held messages again", len(again))
+	}
+}
