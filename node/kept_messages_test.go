@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mycelsync/mycel/ephemeral"
 	"github.com/mycelsync/mycel/internal/clock"
@@ -280,5 +281,89 @@ func TestStoredHeldForListener(t *testing.T) {
 	}
 	if len(again) != 0 {
 		t.Fatalf("a second listener got %d held messages again", len(again))
+	}
+}
+
+// TestStoredWaitsForSender: a kept message that a mailbox hands over
+// from a device this one does not know as a member yet (C was added while
+// B was offline, and B fetched before it synced) is not lost: it waits
+// and is delivered, once, when the sync brings C's add.
+func TestStoredWaitsForSender(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := startNode(t, named(loopbackConfig(t), "A"))
+	cb := named(loopbackConfig(t, directAddr(t, a)), "B")
+	b, err := New(cb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := a.CreateSpace(ctx, "waits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	approve(t, a, b, info.ID, "B")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c := startNode(t, named(loopbackConfig(t, directAddr(t, a)), "C"))
+	approve(t, a, c, info.ID, "C")
+	mc, err := c.opened(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e *ephemeral.Envelope
+	eventually(t, 30*time.Second, func() error {
+		if mc.channel() == nil {
+			return fmt.Errorf("C does not serve the space yet")
+		}
+		return nil
+	})
+	e, _ = sealKept(t, mc, "from C")
+
+	// B back with no peer: it knows nothing of C yet.
+	cb2 := *cb
+	cb2.Peers = nil
+	b2 := startNode(t, &cb2)
+	mb, err := b2.opened(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ch *channel
+	eventually(t, 30*time.Second, func() error {
+		if ch = mb.channel(); ch == nil {
+			return fmt.Errorf("B does not serve the space yet")
+		}
+		return nil
+	})
+	if mb.sp.IsDevice(mc.sp.Feed()) {
+		t.Fatal("B knows C already")
+	}
+	got, _, err := b2.Listen(ctx, info.ID, "chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2.takeStored(ch, a.host.ID(), []*ephemeral.Envelope{e})
+	if len(got) != 0 {
+		t.Fatalf("delivered from a device B does not know: %+v", <-got)
+	}
+	if err := b2.host.Connect(ctx, peer.AddrInfo{ID: a.host.ID(), Addrs: a.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		if !mb.sp.IsDevice(mc.sp.Feed()) {
+			return fmt.Errorf("B has not synced C's add yet")
+		}
+		return nil
+	})
+	b2.takeStored(ch, a.host.ID(), nil) // the next fetch, empty
+	if len(got) != 1 {
+		t.Fatalf("after the sync B delivered %d messages, want C's", len(got))
+	}
+	if m := <-got; string(m.Data) != "from C" || !m.Stored || m.Name != "C" {
+		t.Fatalf("got %+v", m)
+	}
+	b2.takeStored(ch, a.host.ID(), []*ephemeral.Envelope{e}) // from another relay
+	if len(got) != 0 {
+		t.Fatal("delivered twice")
 	}
 }

@@ -106,6 +106,9 @@ type channel struct {
 	// gets them. At most Limits.Ephemeral.ListenBuffer, each for
 	// heldFor; the oldest goes first.
 	held []heldMessage
+	// waiting are kept messages from a mailbox whose sender or epoch key
+	// this device does not know yet (takeStored, relays_mailbox.go).
+	waiting []*ephemeral.Envelope
 }
 
 type heldMessage struct {

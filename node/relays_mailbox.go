@@ -11,6 +11,7 @@ import (
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/ephemeral"
+	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/relay"
 )
 
@@ -47,6 +48,7 @@ const (
 	mailboxFetchEvery = 30 * time.Second // served spaces, after the fetch on connecting
 	mailboxWaitEvery  = 2 * time.Second  // a space this device is signing in to
 	mailboxRounds     = 8                // fetches in a row while the relay says there is more
+	maxWaitingStored  = 256              // kept messages from a mailbox waiting for their sender or key, per space
 )
 
 // mailboxState is what the node keeps per relay: envelopes to deposit,
@@ -189,23 +191,66 @@ func (n *Node) fetchMailbox(ctx context.Context, m *openSpace, id peer.ID) {
 			}
 			parsed = append(parsed, e)
 		}
-		// In the senders' order: a relay keeps envelopes in the order
-		// they reached it, by its router or by deposits, which may differ.
-		slices.SortStableFunc(parsed, func(x, y *ephemeral.Envelope) int { return cmp.Compare(x.Time, y.Time) })
-		// One fsync for the batch; kept app messages up to
-		// ephemeral.KeptFor old, the rest within the live window.
-		for i, err := range n.eph.Filter().DeliverStored(parsed) {
-			if err != nil {
-				continue // seen (gossipsub or another relay brought it), or stale
-			}
-			e := parsed[i]
-			n.stats.mailboxDelivered.Inc()
-			if err := c.receiveFrom(e, id, n.clock.Now(), true); err != nil {
-				n.log.Debug("ephemeral: dropped from a mailbox", "space", m.sp.ID(), "relay", id, "err", err)
-			}
-		}
+		n.takeStored(c, id, parsed)
 		if !more {
 			return
+		}
+	}
+}
+
+// takeStored hands envelopes a mailbox gave over to the space's channel,
+// with those that waited since an earlier fetch (c.waiting). A kept app
+// message whose sender this device does not know as a member yet, or
+// whose epoch key it does not hold yet (a device added, or keys rotated,
+// while it was offline: the fetch on connecting to a relay may come
+// before the sync that tells it), waits — the relay will not hand it
+// again — until the sync brings them: at most maxWaitingStored per space,
+// the oldest dropped first, and none older than a mailbox keeps it or
+// from a sender seen removed.
+func (n *Node) takeStored(c *channel, from peer.ID, envs []*ephemeral.Envelope) {
+	now := n.clock.Now()
+	c.mu.Lock()
+	envs = append(c.waiting, envs...)
+	c.waiting = nil
+	c.mu.Unlock()
+	// In the senders' order: a relay keeps envelopes in the order they
+	// reached it, by its router or by deposits, which may differ.
+	slices.SortStableFunc(envs, func(x, y *ephemeral.Envelope) int { return cmp.Compare(x.Time, y.Time) })
+	ready := envs[:0:0]
+	var waiting []*ephemeral.Envelope
+	for _, e := range envs {
+		sender := feed.PublicKey(e.Sender)
+		switch {
+		case !isKeptEnvelope(e) || len(e.KeyID) != auth.KeyIDSize:
+		case now.Sub(e.Timestamp()) > ephemeral.KeptFor+ephemeral.Window || c.m.sp.WasRemoved(sender):
+			continue
+		case !c.m.sp.IsDevice(sender):
+			waiting = append(waiting, e)
+			continue
+		default:
+			if _, ok := c.m.sp.EphemeralKeyFor([auth.KeyIDSize]byte(e.KeyID)); !ok {
+				waiting = append(waiting, e)
+				continue
+			}
+		}
+		ready = append(ready, e)
+	}
+	if len(waiting) > maxWaitingStored {
+		waiting = waiting[len(waiting)-maxWaitingStored:]
+	}
+	c.mu.Lock()
+	c.waiting = waiting
+	c.mu.Unlock()
+	// One fsync for the batch; kept app messages up to
+	// ephemeral.KeptFor + Window old, the rest within the live window.
+	for i, err := range n.eph.Filter().DeliverStored(ready) {
+		if err != nil {
+			continue // seen (gossipsub or another relay brought it), or stale
+		}
+		e := ready[i]
+		n.stats.mailboxDelivered.Inc()
+		if err := c.receiveFrom(e, from, now, true); err != nil {
+			n.log.Debug("ephemeral: dropped from a mailbox", "space", c.m.sp.ID(), "relay", from, "err", err)
 		}
 	}
 }
