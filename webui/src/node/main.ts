@@ -727,8 +727,9 @@ export function onChange(space: string, cb: () => void): () => void {
 }
 
 // JSON-friendly variants for the tests (chromedp): values as hex.
-async function putHex(space: string, key: string, hex: string): Promise<void> {
+async function putHex(space: string, key: string, hex: string): Promise<boolean> {
   await put(space, key, fromHex(hex));
+  return true;
 }
 function listHex(space: string, prefix: string, after?: string, limit?: number): { entries: { key: string; versions: (Omit<Version, "value"> & { value: string })[] }[]; next?: string } {
   const r = list(space, prefix, after, limit);
@@ -736,9 +737,10 @@ function listHex(space: string, prefix: string, after?: string, limit?: number):
 }
 // changes counts onChange calls per space since watchChanges (tests).
 const changeCounts: Record<string, number> = {};
-function watchChanges(space: string): void {
+function watchChanges(space: string): boolean {
   changeCounts[space] ??= 0;
   onChange(space, () => void (changeCounts[space] = (changeCounts[space] ?? 0) + 1));
+  return true;
 }
 function changes(space: string): number {
   return changeCounts[space] ?? 0;
