@@ -6,7 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -65,8 +65,8 @@ type member struct {
 // in order, the others as concurrent secrets.
 func keyring(id auth.SpaceID, secrets []Secret) (*auth.Keyring, error) {
 	kr := &auth.Keyring{Space: id}
-	ss := slices.Clone(secrets)
-	slices.SortStableFunc(ss, func(a, b Secret) int { return int(int64(a.Epoch) - int64(b.Epoch)) })
+	ss := append([]Secret(nil), secrets...)
+	sort.SliceStable(ss, func(i, j int) bool { return ss[i].Epoch < ss[j].Epoch })
 	for _, s := range ss {
 		es, err := epochSecret(s)
 		if err != nil {
@@ -177,7 +177,11 @@ func (n *Node) allFeeds() []feed.PublicKey {
 	}
 	fs := m.sp.Feeds()
 	for _, k := range n.feeds {
-		if !slices.Contains(fs, k) {
+		seen := false
+		for _, f := range fs {
+			seen = seen || f == k
+		}
+		if !seen {
 			fs = append(fs, k)
 		}
 	}
@@ -475,7 +479,7 @@ func (n *Node) Requests(nowMs int64) []JoinRequestInfo {
 	for _, p := range ps {
 		out = append(out, requestInfo(p))
 	}
-	slices.SortFunc(out, func(a, b JoinRequestInfo) int { return int(a.Time - b.Time) })
+	sort.Slice(out, func(i, j int) bool { return out[i].Time < out[j].Time })
 	return out
 }
 
