@@ -171,14 +171,15 @@ export interface CoreNode {
   // node/space's Space over its feeds, writing to the feed of seed with
   // the keyring of secrets; from then on view, viewSummary and feeds are
   // the Space's. Import the records kept first: the feed continues.
-  member(m: { space: Uint8Array; seed: Uint8Array; device?: Uint8Array; secrets: Secret[] }): boolean;
+  member(m: { space: Uint8Array; seed: Uint8Array; device?: Uint8Array; secrets: Secret[] }, nowMs: number): boolean;
   own(): Uint8Array | null; // this device's feed key once a member
   feeds(): Uint8Array[]; // the feeds replicated (a member's: the Space's)
   changed(): number; // counts the view's changes
-  // put and del append to the page's own feed and return its length; the
+  // put and del append to the page's own feed (nowMs: the page's clock,
+  // for the HLC) and return its length; the
   // record comes out of takeRecords; call announce once it is stored.
-  put(key: string, value: Uint8Array): number;
-  del(key: string): number;
+  put(key: string, value: Uint8Array, nowMs: number): number;
+  del(key: string, nowMs: number): number;
   announce(): boolean;
   list(prefix: string, after: string, limit: number): { entries: CoreEntry[]; next: string };
   devices(): { feed: Uint8Array; name: string; self: boolean }[];

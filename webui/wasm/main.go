@@ -249,10 +249,10 @@ func nodeJS(n *core.Node) js.Value {
 			return true, n.Import(bytesOf(arg(a, 0)))
 		}),
 		"member", fs.add(func(a []js.Value) (any, error) {
-			// member({space, seed, device, secrets})
+			// member({space, seed, device, secrets}, nowMs)
 			o := arg(a, 0)
 			return true, n.Member(core.MemberConfig{Space: bytesOf(o.Get("space")), Seed: bytesOf(o.Get("seed")),
-				Device: bytesOf(o.Get("device")), Secrets: secretsOf(o.Get("secrets"))})
+				Device: bytesOf(o.Get("device")), Secrets: secretsOf(o.Get("secrets")), NowMs: int64(arg(a, 1).Float())})
 		}),
 		"own", fs.add(func([]js.Value) (any, error) {
 			if k := n.Own(); k != nil {
@@ -263,11 +263,13 @@ func nodeJS(n *core.Node) js.Value {
 		"feeds", fs.add(func([]js.Value) (any, error) { return bytesListJS(n.Feeds()), nil }),
 		"changed", fs.add(func([]js.Value) (any, error) { return float64(n.Changed()), nil }),
 		"put", fs.add(func(a []js.Value) (any, error) {
-			l, err := n.Put(arg(a, 0).String(), bytesOf(arg(a, 1)))
+			// put(key, value, nowMs)
+			l, err := n.Put(arg(a, 0).String(), bytesOf(arg(a, 1)), int64(arg(a, 2).Float()))
 			return float64(l), err
 		}),
 		"del", fs.add(func(a []js.Value) (any, error) {
-			l, err := n.Delete(arg(a, 0).String())
+			// del(key, nowMs)
+			l, err := n.Delete(arg(a, 0).String(), int64(arg(a, 1).Float()))
 			return float64(l), err
 		}),
 		"announce", fs.add(func([]js.Value) (any, error) {

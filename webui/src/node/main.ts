@@ -282,7 +282,7 @@ async function saveSpace(sp: SpaceState): Promise<void> {
 // becomeMember makes the space's node a member writing with w (the
 // core's node/space Space): its feeds are the Space's from then on.
 function becomeMember(sp: SpaceState, w: Writer): void {
-  sp.node.member({ space: sp.id, seed: w.seed, device: w.device, secrets: sp.secrets });
+  sp.node.member({ space: sp.id, seed: w.seed, device: w.device, secrets: sp.secrets }, Date.now());
   sp.writer = w;
   sp.feeds = sp.node.feeds().map(toHex);
 }
@@ -600,12 +600,12 @@ function write<T>(sp: SpaceState, f: (n: CoreNode) => T): Promise<T> {
 
 // put sets key to value in the space (an entry of the page's own feed).
 export async function put(space: string, key: string, value: Uint8Array): Promise<void> {
-  await write(memberSpace(space), (n) => n.put(key, value));
+  await write(memberSpace(space), (n) => n.put(key, value, Date.now()));
 }
 
 // del deletes key in the space.
 export async function del(space: string, key: string): Promise<void> {
-  await write(memberSpace(space), (n) => n.del(key));
+  await write(memberSpace(space), (n) => n.del(key, Date.now()));
 }
 
 // Version and Entry are src/node.ts's (the daemon API's list).

@@ -49,6 +49,7 @@ type MemberConfig struct {
 	Seed    []byte   // the ed25519 seed of this device's feed key in the space
 	Device  []byte   // the device key (auth.DeviceKey.Bytes); nil: a new one
 	Secrets []Secret // the keyring's epoch secrets
+	NowMs   int64    // the clock (Unix ms); each write brings its own
 }
 
 // member is a node's Space and its member side of sign-in.
@@ -57,7 +58,7 @@ type member struct {
 	topic   ephemeral.Topic
 	ms      *signin.Members // under Node.mu
 	filter  *ephemeral.Filter
-	now     time.Time // the clock of the sign-in call in progress, for filter
+	now     time.Time // the clock of the call in progress: the filter's and the Space's (HLCs)
 	changed uint64    // bumped on every change of the view
 }
 
@@ -105,14 +106,18 @@ func (n *Node) Member(cfg MemberConfig) error {
 	if err != nil {
 		return err
 	}
-	sp, err := space.Open(space.Config{Feeds: n.db, Store: memstore.New(), Writer: ed25519.NewKeyFromSeed(cfg.Seed), Device: dk}, id)
+	// The Space reads the time from the call in progress (the page's
+	// clock, passed in), not from a clock of its own.
+	m := &member{topic: ephemeral.Topic(auth.DiscoveryKey(id)), ms: signin.NewMembers(signin.Limits{}), now: time.UnixMilli(cfg.NowMs)}
+	sp, err := space.Open(space.Config{Feeds: n.db, Store: memstore.New(), Writer: ed25519.NewKeyFromSeed(cfg.Seed), Device: dk,
+		Now: func() time.Time { return m.now }}, id)
 	if err != nil {
 		return err
 	}
 	if err := sp.AcceptKeyring(kr); err != nil {
 		return err
 	}
-	m := &member{sp: sp, topic: ephemeral.Topic(auth.DiscoveryKey(id)), ms: signin.NewMembers(signin.Limits{})}
+	m.sp = sp
 	m.filter, err = ephemeral.NewFilter(ephemeral.NewMemSeenStore(), ephemeral.Config{
 		Now: func() time.Time { return m.now },
 		// Members.Receive opens only requests under a key of the space.
@@ -204,11 +209,12 @@ func (n *Node) Changed() uint64 {
 
 // write runs a write of the member's Space and queues the record of what
 // it appended to the page's own feed.
-func (n *Node) write(f func(context.Context, *space.Space) error) (uint64, error) {
+func (n *Node) write(nowMs int64, f func(context.Context, *space.Space) error) (uint64, error) {
 	m, err := n.memberOf()
 	if err != nil {
 		return 0, err
 	}
+	m.now = time.UnixMilli(nowMs)
 	own, err := n.db.Feed(m.sp.Feed())
 	if err != nil {
 		return 0, err
@@ -238,14 +244,15 @@ func (n *Node) write(f func(context.Context, *space.Space) error) (uint64, error
 
 // Put sets key to value in the space: an entry appended to this device's
 // feed. It returns the feed's new length. The record is handed to the
-// page (TakeRecords); Announce offers the entry to the peers.
-func (n *Node) Put(key string, value []byte) (uint64, error) {
-	return n.write(func(ctx context.Context, sp *space.Space) error { return sp.Put(ctx, key, value) })
+// page (TakeRecords); Announce offers the entry to the peers. nowMs is
+// the page's clock, for the op's HLC.
+func (n *Node) Put(key string, value []byte, nowMs int64) (uint64, error) {
+	return n.write(nowMs, func(ctx context.Context, sp *space.Space) error { return sp.Put(ctx, key, value) })
 }
 
 // Delete deletes key in the space (an op in this device's feed).
-func (n *Node) Delete(key string) (uint64, error) {
-	return n.write(func(ctx context.Context, sp *space.Space) error { return sp.Delete(ctx, key) })
+func (n *Node) Delete(key string, nowMs int64) (uint64, error) {
+	return n.write(nowMs, func(ctx context.Context, sp *space.Space) error { return sp.Delete(ctx, key) })
 }
 
 // Announce tells every session of the node that this device's feed grew:
@@ -525,7 +532,7 @@ func (n *Node) Approve(id, code string, nowMs int64) ([]byte, error) {
 	if err := auth.CheckSafetyCode(p.Req, code); err != nil {
 		return nil, fmt.Errorf("%w (%v)", ErrSafetyCode, err)
 	}
-	if _, err := n.write(func(ctx context.Context, sp *space.Space) error {
+	if _, err := n.write(nowMs, func(ctx context.Context, sp *space.Space) error {
 		if p.Key.Kind == auth.RequestByInvite {
 			if err := sp.UseInvite(ctx, auth.InviteID(p.Key.ID), p.Req.Feed); err != nil {
 				return err
@@ -559,7 +566,7 @@ func (n *Node) Deny(id string, nowMs int64) ([]byte, error) {
 		return nil, err
 	}
 	if p.Key.Kind == auth.RequestByInvite {
-		if _, err := n.write(func(ctx context.Context, sp *space.Space) error {
+		if _, err := n.write(nowMs, func(ctx context.Context, sp *space.Space) error {
 			if err := sp.UseInvite(ctx, auth.InviteID(p.Key.ID), p.Req.Feed); err != nil && !errors.Is(err, auth.ErrUsed) {
 				return err
 			}

@@ -115,7 +115,7 @@ func pageMember(t testing.TB, o *origin, seed []byte, dk *auth.DeviceKey, extra 
 			t.Fatal(err)
 		}
 	}
-	if err := n.Member(MemberConfig{Space: o.id(), Seed: seed, Device: dk.Bytes(), Secrets: o.secrets(t)}); err != nil {
+	if err := n.Member(MemberConfig{Space: o.id(), Seed: seed, Device: dk.Bytes(), Secrets: o.secrets(t), NowMs: time.Now().UnixMilli()}); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -140,10 +140,10 @@ func TestMemberWritesAndReloads(t *testing.T) {
 	}
 	n := pageMember(t, o, seed, dk)
 	n.TakeRecords()
-	if _, err := n.Put("b", []byte("2")); err != nil {
+	if _, err := n.Put("b", []byte("2"), time.Now().UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
-	l, err := n.Delete("a")
+	l, err := n.Delete("a", time.Now().UnixMilli())
 	if err != nil || l != 2 {
 		t.Fatalf("delete: length %d, %v", l, err)
 	}
@@ -169,7 +169,7 @@ func TestMemberWritesAndReloads(t *testing.T) {
 		t.Fatalf("after the reload the page lists %+v, %v", es, err)
 	}
 	n2.TakeRecords()
-	if l, err := n2.Put("c", []byte("3")); err != nil || l != 3 {
+	if l, err := n2.Put("c", []byte("3"), time.Now().UnixMilli()); err != nil || l != 3 {
 		t.Fatalf("put after the reload: length %d, %v", l, err)
 	}
 	more, _ := n2.TakeRecords()
@@ -193,12 +193,12 @@ func TestMemberWritesAndReloads(t *testing.T) {
 func TestMemberNotWriter(t *testing.T) {
 	o := newOrigin(t)
 	n, _ := NewNode([][]byte{o.id()})
-	if _, err := n.Put("a", nil); err == nil {
+	if _, err := n.Put("a", nil, time.Now().UnixMilli()); err == nil {
 		t.Fatal("a node that is no member wrote")
 	}
 	dk, _ := auth.GenerateDeviceKey(rand.Reader)
 	n = pageMember(t, o, bytes.Repeat([]byte{8}, 32), dk)
-	if _, err := n.Put("a", nil); !errors.Is(err, space.ErrReadOnly) {
+	if _, err := n.Put("a", nil, time.Now().UnixMilli()); !errors.Is(err, space.ErrReadOnly) {
 		t.Fatalf("a member no writer added wrote: %v", err)
 	}
 	if recs, _ := n.TakeRecords(); len(recs) != 0 {
@@ -416,5 +416,55 @@ func TestMemberRefusesForgedRequests(t *testing.T) {
 	mb, _ := msg.Marshal()
 	if r, err := n.SigninReceive(mb, now.UnixMilli(), "x"); err != nil || r.Handled {
 		t.Fatalf("a members' message: %+v, %v", r, err)
+	}
+}
+
+// TestMemberDeniesAndPages: a denial reaches the device as one (its
+// request ends denied) and spends nothing of the page's feed for a
+// password request; a put's HLC is the page's clock passed in; List pages
+// through the keys with next.
+func TestMemberDeniesAndPages(t *testing.T) {
+	const pw = "correct horse battery"
+	_, n := passwordSpace(t, pw)
+	now := time.Now()
+	a, _ := NewAsker(AskWith{Space: n.mem.sp.ID().String(), Password: pw, Name: "laptop"}, now.UnixMilli())
+	st, _ := a.Step(now.UnixMilli(), 1)
+	r, err := n.SigninReceive(st.Publish, now.UnixMilli(), "peer")
+	if err != nil || r.Shown == nil {
+		t.Fatalf("%+v, %v", r, err)
+	}
+	env, err := n.Deny(r.Shown.ID, now.UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs, _ := n.TakeRecords(); len(recs) != 0 {
+		t.Fatalf("a denial of a password request wrote %d records", len(recs))
+	}
+	if _, _, err := a.Receive(env, now.UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	if s := a.State(); s.State != signin.StateDenied {
+		t.Fatalf("the device's request after the denial: %+v", s)
+	}
+	if rs := n.Requests(now.UnixMilli()); len(rs) != 0 {
+		t.Fatalf("the denied request is still listed: %+v", rs)
+	}
+
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC).UnixMilli()
+	for _, k := range []string{"p/1", "p/2", "p/3"} {
+		if _, err := n.Put(k, []byte(k), at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, next, err := n.List("p/", "", 2)
+	if err != nil || len(es) != 2 || next != "p/2" {
+		t.Fatalf("first page: %d entries, next %q, %v", len(es), next, err)
+	}
+	if h := es[0].Versions[0].HLC; h>>16 != uint64(at) {
+		t.Fatalf("the put's HLC %d is not of the clock passed in (%d ms)", h, at)
+	}
+	es, next, err = n.List("p/", next, 2)
+	if err != nil || len(es) != 1 || es[0].Key != "p/3" || next != "" {
+		t.Fatalf("second page: %+v, next %q, %v", es, next, err)
 	}
 }
