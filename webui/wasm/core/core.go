@@ -679,7 +679,7 @@ type SessionConfig struct {
 	LocalID, RemoteID []byte
 	Nonce             []byte // replication.NonceSize fresh random bytes
 	Space             []byte
-	Secrets           []Secret // the epochs held: proven, and accepted from the peer
+	Secrets           []Secret // the epochs held: proven, and accepted from the peer (a member's Space decides instead)
 }
 
 // NewSession returns a session of n.
@@ -710,9 +710,27 @@ func (n *Node) NewSession(cfg SessionConfig) (*Session, error) {
 		}
 		return false
 	}
+	creds := replication.Credentials{Caps: caps}
+	n.mu.Lock()
+	m := n.mem
+	n.mu.Unlock()
+	if m != nil {
+		// A member proves and admits as the daemon does (node/spaces.go):
+		// the epochs its Space holds (a rotation it learned included), its
+		// feed key signing the binding, and a peer admitted by the Space's
+		// rule (an older epoch's proof only from a writer not removed).
+		mcaps, err := m.sp.Capabilities()
+		if err != nil {
+			return nil, err
+		}
+		creds = replication.Credentials{Caps: mcaps, Writer: m.sp.WriterKey()}
+		verify = func(binding []byte, p replication.Proof) bool {
+			return m.sp.Admits(func(c auth.ReplicationCapability) bool { return replication.VerifyCap(c)(binding, p) }, p.Writer)
+		}
+	}
 	s := replication.New(replication.Config{
 		LocalID: cfg.LocalID, RemoteID: cfg.RemoteID, Nonce: [replication.NonceSize]byte(cfg.Nonce),
-		Creds: replication.Credentials{Caps: caps}, Verify: verify, Model: n.model(),
+		Creds: creds, Verify: verify, Model: n.model(),
 	})
 	ss := &Session{n: n, s: s}
 	if n.sessions == nil {

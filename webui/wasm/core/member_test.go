@@ -468,3 +468,59 @@ func TestMemberDeniesAndPages(t *testing.T) {
 		t.Fatalf("second page: %+v, next %q, %v", es, next, err)
 	}
 }
+
+// TestMemberProvesRotatedEpoch: after a member rotates the space's key,
+// the page — made a member with the old epoch's secret only — learns the
+// new secret from the rotation sealed to its device key, proves it to a
+// peer that holds only the new epoch (as a device approved after the
+// rotation does), and admits that peer by the Space's rule: the session
+// runs and the peer gets the space's entries. A page proving only the
+// secrets it was handed would be refused.
+func TestMemberProvesRotatedEpoch(t *testing.T) {
+	o := newOrigin(t)
+	ctx := context.Background()
+	old := o.secrets(t)
+	seed := bytes.Repeat([]byte{11}, 32)
+	own, _ := PublicKey(seed)
+	dk, _ := auth.GenerateDeviceKey(rand.Reader)
+	if err := o.sp.AddWriter(ctx, feed.PublicKey(own), "page", dk.Public()); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.sp.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.sp.Put(ctx, "after", []byte("rotation")); err != nil {
+		t.Fatal(err)
+	}
+	all := o.secrets(t)
+	if len(all) != 2 {
+		t.Fatalf("%d epochs after the rotation", len(all))
+	}
+	n, err := NewNode([][]byte{o.id(), own})
+	if err != nil {
+		t.Fatal(err)
+	}
+	of := o.sp.Feed()
+	if err := n.Import(recordOf(t, o.db, of, 0, o.sp.Held(of))); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Member(MemberConfig{Space: o.id(), Seed: seed, Device: dk.Bytes(), Secrets: old, NowMs: time.Now().UnixMilli()}); err != nil {
+		t.Fatal(err)
+	}
+	if es, _, _ := n.List("after", "", 0); len(es) != 1 {
+		t.Fatal("the page does not read what was written under the new epoch")
+	}
+	peer, _ := NewNode([][]byte{o.id()})
+	newest := []Secret{all[1]}
+	sa, err := n.NewSession(SessionConfig{LocalID: []byte("a"), RemoteID: []byte("b"), Nonce: bytes.Repeat([]byte{1}, 32), Space: o.id(), Secrets: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, _ := peer.NewSession(SessionConfig{LocalID: []byte("b"), RemoteID: []byte("a"), Nonce: bytes.Repeat([]byte{2}, 32), Space: o.id(), Secrets: newest})
+	if errA, errB := pump(t, sa, sb); errA != nil || errB != nil {
+		t.Fatalf("the session: page %v, peer %v", errA, errB)
+	}
+	if l, _ := peer.Length(o.id()); l != o.sp.Held(of) {
+		t.Fatalf("the peer holds %d entries of the origin's feed, want %d", l, o.sp.Held(of))
+	}
+}
