@@ -1,6 +1,8 @@
 package webui_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -11,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/ephemeral"
 	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/signin"
 )
 
 // pageList is mycelNode.listHex's answer (values in hex).
@@ -311,4 +316,111 @@ func TestBrowserPutVisible(t *testing.T) {
 	slices.Sort(ds)
 	t.Logf("a put in the page visible on A (loopback WebSocket, %d puts): p50 %v, p99 %v, max %v",
 		n, ds[n/2].Round(100*time.Microsecond), ds[n*99/100].Round(100*time.Microsecond), ds[n-1].Round(100*time.Microsecond))
+}
+
+// passwordRequest builds a join request for the space sealed under its
+// password's request key, as a device asking with the password does, and
+// signed by signer (the request's own feed key unless forged); it returns
+// the envelope and the request's safety code.
+func passwordRequest(t *testing.T, sid auth.SpaceID, key auth.RequestKey, name string, signer ed25519.PrivateKey, feed ed25519.PublicKey, at time.Time) ([]byte, string) {
+	t.Helper()
+	dk, err := auth.GenerateDeviceKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := auth.NewJoinRequest(sid, name, [32]byte(feed), dk.Public(), at, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := req.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := signin.Body{Kind: signin.KindJoinRequest, Request: raw}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := ephemeral.Seal(key.Key, signer, ephemeral.Header{Topic: ephemeral.Topic(auth.DiscoveryKey(sid)), KeyKind: signin.KeyKind(key.Kind), KeyID: key.ID[:]}, plain, at, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, auth.SafetyCode(req)
+}
+
+// TestBrowserRefusesForgedRequests: envelopes handed to a member page as
+// gossip would hand them (mycelNode.gossipHex, the validator's own path):
+// a join request signed by another key than the feed it names, one with a
+// byte flipped, one an hour old, and the replay of a good one are refused
+// and counted, none listed; the good one is listed once, with its safety
+// code. Nothing of them is written.
+func TestBrowserRefusesForgedRequests(t *testing.T) {
+	url := nodePage(t)
+	a := startDaemon(t, "a", "--listen", "/ip4/127.0.0.1/tcp/0/ws")
+	sp := createSpace(t, a, "forged")
+	const pw = "correct horse battery"
+	a.call("PUT", "/v1/spaces/"+sp.ID+"/password", api.PasswordParams{Password: pw}, nil)
+	br, ps := signedInPage(t, url, a, sp)
+	sid := spaceID(t, sp)
+	key := auth.PasswordRequestKey(auth.PasswordKey(pw, sid), sid)
+	// The page holds the password's key once its view has A's record of it.
+	eventually(t, 30*time.Second, "the page's view is A's", func() bool {
+		var v pageView
+		eval(br, "view", "view("+jsArg(sp.ID)+")", &v)
+		return v.Digest == spaceInfo(t, a, sp.ID).Digest
+	})
+	type gossip struct {
+		Result  string         `json:"result"`
+		Refused map[string]int `json:"refused"`
+	}
+	hand := func(what string, env []byte) gossip {
+		var g gossip
+		eval(br, what, "gossipHex("+jsArg(sp.ID)+", "+jsArg(hex.EncodeToString(env))+")", &g)
+		if g.Result == "accept" {
+			t.Fatalf("%s: accepted and forwarded", what)
+		}
+		return g
+	}
+	listed := func() []pageRequest {
+		var rs []pageRequest
+		eval(br, "requests", "requests()", &rs)
+		return rs
+	}
+	now := time.Now()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+	forged, _ := passwordRequest(t, sid, key, "forged", stranger, pub, now)
+	hand("a request not signed by its feed", forged)
+	good, code := passwordRequest(t, sid, key, "honest", priv, pub, now)
+	flipped := append([]byte(nil), good...)
+	flipped[len(flipped)-10] ^= 1
+	hand("a flipped byte", flipped)
+	pub2, priv2, _ := ed25519.GenerateKey(rand.Reader)
+	old, _ := passwordRequest(t, sid, key, "old", priv2, pub2, now.Add(-time.Hour))
+	hand("an hour old", old)
+	if rs := listed(); len(rs) != 0 {
+		t.Fatalf("forged requests listed: %+v", rs)
+	}
+	hand("the honest request", good)
+	g := hand("its replay", good)
+	rs := listed()
+	if len(rs) != 1 || rs[0].Code != code || rs[0].Name != "honest" || rs[0].Via != "password" {
+		t.Fatalf("listed %+v, want the honest request with code %s", rs, code)
+	}
+	refused := 0
+	for reason, n := range g.Refused {
+		refused += n
+		t.Logf("refused %d: %s", n, reason)
+	}
+	if refused != 4 {
+		t.Fatalf("%d sign-in envelopes refused, want 4: %v", refused, g.Refused)
+	}
+	var st pageStatus
+	eval(br, "status", "status("+jsArg(sp.ID)+")", &st)
+	if l := st.Lengths[ps.Feed]; l != 0 {
+		t.Fatalf("the page wrote %d entries receiving requests", l)
+	}
 }

@@ -460,45 +460,72 @@ function listen(space: string): { topic: string; writers: number } {
     const m = sp.node.members(sp.id, sp.secrets);
     sp.members = m;
     const topic = m.topic();
-    const dec = new TextDecoder();
-    h.services.pubsub.topicValidators.set(topic, (peer, msg) => {
-      if (sp.writer !== undefined) {
-        // A sign-in envelope goes to the member side (another device's
-        // request); it is not a members' message.
-        const r = sp.node.signinReceive(msg.data, Date.now(), peer.toString());
-        if (r.handled) {
-          if (r.error !== undefined) {
-            const reason = `sign-in: ${r.error.slice(0, 100)}`;
-            if (reason in sp.refused || Object.keys(sp.refused).length < maxReasons) sp.refused[reason] = (sp.refused[reason] ?? 0) + 1;
-          }
-          for (const e of r.publish) void h.services.pubsub.publish(topic, e).catch(() => {});
-          if (r.shown !== null) {
-            const jr = joinRequest(r.shown);
-            for (const cb of requestWatchers) {
-              try {
-                cb(jr);
-              } catch {
-                // a watcher's failure is its own
-              }
-            }
-          }
-          return TopicValidatorResult.Ignore;
-        }
-      }
-      try {
-        const o = m.open(msg.data, Date.now());
-        sp.heard.push({ sender: toHex(o.sender), time: o.time, kind: o.kind, name: o.name, topic: o.topic, data: dec.decode(o.data) });
-        if (sp.heard.length > maxHeard) sp.heard.shift();
-        return TopicValidatorResult.Accept;
-      } catch (e) {
-        const reason = (e as Error).message.slice(0, 120);
-        if (reason in sp.refused || Object.keys(sp.refused).length < maxReasons) sp.refused[reason] = (sp.refused[reason] ?? 0) + 1;
-        return TopicValidatorResult.Ignore;
-      }
-    });
+    h.services.pubsub.topicValidators.set(topic, (peer, msg) => onTopic(sp, m, topic, peer.toString(), msg.data));
     h.services.pubsub.subscribe(topic);
   }
   return { topic: sp.members.topic(), writers: v.writers };
+}
+
+const dec = new TextDecoder();
+
+// onTopic decides on an envelope of the space's topic (gossipsub's
+// validator): a sign-in envelope goes to the member side, a members'
+// message is opened by the core; what does not open is counted by reason
+// and goes no further.
+function onTopic(sp: SpaceState, m: Members, topic: string, from: string, data: Uint8Array): TopicValidatorResult {
+  if (signinEnvelope(sp, topic, from, data)) return TopicValidatorResult.Ignore;
+  try {
+    const o = m.open(data, Date.now());
+    sp.heard.push({ sender: toHex(o.sender), time: o.time, kind: o.kind, name: o.name, topic: o.topic, data: dec.decode(o.data) });
+    if (sp.heard.length > maxHeard) sp.heard.shift();
+    return TopicValidatorResult.Accept;
+  } catch (e) {
+    const reason = (e as Error).message.slice(0, 120);
+    if (reason in sp.refused || Object.keys(sp.refused).length < maxReasons) sp.refused[reason] = (sp.refused[reason] ?? 0) + 1;
+    return TopicValidatorResult.Ignore;
+  }
+}
+
+// signinEnvelope hands an envelope of the space's topic to the member
+// side if the page is a member and it is of a sign-in key kind (another
+// device's request): it publishes the answers the core asks for and tells
+// onRequest's watchers of a request newly kept. It reports whether the
+// envelope was a sign-in one (not a members' message).
+function signinEnvelope(sp: SpaceState, topic: string, from: string, data: Uint8Array): boolean {
+  if (sp.writer === undefined) return false;
+  const h = need(host, "listen");
+  let r: ReturnType<CoreNode["signinReceive"]>;
+  try {
+    r = sp.node.signinReceive(data, Date.now(), from);
+  } catch (e) {
+    r = { handled: true, publish: [], shown: null, error: (e as Error).message };
+  }
+  if (!r.handled) return false;
+  if (r.error !== undefined) {
+    const reason = `sign-in: ${r.error.slice(0, 100)}`;
+    if (reason in sp.refused || Object.keys(sp.refused).length < maxReasons) sp.refused[reason] = (sp.refused[reason] ?? 0) + 1;
+  }
+  for (const e of r.publish) void h.services.pubsub.publish(topic, e).catch(() => {});
+  if (r.shown !== null) {
+    const jr = joinRequest(r.shown);
+    for (const cb of requestWatchers) {
+      try {
+        cb(jr);
+      } catch {
+        // a watcher's failure is its own
+      }
+    }
+  }
+  return true;
+}
+
+// gossipHex hands the page an envelope (hex) of the space's topic as
+// gossipsub's validator would, for the tests' forged requests; it returns
+// the validator's result and the refusals so far.
+function gossipHex(space: string, hex: string): { result: string; refused: Record<string, number> } {
+  const sp = spaces.get(space);
+  if (sp === undefined || sp.members === undefined) throw new Error(`space ${space}: not listened to`);
+  return { result: onTopic(sp, sp.members, sp.members.topic(), "test", fromHex(hex)), refused: sp.refused };
 }
 
 // heard returns the members' messages accepted so far and the refusals.
@@ -774,4 +801,5 @@ function changes(space: string): number {
   listHex,
   watchChanges,
   changes,
+  gossipHex,
 };
