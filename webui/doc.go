@@ -155,7 +155,10 @@
 // given them (replicate's writer, for tests) — the core's Node.Member opens
 // node/space's Space over the page's feeds: the code the daemon writes and
 // reads with. The view, the feeds replicated (origin, own, every writer
-// the view names) and every rule are the Space's; the page adds none.
+// the view names) and every rule are the Space's; the page adds none. Its
+// sessions prove the epochs the Space holds (a rotation sealed to the
+// page's device key included) with its feed key signing the binding, and
+// admit a peer by Space.Admits, as a daemon's do.
 //
 // Writes: put(space, key, value) and del(space, key) (exported by
 // src/node/main.ts and on mycelNode) append one entry each to the page's
