@@ -424,3 +424,70 @@ func TestBrowserRefusesForgedRequests(t *testing.T) {
 		t.Fatalf("the page wrote %d entries receiving requests", l)
 	}
 }
+
+// TestBrowserWritesThroughRelay: the same with the relay as the only way
+// between the page and daemon A (A reaches only the relay; the page dials
+// A's circuit through the relay's WebSocket): the page signs in, puts and
+// deletes, and A holds its writes; A writes and the page lists it without
+// a reload. Every session of the page runs over the circuit.
+func TestBrowserWritesThroughRelay(t *testing.T) {
+	url := nodePage(t)
+	r := startRelay(t)
+	a := startDaemon(t, "a", "--relay", relayAddr(t, r, isTCP))
+	circuit := daemonCircuit(t, a, r)
+	sp := createSpace(t, a, "relayed writes")
+	putMany(t, a, sp.ID, 0, 10)
+	eventually(t, 60*time.Second, "the relay routes the space", func() bool {
+		for _, id := range r.Router().Routed() {
+			if id.String() == sp.ID {
+				return true
+			}
+		}
+		return false
+	})
+	var inv api.Invite
+	a.call("POST", "/v1/spaces/"+sp.ID+"/invites", map[string]any{}, &inv)
+	br := newBrowser(t, artefactDir(t))
+	startStored(br, url)
+	var s pageSignin
+	evalFor(br, 90*time.Second, "sign in", "signin("+jsArg(map[string]any{"invite": inv.Link, "addr": circuit, "timeoutMs": 40000})+")", &s)
+	req := waitRequest(t, a, s.Feed)
+	a.call("POST", "/v1/requests/"+req.ID+"/approve", api.ApproveParams{Code: s.SafetyCode}, nil)
+	eventually(t, 90*time.Second, "the page's request is approved", func() bool {
+		eval(br, "signinState", "signinState("+jsArg(sp.ID)+")", &s)
+		if s.State != "waiting" && s.State != "approved" {
+			t.Fatalf("the page's request ended %s: %s", s.State, s.Reason)
+		}
+		return s.State == "approved"
+	})
+	t0 := time.Now()
+	putFromPage(br, sp.ID, "relayed/a", "through the relay")
+	var ok any
+	evalFor(br, 30*time.Second, "del", "del("+jsArg(sp.ID)+", \"k000002\").then(() => true)", &ok)
+	eventually(t, 60*time.Second, "A holds the page's writes", func() bool {
+		e := daemonGet(a, sp.ID, "relayed/a")
+		d := daemonGet(a, sp.ID, "k000002")
+		return len(e.Versions) == 1 && e.Versions[0].Feed == s.Feed && len(d.Versions) > 0 && d.Versions[0].Deleted
+	})
+	t.Logf("the page's put and delete reached A through the relay in %v", time.Since(t0).Round(time.Millisecond))
+	if code := a.call("PUT", "/v1/spaces/"+sp.ID+"/keys/from-a", api.PutRequest{Value: []byte("back through the relay")}, nil); code != 204 {
+		t.Fatalf("A's put: %d", code)
+	}
+	var l pageList
+	eventually(t, 60*time.Second, "the page lists A's write", func() bool {
+		eval(br, "list", "listHex("+jsArg(sp.ID)+", \"from-\")", &l)
+		return len(l.Entries) == 1
+	})
+	var ps pageStatus
+	eval(br, "status", "status("+jsArg(sp.ID)+")", &ps)
+	for _, x := range ps.Sessions {
+		if !strings.Contains(x.Addr, "/p2p-circuit") {
+			t.Fatalf("a session not through the relay: %s", x.Addr)
+		}
+	}
+	var v pageView
+	eventually(t, 30*time.Second, "the page's view is A's", func() bool {
+		eval(br, "view", "view("+jsArg(sp.ID)+")", &v)
+		return v.Digest == spaceInfo(t, a, sp.ID).Digest
+	})
+}
