@@ -57,6 +57,7 @@ interface SpaceState {
   watchers: Set<() => void>; // onChange's
   changed: number; // the node's change count the watchers were last told of
   writes: Promise<void>; // the page's writes, one after another
+  writeFailed?: string; // a write's records were not stored: no more writes (its entry must not be offered)
 }
 
 // Writer is a member's own keys in a space: the seed of its feed key and
@@ -601,6 +602,7 @@ function memberSpace(space: string): SpaceState {
 // of a space run one after another.
 function write<T>(sp: SpaceState, f: (n: CoreNode) => T): Promise<T> {
   const run = async (): Promise<T> => {
+    if (sp.writeFailed !== undefined) throw new Error(`the page could not store a write (${sp.writeFailed}); reload the page before writing again`);
     let out: T;
     let err: unknown;
     try {
@@ -610,7 +612,17 @@ function write<T>(sp: SpaceState, f: (n: CoreNode) => T): Promise<T> {
     }
     const t = sp.node.takeRecords();
     dropped += t.dropped;
-    if (store !== undefined) await store.appendChecked(toHex(sp.id), t.records);
+    if (store !== undefined) {
+      try {
+        await store.appendChecked(toHex(sp.id), t.records);
+      } catch (e) {
+        // The entry is in the core's feed but not in IndexedDB: offering it
+        // would fork the feed after a reload, so nothing more is written or
+        // announced here.
+        sp.writeFailed = (e as Error).message;
+        throw e;
+      }
+    }
     sp.node.announce();
     for (const s of sp.sessions.values()) s.fl.flush?.();
     changed(sp);
