@@ -169,11 +169,12 @@
 // every open session offer the new head to its peer; put resolves after
 // that. So a tab closed before the commit offered the entry to nobody,
 // and after a reload the records rebuild the feed and the Space continues
-// it at the next index: the feed never forks. (What it does not cover: a
-// peer that asks for the page's feed while the commit is in flight is
-// served what the core holds; were the tab to close then, the entry exists
-// on that peer only and the page's next write would fork its feed. The
-// page also does not fetch its own feed from peers before writing.)
+// it at the next index: the feed never forks. Between the append and the
+// commit no session steps the core (sync.ts waits on the write's gate
+// before a start, a peer's frame or a flush), so no peer is offered the
+// entry early either, not even as the head of a batch it asked for. A
+// commit that fails stops the space's writes and sessions until a reload
+// (the entry is in the core only). No test plays that window yet.
 // Writes of one space run one after another. list, devices and onChange
 // (called after each step that changed the view, and after each write)
 // read the Space's view; a device is online when the page heard its

@@ -58,6 +58,7 @@ interface SpaceState {
   changed: number; // the node's change count the watchers were last told of
   writes: Promise<void>; // the page's writes, one after another
   writeFailed?: string; // a write's records were not stored: no more writes (its entry must not be offered)
+  gate?: Promise<void>; // while a write is appended but not stored: the sessions wait (sync.ts Flusher.gate)
 }
 
 // Writer is a member's own keys in a space: the seed of its feed key and
@@ -316,6 +317,12 @@ function changed(sp: SpaceState): void {
 // wins.
 function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boolean): boolean {
   const h = need(host, "serve");
+  if (sp.writeFailed !== undefined) {
+    // The core holds an entry of the page's feed that IndexedDB does not:
+    // no session may offer it (write).
+    stream.abort(new Error("sync: the page could not store its write; reload it"));
+    return false;
+  }
   const remote = conn.remotePeer;
   const key = remote.toString();
   const old = sp.sessions.get(key);
@@ -336,7 +343,7 @@ function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boole
     secrets: sp.secrets,
   });
   const stats: SessionStats = { framesIn: 0, framesOut: 0, bytesIn: 0, lastFrameMs: 0, stepMs: 0, ended: false };
-  const fl: Flusher = {};
+  const fl: Flusher = { gate: () => sp.gate };
   sp.sessions.set(key, { stats, outbound, stream, remote: key, addr: conn.remoteAddr.toString(), fl });
   // What one session ingests, the others announce to their peers (the
   // core marks its feeds grown in every session of the node): a page
@@ -605,23 +612,33 @@ function write<T>(sp: SpaceState, f: (n: CoreNode) => T): Promise<T> {
     if (sp.writeFailed !== undefined) throw new Error(`the page could not store a write (${sp.writeFailed}); reload the page before writing again`);
     let out: T;
     let err: unknown;
+    // Until the write's records are stored, no session steps the core: a
+    // peer's request answered now would carry the new head.
+    let open = () => {};
+    sp.gate = new Promise<void>((r) => (open = r));
     try {
-      out = f(sp.node);
-    } catch (e) {
-      err = e; // what it appended before failing is kept all the same
-    }
-    const t = sp.node.takeRecords();
-    dropped += t.dropped;
-    if (store !== undefined) {
       try {
-        await store.appendChecked(toHex(sp.id), t.records);
+        out = f(sp.node);
       } catch (e) {
-        // The entry is in the core's feed but not in IndexedDB: offering it
-        // would fork the feed after a reload, so nothing more is written or
-        // announced here.
-        sp.writeFailed = (e as Error).message;
-        throw e;
+        err = e; // what it appended before failing is kept all the same
       }
+      const t = sp.node.takeRecords();
+      dropped += t.dropped;
+      if (store !== undefined) {
+        try {
+          await store.appendChecked(toHex(sp.id), t.records);
+        } catch (e) {
+          // The entry is in the core's feed but not in IndexedDB: offering it
+          // would fork the feed after a reload, so nothing more is written or
+          // announced here (and the sessions stay shut).
+          sp.writeFailed = (e as Error).message;
+          for (const s of sp.sessions.values()) s.stream.abort(new Error("sync: the page could not store its write"));
+          throw e;
+        }
+      }
+    } finally {
+      sp.gate = undefined;
+      open();
     }
     sp.node.announce();
     for (const s of sp.sessions.values()) s.fl.flush?.();
