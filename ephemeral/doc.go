@@ -44,10 +44,22 @@
 // one synchronous write per call: a receiver with several envelopes
 // waiting passes them to DeliverMany, which records them with one.
 //
+// Envelopes a relay's mailbox keeps for devices that are offline (those
+// Config.Kept marks, of a sender Config.Trusted vouches for: for a node,
+// members' kept app messages, key kind 4) may be handed over up to a week
+// later: DeliverStored, the mailbox's path only, accepts them up to
+// KeptFor + Window (a week and 5 minutes) old, and their IDs — also when
+// they came live — are kept until their time + KeptFor + Window +
+// Retention, under budgets of their own (Config.MaxKept,
+// Config.MaxKeptPerSender), so that neither a replay over the topic nor
+// the same envelope from another mailbox or after a restart is delivered
+// twice. The live path keeps its window.
+//
 //	f, err := ephemeral.NewFilter(store, ephemeral.Config{})
 //	e, err := f.Accept(b)  // Parse + Deliver: nil error means hand it on, once
 //	err = f.Check(e)       // would Deliver accept it? for routers; records nothing
 //	errs := f.DeliverMany(es) // a burst: one result each, one write to the store
+//	errs = f.DeliverStored(es) // from a mailbox: kept envelopes up to KeptFor old
 //	err = f.Remember(e)    // an envelope we send: never deliver it back to us
 //	err = f.Prune()        // now and then: drop expired IDs from the store
 //

@@ -18,6 +18,13 @@ const (
 	// DefaultMaxSeen is Config.MaxSeen's default: 262,144 IDs, about 24 MiB
 	// of memory at most (measured), or 437 messages a second sustained for Retention.
 	DefaultMaxSeen = 1 << 18
+	// KeptFor is the longest a relay's mailbox keeps an envelope
+	// (relay.MailboxExpiry's default, a week). An envelope that Config.Kept
+	// marks may be handed again by a mailbox until then, so its ID is kept
+	// until its time + KeptFor + Window + Retention, and one that comes
+	// from a mailbox (DeliverStored) is accepted up to KeptFor + Window
+	// after its time.
+	KeptFor = 7 * 24 * time.Hour
 )
 
 // Defaults of Config.PruneEvery and Config.FullRetry.
@@ -50,6 +57,23 @@ type Config struct {
 	// Default MaxSeen/16 (16,384: 27 messages a second for Retention); at
 	// least 1.
 	MaxPerSender int
+	// Kept reports whether e is an envelope that relays' mailboxes keep
+	// for devices that are offline (for a node: members' kept app
+	// messages, key kind 4): its ID is then kept for KeptFor (plus Window
+	// and Retention) rather than Retention, and DeliverStored accepts it
+	// up to KeptFor + Window after its time. Only envelopes of senders
+	// Trusted vouches for are treated so (anyone can sign with a key of
+	// their own; a week-long ID of a throwaway key would be a week of
+	// memory). Nil: none is.
+	Kept func(e *Envelope) bool
+	// MaxKept bounds the kept envelopes' IDs held, all senders together.
+	// Default MaxSeen/4; at least 1.
+	MaxKept int
+	// MaxKeptPerSender bounds the kept envelopes' IDs held of one sender.
+	// They are held for a week, apart from MaxPerSender (a member that
+	// keeps many messages does not silence its own presence). Default
+	// MaxSeen/64 (4,096 kept messages a week per sender); at least 1.
+	MaxKeptPerSender int
 	// PruneEvery is how often Deliver drops expired IDs from memory (the
 	// store is pruned by Prune). Default 1 minute.
 	PruneEvery time.Duration
@@ -76,6 +100,9 @@ type Filter struct {
 	trusted      func(Topic, PublicKey) bool
 	maxUntrusted int
 	maxPerSender int
+	kept         func(*Envelope) bool
+	maxKept      int
+	maxKeptPer   int
 	pruneEvery   time.Duration
 	fullRetry    time.Duration
 
@@ -83,6 +110,8 @@ type Filter struct {
 	seen      map[SeenKey]seenEntry
 	untrusted int            // IDs of untrusted senders in seen
 	perSender map[uint64]int // IDs per sender bucket in seen
+	nKept     int            // IDs of kept envelopes in seen
+	perKept   map[uint64]int // IDs of kept envelopes per sender bucket
 	lastPrune time.Time
 	lastFull  time.Time
 }
@@ -92,7 +121,7 @@ type Filter struct {
 type seenEntry struct {
 	exp    int64  // unix milliseconds
 	sender uint64 // sender bucket: the first 8 bytes of its key
-	class  uint8  // classUncounted, classTrusted or classUntrusted
+	class  uint8  // classUncounted, classTrusted, classUntrusted or classKept
 }
 
 // Classes of seen IDs. IDs loaded from the store (their sender is not
@@ -101,6 +130,7 @@ const (
 	classUncounted = iota
 	classTrusted
 	classUntrusted
+	classKept // a trusted sender's envelope that Config.Kept marks
 )
 
 func senderBucket(k PublicKey) uint64 {
@@ -117,8 +147,9 @@ func senderBucket(k PublicKey) uint64 {
 func NewFilter(store SeenStore, cfg Config) (*Filter, error) {
 	f := &Filter{store: store, now: cfg.Now, max: cfg.MaxSeen, trusted: cfg.Trusted,
 		maxUntrusted: cfg.MaxUntrusted, maxPerSender: cfg.MaxPerSender,
+		kept: cfg.Kept, maxKept: cfg.MaxKept, maxKeptPer: cfg.MaxKeptPerSender,
 		pruneEvery: cfg.PruneEvery, fullRetry: cfg.FullRetry,
-		seen: make(map[SeenKey]seenEntry), perSender: make(map[uint64]int)}
+		seen: make(map[SeenKey]seenEntry), perSender: make(map[uint64]int), perKept: make(map[uint64]int)}
 	if f.now == nil {
 		f.now = time.Now
 	}
@@ -130,6 +161,12 @@ func NewFilter(store SeenStore, cfg Config) (*Filter, error) {
 	}
 	if f.maxPerSender <= 0 {
 		f.maxPerSender = max(1, f.max/16)
+	}
+	if f.maxKept <= 0 {
+		f.maxKept = max(1, f.max/4)
+	}
+	if f.maxKeptPer <= 0 {
+		f.maxKeptPer = max(1, f.max/64)
 	}
 	if f.pruneEvery <= 0 {
 		f.pruneEvery = pruneEvery
@@ -178,7 +215,16 @@ func (f *Filter) Check(e *Envelope) error {
 // envelope is then not recorded and not delivered). e must come from
 // Parse, which checked its signature.
 func (f *Filter) Deliver(e *Envelope) error {
-	return f.record([]*Envelope{e}, false)[0]
+	return f.record([]*Envelope{e}, modeLive)[0]
+}
+
+// DeliverStored is DeliverMany for envelopes a relay's mailbox handed
+// over: those that Config.Kept marks (of a trusted sender) are accepted
+// up to KeptFor + Window after their time (ErrStale beyond), the others
+// within Window as by Deliver. Either way an ID delivered before — live
+// or from another mailbox, also before a restart — is ErrDuplicate.
+func (f *Filter) DeliverStored(envs []*Envelope) []error {
+	return f.record(envs, modeStored)
 }
 
 // DeliverMany is Deliver for a batch, with one write to the store (one
@@ -189,14 +235,14 @@ func (f *Filter) Deliver(e *Envelope) error {
 // the batch is delivered: each envelope that would have been gets the
 // store's error and is forgotten, so that a later copy can be.
 func (f *Filter) DeliverMany(envs []*Envelope) []error {
-	return f.record(envs, false)
+	return f.record(envs, modeLive)
 }
 
 // Remember records an envelope this node sends, so that it is never
 // delivered back to it. Unlike Deliver, an envelope already recorded is
 // not an error.
 func (f *Filter) Remember(e *Envelope) error {
-	return f.record([]*Envelope{e}, true)[0]
+	return f.record([]*Envelope{e}, modeOwn)[0]
 }
 
 // Accept parses b (Parse: size, fields, signature) and delivers it
@@ -212,9 +258,18 @@ func (f *Filter) Accept(b []byte) (*Envelope, error) {
 	return e, nil
 }
 
+// Modes of record: envelopes from the network, from a mailbox, or this
+// node's own.
+const (
+	modeLive = iota
+	modeStored
+	modeOwn
+)
+
 // record checks envs, reserves the IDs of those it accepts in memory, and
 // stores them with one AddMany. errs[i] is envs[i]'s result.
-func (f *Filter) record(envs []*Envelope, own bool) []error {
+func (f *Filter) record(envs []*Envelope, mode int) []error {
+	own := mode == modeOwn
 	errs := make([]error, len(envs))
 	now := f.now()
 	var (
@@ -223,17 +278,28 @@ func (f *Filter) record(envs []*Envelope, own bool) []error {
 		took    []int // indexes of envs in entries
 	)
 	classes := make([]uint8, len(envs))
+	kept := make([]bool, len(envs)) // IDs held for KeptFor
 	for i, e := range envs {
-		if errs[i] = inWindow(e, now); errs[i] == nil {
-			keys[i] = e.SeenKey()
-			switch {
-			case own:
-				classes[i] = classUncounted
-			case f.trusted == nil || f.trusted(e.Topic, e.Sender):
-				classes[i] = classTrusted
-			default:
-				classes[i] = classUntrusted
+		k := f.kept != nil && f.kept(e)
+		switch {
+		case own:
+			classes[i] = classUncounted
+			kept[i] = k
+		case f.trusted == nil || f.trusted(e.Topic, e.Sender):
+			classes[i] = classTrusted
+			if k {
+				classes[i], kept[i] = classKept, true
 			}
+		default:
+			classes[i] = classUntrusted
+		}
+		if mode == modeStored && kept[i] && !own {
+			errs[i] = inStoredWindow(e, now)
+		} else {
+			errs[i] = inWindow(e, now)
+		}
+		if errs[i] == nil {
+			keys[i] = e.SeenKey()
 		}
 	}
 
@@ -264,6 +330,9 @@ func (f *Filter) record(envs []*Envelope, own bool) []error {
 		// of the same envelope, or a copy later in the batch, sees it and
 		// refuses.
 		exp := e.Timestamp().Add(Retention)
+		if kept[i] {
+			exp = exp.Add(KeptFor + Window)
+		}
 		en.exp = exp.UnixMilli()
 		f.addLocked(k, en)
 		entries = append(entries, Seen{Key: k, Expires: exp})
@@ -317,6 +386,12 @@ func (f *Filter) overLocked(en seenEntry) error {
 		return fmt.Errorf("%w: %d IDs unexpired", ErrSeenFull, f.max)
 	case en.class == classUncounted:
 		return nil
+	case en.class == classKept && f.perKept[en.sender] >= f.maxKeptPer:
+		return fmt.Errorf("%w: %d kept IDs of one sender unexpired", ErrSeenFull, f.maxKeptPer)
+	case en.class == classKept && f.nKept >= f.maxKept:
+		return fmt.Errorf("%w: %d kept IDs unexpired", ErrSeenFull, f.maxKept)
+	case en.class == classKept:
+		return nil
 	case f.perSender[en.sender] >= f.maxPerSender:
 		return fmt.Errorf("%w: %d IDs of one sender unexpired", ErrSeenFull, f.maxPerSender)
 	case en.class == classUntrusted && f.untrusted >= f.maxUntrusted:
@@ -327,7 +402,12 @@ func (f *Filter) overLocked(en seenEntry) error {
 
 func (f *Filter) addLocked(k SeenKey, en seenEntry) {
 	f.seen[k] = en
-	if en.class == classUncounted {
+	switch en.class {
+	case classUncounted:
+		return
+	case classKept:
+		f.perKept[en.sender]++
+		f.nKept++
 		return
 	}
 	f.perSender[en.sender]++
@@ -342,7 +422,14 @@ func (f *Filter) removeLocked(k SeenKey) {
 		return
 	}
 	delete(f.seen, k)
-	if en.class == classUncounted {
+	switch en.class {
+	case classUncounted:
+		return
+	case classKept:
+		if f.perKept[en.sender]--; f.perKept[en.sender] <= 0 {
+			delete(f.perKept, en.sender)
+		}
+		f.nKept--
 		return
 	}
 	if f.perSender[en.sender]--; f.perSender[en.sender] <= 0 {
@@ -366,6 +453,16 @@ func inWindow(e *Envelope, now time.Time) error {
 	n, w := now.UnixMilli(), Window.Milliseconds()
 	if e.Time < n-w || e.Time > n+w {
 		return fmt.Errorf("%w: %s is %v from now", ErrStale, e.ID, e.Timestamp().Sub(now).Round(time.Second))
+	}
+	return nil
+}
+
+// inStoredWindow checks that e, handed over by a mailbox, is at most
+// KeptFor + Window old and at most Window ahead.
+func inStoredWindow(e *Envelope, now time.Time) error {
+	n, w, k := now.UnixMilli(), Window.Milliseconds(), KeptFor.Milliseconds()
+	if e.Time < n-k-w || e.Time > n+w {
+		return fmt.Errorf("%w: %s is %v from now, beyond a mailbox's expiry", ErrStale, e.ID, e.Timestamp().Sub(now).Round(time.Second))
 	}
 	return nil
 }

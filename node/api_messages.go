@@ -40,6 +40,20 @@ func (n *Node) servedChannel(id string) (*openSpace, *channel, error) {
 
 // Send implements api.Backend.
 func (n *Node) Send(ctx context.Context, id, topic string, data []byte) error {
+	return n.send(ctx, id, topic, data, false)
+}
+
+// SendKept implements api.KeepSender: the message is sealed under key
+// kind messages.KeyKindKept, published, and deposited with every relay
+// this node holds a reservation on (relays_mailbox.go), which keep it for
+// the devices offline.
+func (n *Node) SendKept(ctx context.Context, id, topic string, data []byte) error {
+	return n.send(ctx, id, topic, data, true)
+}
+
+var _ api.KeepSender = (*Node)(nil)
+
+func (n *Node) send(ctx context.Context, id, topic string, data []byte, keep bool) error {
 	if err := checkMessage(topic, data); err != nil {
 		return err
 	}
@@ -48,11 +62,20 @@ func (n *Node) Send(ctx context.Context, id, topic string, data []byte) error {
 		return err
 	}
 	defer done()
-	_, c, err := n.servedChannel(id)
+	m, c, err := n.servedChannel(id)
 	if err != nil {
 		return err
 	}
-	if err := c.publish(ctx, messages.Body{Kind: messages.KindApp, Topic: topic, Data: data}); err != nil {
+	kind := uint32(messages.KeyKindEpoch)
+	if keep {
+		kind = messages.KeyKindKept
+	}
+	e, err := c.publishKind(ctx, messages.Body{Kind: messages.KindApp, Topic: topic, Data: data}, kind)
+	if e != nil && keep && (err == nil || !errors.Is(err, p2p.ErrClosed)) {
+		// Kept even if no peer took it live: that is what the mailbox is for.
+		n.depositMailbox(m.sp.ID(), e)
+	}
+	if err != nil {
 		if errors.Is(err, p2p.ErrClosed) {
 			return fmt.Errorf("%w: %v", api.ErrClosed, err)
 		}
@@ -79,6 +102,7 @@ func (n *Node) Listen(ctx context.Context, id, topic string) (<-chan api.Message
 		return nil, nil, api.ErrClosed
 	}
 	c.listeners[l] = struct{}{}
+	c.handHeldLocked(l)
 	c.mu.Unlock()
 	// The stream ends with the caller's context, or with api.ErrClosed when
 	// the node shuts down (n.streams) or the space closes (read ends every

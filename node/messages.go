@@ -34,6 +34,7 @@ func (n *Node) startEphemeralService() error {
 	}
 	fcfg := n.limits.Ephemeral.Seen
 	fcfg.Now, fcfg.Trusted = n.clock.Now, n.trustedSender
+	fcfg.Kept = isKeptEnvelope
 	filter, err := ephemeral.NewFilter(seen, fcfg)
 	if err != nil {
 		return fmt.Errorf("node: ephemeral filter: %w", err)
@@ -69,6 +70,11 @@ func (n *Node) trustedSender(t ephemeral.Topic, sender ephemeral.PublicKey) bool
 	return false
 }
 
+// isKeptEnvelope reports whether e is a members' kept app message (key kind 4),
+// which the relays' mailboxes may hand over until ephemeral.KeptFor after
+// its time: the Filter holds its ID that long.
+func isKeptEnvelope(e *ephemeral.Envelope) bool { return e.KeyKind == messages.KeyKindKept }
+
 // closeEphemeral ends the Service (its subscriptions and streams), then
 // the gossipsub router. The node's goroutines must have ended.
 func (n *Node) closeEphemeral() error {
@@ -94,7 +100,24 @@ type channel struct {
 	names     map[ephemeral.PublicKey]string // announced device names
 	listeners map[*listener]struct{}
 	told      map[ephemeral.PublicKey]time.Time // removed devices shown their removal, when (spaces_removed.go)
+	// held are messages a relay's mailbox handed over while no listener
+	// of their topic was there (the daemon fetches on connecting to a
+	// relay, before the app is back): the next listener of their topic
+	// gets them. At most Limits.Ephemeral.ListenBuffer, each for
+	// heldFor; the oldest goes first.
+	held []heldMessage
+	// waiting are kept messages from a mailbox whose sender or epoch key
+	// this device does not know yet (takeStored, relays_mailbox.go).
+	waiting []*ephemeral.Envelope
 }
+
+type heldMessage struct {
+	msg api.Message
+	at  time.Time
+}
+
+// heldFor is how long a message from a mailbox waits for a listener.
+const heldFor = time.Hour
 
 type listener struct {
 	topic string // "" for every topic
@@ -147,19 +170,27 @@ func (m *openSpace) selfName() string {
 
 // publish seals b and publishes it on the space's topic.
 func (c *channel) publish(ctx context.Context, b messages.Body) error {
+	_, err := c.publishKind(ctx, b, messages.KeyKindEpoch)
+	return err
+}
+
+// publishKind seals b under the epoch's key with key kind kind
+// (messages.KeyKindEpoch or KeyKindKept), publishes it on the space's
+// topic and returns the envelope.
+func (c *channel) publishKind(ctx context.Context, b messages.Body, kind uint32) (*ephemeral.Envelope, error) {
 	plain, err := b.Encode()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	kid, key, err := c.m.sp.EphemeralKey()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	e, err := ephemeral.Seal(key, c.m.sp.WriterKey(), ephemeral.Header{Topic: c.topic, KeyKind: messages.KeyKindEpoch, KeyID: kid[:]}, plain, c.m.n.eph.Filter().Now(), nil)
+	e, err := ephemeral.Seal(key, c.m.sp.WriterKey(), ephemeral.Header{Topic: c.topic, KeyKind: kind, KeyID: kid[:]}, plain, c.m.n.eph.Filter().Now(), nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return c.sub.Publish(ctx, e)
+	return e, c.sub.Publish(ctx, e)
 }
 
 // announce publishes presence at once and every
@@ -203,14 +234,25 @@ var errNotMember = errors.New("not a writer of the space")
 // receive handles an envelope the Filter let through; from is the peer
 // that handed it over (for gossip, the neighbour that forwarded it).
 func (c *channel) receive(e *ephemeral.Envelope, from peer.ID, now time.Time) error {
+	return c.receiveFrom(e, from, now, false)
+}
+
+// receiveFrom is receive; stored says that a relay's mailbox handed e
+// over (Filter.DeliverStored): it may be up to ephemeral.KeptFor old, so
+// it says nothing of its sender being online now, and the app sees it
+// with Stored set.
+func (c *channel) receiveFrom(e *ephemeral.Envelope, from peer.ID, now time.Time, stored bool) error {
 	if e.KeyKind == signin.KeyKindInvite || e.KeyKind == signin.KeyKindPassword {
 		return c.receiveSignin(e, from)
 	}
-	if e.KeyKind != messages.KeyKindEpoch || len(e.KeyID) != auth.KeyIDSize {
+	kept := e.KeyKind == messages.KeyKindKept
+	if (e.KeyKind != messages.KeyKindEpoch && !kept) || len(e.KeyID) != auth.KeyIDSize {
 		return fmt.Errorf("key kind %d, key ID of %d bytes", e.KeyKind, len(e.KeyID))
 	}
 	if !c.m.sp.IsDevice(feed.PublicKey(e.Sender)) {
-		if c.m.sp.WasRemoved(feed.PublicKey(e.Sender)) {
+		if stored {
+			// Not necessarily online: nobody to tell.
+		} else if c.m.sp.WasRemoved(feed.PublicKey(e.Sender)) {
 			c.tellRemoved(e, now)
 		} else {
 			c.tellApproverRemoved(e, now)
@@ -229,7 +271,14 @@ func (c *channel) receive(e *ephemeral.Envelope, from peer.ID, now time.Time) er
 	if err != nil {
 		return err
 	}
-	c.presence.Seen(e.Sender, now)
+	if kept && b.Kind != messages.KindApp {
+		// Only app messages are kept; a kept presence of days ago would
+		// be false.
+		return fmt.Errorf("a body of kind %q under the kept key kind", b.Kind)
+	}
+	if !stored {
+		c.presence.Seen(e.Sender, now)
+	}
 	switch b.Kind {
 	case messages.KindPresence:
 		if err := messages.CheckPresence(b); err != nil {
@@ -245,7 +294,7 @@ func (c *channel) receive(e *ephemeral.Envelope, from peer.ID, now time.Time) er
 			return err
 		}
 		c.deliver(api.Message{Sender: hex.EncodeToString(e.Sender[:]), Name: c.name(e.Sender),
-			Time: e.Timestamp().UTC(), Topic: b.Topic, Data: b.Data})
+			Time: e.Timestamp().UTC(), Topic: b.Topic, Data: b.Data, Kept: kept, Stored: stored})
 	default:
 		// A kind of a later version: the sender is online, nothing else.
 	}
@@ -266,20 +315,48 @@ func (c *channel) name(k ephemeral.PublicKey) string {
 }
 
 // deliver hands an app message to every listener of its topic; one whose
-// buffer is full is ended with api.ErrBehind.
+// buffer is full is ended with api.ErrBehind. One from a mailbox that no
+// listener took is held for the next.
 func (c *channel) deliver(msg api.Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	took := false
 	for l := range c.listeners {
 		if l.topic != "" && l.topic != msg.Topic {
 			continue
 		}
 		select {
 		case l.ch <- msg:
+			took = true
 		default:
 			c.endLocked(l, fmt.Errorf("%w: more than %d messages unread", api.ErrBehind, cap(l.ch)))
 		}
 	}
+	if !took && msg.Stored && c.listeners != nil {
+		if lim := c.m.n.limits.Ephemeral.ListenBuffer; len(c.held) >= lim {
+			c.held = c.held[len(c.held)-lim+1:]
+		}
+		c.held = append(c.held, heldMessage{msg: msg, at: c.m.n.clock.Now()})
+	}
+}
+
+// handHeldLocked hands new listener l the held messages of its topic
+// (not older than heldFor), in order, as many as its buffer takes.
+func (c *channel) handHeldLocked(l *listener) {
+	now := c.m.n.clock.Now()
+	kept := c.held[:0]
+	for _, h := range c.held {
+		if now.Sub(h.at) > heldFor {
+			continue
+		}
+		if (l.topic == "" || l.topic == h.msg.Topic) && len(l.ch) < cap(l.ch) {
+			l.ch <- h.msg
+			continue
+		}
+		kept = append(kept, h)
+	}
+	clear(c.held[len(kept):])
+	c.held = kept
 }
 
 func (c *channel) endLocked(l *listener, err error) {

@@ -1,7 +1,9 @@
 package node
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -9,34 +11,36 @@ import (
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/ephemeral"
+	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/relay"
 )
 
 // The relays' mailboxes (relay/FORMAT.md, "Mailbox") keep envelopes of a
 // space for its devices that are offline. The node uses them for
 // sign-in, the one conversation that must go on while no member is
-// online:
+// online, and for the app messages sent with keep (EPHEMERAL.md, "Kept
+// messages"):
 //
 //   - it deposits every sign-in envelope it publishes — a waiting device's
-//     requests, a member's answers — with each relay it holds a
-//     reservation on (queued, at most mailboxQueue per relay, handed over
-//     by the relay's keeper within Limits.Net.MinBackoff);
+//     requests, a member's answers — and every kept app message (key kind
+//     4) with each relay it holds a reservation on (queued, at most
+//     mailboxQueue per relay, handed over by the relay's keeper within
+//     Limits.Net.MinBackoff);
 //   - it fetches the mailbox of each space it serves as a writer when it
 //     (re)connects to a relay and every mailboxFetchEvery after, and the
 //     mailbox of a space it is signing in to every mailboxWaitEvery while
 //     its request waits (a request lives at most as long as its invite or
 //     signin.Limits.PasswordLifetime);
-//   - what it fetches goes through the ephemeral Filter and then the
-//     channel's receive, the path gossipsub's envelopes take: the Filter
-//     drops what gossipsub delivered already (and envelopes older than
-//     ephemeral.Window: a request a device stopped repeating, presence of
-//     long ago).
+//   - what it fetches is sorted by time and goes through the ephemeral
+//     Filter's mailbox path (DeliverStored) and then the channel's
+//     receive: the Filter drops what gossipsub, another relay or an
+//     earlier fetch delivered already, kept app messages older than
+//     ephemeral.KeptFor + Window, and other envelopes older than
+//     ephemeral.Window (a request a device stopped repeating).
 //
-// Presence and app messages are not deposited: presence is stale once
-// Window passed, and the ephemeral contract for app messages is "to the
-// devices online at the time" (EPHEMERAL.md). The relay's router will
-// keep those it routes (relay.Mailbox.Keep) once it lands; a member
-// fetching them gets what is within the window.
+// Presence and app messages sent without keep are not deposited:
+// presence is stale once Window passed, and such messages are for the
+// devices online at the time (EPHEMERAL.md).
 
 // Bounds of the node's use of the relays' mailboxes.
 const (
@@ -44,6 +48,7 @@ const (
 	mailboxFetchEvery = 30 * time.Second // served spaces, after the fetch on connecting
 	mailboxWaitEvery  = 2 * time.Second  // a space this device is signing in to
 	mailboxRounds     = 8                // fetches in a row while the relay says there is more
+	maxWaitingStored  = 256              // kept messages from a mailbox waiting for their sender or key, per space
 )
 
 // mailboxState is what the node keeps per relay: envelopes to deposit,
@@ -60,9 +65,13 @@ type queuedEnvelope struct {
 }
 
 // depositSignin queues a sign-in envelope this node published on space
-// id's topic for every relay it holds a reservation on. The oldest is
-// dropped from a full queue.
-func (n *Node) depositSignin(id auth.SpaceID, e *ephemeral.Envelope) {
+// id's topic for every relay it holds a reservation on.
+func (n *Node) depositSignin(id auth.SpaceID, e *ephemeral.Envelope) { n.depositMailbox(id, e) }
+
+// depositMailbox queues an envelope this node published on space id's
+// topic — sign-in's, or a kept app message — for every relay it holds a
+// reservation on. The oldest is dropped from a full queue.
+func (n *Node) depositMailbox(id auth.SpaceID, e *ephemeral.Envelope) {
 	b, err := e.Marshal()
 	if err != nil {
 		return
@@ -174,21 +183,74 @@ func (n *Node) fetchMailbox(ctx context.Context, m *openSpace, id peer.ID) {
 			}
 			return
 		}
+		parsed := make([]*ephemeral.Envelope, 0, len(envs))
 		for _, b := range envs {
 			e, err := ephemeral.Parse(b)
 			if err != nil || e.Topic != c.topic {
 				continue
 			}
-			if err := n.eph.Filter().Deliver(e); err != nil {
-				continue // seen (gossipsub brought it), or stale
-			}
-			n.stats.mailboxDelivered.Inc()
-			if err := c.receive(e, id, n.clock.Now()); err != nil {
-				n.log.Debug("ephemeral: dropped from a mailbox", "space", m.sp.ID(), "relay", id, "err", err)
-			}
+			parsed = append(parsed, e)
 		}
+		n.takeStored(c, id, parsed)
 		if !more {
 			return
+		}
+	}
+}
+
+// takeStored hands envelopes a mailbox gave over to the space's channel,
+// with those that waited since an earlier fetch (c.waiting). A kept app
+// message whose sender this device does not know as a member yet, or
+// whose epoch key it does not hold yet (a device added, or keys rotated,
+// while it was offline: the fetch on connecting to a relay may come
+// before the sync that tells it), waits — the relay will not hand it
+// again — until the sync brings them: at most maxWaitingStored per space,
+// the oldest dropped first, and none older than a mailbox keeps it or
+// from a sender seen removed.
+func (n *Node) takeStored(c *channel, from peer.ID, envs []*ephemeral.Envelope) {
+	now := n.clock.Now()
+	c.mu.Lock()
+	envs = append(c.waiting, envs...)
+	c.waiting = nil
+	c.mu.Unlock()
+	// In the senders' order: a relay keeps envelopes in the order they
+	// reached it, by its router or by deposits, which may differ.
+	slices.SortStableFunc(envs, func(x, y *ephemeral.Envelope) int { return cmp.Compare(x.Time, y.Time) })
+	ready := envs[:0:0]
+	var waiting []*ephemeral.Envelope
+	for _, e := range envs {
+		sender := feed.PublicKey(e.Sender)
+		switch {
+		case !isKeptEnvelope(e) || len(e.KeyID) != auth.KeyIDSize:
+		case now.Sub(e.Timestamp()) > ephemeral.KeptFor+ephemeral.Window || c.m.sp.WasRemoved(sender):
+			continue
+		case !c.m.sp.IsDevice(sender):
+			waiting = append(waiting, e)
+			continue
+		default:
+			if _, ok := c.m.sp.EphemeralKeyFor([auth.KeyIDSize]byte(e.KeyID)); !ok {
+				waiting = append(waiting, e)
+				continue
+			}
+		}
+		ready = append(ready, e)
+	}
+	if len(waiting) > maxWaitingStored {
+		waiting = waiting[len(waiting)-maxWaitingStored:]
+	}
+	c.mu.Lock()
+	c.waiting = waiting
+	c.mu.Unlock()
+	// One fsync for the batch; kept app messages up to
+	// ephemeral.KeptFor + Window old, the rest within the live window.
+	for i, err := range n.eph.Filter().DeliverStored(ready) {
+		if err != nil {
+			continue // seen (gossipsub or another relay brought it), or stale
+		}
+		e := ready[i]
+		n.stats.mailboxDelivered.Inc()
+		if err := c.receiveFrom(e, from, now, true); err != nil {
+			n.log.Debug("ephemeral: dropped from a mailbox", "space", c.m.sp.ID(), "relay", from, "err", err)
 		}
 	}
 }

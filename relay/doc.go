@@ -90,7 +90,8 @@
 // device (the writers the mirror follows, minus the removed) took it, or
 // at expiry. A device signing in (no writer yet) deposits its requests and
 // gets a bounded pointer of its own that fetches only the answers to them.
-// The relay's router will hand it what it routes through Mailbox.Keep.
+// The relay's router hands it the sign-in envelopes and the members'
+// kept app messages (key kind 4) it routes through Mailbox.Keep.
 // FORMAT.md, "Mailbox", gives the wire format, who may deposit and fetch
 // what, the bounds (MailboxLimits; Limits.MailboxBytesPerSpace and
 // MailboxExpiry) and what the relay learns.
@@ -106,7 +107,8 @@
 // is forwarded: size, fields, signature, topic, time window, an in-memory
 // seen-set (so a replay, re-encoded or after gossipsub's own cache forgot
 // it, is not forwarded again), for members' envelopes (key kind 1) a
-// sender that is a writer the mirror follows and has seen no removal of,
+// sender that is a writer the mirror follows and has seen no removal of
+// (also for kept app messages, key kind 4),
 // and for sign-in (key kinds 2 and 3), whose senders are not writers yet,
 // a rate per neighbour and per space (RouterLimits); a neighbour that
 // hands over too many rejected envelopes is banned for a while (gossipsub's
@@ -177,7 +179,6 @@
 //
 // # Not built yet (issue 12)
 //
-// A space-level list of relays (devices take theirs from --relay);
-// members' messages in the mailbox (it carries sign-in); flags for
+// A space-level list of relays (devices take theirs from --relay); flags for
 // RouterLimits and DirectoryLimits. See README.md, "Running a relay".
 package relay

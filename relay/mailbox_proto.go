@@ -36,7 +36,7 @@ type mailboxServer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	sem    chan struct{} // requests being served
-	// routed holds the sign-in envelopes the router accepted, on their way
+	// routed holds the sign-in and kept envelopes the router accepted, on their way
 	// to Keep (offer); full, the next is left to the deposits.
 	routed chan *ephemeral.Envelope
 }
@@ -83,15 +83,16 @@ func serveMailbox(mb *Mailbox, h host.Host) *mailboxServer {
 	return s
 }
 
-// offer is the router's hook (Router.OnEnvelope): a sign-in envelope it
-// accepted is kept for the devices that are offline, so that a device
-// that only publishes on gossipsub (a browser) reaches a member that comes
-// back later. Members' messages are not kept: receivers drop envelopes
-// older than the ephemeral window (ephemeral/FORMAT.md), so they would be
-// stale when fetched. It never blocks: with routedBacklog waiting the
-// envelope is not kept (it was forwarded live).
+// offer is the router's hook (Router.OnEnvelope): a sign-in envelope or
+// a members' kept app message (key kind 4) it accepted is kept for the
+// devices that are offline, so that a device that only publishes on
+// gossipsub (a browser) reaches a member that comes back later. Members'
+// other messages (key kind 1: presence, app messages not kept) are not:
+// receivers drop them once older than the ephemeral window. It never
+// blocks: with routedBacklog waiting the envelope is not kept (it was
+// forwarded live).
 func (s *mailboxServer) offer(a Accepted) {
-	if !isSignin(a.Envelope.KeyKind) {
+	if !isSignin(a.Envelope.KeyKind) && a.Envelope.KeyKind != kindKept {
 		return
 	}
 	select {

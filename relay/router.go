@@ -26,6 +26,7 @@ const (
 	kindMembers  = 1 // members' messages: an epoch's key
 	kindInvite   = 2 // sign-in under an invite's request key
 	kindPassword = 3 // sign-in under the password's request key
+	kindKept     = 4 // members' app messages kept in mailboxes: an epoch's key
 )
 
 // RouterLimits bound the message router. Zero fields take their defaults
@@ -496,7 +497,7 @@ func (r *Router) check(id auth.SpaceID, t ephemeral.Topic, from peer.ID, b []byt
 		return res, nil
 	}
 	switch e.KeyKind {
-	case kindMembers:
+	case kindMembers, kindKept:
 		if !r.src.IsWriter(id, feed.PublicKey(e.Sender)) {
 			return RouteNotWriter, nil
 		}

@@ -41,11 +41,11 @@
 // <relay>/p2p-circuit/p2p/<peer>; a code or a password names no member,
 // so the page asks for a member's address too. What the browser node
 // cannot do (Node.supports: create a space, invite, set the password,
-// remove a device, send messages; write, list devices and approve until
-// the page's writes are in src/node) the page hides. The key browser reads
-// the view the core keeps (mycelNode.viewKeys; list when there is one),
-// system keys left out, again whenever the view's digest changes (polled
-// each second).
+// remove a device, send messages) the page hides; it writes, lists the
+// devices and approves others' requests (the prompt, with the safety code)
+// through src/node's put, del, list, devices, requests, approve and deny.
+// The key browser reads list again whenever the space changes (onChange,
+// and the view's digest polled each second).
 //
 // What this adds to what the browser node reveals (below): to the relay
 // that serves the page, that this browser loaded it, when, and its IP
@@ -65,8 +65,9 @@
 // dist/node.js (build.mjs prints both bundles' sizes) so that the control
 // panel does not carry js-libp2p. It is the first step of issue 14: a page
 // that connects to a relay and to daemons and replicates a space
-// as a member once it signed in (signin.ts), and keeps what it holds in
-// IndexedDB; its UI is the page's (above), its writes come later.
+// as a member once it signed in (signin.ts), keeps what it holds in
+// IndexedDB, writes, and approves other devices (below, "The page as a
+// member"); the page's UI is src/main.ts's.
 //
 //   - net.ts: the js-libp2p host — WebSocket, WebTransport and
 //     WebRTC-direct (no ICE servers: a closed network has none, and
@@ -148,7 +149,8 @@
 // one transaction, queued after the previous ones, so IndexedDB holds a
 // prefix of what the core ingested; a tab closed between a step and its
 // write loses only the newest batches, which the next session fetches
-// again (the page authors nothing). At start the page reads the records
+// again (what the page wrote itself is stored before it is offered: below).
+// At start the page reads the records
 // back in order, at most 200,000 and 512 MiB per space, and the core's
 // Import ingests each through feed.Ingest: the signature and proofs are
 // checked again, as for a peer's batch, so a damaged or edited record is
@@ -157,8 +159,9 @@
 // from what imported, before any network.
 //
 // Keys: a non-extractable AES-GCM-256 WebCrypto key kept in IndexedDB
-// seals the member's epoch secrets (bound to the space's ID) and the
-// page's libp2p identity key (the page keeps its peer ID across reloads).
+// seals the member's epoch secrets with, once a member, the seed of its
+// feed key and its device key (bound to the space's ID), and the page's
+// libp2p identity key (the page keeps its peer ID across reloads).
 // Neither can be a non-extractable WebCrypto key itself: the core derives
 // keys from the epoch secrets in Go, and js-libp2p signs noise handshakes
 // with the raw Ed25519 key. What this guards: page scripts can use the
@@ -179,13 +182,62 @@
 // The page gets a member's epoch secrets by signing in (signin.ts), or
 // from its caller (replicate's secrets: the older tests read them from a
 // daemon's data directory); it proves them to open replication, stores
-// what it receives in the core's in-memory store, and appends nothing yet.
-// Nothing of a sign-in in progress is stored: a page that reloads asks
-// again; once signed in, the space and its secrets are kept (Storage).
+// what it receives in the core's in-memory store. Nothing of a sign-in in
+// progress is stored: a page that reloads asks again; once signed in, the
+// space, its secrets and the page's own keys are kept (Storage).
 // Gossipsub does not run over the relay's limited circuits: the page
 // reaches the space's topic over a direct connection to a daemon, or
 // through the relay's router (relay/router.go), which routes the topics
 // of the spaces it mirrors.
+//
+// # The page as a member (wasm/core/member.go, src/node/main.ts)
+//
+// Once the page holds a member's keys and its own feed key — approved
+// (signin.ts hands main.ts the request's feed seed and device key), or
+// given them (replicate's writer, for tests) — the core's Node.Member opens
+// node/space's Space over the page's feeds: the code the daemon writes and
+// reads with. The view, the feeds replicated (origin, own, every writer
+// the view names) and every rule are the Space's; the page adds none. Its
+// sessions prove the epochs the Space holds (a rotation sealed to the
+// page's device key included) with its feed key signing the binding, and
+// admit a peer by Space.Admits, as a daemon's do.
+//
+// Writes: put(space, key, value) and del(space, key) (exported by
+// src/node/main.ts and on mycelNode) append one entry each to the page's
+// own feed, sealed under the epoch the Space picks, with its HLC and
+// causal delta. The core hands the page the append as a record, as it
+// hands an ingested batch; the page commits it to IndexedDB (after the
+// records queued before it) and only then calls Announce, which makes
+// every open session offer the new head to its peer; put resolves after
+// that. So a tab closed before the commit offered the entry to nobody,
+// and after a reload the records rebuild the feed and the Space continues
+// it at the next index: the feed never forks. Between the append and the
+// commit no session steps the core (sync.ts waits on the write's gate
+// before a start, a peer's frame or a flush), so no peer is offered the
+// entry early either, not even as the head of a batch it asked for. A
+// commit that fails stops the space's writes and sessions until a reload
+// (the entry is in the core only). No test plays that window yet.
+// Writes of one space run one after another. list, devices and onChange
+// (called after each step that changed the view, and after each write)
+// read the Space's view; a device is online when the page heard its
+// presence within the last minute (itself always).
+//
+// Approvals: the page hears other devices' join requests on the space's
+// topic (listen's validator hands envelopes of a sign-in key kind to the
+// core's SigninReceive instead of the members' receiver) and runs
+// node/signin's Members, as a daemon does: a request under the space's
+// password key (which the view holds) or under any member's invite (the
+// invite's record is in the view) that verifies, signed by the feed it
+// names, within the clock's window and not seen before, is kept for a
+// person (requests, onRequest) and acknowledged; a wrong password is
+// refused at Members' rate. approve(id, code) checks the code against the
+// request's safety code, spends the invite, appends the add-writer op with
+// the keyring sealed to the device's key (stored, then announced, as a
+// put) and publishes the approval; deny publishes a denial. The new device
+// then replicates the page's feed from the page or from any member that
+// has it. What this reveals is what a daemon member's answers reveal
+// (node/signin FORMAT.md): the answer's envelope, signed by the page's
+// feed key, on the space's topic.
 //
 // The daemon's API server (package node/api) serves Dist at / behind a
 // session cookie: see node/api/ui.go for the login link that makes one.

@@ -434,6 +434,12 @@ func (c *Client) Send(ctx context.Context, id, topic string, data []byte) error 
 	return c.do(ctx, "POST", spacePath(id)+"/messages", nil, SendRequest{Topic: topic, Data: data}, nil)
 }
 
+// SendKept is Send with keep: the relays' mailboxes keep the message for
+// the devices that are offline (SendRequest.Keep).
+func (c *Client) SendKept(ctx context.Context, id, topic string, data []byte) error {
+	return c.do(ctx, "POST", spacePath(id)+"/messages", nil, SendRequest{Topic: topic, Data: data, Keep: true}, nil)
+}
+
 // Listen streams the app messages other devices send on topic (every
 // topic when ""), from the moment it returns, until ctx ends or the
 // stream does: the channel is closed then, and the function returns why

@@ -50,7 +50,15 @@ func (s *server) send(w http.ResponseWriter, r *http.Request) error {
 	if req.Data == nil {
 		req.Data = []byte{}
 	}
-	if err := s.b.Send(r.Context(), id, req.Topic, req.Data); err != nil {
+	if req.Keep {
+		ks, ok := s.b.(KeepSender)
+		if !ok {
+			return badRequest("this node cannot keep messages")
+		}
+		if err := ks.SendKept(r.Context(), id, req.Topic, req.Data); err != nil {
+			return err
+		}
+	} else if err := s.b.Send(r.Context(), id, req.Topic, req.Data); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -61,8 +69,11 @@ func (s *server) send(w http.ResponseWriter, r *http.Request) error {
 //
 //	: mycel listen           a comment once the listener is in place
 //
-//	event: message           one per app message another device sent
-//	data: {Message}
+//	event: message           one per app message another device sent; a
+//	data: {Message}          kept one from a relay's mailbox has "stored":
+//	                         true and its sender's time, maybe days ago
+//	                         (held for the first listener of its topic if
+//	                         it came while none was there)
 //
 //	: keepalive              every KeepAlive while nothing arrives
 //

@@ -224,6 +224,12 @@ type Message struct {
 	Time   time.Time `json:"time"`           // by the sender's clock
 	Topic  string    `json:"topic"`
 	Data   []byte    `json:"data"` // base64 in JSON
+	// Kept: the sender asked the relays to keep it for devices offline
+	// (SendRequest.Keep).
+	Kept bool `json:"kept,omitempty"`
+	// Stored: this device got it from a relay's mailbox, not live; Time
+	// is still the sender's, possibly up to a week ago.
+	Stored bool `json:"stored,omitempty"`
 }
 
 // Peer is a connected peer.
@@ -276,4 +282,15 @@ type PutRequest struct {
 type SendRequest struct {
 	Topic string `json:"topic"`
 	Data  []byte `json:"data"` // base64 in JSON
+	// Keep asks the relays' mailboxes to keep the message for the devices
+	// that are offline, for up to a week (node/EPHEMERAL.md, "Kept
+	// messages"); without it the message reaches the devices online now.
+	Keep bool `json:"keep,omitempty"`
+}
+
+// KeepSender is a Backend that can send kept app messages
+// (SendRequest.Keep). A Backend that is not one answers keep with
+// bad_request.
+type KeepSender interface {
+	SendKept(ctx context.Context, id, topic string, data []byte) error
 }

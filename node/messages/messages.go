@@ -21,6 +21,14 @@ import (
 // (ephemeral/FORMAT.md).
 const KeyKindEpoch = 1
 
+// KeyKindKept is the envelope key kind of members' app messages that the
+// relays' mailboxes keep for devices that are offline (node/EPHEMERAL.md,
+// "Kept messages"): sealed under the same key as KeyKindEpoch, told apart
+// in the clear so that a relay keeps them and receivers hold their IDs
+// for as long as a mailbox may hand them over. Only KindApp bodies are
+// accepted under it.
+const KeyKindKept = 4
+
 // Body kinds.
 const (
 	KindPresence = "presence"

@@ -131,6 +131,7 @@ export interface Asker {
   space: Uint8Array;
   feed: Uint8Array; // this device's feed key in the space
   seed: Uint8Array; // its ed25519 seed
+  device: Uint8Array; // its device key (auth.DeviceKey), kept once approved
   topic: string; // the space's gossipsub topic
   safetyCode: string;
   state(): { state: string; reason: string; candidates: number };
@@ -166,7 +167,46 @@ export interface CoreNode {
   // import ingests a record read back from IndexedDB, verified again as a
   // peer's batch is; it throws if the record is refused.
   import(record: Uint8Array): boolean;
+  // member makes the node a member of its space (wasm/core/member.go):
+  // node/space's Space over its feeds, writing to the feed of seed with
+  // the keyring of secrets; from then on view, viewSummary and feeds are
+  // the Space's. Import the records kept first: the feed continues.
+  member(m: { space: Uint8Array; seed: Uint8Array; device?: Uint8Array; secrets: Secret[] }, nowMs: number): boolean;
+  own(): Uint8Array | null; // this device's feed key once a member
+  feeds(): Uint8Array[]; // the feeds replicated (a member's: the Space's)
+  changed(): number; // counts the view's changes
+  // put and del append to the page's own feed (nowMs: the page's clock,
+  // for the HLC) and return its length; the
+  // record comes out of takeRecords; call announce once it is stored.
+  put(key: string, value: Uint8Array, nowMs: number): number;
+  del(key: string, nowMs: number): number;
+  announce(): boolean;
+  list(prefix: string, after: string, limit: number): { entries: CoreEntry[]; next: string };
+  devices(): { feed: Uint8Array; name: string; self: boolean }[];
+  // signinReceive hands the member side a sign-in envelope of the topic;
+  // handled false: not a sign-in envelope (a members' message).
+  signinReceive(envelope: Uint8Array, nowMs: number, from: string): { handled: boolean; publish: Uint8Array[]; shown: CoreRequest | null; error?: string };
+  requests(nowMs: number): CoreRequest[];
+  approve(id: string, code: string, nowMs: number): Uint8Array; // the approval envelope to publish
+  deny(id: string, nowMs: number): Uint8Array; // the denial envelope to publish
   free(): void; // releases the node's functions (not its sessions')
+}
+
+// CoreEntry is a key with its versions, winner first.
+export interface CoreEntry {
+  key: string;
+  versions: { value: Uint8Array; deleted: boolean; hlc: number; feed: Uint8Array; index: number }[];
+}
+
+// CoreRequest is a join request kept for a person's answer.
+export interface CoreRequest {
+  id: string;
+  space: Uint8Array;
+  name: string;
+  feed: Uint8Array;
+  code: string;
+  via: string;
+  time: number; // Unix ms, the device's clock
 }
 
 type Result<T> = { ok: T; error?: undefined } | { ok?: undefined; error: string };

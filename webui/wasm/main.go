@@ -248,8 +248,98 @@ func nodeJS(n *core.Node) js.Value {
 		"import", fs.add(func(a []js.Value) (any, error) {
 			return true, n.Import(bytesOf(arg(a, 0)))
 		}),
+		"member", fs.add(func(a []js.Value) (any, error) {
+			// member({space, seed, device, secrets}, nowMs)
+			o := arg(a, 0)
+			return true, n.Member(core.MemberConfig{Space: bytesOf(o.Get("space")), Seed: bytesOf(o.Get("seed")),
+				Device: bytesOf(o.Get("device")), Secrets: secretsOf(o.Get("secrets")), NowMs: int64(arg(a, 1).Float())})
+		}),
+		"own", fs.add(func([]js.Value) (any, error) {
+			if k := n.Own(); k != nil {
+				return bytesJS(k), nil
+			}
+			return js.Null(), nil
+		}),
+		"feeds", fs.add(func([]js.Value) (any, error) { return bytesListJS(n.Feeds()), nil }),
+		"changed", fs.add(func([]js.Value) (any, error) { return float64(n.Changed()), nil }),
+		"put", fs.add(func(a []js.Value) (any, error) {
+			// put(key, value, nowMs)
+			l, err := n.Put(arg(a, 0).String(), bytesOf(arg(a, 1)), int64(arg(a, 2).Float()))
+			return float64(l), err
+		}),
+		"del", fs.add(func(a []js.Value) (any, error) {
+			// del(key, nowMs)
+			l, err := n.Delete(arg(a, 0).String(), int64(arg(a, 1).Float()))
+			return float64(l), err
+		}),
+		"announce", fs.add(func([]js.Value) (any, error) {
+			n.Announce()
+			return true, nil
+		}),
+		"list", fs.add(func(a []js.Value) (any, error) {
+			// list(prefix, after, limit)
+			es, next, err := n.List(arg(a, 0).String(), arg(a, 1).String(), arg(a, 2).Int())
+			if err != nil {
+				return nil, err
+			}
+			entries := array.New()
+			for _, e := range es {
+				vs := array.New()
+				for _, v := range e.Versions {
+					vs.Call("push", obj("value", bytesJS(v.Value), "deleted", v.Deleted, "hlc", float64(v.HLC),
+						"feed", bytesJS(v.Feed), "index", float64(v.Index)))
+				}
+				entries.Call("push", obj("key", e.Key, "versions", vs))
+			}
+			return obj("entries", entries, "next", next), nil
+		}),
+		"devices", fs.add(func([]js.Value) (any, error) {
+			ds, err := n.Devices()
+			if err != nil {
+				return nil, err
+			}
+			out := array.New()
+			for _, d := range ds {
+				out.Call("push", obj("feed", bytesJS(d.Feed), "name", d.Name, "self", d.Self))
+			}
+			return out, nil
+		}),
+		"signinReceive", fs.add(func(a []js.Value) (any, error) {
+			// signinReceive(envelope, nowMs, from)
+			r, err := n.SigninReceive(bytesOf(arg(a, 0)), int64(arg(a, 1).Float()), arg(a, 2).String())
+			shown := js.Null()
+			if r.Shown != nil {
+				shown = requestJS(*r.Shown)
+			}
+			res := obj("handled", r.Handled, "publish", bytesListJS(r.Publish), "shown", shown)
+			if err != nil {
+				res.Set("error", err.Error())
+			}
+			return res, nil
+		}),
+		"requests", fs.add(func(a []js.Value) (any, error) {
+			out := array.New()
+			for _, r := range n.Requests(int64(arg(a, 0).Float())) {
+				out.Call("push", requestJS(r))
+			}
+			return out, nil
+		}),
+		"approve", fs.add(func(a []js.Value) (any, error) {
+			// approve(id, code, nowMs)
+			e, err := n.Approve(arg(a, 0).String(), arg(a, 1).String(), int64(arg(a, 2).Float()))
+			return bytesJS(e), err
+		}),
+		"deny", fs.add(func(a []js.Value) (any, error) {
+			// deny(id, nowMs)
+			e, err := n.Deny(arg(a, 0).String(), int64(arg(a, 1).Float()))
+			return bytesJS(e), err
+		}),
 		"free", fs.freeThen(func() { delete(nodes, id) }),
 	)
+}
+
+func requestJS(r core.JoinRequestInfo) js.Value {
+	return obj("id", r.ID, "space", bytesJS(r.Space), "name", r.Name, "feed", bytesJS(r.Feed), "code", r.Code, "via", r.Via, "time", float64(r.Time))
 }
 
 func viewJS(v core.ViewResult) js.Value {
@@ -274,6 +364,7 @@ func askerJS(k *core.Asker) js.Value {
 		"space", bytesJS(k.Space()),
 		"feed", bytesJS(k.Feed()),
 		"seed", bytesJS(k.Seed()),
+		"device", bytesJS(k.DeviceKey()),
 		"topic", k.Topic(),
 		"safetyCode", k.SafetyCode(),
 		"state", fs.add(func([]js.Value) (any, error) {

@@ -5,17 +5,20 @@
 // globalThis.mycelNode, the calls the tests drive (webui/node_browser_test.go);
 // the page's own UI for it comes later.
 //
-// Read-only: the page holds a member's epoch secrets (from signing in,
-// signin.ts, or handed to replicate by the caller), proves them to open
-// replication, and stores what it receives in the core's in-memory store;
-// started with a store name, it keeps that in IndexedDB too (store.ts) and
-// starts from it after a reload: the spaces with their secrets, every
-// record verified again by the core, and its peer ID. It appends nothing.
+// The page holds a member's epoch secrets (from signing in, signin.ts, or
+// handed to replicate by the caller), proves them to open replication,
+// and stores what it receives in the core's in-memory store; started with
+// a store name, it keeps that in IndexedDB too (store.ts) and starts from
+// it after a reload: the spaces with their secrets and its own keys,
+// every record verified again by the core, and its peer ID. Once a member
+// with its own feed key (signed in, or given writer), it writes (put,
+// del: appended by the core's node/space Space, stored, then announced)
+// and answers other devices' join requests (requests, approve, deny).
 
 import { TopicValidatorResult } from "@libp2p/gossipsub";
 import type { Connection, PeerId, Stream } from "@libp2p/interface";
 import { multiaddr } from "@multiformats/multiaddr";
-import { Core, CoreNode, Members, Secret, loadCore } from "../wasmcore";
+import { Core, CoreNode, CoreRequest, Members, Secret, loadCore } from "../wasmcore";
 import { BrowserHost, createHost } from "./net";
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
 import { Store } from "./store";
@@ -50,6 +53,19 @@ interface SpaceState {
   members?: Members;
   heard: HeardMessage[]; // the newest maxHeard accepted
   refused: Record<string, number>; // refusals by reason
+  writer?: Writer; // once a member: its own keys (the node is a member, wasm/core/member.go)
+  watchers: Set<() => void>; // onChange's
+  changed: number; // the node's change count the watchers were last told of
+  writes: Promise<void>; // the page's writes, one after another
+  writeFailed?: string; // a write's records were not stored: no more writes (its entry must not be offered)
+  gate?: Promise<void>; // while a write is appended but not stored: the sessions wait (sync.ts Flusher.gate)
+}
+
+// Writer is a member's own keys in a space: the seed of its feed key and
+// its device key (kept sealed in IndexedDB with the secrets).
+interface Writer {
+  seed: Uint8Array;
+  device?: Uint8Array;
 }
 
 // HeardMessage is a members' message the page accepted.
@@ -124,7 +140,14 @@ async function start(o: StartOptions): Promise<{ peerId: string; loadMs: number;
     refusedSpaces = saved.refused;
     for (const ss of saved.spaces) {
       const ts = performance.now();
-      const sp = newSpaceState(ss.space, ss.secrets, ss.feeds);
+      const feeds = [...ss.feeds];
+      if (ss.writer !== undefined) {
+        // The page's own feed is read back like any other (before the
+        // Space continues it: a feed that did not read back whole would fork).
+        const own = toHex(need(core, "start").publicKey(ss.writer.seed));
+        if (!feeds.includes(own)) feeds.push(own);
+      }
+      const sp = newSpaceState(ss.space, ss.secrets, feeds);
       const r: Restored = { space: ss.space, records: 0, imported: 0, refused: 0, reasons: [], truncated: false, ms: 0 };
       const rd = await store.records(ss.space, (rec) => {
         try {
@@ -137,6 +160,13 @@ async function start(o: StartOptions): Promise<{ peerId: string; loadMs: number;
       });
       r.records = rd.read;
       r.truncated = rd.truncated;
+      if (ss.writer !== undefined) {
+        try {
+          becomeMember(sp, ss.writer);
+        } catch (e) {
+          r.reasons.push(`member: ${(e as Error).message.slice(0, 200)}`);
+        }
+      }
       sp.node.viewSummary(sp.id, sp.secrets);
       r.ms = performance.now() - ts;
       restored.push(r);
@@ -150,6 +180,7 @@ async function start(o: StartOptions): Promise<{ peerId: string; loadMs: number;
     host = await createHost({ privateKey, listen: o.listen });
   }
   host ??= await createHost({ listen: o.listen });
+  for (const sp of spaces.values()) if (sp.writer !== undefined) listen(toHex(sp.id));
   return { peerId: host.peerId.toString(), loadMs: performance.now() - t0, restored, refusedSpaces };
 }
 
@@ -204,6 +235,7 @@ export interface ReplicateOptions {
   space: string; // hex
   secrets?: { epoch: number; secret: string }[]; // hex: a member's epoch secrets (kept from before for a space restored)
   feeds?: string[]; // hex: the feeds to replicate (likewise)
+  writer?: string; // hex: the ed25519 seed of the page's own feed key, a writer of the space (a test hands it one it added)
   timeoutMs?: number; // bounds the dial and the stream's opening, each (default 15 s)
 }
 
@@ -219,6 +251,9 @@ function newSpaceState(space: string, secrets: Secret[], feeds: string[]): Space
     sessions: new Map(),
     heard: [],
     refused: {},
+    watchers: new Set(),
+    changed: 0,
+    writes: Promise.resolve(),
   };
   spaces.set(space, sp);
   return sp;
@@ -236,9 +271,45 @@ async function spaceState(o: ReplicateOptions): Promise<SpaceState> {
     // Start the view the core keeps: each batch a session ingests is
     // applied as it arrives, so the view is complete when the sync is.
     sp.node.viewSummary(sp.id, sp.secrets);
-    await store?.saveSpace({ space: toHex(sp.id), feeds: sp.feeds, secrets: sp.secrets });
+    if (o.writer !== undefined) becomeMember(sp, { seed: fromHex(o.writer) });
+    await saveSpace(sp);
   }
   return sp;
+}
+
+async function saveSpace(sp: SpaceState): Promise<void> {
+  await store?.saveSpace({ space: toHex(sp.id), feeds: sp.feeds, secrets: sp.secrets, writer: sp.writer });
+}
+
+// becomeMember makes the space's node a member writing with w (the
+// core's node/space Space): its feeds are the Space's from then on.
+function becomeMember(sp: SpaceState, w: Writer): void {
+  sp.node.member({ space: sp.id, seed: w.seed, device: w.device, secrets: sp.secrets }, Date.now());
+  sp.writer = w;
+  sp.feeds = sp.node.feeds().map(toHex);
+}
+
+// changed tells the space's watchers when its view changed, and keeps the
+// list of feeds stored current (a new writer's feed is read back after a
+// reload only if it is listed).
+function changed(sp: SpaceState): void {
+  const c = sp.node.changed();
+  if (c === sp.changed) return;
+  sp.changed = c;
+  if (sp.writer !== undefined) {
+    const fs = sp.node.feeds().map(toHex);
+    if (fs.length !== sp.feeds.length || fs.some((f) => !sp.feeds.includes(f))) {
+      sp.feeds = fs;
+      void saveSpace(sp);
+    }
+  }
+  for (const cb of sp.watchers) {
+    try {
+      cb();
+    } catch {
+      // a watcher's failure is its own
+    }
+  }
 }
 
 // serve runs a session of sp on stream, replacing one with the same peer
@@ -246,6 +317,12 @@ async function spaceState(o: ReplicateOptions): Promise<SpaceState> {
 // wins.
 function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boolean): boolean {
   const h = need(host, "serve");
+  if (sp.writeFailed !== undefined) {
+    // The core holds an entry of the page's feed that IndexedDB does not:
+    // no session may offer it (write).
+    stream.abort(new Error("sync: the page could not store its write; reload it"));
+    return false;
+  }
   const remote = conn.remotePeer;
   const key = remote.toString();
   const old = sp.sessions.get(key);
@@ -266,7 +343,7 @@ function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boole
     secrets: sp.secrets,
   });
   const stats: SessionStats = { framesIn: 0, framesOut: 0, bytesIn: 0, lastFrameMs: 0, stepMs: 0, ended: false };
-  const fl: Flusher = {};
+  const fl: Flusher = { gate: () => sp.gate };
   sp.sessions.set(key, { stats, outbound, stream, remote: key, addr: conn.remoteAddr.toString(), fl });
   // What one session ingests, the others announce to their peers (the
   // core marks its feeds grown in every session of the node): a page
@@ -288,6 +365,14 @@ function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boole
       const t = sp.node.takeRecords();
       dropped += t.dropped;
       void st.append(toHex(sp.id), t.records);
+      return out;
+    };
+  }
+  {
+    const step = s.step.bind(s);
+    s.step = (frame: Uint8Array) => {
+      const out = step(frame);
+      changed(sp);
       return out;
     };
   }
@@ -344,7 +429,7 @@ function status(space: string): { lengths: Record<string, number>; held: Record<
   if (sp === undefined) throw new Error(`space ${space}: not replicated here`);
   const lengths: Record<string, number> = {};
   const held: Record<string, number> = {};
-  for (const f of sp.feeds) {
+  for (const f of sp.node.feeds().map(toHex)) {
     lengths[f] = sp.node.length(fromHex(f));
     held[f] = sp.node.held(fromHex(f));
   }
@@ -383,22 +468,72 @@ function listen(space: string): { topic: string; writers: number } {
     const m = sp.node.members(sp.id, sp.secrets);
     sp.members = m;
     const topic = m.topic();
-    const dec = new TextDecoder();
-    h.services.pubsub.topicValidators.set(topic, (_peer, msg) => {
-      try {
-        const o = m.open(msg.data, Date.now());
-        sp.heard.push({ sender: toHex(o.sender), time: o.time, kind: o.kind, name: o.name, topic: o.topic, data: dec.decode(o.data) });
-        if (sp.heard.length > maxHeard) sp.heard.shift();
-        return TopicValidatorResult.Accept;
-      } catch (e) {
-        const reason = (e as Error).message.slice(0, 120);
-        if (reason in sp.refused || Object.keys(sp.refused).length < maxReasons) sp.refused[reason] = (sp.refused[reason] ?? 0) + 1;
-        return TopicValidatorResult.Ignore;
-      }
-    });
+    h.services.pubsub.topicValidators.set(topic, (peer, msg) => onTopic(sp, m, topic, peer.toString(), msg.data));
     h.services.pubsub.subscribe(topic);
   }
   return { topic: sp.members.topic(), writers: v.writers };
+}
+
+const dec = new TextDecoder();
+
+// onTopic decides on an envelope of the space's topic (gossipsub's
+// validator): a sign-in envelope goes to the member side, a members'
+// message is opened by the core; what does not open is counted by reason
+// and goes no further.
+function onTopic(sp: SpaceState, m: Members, topic: string, from: string, data: Uint8Array): TopicValidatorResult {
+  if (signinEnvelope(sp, topic, from, data)) return TopicValidatorResult.Ignore;
+  try {
+    const o = m.open(data, Date.now());
+    sp.heard.push({ sender: toHex(o.sender), time: o.time, kind: o.kind, name: o.name, topic: o.topic, data: dec.decode(o.data) });
+    if (sp.heard.length > maxHeard) sp.heard.shift();
+    return TopicValidatorResult.Accept;
+  } catch (e) {
+    const reason = (e as Error).message.slice(0, 120);
+    if (reason in sp.refused || Object.keys(sp.refused).length < maxReasons) sp.refused[reason] = (sp.refused[reason] ?? 0) + 1;
+    return TopicValidatorResult.Ignore;
+  }
+}
+
+// signinEnvelope hands an envelope of the space's topic to the member
+// side if the page is a member and it is of a sign-in key kind (another
+// device's request): it publishes the answers the core asks for and tells
+// onRequest's watchers of a request newly kept. It reports whether the
+// envelope was a sign-in one (not a members' message).
+function signinEnvelope(sp: SpaceState, topic: string, from: string, data: Uint8Array): boolean {
+  if (sp.writer === undefined) return false;
+  const h = need(host, "listen");
+  let r: ReturnType<CoreNode["signinReceive"]>;
+  try {
+    r = sp.node.signinReceive(data, Date.now(), from);
+  } catch (e) {
+    r = { handled: true, publish: [], shown: null, error: (e as Error).message };
+  }
+  if (!r.handled) return false;
+  if (r.error !== undefined) {
+    const reason = `sign-in: ${r.error.slice(0, 100)}`;
+    if (reason in sp.refused || Object.keys(sp.refused).length < maxReasons) sp.refused[reason] = (sp.refused[reason] ?? 0) + 1;
+  }
+  for (const e of r.publish) void h.services.pubsub.publish(topic, e).catch(() => {});
+  if (r.shown !== null) {
+    const jr = joinRequest(r.shown);
+    for (const cb of requestWatchers) {
+      try {
+        cb(jr);
+      } catch {
+        // a watcher's failure is its own
+      }
+    }
+  }
+  return true;
+}
+
+// gossipHex hands the page an envelope (hex) of the space's topic as
+// gossipsub's validator would, for the tests' forged requests; it returns
+// the validator's result and the refusals so far.
+function gossipHex(space: string, hex: string): { result: string; refused: Record<string, number> } {
+  const sp = spaces.get(space);
+  if (sp === undefined || sp.members === undefined) throw new Error(`space ${space}: not listened to`);
+  return { result: onTopic(sp, sp.members, sp.members.topic(), "test", fromHex(hex)), refused: sp.refused };
 }
 
 // heard returns the members' messages accepted so far and the refusals.
@@ -435,6 +570,14 @@ function signin(o: SignInOptions): ReturnType<typeof signIn> {
         return spaces.get(space)!.node;
       },
       drop,
+      approved: (space, seed, device) => {
+        const sp = spaces.get(space);
+        if (sp === undefined) return;
+        becomeMember(sp, { seed, device });
+        void saveSpace(sp);
+        listen(space);
+        changed(sp);
+      },
     },
     o,
   );
@@ -450,12 +593,242 @@ function held(): string[] {
 // out: the reloaded page, the same peer, is not taken for a duplicate.
 addEventListener("pagehide", () => void host?.stop());
 
-(globalThis as Record<string, unknown>).mycelNode = { start, connect, hangUp, addrs, connections, replicate, status, view, listen, heard, persisted, signin, signinState: signInState, held };
+// ---- The page as a member: writes, reads, devices, approvals ----
 
-// viewKeys: the space's keys as the view the core keeps holds them, for the
-// page's key browser (src/browsernode.ts) until list is here.
-(globalThis as unknown as { mycelNode: Record<string, unknown> }).mycelNode.viewKeys = (space: string) => {
+function memberSpace(space: string): SpaceState {
   const sp = spaces.get(space);
-  if (sp === undefined) throw new Error(`space ${space}: not replicated here`);
-  return sp.node.view(sp.id, sp.secrets).kvs;
+  if (sp === undefined) throw new Error(`space ${space}: not held here`);
+  if (sp.writer === undefined) throw new Error(`space ${space}: not a member here (sign in first)`);
+  return sp;
+}
+
+// write runs an append of the core (put, del, approve), then stores its
+// records and only once they are committed announces the new head to
+// every session: a tab closed in between has offered the entry to nobody,
+// so its feed continues from what IndexedDB holds after a reload. Writes
+// of a space run one after another.
+function write<T>(sp: SpaceState, f: (n: CoreNode) => T): Promise<T> {
+  const run = async (): Promise<T> => {
+    if (sp.writeFailed !== undefined) throw new Error(`the page could not store a write (${sp.writeFailed}); reload the page before writing again`);
+    let out: T;
+    let err: unknown;
+    // Until the write's records are stored, no session steps the core: a
+    // peer's request answered now would carry the new head.
+    let open = () => {};
+    sp.gate = new Promise<void>((r) => (open = r));
+    try {
+      try {
+        out = f(sp.node);
+      } catch (e) {
+        err = e; // what it appended before failing is kept all the same
+      }
+      const t = sp.node.takeRecords();
+      dropped += t.dropped;
+      if (store !== undefined) {
+        try {
+          await store.appendChecked(toHex(sp.id), t.records);
+        } catch (e) {
+          // The entry is in the core's feed but not in IndexedDB: offering it
+          // would fork the feed after a reload, so nothing more is written or
+          // announced here (and the sessions stay shut).
+          sp.writeFailed = (e as Error).message;
+          for (const s of sp.sessions.values()) s.stream.abort(new Error("sync: the page could not store its write"));
+          throw e;
+        }
+      }
+    } finally {
+      sp.gate = undefined;
+      open();
+    }
+    sp.node.announce();
+    for (const s of sp.sessions.values()) s.fl.flush?.();
+    changed(sp);
+    if (err !== undefined) throw err;
+    return out!;
+  };
+  const p = sp.writes.then(run);
+  sp.writes = p.then(
+    () => {},
+    () => {},
+  );
+  return p;
+}
+
+// put sets key to value in the space (an entry of the page's own feed).
+export async function put(space: string, key: string, value: Uint8Array): Promise<void> {
+  await write(memberSpace(space), (n) => n.put(key, value, Date.now()));
+}
+
+// del deletes key in the space.
+export async function del(space: string, key: string): Promise<void> {
+  await write(memberSpace(space), (n) => n.del(key, Date.now()));
+}
+
+// Version and Entry are src/node.ts's (the daemon API's list).
+export interface Version {
+  value: Uint8Array;
+  deleted?: boolean;
+  hlc: number;
+  feed: string;
+  index: number;
+}
+export interface Entry {
+  key: string;
+  versions: Version[];
+}
+
+// list returns a page of the space's keys with prefix after `after`
+// (limit: at most 1000), with their versions, winner first.
+export function list(space: string, prefix: string, after?: string, limit?: number): { entries: Entry[]; next?: string } {
+  const sp = memberSpace(space);
+  const r = sp.node.list(prefix, after ?? "", limit ?? 0);
+  const entries = r.entries.map((e) => ({
+    key: e.key,
+    versions: e.versions.map((v) => ({ value: v.value, deleted: v.deleted || undefined, hlc: v.hlc, feed: toHex(v.feed), index: v.index })),
+  }));
+  return r.next === "" ? { entries } : { entries, next: r.next };
+}
+
+// devices lists the space's writers; online: the page has a session with
+// a peer whose ... (the page cannot tell a device's peer from its feed
+// yet: online is true for itself only).
+export function devices(space: string): { feed: string; name: string; self?: boolean; online: boolean; last_seen?: string }[] {
+  const sp = memberSpace(space);
+  const online = new Set<string>();
+  for (const m of sp.heard) if (m.kind === "presence" && Date.now() - m.time < 60_000) online.add(m.sender);
+  return sp.node.devices().map((d) => {
+    const feed = toHex(d.feed);
+    return { feed, name: d.name, self: d.self || undefined, online: d.self || online.has(feed) };
+  });
+}
+
+// JoinRequest is src/node.ts's (the daemon API's request).
+export interface JoinRequest {
+  id: string;
+  space: string;
+  space_name: string;
+  name: string;
+  feed: string;
+  code: string;
+  via: string;
+  time: string;
+}
+
+function joinRequest(r: CoreRequest): JoinRequest {
+  return { id: r.id, space: toHex(r.space), space_name: "", name: r.name, feed: toHex(r.feed), code: r.code, via: r.via, time: new Date(r.time).toISOString() };
+}
+
+const requestWatchers = new Set<(r: JoinRequest) => void>();
+
+// requests lists the join requests the page heard and keeps for a
+// person's answer, in every space it is a member of, oldest first.
+export function requests(): JoinRequest[] {
+  const out: JoinRequest[] = [];
+  for (const sp of spaces.values()) if (sp.writer !== undefined) for (const r of sp.node.requests(Date.now())) out.push(joinRequest(r));
+  return out.sort((a, b) => a.time.localeCompare(b.time));
+}
+
+// onRequest calls cb with each request newly kept; it returns the
+// function that stops it.
+export function onRequest(cb: (r: JoinRequest) => void): () => void {
+  requestWatchers.add(cb);
+  return () => requestWatchers.delete(cb);
+}
+
+function requestSpace(id: string): SpaceState {
+  const want = id.toLowerCase();
+  for (const sp of spaces.values()) {
+    if (sp.writer === undefined) continue;
+    if (sp.node.requests(Date.now()).some((r) => r.id.startsWith(want))) return sp;
+  }
+  throw new Error(`no request ${id} waiting`);
+}
+
+async function publishAnswer(sp: SpaceState, envelope: Uint8Array): Promise<void> {
+  const h = need(host, "approve");
+  const topic = listen(toHex(sp.id)).topic;
+  try {
+    await h.services.pubsub.publish(topic, envelope);
+  } catch (e) {
+    // No peer on the topic now: the device asks again, and the member side
+    // answers again what it answered.
+    if (!/NoPeersSubscribedToTopic/.test((e as Error).message)) throw e;
+  }
+}
+
+// approve approves a waiting request once code is the safety code the
+// device shows: the page appends the add-writer op with the keyring
+// sealed to the device (stored, then announced) and publishes the
+// approval.
+export async function approve(requestID: string, code: string): Promise<void> {
+  const sp = requestSpace(requestID);
+  const env = await write(sp, (n) => n.approve(requestID, code, Date.now()));
+  await publishAnswer(sp, env);
+}
+
+// deny denies a waiting request.
+export async function deny(requestID: string): Promise<void> {
+  const sp = requestSpace(requestID);
+  const env = await write(sp, (n) => n.deny(requestID, Date.now()));
+  await publishAnswer(sp, env);
+}
+
+// onChange calls cb after the space's view changed (the page ingested or
+// wrote); it returns the function that stops it.
+export function onChange(space: string, cb: () => void): () => void {
+  const sp = spaces.get(space);
+  if (sp === undefined) throw new Error(`space ${space}: not held here`);
+  sp.watchers.add(cb);
+  return () => sp.watchers.delete(cb);
+}
+
+// JSON-friendly variants for the tests (chromedp): values as hex.
+async function putHex(space: string, key: string, hex: string): Promise<boolean> {
+  await put(space, key, fromHex(hex));
+  return true;
+}
+function listHex(space: string, prefix: string, after?: string, limit?: number): { entries: { key: string; versions: (Omit<Version, "value"> & { value: string })[] }[]; next?: string } {
+  const r = list(space, prefix, after, limit);
+  return { ...r, entries: r.entries.map((e) => ({ key: e.key, versions: e.versions.map((v) => ({ ...v, value: toHex(v.value) })) })) };
+}
+// changes counts onChange calls per space since watchChanges (tests).
+const changeCounts: Record<string, number> = {};
+function watchChanges(space: string): boolean {
+  changeCounts[space] ??= 0;
+  onChange(space, () => void (changeCounts[space] = (changeCounts[space] ?? 0) + 1));
+  return true;
+}
+function changes(space: string): number {
+  return changeCounts[space] ?? 0;
+}
+
+(globalThis as Record<string, unknown>).mycelNode = {
+  start,
+  connect,
+  hangUp,
+  addrs,
+  connections,
+  replicate,
+  status,
+  view,
+  listen,
+  heard,
+  persisted,
+  signin,
+  signinState: signInState,
+  held,
+  put,
+  del,
+  list,
+  devices,
+  requests,
+  onRequest,
+  approve,
+  deny,
+  onChange,
+  putHex,
+  listHex,
+  watchChanges,
+  changes,
+  gossipHex,
 };

@@ -36,6 +36,9 @@ export interface SignInHost {
   replicate(addr: string, space: string, secrets: { epoch: number; secret: string }[], feeds: string[], timeoutMs: number): Promise<CoreNode>;
   // drop forgets the space's state (a refused request keeps nothing).
   drop(space: string): void;
+  // approved makes the page a member of the space it was approved in,
+  // writing to the feed of seed (the request's) with its device key.
+  approved?(space: string, seed: Uint8Array, device: Uint8Array): void;
 }
 
 export interface SignInState {
@@ -125,6 +128,12 @@ function finish(h: SignInHost, r: Running, state: string, reason: string): void 
   if (state !== "approved") {
     r.node = undefined;
     h.drop(r.st.space); // nothing of a refused request stays
+  } else {
+    try {
+      h.approved?.(r.st.space, r.asker.seed, r.asker.device);
+    } catch (e) {
+      r.st.error = `member: ${(e as Error).message.slice(0, 200)}`;
+    }
   }
   r.asker.free();
 }

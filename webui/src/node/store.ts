@@ -46,6 +46,9 @@ export interface StoredSpace {
   space: string; // hex
   feeds: string[]; // hex
   secrets: StoredSecret[];
+  // A member's own keys (wasm/core/member.go), sealed with the secrets:
+  // the ed25519 seed of its feed key and its device key.
+  writer?: { seed: Uint8Array; device?: Uint8Array };
 }
 
 function req<T>(r: IDBRequest<T>): Promise<T> {
@@ -146,7 +149,12 @@ export class Store {
 
   // saveSpace records a space replicated here, its feeds and secrets.
   async saveSpace(s: StoredSpace): Promise<void> {
-    const plain = new TextEncoder().encode(JSON.stringify(s.secrets.map((x) => ({ epoch: x.epoch, secret: toHex(x.secret) }))));
+    const secrets = s.secrets.map((x) => ({ epoch: x.epoch, secret: toHex(x.secret) }));
+    // Without a writer, the sealed value is the secrets' array, as before
+    // members wrote; with one, an object holding both.
+    const sealed =
+      s.writer === undefined ? secrets : { secrets, seed: toHex(s.writer.seed), device: s.writer.device === undefined ? undefined : toHex(s.writer.device) };
+    const plain = new TextEncoder().encode(JSON.stringify(sealed));
     const { iv, ct } = await this.seal(plain, s.space);
     const tx = this.db.transaction("spaces", "readwrite");
     tx.objectStore("spaces").put({ feeds: s.feeds, iv, ct }, s.space);
@@ -167,11 +175,13 @@ export class Store {
         const v = vals[i] as { feeds: unknown };
         if (!Array.isArray(v.feeds) || v.feeds.length > 1024 || !v.feeds.every((f) => typeof f === "string" && f.length === 64)) throw new Error("malformed feeds");
         const plain = await this.unseal(v, space);
-        const secrets = (JSON.parse(new TextDecoder().decode(plain)) as { epoch: number; secret: string }[]).map((x) => ({
-          epoch: x.epoch,
-          secret: fromHex(x.secret),
-        }));
-        out.push({ space, feeds: v.feeds as string[], secrets });
+        type Sealed = { epoch: number; secret: string }[];
+        const o = JSON.parse(new TextDecoder().decode(plain)) as Sealed | { secrets: Sealed; seed: string; device?: string };
+        const list = Array.isArray(o) ? o : o.secrets;
+        if (!Array.isArray(list) || list.length > 1024) throw new Error("malformed secrets");
+        const secrets = list.map((x) => ({ epoch: x.epoch, secret: fromHex(x.secret) }));
+        const writer = Array.isArray(o) ? undefined : { seed: fromHex(o.seed), device: o.device === undefined ? undefined : fromHex(o.device) };
+        out.push({ space, feeds: v.feeds as string[], secrets, writer });
       } catch (e) {
         refused[space] = `space record refused: ${(e as Error).message || "does not open"}`;
       }
@@ -231,6 +241,32 @@ export class Store {
   }
 
   // flush resolves when every write queued so far is committed (or failed).
+  // appendChecked queues recs like append and resolves once they are
+  // committed; it throws if they were not (a write the page must not
+  // announce).
+  appendChecked(space: string, recs: Uint8Array[]): Promise<void> {
+    let failed: Error | undefined;
+    const before = this.chain;
+    this.pending += recs.length;
+    this.chain = before.then(async () => {
+      try {
+        const tx = this.db.transaction("records", "readwrite");
+        const st = tx.objectStore("records");
+        for (const rec of recs) st.add({ space, rec });
+        await done(tx);
+        this.written += recs.length;
+      } catch (e) {
+        failed = e as Error;
+        this.error = failed.message;
+      } finally {
+        this.pending -= recs.length;
+      }
+    });
+    return this.chain.then(() => {
+      if (failed !== undefined) throw failed;
+    });
+  }
+
   flush(): Promise<void> {
     return this.chain;
   }

@@ -28,6 +28,11 @@ const idleMs = 120_000;
 // feeds that grew through the node's other sessions).
 export interface Flusher {
   flush?: () => void;
+  // gate, when set by the page, returns a promise to wait for before the
+  // session next steps the core (start, a peer's frame, a flush): a
+  // write's entry is in the core before it is stored, and no peer may be
+  // offered it in between (main.ts, write).
+  gate?: () => Promise<void> | undefined;
 }
 
 // runSession pumps frames between stream and s until the stream ends or
@@ -45,13 +50,16 @@ export async function runSession(stream: Stream, s: Session, stats: SessionStats
     }
   };
   const send = (frames: Uint8Array[]): Promise<void> => (chain = chain.then(() => write(frames)));
+  const gated = async () => {
+    for (let g = fl.gate?.(); g !== undefined; g = fl.gate?.()) await g;
+  };
   fl.flush = () => {
     if (stats.ended) return;
-    try {
-      void send(s.flush()).catch((e) => stream.abort(e as Error));
-    } catch (e) {
-      stream.abort(e as Error);
-    }
+    void gated()
+      .then(() => {
+        if (!stats.ended) return send(s.flush());
+      })
+      .catch((e) => stream.abort(e as Error));
   };
   let idle: ReturnType<typeof setTimeout> | undefined;
   const arm = () => {
@@ -61,6 +69,7 @@ export async function runSession(stream: Stream, s: Session, stats: SessionStats
   const t0 = performance.now();
   try {
     arm();
+    await gated();
     await send(s.start());
     for await (const chunk of stream) {
       arm();
@@ -68,6 +77,7 @@ export async function runSession(stream: Stream, s: Session, stats: SessionStats
       stats.bytesIn += bytes.length;
       for (const f of reader.push(bytes)) {
         stats.framesIn++;
+        await gated();
         const ts = performance.now();
         const out = s.step(f);
         stats.stepMs += performance.now() - ts;

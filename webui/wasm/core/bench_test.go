@@ -36,7 +36,9 @@ func BenchmarkSealAndView(b *testing.B) {
 // and ends with its view complete — kept as batches arrive (kept=true, as
 // the page does) or built once the session is done (kept=false). Compare
 // with the browser test's figure for the same work in wasm
-// (TestBrowserNodeReplicates with MYCEL_BROWSER_ENTRIES=10000).
+// (TestBrowserNodeReplicates with MYCEL_BROWSER_ENTRIES=10000). With
+// member=true the node is a member (Node.Member: node/space's Space, whose
+// view a page that signed in keeps).
 func BenchmarkCatchUpView(b *testing.B) {
 	const n = 10000
 	sp, _ := PublicKey(seed(9))
@@ -55,12 +57,17 @@ func BenchmarkCatchUpView(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for _, kept := range []bool{true, false} {
-		b.Run(fmt.Sprintf("kept=%v", kept), func(b *testing.B) {
+	for _, mode := range []string{"kept=true", "kept=false", "member"} {
+		b.Run(mode, func(b *testing.B) {
 			for b.Loop() {
 				dst, _ := NewNode([][]byte{sp})
-				if kept {
+				switch mode {
+				case "kept=true":
 					dst.ViewSummary(sp, ss)
+				case "member":
+					if err := dst.Member(MemberConfig{Space: sp, Seed: seed(3), Secrets: ss, NowMs: 1}); err != nil {
+						b.Fatal(err)
+					}
 				}
 				sa, _ := src.NewSession(SessionConfig{LocalID: []byte("a"), RemoteID: []byte("b"), Nonce: seed(1), Space: sp, Secrets: ss})
 				sb, _ := dst.NewSession(SessionConfig{LocalID: []byte("b"), RemoteID: []byte("a"), Nonce: seed(2), Space: sp, Secrets: ss})

@@ -416,6 +416,7 @@ type Node struct {
 
 	mu      sync.Mutex
 	tr      *tracked // the view kept up to date, once View was called
+	mem     *member  // once Member: the Space the page writes and reads (member.go)
 	pending [][]byte // records of batches ingested, for the page (persist.go)
 	dropped int      // records dropped from pending since TakeRecords
 
@@ -431,6 +432,7 @@ type tracked struct {
 	ks      space.Keys
 	v       *space.View
 	err     error // the view stopped (its storage failed): View rebuilds it
+	changed uint64
 }
 
 // NewNode returns an empty node replicating the feeds listed.
@@ -516,6 +518,9 @@ func (n *Node) Get(k []byte, i uint64) ([]byte, error) {
 func (n *Node) View(spaceB []byte, secrets []Secret) (ViewResult, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.mem != nil {
+		return memberView(n.mem.sp, true), n.mem.sp.Err()
+	}
 	tr, err := n.track(spaceB, secrets)
 	if err != nil {
 		return ViewResult{}, err
@@ -528,6 +533,9 @@ func (n *Node) View(spaceB []byte, secrets []Secret) (ViewResult, error) {
 func (n *Node) ViewSummary(spaceB []byte, secrets []Secret) (ViewResult, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.mem != nil {
+		return memberView(n.mem.sp, false), n.mem.sp.Err()
+	}
 	tr, err := n.track(spaceB, secrets)
 	if err != nil {
 		return ViewResult{}, err
@@ -575,10 +583,18 @@ func (n *Node) track(spaceB []byte, secrets []Secret) (*tracked, error) {
 func (n *Node) applyBatch(k feed.PublicKey, b *feed.Batch) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if m := n.mem; m != nil {
+		// The Space reads what its feeds hold beyond what it read; an
+		// error stops its view, which its next call opens again.
+		_, _ = m.sp.Refresh()
+		m.changed++
+		return
+	}
 	tr := n.tr
 	if tr == nil || tr.err != nil {
 		return
 	}
+	tr.changed++
 	for _, r := range b.Runs {
 		for i, e := range r.Entries {
 			if err := applyEntry(tr.v, tr.id, tr.ks, k, r.Start+uint64(i), e); err != nil {
@@ -594,6 +610,9 @@ func (n *Node) applyBatch(k feed.PublicKey, b *feed.Batch) {
 func (n *Node) isWriter(k feed.PublicKey) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.mem != nil {
+		return n.mem.sp.IsDevice(k)
+	}
 	return n.tr != nil && n.tr.v.WriterSet().IsWriter(k)
 }
 
@@ -609,7 +628,7 @@ func (m nodeModel) feed(k feed.PublicKey) *feed.Feed {
 	return f
 }
 
-func (m nodeModel) Feeds() []feed.PublicKey { return m.n.feeds }
+func (m nodeModel) Feeds() []feed.PublicKey { return m.n.allFeeds() }
 
 func (m nodeModel) Head(k feed.PublicKey) (feed.SignedHead, bool) {
 	if f := m.feed(k); f != nil {
@@ -660,7 +679,7 @@ type SessionConfig struct {
 	LocalID, RemoteID []byte
 	Nonce             []byte // replication.NonceSize fresh random bytes
 	Space             []byte
-	Secrets           []Secret // the epochs held: proven, and accepted from the peer
+	Secrets           []Secret // the epochs held: proven, and accepted from the peer (a member's Space decides instead)
 }
 
 // NewSession returns a session of n.
@@ -691,9 +710,27 @@ func (n *Node) NewSession(cfg SessionConfig) (*Session, error) {
 		}
 		return false
 	}
+	creds := replication.Credentials{Caps: caps}
+	n.mu.Lock()
+	m := n.mem
+	n.mu.Unlock()
+	if m != nil {
+		// A member proves and admits as the daemon does (node/spaces.go):
+		// the epochs its Space holds (a rotation it learned included), its
+		// feed key signing the binding, and a peer admitted by the Space's
+		// rule (an older epoch's proof only from a writer not removed).
+		mcaps, err := m.sp.Capabilities()
+		if err != nil {
+			return nil, err
+		}
+		creds = replication.Credentials{Caps: mcaps, Writer: m.sp.WriterKey()}
+		verify = func(binding []byte, p replication.Proof) bool {
+			return m.sp.Admits(func(c auth.ReplicationCapability) bool { return replication.VerifyCap(c)(binding, p) }, p.Writer)
+		}
+	}
 	s := replication.New(replication.Config{
 		LocalID: cfg.LocalID, RemoteID: cfg.RemoteID, Nonce: [replication.NonceSize]byte(cfg.Nonce),
-		Creds: replication.Credentials{Caps: caps}, Verify: verify, Model: n.model(),
+		Creds: creds, Verify: verify, Model: n.model(),
 	})
 	ss := &Session{n: n, s: s}
 	if n.sessions == nil {

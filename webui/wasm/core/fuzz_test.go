@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzSessionStep feeds a session, after a real opening, one frame from the
@@ -66,4 +67,27 @@ func TestImportsStayCore(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzSigninReceive hands a member's sign-in side one envelope from the
+// topic: whatever the bytes, it shows no request and writes nothing unless
+// the envelope verifies and opens as a request under a key of the space, signed by the feed it names (which random bytes cannot be). (An
+// invite's key: a password's would cost an Argon2id per worker.)
+func FuzzSigninReceive(f *testing.F) {
+	_, n, inv := inviteSpace(f)
+	link, _ := inv.Link()
+	now := time.Now()
+	a, _ := NewAsker(AskWith{Invite: link, Name: "laptop"}, now.UnixMilli())
+	st, _ := a.Step(now.UnixMilli(), 1)
+	f.Add(st.Publish)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := n.SigninReceive(b, now.UnixMilli(), "fuzz")
+		if r.Shown != nil && !bytes.Equal(b, st.Publish) {
+			t.Fatalf("a request shown from fuzzed bytes (%v)", err)
+		}
+		if recs, _ := n.TakeRecords(); len(recs) != 0 {
+			t.Fatal("receiving an envelope wrote")
+		}
+	})
 }

@@ -116,7 +116,7 @@ func (n *Node) Import(rec []byte) error {
 }
 
 func (n *Node) replicates(k feed.PublicKey) bool {
-	for _, f := range n.feeds {
+	for _, f := range n.allFeeds() {
 		if f == k {
 			return true
 		}

@@ -28,6 +28,7 @@ import (
 type Asker struct {
 	mu        sync.Mutex
 	d         *signin.Device
+	dk        *auth.DeviceKey
 	seed      []byte
 	feed      [32]byte
 	space     auth.SpaceID
@@ -112,7 +113,7 @@ func NewAsker(w AskWith, nowMs int64) (*Asker, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Asker{d: d, seed: priv.Seed(), feed: [32]byte(pub), space: sid, topic: ephemeral.Topic(auth.DiscoveryKey(sid)),
+	a := &Asker{d: d, dk: dk, seed: priv.Seed(), feed: [32]byte(pub), space: sid, topic: ephemeral.Topic(auth.DiscoveryKey(sid)),
 		approvers: map[[32]byte]struct{}{}}
 	a.filter, err = ephemeral.NewFilter(ephemeral.NewMemSeenStore(), ephemeral.Config{
 		Now:     func() time.Time { return a.now },
@@ -298,3 +299,8 @@ func (a *Asker) CheckApproved(n *Node) bool {
 // Seed is the ed25519 seed of this device's feed key, for the page to
 // write into its feed once approved.
 func (a *Asker) Seed() []byte { return append([]byte(nil), a.seed...) }
+
+// DeviceKey is this device's key (auth.DeviceKey.Bytes), for the page to
+// keep with its feed key once approved (Node.Member): later keys are
+// sealed to it.
+func (a *Asker) DeviceKey() []byte { return a.dk.Bytes() }
