@@ -16,9 +16,9 @@ import { NodeError } from "./node";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
-// The browser node's calls this file uses. Those marked optional come
-// with the page's writes (src/node/main.ts): until they are there, the
-// methods over them throw NodeError("unsupported").
+// The browser node's calls this file uses. Those marked optional came
+// with the page's writes (src/node/main.ts); a node.js without them makes
+// the methods over them throw NodeError("unsupported").
 interface MycelNode {
   start(o: { wasm: string; wasmExec?: string; store?: string }): Promise<{ peerId: string }>;
   connect(addr: string, timeoutMs?: number): Promise<unknown>;
@@ -32,7 +32,6 @@ interface MycelNode {
   signin(o: { invite?: string; space?: string; password?: string; name?: string; addr: string; timeoutMs?: number }): Promise<SignIn>;
   signinState(space: string): SignIn;
   held(): string[];
-  viewKeys?(space: string): { key: string; value: Uint8Array; deleted: boolean; siblings: number }[];
   put?(space: string, key: string, value: Uint8Array): Promise<unknown>;
   del?(space: string, key: string): Promise<unknown>;
   list?(space: string, prefix: string, after?: string, limit?: number): Promise<{ entries: any[]; next?: string }> | { entries: any[]; next?: string };
@@ -284,22 +283,9 @@ export class BrowserNode implements Node {
   async leaveSpace(): Promise<void> { throw unsupported("leaving a space"); }
 
   async list(id: string, prefix: string, after = "", limit = 200): Promise<Page> {
-    if (this.n.list !== undefined) {
-      const p = await this.n.list(id, prefix, after || undefined, limit);
-      return { entries: p.entries as Entry[], next: p.next };
-    }
-    if (this.n.viewKeys === undefined) throw unsupported("listing keys");
-    const all = this.n.viewKeys(id)
-      // Keys under node/space's SystemPrefix are the space's own (invites,
-      // the password, devices): apps do not see them (as the daemon's List).
-      .filter((kv) => !kv.key.startsWith("\x00mycel/") && !kv.deleted)
-      .filter((kv) => kv.key.startsWith(prefix) && (after === "" || kv.key > after))
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const page = all.slice(0, limit);
-    return {
-      entries: page.map((kv) => ({ key: kv.key, versions: [{ value: kv.value, deleted: kv.deleted || undefined, hlc: 0, feed: "", index: 0 }] })),
-      next: all.length > limit ? page[page.length - 1].key : undefined,
-    };
+    if (this.n.list === undefined) throw unsupported("listing keys");
+    const p = await this.n.list(id, prefix, after || undefined, limit);
+    return { entries: p.entries as Entry[], next: p.next };
   }
 
   async put(id: string, key: string, value: Uint8Array): Promise<void> {
