@@ -177,7 +177,7 @@ func (g *gzipped) get(name string) []byte {
 			return
 		}
 		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // a valid level
+		zw := gzip.NewWriter(&buf) // level 6: as small as 9 here (2.05 vs 2.04 MB), twice as fast (1 s)
 		zw.Write(raw)
 		zw.Close()
 		f.b = buf.Bytes()

@@ -267,7 +267,8 @@ func TestRelayServesHashes(t *testing.T) {
 	url := relayPage(t, r)
 	dir := t.TempDir()
 	rebuild(t, dir)
-	client := &http.Client{Timeout: 30 * time.Second}
+	// The relay gzips core.wasm at its first request: 1 s, 11 s under -race.
+	client := &http.Client{Timeout: 120 * time.Second}
 	t.Cleanup(client.CloseIdleConnections)
 	types := map[string]string{"index.html": "text/html", "app.js": "text/javascript", "node.js": "text/javascript",
 		"app.css": "text/css", "core.wasm": "application/wasm", "wasm_exec.js": "text/javascript", "hashes.txt": "text/plain"}
