@@ -174,6 +174,6 @@
 // # Not built yet (issue 12)
 //
 // A space-level list of relays (devices take theirs from --relay);
-// members' messages in the mailbox (it carries sign-in); flags for
-// RouterLimits and DirectoryLimits. See README.md, "Running a relay".
+// members' messages in the mailbox (it carries sign-in). See README.md,
+// "Running a relay".
 package relay
