@@ -202,7 +202,9 @@ type SessionInfo struct {
 	// Running is false while the stream is being opened or the session
 	// waits for the one it replaces to stop.
 	Running bool
-	ConnID  string // the connection's ID in libp2p's swarm
+	// Established: the peer's proof verified.
+	Established bool
+	ConnID      string // the connection's ID in libp2p's swarm
 }
 
 // Sessions returns the sessions running now.
@@ -211,7 +213,7 @@ func (r *Replicator) Sessions() []SessionInfo {
 	defer r.mu.Unlock()
 	out := make([]SessionInfo, 0, len(r.sessions))
 	for key, s := range r.sessions {
-		info := SessionInfo{Peer: key.peer, Space: key.space, Outbound: s.outbound}
+		info := SessionInfo{Peer: key.peer, Space: key.space, Outbound: s.outbound, Established: s.established.Load()}
 		s.mu.Lock()
 		if c := s.conn; c != nil {
 			info.Running, info.Relayed, info.ConnID = true, relayedConn(c), c.ID()
