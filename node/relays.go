@@ -54,16 +54,17 @@ type relayState struct {
 	addrs    []ma.Multiaddr // circuit addresses while reserved, without /p2p/<self>
 	limitDur time.Duration  // the relay's limits on one relayed connection
 	limitB   uint64
+	err      string // the last failure, until a reservation succeeds
+	errAt    time.Time
+	mirror   mirrorHanded // the mirror tokens handed (relays_mirror.go)
+	mailbox  mailboxState // envelopes to deposit, fetches (relays_mailbox.go)
+
 	// memberRenewals counts the early renewals made since the reservation
 	// began to learn the members' limits (memberRenewDue); first are the
 	// limits of its first reply.
 	memberRenewals int
 	memberAt       time.Time
 	first          [2]uint64
-	err      string // the last failure, until a reservation succeeds
-	errAt    time.Time
-	mirror   mirrorHanded // the mirror tokens handed (relays_mirror.go)
-	mailbox  mailboxState // envelopes to deposit, fetches (relays_mailbox.go)
 }
 
 // newRelaySet holds one relay per peer ID, with every address given for
