@@ -41,6 +41,9 @@ type openSpace struct {
 	// and how many sessions have served that much to their peer.
 	leaveAt uint64
 	reached int
+	feeds   int    // length of sp.Feeds() when last announced to the replicator
+	admits  [2]int // space.Admission when the sessions' proofs were last checked
+
 	// leaving maps each session that served this device's feed since the
 	// leave began to the furthest index it served (spaces_leave.go); nil
 	// when not leaving.
@@ -48,8 +51,6 @@ type openSpace struct {
 	// leaveHook, if set (tests), is called once the removal is written,
 	// before leaveAt is known.
 	leaveHook func()
-	feeds   int    // length of sp.Feeds() when last announced to the replicator
-	admits  [2]int // space.Admission when the sessions' proofs were last checked
 
 	eph  *channel      // ephemeral messages (messages.go)
 	join *joining      // this device's own request to join (signin.go)
