@@ -25,11 +25,15 @@
 // side with the lower peer ID opens a stream; the other serves. Sync opens one now
 // from either side. If both streams meet while this side's session is still
 // in its opening, the one opened by the lower peer ID is kept and the other
-// reset (DropDuplicate); any other new inbound stream from a peer replaces
-// the session with it, inbound or outbound: the peer opens only when its
-// side of the session is gone (a browser whose old connection died), or to
-// move it. The replacing session starts once the one it replaces stopped
-// (its running Ingest included), so it asks only for what is not stored.
+// reset (DropDuplicate). A new inbound stream from a peer replaces an
+// inbound session, and an outbound one too once that verified the peer
+// more than 2 s ago (the peer's stream of a simultaneous open may arrive
+// that late) or when the new stream leaves a relayed connection for a
+// direct one: the peer opens only when its side of the session is gone (a
+// browser whose old connection died), or to move it. A replacing session
+// starts once the one it replaces stopped, its running Ingest included,
+// and a session that ends is forgotten only after its Ingest finished: a
+// new session asks only for what is not stored, nothing is ingested twice.
 // Streams are opened with network.WithAllowLimitedConn, so relayed
 // connections work, and a peer reached through a relay only
 // (network.Limited) counts as connected. A session that ends is not

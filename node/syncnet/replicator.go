@@ -213,7 +213,7 @@ func (r *Replicator) Sessions() []SessionInfo {
 	defer r.mu.Unlock()
 	out := make([]SessionInfo, 0, len(r.sessions))
 	for key, s := range r.sessions {
-		info := SessionInfo{Peer: key.peer, Space: key.space, Outbound: s.outbound, Established: s.established.Load()}
+		info := SessionInfo{Peer: key.peer, Space: key.space, Outbound: s.outbound, Established: s.established.Load() != 0}
 		s.mu.Lock()
 		if c := s.conn; c != nil {
 			info.Running, info.Relayed, info.ConnID = true, relayedConn(c), c.ID()
@@ -558,7 +558,7 @@ func (r *Replicator) handle(sp Space, st network.Stream) {
 	}
 	old := r.sessions[key]
 	if old != nil {
-		if old.outbound && r.opens(p) && !old.established.Load() {
+		if old.outbound && r.opens(p) && !replacedBy(old, st) {
 			// Both opened at once: the lower peer ID's stream wins.
 			r.tracer.Drop(DropDuplicate)
 			r.mu.Unlock()
@@ -588,6 +588,26 @@ func (r *Replicator) handle(sp Space, st network.Stream) {
 		}
 	}
 	s.run(st)
+}
+
+// simultaneousOpenWindow is how long after its opening verified the peer
+// an outbound session still takes a stream the peer opens for one opened
+// at the same time (handle): the peer's stream may arrive that late under
+// load, after the peer already took this side's.
+const simultaneousOpenWindow = 2 * time.Second
+
+// replacedBy reports whether st, a stream the peer opened while this
+// side's outbound session old runs, replaces old rather than being a
+// duplicate of a simultaneous open: it moves the session off a relayed
+// connection, or old verified the peer long enough ago that the peer,
+// which opens only when it has no session with this node, has lost its
+// side of old (a browser whose connection died and came back).
+func replacedBy(old *session, st network.Stream) bool {
+	if relayed, running := old.relayed(); running && relayed && !relayedConn(st.Conn()) {
+		return true
+	}
+	at := old.established.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) >= simultaneousOpenWindow
 }
 
 // Appended tells the sessions of space that its feed k grew locally.

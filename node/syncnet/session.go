@@ -31,9 +31,10 @@ type session struct {
 	done    chan struct{} // closed when run returns
 	stopped chan struct{} // closed once the session's goroutine let it go (Replicator.remove)
 	stop    sync.Once
-	// established is set once the peer's proof verified: the peer runs
-	// this session too, so a new stream it opens replaces it (handle).
-	established atomic.Bool
+	// established is when the peer's proof verified (Unix nanoseconds; 0:
+	// not yet): the peer runs this session too, so a new stream it opens
+	// later replaces it (handle).
+	established atomic.Int64
 	wake        chan struct{} // cap 1: appends pending
 	progq       chan chan []Progress
 
@@ -205,10 +206,14 @@ func (s *session) run(st network.Stream) {
 		defer close(ingesterDone)
 		s.ingester(ingestq, results, stopIngest)
 	}()
-	defer func() {
-		close(stopIngest)
-		<-ingesterDone // a running Ingest finishes first
-	}()
+	var stopOnce sync.Once
+	stopIngester := func() {
+		stopOnce.Do(func() {
+			close(stopIngest)
+			<-ingesterDone // a running Ingest finishes first
+		})
+	}
+	defer stopIngester()
 
 	// Small buffers until the peer's proof verified: an outsider holds
 	// little of this node's memory.
@@ -245,7 +250,7 @@ func (s *session) run(st network.Stream) {
 					// and buffers from now on (bw is empty: drain
 					// flushes).
 					close(authed)
-					s.established.Store(true)
+					s.established.Store(time.Now().UnixNano())
 					bw = bufio.NewWriterSize(st, 64<<10)
 				}
 				err = s.drain(sess, st, bw)
@@ -271,7 +276,10 @@ func (s *session) run(st network.Stream) {
 		}
 	}
 	// Forget the session before the deferred reset tells the peer, so that
-	// the peer's next stream is not taken for a duplicate.
+	// the peer's next stream is not taken for a duplicate — but after its
+	// running Ingest finished, so that a session that starts once it is
+	// forgotten asks only for what is not stored.
+	stopIngester()
 	r.forget(s)
 	if s.ctx.Err() != nil {
 		return
