@@ -15,6 +15,7 @@ import (
 
 	"github.com/mycelsync/mycel/auth"
 	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/node/syncnet"
 )
 
 // Relays (Config.Relays) are circuit relays v2 (`mycel relay`) that this
@@ -57,6 +58,13 @@ type relayState struct {
 	errAt    time.Time
 	mirror   mirrorHanded // the mirror tokens handed (relays_mirror.go)
 	mailbox  mailboxState // envelopes to deposit, fetches (relays_mailbox.go)
+
+	// memberRenewals counts the early renewals made since the reservation
+	// began to learn the members' limits (memberRenewDue); first are the
+	// limits of its first reply.
+	memberRenewals int
+	memberAt       time.Time
+	first          [2]uint64
 }
 
 // newRelaySet holds one relay per peer ID, with every address given for
@@ -127,6 +135,7 @@ func (s *relaySet) reserved(i int, rsvp *client.Reservation) {
 		// process since (restarted, its store lost or moved), so every
 		// token is handed again (relays_mirror.go).
 		r.mirror = mirrorHanded{}
+		r.memberRenewals, r.first = 0, [2]uint64{uint64(rsvp.LimitDuration), rsvp.LimitData}
 	}
 	r.until, r.limitDur, r.limitB = rsvp.Expiration, rsvp.LimitDuration, rsvp.LimitData
 	r.addrs = circuitAddrs(r.info, rsvp.Addrs)
@@ -185,6 +194,9 @@ func (n *Node) keepRelay(ctx context.Context, i int) {
 			if !sleep(ctx, min(n.limits.Net.MinBackoff, time.Until(renew))) {
 				return
 			}
+			if n.relays.memberRenewDue(i, n.syncingWith(info.ID), 2*n.limits.Net.MinBackoff) {
+				break // renew now: the reply tells the members' limits
+			}
 			if n.host.Network().Connectedness(info.ID) != network.Connected {
 				// A relay keeps its reservations in memory only: one that
 				// went away may come back without it.
@@ -242,6 +254,40 @@ func (n *Node) awaitHolePunching(ctx context.Context) bool {
 		}
 	}
 	return true
+}
+
+// maxMemberRenewals bounds the early renewals of one reservation
+// (memberRenewDue).
+const maxMemberRenewals = 3
+
+// memberRenewDue reports whether relay i's reservation should be renewed
+// now to learn the members' circuit limits, and counts the renewal. A
+// relay lifts the circuit limits of a peer once its mirror accepted the
+// peer's replication proof, which comes after the first reservation; the
+// relay tells a reservation's limits in its reply only, so the status
+// would show the default ones until the renewal an hour later. So, while
+// the reservation still has the limits of its first reply and a sync
+// session with the relay is established (its mirror accepted this node's
+// proof), the reservation is renewed at once, at most maxMemberRenewals
+// times per reservation and once per interval.
+func (s *relaySet) memberRenewDue(i int, established bool, interval time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.relays[i]
+	now := time.Now()
+	if !established || r.until.IsZero() || r.memberRenewals >= maxMemberRenewals || now.Sub(r.memberAt) < interval ||
+		r.first != [2]uint64{uint64(r.limitDur), r.limitB} {
+		return false
+	}
+	r.memberRenewals++
+	r.memberAt = now
+	return true
+}
+
+// syncingWith reports whether a sync session with p is established: p
+// accepted this node's proof, or is verifying it.
+func (n *Node) syncingWith(p peer.ID) bool {
+	return slices.ContainsFunc(n.repl.Sessions(), func(s syncnet.SessionInfo) bool { return s.Peer == p && s.Established })
 }
 
 // relayStatus is the state of each relay, for the API.

@@ -129,7 +129,9 @@ type Relay struct {
 	// reserved.
 	Circuit []string `json:"circuit,omitempty"`
 	// LimitSeconds and LimitBytes are the relay's limits on one relayed
-	// connection (0: none given).
+	// connection, as its last reservation reply gave them (0: none
+	// given): the members' limits once the relay admitted this node as a
+	// member (the daemon renews early to learn them).
 	LimitSeconds int64  `json:"limit_seconds,omitempty"`
 	LimitBytes   uint64 `json:"limit_bytes,omitempty"`
 	// Error is the last failure to connect or reserve, until a
