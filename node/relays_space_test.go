@@ -1,0 +1,299 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/mycelsync/mycel/feed"
+	"github.com/mycelsync/mycel/node/api"
+	"github.com/mycelsync/mycel/relay"
+)
+
+// mycelRelay starts a relay (`mycel relay`: circuit relay, mirror,
+// mailbox) on loopback and returns it with its address.
+func mycelRelay(t *testing.T) (*relay.Relay, string) {
+	t.Helper()
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	cfg := &relay.Config{DataDir: t.TempDir(), LogLevel: "info", Limits: relay.DefaultLimits(), Listen: []string{listen}}
+	r, err := relay.New(cfg, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r, listen + "/p2p/" + r.Host().ID().String()
+}
+
+func fastRelays(cfg *Config) *Config {
+	cfg.Limits.Net.MinBackoff, cfg.Limits.Net.MaxBackoff = 100*time.Millisecond, 200*time.Millisecond
+	return cfg
+}
+
+// spaceRelayState returns relay id's state in n's list of space sp.
+func spaceRelayState(n *Node, sp string, id peer.ID) (api.SpaceRelay, error) {
+	rs, err := n.SpaceRelays(sp)
+	if err != nil {
+		return api.SpaceRelay{}, err
+	}
+	for _, r := range rs {
+		if r.ID == id.String() {
+			return r, nil
+		}
+	}
+	return api.SpaceRelay{}, fmt.Errorf("space lists no relay %s: %+v", id, rs)
+}
+
+// reservedAt waits until n holds a reservation at each relay for space
+// sp and handed each the mirror token of an epoch > after (-1: any).
+func reservedAt(t *testing.T, n *Node, sp string, after int64, relays ...*relay.Relay) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		for _, r := range relays {
+			st, err := spaceRelayState(n, sp, r.Host().ID())
+			if err != nil {
+				return err
+			}
+			if !st.InUse || st.ReservedUntil == nil || !st.MirrorHanded || int64(st.MirrorEpoch) <= after {
+				return fmt.Errorf("%s at relay %s: %+v", n.host.ID(), r.Host().ID(), st)
+			}
+		}
+		return nil
+	})
+}
+
+// meet connects b to a once, at a's invite hints (as a joining device
+// given a link does), with no static peer that would dial a again.
+func meet(t *testing.T, b, a *Node) {
+	t.Helper()
+	if err := b.DialHints(context.Background(), a.InviteHints()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ownLength(t *testing.T, n *Node, sp string) (feed.PublicKey, uint64) {
+	t.Helper()
+	m, err := n.opened(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := m.db.Feed(m.sp.Feed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := f.Head()
+	return m.sp.Feed(), h.Length
+}
+
+// TestSpaceRelaysJoinerUsesEvery: A lists relays R1 and R2 in the space;
+// B joins by invite with no relay of its own, learns the list from the
+// space and reserves a slot at both, and hands both the mirror token.
+// With R1 stopped, A reaches B through its circuit at R2 and B's writes
+// reach A over it.
+func TestSpaceRelaysJoinerUsesEvery(t *testing.T) {
+	ctx := context.Background()
+	r1, addr1 := mycelRelay(t)
+	r2, addr2 := mycelRelay(t)
+	a := startNode(t, fastRelays(named(loopbackConfig(t), "A")))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{addr1, addr2} {
+		if err := a.HandToRelay(ctx, info.ID, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := startNode(t, fastRelays(named(loopbackConfig(t), "B")))
+	if len(b.Status().Relays) != 0 {
+		t.Fatalf("B has relays before it joins: %+v", b.Status().Relays)
+	}
+	meet(t, b, a)
+	approve(t, a, b, info.ID, "B")
+	reservedAt(t, b, info.ID, -1, r1, r2)
+	reservedAt(t, a, info.ID, -1, r1, r2)
+	st := b.Status().Relays
+	if len(st) != 2 || st[0].Config || !slices.Equal(st[0].Spaces, []string{info.ID}) {
+		t.Fatalf("B's relays: %+v", st)
+	}
+
+	// R1 goes away: B keeps its circuit at R2.
+	if err := r1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var circuit string
+	eventually(t, 30*time.Second, func() error {
+		s1, err := spaceRelayState(b, info.ID, r1.Host().ID())
+		if err != nil {
+			return err
+		}
+		s2, err := spaceRelayState(b, info.ID, r2.Host().ID())
+		if err != nil {
+			return err
+		}
+		if s1.ReservedUntil != nil || s2.ReservedUntil == nil || len(s2.Circuit) == 0 {
+			return fmt.Errorf("B at R1 %+v, at R2 %+v", s1, s2)
+		}
+		circuit = s2.Circuit[0]
+		return nil
+	})
+	// A forgets B's direct addresses and reaches it at R2's circuit only.
+	bid := b.host.ID()
+	a.host.Peerstore().ClearAddrs(bid)
+	b.host.Peerstore().ClearAddrs(a.host.ID())
+	_ = a.host.Network().ClosePeer(bid)
+	eventually(t, 10*time.Second, func() error {
+		if len(a.host.Network().ConnsToPeer(bid)) != 0 {
+			return errors.New("A still connected to B")
+		}
+		return nil
+	})
+	ci, err := peer.AddrInfoFromString(circuit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.host.Connect(ctx, *ci); err != nil {
+		t.Fatalf("A dials B through R2 (%s): %v", circuit, err)
+	}
+	relayed := false
+	for _, c := range a.host.Network().ConnsToPeer(bid) {
+		relayed = relayed || c.Stat().Limited || hasProto(c.RemoteMultiaddr(), ma.P_CIRCUIT)
+	}
+	if !relayed {
+		t.Fatalf("A's connection to B is not through the relay: %v", a.host.Network().ConnsToPeer(bid))
+	}
+	if err := b.Put(ctx, info.ID, "through-r2", []byte("yes")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		e, err := a.Get(info.ID, "through-r2")
+		if err != nil {
+			return err
+		}
+		if len(e.Versions) == 0 || string(e.Versions[0].Value) != "yes" {
+			return fmt.Errorf("A reads %+v", e)
+		}
+		return nil
+	})
+}
+
+// TestSpaceRelaysRotation: after a removal, both relays the space lists
+// get the new epoch's mirror token from the members without any command,
+// and keep mirroring: B, offline while A writes, comes back with no relay
+// of its own after A and R1 are gone, and catches up from R2's mirror.
+// A relay taken off the list is released and gets no later token.
+func TestSpaceRelaysRotation(t *testing.T) {
+	ctx := context.Background()
+	r1, addr1 := mycelRelay(t)
+	r2, addr2 := mycelRelay(t)
+	a := startNode(t, fastRelays(named(loopbackConfig(t), "A")))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{addr1, addr2} {
+		if err := a.HandToRelay(ctx, info.ID, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bcfg := fastRelays(named(loopbackConfig(t), "B"))
+	b := startNode(t, bcfg)
+	c := startNode(t, fastRelays(named(loopbackConfig(t), "C")))
+	meet(t, b, a)
+	meet(t, c, a)
+	approve(t, a, b, info.ID, "B")
+	approve(t, a, c, info.ID, "C")
+	reservedAt(t, a, info.ID, -1, r1, r2)
+	reservedAt(t, b, info.ID, -1, r1, r2)
+	s, err := spaceRelayState(a, info.ID, r1.Host().ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := int64(s.MirrorEpoch)
+
+	ms, err := c.Members(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfeed string
+	for _, m := range ms {
+		if m.Self {
+			cfeed = m.Feed
+		}
+	}
+	if err := a.RemoveMember(ctx, info.ID, cfeed); err != nil {
+		t.Fatal(err)
+	}
+	// No command: both relays get the new epoch's token from A.
+	reservedAt(t, a, info.ID, before, r1, r2)
+
+	// B goes offline; A writes; R2 mirrors it under the new token.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Put(ctx, info.ID, "after-rotation", []byte("mirrored")); err != nil {
+		t.Fatal(err)
+	}
+	afeed, alen := ownLength(t, a, info.ID)
+	sid, err := parseSpaceID(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if got := r2.Mirror().Stored(sid)[afeed]; got < alen {
+			return fmt.Errorf("R2 mirrors %d of A's %d entries", got, alen)
+		}
+		return nil
+	})
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// B again, from its data directory, with no relay of its own.
+	b2 := startNode(t, bcfg)
+	eventually(t, 60*time.Second, func() error {
+		e, err := b2.Get(info.ID, "after-rotation")
+		if err != nil {
+			return err
+		}
+		if len(e.Versions) == 0 || string(e.Versions[0].Value) != "mirrored" {
+			return fmt.Errorf("B reads %+v", e)
+		}
+		return nil
+	})
+
+	// B takes R1 off the list: released, no reservation, no longer in use.
+	if err := b2.DropRelay(ctx, info.ID, r1.Host().ID().String()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		for _, r := range b2.Status().Relays {
+			if r.ID == r1.Host().ID().String() {
+				return fmt.Errorf("R1 still in use: %+v", r)
+			}
+		}
+		return nil
+	})
+	if err := b2.DropRelay(ctx, info.ID, r1.Host().ID().String()); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("dropping R1 twice: %v", err)
+	}
+}
