@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -295,5 +296,183 @@ func TestSpaceRelaysRotation(t *testing.T) {
 	})
 	if err := b2.DropRelay(ctx, info.ID, r1.Host().ID().String()); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("dropping R1 twice: %v", err)
+	}
+}
+
+func randomPeer(t testing.TB) peer.ID {
+	t.Helper()
+	_, pub, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestSpaceRelayEntry: the entry codec round-trips and refuses what is
+// malformed or out of bounds.
+func TestSpaceRelayEntry(t *testing.T) {
+	id := randomPeer(t)
+	other := randomPeer(t)
+	a := ma.StringCast("/ip4/127.0.0.1/tcp/4111")
+	b := ma.StringCast("/ip6/::1/udp/4111/quic-v1")
+	good, err := encodeSpaceRelay(peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{a, b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := decodeSpaceRelay(id.String(), good)
+	if err != nil || info.ID != id || len(info.Addrs) != 2 || !info.Addrs[0].Equal(a) || !info.Addrs[1].Equal(b) {
+		t.Fatalf("round trip: %+v %v", info, err)
+	}
+	withP2P, _ := encodeSpaceRelay(peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{a.Encapsulate(ma.StringCast("/p2p/" + id.String()))}})
+	if info, err := decodeSpaceRelay(id.String(), withP2P); err != nil || !info.Addrs[0].Equal(a) {
+		t.Fatalf("with its own /p2p: %+v %v", info, err)
+	}
+	entry := func(addrs ...[]byte) []byte {
+		e := []byte{spaceRelayVersion, byte(len(addrs))}
+		for _, x := range addrs {
+			e = append(append(e, byte(len(x))), x...)
+		}
+		return e
+	}
+	long := ma.StringCast("/dns4/" + string(slices.Repeat([]byte("a"), 250)) + "/tcp/1").Bytes()
+	bad := map[string]struct {
+		id string
+		b  []byte
+	}{
+		"empty":             {id.String(), nil},
+		"version 2":         {id.String(), append([]byte{2}, good[1:]...)},
+		"no address":        {id.String(), []byte{1, 0}},
+		"5 addresses":       {id.String(), entry(a.Bytes(), a.Bytes(), a.Bytes(), a.Bytes(), a.Bytes())},
+		"short":             {id.String(), good[:len(good)-1]},
+		"trailing":          {id.String(), append(slices.Clone(good), 0)},
+		"zero length":       {id.String(), entry([]byte{})},
+		"not a multiaddr":   {id.String(), entry([]byte{0xff, 0xff, 0xff})},
+		"address too long":  {id.String(), entry(long)},
+		"oversized":         {id.String(), append(slices.Clone(good), make([]byte, maxSpaceRelayEntry)...)},
+		"circuit":           {id.String(), entry(ma.StringCast("/ip4/127.0.0.1/tcp/1/p2p/" + other.String() + "/p2p-circuit").Bytes())},
+		"another peer's":    {id.String(), entry(ma.StringCast("/ip4/127.0.0.1/tcp/1/p2p/" + other.String()).Bytes())},
+		"key not a peer ID": {"relay", good},
+		"key too long":      {string(slices.Repeat([]byte("1"), maxSpaceRelayID+1)), good},
+	}
+	for name, c := range bad {
+		if info, err := decodeSpaceRelay(c.id, c.b); err == nil {
+			t.Errorf("%s: decoded %+v", name, info)
+		}
+	}
+	if _, err := encodeSpaceRelay(peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{a, a, a, a, a}}); err == nil {
+		t.Error("encoded 5 addresses")
+	}
+}
+
+// FuzzSpaceRelayEntry: whatever a writer put in the list decodes within
+// bounds or is refused, and what decodes encodes back to an entry that
+// decodes the same.
+func FuzzSpaceRelayEntry(f *testing.F) {
+	id := randomPeer(f)
+	good, _ := encodeSpaceRelay(peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/4111")}})
+	f.Add(id.String(), good)
+	f.Add(id.String(), []byte{1, 1, 0})
+	f.Add("x", []byte{1})
+	f.Fuzz(func(t *testing.T, key string, b []byte) {
+		info, err := decodeSpaceRelay(key, b)
+		if err != nil {
+			return
+		}
+		if len(info.Addrs) == 0 || len(info.Addrs) > maxSpaceRelayAddrs {
+			t.Fatalf("%d addresses", len(info.Addrs))
+		}
+		again, err := encodeSpaceRelay(info)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		back, err := decodeSpaceRelay(key, again)
+		if err != nil || back.ID != info.ID || len(back.Addrs) != len(info.Addrs) {
+			t.Fatalf("re-decode: %+v %v", back, err)
+		}
+	})
+}
+
+// TestSpaceRelayListFlood: a writer floods the space's list (valid entries
+// for relays that do not exist, malformed ones among them) and spreads
+// more over other spaces: the device uses 16 relays of a space and 64 in
+// all, refuses the malformed entries (API: their problem), and refuses
+// to list a 17th relay.
+func TestSpaceRelayListFlood(t *testing.T) {
+	ctx := context.Background()
+	n := startNode(t, fastRelays(loopbackConfig(t)))
+	nowhere := ma.StringCast("/ip4/127.0.0.1/tcp/9")
+	list := func(sp string, k int) {
+		t.Helper()
+		m, err := n.opened(sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range k {
+			p := randomPeer(t)
+			b, err := encodeSpaceRelay(peer.AddrInfo{ID: p, Addrs: []ma.Multiaddr{nowhere}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.sp.SetRelay(ctx, p.String(), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	info, err := n.CreateSpace(ctx, "flooded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := n.opened(info.ID)
+	// Malformed entries first in key order ('!' < '1').
+	for key, v := range map[string][]byte{"!not-a-peer": {1, 1, 2, 0, 0}, randomPeer(t).String(): {9, 9, 9}} {
+		if err := m.sp.SetRelay(ctx, key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list(info.ID, 40)
+	n.spaceRelaysChanged()
+	inUse := func(want int) {
+		t.Helper()
+		eventually(t, 20*time.Second, func() error {
+			if got := len(n.Status().Relays); got != want {
+				return fmt.Errorf("%d relays in use, want %d", got, want)
+			}
+			return nil
+		})
+	}
+	inUse(maxSpaceRelays)
+	rs, err := n.SpaceRelays(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems := 0
+	for _, r := range rs {
+		if r.Problem != "" {
+			problems++
+		}
+	}
+	if len(rs) != spaceRelayListReads || problems != spaceRelayListReads-maxSpaceRelays {
+		t.Errorf("API lists %d entries, %d with a problem; want %d, %d", len(rs), problems, spaceRelayListReads, spaceRelayListReads-maxSpaceRelays)
+	}
+	if err := n.HandToRelay(ctx, info.ID, "/ip4/127.0.0.1/tcp/9/p2p/"+randomPeer(t).String()); !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "lists 16 relays") {
+		t.Errorf("a 17th relay: %v", err)
+	}
+	for i := range 4 {
+		o, err := n.CreateSpace(ctx, fmt.Sprintf("more %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		list(o.ID, maxSpaceRelays)
+	}
+	n.spaceRelaysChanged()
+	inUse(maxListedRelays)
+	// Still bounded a few list readings later.
+	time.Sleep(5 * n.limits.Net.MinBackoff)
+	if got := len(n.Status().Relays); got != maxListedRelays {
+		t.Errorf("%d relays in use", got)
 	}
 }
