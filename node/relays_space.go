@@ -252,8 +252,14 @@ func (n *Node) syncSpaceRelays() {
 			break
 		}
 		listed++
-		s.relays = append(s.relays, w)
-		n.startListedLocked(len(s.relays) - 1)
+		i := slices.IndexFunc(s.relays, reusable)
+		if i < 0 {
+			s.relays = append(s.relays, w)
+			i = len(s.relays) - 1
+		} else {
+			s.relays[i] = w
+		}
+		n.startListedLocked(i)
 		n.log.Info("relay: listed by a space", "relay", id, "spaces", len(w.spaces))
 	}
 	s.mu.Unlock()
@@ -261,6 +267,14 @@ func (n *Node) syncSpaceRelays() {
 		// Closing the connection ends the reservation at the relay.
 		_ = n.host.Network().ClosePeer(id)
 	}
+}
+
+// reusable reports whether r's slot may hold another relay: a listed
+// relay released whose keeper ended, so that nothing refers to the slot's
+// index any longer. A writer that keeps changing the list cannot make the
+// set grow past the relays in use and those whose keepers are ending.
+func reusable(r *relayState) bool {
+	return !r.config && r.keeper == nil && (r.prevKeeper == nil || r.prevKeeper.stats().Finished)
 }
 
 // startListedLocked starts a keeper for listed relay i, once its previous

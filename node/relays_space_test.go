@@ -461,6 +461,39 @@ func TestSpaceRelayListFlood(t *testing.T) {
 	if err := n.HandToRelay(ctx, info.ID, "/ip4/127.0.0.1/tcp/9/p2p/"+randomPeer(t).String()); !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "lists 16 relays") {
 		t.Errorf("a 17th relay: %v", err)
 	}
+	// A writer that keeps replacing the list: the released relays' slots
+	// are reused, the set does not grow with every relay ever listed.
+	for range 5 {
+		for _, e := range m.sp.Relays(1000) {
+			if err := m.sp.DropRelay(ctx, e.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list(info.ID, maxSpaceRelays)
+		n.spaceRelaysChanged()
+		eventually(t, 20*time.Second, func() error {
+			rs, err := n.SpaceRelays(info.ID)
+			if err != nil {
+				return err
+			}
+			if len(rs) != maxSpaceRelays {
+				return fmt.Errorf("%d relays listed", len(rs))
+			}
+			for _, r := range rs {
+				if !r.InUse {
+					return fmt.Errorf("relay %s listed, not in use", r.ID)
+				}
+			}
+			return nil
+		})
+	}
+	n.relays.mu.Lock()
+	slots := len(n.relays.relays)
+	n.relays.mu.Unlock()
+	if slots > 3*maxSpaceRelays {
+		t.Errorf("%d relay slots after 5 lists replaced (%d in use)", slots, maxSpaceRelays)
+	}
+
 	for i := range 4 {
 		o, err := n.CreateSpace(ctx, fmt.Sprintf("more %d", i))
 		if err != nil {
