@@ -38,6 +38,9 @@ func TestE2ESpaceRelays(t *testing.T) {
 	approveOn(t, a, b, id)
 	reservedOn(t, b, r1.id)
 	reservedOn(t, b, r2.id)
+	if out, _, _ := mycel(t, "status", "--data", b.dir); strings.Count(out, "listed by 1 space(s)") != 2 {
+		t.Errorf("mycel status on B:\n%s", out)
+	}
 	waitFor(t, 30*time.Second, func() error {
 		out, stderr, code := mycel(t, "relay", "list", "--data", b.dir, id)
 		if code != 0 || strings.Count(out, "reserved until") != 2 || strings.Count(out, "mirror token of epoch") != 2 {
