@@ -345,6 +345,9 @@ func (n *Node) HandToRelay(ctx context.Context, id, addr string) error {
 	if err != nil {
 		return fmt.Errorf("%w: relay address %q: %v (want a multiaddr ending in /p2p/<peer ID>)", api.ErrBadRequest, addr, err)
 	}
+	if len(info.Addrs) != 1 {
+		return fmt.Errorf("%w: relay address %q: want one transport address before /p2p/<peer ID>", api.ErrBadRequest, addr)
+	}
 	if err := checkSpaceRelayAddr(info.Addrs[0], info.ID); err != nil {
 		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}

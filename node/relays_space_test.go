@@ -458,6 +458,11 @@ func TestSpaceRelayListFlood(t *testing.T) {
 	if len(rs) != spaceRelayListReads || problems != spaceRelayListReads-maxSpaceRelays {
 		t.Errorf("API lists %d entries, %d with a problem; want %d, %d", len(rs), problems, spaceRelayListReads, spaceRelayListReads-maxSpaceRelays)
 	}
+	for _, addr := range []string{"/p2p/" + randomPeer(t).String(), "/ip4/127.0.0.1/tcp/9/p2p/" + randomPeer(t).String() + "/p2p-circuit", "/ip4/127.0.0.1/tcp/9"} {
+		if err := n.HandToRelay(ctx, info.ID, addr); !errors.Is(err, api.ErrBadRequest) {
+			t.Errorf("relay add %s: %v", addr, err)
+		}
+	}
 	if err := n.HandToRelay(ctx, info.ID, "/ip4/127.0.0.1/tcp/9/p2p/"+randomPeer(t).String()); !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "lists 16 relays") {
 		t.Errorf("a 17th relay: %v", err)
 	}
