@@ -130,6 +130,24 @@ func TestSpaceRelaysJoinerUsesEvery(t *testing.T) {
 	approve(t, a, b, info.ID, "B")
 	reservedAt(t, b, info.ID, -1, r1, r2)
 	reservedAt(t, a, info.ID, -1, r1, r2)
+	// A's invites now carry its circuits through the listed relays: a
+	// device that reaches A only through them joins through them.
+	eventually(t, 10*time.Second, func() error {
+		via := map[string]bool{}
+		for _, h := range a.InviteHints().Addrs {
+			if m, err := ma.NewMultiaddrBytes(h); err == nil && hasProto(m, ma.P_CIRCUIT) {
+				for _, r := range []*relay.Relay{r1, r2} {
+					if strings.Contains(m.String(), r.Host().ID().String()) {
+						via[r.Host().ID().String()] = true
+					}
+				}
+			}
+		}
+		if len(via) != 2 {
+			return fmt.Errorf("A's invite hints go through %d of the 2 listed relays", len(via))
+		}
+		return nil
+	})
 	st := b.Status().Relays
 	if len(st) != 2 || st[0].Config || !slices.Equal(st[0].Spaces, []string{info.ID}) {
 		t.Fatalf("B's relays: %+v", st)
