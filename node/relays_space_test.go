@@ -122,6 +122,11 @@ func TestSpaceRelaysJoinerUsesEvery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A space of A's that lists no relay: the relays learn nothing of it.
+	other, err := a.CreateSpace(ctx, "private")
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := startNode(t, fastRelays(named(loopbackConfig(t), "B")))
 	if len(b.Status().Relays) != 0 {
 		t.Fatalf("B has relays before it joins: %+v", b.Status().Relays)
@@ -130,6 +135,13 @@ func TestSpaceRelaysJoinerUsesEvery(t *testing.T) {
 	approve(t, a, b, info.ID, "B")
 	reservedAt(t, b, info.ID, -1, r1, r2)
 	reservedAt(t, a, info.ID, -1, r1, r2)
+	for _, r := range []*relay.Relay{r1, r2} {
+		for _, sid := range r.Mirror().Spaces() {
+			if sid.String() != info.ID {
+				t.Errorf("relay %s was handed the token of %s, a space that does not list it (listed: %s, other: %s)", r.Host().ID(), sid, info.ID, other.ID)
+			}
+		}
+	}
 	// A's invites now carry its circuits through the listed relays: a
 	// device that reaches A only through them joins through them.
 	eventually(t, 10*time.Second, func() error {
