@@ -111,16 +111,21 @@ type Status struct {
 	// StaticPeers are the peer IDs of the static peers (--peer) that the
 	// daemon keeps connected, connected now or not.
 	StaticPeers []string `json:"static_peers,omitempty"`
-	// Relays are the circuit relays (--relay) the daemon keeps a
-	// reservation on, and their state.
+	// Relays are the circuit relays the daemon keeps a reservation on
+	// (those of --relay, and those its spaces list), and their state.
 	Relays []Relay `json:"relays,omitempty"`
 }
 
 // Relay is the state of one of the daemon's circuit relays.
 type Relay struct {
 	ID        string   `json:"id"`
-	Addrs     []string `json:"addrs"` // as configured
+	Addrs     []string `json:"addrs"` // as configured or listed
 	Connected bool     `json:"connected"`
+	// Config: one of the daemon's --relay, used for every space.
+	Config bool `json:"config,omitempty"`
+	// Spaces are the IDs of the spaces that list the relay (it is used
+	// for them; for every space if Config).
+	Spaces []string `json:"spaces,omitempty"`
 	// ReservedUntil is when the reservation expires (the daemon renews it
 	// before); absent while the daemon holds none.
 	ReservedUntil *time.Time `json:"reserved_until,omitempty"`
