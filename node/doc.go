@@ -14,6 +14,9 @@
 //	conns.go                connections: mDNS, static peers, resync
 //	relays.go               reservations on the circuit relays
 //	                        (Config.Relays) and their circuit addresses
+//	relays_space.go         the relays the spaces list: the list's entry
+//	                        codec, the keepers started and released as
+//	                        the lists change, the API (list, add, remove)
 //	relays_mirror.go,       what the node hands its relays: mirror tokens;
 //	relays_locators.go      invite locators (deposited, removed once spent,
 //	                        looked up by join <code>) and aliases
@@ -140,8 +143,11 @@
 // its parent too and its context ending with the parent's:
 //
 //   - Node.life, the root, owns resync, keepConnected (one per static
-//     peer), keepRelay (one per relay) and the dials of peers mDNS found (HandlePeerFound, which
+//     peer), keepRelay (one per relay of Config.Relays), keepSpaceRelays
+//     and the dials of peers mDNS found (HandlePeerFound, which
 //     mDNS may call while and after the node closes: refused then);
+//     each relay a space lists gets a child owner for its keepRelay,
+//     closed when no list names the relay any longer (relays_space.go);
 //   - Node.streams owns the API's streams (Watch, Listen): closing it ends
 //     each with api.ErrClosed, the server's unavailable event;
 //   - Node.calls counts API calls in flight (Node.call: put, delete,

@@ -175,3 +175,59 @@ func mustHex(t *testing.T, s string) []byte {
 	}
 	return id[:]
 }
+
+// TestLeaveRemovalServedEarly: the session serves the leaving device's
+// removal to its peer before LeaveSpace has noted the removal's index (a
+// session can push it as soon as it is appended) — and the peer, having
+// taken it, closes its session with the device at once, so nothing is
+// served after. The leave still counts that peer: it ends at once with
+// the peer reached, not after LeaveWait with a warning.
+func TestLeaveRemovalServedEarly(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, loopbackConfig(t))
+	cb := loopbackConfig(t, a.Addrs()[0].String())
+	cb.Limits.Net.LeaveWait = 5 * time.Second
+	b := startNode(t, cb)
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := info.ID
+	approve(t, a, b, id, "B")
+	waitWriters(t, id, b)
+	if err := b.Put(ctx, id, "from-b", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if e, _ := a.Get(id, "from-b"); len(e.Versions) == 0 {
+			return fmt.Errorf("A lacks B's key")
+		}
+		return nil
+	})
+	bi, _ := b.Space(id)
+	mb, err := b.opened(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb.leaveHook = func() {
+		// The removal is written; a session pushes it now.
+		b.repl.Appended(mb.sp.ID(), mb.sp.Feed())
+		eventually(t, 20*time.Second, func() error {
+			ms, _ := a.Members(id)
+			for _, m := range ms {
+				if m.Feed == bi.Feed {
+					return fmt.Errorf("A still lists B")
+				}
+			}
+			return nil
+		})
+	}
+	start := time.Now()
+	left, err := b.LeaveSpace(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !left.Removed || left.Reached != 1 || left.Warning != "" {
+		t.Fatalf("left after %v: %+v", time.Since(start), left)
+	}
+}

@@ -65,7 +65,7 @@ func (n *Node) locate(ctx context.Context, inv *auth.Invite) (*auth.Invite, erro
 			return nil, err
 		}
 	}
-	if len(n.relays.relays) > 0 {
+	if n.relays.count() > 0 {
 		found, err := n.locateAtRelays(ctx, inv)
 		if err == nil || errors.Is(err, auth.ErrExpired) {
 			return found, err

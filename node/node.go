@@ -259,6 +259,7 @@ func newNode(cfg *Config, log *slog.Logger, repairing bool, opts ...Option) (n *
 	for i := range rset.relays {
 		n.life.start(func(ctx context.Context) { n.keepRelay(ctx, i) })
 	}
+	n.life.start(n.keepSpaceRelays) // the relays the spaces list (relays_space.go)
 	return n, nil
 }
 

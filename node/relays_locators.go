@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -160,7 +161,7 @@ func parseLocatorHints(b []byte) (auth.InviteHints, bool) {
 
 // depositLocator has the invite's locator deposited at every relay.
 func (n *Node) depositLocator(space auth.SpaceID, rec auth.InviteRecord, loc []byte) {
-	if len(n.relays.relays) == 0 {
+	if n.relays.count() == 0 {
 		return
 	}
 	n.relays.mu.Lock()
@@ -177,7 +178,7 @@ func (n *Node) depositLocator(space auth.SpaceID, rec auth.InviteRecord, loc []b
 // may have restarted since: it asks every relay, and one that holds none
 // answers "not found", which is as good.
 func (n *Node) spentLocator(space auth.SpaceID, rec auth.InviteRecord) {
-	if len(n.relays.relays) == 0 {
+	if n.relays.count() == 0 {
 		return
 	}
 	n.relays.mu.Lock()
@@ -200,10 +201,14 @@ func (n *Node) syncLocators(ctx context.Context, id peer.ID) {
 	}
 	var jobs []job
 	n.relays.mu.Lock()
+	ri := slices.IndexFunc(n.relays.relays, func(r *relayState) bool { return r.info.ID == id })
 	for iid, l := range n.relays.locators {
 		if !now.Before(l.rec.Expires) {
 			delete(n.relays.locators, iid)
 			continue
+		}
+		if ri < 0 || !n.relays.relays[ri].serves(l.space) {
+			continue // a relay listed by another space learns nothing of this one
 		}
 		if l.done[id] || now.Sub(l.failed[id]) < l.wait[id] {
 			continue
@@ -229,7 +234,7 @@ func (n *Node) syncLocators(ctx context.Context, id peer.ID) {
 		if err == nil {
 			l.done[id] = true
 			delete(l.failed, id)
-			if len(l.done) == len(n.relays.relays) && n.relays.locators[l.rec.ID] == l {
+			if len(l.done) == n.relays.servingLocked(l.space) && n.relays.locators[l.rec.ID] == l {
 				// Every relay holds what this device wants: nothing is
 				// left to do (a removal later adds the invite again).
 				delete(n.relays.locators, l.rec.ID)
@@ -281,13 +286,16 @@ func (n *Node) connectRelay(ctx context.Context, info peer.AddrInfo) error {
 	return n.host.Connect(ctx, info)
 }
 
-// relayInfos are the relays of this device's config.
+// relayInfos are the relays in use: this device's config's, and those its
+// spaces list.
 func (n *Node) relayInfos() []peer.AddrInfo {
 	n.relays.mu.Lock()
 	defer n.relays.mu.Unlock()
 	out := make([]peer.AddrInfo, 0, len(n.relays.relays))
 	for _, r := range n.relays.relays {
-		out = append(out, r.info)
+		if r.active() {
+			out = append(out, r.info)
+		}
 	}
 	return out
 }

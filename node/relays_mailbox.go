@@ -80,7 +80,7 @@ func (n *Node) depositMailbox(id auth.SpaceID, e *ephemeral.Envelope) {
 	defer n.relays.mu.Unlock()
 	now := time.Now()
 	for _, r := range n.relays.relays {
-		if !r.until.After(now) {
+		if !r.until.After(now) || !r.serves(id) {
 			continue
 		}
 		q := &r.mailbox.queue
@@ -157,8 +157,9 @@ func (n *Node) syncMailbox(ctx context.Context, i int, id peer.ID) {
 		sid := m.sp.ID()
 		n.relays.mu.Lock()
 		last := st.fetched[sid]
+		serves := n.relays.relays[i].serves(sid) // a relay another space lists learns nothing of this one
 		n.relays.mu.Unlock()
-		if !last.IsZero() && now.Sub(last) < every {
+		if !serves || (!last.IsZero() && now.Sub(last) < every) {
 			continue
 		}
 		n.relays.mu.Lock()

@@ -12,7 +12,8 @@ import (
 )
 
 // The node hands each of its relays (Config.Relays) the mirror token of
-// every space it is a writer of, and the new one after each rotation, so
+// every space it is a writer of, and each relay a space lists
+// (relays_space.go) that space's, and the new one after each rotation, so
 // that the relay mirrors the space's encrypted feeds for the devices that
 // are offline (relay/FORMAT.md, "Mirror handover"). The relay learns the
 // space's ID and replicates ciphertext; the token opens replication and
@@ -27,6 +28,7 @@ const mirrorRetry = 5 * time.Minute
 type mirrorHanded struct {
 	epoch  map[auth.SpaceID]uint32
 	failed map[auth.SpaceID]time.Time
+	err    map[auth.SpaceID]string // why the last handover failed
 }
 
 // handMirrorTokens hands relay id the newest token of each space this
@@ -43,7 +45,7 @@ func (n *Node) handMirrorTokens(ctx context.Context, i int, id peer.ID) {
 	n.relays.mu.Lock()
 	h := &n.relays.relays[i].mirror
 	if h.epoch == nil {
-		h.epoch, h.failed = map[auth.SpaceID]uint32{}, map[auth.SpaceID]time.Time{}
+		h.epoch, h.failed, h.err = map[auth.SpaceID]uint32{}, map[auth.SpaceID]time.Time{}, map[auth.SpaceID]string{}
 	}
 	n.relays.mu.Unlock()
 	for _, m := range n.openSpaces() {
@@ -57,6 +59,12 @@ func (n *Node) handMirrorTokens(ctx context.Context, i int, id peer.ID) {
 		sid := m.sp.ID()
 		tok := kr.Epochs[len(kr.Epochs)-1].MirrorToken(sid)
 		n.relays.mu.Lock()
+		if !n.relays.relays[i].serves(sid) {
+			// A listed relay gets the tokens of the spaces that list it
+			// only; once off the list, it gets no next epoch's.
+			n.relays.mu.Unlock()
+			continue
+		}
 		handed, ok := h.epoch[sid]
 		failedAt := h.failed[sid]
 		n.relays.mu.Unlock()
@@ -69,8 +77,9 @@ func (n *Node) handMirrorTokens(ctx context.Context, i int, id peer.ID) {
 		case err == nil, errors.Is(err, relay.ErrMirrorStale):
 			h.epoch[sid] = tok.Epoch
 			delete(h.failed, sid)
+			delete(h.err, sid)
 		default:
-			h.failed[sid] = time.Now()
+			h.failed[sid], h.err[sid] = time.Now(), err.Error()
 		}
 		n.relays.mu.Unlock()
 		if err != nil && ctx.Err() == nil {

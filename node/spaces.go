@@ -44,6 +44,14 @@ type openSpace struct {
 	feeds   int    // length of sp.Feeds() when last announced to the replicator
 	admits  [2]int // space.Admission when the sessions' proofs were last checked
 
+	// leaving maps each session that served this device's feed since the
+	// leave began to the furthest index it served (spaces_leave.go); nil
+	// when not leaving.
+	leaving map[*sessionModel]uint64
+	// leaveHook, if set (tests), is called once the removal is written,
+	// before leaveAt is known.
+	leaveHook func()
+
 	eph  *channel      // ephemeral messages (messages.go)
 	join *joining      // this device's own request to join (signin.go)
 	ask  chan struct{} // cap 1: publish the request now

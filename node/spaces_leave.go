@@ -17,7 +17,8 @@ import (
 // ordinary removal with a new epoch, sealed to the other writers) and
 // waits, up to Limits.Net.LeaveWait or until ctx ends, for a session to serve that
 // removal to a peer: once the copy is deleted, this device cannot tell
-// anyone any more. Then the space is closed and its namespace, record and
+// anyone any more. What sessions serve is noted from before the removal
+// is written: one may serve it before RemoveWriter returns. Then the space is closed and its namespace, record and
 // view are deleted. A space this device only asked to join is dropped the
 // same way: the request is no longer asked, and an answer that comes later
 // finds no space.
@@ -33,7 +34,17 @@ func (n *Node) LeaveSpace(ctx context.Context, id string) (api.Left, error) {
 	left := api.Left{Space: sid.String()}
 	if m.sp.IsWriter() {
 		own := m.sp.Feed()
+		// Noted from before the removal is written: a session may serve
+		// it before RemoveWriter returns (and leaveAt is known).
+		m.mu.Lock()
+		m.leaving = make(map[*sessionModel]uint64)
+		m.mu.Unlock()
 		err := m.sp.RemoveWriter(ctx, own)
+		if err != nil {
+			m.mu.Lock()
+			m.leaving = nil
+			m.mu.Unlock()
+		}
 		switch {
 		case errors.Is(err, space.ErrNoKeys):
 			// It cannot write now (a secret it needs has not reached it):
@@ -44,8 +55,14 @@ func (n *Node) LeaveSpace(ctx context.Context, id string) (api.Left, error) {
 			return api.Left{}, spaceError(err)
 		default:
 			left.Removed = true
+			if m.leaveHook != nil {
+				m.leaveHook()
+			}
 			m.mu.Lock()
 			m.leaveAt = m.sp.Held(own)
+			for sm, end := range m.leaving {
+				sm.reach(end)
+			}
 			m.mu.Unlock()
 			m.wrote()
 			wctx, cancel := context.WithTimeout(ctx, n.limits.Net.LeaveWait)
@@ -104,12 +121,21 @@ func (s *sessionModel) Batch(k feed.PublicKey, req feed.BatchRequest) (*feed.Bat
 		end = max(end, b.Runs[i].End())
 	}
 	s.m.mu.Lock()
+	if s.m.leaving != nil {
+		s.m.leaving[s] = max(s.m.leaving[s], end)
+	}
+	s.reach(end)
+	s.m.mu.Unlock()
+	return b, nil
+}
+
+// reach counts the session in m.reached once it served this device's
+// feed as far as m.leaveAt. Under m.mu.
+func (s *sessionModel) reach(end uint64) {
 	if s.m.leaveAt > 0 && end >= s.m.leaveAt && !s.told {
 		s.told = true
 		s.m.reached++
 	}
-	s.m.mu.Unlock()
-	return b, nil
 }
 
 func (m *openSpace) hasLeft() bool {

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/feed"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -34,19 +37,49 @@ import (
 // it while it is connected to the relay and for MemberTTL after its last
 // proof; when the list is full, the oldest proof is dropped. Decisions are
 // counted in aggregate only.
+//
+// Each member holds the grants it proved by (at most maxGrants, the
+// newest): a space, the token epoch of its proof and, if it proved it,
+// the writer feed it signs for. The mirror revokes grants when what they
+// rest on goes (Revoke): a writer's removal takes the grants of that
+// writer at once, the confirmation of a newer epoch the grants of older
+// epochs that no writer's signature still backs. A member left with no
+// grant leaves the list at once, and the relayed connections it holds
+// with lifted limits are reset (onDrop): a new one gets the default
+// limits.
 type ACL struct {
 	mu        sync.Mutex
-	members   map[peer.ID]time.Time // when each last proved
+	members   map[peer.ID]*aclMember
 	max       int
 	ttl       time.Duration
 	now       func() time.Time
 	connected func(peer.ID) bool // nil: none counts as connected
+	onDrop    func(peer.ID)      // called, not under mu, for each peer Revoke drops
 
 	decisions *prometheus.CounterVec
 	counts    [2][2]atomic.Int64 // [connect?][members?]
 }
 
 var _ relayv2.ACLFilter = (*ACL)(nil)
+
+// aclMember is one peer on the allow-list.
+type aclMember struct {
+	at     time.Time // when it last proved
+	grants []Grant   // oldest first, at most maxGrants
+}
+
+// Grant is what a member proved: membership of Space with a token of
+// Epoch, and, unless Writer is zero, that it is that writer. The zero
+// Grant (Admit, SetMembers) is never revoked.
+type Grant struct {
+	Space  auth.SpaceID
+	Epoch  uint32
+	Writer feed.PublicKey
+}
+
+// maxGrants bounds the grants kept per member: a peer proving in more
+// spaces keeps the newest.
+const maxGrants = 8
 
 // Default bounds of the allow-list of an ACL made by NewACL.
 const (
@@ -60,7 +93,7 @@ const (
 // the members it holds (mycel_relay_acl_members) if reg is not nil.
 func NewACL(reg prometheus.Registerer) *ACL {
 	a := &ACL{
-		members: make(map[peer.ID]time.Time),
+		members: make(map[peer.ID]*aclMember),
 		max:     DefaultMaxMembers,
 		ttl:     DefaultMemberTTL,
 		now:     time.Now,
@@ -91,25 +124,73 @@ func (a *ACL) SetMembers(ids ...peer.ID) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
-	a.members = make(map[peer.ID]time.Time, len(ids))
+	a.members = make(map[peer.ID]*aclMember, len(ids))
 	for _, id := range ids {
-		a.admitLocked(id, now)
+		a.admitLocked(id, Grant{}, now)
 	}
 }
 
 // Admit puts p on the allow-list, or renews it: p proved just now that
-// it belongs to a space the relay serves.
-func (a *ACL) Admit(p peer.ID) {
+// it belongs to a space the relay serves. Its entry is never revoked,
+// only expires.
+func (a *ACL) Admit(p peer.ID) { a.AdmitGrant(p, Grant{}) }
+
+// AdmitGrant puts p on the allow-list, or renews it, by g: p proved g
+// just now.
+func (a *ACL) AdmitGrant(p peer.ID, g Grant) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.admitLocked(p, a.now())
+	a.admitLocked(p, g, a.now())
 }
 
-func (a *ACL) admitLocked(p peer.ID, now time.Time) {
-	if _, ok := a.members[p]; !ok && len(a.members) >= a.max {
-		a.pruneLocked(now)
+func (a *ACL) admitLocked(p peer.ID, g Grant, now time.Time) {
+	m, ok := a.members[p]
+	if !ok {
+		if len(a.members) >= a.max {
+			a.pruneLocked(now)
+		}
+		m = &aclMember{}
+		a.members[p] = m
 	}
-	a.members[p] = now
+	m.at = now
+	if i := slices.Index(m.grants, g); i >= 0 {
+		m.grants = slices.Delete(m.grants, i, i+1)
+	}
+	if len(m.grants) >= maxGrants {
+		m.grants = slices.Delete(m.grants, 0, 1)
+	}
+	m.grants = append(m.grants, g)
+}
+
+// Revoke takes from every member the grants revoked reports true for;
+// members left with none leave the list at once (onDrop is told). It
+// returns how many left.
+func (a *ACL) Revoke(revoked func(Grant) bool) int {
+	a.mu.Lock()
+	var dropped []peer.ID
+	for p, m := range a.members {
+		m.grants = slices.DeleteFunc(m.grants, revoked)
+		if len(m.grants) == 0 {
+			delete(a.members, p)
+			dropped = append(dropped, p)
+		}
+	}
+	onDrop := a.onDrop
+	a.mu.Unlock()
+	if onDrop != nil {
+		for _, p := range dropped {
+			onDrop(p)
+		}
+	}
+	return len(dropped)
+}
+
+// setOnDrop sets what is called with each peer Revoke drops (the hop
+// service resets its lifted circuits).
+func (a *ACL) setOnDrop(fn func(peer.ID)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.onDrop = fn
 }
 
 // pruneLocked drops the expired members that are not connected; if the
@@ -117,7 +198,8 @@ func (a *ACL) admitLocked(p peer.ID, now time.Time) {
 func (a *ACL) pruneLocked(now time.Time) {
 	var oldest peer.ID
 	var oldestAt time.Time
-	for p, at := range a.members {
+	for p, m := range a.members {
+		at := m.at
 		if a.expiredLocked(p, at, now) {
 			delete(a.members, p)
 			continue
@@ -139,8 +221,8 @@ func (a *ACL) expiredLocked(p peer.ID, at, now time.Time) bool {
 func (a *ACL) Member(p peer.ID) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	at, ok := a.members[p]
-	if ok && a.expiredLocked(p, at, a.now()) {
+	m, ok := a.members[p]
+	if ok && a.expiredLocked(p, m.at, a.now()) {
 		delete(a.members, p)
 		ok = false
 	}
@@ -209,13 +291,20 @@ type MirrorOption func(*Mirror)
 // no one.
 func WithMembers(acl *ACL) MirrorOption { return func(m *Mirror) { m.acl = acl } }
 
-// admit puts the prover of binding on the ACL's allow-list.
-func (m *Mirror) admit(binding []byte) {
+// admit puts the prover of binding on the ACL's allow-list by g.
+func (m *Mirror) admit(binding []byte, g Grant) {
 	if m.acl == nil {
 		return
 	}
 	if p, ok := prover(binding); ok {
-		m.acl.Admit(p)
+		m.acl.AdmitGrant(p, g)
+	}
+}
+
+// revoke takes from the ACL the grants revoked reports true for.
+func (m *Mirror) revoke(revoked func(Grant) bool) {
+	if m.acl != nil {
+		m.acl.Revoke(revoked)
 	}
 }
 

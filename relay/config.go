@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -59,11 +60,13 @@ type Config struct {
 	// its value from Limits' Mirror* fields, which the flags, environment
 	// and config.json set.
 	MirrorLimits MirrorLimits `json:"-"`
-	// RouterLimits bound the message router (DefaultRouterLimits). No
-	// flag sets them yet.
+	// RouterLimits bound the message router when a program sets them;
+	// each zero field takes its value from Limits' Router* fields
+	// (--router-* flags, the environment, config.json).
 	RouterLimits RouterLimits `json:"-"`
 	// DirectoryLimits bound the directory of invite locators and aliases
-	// (locators.go). No flag sets them yet.
+	// (locators.go) when a program sets them; each zero field takes its
+	// value from Limits' Directory* fields (--directory-* flags).
 	DirectoryLimits DirectoryLimits `json:"-"`
 }
 
@@ -350,6 +353,79 @@ type Limits struct {
 	MirrorKeepEpochs           int
 	MirrorHandoversPerPeer     int
 	MirrorHandoverWindow       time.Duration
+
+	// The message router's limits (RouterLimits, whose fields they fill;
+	// see there for what each bounds): RouterMeshPeers (256),
+	// RouterMaxSeen (ephemeral.DefaultMaxSeen), RouterSigninPerPeer and
+	// RouterSigninPerPeerBurst (1 per second, burst 8),
+	// RouterSigninPerSpace and RouterSigninPerSpaceBurst (8 per second,
+	// burst 64), RouterMaxSigninPeers (4096), RouterMaxRejects (16) and
+	// RouterBanFor (10m).
+	RouterMeshPeers           int
+	RouterMaxSeen             int
+	RouterSigninPerPeer       float64
+	RouterSigninPerPeerBurst  int
+	RouterSigninPerSpace      float64
+	RouterSigninPerSpaceBurst int
+	RouterMaxSigninPeers      int
+	RouterMaxRejects          int
+	RouterBanFor              time.Duration
+
+	// The directory's limits (DirectoryLimits, whose fields they fill):
+	// DirectoryMaxLocators (16384) and DirectoryLocatorsPerSpace (64),
+	// DirectoryMaxAliases (4096) and DirectoryAliasesPerSpace (4),
+	// DirectoryWritesPerPeer and DirectoryLookupsPerPeer (64 each per
+	// DirectoryWindow, 10m).
+	DirectoryMaxLocators      int
+	DirectoryLocatorsPerSpace int
+	DirectoryMaxAliases       int
+	DirectoryAliasesPerSpace  int
+	DirectoryWritesPerPeer    int
+	DirectoryLookupsPerPeer   int
+	DirectoryWindow           time.Duration
+}
+
+// router returns the router's limits: those a program set in o, and l's
+// for the fields o leaves zero.
+func (l *Limits) router(o RouterLimits) RouterLimits {
+	seti(&o.MeshPeers, l.RouterMeshPeers)
+	seti(&o.MaxSeen, l.RouterMaxSeen)
+	if o.SigninPerPeer <= 0 {
+		o.SigninPerPeer = l.RouterSigninPerPeer
+	}
+	seti(&o.SigninPerPeerBurst, l.RouterSigninPerPeerBurst)
+	if o.SigninPerSpace <= 0 {
+		o.SigninPerSpace = l.RouterSigninPerSpace
+	}
+	seti(&o.SigninPerSpaceBurst, l.RouterSigninPerSpaceBurst)
+	seti(&o.MaxSigninPeers, l.RouterMaxSigninPeers)
+	seti(&o.MaxRejects, l.RouterMaxRejects)
+	if o.BanFor <= 0 {
+		o.BanFor = l.RouterBanFor
+	}
+	return o
+}
+
+// directory returns the directory's limits: those a program set in o,
+// and l's for the fields o leaves zero.
+func (l *Limits) directory(o DirectoryLimits) DirectoryLimits {
+	seti(&o.MaxLocators, l.DirectoryMaxLocators)
+	seti(&o.LocatorsPerSpace, l.DirectoryLocatorsPerSpace)
+	seti(&o.MaxAliases, l.DirectoryMaxAliases)
+	seti(&o.AliasesPerSpace, l.DirectoryAliasesPerSpace)
+	seti(&o.WritesPerPeer, l.DirectoryWritesPerPeer)
+	seti(&o.LookupsPerPeer, l.DirectoryLookupsPerPeer)
+	if o.Window <= 0 {
+		o.Window = l.DirectoryWindow
+	}
+	return o
+}
+
+// seti sets *dst to v when it is not positive.
+func seti(dst *int, v int) {
+	if *dst <= 0 {
+		*dst = v
+	}
 }
 
 // mirror returns the mirror's limits: those a program set in o, and
@@ -379,7 +455,7 @@ func (l *Limits) mirror(o MirrorLimits) MirrorLimits {
 
 // DefaultLimits returns the documented defaults.
 func DefaultLimits() Limits {
-	m := DefaultMirrorLimits()
+	m, r, d := DefaultMirrorLimits(), DefaultRouterLimits(), DefaultDirectoryLimits()
 	return Limits{
 		MaxConns:          2048,
 		MaxConnsPerPeer:   8,
@@ -412,6 +488,24 @@ func DefaultLimits() Limits {
 		MirrorKeepEpochs:           m.KeepEpochs,
 		MirrorHandoversPerPeer:     m.HandoversPerPeer,
 		MirrorHandoverWindow:       m.HandoverWindow,
+
+		RouterMeshPeers:           r.MeshPeers,
+		RouterMaxSeen:             r.MaxSeen,
+		RouterSigninPerPeer:       r.SigninPerPeer,
+		RouterSigninPerPeerBurst:  r.SigninPerPeerBurst,
+		RouterSigninPerSpace:      r.SigninPerSpace,
+		RouterSigninPerSpaceBurst: r.SigninPerSpaceBurst,
+		RouterMaxSigninPeers:      r.MaxSigninPeers,
+		RouterMaxRejects:          r.MaxRejects,
+		RouterBanFor:              r.BanFor,
+
+		DirectoryMaxLocators:      d.MaxLocators,
+		DirectoryLocatorsPerSpace: d.LocatorsPerSpace,
+		DirectoryMaxAliases:       d.MaxAliases,
+		DirectoryAliasesPerSpace:  d.AliasesPerSpace,
+		DirectoryWritesPerPeer:    d.WritesPerPeer,
+		DirectoryLookupsPerPeer:   d.LookupsPerPeer,
+		DirectoryWindow:           d.Window,
 	}
 }
 
@@ -434,6 +528,8 @@ func (l *Limits) Validate() error {
 		{"mirror-max-unconfirmed-spaces", "mirror-max-spaces", l.MirrorMaxUnconfirmedSpaces <= l.MirrorMaxSpaces},
 		{"circuit-bytes", "member-circuit-bytes", l.CircuitBytes <= l.MemberCircuitBytes},
 		{"circuit-duration", "member-circuit-duration", l.CircuitDuration <= l.MemberCircuitDuration},
+		{"directory-locators-per-space", "directory-max-locators", l.DirectoryLocatorsPerSpace <= l.DirectoryMaxLocators},
+		{"directory-aliases-per-space", "directory-max-aliases", l.DirectoryAliasesPerSpace <= l.DirectoryMaxAliases},
 	} {
 		if !c.ok {
 			return fmt.Errorf("relay: limit %s is above %s", c.part, c.whole)
@@ -451,6 +547,7 @@ type limitField struct {
 	i     func(*Limits) *int
 	i64   func(*Limits) *int64
 	d     func(*Limits) *time.Duration
+	f     func(*Limits) *float64
 }
 
 type limitKind int
@@ -459,6 +556,7 @@ const (
 	kindCount limitKind = iota
 	kindSize
 	kindDuration
+	kindRate // per second, a positive decimal number
 )
 
 // limitFields are the limits a flag, the environment or config.json
@@ -489,6 +587,22 @@ var limitFields = []limitField{
 	{name: "mailbox-expiry", usage: "longest time the mailbox keeps an envelope", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MailboxExpiry }},
 	{name: "member-circuit-duration", usage: "lifetime of one relayed connection between members of served spaces", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MemberCircuitDuration }},
 	{name: "member-circuit-bytes", usage: "bytes one relayed connection between members carries each way", kind: kindSize, i64: func(l *Limits) *int64 { return &l.MemberCircuitBytes }},
+	{name: "router-mesh-peers", usage: "the router's gossipsub mesh degree per space", kind: kindCount, i: func(l *Limits) *int { return &l.RouterMeshPeers }},
+	{name: "router-max-seen", usage: "message IDs the router remembers to drop replays", kind: kindCount, i: func(l *Limits) *int { return &l.RouterMaxSeen }},
+	{name: "router-signin-per-peer", usage: "sign-in messages per second forwarded from one neighbour in one space", kind: kindRate, f: func(l *Limits) *float64 { return &l.RouterSigninPerPeer }},
+	{name: "router-signin-per-peer-burst", usage: "burst of router-signin-per-peer", kind: kindCount, i: func(l *Limits) *int { return &l.RouterSigninPerPeerBurst }},
+	{name: "router-signin-per-space", usage: "sign-in messages per second forwarded in one space", kind: kindRate, f: func(l *Limits) *float64 { return &l.RouterSigninPerSpace }},
+	{name: "router-signin-per-space-burst", usage: "burst of router-signin-per-space", kind: kindCount, i: func(l *Limits) *int { return &l.RouterSigninPerSpaceBurst }},
+	{name: "router-max-signin-peers", usage: "neighbours whose sign-in rate and rejected messages the router tracks", kind: kindCount, i: func(l *Limits) *int { return &l.RouterMaxSigninPeers }},
+	{name: "router-max-rejects", usage: "rejected messages from one neighbour within a minute that ban it", kind: kindCount, i: func(l *Limits) *int { return &l.RouterMaxRejects }},
+	{name: "router-ban-for", usage: "how long the router ignores a banned neighbour", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.RouterBanFor }},
+	{name: "directory-max-locators", usage: "invite locators the relay keeps", kind: kindCount, i: func(l *Limits) *int { return &l.DirectoryMaxLocators }},
+	{name: "directory-locators-per-space", usage: "invite locators kept for one space", kind: kindCount, i: func(l *Limits) *int { return &l.DirectoryLocatorsPerSpace }},
+	{name: "directory-max-aliases", usage: "aliases (name@relay) the relay keeps", kind: kindCount, i: func(l *Limits) *int { return &l.DirectoryMaxAliases }},
+	{name: "directory-aliases-per-space", usage: "aliases of one space", kind: kindCount, i: func(l *Limits) *int { return &l.DirectoryAliasesPerSpace }},
+	{name: "directory-writes-per-peer", usage: "locator and alias writes served to one peer per directory-window", kind: kindCount, i: func(l *Limits) *int { return &l.DirectoryWritesPerPeer }},
+	{name: "directory-lookups-per-peer", usage: "locator and alias lookups served to one peer per directory-window", kind: kindCount, i: func(l *Limits) *int { return &l.DirectoryLookupsPerPeer }},
+	{name: "directory-window", usage: "the window of directory-writes-per-peer and directory-lookups-per-peer", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.DirectoryWindow }},
 	{name: "max-members", usage: "peers on the allow-list of members of served spaces", kind: kindCount, i: func(l *Limits) *int { return &l.MaxMembers }},
 	{name: "member-ttl", usage: "how long a disconnected member stays on the allow-list after its last proof", kind: kindDuration, d: func(l *Limits) *time.Duration { return &l.MemberTTL }},
 }
@@ -511,7 +625,7 @@ func LimitUsage(name string) (usage, def, typ string) {
 		return "", "", ""
 	}
 	d := DefaultLimits()
-	return fmt.Sprintf("%s (env %s)", f.usage, f.env()), f.format(&d), [...]string{"count", "size", "duration"}[f.kind]
+	return fmt.Sprintf("%s (env %s)", f.usage, f.env()), f.format(&d), [...]string{"count", "size", "duration", "rate"}[f.kind]
 }
 
 // CheckLimit parses v as the value of the limit named name.
@@ -536,6 +650,8 @@ func (f *limitField) positive(l *Limits) bool {
 		return *f.i(l) > 0
 	case kindSize:
 		return *f.i64(l) > 0
+	case kindRate:
+		return *f.f(l) > 0
 	default:
 		return *f.d(l) > 0
 	}
@@ -547,12 +663,15 @@ func (f *limitField) format(l *Limits) string {
 		return strconv.Itoa(*f.i(l))
 	case kindSize:
 		return formatSize(*f.i64(l))
+	case kindRate:
+		return strconv.FormatFloat(*f.f(l), 'g', -1, 64)
 	default:
 		return f.d(l).String()
 	}
 }
 
-// set parses v into l's field: a positive integer, a size or a duration.
+// set parses v into l's field: a positive integer, a size, a rate or a
+// duration.
 func (f *limitField) set(l *Limits, v string) error {
 	v = strings.TrimSpace(v)
 	switch f.kind {
@@ -568,6 +687,12 @@ func (f *limitField) set(l *Limits, v string) error {
 			return err
 		}
 		*f.i64(l) = n
+	case kindRate:
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(r > 0) || math.IsInf(r, 0) {
+			return fmt.Errorf("want a positive number per second like 0.5 or 8, got %q", v)
+		}
+		*f.f(l) = r
 	default:
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {

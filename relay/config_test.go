@@ -111,6 +111,14 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "wss without cert", flags: Overrides{Listen: []string{"/ip4/127.0.0.1/tcp/0/tls/ws"}}, want: "needs a certificate"},
 		{name: "listen list in a flag", flags: Overrides{Listen: []string{"/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/1/ws"}}, want: "one address per --listen"},
 		{name: "listen not a multiaddr", flags: Overrides{Listen: []string{"127.0.0.1:4111"}}, want: `listen address "127.0.0.1:4111"`},
+		{name: "bad rate", flags: Overrides{Limits: map[string]string{"router-signin-per-peer": "fast"}}, want: "positive number per second"},
+		{name: "zero rate", env: map[string]string{"MYCEL_RELAY_ROUTER_SIGNIN_PER_SPACE": "0"}, want: "MYCEL_RELAY_ROUTER_SIGNIN_PER_SPACE"},
+		{name: "infinite rate", flags: Overrides{Limits: map[string]string{"router-signin-per-space": "+Inf"}}, want: "positive number per second"},
+		{name: "bad router duration", file: `{"limits": {"router_ban_for": "-1m"}}`, want: "router_ban_for"},
+		{name: "bad directory count", flags: Overrides{Limits: map[string]string{"directory-max-aliases": "many"}}, want: "positive whole number"},
+		{name: "locators per space above overall", flags: Overrides{Limits: map[string]string{"directory-max-locators": "10", "directory-locators-per-space": "11"}},
+			want: "directory-locators-per-space is above directory-max-locators"},
+		{name: "aliases per space above overall", file: `{"limits": {"directory_max_aliases": 2}}`, want: "directory-aliases-per-space is above directory-max-aliases"},
 		{name: "cert without wss", flags: Overrides{WSCert: "c.pem", WSKey: "k.pem", Listen: []string{"/ip4/127.0.0.1/tcp/0/ws"}}, want: "no listen address uses it"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -165,6 +173,48 @@ func TestLimitValues(t *testing.T) {
 	}
 	if err := CheckLimit("max-conn", "1"); err == nil {
 		t.Error("CheckLimit accepted an unknown limit")
+	}
+}
+
+// TestRouterDirectoryLimitSettings: the router's and the directory's
+// limits come from flags, the environment and config.json like the
+// others (each with its default when none is given), a program's own
+// RouterLimits and DirectoryLimits win over them, and a relay started
+// from the loaded config holds them.
+func TestRouterDirectoryLimitSettings(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, `{"listen": ["/ip4/127.0.0.1/tcp/0"], "limits": {"router_max_seen": 1000, "directory_window": "90s"}}`)
+	e := map[string]string{"MYCEL_RELAY_ROUTER_SIGNIN_PER_PEER": "0.5", "MYCEL_RELAY_DIRECTORY_ALIASES_PER_SPACE": "2"}
+	flags := Overrides{DataDir: dir, Limits: map[string]string{"router-mesh-peers": "12", "router-ban-for": "3m",
+		"directory-max-locators": "100", "directory-lookups-per-peer": "7"}}
+	cfg, err := LoadConfig(flags, env(e), noDaemonDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantR := DefaultRouterLimits()
+	wantR.MeshPeers, wantR.MaxSeen, wantR.SigninPerPeer, wantR.BanFor = 12, 1000, 0.5, 3*time.Minute
+	if got := cfg.Limits.router(cfg.RouterLimits); got != wantR {
+		t.Fatalf("router limits %+v, want %+v", got, wantR)
+	}
+	wantD := DefaultDirectoryLimits()
+	wantD.MaxLocators, wantD.AliasesPerSpace, wantD.LookupsPerPeer, wantD.Window = 100, 2, 7, 90*time.Second
+	if got := cfg.Limits.directory(cfg.DirectoryLimits); got != wantD {
+		t.Fatalf("directory limits %+v, want %+v", got, wantD)
+	}
+	if got := cfg.Limits.router(RouterLimits{MaxRejects: 3}); got.MaxRejects != 3 || got.MeshPeers != 12 {
+		t.Fatalf("a program's router limits: %+v", got)
+	}
+	if got := cfg.Limits.directory(DirectoryLimits{MaxAliases: 9}); got.MaxAliases != 9 || got.MaxLocators != 100 {
+		t.Fatalf("a program's directory limits: %+v", got)
+	}
+	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	r, err := New(cfg, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if r.router.lim.MeshPeers != 12 || r.router.lim.SigninPerPeer != 0.5 || r.dir.lim.MaxLocators != 100 || r.dir.lim.Window != 90*time.Second {
+		t.Fatalf("the relay holds router %+v, directory %+v", r.router.lim, r.dir.lim)
 	}
 }
 

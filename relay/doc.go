@@ -37,7 +37,10 @@
 // message traffic cross the relay; every other circuit, one with a single
 // member end included, gets libp2p's defaults (2 minutes, 128 KiB). The
 // list is bounded (MaxMembers, the oldest proof dropped) and expires
-// (MemberTTL after the last proof, while the peer is not connected). A
+// (MemberTTL after the last proof, while the peer is not connected); the
+// mirror revokes a member at once when it sees its writer removed or a
+// newer epoch confirmed that its proof does not reach (ACL.Revoke), and
+// the member's lifted circuits are reset. A
 // relay without a data directory has no mirror, so no members. FORMAT.md,
 // "Circuit relay", gives the protocol's rules and what the relay learns.
 //
@@ -179,6 +182,6 @@
 //
 // # Not built yet (issue 12)
 //
-// A space-level list of relays (devices take theirs from --relay); flags for
-// RouterLimits and DirectoryLimits. See README.md, "Running a relay".
+// A space-level list of relays (devices take theirs from --relay). See
+// README.md, "Running a relay".
 package relay

@@ -95,6 +95,8 @@ type reservation struct {
 // stream.
 type circuit struct {
 	src, dest network.Stream
+	from, to  peer.ID
+	lifted    bool // the members' limits
 	once      sync.Once
 }
 
@@ -126,6 +128,7 @@ func newHop(h host.Host, lim Limits, acl *ACL, tracer relayv2.MetricsTracer) (*h
 	hp.self = self
 	hp.ctx, hp.cancel = context.WithCancel(context.Background())
 	hp.notif = &network.NotifyBundle{DisconnectedF: hp.disconnected}
+	acl.setOnDrop(hp.dropLifted)
 	h.Network().Notify(hp.notif)
 	h.SetStreamHandler(proto.ProtoIDv2Hop, hp.handle)
 	if tracer != nil {
@@ -469,7 +472,7 @@ func (hp *hop) connect(s network.Stream, dest peer.ID) pbv2.Status {
 		release()
 		return pbv2.Status_CONNECTION_FAILED
 	}
-	c := &circuit{src: s, dest: bs}
+	c := &circuit{src: s, dest: bs, from: src, to: dest, lifted: d > hp.lim.CircuitDuration || n > hp.lim.CircuitBytes}
 	hp.mu.Lock()
 	if hp.closed {
 		hp.mu.Unlock()
@@ -496,6 +499,23 @@ func (hp *hop) connect(s network.Stream, dest peer.ID) pbv2.Status {
 		release()
 	}()
 	return pbv2.Status_OK
+}
+
+// dropLifted resets the open circuits with the members' limits to or
+// from p: the ACL dropped p (a removed writer, a rotation it is not part
+// of). A circuit it opens next gets the default limits.
+func (hp *hop) dropLifted(p peer.ID) {
+	hp.mu.Lock()
+	var drop []*circuit
+	for c := range hp.open {
+		if c.lifted && (c.from == p || c.to == p) {
+			drop = append(drop, c)
+		}
+	}
+	hp.mu.Unlock()
+	for _, c := range drop {
+		c.reset()
+	}
 }
 
 // stop opens the stop stream to dest and makes the handshake: dest is

@@ -686,6 +686,19 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		}
 	}
 	writer := p.Writer != nil && ms.follow[*p.Writer] && !ms.removed[*p.Writer]
+	// A removed writer's proof of the newest token still opens a
+	// session until the keys rotate, but puts no one on the ACL.
+	removedWriter := p.Writer != nil && ms.removed[*p.Writer]
+	admit := func(epoch uint32) {
+		if removedWriter {
+			return
+		}
+		g := Grant{Space: ms.id, Epoch: epoch}
+		if writer {
+			g.Writer = *p.Writer
+		}
+		ms.m.admit(binding, g)
+	}
 	if haveConfirmed && ms.boot[string(binding)] {
 		// A bootstrap session, checked again after the first
 		// confirmation: it ends (its model shows nothing for its whole
@@ -704,7 +717,7 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		}
 		if t.confirmed && t.tok.Epoch == newest {
 			ms.mu.Unlock()
-			ms.m.admit(binding)
+			admit(t.tok.Epoch)
 			return true
 		}
 		if !writer {
@@ -717,7 +730,7 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 		}
 		if t.confirmed {
 			ms.mu.Unlock()
-			ms.m.admit(binding)
+			admit(t.tok.Epoch)
 			return true
 		}
 		ms.tokens[i].confirmed = true
@@ -736,13 +749,16 @@ func (ms *mirrorSpace) Verify(binding []byte, p replication.Proof) bool {
 			ms.m.log.Warn("relay: mirror: save record", "err", err)
 		}
 		if grew {
-			// Sessions proving the previous epoch alone must prove again.
+			// Sessions proving the previous epoch alone must prove again,
+			// and members admitted by it alone are members no more.
+			epoch := t.tok.Epoch
+			ms.m.revoke(func(g Grant) bool { return g.Space == ms.id && g.Epoch < epoch && g.Writer == (feed.PublicKey{}) })
 			ms.m.repl.Recheck(ms.id)
 		}
 		if !haveConfirmed {
 			ms.m.changed()
 		}
-		ms.m.admit(binding)
+		admit(t.tok.Epoch)
 		return true
 	}
 	ms.mu.Unlock()
@@ -840,8 +856,15 @@ func (ms *mirrorSpace) Ingest(k feed.PublicKey, b *feed.Batch) error {
 		writes = append(writes, feed.Write{Key: opKey(ms.id, op), Value: append([]byte{kind}, op.Target[:]...)})
 	}
 	n := len(ms.feeds)
+	var removed []feed.PublicKey // writers removed by these ops
 	if len(writes) > 0 {
+		before := ms.removed
 		ms.recompute()
+		for k := range ms.removed {
+			if !before[k] {
+				removed = append(removed, k)
+			}
+		}
 	}
 	grew := len(ms.feeds) != n
 	ms.reserved -= size
@@ -852,6 +875,10 @@ func (ms *mirrorSpace) Ingest(k feed.PublicKey, b *feed.Batch) error {
 	}
 	bootstrap := !slices.ContainsFunc(ms.tokens, func(t mtoken) bool { return t.confirmed })
 	ms.mu.Unlock()
+	if len(removed) > 0 {
+		// A removed writer's device is a member no more, here at once.
+		ms.m.revoke(func(g Grant) bool { return g.Space == ms.id && slices.Contains(removed, g.Writer) })
+	}
 	if grew {
 		if bootstrap {
 			// A writer just added may be the peer of an open session:

@@ -256,10 +256,10 @@ func (r *Relay) startServices(cfg *Config, log *slog.Logger, reg prometheus.Regi
 		return err
 	}
 	r.mailbox = serveMailbox(mb, r.host)
-	if r.dir, err = NewDirectory(r.host, r.mirror.st, r.mirror, cfg.DirectoryLimits, reg); err != nil {
+	if r.dir, err = NewDirectory(r.host, r.mirror.st, r.mirror, cfg.Limits.directory(cfg.DirectoryLimits), reg); err != nil {
 		return err
 	}
-	if r.router, err = NewRouter(r.host, r.mirror, cfg.RouterLimits, reg); err != nil {
+	if r.router, err = NewRouter(r.host, r.mirror, cfg.Limits.router(cfg.RouterLimits), reg); err != nil {
 		return fmt.Errorf("relay: message router: %w", err)
 	}
 	r.router.OnEnvelope(r.mailbox.offer)

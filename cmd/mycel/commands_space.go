@@ -51,7 +51,8 @@ func newStatusCmd(o *clientOpts) *cobra.Command {
 }
 
 // relayState is one line of mycel status about a relay: its ID, whether
-// it is connected, the reservation and the last error.
+// it is connected, the reservation, the spaces that list it (a relay not
+// of --relay) and the last error.
 func relayState(r api.Relay, now time.Time) string {
 	var b strings.Builder
 	b.WriteString(r.ID)
@@ -67,6 +68,9 @@ func relayState(r api.Relay, now time.Time) string {
 		}
 	} else {
 		b.WriteString(", no reservation")
+	}
+	if !r.Config && len(r.Spaces) > 0 {
+		fmt.Fprintf(&b, ", listed by %d space(s)", len(r.Spaces))
 	}
 	if r.Error != "" {
 		fmt.Fprintf(&b, ": %s", r.Error)

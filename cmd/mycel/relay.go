@@ -108,7 +108,7 @@ func newRelayCmd() *cobra.Command {
 			return r.Close()
 		},
 	}
-	cmd.AddCommand(newRelayAddCmd())
+	cmd.AddCommand(newRelayAddCmd(), newRelayRemoveCmd(), newRelayListCmd())
 	f := cmd.Flags()
 	f.StringVar(&o.DataDir, "data", "", "data directory (env MYCEL_RELAY_HOME)")
 	f.StringArrayVar(&o.Listen, "listen", nil, "multiaddr to listen on; repeatable (env MYCEL_RELAY_LISTEN)")

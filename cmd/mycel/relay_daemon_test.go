@@ -279,4 +279,11 @@ func TestCLIRelayAdd(t *testing.T) {
 	if _, _, code := e.run(t, "", "relay", "add", e.space, "/ip4/127.0.0.1/tcp/4111"); code == 0 {
 		t.Error("relay add without a peer ID succeeded")
 	}
+	out = e.ok(t, "relay", "remove", e.space, "/ip4/127.0.0.1/tcp/4111/p2p/12D3KooWrelay")
+	if !strings.Contains(out, "took relay 12D3KooWrelay off") || e.fake.Calls("DropRelay") != 1 {
+		t.Errorf("relay remove: %q, %d calls", out, e.fake.Calls("DropRelay"))
+	}
+	if out := e.ok(t, "relay", "list", e.space); !strings.Contains(out, "lists no relay") {
+		t.Errorf("relay list: %q", out)
+	}
 }

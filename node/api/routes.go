@@ -40,7 +40,9 @@ var routes = []route{
 	{method: "GET", path: "/v1/spaces/{space}/members", handle: (*server).members},
 	{method: "DELETE", path: "/v1/spaces/{space}/members/{feed}", handle: (*server).removeMember},
 	{method: "GET", path: "/v1/spaces/{space}/devices", handle: (*server).devices},
+	{method: "GET", path: "/v1/spaces/{space}/relays", handle: (*server).spaceRelays},
 	{method: "POST", path: "/v1/spaces/{space}/relays", handle: (*server).handRelay},
+	{method: "DELETE", path: "/v1/spaces/{space}/relays/{peer}", handle: (*server).dropRelay},
 
 	{method: "POST", path: "/v1/spaces/{space}/invites", handle: (*server).createInvite},
 	{method: "PUT", path: "/v1/spaces/{space}/password", handle: (*server).setPassword},

@@ -111,16 +111,21 @@ type Status struct {
 	// StaticPeers are the peer IDs of the static peers (--peer) that the
 	// daemon keeps connected, connected now or not.
 	StaticPeers []string `json:"static_peers,omitempty"`
-	// Relays are the circuit relays (--relay) the daemon keeps a
-	// reservation on, and their state.
+	// Relays are the circuit relays the daemon keeps a reservation on
+	// (those of --relay, and those its spaces list), and their state.
 	Relays []Relay `json:"relays,omitempty"`
 }
 
 // Relay is the state of one of the daemon's circuit relays.
 type Relay struct {
 	ID        string   `json:"id"`
-	Addrs     []string `json:"addrs"` // as configured
+	Addrs     []string `json:"addrs"` // as configured or listed
 	Connected bool     `json:"connected"`
+	// Config: one of the daemon's --relay, used for every space.
+	Config bool `json:"config,omitempty"`
+	// Spaces are the IDs of the spaces that list the relay (it is used
+	// for them; for every space if Config).
+	Spaces []string `json:"spaces,omitempty"`
 	// ReservedUntil is when the reservation expires (the daemon renews it
 	// before); absent while the daemon holds none.
 	ReservedUntil *time.Time `json:"reserved_until,omitempty"`
@@ -129,7 +134,9 @@ type Relay struct {
 	// reserved.
 	Circuit []string `json:"circuit,omitempty"`
 	// LimitSeconds and LimitBytes are the relay's limits on one relayed
-	// connection (0: none given).
+	// connection, as its last reservation reply gave them (0: none
+	// given): the members' limits once the relay admitted this node as a
+	// member (the daemon renews early to learn them).
 	LimitSeconds int64  `json:"limit_seconds,omitempty"`
 	LimitBytes   uint64 `json:"limit_bytes,omitempty"`
 	// Error is the last failure to connect or reserve, until a

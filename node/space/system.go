@@ -11,7 +11,8 @@ import (
 )
 
 // SystemPrefix starts the keys the space keeps for itself, in its own
-// registers: the invites members made and the password key. They are ops
+// registers: the invites members made, the password key and the relays
+// the space lists. They are ops
 // like any other — sealed under the epoch's key, replicated, converging —
 // but apps can neither write them (ErrSystemKey) nor see them in List or
 // Watch unless they ask for this prefix.
@@ -20,6 +21,7 @@ const SystemPrefix = "\x00mycel/"
 const (
 	invitePrefix = SystemPrefix + "invite/"
 	passwordKey  = SystemPrefix + "password"
+	relayPrefix  = SystemPrefix + "relay/"
 )
 
 // ErrSystemKey: an app tried to write a key starting with SystemPrefix.
@@ -182,4 +184,46 @@ func (s *Space) PasswordRequestKey() (auth.RequestKey, bool) {
 		return auth.RequestKey{}, false
 	}
 	return auth.PasswordRequestKey(key, s.id), true
+}
+
+// SetRelay lists a relay in the space (FORMAT.md, "The space's relays"):
+// key relayPrefix + id (the relay's peer ID, as text), value entry (its
+// addresses; the node encodes and checks it, this package keeps it as
+// bytes). Only a writer's op counts, like every op: a device that is not
+// a writer, or no longer one, cannot list a relay.
+func (s *Space) SetRelay(ctx context.Context, id string, entry []byte) error {
+	if id == "" {
+		return errors.New("space: a relay needs its peer ID")
+	}
+	return s.writeData(ctx, &Op{Kind: OpPut, Key: relayPrefix + id, Value: entry})
+}
+
+// DropRelay takes relay id off the space's list (a delete op).
+func (s *Space) DropRelay(ctx context.Context, id string) error {
+	if id == "" {
+		return errors.New("space: a relay needs its peer ID")
+	}
+	return s.writeData(ctx, &Op{Kind: OpDelete, Key: relayPrefix + id})
+}
+
+// RelayEntry is one relay the space lists: its peer ID (as the key names
+// it) and the winning value written for it.
+type RelayEntry struct {
+	ID    string
+	Entry []byte
+}
+
+// Relays returns at most limit entries of the space's relay list, in key
+// order (the winner of each key whose winner is not a delete). A writer
+// may write any number of keys: the caller bounds what it reads here.
+func (s *Space) Relays(limit int) []RelayEntry {
+	var out []RelayEntry
+	for _, k := range s.List(relayPrefix, "", limit) {
+		vs := s.Get(k)
+		if len(vs) == 0 || vs[0].Deleted {
+			continue
+		}
+		out = append(out, RelayEntry{ID: strings.TrimPrefix(k, relayPrefix), Entry: vs[0].Value})
+	}
+	return out
 }

@@ -204,3 +204,57 @@ func TestPasswordGeneration(t *testing.T) {
 		t.Fatal("the removed device reads the new password key")
 	}
 }
+
+// TestScenarioRelayListWritersOnly: the space's relay list is written by
+// writers only. An entry, or a removal of one, by a device never added, or
+// by a removed device after its removal, does not count, in any delivery
+// order.
+func TestScenarioRelayListWritersOnly(t *testing.T) {
+	s := newScript("O", "A", "X")
+	s.add("O", "O")
+	s.put("O", relayPrefix+"r1", "e1")
+	s.add("O", "A")
+	s.learn("A", "O")
+	s.learn("X", "O")
+	s.put("X", relayPrefix+"evil", "x") // X was never added
+	s.write("X", &Op{Kind: OpDelete, Key: relayPrefix + "r1"})
+	s.remove("O", "A")
+	s.learn("A", "O")
+	s.put("A", relayPrefix+"late", "a") // after A's removal
+	s.write("A", &Op{Kind: OpDelete, Key: relayPrefix + "r1"})
+	s.deliver(t, "O", relayPrefix+"r1=e1@O writers=O")
+}
+
+// TestSpaceRelays: SetRelay lists, DropRelay unlists, Relays reads at most
+// limit entries in key order; apps cannot write the list's keys, and a
+// device that is not a writer cannot list a relay.
+func TestSpaceRelays(t *testing.T) {
+	ctx := context.Background()
+	a, b := newDevice(t, "A", nil), newDevice(t, "B", nil)
+	create(t, a)
+	if err := a.sp.Put(ctx, relayPrefix+"p", []byte("v")); !errors.Is(err, ErrSystemKey) {
+		t.Fatalf("relay key written by an app: %v", err)
+	}
+	for _, id := range []string{"p3", "p1", "p2"} {
+		if err := a.sp.SetRelay(ctx, id, []byte(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.sp.DropRelay(ctx, "p2"); err != nil {
+		t.Fatal(err)
+	}
+	got := a.sp.Relays(10)
+	if len(got) != 2 || got[0].ID != "p1" || string(got[0].Entry) != "p1" || got[1].ID != "p3" {
+		t.Fatalf("Relays = %+v", got)
+	}
+	if got := a.sp.Relays(1); len(got) != 1 {
+		t.Fatalf("Relays(1) = %+v", got)
+	}
+	if got := a.sp.List("", "", 10); len(got) != 0 {
+		t.Fatalf("apps see %q", got)
+	}
+	join(t, b, a.sp.ID())
+	if err := b.sp.SetRelay(ctx, "p4", nil); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("a device not approved lists a relay: %v", err)
+	}
+}

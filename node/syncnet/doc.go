@@ -23,12 +23,32 @@
 // space (EvtPeerProtocolsUpdated, from identify: an earlier open was refused
 // because the peer did not serve it yet) and when Serve is called, only the
 // side with the lower peer ID opens a stream; the other serves. Sync opens one now
-// from either side. If both streams meet anyway, the one opened by the
-// lower peer ID is kept and the other reset; a new inbound stream from a
-// peer replaces its older inbound session. Streams are opened with
-// network.WithAllowLimitedConn, so relayed connections work, and a peer
-// reached through a relay only (network.Limited) counts as connected. A session that
-// ends is not reopened until the next connection, protocol update or Sync.
+// from either side. If both streams meet while this side's session is still
+// in its opening, the one opened by the lower peer ID is kept and the other
+// reset (DropDuplicate). A new inbound stream from a peer replaces an
+// inbound session, and an outbound one too once that verified the peer
+// more than 2 s ago (the peer's stream of a simultaneous open may arrive
+// that late) or when the new stream leaves a relayed connection for a
+// direct one: the peer opens only when its side of the session is gone (a
+// browser whose old connection died), or to move it. A replacing session
+// starts once the one it replaces stopped, its running Ingest included,
+// and a session that ends is forgotten only after its Ingest finished: a
+// new session asks only for what is not stored, nothing is ingested twice.
+// Streams are opened with network.WithAllowLimitedConn, so relayed
+// connections work, and a peer reached through a relay only
+// (network.Limited) counts as connected. A session that ends is not
+// reopened until the next connection, protocol update or Sync.
+//
+// # Moving off a relay
+//
+// When a direct connection to a peer appears (its connectedness becomes
+// Connected: hole punching, a direct dial) while a session with it runs
+// over a relayed connection (limited, or a /p2p-circuit address), the side
+// with the lower peer ID opens a new stream without WithAllowLimitedConn —
+// libp2p puts it on a connection that is not limited — and replaces the
+// session by one over it; the peer takes that stream as superseding its
+// side. The other side never moves, so the two do not fight. Sessions
+// shows each session's connection, Moved counts the moves.
 //
 // # Deadlines and limits
 //

@@ -189,6 +189,47 @@ type Replicator struct {
 	spaces   map[auth.SpaceID]Space
 	sessions map[sessionKey]*session
 	standing map[peer.ID]*standing // at most Config.MaxTracked
+	moved    int                   // sessions moved off a relay (Moved)
+}
+
+// SessionInfo is one running session: its peer and space, who opened it
+// and whether its connection is relayed.
+type SessionInfo struct {
+	Peer     peer.ID
+	Space    auth.SpaceID
+	Outbound bool
+	Relayed  bool
+	// Running is false while the stream is being opened or the session
+	// waits for the one it replaces to stop.
+	Running bool
+	// Established: the peer's proof verified.
+	Established bool
+	ConnID      string // the connection's ID in libp2p's swarm
+}
+
+// Sessions returns the sessions running now.
+func (r *Replicator) Sessions() []SessionInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]SessionInfo, 0, len(r.sessions))
+	for key, s := range r.sessions {
+		info := SessionInfo{Peer: key.peer, Space: key.space, Outbound: s.outbound, Established: s.established.Load() != 0}
+		s.mu.Lock()
+		if c := s.conn; c != nil {
+			info.Running, info.Relayed, info.ConnID = true, relayedConn(c), c.ID()
+		}
+		s.mu.Unlock()
+		out = append(out, info)
+	}
+	return out
+}
+
+// Moved returns how many sessions this side moved from a relayed
+// connection onto a direct one.
+func (r *Replicator) Moved() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.moved
 }
 
 // standing is what the Replicator remembers of a peer that misbehaved.
@@ -292,6 +333,11 @@ func (r *Replicator) watch(sub event.Subscription) {
 					continue
 				}
 				p = ev.Peer
+				if ev.Connectedness == network.Connected {
+					// A direct connection appeared (hole punching, a
+					// dial): sessions over a relay move onto it.
+					r.moveDirect(p)
+				}
 			case event.EvtPeerProtocolsUpdated:
 				if len(ev.Added) == 0 || !reachable(r.h.Network().Connectedness(ev.Peer)) {
 					continue
@@ -351,10 +397,95 @@ func (r *Replicator) forget(s *session) {
 	r.mu.Unlock()
 }
 
-// remove forgets s and releases its context.
+// remove forgets s and releases its context: the session's goroutine
+// is done with it (its stream and ingester stopped).
 func (r *Replicator) remove(s *session) {
 	r.forget(s)
 	s.cancel()
+	s.stop.Do(func() { close(s.stopped) })
+}
+
+// moveDirect moves the sessions with p that run over a relayed connection
+// onto a direct one, if this side opens (the peer's side takes the new
+// stream as superseding its session, in handle): it opens a stream that
+// libp2p puts on a connection that is not limited, and replaces the
+// session with one over it.
+func (r *Replicator) moveDirect(p peer.ID) {
+	if !r.opens(p) {
+		return
+	}
+	r.mu.Lock()
+	var moving []*session
+	for key, s := range r.sessions {
+		if key.peer != p {
+			continue
+		}
+		if relayed, running := s.relayed(); relayed && running {
+			moving = append(moving, s)
+		}
+	}
+	if r.closed {
+		moving = nil
+	}
+	r.wg.Add(len(moving)) // under r.mu, so never after Close's Wait began
+	r.mu.Unlock()
+	for _, old := range moving {
+		go r.move(old)
+	}
+}
+
+// move replaces old, a session over a relayed connection, by one over a
+// direct connection to the same peer. The new session starts once the
+// session it replaces stopped (its running Ingest finished), so that it
+// asks only for what is not stored yet: nothing is received twice. The
+// new stream wins at both ends whatever ran meanwhile: here it replaces
+// the space's session with the peer, whichever it is; there, handle takes
+// a stream from the lower peer ID as superseding.
+func (r *Replicator) move(old *session) {
+	defer r.wg.Done()
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.OpenTimeout)
+	// Not network.WithAllowLimitedConn: only a connection that is not
+	// limited takes the stream.
+	st, err := r.h.NewStream(ctx, old.key.peer, ProtocolFor(old.key.space))
+	cancel()
+	if err != nil {
+		r.log.Debug("sync: no stream on the direct connection; the session stays relayed", "peer", old.key.peer, "err", err)
+		return
+	}
+	if relayedConn(st.Conn()) {
+		st.Reset()
+		return
+	}
+	r.mu.Lock()
+	if r.closed || r.isBanned(old.key.peer) {
+		r.mu.Unlock()
+		st.Reset()
+		return
+	}
+	cur := r.sessions[old.key]
+	if cur != nil {
+		cur.cancel()
+	}
+	s := r.newSession(old.key, old.sp, true)
+	r.sessions[old.key] = s
+	r.moved++
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.wg.Done()
+		defer r.remove(s)
+		old.cancel()
+		for _, o := range []*session{old, cur} {
+			if o != nil {
+				<-o.stopped
+			}
+		}
+		if s.ctx.Err() != nil {
+			st.Reset()
+			return
+		}
+		s.run(st)
+	}()
 }
 
 func (r *Replicator) startOutbound(p peer.ID, sp Space) {
@@ -425,15 +556,20 @@ func (r *Replicator) handle(sp Space, st network.Stream) {
 		st.Reset()
 		return
 	}
-	if old := r.sessions[key]; old != nil {
-		if old.outbound && r.opens(p) {
+	old := r.sessions[key]
+	if old != nil {
+		if old.outbound && r.opens(p) && !replacedBy(old, st) {
 			// Both opened at once: the lower peer ID's stream wins.
 			r.tracer.Drop(DropDuplicate)
 			r.mu.Unlock()
 			st.Reset()
 			return
 		}
-		old.cancel() // superseded: the peer opened anew
+		// Superseded: the peer opened anew — it moved the session to
+		// another connection, or its side of the session ended (the peer
+		// verified this side's opening, and opens only when it has no
+		// session with this node).
+		old.cancel()
 	}
 	s := r.newSession(key, sp, false)
 	r.sessions[key] = s
@@ -441,7 +577,37 @@ func (r *Replicator) handle(sp Space, st network.Stream) {
 	r.mu.Unlock()
 	defer r.wg.Done()
 	defer r.remove(s)
+	if old != nil {
+		// Its running Ingest finishes first: the new session asks only
+		// for what is not stored.
+		select {
+		case <-old.stopped:
+		case <-s.ctx.Done(): // superseded in turn, or closing
+			st.Reset()
+			return
+		}
+	}
 	s.run(st)
+}
+
+// simultaneousOpenWindow is how long after its opening verified the peer
+// an outbound session still takes a stream the peer opens for one opened
+// at the same time (handle): the peer's stream may arrive that late under
+// load, after the peer already took this side's.
+const simultaneousOpenWindow = 2 * time.Second
+
+// replacedBy reports whether st, a stream the peer opened while this
+// side's outbound session old runs, replaces old rather than being a
+// duplicate of a simultaneous open: it moves the session off a relayed
+// connection, or old verified the peer long enough ago that the peer,
+// which opens only when it has no session with this node, has lost its
+// side of old (a browser whose connection died and came back).
+func replacedBy(old *session, st network.Stream) bool {
+	if relayed, running := old.relayed(); running && relayed && !relayedConn(st.Conn()) {
+		return true
+	}
+	at := old.established.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) >= simultaneousOpenWindow
 }
 
 // Appended tells the sessions of space that its feed k grew locally.

@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/replication"
 	"github.com/mycelsync/mycel/node/replication/syncpb"
@@ -24,13 +26,20 @@ type session struct {
 	sp       Space
 	outbound bool
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{} // closed when run returns
-	wake   chan struct{} // cap 1: appends pending
-	progq  chan chan []Progress
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when run returns
+	stopped chan struct{} // closed once the session's goroutine let it go (Replicator.remove)
+	stop    sync.Once
+	// established is when the peer's proof verified (Unix nanoseconds; 0:
+	// not yet): the peer runs this session too, so a new stream it opens
+	// later replaces it (handle).
+	established atomic.Int64
+	wake        chan struct{} // cap 1: appends pending
+	progq       chan chan []Progress
 
 	mu      sync.Mutex
+	conn    network.Conn            // the stream's connection, once run started
 	pending map[feed.PublicKey]bool // appended, not yet handed to the session
 	refresh bool                    // the space's feeds changed: Session.Refresh
 	recheck bool                    // what the space accepts changed: verify the peer's proof again
@@ -53,11 +62,33 @@ func (r *Replicator) newSession(key sessionKey, sp Space, outbound bool) *sessio
 		r: r, key: key, sp: sp, outbound: outbound,
 		ctx: ctx, cancel: cancel,
 		done:    make(chan struct{}),
+		stopped: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		progq:   make(chan chan []Progress),
 		pending: make(map[feed.PublicKey]bool),
 		rates:   make(map[feed.PublicKey][]sample),
 	}
+}
+
+// relayed reports whether the session runs over a relayed connection (a
+// circuit, or one libp2p marks Limited), and whether it runs at all.
+func (s *session) relayed() (relayed, running bool) {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c == nil {
+		return false, false
+	}
+	return relayedConn(c), true
+}
+
+// relayedConn reports whether c is a relayed connection.
+func relayedConn(c network.Conn) bool {
+	if c.Stat().Limited {
+		return true
+	}
+	_, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
 }
 
 // post records work for the run goroutine under s.mu and wakes it,
@@ -130,6 +161,9 @@ func (s *session) progressNow() []Progress {
 func (s *session) run(st network.Stream) {
 	defer close(s.done)
 	r := s.r
+	s.mu.Lock()
+	s.conn = st.Conn()
+	s.mu.Unlock()
 	sess := replication.New(replication.Config{
 		LocalID:           []byte(r.h.ID()),
 		RemoteID:          []byte(s.key.peer),
@@ -172,10 +206,14 @@ func (s *session) run(st network.Stream) {
 		defer close(ingesterDone)
 		s.ingester(ingestq, results, stopIngest)
 	}()
-	defer func() {
-		close(stopIngest)
-		<-ingesterDone // a running Ingest finishes first
-	}()
+	var stopOnce sync.Once
+	stopIngester := func() {
+		stopOnce.Do(func() {
+			close(stopIngest)
+			<-ingesterDone // a running Ingest finishes first
+		})
+	}
+	defer stopIngester()
 
 	// Small buffers until the peer's proof verified: an outsider holds
 	// little of this node's memory.
@@ -212,6 +250,7 @@ func (s *session) run(st network.Stream) {
 					// and buffers from now on (bw is empty: drain
 					// flushes).
 					close(authed)
+					s.established.Store(time.Now().UnixNano())
 					bw = bufio.NewWriterSize(st, 64<<10)
 				}
 				err = s.drain(sess, st, bw)
@@ -237,7 +276,10 @@ func (s *session) run(st network.Stream) {
 		}
 	}
 	// Forget the session before the deferred reset tells the peer, so that
-	// the peer's next stream is not taken for a duplicate.
+	// the peer's next stream is not taken for a duplicate — but after its
+	// running Ingest finished, so that a session that starts once it is
+	// forgotten asks only for what is not stored.
+	stopIngester()
 	r.forget(s)
 	if s.ctx.Err() != nil {
 		return

@@ -539,6 +539,14 @@ func TestRecheck(t *testing.T) {
 		return nil
 	})
 	appendEntries(t, p.wA, 10, 1024)
+	// B's side ends once the reset reaches it; until then Sync finds its
+	// session running and opens none.
+	eventually(t, testDeadline, func() error {
+		if p.rB.hasSession(p.ha.ID()) {
+			return errors.New("B's side of the session still runs")
+		}
+		return nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.rB.Sync(ctx, p.ha.ID(), p.spB); err != nil {

@@ -55,7 +55,7 @@ type fakeWatcher struct {
 var writeCalls = map[string]bool{"CreateSpace": true,
 	"Put": true, "Delete": true, "RemoveMember": true, "Send": true, "LeaveSpace": true,
 	"CreateInvite": true, "SetPassword": true, "Join": true, "Approve": true, "Deny": true,
-	"HandToRelay": true}
+	"HandToRelay": true, "DropRelay": true}
 
 func New() *Fake {
 	return &Fake{spaces: map[string]*fakeSpace{}, WatchBuf: 16}
@@ -406,6 +406,26 @@ func (f *Fake) HandToRelay(ctx context.Context, id, addr string) error {
 		return fmt.Errorf("%w: relay address %q: want a multiaddr ending in /p2p/<peer ID>", api.ErrBadRequest, addr)
 	}
 	return nil
+}
+
+// SpaceRelays implements api.SpaceRelayer: the space's relays are none.
+func (f *Fake) SpaceRelays(id string) ([]api.SpaceRelay, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.find(id); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// DropRelay implements api.SpaceRelayer: it checks the space and records
+// the call.
+func (f *Fake) DropRelay(ctx context.Context, id, peer string) error {
+	f.record("DropRelay")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := f.find(id)
+	return err
 }
 
 func (f *Fake) RemoveMember(ctx context.Context, id, feed string) error {
