@@ -67,7 +67,9 @@ import (
 //	go test -run '^$' -bench BenchmarkRelayFanout -benchtime 5000x ./relay/
 //
 // MYCEL_BENCH_CPUPROFILE=file writes a CPU profile of the relay process over
-// the run.
+// the run; MYCEL_BENCH_BODY=n pads each message's body to n bytes (default:
+// some 30 bytes, an envelope of about 170). ctl-rpcs counts the RPCs with
+// control messages the subscribers got (GRAFTs, IDONTWANTs).
 func BenchmarkRelayFanout(b *testing.B) {
 	for _, window := range []int{1, 64} {
 		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) { benchRelayFanout(b, window) })
@@ -80,6 +82,7 @@ const (
 	envFanoutWriters = "MYCEL_RELAY_FANOUT_WRITERS"
 	envFanoutRelay   = "MYCEL_RELAY_FANOUT_RELAY"
 	envFanoutProfile = "MYCEL_BENCH_CPUPROFILE"
+	envFanoutBody    = "MYCEL_BENCH_BODY"
 	// fanoutDeadline bounds each wait of the benchmark.
 	fanoutDeadline = 60 * time.Second
 )
@@ -190,7 +193,9 @@ func fanoutRelayChild() error {
 // relay's mesh) and "done <k>" as messages reach every subscriber
 // (coalesced, at most every 200 µs). Then it reads n send times (int64
 // Unix nanoseconds, little endian) and prints "result <deliveries> <p50 ns>
-// <p99 ns>" over every delivery, and exits.
+// <p99 ns> <control RPCs>" (latencies over every delivery; the RPCs that
+// carried control messages, to all subscribers over the whole process),
+// and exits.
 func fanoutSubsChild() error {
 	if err := raiseFDLimit(); err != nil {
 		return err
@@ -218,7 +223,7 @@ func fanoutSubsChild() error {
 	}
 	arrived := make([]atomic.Int64, n*subs) // Unix ns; 0 if not (yet)
 	got := make([]atomic.Int32, n)
-	var done, probed atomic.Int64
+	var done, probed, ctl atomic.Int64 // ctl: RPCs with control messages
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for i := range subs {
@@ -244,7 +249,15 @@ func fanoutSubsChild() error {
 				done.Add(1)
 			}
 		}
-		if err := lightSubscribe(ctx, h, *relay, topic, onMsg); err != nil {
+		onRPC := func(rpc *pb.RPC) {
+			if rpc.Control != nil {
+				ctl.Add(1)
+			}
+			for _, m := range rpc.Publish {
+				onMsg(m.Data)
+			}
+		}
+		if err := lightSubscribe(ctx, h, *relay, topic, onRPC); err != nil {
 			return fmt.Errorf("subscriber %d: %w", i, err)
 		}
 	}
@@ -292,18 +305,19 @@ func fanoutSubsChild() error {
 	if len(lats) > 0 {
 		p50, p99 = lats[len(lats)/2], lats[len(lats)*99/100]
 	}
-	fmt.Fprintf(out, "result %d %d %d\n", len(lats), p50, p99)
+	fmt.Fprintf(out, "result %d %d %d %d\n", len(lats), p50, p99, ctl.Load())
 	return out.Flush()
 }
 
-// lightSubscribe makes h a minimal gossipsub peer of the relay: it
-// connects, opens a stream announcing its subscription to topic, and
-// hands the data of every message the relay sends it to onMsg (called on
-// the stream's goroutine). It never forwards, validates nor answers
-// control messages: the relay sees a peer that is subscribed and grafts
-// it into its mesh.
-func lightSubscribe(ctx context.Context, h host.Host, relay peer.AddrInfo, topic string, onMsg func([]byte)) error {
-	h.SetStreamHandler(pubsub.GossipSubID_v11, func(s network.Stream) {
+// lightSubscribe makes h a minimal gossipsub peer of the relay, speaking
+// gossipsub v1.2 as mycel's devices do (which the relay may send IDONTWANT
+// to): it connects, opens a stream announcing its subscription to topic,
+// and hands every RPC the relay sends it to onRPC (called on the stream's
+// goroutine; the RPC is reused after). It never forwards, validates nor
+// answers control messages: the relay sees a peer that is subscribed and
+// grafts it into its mesh.
+func lightSubscribe(ctx context.Context, h host.Host, relay peer.AddrInfo, topic string, onRPC func(*pb.RPC)) error {
+	h.SetStreamHandler(pubsub.GossipSubID_v12, func(s network.Stream) {
 		defer s.Reset()
 		r := msgio.NewVarintReaderSize(s, 1<<20)
 		var rpc pb.RPC
@@ -318,9 +332,7 @@ func lightSubscribe(ctx context.Context, h host.Host, relay peer.AddrInfo, topic
 			if err != nil {
 				return
 			}
-			for _, m := range rpc.Publish {
-				onMsg(m.Data)
-			}
+			onRPC(&rpc)
 		}
 	})
 	cctx, cancel := context.WithTimeout(ctx, fanoutDeadline)
@@ -328,7 +340,7 @@ func lightSubscribe(ctx context.Context, h host.Host, relay peer.AddrInfo, topic
 	if err := h.Connect(cctx, relay); err != nil {
 		return err
 	}
-	s, err := h.NewStream(cctx, relay.ID, pubsub.GossipSubID_v11)
+	s, err := h.NewStream(cctx, relay.ID, pubsub.GossipSubID_v12)
 	if err != nil {
 		return err
 	}
@@ -450,10 +462,21 @@ func benchRelayFanout(b *testing.B, window int) {
 		b.Fatal(err)
 	}
 
+	bodySize := 0
+	if v := os.Getenv(envFanoutBody); v != "" {
+		var err error
+		if bodySize, err = strconv.Atoi(v); err != nil || bodySize > ephemeral.MaxEnvelopeSize-1024 {
+			b.Fatalf("%s=%q: a size in bytes under %d", envFanoutBody, v, ephemeral.MaxEnvelopeSize-1024)
+		}
+	}
 	// Signed beforehand: the publisher's signing is not the relay's cost.
 	envs := make([][]byte, b.N)
 	for i := range envs {
-		_, envs[i] = writers[i%len(writers)].envelope(b, topic, kindMembers, fmt.Sprintf("message %d of the benchmark", i))
+		body := fmt.Sprintf("message %d of the benchmark", i)
+		if len(body) < bodySize {
+			body += strings.Repeat(".", bodySize-len(body))
+		}
+		_, envs[i] = writers[i%len(writers)].envelope(b, topic, kindMembers, body)
 	}
 	sp := startFanoutProc(b, "subs", envFanoutRelay+"="+addr, envFanoutSpace+"="+name)
 	w := bufio.NewWriter(sp.stdin)
@@ -565,6 +588,7 @@ func benchRelayFanout(b *testing.B, window int) {
 	deliveries, _ := strconv.ParseInt(res[0], 10, 64)
 	p50, _ := strconv.ParseInt(res[1], 10, 64)
 	p99, _ := strconv.ParseInt(res[2], 10, 64)
+	ctlRPCs, _ := strconv.ParseInt(res[3], 10, 64)
 	b.ReportMetric(float64(done.Load())/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(deliveries)/elapsed.Seconds(), "deliveries/s")
 	b.ReportMetric(float64(p50)/1e6, "p50-ms")
@@ -573,6 +597,7 @@ func benchRelayFanout(b *testing.B, window int) {
 		b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(deliveries), "relay-µs/delivery")
 	}
 	b.ReportMetric(float64(int64(b.N)*benchSubscribers-deliveries), "lost")
+	b.ReportMetric(float64(ctlRPCs), "ctl-rpcs")
 	b.Logf("window %d: %d messages in %v, relay CPU %v; the relay counted forwarded/duplicate/other %s",
 		window, b.N, elapsed.Round(time.Millisecond), cpu, strings.Join(counts, "/"))
 }

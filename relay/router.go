@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -254,6 +255,13 @@ func newRouter(h host.Host, src RouterSource, lim RouterLimits, reg prometheus.R
 	if params.Dout < 0 {
 		params.Dout = 0
 	}
+	// No IDONTWANT: gossipsub sends it to every mesh peer for each message
+	// of 1 KiB or more as it arrives, before the validator: one RPC per
+	// neighbour for an envelope not yet checked (a forger's too), naming
+	// it to them all, and for a genuine one as many RPCs again as the
+	// envelope's copies, in a star where no neighbour has another copy to
+	// spare. No message reaches this size.
+	params.IDontWantMessageThreshold = math.MaxInt
 	// The validation queue is the router's only queue: a burst beyond it
 	// is dropped by gossipsub before any check (512 × 64 KiB at most).
 	psOpts := append(p2p.PubSubOptions(), pubsub.WithGossipSubParams(params), pubsub.WithValidateQueueSize(validateQueue),

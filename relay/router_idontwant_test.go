@@ -1,0 +1,99 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/mycelsync/mycel/ephemeral"
+)
+
+// TestRouterSendsNothingBeforeChecks: a neighbour hands the relay forged
+// envelopes of 2 KiB and one over MaxEnvelopeSize. Gossipsub v1.2 would tell every other neighbour in
+// the mesh, before any validator runs, not to send it those messages
+// (IDONTWANT, for messages of 1 KiB and more): one RPC to each of them per
+// envelope the relay has not checked, which also names an unchecked
+// message to them all. The relay sends its neighbours nothing about an
+// envelope that does not pass its checks — and, for one that does, only
+// the envelope (in a star of devices that reach only the relay, an
+// IDONTWANT saves nothing: there is no other copy to avoid).
+func TestRouterSendsNothingBeforeChecks(t *testing.T) {
+	f := newRouterFixture(t, RouterLimits{})
+	evil := newRoutedPeer(t, f.relay, f.name)
+	w := newSender(t)
+	f.src.writers[w.key()] = true
+
+	// The watcher: a device speaking gossipsub v1.2, counting what the
+	// relay sends it.
+	var msgs, idontwant atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	watcher := loopbackHost(t)
+	err := lightSubscribe(ctx, watcher, peer.AddrInfo{ID: f.relay.ID(), Addrs: f.relay.Addrs()}, f.name, func(rpc *pb.RPC) {
+		msgs.Add(int64(len(rpc.Publish)))
+		if rpc.Control != nil {
+			idontwant.Add(int64(len(rpc.Control.Idontwant)))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() error {
+		_, b := w.envelope(t, f.topic, kindMembers, "probe")
+		evil.publish(t, b)
+		if msgs.Load() == 0 {
+			return fmt.Errorf("the watcher is not in the relay's mesh")
+		}
+		return nil
+	})
+	base := f.r.RouterCounts()
+	idontwant0 := idontwant.Load()
+
+	const forgeries = 5 // under MaxRejects: the forger stays
+	big := strings.Repeat("x", 2048)
+	for i := range forgeries {
+		e, _ := w.envelope(t, f.topic, kindMembers, fmt.Sprint(i, big))
+		e.Ciphertext[0] ^= 1
+		b, err := e.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		evil.publish(t, b)
+	}
+	// And one past MaxEnvelopeSize (gossipsub takes up to 1 MiB).
+	_, over := w.envelope(t, f.topic, kindMembers, "over")
+	over = protowire.AppendBytes(protowire.AppendTag(over, 99, protowire.BytesType), make([]byte, ephemeral.MaxEnvelopeSize))
+	evil.publish(t, over)
+	waitUntil(t, func() error {
+		c := f.r.RouterCounts()
+		if n := c[RouteForged] - base[RouteForged]; n != forgeries {
+			return fmt.Errorf("forged: %d, want %d", n, forgeries)
+		}
+		if n := c[RouteTooLarge] - base[RouteTooLarge]; n != 1 {
+			return fmt.Errorf("too large: %d, want 1", n)
+		}
+		return nil
+	})
+	// A genuine large envelope after them: when it arrives, anything the
+	// relay sent about the forgeries (queued before it) has too.
+	_, genuine := w.envelope(t, f.topic, kindMembers, "genuine"+big)
+	m0 := msgs.Load()
+	evil.publish(t, genuine)
+	deadline := time.Now().Add(routerDeadline)
+	for msgs.Load() == m0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the genuine envelope did not arrive")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := idontwant.Load() - idontwant0; n != 0 {
+		t.Errorf("the relay sent the watcher %d IDONTWANT for %d forged envelopes, an oversized one and a genuine one, want 0", n, forgeries)
+	}
+}
