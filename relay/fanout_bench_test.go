@@ -317,6 +317,13 @@ func fanoutSubsChild() error {
 // answers control messages: the relay sees a peer that is subscribed and
 // grafts it into its mesh.
 func lightSubscribe(ctx context.Context, h host.Host, relay peer.AddrInfo, topic string, onRPC func(*pb.RPC)) error {
+	_, err := lightPeer(ctx, h, relay, topic, onRPC)
+	return err
+}
+
+// lightPeer is lightSubscribe, and returns the stream to the relay, on
+// which the caller may write RPCs of its own (one writer at a time).
+func lightPeer(ctx context.Context, h host.Host, relay peer.AddrInfo, topic string, onRPC func(*pb.RPC)) (msgio.WriteCloser, error) {
 	h.SetStreamHandler(pubsub.GossipSubID_v12, func(s network.Stream) {
 		defer s.Reset()
 		r := msgio.NewVarintReaderSize(s, 1<<20)
@@ -338,21 +345,22 @@ func lightSubscribe(ctx context.Context, h host.Host, relay peer.AddrInfo, topic
 	cctx, cancel := context.WithTimeout(ctx, fanoutDeadline)
 	defer cancel()
 	if err := h.Connect(cctx, relay); err != nil {
-		return err
+		return nil, err
 	}
 	s, err := h.NewStream(cctx, relay.ID, pubsub.GossipSubID_v12)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sub := true
 	hello := &pb.RPC{Subscriptions: []*pb.RPC_SubOpts{{Subscribe: &sub, Topicid: &topic}}}
 	b, err := proto.Marshal(hello)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The stream stays open (the relay would forget a peer whose stream
 	// ends) until the host closes.
-	return msgio.NewVarintWriter(s).WriteMsg(b)
+	w := msgio.NewVarintWriter(s)
+	return w, w.WriteMsg(b)
 }
 
 // fanoutProc is a running child process of the benchmark.

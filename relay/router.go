@@ -105,6 +105,16 @@ func (l *RouterLimits) setDefaults() {
 // validateQueue is the gossipsub validation queue of the router.
 const validateQueue = 512
 
+// peerQueue is the router's gossipsub queue of RPCs to each neighbour,
+// beyond what the neighbour's stream window holds (yamux: 256 KiB);
+// gossipsub drops what does not fit. Gossipsub's default, 32, lost most of
+// a burst of large envelopes to a device that stopped reading for a moment
+// (TestRouterKeepsBurstForSlowNeighbour). The envelopes queued are shared
+// between the neighbours they go to: a neighbour that stops reading holds
+// at most 128 × 64 KiB = 8 MiB of distinct ones, for at most gossipsub's
+// 30 s write deadline, after which its stream is reset.
+const peerQueue = 128
+
 // RouterSource is what the router asks of the blind mirror (Mirror
 // implements it): the spaces to route, whether a feed key is a writer of
 // one, and a way to hear that the spaces changed.
@@ -264,7 +274,7 @@ func newRouter(h host.Host, src RouterSource, lim RouterLimits, reg prometheus.R
 	params.IDontWantMessageThreshold = math.MaxInt
 	// The validation queue is the router's only queue: a burst beyond it
 	// is dropped by gossipsub before any check (512 × 64 KiB at most).
-	psOpts := append(p2p.PubSubOptions(), pubsub.WithGossipSubParams(params), pubsub.WithValidateQueueSize(validateQueue),
+	psOpts := append(p2p.PubSubOptions(), pubsub.WithGossipSubParams(params), pubsub.WithValidateQueueSize(validateQueue), pubsub.WithPeerOutboundQueueSize(peerQueue),
 		pubsub.WithBlacklist(banList{r}))
 	psOpts = append(psOpts, o.psOp...)
 	if r.ps, err = pubsub.NewGossipSub(psCtx, h, psOpts...); err != nil {

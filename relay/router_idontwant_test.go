@@ -11,6 +11,7 @@ import (
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mycelsync/mycel/ephemeral"
 )
@@ -95,5 +96,83 @@ func TestRouterSendsNothingBeforeChecks(t *testing.T) {
 	}
 	if n := idontwant.Load() - idontwant0; n != 0 {
 		t.Errorf("the relay sent the watcher %d IDONTWANT for %d forged envelopes, an oversized one and a genuine one, want 0", n, forgeries)
+	}
+}
+
+// TestRouterKeepsBurstForSlowNeighbour: writers' envelopes reach the relay
+// in a burst (100 of 60 KiB) while a device reads nothing for a moment (a
+// busy CPU, a phone waking). Gossipsub queues at most its peer outbound
+// queue's RPCs for a neighbour beyond what the stream's flow-control window
+// holds (yamux: 256 KiB) and drops the rest; with its default of 32 the
+// device lost two thirds of the burst. The relay's queue holds the burst
+// and the device gets every envelope once it reads again.
+func TestRouterKeepsBurstForSlowNeighbour(t *testing.T) {
+	f := newRouterFixture(t, RouterLimits{})
+	w := newSender(t)
+	f.src.writers[w.key()] = true
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	relay := peer.AddrInfo{ID: f.relay.ID(), Addrs: f.relay.Addrs()}
+	pub, err := lightPeer(ctx, loopbackHost(t), relay, f.name, func(*pb.RPC) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(b []byte) {
+		t.Helper()
+		out, err := proto.Marshal(&pb.RPC{Publish: []*pb.Message{{Data: b, Topic: &f.name}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pub.WriteMsg(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got atomic.Int64
+	var hold atomic.Bool
+	release := make(chan struct{})
+	err = lightSubscribe(ctx, loopbackHost(t), relay, f.name, func(rpc *pb.RPC) {
+		if hold.Load() {
+			<-release
+		}
+		got.Add(int64(len(rpc.Publish)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() error {
+		_, b := w.envelope(t, f.topic, kindMembers, "probe")
+		publish(b)
+		if got.Load() == 0 {
+			return fmt.Errorf("the device is not in the relay's mesh")
+		}
+		return nil
+	})
+	time.Sleep(200 * time.Millisecond) // probes in flight
+	hold.Store(true)
+	got0 := got.Load()
+	base := f.r.RouterCounts()[RouteForwarded]
+
+	const burst = 100
+	big := strings.Repeat("x", 60<<10)
+	for i := range burst {
+		_, b := w.envelope(t, f.topic, kindMembers, fmt.Sprint(i, big))
+		publish(b)
+	}
+	waitUntil(t, func() error {
+		if n := f.r.RouterCounts()[RouteForwarded] - base; n != burst {
+			return fmt.Errorf("forwarded %d of %d", n, burst)
+		}
+		return nil
+	})
+	// Gossipsub queues each envelope for the device right after the
+	// router accepts it; then the device reads again.
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for got.Load()-got0 < burst && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := got.Load() - got0; n < burst {
+		t.Errorf("the device got %d of a burst of %d envelopes", n, burst)
 	}
 }
