@@ -158,8 +158,8 @@ func TestRouterKeepsBurstForSlowNeighbour(t *testing.T) {
 		_, b := w.envelope(t, f.topic, kindMembers, fmt.Sprint(i, big))
 		publish(b)
 	}
-	waitUntil(t, func() error {
-		if n := f.r.RouterCounts()[RouteForwarded] - base; n != burst {
+	waitUntil(t, func() error { // a late probe may be counted too
+		if n := f.r.RouterCounts()[RouteForwarded] - base; n < burst {
 			return fmt.Errorf("forwarded %d of %d", n, burst)
 		}
 		return nil
@@ -168,7 +168,7 @@ func TestRouterKeepsBurstForSlowNeighbour(t *testing.T) {
 	// router accepts it; then the device reads again.
 	time.Sleep(200 * time.Millisecond)
 	close(release)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(routerDeadline)
 	for got.Load()-got0 < burst && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
