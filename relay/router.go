@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"slices"
 	"sync"
@@ -173,6 +174,16 @@ type Router struct {
 	banMu   sync.Mutex // guards strikes and banned
 	strikes map[peer.ID]*strike
 	banned  map[peer.ID]time.Time // until
+
+	// checkLocks serialise the checks of one neighbour's envelopes (a
+	// neighbour's lock is checkLocks[hash of its ID]), so that none starts
+	// before the previous one's strike is counted: gossipsub validates on
+	// several goroutines, and a forger's envelopes would otherwise be
+	// checked while the one that bans it is, one more per goroutine
+	// (TestRouterBanHoldsUnderParallelChecks). Different neighbours are
+	// checked in parallel but for a shared lock.
+	checkSeed  maphash.Seed
+	checkLocks [64]sync.Mutex
 }
 
 // strike counts a neighbour's rejected envelopes since a time.
@@ -246,7 +257,7 @@ func newRouter(h host.Host, src RouterSource, lim RouterLimits, reg prometheus.R
 	if o.now == nil {
 		o.now = time.Now
 	}
-	r := &Router{h: h, src: src, lim: lim, now: o.now, stats: newRouterStats(reg),
+	r := &Router{h: h, src: src, lim: lim, now: o.now, stats: newRouterStats(reg), checkSeed: maphash.MakeSeed(),
 		done: make(chan struct{}), kick: make(chan struct{}, 1),
 		topics: make(map[auth.SpaceID]*routedTopic), byTopic: make(map[ephemeral.Topic]auth.SpaceID),
 		peers: make(map[rateKey]*bucket), strikes: make(map[peer.ID]*strike), banned: make(map[peer.ID]time.Time)}
@@ -470,6 +481,9 @@ func (r *Router) validator(id auth.SpaceID, t ephemeral.Topic) pubsub.ValidatorE
 		if from == self {
 			return pubsub.ValidationAccept // the router publishes nothing; cannot happen
 		}
+		mu := r.checkLock(from)
+		mu.Lock()
+		defer mu.Unlock()
 		if r.isBanned(from) {
 			// Queued before the ban: not even parsed.
 			r.stats.count(RouteBanned)
@@ -618,6 +632,11 @@ func (r *Router) strike(p peer.ID) {
 		r.stats.banN.Add(1)
 		r.ps.BlacklistPeer(p) // drops its streams; banList keeps it out
 	}
+}
+
+// checkLock returns the lock of neighbour p's checks (checkLocks).
+func (r *Router) checkLock(p peer.ID) *sync.Mutex {
+	return &r.checkLocks[maphash.String(r.checkSeed, string(p))%uint64(len(r.checkLocks))]
 }
 
 func (r *Router) isBanned(p peer.ID) bool {
