@@ -38,6 +38,13 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if which := os.Getenv(envFanoutChild); which != "" {
+		if err := fanoutChild(which); err != nil {
+			fmt.Fprintln(os.Stderr, "relay fanout child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -105,6 +107,16 @@ func (l *RouterLimits) setDefaults() {
 // validateQueue is the gossipsub validation queue of the router.
 const validateQueue = 512
 
+// peerQueue is the router's gossipsub queue of RPCs to each neighbour,
+// beyond what the neighbour's stream window holds (yamux: 256 KiB);
+// gossipsub drops what does not fit. Gossipsub's default, 32, lost most of
+// a burst of large envelopes to a device that stopped reading for a moment
+// (TestRouterKeepsBurstForSlowNeighbour). The envelopes queued are shared
+// between the neighbours they go to: a neighbour that stops reading holds
+// at most 128 × 64 KiB = 8 MiB of distinct ones, for at most gossipsub's
+// 30 s write deadline, after which its stream is reset.
+const peerQueue = 128
+
 // RouterSource is what the router asks of the blind mirror (Mirror
 // implements it): the spaces to route, whether a feed key is a writer of
 // one, and a way to hear that the spaces changed.
@@ -163,6 +175,16 @@ type Router struct {
 	banMu   sync.Mutex // guards strikes and banned
 	strikes map[peer.ID]*strike
 	banned  map[peer.ID]time.Time // until
+
+	// checkLocks serialise the checks of one neighbour's envelopes (a
+	// neighbour's lock is checkLocks[hash of its ID]), so that none starts
+	// before the previous one's strike is counted: gossipsub validates on
+	// several goroutines, and a forger's envelopes would otherwise be
+	// checked while the one that bans it is, one more per goroutine
+	// (TestRouterBanHoldsUnderParallelChecks). Different neighbours are
+	// checked in parallel but for a shared lock.
+	checkSeed  maphash.Seed
+	checkLocks [64]sync.Mutex
 }
 
 // strike counts a neighbour's rejected envelopes since a time.
@@ -236,7 +258,7 @@ func newRouter(h host.Host, src RouterSource, lim RouterLimits, reg prometheus.R
 	if o.now == nil {
 		o.now = time.Now
 	}
-	r := &Router{h: h, src: src, lim: lim, now: o.now, stats: newRouterStats(reg),
+	r := &Router{h: h, src: src, lim: lim, now: o.now, stats: newRouterStats(reg), checkSeed: maphash.MakeSeed(),
 		done: make(chan struct{}), kick: make(chan struct{}, 1),
 		topics: make(map[auth.SpaceID]*routedTopic), byTopic: make(map[ephemeral.Topic]auth.SpaceID),
 		peers: make(map[rateKey]*bucket), strikes: make(map[peer.ID]*strike), banned: make(map[peer.ID]time.Time)}
@@ -255,9 +277,16 @@ func newRouter(h host.Host, src RouterSource, lim RouterLimits, reg prometheus.R
 	if params.Dout < 0 {
 		params.Dout = 0
 	}
+	// No IDONTWANT: gossipsub sends it to every mesh peer for each message
+	// of 1 KiB or more as it arrives, before the validator: one RPC per
+	// neighbour for an envelope not yet checked (a forger's too), naming
+	// it to them all, and for a genuine one as many RPCs again as the
+	// envelope's copies, in a star where no neighbour has another copy to
+	// spare. No message reaches this size.
+	params.IDontWantMessageThreshold = math.MaxInt
 	// The validation queue is the router's only queue: a burst beyond it
 	// is dropped by gossipsub before any check (512 × 64 KiB at most).
-	psOpts := append(p2p.PubSubOptions(), pubsub.WithGossipSubParams(params), pubsub.WithValidateQueueSize(validateQueue),
+	psOpts := append(p2p.PubSubOptions(), pubsub.WithGossipSubParams(params), pubsub.WithValidateQueueSize(validateQueue), pubsub.WithPeerOutboundQueueSize(peerQueue),
 		pubsub.WithBlacklist(banList{r}))
 	psOpts = append(psOpts, o.psOp...)
 	if r.ps, err = pubsub.NewGossipSub(psCtx, h, psOpts...); err != nil {
@@ -453,6 +482,9 @@ func (r *Router) validator(id auth.SpaceID, t ephemeral.Topic) pubsub.ValidatorE
 		if from == self {
 			return pubsub.ValidationAccept // the router publishes nothing; cannot happen
 		}
+		mu := r.checkLock(from)
+		mu.Lock()
+		defer mu.Unlock()
 		if r.isBanned(from) {
 			// Queued before the ban: not even parsed.
 			r.stats.count(RouteBanned)
@@ -601,6 +633,11 @@ func (r *Router) strike(p peer.ID) {
 		r.stats.banN.Add(1)
 		r.ps.BlacklistPeer(p) // drops its streams; banList keeps it out
 	}
+}
+
+// checkLock returns the lock of neighbour p's checks (checkLocks).
+func (r *Router) checkLock(p peer.ID) *sync.Mutex {
+	return &r.checkLocks[maphash.String(r.checkSeed, string(p))%uint64(len(r.checkLocks))]
 }
 
 func (r *Router) isBanned(p peer.ID) bool {

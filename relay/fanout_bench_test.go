@@ -1,0 +1,611 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-msgio"
+	ma "github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/ephemeral"
+	"github.com/mycelsync/mycel/ephemeral/p2p"
+	"github.com/mycelsync/mycel/feed"
+)
+
+// BenchmarkRelayFanout measures the relay's message router in three OS
+// processes on loopback TCP:
+//
+//   - the relay: this test binary re-executed (fanoutRelayChild), a relay
+//     made by New with the production host (TCP, Noise/TLS, yamux, the
+//     resource manager) and NewRouter on it, routing one space whose
+//     writers the parent names (an in-memory RouterSource in place of the
+//     mirror, which the router asks the same questions of);
+//   - the subscribers: the test binary again (fanoutSubsChild), 100 light
+//     libp2p peers, each connected only to the relay, speaking gossipsub's
+//     wire protocol just enough to subscribe to the topic and to count and
+//     timestamp the messages they are sent (no validation, no seen cache,
+//     no forwarding: the cost of a full device is not the relay's);
+//   - the publisher: this process, a gossipsub device connected only to the
+//     relay, publishing b.N members' envelopes signed beforehand by 16
+//     writers, with at most window of them not yet delivered to all 100.
+//
+// Reported: msgs/s, messages published and delivered to all 100
+// subscribers per second of the run (one message forwarded by the relay to
+// 100 peers counts once); deliveries/s, messages received by a subscriber
+// per second (each of the 100 copies counts); p50-ms/p99-ms, publish to
+// arrival over every delivery (the processes share the machine's clock);
+// relay-µs/delivery, the relay process's user and system CPU time over the
+// run (/proc/<pid>/stat) per delivery; lost, deliveries missing 30 s after
+// the last publish.
+//
+//	go test -run '^$' -bench BenchmarkRelayFanout -benchtime 5000x ./relay/
+//
+// MYCEL_BENCH_CPUPROFILE=file writes a CPU profile of the relay process over
+// the run; MYCEL_BENCH_BODY=n pads each message's body to n bytes (default:
+// some 30 bytes, an envelope of about 170). ctl-rpcs counts the RPCs with
+// control messages the subscribers got (GRAFTs, IDONTWANTs).
+func BenchmarkRelayFanout(b *testing.B) {
+	for _, window := range []int{1, 64} {
+		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) { benchRelayFanout(b, window) })
+	}
+}
+
+const (
+	envFanoutChild   = "MYCEL_RELAY_FANOUT_CHILD" // "relay" or "subs"
+	envFanoutSpace   = "MYCEL_RELAY_FANOUT_SPACE"
+	envFanoutWriters = "MYCEL_RELAY_FANOUT_WRITERS"
+	envFanoutRelay   = "MYCEL_RELAY_FANOUT_RELAY"
+	envFanoutProfile = "MYCEL_BENCH_CPUPROFILE"
+	envFanoutBody    = "MYCEL_BENCH_BODY"
+	// fanoutDeadline bounds each wait of the benchmark.
+	fanoutDeadline = 60 * time.Second
+)
+
+// fanoutChild runs the child process named by $MYCEL_RELAY_FANOUT_CHILD.
+func fanoutChild(which string) error {
+	switch which {
+	case "relay":
+		return fanoutRelayChild()
+	case "subs":
+		return fanoutSubsChild()
+	}
+	return fmt.Errorf("unknown child %q", which)
+}
+
+// staticSource is a RouterSource of one space and a fixed set of writers.
+type staticSource struct {
+	id      auth.SpaceID
+	writers map[feed.PublicKey]bool
+}
+
+func (s *staticSource) ServedSpaces() []auth.SpaceID { return []auth.SpaceID{s.id} }
+func (s *staticSource) IsWriter(id auth.SpaceID, k feed.PublicKey) bool {
+	return id == s.id && s.writers[k]
+}
+func (s *staticSource) OnChange(func()) {}
+
+// fanoutRelayChild is the relay process: it prints "addr <multiaddr>"
+// once its router routes the space, then obeys stdin lines: "prof" starts
+// the CPU profile, "stop" stops it and prints "counts <forwarded>
+// <duplicate> <other refusals>"; it exits when stdin closes.
+func fanoutRelayChild() error {
+	if err := raiseFDLimit(); err != nil {
+		return err
+	}
+	src := &staticSource{writers: map[feed.PublicKey]bool{}}
+	if _, err := hex.Decode(src.id[:], []byte(os.Getenv(envFanoutSpace))); err != nil {
+		return err
+	}
+	for _, s := range strings.Split(os.Getenv(envFanoutWriters), ",") {
+		var k feed.PublicKey
+		if _, err := hex.Decode(k[:], []byte(s)); err != nil {
+			return err
+		}
+		src.writers[k] = true
+	}
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return err
+	}
+	cfg := &Config{LogLevel: "error", Limits: DefaultLimits(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}}
+	cfg.Limits.MaxConnsPerIP = 1024 // every device is on 127.0.0.1
+	rel, err := New(cfg, key, nil)
+	if err != nil {
+		return err
+	}
+	defer rel.Close()
+	router, err := NewRouter(rel.Host(), src, RouterLimits{}, nil)
+	if err != nil {
+		return err
+	}
+	defer router.Close()
+	for deadline := time.Now().Add(fanoutDeadline); len(router.Routed()) != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return errors.New("the router does not route the space")
+		}
+	}
+	fmt.Printf("addr %s/p2p/%s\n", rel.Addrs()[0], rel.Host().ID())
+	in := bufio.NewScanner(os.Stdin)
+	var prof *os.File
+	for in.Scan() {
+		switch in.Text() {
+		case "prof":
+			if path := os.Getenv(envFanoutProfile); path != "" {
+				if prof, err = os.Create(path); err != nil {
+					return err
+				}
+				if err := pprof.StartCPUProfile(prof); err != nil {
+					return err
+				}
+			}
+		case "stop":
+			if prof != nil {
+				pprof.StopCPUProfile()
+				if err := prof.Close(); err != nil {
+					return err
+				}
+				prof = nil
+			}
+			c := router.RouterCounts()
+			other := uint64(0)
+			for k, v := range c {
+				if k != RouteForwarded && k != RouteDuplicate {
+					other += v
+				}
+			}
+			fmt.Printf("counts %d %d %d\n", c[RouteForwarded], c[RouteDuplicate], other)
+		}
+	}
+	return nil
+}
+
+// fanoutSubsChild is the subscribers' process. Its relay and topic come
+// from the environment; on stdin it reads "<n> <subscribers>" and n
+// message IDs of 32 bytes (p2p.MessageID of the benchmark's messages, in
+// publish order), then subscribes and prints "probed <k>" as subscribers
+// get their first message not in the list (a probe: they are in the
+// relay's mesh) and "done <k>" as messages reach every subscriber
+// (coalesced, at most every 200 µs). Then it reads n send times (int64
+// Unix nanoseconds, little endian) and prints "result <deliveries> <p50 ns>
+// <p99 ns> <control RPCs>" (latencies over every delivery; the RPCs that
+// carried control messages, to all subscribers over the whole process),
+// and exits.
+func fanoutSubsChild() error {
+	if err := raiseFDLimit(); err != nil {
+		return err
+	}
+	relay, err := peer.AddrInfoFromString(os.Getenv(envFanoutRelay))
+	if err != nil {
+		return err
+	}
+	topic := os.Getenv(envFanoutSpace)
+	in := bufio.NewReader(os.Stdin)
+	var n, subs int
+	if _, err := fmt.Fscanf(in, "%d %d\n", &n, &subs); err != nil {
+		return err
+	}
+	if n <= 0 || n > 1<<22 || subs <= 0 || subs > 1024 {
+		return fmt.Errorf("n %d, subscribers %d", n, subs)
+	}
+	seq := make(map[[32]byte]int32, n)
+	var id [32]byte
+	for i := range n {
+		if _, err := io.ReadFull(in, id[:]); err != nil {
+			return err
+		}
+		seq[id] = int32(i)
+	}
+	arrived := make([]atomic.Int64, n*subs) // Unix ns; 0 if not (yet)
+	got := make([]atomic.Int32, n)
+	var done, probed, ctl atomic.Int64 // ctl: RPCs with control messages
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range subs {
+		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.DisableMetrics())
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		var sawProbe atomic.Bool
+		onMsg := func(data []byte) {
+			now := time.Now().UnixNano()
+			s, ok := seq[sha256.Sum256(data)]
+			if !ok {
+				if !sawProbe.Swap(true) {
+					probed.Add(1)
+				}
+				return
+			}
+			if !arrived[int(s)*subs+i].CompareAndSwap(0, now) {
+				return // a copy: count the first
+			}
+			if got[s].Add(1) == int32(subs) {
+				done.Add(1)
+			}
+		}
+		onRPC := func(rpc *pb.RPC) {
+			if rpc.Control != nil {
+				ctl.Add(1)
+			}
+			for _, m := range rpc.Publish {
+				onMsg(m.Data)
+			}
+		}
+		if err := lightSubscribe(ctx, h, *relay, topic, onRPC); err != nil {
+			return fmt.Errorf("subscriber %d: %w", i, err)
+		}
+	}
+	// The reporter: progress lines until the send times arrive.
+	stop := make(chan struct{})
+	reported := make(chan struct{})
+	out := bufio.NewWriter(os.Stdout)
+	go func() {
+		defer close(reported)
+		var lastDone, lastProbed int64 = -1, -1
+		t := time.NewTicker(200 * time.Microsecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			if p := probed.Load(); p != lastProbed {
+				lastProbed = p
+				fmt.Fprintf(out, "probed %d\n", p)
+			}
+			if d := done.Load(); d != lastDone {
+				lastDone = d
+				fmt.Fprintf(out, "done %d\n", d)
+			}
+			out.Flush()
+		}
+	}()
+	sent := make([]int64, n)
+	if err := binary.Read(in, binary.LittleEndian, sent); err != nil {
+		return err
+	}
+	close(stop)
+	<-reported
+	cancel()
+	var lats []int64
+	for i := range arrived {
+		if t := arrived[i].Load(); t != 0 {
+			lats = append(lats, t-sent[i/subs])
+		}
+	}
+	slices.Sort(lats)
+	var p50, p99 int64
+	if len(lats) > 0 {
+		p50, p99 = lats[len(lats)/2], lats[len(lats)*99/100]
+	}
+	fmt.Fprintf(out, "result %d %d %d %d\n", len(lats), p50, p99, ctl.Load())
+	return out.Flush()
+}
+
+// lightSubscribe makes h a minimal gossipsub peer of the relay, speaking
+// gossipsub v1.2 as mycel's devices do (which the relay may send IDONTWANT
+// to): it connects, opens a stream announcing its subscription to topic,
+// and hands every RPC the relay sends it to onRPC (called on the stream's
+// goroutine; the RPC is reused after). It never forwards, validates nor
+// answers control messages: the relay sees a peer that is subscribed and
+// grafts it into its mesh.
+func lightSubscribe(ctx context.Context, h host.Host, relay peer.AddrInfo, topic string, onRPC func(*pb.RPC)) error {
+	_, err := lightPeer(ctx, h, relay, topic, onRPC)
+	return err
+}
+
+// lightPeer is lightSubscribe, and returns the stream to the relay, on
+// which the caller may write RPCs of its own (one writer at a time).
+func lightPeer(ctx context.Context, h host.Host, relay peer.AddrInfo, topic string, onRPC func(*pb.RPC)) (msgio.WriteCloser, error) {
+	h.SetStreamHandler(pubsub.GossipSubID_v12, func(s network.Stream) {
+		defer s.Reset()
+		r := msgio.NewVarintReaderSize(s, 1<<20)
+		var rpc pb.RPC
+		for {
+			b, err := r.ReadMsg()
+			if err != nil {
+				return
+			}
+			rpc.Reset()
+			err = proto.Unmarshal(b, &rpc)
+			r.ReleaseMsg(b)
+			if err != nil {
+				return
+			}
+			onRPC(&rpc)
+		}
+	})
+	cctx, cancel := context.WithTimeout(ctx, fanoutDeadline)
+	defer cancel()
+	if err := h.Connect(cctx, relay); err != nil {
+		return nil, err
+	}
+	s, err := h.NewStream(cctx, relay.ID, pubsub.GossipSubID_v12)
+	if err != nil {
+		return nil, err
+	}
+	sub := true
+	hello := &pb.RPC{Subscriptions: []*pb.RPC_SubOpts{{Subscribe: &sub, Topicid: &topic}}}
+	b, err := proto.Marshal(hello)
+	if err != nil {
+		return nil, err
+	}
+	// The stream stays open (the relay would forget a peer whose stream
+	// ends) until the host closes.
+	w := msgio.NewVarintWriter(s)
+	return w, w.WriteMsg(b)
+}
+
+// fanoutProc is a running child process of the benchmark.
+type fanoutProc struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+}
+
+func startFanoutProc(b *testing.B, which string, env ...string) *fanoutProc {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append(env, envFanoutChild+"="+which)...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	p := &fanoutProc{cmd: cmd, stdin: stdin, lines: make(chan string, 1024)}
+	go func() {
+		defer close(p.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+	}()
+	b.Cleanup(func() {
+		stdin.Close()
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	return p
+}
+
+// expect returns the fields after prefix of the child's next line that
+// starts with it, within d.
+func (p *fanoutProc) expect(b *testing.B, prefix string, d time.Duration) []string {
+	b.Helper()
+	timeout := time.After(d)
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				b.Fatalf("child exited before %q", prefix)
+			}
+			if f := strings.Fields(l); len(f) > 0 && f[0] == prefix {
+				return f[1:]
+			}
+		case <-timeout:
+			b.Fatalf("no %q from the child after %v", prefix, d)
+		}
+	}
+}
+
+// procCPU is process pid's user and system CPU time (/proc/<pid>/stat,
+// fields 14 and 15, in clock ticks of 10 ms).
+func procCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces: count after its ')'.
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("/proc/%d/stat: %v %v", pid, err1, err2)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+func benchRelayFanout(b *testing.B, window int) {
+	var id auth.SpaceID
+	rand.Read(id[:])
+	topic := ephemeral.Topic(auth.DiscoveryKey(id))
+	name := p2p.TopicName(topic)
+	var writers []sender
+	var keys []string
+	for range 16 {
+		w := newSender(b)
+		writers = append(writers, w)
+		k := w.key()
+		keys = append(keys, hex.EncodeToString(k[:]))
+	}
+	rp := startFanoutProc(b, "relay", envFanoutSpace+"="+hex.EncodeToString(id[:]),
+		envFanoutWriters+"="+strings.Join(keys, ","))
+	addr := rp.expect(b, "addr", fanoutDeadline)[0]
+	if _, err := ma.NewMultiaddr(addr); err != nil {
+		b.Fatal(err)
+	}
+	relayInfo, err := peer.AddrInfoFromString(addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	bodySize := 0
+	if v := os.Getenv(envFanoutBody); v != "" {
+		var err error
+		if bodySize, err = strconv.Atoi(v); err != nil || bodySize > ephemeral.MaxEnvelopeSize-1024 {
+			b.Fatalf("%s=%q: a size in bytes under %d", envFanoutBody, v, ephemeral.MaxEnvelopeSize-1024)
+		}
+	}
+	// Signed beforehand: the publisher's signing is not the relay's cost.
+	envs := make([][]byte, b.N)
+	for i := range envs {
+		body := fmt.Sprintf("message %d of the benchmark", i)
+		if len(body) < bodySize {
+			body += strings.Repeat(".", bodySize-len(body))
+		}
+		_, envs[i] = writers[i%len(writers)].envelope(b, topic, kindMembers, body)
+	}
+	sp := startFanoutProc(b, "subs", envFanoutRelay+"="+addr, envFanoutSpace+"="+name)
+	w := bufio.NewWriter(sp.stdin)
+	fmt.Fprintf(w, "%d %d\n", b.N, benchSubscribers)
+	for _, e := range envs {
+		h := sha256.Sum256(e)
+		w.Write(h[:])
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+
+	// The publisher.
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	ph := loopbackHost(b)
+	// Its queue to the relay holds the whole window (gossipsub's default,
+	// 32, would drop the publisher's own messages beyond it).
+	ps, err := pubsub.NewGossipSub(ctx, ph, append(p2p.PubSubOptions(), pubsub.WithPeerOutboundQueueSize(4096))...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pt, err := ps.Join(name, pubsub.WithTopicMessageIdFn(p2p.MessageID))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := pt.Subscribe(); err != nil { // in the relay's mesh
+		b.Fatal(err)
+	}
+	if err := ph.Connect(ctx, *relayInfo); err != nil {
+		b.Fatal(err)
+	}
+
+	// Progress from the subscribers' process.
+	var done, probed, lastDone atomic.Int64 // lastDone: when done last grew (Unix ns)
+	results := make(chan []string, 1)
+	lastDone.Store(time.Now().UnixNano())
+	go func() {
+		for l := range sp.lines {
+			f := strings.Fields(l)
+			if len(f) == 0 {
+				continue
+			}
+			switch f[0] {
+			case "done", "probed":
+				v, _ := strconv.ParseInt(f[1], 10, 64)
+				if f[0] == "done" {
+					done.Store(v)
+					lastDone.Store(time.Now().UnixNano())
+				} else {
+					probed.Store(v)
+				}
+			case "result":
+				results <- f[1:]
+			}
+		}
+	}()
+	// Probes until every subscriber is in the relay's mesh.
+	deadline := time.Now().Add(fanoutDeadline)
+	for probed.Load() < benchSubscribers {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d subscribers reached after %v", probed.Load(), benchSubscribers, fanoutDeadline)
+		}
+		_, p := writers[0].envelope(b, topic, kindMembers, "probe")
+		if err := pt.Publish(ctx, p); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // probes in flight
+
+	sent := make([]int64, b.N)
+	fmt.Fprintln(rp.stdin, "prof")
+	relayPID := rp.cmd.Process.Pid
+	cpu0 := procCPU(b, relayPID)
+	b.ResetTimer()
+	start := time.Now()
+	limit := start.Add(5 * time.Minute)
+	for i, e := range envs {
+		for int64(i)-done.Load() >= int64(window) && time.Now().Before(limit) {
+			time.Sleep(20 * time.Microsecond)
+		}
+		sent[i] = time.Now().UnixNano()
+		if err := pt.Publish(ctx, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for end := time.Now().Add(30 * time.Second); done.Load() < int64(b.N) && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	// Up to the last message delivered to all: not the wait for lost ones.
+	elapsed := time.Unix(0, lastDone.Load()).Sub(start)
+	if elapsed <= 0 {
+		b.Fatal("no message reached every subscriber")
+	}
+	cpu := procCPU(b, relayPID) - cpu0
+	fmt.Fprintln(rp.stdin, "stop")
+	counts := rp.expect(b, "counts", fanoutDeadline)
+	if err := binary.Write(sp.stdin, binary.LittleEndian, sent); err != nil {
+		b.Fatal(err)
+	}
+	var res []string
+	select {
+	case res = <-results:
+	case <-time.After(fanoutDeadline):
+		b.Fatal("no result from the subscribers")
+	}
+	deliveries, _ := strconv.ParseInt(res[0], 10, 64)
+	p50, _ := strconv.ParseInt(res[1], 10, 64)
+	p99, _ := strconv.ParseInt(res[2], 10, 64)
+	ctlRPCs, _ := strconv.ParseInt(res[3], 10, 64)
+	b.ReportMetric(float64(done.Load())/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(deliveries)/elapsed.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(p50)/1e6, "p50-ms")
+	b.ReportMetric(float64(p99)/1e6, "p99-ms")
+	if deliveries > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(deliveries), "relay-µs/delivery")
+	}
+	b.ReportMetric(float64(int64(b.N)*benchSubscribers-deliveries), "lost")
+	b.ReportMetric(float64(ctlRPCs), "ctl-rpcs")
+	b.Logf("window %d: %d messages in %v, relay CPU %v; the relay counted forwarded/duplicate/other %s",
+		window, b.N, elapsed.Round(time.Millisecond), cpu, strings.Join(counts, "/"))
+}
