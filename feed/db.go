@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -18,7 +17,7 @@ type Options struct {
 	// Now is the clock heads are stamped with. Default time.Now.
 	Now func() time.Time
 	// Logger receives diagnostics. Default discards.
-	Logger *slog.Logger
+	Logger Logger
 	// NoAppend refuses every Append with ErrAppendsHeld (WithoutAppends).
 	NoAppend bool
 }
@@ -36,7 +35,22 @@ func WithClock(now func() time.Time) Option { return func(o *Options) { o.Now = 
 func WithoutAppends() Option { return func(o *Options) { o.NoAppend = true } }
 
 // WithLogger sets the logger.
-func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
+func WithLogger(l Logger) Option { return func(o *Options) { o.Logger = l } }
+
+// Logger receives a DB's diagnostics: a *slog.Logger is one. It is an
+// interface so that the browser node, which logs nothing, leaves log/slog
+// (and the encoding/json it keeps alive) out of its wasm: about 30 KB
+// gzipped with node/space's.
+type Logger interface {
+	Info(msg string, args ...any)
+	Warn(msg string, args ...any)
+}
+
+// discard is the default Logger.
+type discard struct{}
+
+func (discard) Info(string, ...any) {}
+func (discard) Warn(string, ...any) {}
 
 // DB holds many feeds in one Storage. It does not own the Storage: Close
 // flushes and stops the DB, and the caller closes the Storage after.
@@ -51,7 +65,7 @@ type DB struct {
 
 // Open returns a DB over st.
 func Open(st Storage, opts ...Option) (*DB, error) {
-	o := Options{Now: time.Now, Logger: slog.New(slog.DiscardHandler)}
+	o := Options{Now: time.Now, Logger: discard{}}
 	for _, opt := range opts {
 		opt(&o)
 	}

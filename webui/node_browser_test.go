@@ -428,6 +428,7 @@ type pageHeard struct {
 		Name   string `json:"name"`
 		Topic  string `json:"topic"`
 		Data   string `json:"data"`
+		Kept   bool   `json:"kept"`
 	} `json:"heard"`
 	Refused   map[string]int `json:"refused"`
 	MeshPeers int            `json:"meshPeers"`
@@ -477,6 +478,26 @@ func listenMessages(t *testing.T, br *browser, d *daemon, sp api.SpaceInfo) {
 		t.Fatalf("the app message opened as %+v", m)
 	}
 	t.Logf("app message heard (%d sent); refused: %v", sent, h.Refused)
+	if h.Heard[find("app")].Kept {
+		t.Fatal("a live app message shown as kept")
+	}
+	// A kept app message (key kind 4, "keep": true) is heard live too.
+	findKept := func() int {
+		for i, m := range h.Heard {
+			if m.Kind == "app" && m.Sender == sp.Feed && m.Topic == "kept" {
+				return i
+			}
+		}
+		return -1
+	}
+	eventually(t, 30*time.Second, "the page hears a kept app message", func() bool {
+		d.call("POST", "/v1/spaces/"+sp.ID+"/messages", api.SendRequest{Topic: "kept", Data: []byte("kept for the page"), Keep: true}, nil)
+		eval(br, "heard", "heard("+jsArg(sp.ID)+")", &h)
+		return findKept() >= 0
+	})
+	if m := h.Heard[findKept()]; !m.Kept || m.Data != "kept for the page" {
+		t.Fatalf("the kept message opened as %+v", m)
+	}
 }
 
 // waitLength polls the page until it holds want entries of the space's

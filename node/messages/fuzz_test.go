@@ -3,6 +3,7 @@ package messages
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/mycelsync/mycel/node/space"
@@ -27,6 +28,15 @@ func FuzzBody(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// The wire format is encoding/json's: what is accepted, it
+		// accepts with the same fields, and Encode writes its bytes.
+		var want Body
+		if err := json.Unmarshal(data, &want); err != nil || !reflect.DeepEqual(b, want) {
+			t.Fatalf("%q: decoded %+v; encoding/json: %+v, %v", data, b, want, err)
+		}
+		if raw, _ := b.Encode(); !bytes.Equal(raw, mustMarshal(t, b)) {
+			t.Fatalf("Encode wrote %s, encoding/json %s", raw, mustMarshal(t, b))
+		}
 		if len(b.Evidence) > space.MaxRemovalEvidence {
 			t.Fatalf("accepted evidence of %d bytes", len(b.Evidence))
 		}
@@ -48,4 +58,13 @@ func FuzzBody(f *testing.F) {
 			t.Fatalf("round trip: %+v != %+v", back, b)
 		}
 	})
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }

@@ -9,11 +9,11 @@
 package messages
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/mycelsync/mycel/internal/flatjson"
 	"github.com/mycelsync/mycel/node/space"
 )
 
@@ -44,7 +44,9 @@ const (
 )
 
 // Body is the plaintext of a member's envelope. Its JSON is the wire
-// format: field names and omitempty are part of it.
+// format: field names and omitempty are part of it. Encode and Decode
+// write and read it with internal/flatjson, as encoding/json would (the
+// core leaves encoding/json out of the browser node's wasm).
 type Body struct {
 	Kind  string `json:"kind"`
 	Name  string `json:"name,omitempty"`  // presence: the sender's device name
@@ -60,14 +62,41 @@ type Body struct {
 }
 
 // Encode returns the body's wire form.
-func (b Body) Encode() ([]byte, error) { return json.Marshal(b) }
+func (b Body) Encode() ([]byte, error) {
+	o := flatjson.NewObject()
+	o.String("kind", b.Kind)
+	if b.Name != "" {
+		o.String("name", b.Name)
+	}
+	if b.Topic != "" {
+		o.String("topic", b.Topic)
+	}
+	if len(b.Data) != 0 {
+		o.Bytes("data", b.Data)
+	}
+	if len(b.Evidence) != 0 {
+		o.Bytes("evidence", b.Evidence)
+	}
+	if len(b.By) != 0 {
+		o.Bytes("by", b.By)
+	}
+	return o.End(), nil
+}
 
 // Decode decodes a member's body and bounds what it carries (the envelope
 // bounds its size: ephemeral.MaxPlaintextSize). What a kind's fields must
 // hold beyond that is checked by CheckPresence and CheckApp.
 func Decode(plain []byte) (Body, error) {
 	var b Body
-	if err := json.Unmarshal(plain, &b); err != nil {
+	err := flatjson.Decode(plain, []flatjson.Field{
+		{Name: "kind", String: &b.Kind},
+		{Name: "name", String: &b.Name},
+		{Name: "topic", String: &b.Topic},
+		{Name: "data", Bytes: &b.Data},
+		{Name: "evidence", Bytes: &b.Evidence},
+		{Name: "by", Bytes: &b.By},
+	})
+	if err != nil {
 		return b, fmt.Errorf("body: %w", err)
 	}
 	if len(b.Evidence) > space.MaxRemovalEvidence {

@@ -3,10 +3,10 @@ package signin
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 
 	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/internal/flatjson"
 )
 
 // Envelope key kinds of sign-in (ephemeral/FORMAT.md, FORMAT.md here).
@@ -35,7 +35,9 @@ const (
 )
 
 // Body is the plaintext of a sign-in envelope (FORMAT.md). Its JSON is the
-// wire format: field names and omitempty are part of it.
+// wire format: field names and omitempty are part of it. Encode and
+// DecodeBody write and read it with internal/flatjson, as encoding/json
+// would (the core leaves encoding/json out of the browser node's wasm).
 type Body struct {
 	Kind     string `json:"kind"`
 	Request  []byte `json:"request,omitempty"`  // join-request: auth.JoinRequest
@@ -50,13 +52,44 @@ type Body struct {
 }
 
 // Encode returns the body's wire form.
-func (b Body) Encode() ([]byte, error) { return json.Marshal(b) }
+func (b Body) Encode() ([]byte, error) {
+	o := flatjson.NewObject()
+	o.String("kind", b.Kind)
+	if len(b.Request) != 0 {
+		o.Bytes("request", b.Request)
+	}
+	if len(b.Answer) != 0 {
+		o.Bytes("answer", b.Answer)
+	}
+	if len(b.Hash) != 0 {
+		o.Bytes("hash", b.Hash)
+	}
+	if b.Reason != "" {
+		o.String("reason", b.Reason)
+	}
+	if b.Password {
+		o.Bool("password", b.Password)
+	}
+	if b.Generation != 0 {
+		o.Uint("generation", uint64(b.Generation))
+	}
+	return o.End(), nil
+}
 
 // DecodeBody decodes and bounds a sign-in body. Unknown fields are
 // ignored; an unknown kind is returned for the caller to ignore.
 func DecodeBody(plain []byte) (Body, error) {
 	var b Body
-	if err := json.Unmarshal(plain, &b); err != nil {
+	err := flatjson.Decode(plain, []flatjson.Field{
+		{Name: "kind", String: &b.Kind},
+		{Name: "request", Bytes: &b.Request},
+		{Name: "answer", Bytes: &b.Answer},
+		{Name: "hash", Bytes: &b.Hash},
+		{Name: "reason", String: &b.Reason},
+		{Name: "password", Bool: &b.Password},
+		{Name: "generation", Uint32: &b.Generation},
+	})
+	if err != nil {
 		return b, fmt.Errorf("sign-in body: %w", err)
 	}
 	switch {

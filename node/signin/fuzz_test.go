@@ -3,6 +3,7 @@ package signin
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/mycelsync/mycel/auth"
@@ -26,6 +27,15 @@ func FuzzBody(f *testing.F) {
 		b, err := DecodeBody(data)
 		if err != nil {
 			return
+		}
+		// The wire format is encoding/json's: what is accepted, it
+		// accepts with the same fields, and Encode writes its bytes.
+		var want Body
+		if err := json.Unmarshal(data, &want); err != nil || !reflect.DeepEqual(b, want) {
+			t.Fatalf("%q: decoded %+v; encoding/json: %+v, %v", data, b, want, err)
+		}
+		if raw, _ := b.Encode(); !bytes.Equal(raw, mustMarshal(t, b)) {
+			t.Fatalf("Encode wrote %s, encoding/json %s", raw, mustMarshal(t, b))
 		}
 		if len(b.Request) > auth.MaxJoinRequestSize || len(b.Answer) > MaxAnswer ||
 			(len(b.Hash) != 0 && len(b.Hash) != auth.RequestHashSize) || len(b.Reason) > MaxReason {
@@ -67,4 +77,13 @@ func FuzzRecord(f *testing.F) {
 			t.Fatal("restored a bad record")
 		}
 	})
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }

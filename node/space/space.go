@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -51,8 +50,24 @@ type Config struct {
 	// Rand defaults to crypto/rand; Now to time.Now; Logger discards.
 	Rand   io.Reader
 	Now    func() time.Time
-	Logger *slog.Logger
+	Logger Logger
 }
+
+// Logger receives a space's diagnostics: a *slog.Logger is one. It is an
+// interface so that the browser node, which logs nothing, leaves log/slog
+// (and the encoding/json it keeps alive) out of its wasm.
+type Logger interface {
+	Info(msg string, args ...any)
+	Warn(msg string, args ...any)
+	Error(msg string, args ...any)
+}
+
+// discard is the default Logger.
+type discard struct{}
+
+func (discard) Info(string, ...any)  {}
+func (discard) Warn(string, ...any)  {}
+func (discard) Error(string, ...any) {}
 
 // Space is one shared database on this device: its own feed, the feeds of
 // the other devices, the keys, and the view.
@@ -149,7 +164,7 @@ func (cfg *Config) defaults() {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg.Logger = discard{}
 	}
 }
 

@@ -103,11 +103,13 @@ export interface MemberMessage {
   name: string; // presence: the device's name
   topic: string; // app: the app's topic
   data: Uint8Array; // app: the payload
+  kept: boolean; // an app message its sender asked relays to keep (key kind 4)
 }
 
 // The receiver of a space's members' messages: envelopes from gossipsub
 // in, checked (signature, ±5 minutes, seen before, an epoch held, a
-// writer in the view the node keeps) and opened.
+// writer in the view the node keeps) and opened. Key kinds 1 and 4 (a
+// kept app message, heard live; no mailbox is fetched yet).
 export interface Members {
   topic(): string; // the gossipsub topic
   open(envelope: Uint8Array, nowMs: number): MemberMessage;

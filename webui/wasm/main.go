@@ -220,7 +220,7 @@ func nodeJS(n *core.Node) js.Value {
 						return nil, err
 					}
 					return obj("sender", bytesJS(msg.Sender), "time", float64(msg.Time), "kind", msg.Kind,
-						"name", msg.Name, "topic", msg.Topic, "data", bytesJS(msg.Data)), nil
+						"name", msg.Name, "topic", msg.Topic, "data", bytesJS(msg.Data), "kept", msg.Kept), nil
 				}),
 				"free", ms.free(),
 			), nil

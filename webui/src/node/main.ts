@@ -76,6 +76,7 @@ interface HeardMessage {
   name: string;
   topic: string;
   data: string; // UTF-8 (for the tests; apps get bytes later)
+  kept: boolean; // an app message its sender asked relays to keep (key kind 4), heard live
 }
 
 // maxHeard bounds the messages kept for status.
@@ -484,7 +485,7 @@ function onTopic(sp: SpaceState, m: Members, topic: string, from: string, data: 
   if (signinEnvelope(sp, topic, from, data)) return TopicValidatorResult.Ignore;
   try {
     const o = m.open(data, Date.now());
-    sp.heard.push({ sender: toHex(o.sender), time: o.time, kind: o.kind, name: o.name, topic: o.topic, data: dec.decode(o.data) });
+    sp.heard.push({ sender: toHex(o.sender), time: o.time, kind: o.kind, name: o.name, topic: o.topic, data: dec.decode(o.data), kept: o.kept });
     if (sp.heard.length > maxHeard) sp.heard.shift();
     return TopicValidatorResult.Accept;
   } catch (e) {

@@ -24,6 +24,10 @@ const EphemeralTopicPrefix = "/mycel/eph/1/"
 // clock, seen before), must be sealed under the members' key of an epoch
 // held, signed by a current writer of the space in the view the node keeps
 // (Node.View starts keeping it), and hold a body messages.Decode accepts.
+// A kept app message (key kind messages.KeyKindKept, node/EPHEMERAL.md
+// "Kept messages") heard live on the topic passes the same checks, must
+// hold an app body, and its ID is held for as long as a mailbox may hand
+// it over (ephemeral.Config.Kept); the page fetches no mailbox yet.
 type Members struct {
 	id     auth.SpaceID
 	n      *Node
@@ -42,6 +46,7 @@ type MemberMessage struct {
 	Name   string // presence: the sender's device name
 	Topic  string // app: the app's topic
 	Data   []byte // app: the payload
+	Kept   bool   // an app message its sender asked relays to keep (key kind 4)
 }
 
 // ErrNotWriter is Members.Open's answer to an envelope whose sender is
@@ -69,6 +74,7 @@ func (n *Node) Members(spaceB []byte, secrets []Secret) (*Members, error) {
 	m.filter, err = ephemeral.NewFilter(ephemeral.NewMemSeenStore(), ephemeral.Config{
 		Now:     func() time.Time { return m.now },
 		Trusted: func(_ ephemeral.Topic, sender ephemeral.PublicKey) bool { return n.isWriter(feed.PublicKey(sender)) },
+		Kept:    func(e *ephemeral.Envelope) bool { return e.KeyKind == messages.KeyKindKept },
 	})
 	if err != nil {
 		return nil, err
@@ -98,7 +104,8 @@ func (m *Members) Open(b []byte, nowMs int64) (MemberMessage, error) {
 	if e.Topic != ephemeral.Topic(dk) {
 		return MemberMessage{}, errors.New("members' message: another space's topic")
 	}
-	if e.KeyKind != messages.KeyKindEpoch || len(e.KeyID) != auth.KeyIDSize {
+	kept := e.KeyKind == messages.KeyKindKept
+	if (e.KeyKind != messages.KeyKindEpoch && !kept) || len(e.KeyID) != auth.KeyIDSize {
 		return MemberMessage{}, fmt.Errorf("members' message: key kind %d, key ID of %d bytes", e.KeyKind, len(e.KeyID))
 	}
 	key, ok := m.keys[[auth.KeyIDSize]byte(e.KeyID)]
@@ -119,6 +126,11 @@ func (m *Members) Open(b []byte, nowMs int64) (MemberMessage, error) {
 	if err != nil {
 		return MemberMessage{}, err
 	}
+	if kept && body.Kind != messages.KindApp {
+		// Only app messages are kept; a kept presence of days ago would
+		// be false.
+		return MemberMessage{}, fmt.Errorf("members' message: a body of kind %q under the kept key kind", body.Kind)
+	}
 	switch body.Kind {
 	case "presence":
 		err = messages.CheckPresence(body)
@@ -128,5 +140,5 @@ func (m *Members) Open(b []byte, nowMs int64) (MemberMessage, error) {
 	if err != nil {
 		return MemberMessage{}, err
 	}
-	return MemberMessage{Sender: e.Sender[:], Time: e.Time, Kind: body.Kind, Name: body.Name, Topic: body.Topic, Data: body.Data}, nil
+	return MemberMessage{Sender: e.Sender[:], Time: e.Time, Kind: body.Kind, Name: body.Name, Topic: body.Topic, Data: body.Data, Kept: kept}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/node/messages"
 	"github.com/mycelsync/mycel/node/replication"
 	"github.com/mycelsync/mycel/node/space"
 )
@@ -41,10 +42,16 @@ func memberSpace(t testing.TB, viewed bool) (n *Node, sp []byte, secrets []Secre
 // now.
 func envelope(t testing.TB, sp []byte, secret Secret, signer []byte, body string, now time.Time) []byte {
 	t.Helper()
+	return envelopeOfKind(t, sp, secret, signer, messages.KeyKindEpoch, body, now)
+}
+
+// envelopeOfKind is envelope with another key kind.
+func envelopeOfKind(t testing.TB, sp []byte, secret Secret, signer []byte, keyKind uint32, body string, now time.Time) []byte {
+	t.Helper()
 	id, _ := auth.SpaceIDFromBytes(sp)
 	es, _ := epochSecret(secret)
 	key, kid, dk := es.EphemeralKey(id), es.KeyID(id), auth.DiscoveryKey(id)
-	b, err := SealEnvelope(key[:], signer, dk[:], 1, kid[:], []byte(body), now.UnixMilli())
+	b, err := SealEnvelope(key[:], signer, dk[:], keyKind, kid[:], []byte(body), now.UnixMilli())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +109,43 @@ func TestMembersOpen(t *testing.T) {
 	}
 }
 
+// TestMembersOpenKept: a kept app message (key kind 4) heard live from a
+// writer is opened and marked kept; one signed by a non-writer, a kept
+// presence, a replay and an unknown key kind are refused.
+func TestMembersOpenKept(t *testing.T) {
+	n, sp, secrets := memberSpace(t, true)
+	m, err := n.Members(sp, secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.UnixMilli(1_800_000_000_000)
+	kept := envelopeOfKind(t, sp, secrets[0], seed(9), messages.KeyKindKept, `{"kind":"app","topic":"chat","data":"aGk="}`, now)
+	msg, err := m.Open(kept, now.UnixMilli())
+	if err != nil || !msg.Kept || msg.Kind != "app" || msg.Topic != "chat" || string(msg.Data) != "hi" || string(msg.Sender) != string(sp) {
+		t.Fatalf("a writer's kept app message: %+v, %v", msg, err)
+	}
+	live := envelope(t, sp, secrets[0], seed(9), `{"kind":"app","topic":"chat","data":"aGk="}`, now)
+	if msg, err := m.Open(live, now.UnixMilli()); err != nil || msg.Kept {
+		t.Fatalf("a writer's live app message: %+v, %v", msg, err)
+	}
+	nonWriter := envelopeOfKind(t, sp, secrets[0], seed(7), messages.KeyKindKept, `{"kind":"app","topic":"chat","data":"aGk="}`, now)
+	if msg, err := m.Open(nonWriter, now.UnixMilli()); !errors.Is(err, ErrNotWriter) {
+		t.Fatalf("a non-writer's kept message: %+v, %v", msg, err)
+	}
+	for _, c := range []struct {
+		name string
+		env  []byte
+	}{
+		{"a replay of the kept message", kept},
+		{"a kept presence", envelopeOfKind(t, sp, secrets[0], seed(9), messages.KeyKindKept, `{"kind":"presence","name":"laptop"}`, now)},
+		{"key kind 5", envelopeOfKind(t, sp, secrets[0], seed(9), 5, `{"kind":"app","topic":"chat","data":"aGk="}`, now)},
+	} {
+		if msg, err := m.Open(c.env, now.UnixMilli()+1000); err == nil {
+			t.Errorf("%s opened: %+v", c.name, msg)
+		}
+	}
+}
+
 // TestSessionMaxFrame: the page's framer takes the core's bound — the
 // opening's 4 KiB until the peer's proof verified, the full frame size
 // after.
@@ -135,6 +179,7 @@ func FuzzMembersOpen(f *testing.F) {
 	f.Add(envelope(f, sp, secrets[0], seed(9), `{"kind":"presence","name":"laptop"}`, now))
 	f.Add(envelope(f, sp, secrets[0], seed(9), `{"kind":"app","topic":"chat","data":"aGk="}`, now))
 	f.Add(envelope(f, sp, secrets[0], seed(7), `{"kind":"presence"}`, now))
+	f.Add(envelopeOfKind(f, sp, secrets[0], seed(9), messages.KeyKindKept, `{"kind":"app","topic":"chat","data":"aGk="}`, now))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := n.Members(sp, secrets)
