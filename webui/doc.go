@@ -100,7 +100,14 @@
 //     (with store: the name of the page's IndexedDB store, read back first),
 //     persisted (the store's writes, once committed), connect, hangUp, replicate (one session per peer and space; the
 //     lower peer ID opens, as node/syncnet; the page serves the daemon's
-//     opening too, over relayed connections as well), status, view, listen
+//     opening too, over relayed connections as well; a session over a
+//     relay's circuit moves onto a direct connection to the same peer as
+//     soon as one opens — the lower peer ID opens a stream there, which the
+//     other side takes as replacing its session — and a stream the peer
+//     opens replaces the page's own outbound session when it leaves a relay
+//     or that session verified the peer over 2 s ago, as node/syncnet's
+//     replacedBy; a replaced session steps no frame more, so nothing is
+//     ingested twice), status (each session's address and transport), view, listen
 //     (the space's gossipsub topic; envelopes checked and opened by the
 //     core's Members), heard, signin and signinState (below), held.
 //   - signin.ts: sign-in, the asking side. The protocol is node/signin's

@@ -77,22 +77,42 @@ func byWinner(a, b *opRec) int {
 
 // registerHash is a key's share of the digest (zero without versions).
 func registerHash(key string, versions []*opRec) [32]byte {
+	h, _ := appendRegisterHash(nil, key, versions)
+	return h
+}
+
+// appendRegisterHash is registerHash, hashing in one call what it writes
+// into buf (reused by the caller, returned grown): the key (its length as 8
+// bytes big-endian, then its bytes), the number of versions (4 bytes), then
+// each version winner first — feed key, index (8), HLC (8), 1 if a delete
+// else 0, value (length as 8 bytes, then its bytes).
+func appendRegisterHash(buf []byte, key string, versions []*opRec) ([32]byte, []byte) {
 	if len(versions) == 0 {
-		return [32]byte{}
+		return [32]byte{}, buf
 	}
-	vs := slices.Clone(versions)
-	slices.SortFunc(vs, byWinner)
-	h := sha256.New()
-	writeString(h, key)
-	binary.Write(h, binary.BigEndian, uint32(len(vs)))
+	vs := versions
+	if len(vs) > 1 {
+		vs = slices.SortedFunc(slices.Values(versions), byWinner)
+	}
+	b := appendString(buf[:0], key)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(vs)))
 	for _, x := range vs {
-		h.Write(x.id.Feed[:])
-		binary.Write(h, binary.BigEndian, x.id.Index)
-		binary.Write(h, binary.BigEndian, x.hlc)
-		binary.Write(h, binary.BigEndian, x.op.Kind == OpDelete)
-		writeString(h, string(x.op.Value))
+		b = append(b, x.id.Feed[:]...)
+		b = binary.BigEndian.AppendUint64(b, x.id.Index)
+		b = binary.BigEndian.AppendUint64(b, x.hlc)
+		del := byte(0)
+		if x.op.Kind == OpDelete {
+			del = 1
+		}
+		b = append(b, del)
+		b = appendString(b, string(x.op.Value))
 	}
-	return [32]byte(h.Sum(nil))
+	return sha256.Sum256(b), b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 // live reports whether versions have a winner that is not a delete.
@@ -103,15 +123,34 @@ func live(versions []*opRec) bool {
 	return slices.MinFunc(versions, byWinner).op.Kind != OpDelete
 }
 
+// share is a key's share of the digest and of the live-key count.
+type share struct {
+	hash [32]byte
+	live bool
+}
+
+// share returns the share of key with versions, before they change (see
+// account). The bytes hashed are written into v.hashBuf, reused.
+func (v *View) share(key string, versions []*opRec) share {
+	var s share
+	s.hash, v.hashBuf = appendRegisterHash(v.hashBuf, key, versions)
+	if cap(v.hashBuf) > 64<<10 {
+		v.hashBuf = nil // a large value's bytes are not kept
+	}
+	s.live = live(versions)
+	return s
+}
+
 // account moves a key's share of the digest and of the live-key count from
-// its versions before a change to those after.
-func (v *View) account(key string, before, after []*opRec) {
-	v.sum.sub(registerHash(key, before))
-	v.sum.add(registerHash(key, after))
-	if live(before) {
+// before (its share before a change, see View.share) to its versions after.
+func (v *View) account(key string, before share, after []*opRec) {
+	v.sum.sub(before.hash)
+	if before.live {
 		v.live--
 	}
-	if live(after) {
+	a := v.share(key, after)
+	v.sum.add(a.hash)
+	if a.live {
 		v.live++
 	}
 }

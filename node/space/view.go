@@ -2,7 +2,6 @@ package space
 
 import (
 	"cmp"
-	"encoding/binary"
 	"fmt"
 	"maps"
 	"slices"
@@ -142,6 +141,9 @@ type View struct {
 	// readErr is the first error a read for Get met: the store may be
 	// damaged, and the view writes nothing more (Flush stops it).
 	readErr error
+
+	dirty   map[string]bool // Apply's keys changed, empty between calls
+	hashBuf []byte          // appendRegisterHash's bytes, reused
 }
 
 // register is what the view keeps of a key: its versions, the counting ops
@@ -288,7 +290,11 @@ func (v *View) Apply(k feed.PublicKey, index uint64, op *Op) ([]Change, error) {
 		return nil, nil // already applied
 	}
 	v.waiting[id] = &pendingOp{id: id, op: op}
-	dirty := make(map[string]bool)
+	if v.dirty == nil {
+		v.dirty = make(map[string]bool)
+	}
+	dirty := v.dirty // emptied before Apply returns: one map for every op
+	defer clear(dirty)
 	if err := v.drain(k, dirty); err != nil {
 		return nil, v.stop(err)
 	}
@@ -422,7 +428,7 @@ func (v *View) apply(p *pendingOp, dirty map[string]bool) error {
 			if reg == nil {
 				reg = &register{}
 			}
-			before := slices.Clone(reg.versions)
+			before := v.share(p.op.Key, reg.versions)
 			reg.versions = slices.DeleteFunc(reg.versions, func(x *opRec) bool { return own.sees(x.id) && !final(x.op) })
 			reg.versions = append(reg.versions, r)
 			v.account(p.op.Key, before, reg.versions)
@@ -528,9 +534,9 @@ func (v *View) rewrite(dirty map[string]bool) error {
 			ferr = err
 			return
 		}
-		var before []*opRec
+		var before share
 		if old != nil {
-			before = slices.Clone(old.versions)
+			before = v.share(key, old.versions)
 		}
 		reg := v.recompute(hist)
 		v.account(key, before, reg.versions)
@@ -593,6 +599,11 @@ func (reg *register) sorted() []Version {
 }
 
 func (v *View) changes(dirty map[string]bool) []Change {
+	if len(dirty) == 1 { // most ops: no sort
+		for k := range dirty {
+			return []Change{{Key: k, Versions: v.Get(k)}}
+		}
+	}
 	keys := slices.Sorted(maps.Keys(dirty))
 	out := make([]Change, 0, len(keys))
 	for _, k := range keys {
@@ -680,11 +691,4 @@ func (v *View) List(prefix, after string, limit int) []string {
 		}
 	}
 	return out
-}
-
-func writeString(h interface{ Write([]byte) (int, error) }, s string) {
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-	h.Write(n[:])
-	h.Write([]byte(s))
 }

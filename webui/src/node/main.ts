@@ -43,13 +43,48 @@ function lessBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length < b.length;
 }
 
+// PageSession is one running (or ended) session of a space with a peer.
+interface PageSession {
+  stats: SessionStats;
+  outbound: boolean;
+  stream: Stream;
+  remote: string;
+  addr: string;
+  transport: string;
+  relayed: boolean; // over a relay's circuit (or a connection libp2p limits)
+  verifiedAt?: number; // performance.now() when the peer's proof verified
+  fl: Flusher;
+}
+
+// relayedConn reports whether conn is a relayed connection, as
+// node/syncnet's relayedConn: limited, or through a circuit.
+function relayedConn(conn: Connection): boolean {
+  return conn.limits !== undefined || conn.remoteAddr.toString().includes("/p2p-circuit");
+}
+
+// simultaneousOpenMs is node/syncnet's simultaneousOpenWindow: how long
+// after its opening verified the peer an outbound session still takes a
+// stream the peer opens for one opened at the same time.
+const simultaneousOpenMs = 2000;
+
+// replacedBy reports whether a stream the peer opened on conn, while this
+// side's outbound session old runs, replaces old rather than being a
+// duplicate of a simultaneous open (node/syncnet's replacedBy): it moves
+// the session off a relayed connection, or old verified the peer long
+// enough ago that the peer, which opens only when it has no session with
+// this node, has lost its side of old.
+function replacedBy(old: PageSession, conn: Connection): boolean {
+  if (old.relayed && !relayedConn(conn)) return true;
+  return old.verifiedAt !== undefined && performance.now() - old.verifiedAt >= simultaneousOpenMs;
+}
+
 interface SpaceState {
   id: Uint8Array;
   secrets: Secret[];
   node: CoreNode;
   feeds: string[];
   protocol: string;
-  sessions: Map<string, { stats: SessionStats; outbound: boolean; stream: Stream; remote: string; addr: string; fl: Flusher }>;
+  sessions: Map<string, PageSession>;
   members?: Members;
   heard: HeardMessage[]; // the newest maxHeard accepted
   refused: Record<string, number>; // refusals by reason
@@ -86,6 +121,7 @@ const maxReasons = 32;
 
 let core: Core | undefined;
 let host: BrowserHost | undefined;
+let moving = false; // moveDirect listens to the host's new connections
 let store: Store | undefined; // the page's IndexedDB, when start was given one
 let dropped = 0; // records the core's queue dropped before they were stored
 const spaces = new Map<string, SpaceState>();
@@ -180,7 +216,11 @@ async function start(o: StartOptions): Promise<{ peerId: string; loadMs: number;
     if (kept === undefined) await store.setIdentity(privateKeyToProtobuf(privateKey));
     host = await createHost({ privateKey, listen: o.listen });
   }
-  host ??= await createHost({ listen: o.listen });
+  if (host === undefined) host = await createHost({ listen: o.listen });
+  if (!moving) {
+    moving = true;
+    host.addEventListener("connection:open", (e) => void moveDirect(e.detail));
+  }
   for (const sp of spaces.values()) if (sp.writer !== undefined) listen(toHex(sp.id));
   return { peerId: host.peerId.toString(), loadMs: performance.now() - t0, restored, refusedSpaces };
 }
@@ -315,7 +355,10 @@ function changed(sp: SpaceState): void {
 
 // serve runs a session of sp on stream, replacing one with the same peer
 // as node/syncnet does: of two streams opened at once, the lower peer ID's
-// wins.
+// wins; a stream the peer opens replaces this side's outbound session when
+// it moves the session off a relay, or when that session verified the peer
+// over 2 s ago (replacedBy). An outbound stream always replaces the
+// session (the page opened it to move the session: moveDirect).
 function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boolean): boolean {
   const h = need(host, "serve");
   if (sp.writeFailed !== undefined) {
@@ -329,10 +372,13 @@ function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boole
   const old = sp.sessions.get(key);
   const weOpen = lessBytes(h.peerId.toMultihash().bytes, remote.toMultihash().bytes);
   if (old !== undefined && !old.stats.ended) {
-    if (!outbound && old.outbound && weOpen) {
+    if (!outbound && old.outbound && weOpen && !replacedBy(old, conn)) {
       stream.abort(new Error("sync: duplicate session"));
       return false;
     }
+    // Its frames not stepped yet are not: the new session asks for what
+    // the core does not hold, and nothing is ingested twice.
+    old.fl.stop = "sync: superseded";
     old.stream.abort(new Error("sync: superseded"));
   }
   const nonce = crypto.getRandomValues(new Uint8Array(32));
@@ -345,7 +391,18 @@ function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boole
   });
   const stats: SessionStats = { framesIn: 0, framesOut: 0, bytesIn: 0, lastFrameMs: 0, stepMs: 0, ended: false };
   const fl: Flusher = { gate: () => sp.gate };
-  sp.sessions.set(key, { stats, outbound, stream, remote: key, addr: conn.remoteAddr.toString(), fl });
+  const rec: PageSession = { stats, outbound, stream, remote: key, addr: conn.remoteAddr.toString(), transport: transportOf(conn), relayed: relayedConn(conn), fl };
+  sp.sessions.set(key, rec);
+  {
+    // The core takes frames of up to 4 KiB until the peer's proof
+    // verified: the first step after which it takes more is when.
+    const step = s.step.bind(s);
+    s.step = (frame: Uint8Array) => {
+      const out = step(frame);
+      if (rec.verifiedAt === undefined && s.maxFrame() > 4096) rec.verifiedAt = performance.now();
+      return out;
+    };
+  }
   // What one session ingests, the others announce to their peers (the
   // core marks its feeds grown in every session of the node): a page
   // passes on what it gets, to another page over WebRTC too.
@@ -379,6 +436,37 @@ function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boole
   }
   void runSession(stream, s, stats, fl);
   return true;
+}
+
+// moveDirect moves the page's sessions with conn's peer that run over a
+// relay onto conn, a direct connection that just opened, when the page
+// opens (it has the lower peer ID), as node/syncnet's moveDirect: the page
+// opens a stream on conn and serve replaces the relayed session with it;
+// the peer takes a stream from the lower ID as superseding its session.
+// When the peer opens, it moves the session itself, and serve takes its
+// stream (replacedBy).
+async function moveDirect(conn: Connection): Promise<void> {
+  const h = host;
+  if (h === undefined || relayedConn(conn)) return;
+  if (!lessBytes(h.peerId.toMultihash().bytes, conn.remotePeer.toMultihash().bytes)) return;
+  const key = conn.remotePeer.toString();
+  for (const sp of spaces.values()) {
+    const old = sp.sessions.get(key);
+    if (old === undefined || old.stats.ended || !old.relayed) continue;
+    let stream: Stream;
+    try {
+      stream = await conn.newStream(sp.protocol, { signal: AbortSignal.timeout(15000) });
+    } catch {
+      continue; // the session stays relayed
+    }
+    // The peer may already have ended old, taking this stream as
+    // superseding it: only another session started meanwhile wins.
+    if (spaces.get(toHex(sp.id)) !== sp || sp.sessions.get(key) !== old) {
+      stream.abort(new Error("sync: the session moved meanwhile"));
+      continue;
+    }
+    serve(sp, stream, conn, true);
+  }
 }
 
 // replicate opens (or waits for) a session of the space with the daemon at
@@ -425,7 +513,7 @@ async function replicate(o: ReplicateOptions): Promise<{ protocol: string; outbo
 
 // status reports, for each feed of the space, the length of the head the
 // page holds and how many entries it holds, and its sessions.
-function status(space: string): { lengths: Record<string, number>; held: Record<string, number>; sessions: (SessionStats & { remote: string; addr: string; outbound: boolean })[] } {
+function status(space: string): { lengths: Record<string, number>; held: Record<string, number>; sessions: (SessionStats & { remote: string; addr: string; transport: string; relayed: boolean; outbound: boolean })[] } {
   const sp = spaces.get(space);
   if (sp === undefined) throw new Error(`space ${space}: not replicated here`);
   const lengths: Record<string, number> = {};
@@ -434,7 +522,7 @@ function status(space: string): { lengths: Record<string, number>; held: Record<
     lengths[f] = sp.node.length(fromHex(f));
     held[f] = sp.node.held(fromHex(f));
   }
-  const sessions = [...sp.sessions.values()].map((s) => ({ ...s.stats, remote: s.remote, addr: s.addr, outbound: s.outbound }));
+  const sessions = [...sp.sessions.values()].map((s) => ({ ...s.stats, remote: s.remote, addr: s.addr, transport: s.transport, relayed: s.relayed, outbound: s.outbound }));
   return { lengths, held, sessions };
 }
 

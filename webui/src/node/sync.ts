@@ -33,6 +33,10 @@ export interface Flusher {
   // write's entry is in the core before it is stored, and no peer may be
   // offered it in between (main.ts, write).
   gate?: () => Promise<void> | undefined;
+  // stop, set by the page when it replaces the session (main.ts, serve),
+  // ends it before its next step: the frames it has read and not stepped
+  // are not ingested (the new session asks for what the core lacks).
+  stop?: string;
 }
 
 // runSession pumps frames between stream and s until the stream ends or
@@ -78,6 +82,7 @@ export async function runSession(stream: Stream, s: Session, stats: SessionStats
       for (const f of reader.push(bytes)) {
         stats.framesIn++;
         await gated();
+        if (fl.stop !== undefined) throw new Error(fl.stop);
         const ts = performance.now();
         const out = s.step(f);
         stats.stepMs += performance.now() - ts;
