@@ -180,11 +180,11 @@
 // (node/space FORMAT.md), with signed heads and feed keys in the clear.
 //
 // With a kept peer ID, a daemon that still runs a session with the tab that
-// went away resets the reloaded page's new stream as a duplicate
-// (node/syncnet Replicator.handle) until that session ends. The page
-// stops its host on pagehide, so that the daemon sees its connections
-// close; if the reset happens anyway the page must open again (the tests
-// do; the page does not retry by itself yet).
+// went away takes the reloaded page's new stream as replacing it
+// (node/syncnet Replicator.handle: a stream from the peer replaces an
+// outbound session that verified the peer more than 2 s before, and any
+// inbound one). The page also stops its host on pagehide, so that the
+// daemon sees its connections close.
 //
 // The page gets a member's epoch secrets by signing in (signin.ts), or
 // from its caller (replicate's secrets: the older tests read them from a
