@@ -47,8 +47,6 @@ import (
 // is given its SHA-256 at the deposit.
 
 const (
-	locatorBlobVersion = 1
-	labelLocatorHints  = "mycel/v1/relay-locator-hints"
 	labelLocatorRemove = "mycel/v1/relay-locator-remove"
 	// locatorRetry is how long a deposit or removal a relay refused waits
 	// before it is tried again; one refused because the relay did not yet
@@ -78,85 +76,21 @@ func removalSecret(rec auth.InviteRecord) [32]byte {
 	return [32]byte(mac.Sum(nil))
 }
 
-func hintsAD(id auth.InviteID) []byte {
-	return append(append([]byte(labelLocatorHints), 0), id[:]...)
-}
-
-// encodeLocatorBlob builds the blob deposited for an invite.
+// encodeLocatorBlob builds the blob deposited for an invite
+// (auth.SealRelayLocator).
 func encodeLocatorBlob(rec auth.InviteRecord, loc []byte, h auth.InviteHints) ([]byte, error) {
-	b := append([]byte{locatorBlobVersion}, loc...)
-	if h.IsZero() {
-		return b, nil
-	}
-	pt := append([]byte{byte(len(h.Peer))}, h.Peer...)
-	pt = append(pt, byte(len(h.Addrs)))
-	for _, a := range h.Addrs {
-		pt = append(append(pt, byte(len(a))), a...)
-	}
-	sealed, err := auth.SealContent(rec.Key, pt, hintsAD(rec.ID), nil)
-	if err != nil {
-		return nil, err
-	}
-	b = append(b, sealed...)
-	if len(b) > relay.MaxLocatorBlob {
-		return nil, fmt.Errorf("node: invite locator of %d bytes", len(b))
-	}
-	return b, nil
+	return auth.SealRelayLocator(rec, loc, h)
 }
 
-// decodeLocatorBlob opens a blob a relay returned for inv: the invite
-// with its space and expiry, and its hints when the blob has them and
-// they open. A blob of another invite does not open.
+// decodeLocatorBlob opens a blob a relay returned for inv
+// (auth.OpenRelayLocator, which the browser node's wasm core uses too).
 func decodeLocatorBlob(inv *auth.Invite, blob []byte, now time.Time) (*auth.Invite, error) {
-	if len(blob) < 1+auth.InviteLocatorSize || blob[0] != locatorBlobVersion || len(blob) > relay.MaxLocatorBlob {
-		return nil, fmt.Errorf("node: relay's locator of %d bytes", len(blob))
-	}
-	found, err := inv.Locate(blob[1:1+auth.InviteLocatorSize], now)
-	if err != nil {
-		return nil, err
-	}
-	rest := blob[1+auth.InviteLocatorSize:]
-	if len(rest) == 0 {
-		return found, nil
-	}
-	rk := inv.RequestKey()
-	pt, err := auth.OpenContent(rk.Key, rest, hintsAD(rk.ID))
-	if err != nil {
-		return nil, fmt.Errorf("node: relay's locator hints: %w", err)
-	}
-	h, ok := parseLocatorHints(pt)
-	if !ok {
-		return nil, errors.New("node: relay's locator hints do not parse")
-	}
-	found.Hints = h
-	return found, nil
+	return auth.OpenRelayLocator(inv, blob, now)
 }
 
-// parseLocatorHints decodes the hints of a blob within auth's bounds.
+// parseLocatorHints decodes the hints of a blob (auth.ParseRelayLocatorHints).
 func parseLocatorHints(b []byte) (auth.InviteHints, bool) {
-	var h auth.InviteHints
-	take := func(limit int) ([]byte, bool) {
-		if len(b) < 1 || b[0] == 0 || int(b[0]) > limit || len(b) < 1+int(b[0]) {
-			return nil, false
-		}
-		v := append([]byte(nil), b[1:1+int(b[0])]...)
-		b = b[1+int(b[0]):]
-		return v, true
-	}
-	var ok bool
-	if h.Peer, ok = take(auth.MaxInviteHintPeerSize); !ok || len(b) < 1 || b[0] == 0 || b[0] > auth.MaxInviteHintAddrs {
-		return auth.InviteHints{}, false
-	}
-	n := int(b[0])
-	b = b[1:]
-	for range n {
-		a, ok := take(auth.MaxInviteHintAddrSize)
-		if !ok {
-			return auth.InviteHints{}, false
-		}
-		h.Addrs = append(h.Addrs, a)
-	}
-	return h, len(b) == 0
+	return auth.ParseRelayLocatorHints(b)
 }
 
 // depositLocator has the invite's locator deposited at every relay.

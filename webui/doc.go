@@ -38,8 +38,16 @@
 // session of a space the node holds runs (every 3 s). Sign-in: with an invite link, the
 // member is the peer its hints name (auth FORMAT.md, "Hints"; the page
 // reads only the peer ID, the core checks the whole link), reached as
-// <relay>/p2p-circuit/p2p/<peer>; a code or a password names no member,
-// so the page asks for a member's address too. What the browser node
+// <relay>/p2p-circuit/p2p/<peer>; with an invite code alone, the page asks
+// the relay that served it for the invite's locator (relay FORMAT.md,
+// "Locators and aliases", /mycel/locator/1.0.0; src/node/locate.ts moves
+// the bytes, the wasm core's locate.go encodes the request and opens the
+// reply with the code through auth.OpenRelayLocator, the daemon's own
+// opening), which gives the space and the inviting member, reached the
+// same way; with a password, the space is its ID, or its alias
+// "name@relay" or "name" (at the relay that served the page), which the
+// relay resolves, and the page still needs a member's address (nothing
+// the page can read names a member of a password sign-in). What the browser node
 // cannot do (Node.supports: create a space, invite, set the password,
 // remove a device, send messages) the page hides; it writes, lists the
 // devices and approves others' requests (the prompt, with the safety code)

@@ -31,6 +31,8 @@ interface MycelNode {
   heard(space: string): { heard: { sender: string; time: number; kind: string; name: string; topic: string; data: string }[] };
   signin(o: { invite?: string; space?: string; password?: string; name?: string; addr: string; timeoutMs?: number }): Promise<SignIn>;
   signinState(space: string): SignIn;
+  locate?(relay: string, code: string): Promise<{ space: string; expires: number; peer: string }>;
+  resolve?(relay: string, name: string): Promise<string>;
   held(): string[];
   put?(space: string, key: string, value: Uint8Array): Promise<unknown>;
   del?(space: string, key: string): Promise<unknown>;
@@ -337,22 +339,46 @@ export class BrowserNode implements Node {
   async setPassword(): Promise<void> { throw unsupported("setting the password"); }
 
   // join asks to join a space with an invite link (the member it names is
-  // dialled through the relay), or with a code or the password and a
-  // member's address (w.member).
+  // dialled through the relay), with an invite code alone (the relay that
+  // served the page gives the code's locator: the space and the inviting
+  // member, dialled through the relay), or with the password and the
+  // space's ID or alias ("name@relay", or "name" at the relay that served
+  // the page). A code or a password with a member's address (w.member)
+  // asks that member.
   async join(w: JoinWith): Promise<JoinState> {
     let member = w.member?.trim() ?? "";
+    let space = w.space?.trim() ?? "";
+    const circuit = (peer: string) => `${this.relay}/p2p-circuit/p2p/${peer}`;
     if (member === "" && w.invite) {
       const peer = invitePeer(w.invite);
-      if (peer !== "") member = `${this.relay}/p2p-circuit/p2p/${peer}`;
+      if (peer !== "") member = circuit(peer);
+    }
+    if (w.invite && member === "" && space === "") {
+      // A code alone: the relay's directory knows its space and member.
+      if (this.n.locate === undefined) throw unsupported("signing in with a code alone");
+      let found;
+      try {
+        found = await this.n.locate(this.relay, w.invite.trim());
+      } catch (e) {
+        throw new NodeError("not_found", `Invite code: ${errMessage(e)}`);
+      }
+      if (found.peer === "") {
+        throw new NodeError("not_found", "The relay knows this code's space but not where its member is: give a member's address, or use the invite link.");
+      }
+      space = found.space;
+      member = circuit(found.peer);
+    }
+    if (w.password && space !== "" && !/^[0-9a-fA-F]{64}$/.test(space)) {
+      space = await this.resolveAlias(space);
     }
     if (member === "") {
-      throw new NodeError("bad_request", "The browser reaches a member through the relay at the address an invite link names. A code or a password names no member: use the invite link, or give a member's address.");
+      throw new NodeError("bad_request", "The browser reaches a member through the relay. A password names no member: give a member's address, or use an invite link or code.");
     }
     let si: SignIn;
     try {
       // w.name is the space's name here, as for a daemon; members see the
       // device named after the browser (signin.ts).
-      si = await this.n.signin({ invite: w.invite || undefined, space: w.space || undefined, password: w.password || undefined, addr: member, timeoutMs: 40000 });
+      si = await this.n.signin({ invite: w.invite || undefined, space: space || undefined, password: w.password || undefined, addr: member, timeoutMs: 40000 });
     } catch (e) {
       throw new NodeError("bad_request", errMessage(e));
     }
@@ -364,6 +390,27 @@ export class BrowserNode implements Node {
     this.kept[si.space] = { feed: si.feed, name: w.name ?? "", member };
     this.saveKept();
     return { space: si.space, code: si.safetyCode, state: si.state as JoinState["state"], reason: si.reason || undefined, since: new Date().toISOString() };
+  }
+
+  // resolveAlias reads "name@relay" (relay: the multiaddr of a relay,
+  // /p2p/<id> included, or the peer ID of the relay that served the page)
+  // or "name" (at the relay that served the page) as a space ID, asking
+  // the relay's directory.
+  private async resolveAlias(s: string): Promise<string> {
+    if (this.n.resolve === undefined) throw unsupported("signing in with a space's name");
+    const at = s.indexOf("@");
+    const name = at < 0 ? s : s.slice(0, at);
+    const where = at < 0 ? "" : s.slice(at + 1);
+    let relay = this.relay;
+    if (where.startsWith("/")) relay = where;
+    else if (where !== "" && !this.relay.endsWith(`/p2p/${where}`)) {
+      throw new NodeError("bad_request", `Space name ${s}: the page asks the relay that served it; give the other relay's address after the @ (/…/p2p/<its peer ID>).`);
+    }
+    try {
+      return await this.n.resolve(relay, name);
+    } catch (e) {
+      throw new NodeError("not_found", `Space name ${s}: ${errMessage(e)}`);
+    }
   }
 
   async requests(): Promise<JoinRequest[]> {

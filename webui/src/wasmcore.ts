@@ -287,6 +287,20 @@ export class Core {
   publicKey(seed: Uint8Array): Uint8Array {
     return this.call("publicKey", seed);
   }
+  // The relay directory's requests and replies (core/locate.go,
+  // relay/FORMAT.md "Locators and aliases"): the page moves the bytes.
+  locatorRequest(code: string, nowMs: number): Uint8Array {
+    return this.call("locatorRequest", code, nowMs);
+  }
+  openLocatorReply(code: string, reply: Uint8Array, nowMs: number): Located {
+    return this.call("openLocatorReply", code, reply, nowMs);
+  }
+  aliasRequest(name: string): Uint8Array {
+    return this.call("aliasRequest", name);
+  }
+  aliasReply(reply: Uint8Array): string {
+    return this.call("aliasReply", reply);
+  }
   asker(w: AskWith, nowMs: number): Asker {
     return wrap<Asker>(this.call<Raw>("asker", w, nowMs));
   }
@@ -295,6 +309,16 @@ export class Core {
     // with free).
     return wrap<CoreNode>(this.call<Raw>("newNode", feeds));
   }
+}
+
+// Located is an invite code opened with the relay's locator: its space
+// (hex), expiry (Unix ms) and where the inviting device is (peer ID and
+// multiaddrs, binary; empty when the member deposited none).
+export interface Located {
+  space: string;
+  expires: number;
+  peer: Uint8Array;
+  addrs: Uint8Array[];
 }
 
 // Go is the runtime class wasm_exec.js (from the Go distribution) defines.

@@ -146,6 +146,27 @@ func main() {
 		}
 		return nodeJS(n), nil
 	})
+	set("locatorRequest", func(a []js.Value) (any, error) {
+		// locatorRequest(code, nowMs): the relay directory's request for
+		// the code's locator (core/locate.go)
+		b, err := core.LocatorRequest(arg(a, 0).String(), int64(arg(a, 1).Float()))
+		return bytesJS(b), err
+	})
+	set("openLocatorReply", func(a []js.Value) (any, error) {
+		// openLocatorReply(code, reply, nowMs) → {space, expires, peer, addrs}
+		l, err := core.OpenLocatorReply(arg(a, 0).String(), bytesOf(arg(a, 1)), int64(arg(a, 2).Float()))
+		if err != nil {
+			return nil, err
+		}
+		return obj("space", l.Space, "expires", float64(l.Expires), "peer", bytesJS(l.Peer), "addrs", bytesListJS(l.Addrs)), nil
+	})
+	set("aliasRequest", func(a []js.Value) (any, error) {
+		b, err := core.AliasRequest(arg(a, 0).String())
+		return bytesJS(b), err
+	})
+	set("aliasReply", func(a []js.Value) (any, error) {
+		return core.AliasReply(bytesOf(arg(a, 0)))
+	})
 	js.Global().Set("mycelCore", api)
 	select {}
 }

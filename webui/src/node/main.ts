@@ -23,6 +23,7 @@ import { BrowserHost, createHost } from "./net";
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
 import { Store } from "./store";
 import { SignInOptions, signIn, signInState } from "./signin";
+import { locateCode, resolveAlias } from "./locate";
 import { Flusher, SessionStats, runSession } from "./sync";
 
 function fromHex(s: string): Uint8Array {
@@ -891,6 +892,17 @@ function changes(space: string): number {
   return changeCounts[space] ?? 0;
 }
 
+// locate asks the relay at relay (a multiaddr) for the invite code's
+// locator (locate.ts): the space, expiry and the inviting device's peer.
+function locate(relay: string, code: string): ReturnType<typeof locateCode> {
+  return locateCode(need(core, "locate"), need(host, "locate"), relay, code);
+}
+
+// resolve asks the relay at relay which space the alias names (hex).
+function resolve(relay: string, name: string): Promise<string> {
+  return resolveAlias(need(core, "resolve"), need(host, "resolve"), relay, name);
+}
+
 (globalThis as Record<string, unknown>).mycelNode = {
   start,
   connect,
@@ -905,6 +917,8 @@ function changes(space: string): number {
   persisted,
   signin,
   signinState: signInState,
+  locate,
+  resolve,
   held,
   put,
   del,
