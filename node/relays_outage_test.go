@@ -22,7 +22,7 @@ import (
 // 5 s + tries² s, up to 5 minutes, and answers "dial backoff" meanwhile:
 // without clearing it the keeper stayed unreached (and mycel status said
 // "dial backoff") for that long after the relay came back (seen with the
-// real binaries: over 90 s after a 7-minute outage).
+// real binaries: 116 s after a 7-minute outage).
 func TestRelayBackAfterOutage(t *testing.T) {
 	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
