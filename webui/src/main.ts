@@ -284,7 +284,14 @@ async function refreshRelays() {
     $("relays").replaceChildren();
     $("relay-error").hidden = true;
   }
-  const rs = await node.spaceRelays(id);
+  // A space this device asked to join has no list to read until it holds
+  // the space's keys.
+  const approved = spaces.find((s) => s.id === id)?.approved ?? false;
+  $("relays-empty").textContent = approved ? "This space lists no relays." : "The space's relays show once this device is in the space.";
+  const rs = approved ? await node.spaceRelays(id).catch((e: unknown) => {
+    if (e instanceof NodeError && e.code === "not_found") return []; // left meanwhile
+    throw e;
+  }) : [];
   if (id === current) renderRelays(rs);
 }
 
