@@ -8,6 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
@@ -249,6 +250,13 @@ func (n *Node) reserve(ctx context.Context, info peer.AddrInfo) (*client.Reserva
 	ctx, cancel := context.WithTimeout(ctx, n.limits.Net.DialTimeout)
 	defer cancel()
 	if n.host.Network().Connectedness(info.ID) != network.Connected {
+		// The keeper backs off by itself (Limits.Net). The swarm's own
+		// backoff after failed dials (5 s + tries² s per address, up to
+		// 5 minutes) would leave a relay that was down a while, and is
+		// back, unreached that long: cleared here.
+		if sw, ok := n.host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+			sw.Backoff().Clear(info.ID)
+		}
 		if err := n.host.Connect(ctx, info); err != nil {
 			return nil, err
 		}

@@ -49,11 +49,21 @@
 // relay resolves, and the page still needs a member's address (nothing
 // the page can read names a member of a password sign-in). What the browser node
 // cannot do (Node.supports: create a space, invite, set the password,
-// remove a device, send messages) the page hides; it writes, lists the
+// remove a device, send messages, list the space's relays) the page
+// hides; it writes, lists the
 // devices and approves others' requests (the prompt, with the safety code)
 // through src/node's put, del, list, devices, requests, approve and deny.
 // The key browser reads list again whenever the space changes (onChange,
 // and the view's digest polled each second).
+//
+// The control panel's Relays section (main.ts, refreshRelays) shows a
+// space's relays (GET /v1/spaces/{space}/relays, node/space/FORMAT.md
+// "The space's relays") with this device's use of each, every 2 s; to a
+// writer it offers Add (POST, the multiaddr with /p2p/<ID>: the daemon
+// connects, hands the mirror token and lists it, or says why not, shown
+// under the field, which keeps the address to correct) and Remove (DELETE,
+// after a confirmation). The list is written by any writer: the page puts
+// what it holds in text nodes only.
 //
 // What this adds to what the browser node reveals (below): to the relay
 // that serves the page, that this browser loaded it, when, and its IP

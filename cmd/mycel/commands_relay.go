@@ -104,11 +104,14 @@ func newRelayListCmd() *cobra.Command {
 					fmt.Fprintf(out, "space %s lists no relay ('mycel relay add %s <multiaddr>' lists one)\n", id, id)
 					return nil
 				}
+				// The list is written by the space's writers, any of whom
+				// may be hostile: what it holds (an address may be a
+				// /dns name of any bytes) is escaped for the terminal.
 				for _, r := range rs {
-					fmt.Fprintf(out, "%s %s\n", r.ID, strings.Join(r.Addrs, " "))
+					fmt.Fprintf(out, "%s %s\n", safe(r.ID), safe(strings.Join(r.Addrs, " ")))
 					switch {
 					case r.Problem != "":
-						fmt.Fprintf(out, "  not used: %s\n", r.Problem)
+						fmt.Fprintf(out, "  not used: %s\n", oneLine(r.Problem))
 						continue
 					case !r.InUse:
 						fmt.Fprintln(out, "  not used yet")
@@ -124,10 +127,10 @@ func newRelayListCmd() *cobra.Command {
 						fmt.Fprintln(out, "  mirror token not handed")
 					}
 					if r.MirrorError != "" {
-						fmt.Fprintf(out, "  mirror handover failed: %s\n", r.MirrorError)
+						fmt.Fprintf(out, "  mirror handover failed: %s\n", oneLine(r.MirrorError))
 					}
 					if r.Error != "" {
-						fmt.Fprintf(out, "  last error: %s\n", r.Error)
+						fmt.Fprintf(out, "  last error: %s\n", oneLine(r.Error))
 					}
 				}
 				return nil

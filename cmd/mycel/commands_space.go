@@ -41,8 +41,22 @@ func newStatusCmd(o *clientOpts) *cobra.Command {
 					}
 					fmt.Fprintf(tw, "%s\t%s\n", label, a)
 				}
+				if len(st.Relays) == 0 {
+					fmt.Fprintf(tw, "relays:\tnone (mycel relay add <space> <relay address>, or mycel daemon --relay <relay address>)\n")
+				}
+				var names map[string]string
+				if len(st.Relays) > 0 {
+					// The spaces' names, for the spaces that list a relay
+					// (by ID alone if they cannot be read).
+					if spaces, err := c.Spaces(cmd.Context()); err == nil {
+						names = make(map[string]string, len(spaces))
+						for _, sp := range spaces {
+							names[sp.ID] = sp.Name
+						}
+					}
+				}
 				for _, r := range st.Relays {
-					fmt.Fprintf(tw, "relay:\t%s\n", relayState(r, time.Now()))
+					fmt.Fprintf(tw, "relay:\t%s\n", relayState(r, time.Now(), names))
 				}
 				return tw.Flush()
 			})
@@ -51,9 +65,11 @@ func newStatusCmd(o *clientOpts) *cobra.Command {
 }
 
 // relayState is one line of mycel status about a relay: its ID, whether
-// it is connected, the reservation, the spaces that list it (a relay not
-// of --relay) and the last error.
-func relayState(r api.Relay, now time.Time) string {
+// it is connected, the reservation and the relay's limits, what it is used
+// for (every space, for a relay of --relay; else the spaces that list it,
+// by name from names when known, and short ID) and the last error, on the
+// same line.
+func relayState(r api.Relay, now time.Time, names map[string]string) string {
 	var b strings.Builder
 	b.WriteString(r.ID)
 	if r.Connected {
@@ -63,19 +79,54 @@ func relayState(r api.Relay, now time.Time) string {
 	}
 	if r.ReservedUntil != nil {
 		fmt.Fprintf(&b, ", reserved for %s", r.ReservedUntil.Sub(now).Round(time.Second))
-		if r.LimitSeconds > 0 || r.LimitBytes > 0 {
-			fmt.Fprintf(&b, " (relayed connections limited to %s, %d KiB)", time.Duration(r.LimitSeconds)*time.Second, r.LimitBytes>>10)
+		var limits []string
+		if r.LimitSeconds > 0 {
+			limits = append(limits, (time.Duration(r.LimitSeconds) * time.Second).String())
+		}
+		if r.LimitBytes > 0 {
+			limits = append(limits, humanBytes(float64(r.LimitBytes)))
+		}
+		if len(limits) > 0 {
+			fmt.Fprintf(&b, " (relayed connections limited to %s)", strings.Join(limits, ", "))
 		}
 	} else {
 		b.WriteString(", no reservation")
 	}
-	if !r.Config && len(r.Spaces) > 0 {
-		fmt.Fprintf(&b, ", listed by %d space(s)", len(r.Spaces))
+	switch {
+	case r.Config:
+		b.WriteString(", for every space (--relay)")
+	case len(r.Spaces) > 0:
+		spaces := make([]string, len(r.Spaces))
+		for i, id := range r.Spaces {
+			spaces[i] = short(id)
+			if name := names[id]; name != "" {
+				spaces[i] = safe(name) + " (" + short(id) + ")"
+			}
+		}
+		if len(spaces) == 1 {
+			fmt.Fprintf(&b, ", listed by space %s", spaces[0])
+		} else {
+			fmt.Fprintf(&b, ", listed by spaces %s", strings.Join(spaces, ", "))
+		}
 	}
 	if r.Error != "" {
-		fmt.Fprintf(&b, ": %s", r.Error)
+		fmt.Fprintf(&b, "; last error: %s", oneLine(r.Error))
 	}
 	return b.String()
+}
+
+// oneLine is an error message of libp2p's (a dial's lists one line per
+// address, "\n  * [addr] why") on one line, made safe for a terminal.
+func oneLine(msg string) string {
+	var parts []string
+	for l := range strings.Lines(msg) {
+		l = strings.TrimSpace(l)
+		l = strings.TrimSpace(strings.TrimPrefix(l, "* "))
+		if l != "" {
+			parts = append(parts, safe(l))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 func newSpaceCmd(o *clientOpts) *cobra.Command {

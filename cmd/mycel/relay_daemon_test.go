@@ -219,8 +219,8 @@ func TestCLIStatusRelays(t *testing.T) {
 	})
 	out := e.ok(t, "status")
 	for _, want := range []string{
-		"12D3KooWrelayA, connected, reserved for 1h0m0s (relayed connections limited to 2m0s, 128 KiB)",
-		"12D3KooWrelayB, not connected, no reservation: dial refused",
+		"12D3KooWrelayA, connected, reserved for 1h0m0s (relayed connections limited to 2m0s, 128.0 KiB)",
+		"12D3KooWrelayB, not connected, no reservation; last error: dial refused",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)

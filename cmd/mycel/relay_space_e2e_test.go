@@ -38,7 +38,7 @@ func TestE2ESpaceRelays(t *testing.T) {
 	approveOn(t, a, b, id)
 	reservedOn(t, b, r1.id)
 	reservedOn(t, b, r2.id)
-	if out, _, _ := mycel(t, "status", "--data", b.dir); strings.Count(out, "listed by 1 space(s)") != 2 {
+	if out, _, _ := mycel(t, "status", "--data", b.dir); strings.Count(out, ", listed by space ") != 2 {
 		t.Errorf("mycel status on B:\n%s", out)
 	}
 	waitFor(t, 30*time.Second, func() error {

@@ -10,7 +10,7 @@
 
 import type {
   Device, Entry, Feature, Invite, JoinRequest, JoinState, JoinWith, Message, Node, Page, Peer,
-  Progress, SpaceInfo, Status, StreamHandlers, Subscription,
+  Progress, SpaceInfo, SpaceRelay, Status, StreamHandlers, Subscription,
 } from "./node";
 import { NodeError } from "./node";
 
@@ -195,7 +195,7 @@ export class BrowserNode implements Node {
       case "devices": return this.n.devices !== undefined;
       case "approve": return this.n.requests !== undefined && this.n.approve !== undefined;
       case "join": return true;
-      default: return false; // create, invite, password, remove, send, leave, logout
+      default: return false; // create, invite, password, remove, send, leave, logout, relays
     }
   }
 
@@ -506,6 +506,12 @@ export class BrowserNode implements Node {
     }
     return out;
   }
+
+  // The space's relays are the daemon's to list (it hands the relay the
+  // space's mirror token): the page hides the section.
+  async spaceRelays(): Promise<SpaceRelay[]> { throw unsupported("listing the space's relays"); }
+  async addRelay(): Promise<void> { throw unsupported("adding a relay"); }
+  async removeRelay(): Promise<void> { throw unsupported("removing a relay"); }
 
   close() {
     clearInterval(this.keeper);

@@ -3,7 +3,7 @@
 
 import type {
   Device, Entry, Feature, Invite, JoinRequest, JoinState, JoinWith, Message, Node, Page, Peer,
-  Progress, SpaceInfo, Status, StreamHandlers, Subscription,
+  Progress, SpaceInfo, SpaceRelay, Status, StreamHandlers, Subscription,
 } from "./node";
 import { NodeError } from "./node";
 import { qrFromHalfBlocks } from "./qr";
@@ -129,4 +129,8 @@ export class HttpNode implements Node {
 
   peers() { return this.call<Peer[]>("GET", "/v1/peers"); }
   progress() { return this.call<Progress[]>("GET", "/v1/progress"); }
+
+  spaceRelays(id: string) { return this.call<SpaceRelay[]>("GET", `/v1/spaces/${id}/relays`); }
+  async addRelay(id: string, addr: string) { await this.call("POST", `/v1/spaces/${id}/relays`, { addr }); }
+  async removeRelay(id: string, peer: string) { await this.call("DELETE", `/v1/spaces/${id}/relays/${encodeURIComponent(peer)}`); }
 }

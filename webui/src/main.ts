@@ -4,7 +4,7 @@
 // views that rebuild their part of the DOM from state. What the node
 // cannot do (Node.supports) is hidden.
 
-import type { Entry, JoinRequest, Node, SpaceInfo, Subscription } from "./node";
+import type { Entry, JoinRequest, Node, SpaceInfo, SpaceRelay, Subscription } from "./node";
 import { NodeError } from "./node";
 import { HttpNode } from "./http";
 import { BrowserNode, relayAddrOf } from "./browsernode";
@@ -102,6 +102,7 @@ function select(id: string) {
   watchKeys();
   listenMessages();
   run(refreshSpace)();
+  run(refreshRelays)();
 }
 
 async function refreshSpace() {
@@ -233,6 +234,92 @@ function listenMessages() {
   });
 }
 
+// Relays: the space's list (node/space/FORMAT.md, "The space's relays")
+// and this device's use of each relay. A writer adds one by its multiaddr
+// (the daemon connects to it and hands it the space's mirror token before
+// listing it) and takes one off. Hidden where the node cannot
+// (supports("relays")).
+
+let relaysShown = ""; // the space whose list #relays shows
+
+// relayState says in words what this device does with relay r.
+function relayState(r: SpaceRelay): Child[] {
+  if (r.problem) return [h("span", { class: "relay-problem" }, `Not used: ${r.problem}`)];
+  if (!r.in_use) return ["Listed; not in use yet (the list is read every few seconds)."];
+  const parts: string[] = [];
+  parts.push(r.connected ? "connected" : "not connected");
+  parts.push(r.reserved_until ? `reservation until ${new Date(r.reserved_until).toLocaleTimeString()}` : "no reservation yet");
+  parts.push(r.mirror_handed ? `mirror token handed (epoch ${r.mirror_epoch})` : "mirror token not handed yet");
+  const out: Child[] = ["In use: " + parts.join(" · ") + "."];
+  if (r.error) out.push(h("span", { class: "relay-problem" }, ` Last error: ${r.error}.`));
+  if (r.mirror_error) out.push(h("span", { class: "relay-problem" }, ` Mirror token: ${r.mirror_error}.`));
+  return out;
+}
+
+function renderRelays(rs: SpaceRelay[]) {
+  const writer = spaces.find((s) => s.id === current)?.writer ?? false;
+  $("relays").replaceChildren(...rs.map((r) => {
+    const up = r.in_use && r.connected && !!r.reserved_until;
+    return h("li", { class: "relay", "data-relay": r.id },
+      h("span", { class: up ? "dot online" : "dot", title: up ? "reserved" : "not reserved" }),
+      h("code", { class: "relay-id", title: r.id }, "…" + r.id.slice(-12)),
+      writer && h("button", { class: "danger relay-remove", onclick: run(async () => {
+        if (!confirm(`Take relay …${r.id.slice(-12)} off this space's list?\n\nEvery device of the space stops using it and gives it no later mirror token; the encrypted copy it already holds stays there until it expires.`)) return;
+        await node.removeRelay(current, r.id);
+        await refreshRelays();
+      }) }, "Remove"),
+      h("small", { class: "relay-state" }, ...relayState(r)),
+      !!r.addrs?.length && h("small", { class: "relay-state relay-addrs" }, "Listed at ", r.addrs.join(", ")),
+      !!r.circuit?.length && h("small", { class: "relay-state relay-circuit" }, "Reachable through it at ", r.circuit.join(", ")));
+  }));
+  $("relays-empty").hidden = rs.length > 0;
+  $("relay-form").hidden = !writer;
+}
+
+async function refreshRelays() {
+  const id = current;
+  if (!id || !node.supports("relays")) return;
+  if (relaysShown !== id) {
+    relaysShown = id;
+    $("relays").replaceChildren();
+    $("relay-error").hidden = true;
+  }
+  // A space this device asked to join has no list to read until it holds
+  // the space's keys.
+  const approved = spaces.find((s) => s.id === id)?.approved ?? false;
+  $("relays-empty").textContent = approved ? "This space lists no relays." : "The space's relays show once this device is in the space.";
+  const rs = approved ? await node.spaceRelays(id).catch((e: unknown) => {
+    if (e instanceof NodeError && e.code === "not_found") return []; // left meanwhile
+    throw e;
+  }) : [];
+  if (id === current) renderRelays(rs);
+}
+
+function wireRelays() {
+  $("relay-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const input = $("relay-addr") as HTMLInputElement;
+    const button = $("relay-form").querySelector("button") as HTMLButtonElement;
+    const err = $("relay-error");
+    const addr = input.value.trim();
+    const id = current;
+    err.hidden = true;
+    button.disabled = true;
+    button.textContent = "Connecting to the relay…";
+    node.addRelay(id, addr).then(() => {
+      input.value = "";
+      return refreshRelays();
+    }).catch((e: unknown) => {
+      err.textContent = `The relay was not added: ${e instanceof Error ? e.message : String(e)}`;
+      err.hidden = false;
+      if (e instanceof NodeError && e.code === "unauthorized") report(e);
+    }).finally(() => {
+      button.disabled = false;
+      button.textContent = "Add relay";
+    });
+  });
+}
+
 // Sync progress and connections.
 
 async function refreshNet() {
@@ -253,6 +340,7 @@ async function refreshNet() {
 // Wiring.
 
 function wire() {
+  wireRelays();
   $("create-form").addEventListener("submit", run(async () => {
     const input = $("create-name") as HTMLInputElement;
     const s = await node.createSpace(input.value.trim());
@@ -355,6 +443,7 @@ function shape() {
   hide("logout", "logout");
   hide("send-form", "send");
   hide("put-form", "write");
+  hide("relays-section", "relays");
   const browser = node.kind === "browser";
   document.body.classList.toggle("browser-node", browser);
   $("join-member-field").hidden = !browser;
@@ -375,7 +464,7 @@ async function start() {
   }
   await loadSpaces();
   if (node.supports("approve")) watchRequests();
-  const tick = () => Promise.all([refreshNet(), refreshSpace()]).catch(report);
+  const tick = () => Promise.all([refreshNet(), refreshSpace(), refreshRelays()]).catch(report);
   tick();
   setInterval(tick, 2000);
 }

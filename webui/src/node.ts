@@ -89,7 +89,7 @@ export interface JoinWith {
 }
 
 // Feature names what a node may not be able to do.
-export type Feature = "create" | "join" | "write" | "devices" | "remove" | "invite" | "password" | "approve" | "send" | "leave" | "logout";
+export type Feature = "create" | "join" | "write" | "devices" | "remove" | "invite" | "password" | "approve" | "send" | "leave" | "logout" | "relays";
 
 export interface JoinRequest {
   id: string;
@@ -121,6 +121,23 @@ export interface Peer {
   id: string;
   conns: Conn[];
   spaces?: string[];
+}
+
+// SpaceRelay is a relay the space lists (node/space/FORMAT.md, "The
+// space's relays") and this device's use of it: GET
+// /v1/spaces/{space}/relays (api.SpaceRelay).
+export interface SpaceRelay {
+  id: string;
+  addrs?: string[];
+  in_use: boolean; // this device uses it for the space
+  connected: boolean;
+  reserved_until?: string; // while this device holds a reservation
+  circuit?: string[];
+  mirror_handed: boolean; // the space's mirror token, of epoch mirror_epoch
+  mirror_epoch: number;
+  mirror_error?: string;
+  error?: string; // the last failure to connect or reserve
+  problem?: string; // why the device does not use the entry at all
 }
 
 export interface Progress {
@@ -180,6 +197,13 @@ export interface Node {
 
   peers(): Promise<Peer[]>;
   progress(): Promise<Progress[]>;
+
+  // The space's relays (supports("relays")): list them, list one by its
+  // multiaddr with /p2p/<peer ID> (the daemon hands it the space's mirror
+  // token first), take one off by its peer ID.
+  spaceRelays(id: string): Promise<SpaceRelay[]>;
+  addRelay(id: string, addr: string): Promise<void>;
+  removeRelay(id: string, peer: string): Promise<void>;
 }
 
 // NodeError is a refused call: the API's stable code and its message.
