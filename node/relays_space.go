@@ -140,7 +140,37 @@ func checkSpaceRelayAddr(a ma.Multiaddr, id peer.ID) error {
 	if base == nil || hasProto(base, ma.P_P2P) || (pid != "" && pid != id) {
 		return fmt.Errorf("%w: %s is not an address of %s", errSpaceRelay, a, id)
 	}
+	for _, c := range base {
+		switch c.Code() {
+		case ma.P_DNS, ma.P_DNS4, ma.P_DNS6, ma.P_DNSADDR:
+			if !hostname(c.Value()) {
+				return fmt.Errorf("%w: %q is not a host name", errSpaceRelay, c.Value())
+			}
+		}
+	}
 	return nil
+}
+
+// hostname reports whether s is a DNS host name: dot-separated labels of
+// letters, digits and inner hyphens (or underscores), 253 bytes at most.
+// go-multiaddr takes any bytes but '/' in a /dns name, and a writer's list
+// is shown to other members and dialled by their daemons.
+func hostname(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // spaceRelays decodes the relays space sp lists: the first maxSpaceRelays

@@ -373,20 +373,22 @@ func TestSpaceRelayEntry(t *testing.T) {
 		id string
 		b  []byte
 	}{
-		"empty":             {id.String(), nil},
-		"version 2":         {id.String(), append([]byte{2}, good[1:]...)},
-		"no address":        {id.String(), []byte{1, 0}},
-		"5 addresses":       {id.String(), entry(a.Bytes(), a.Bytes(), a.Bytes(), a.Bytes(), a.Bytes())},
-		"short":             {id.String(), good[:len(good)-1]},
-		"trailing":          {id.String(), append(slices.Clone(good), 0)},
-		"zero length":       {id.String(), entry([]byte{})},
-		"not a multiaddr":   {id.String(), entry([]byte{0xff, 0xff, 0xff})},
-		"address too long":  {id.String(), entry(long)},
-		"oversized":         {id.String(), append(slices.Clone(good), make([]byte, maxSpaceRelayEntry)...)},
-		"circuit":           {id.String(), entry(ma.StringCast("/ip4/127.0.0.1/tcp/1/p2p/" + other.String() + "/p2p-circuit").Bytes())},
-		"another peer's":    {id.String(), entry(ma.StringCast("/ip4/127.0.0.1/tcp/1/p2p/" + other.String()).Bytes())},
-		"key not a peer ID": {"relay", good},
-		"key too long":      {string(slices.Repeat([]byte("1"), maxSpaceRelayID+1)), good},
+		"empty":                       {id.String(), nil},
+		"version 2":                   {id.String(), append([]byte{2}, good[1:]...)},
+		"no address":                  {id.String(), []byte{1, 0}},
+		"5 addresses":                 {id.String(), entry(a.Bytes(), a.Bytes(), a.Bytes(), a.Bytes(), a.Bytes())},
+		"short":                       {id.String(), good[:len(good)-1]},
+		"trailing":                    {id.String(), append(slices.Clone(good), 0)},
+		"zero length":                 {id.String(), entry([]byte{})},
+		"not a multiaddr":             {id.String(), entry([]byte{0xff, 0xff, 0xff})},
+		"address too long":            {id.String(), entry(long)},
+		"oversized":                   {id.String(), append(slices.Clone(good), make([]byte, maxSpaceRelayEntry)...)},
+		"circuit":                     {id.String(), entry(ma.StringCast("/ip4/127.0.0.1/tcp/1/p2p/" + other.String() + "/p2p-circuit").Bytes())},
+		"another peer's":              {id.String(), entry(ma.StringCast("/ip4/127.0.0.1/tcp/1/p2p/" + other.String()).Bytes())},
+		"key not a peer ID":           {"relay", good},
+		"control bytes in a dns name": {id.String(), entry(ma.StringCast("/dns4/relay\x1b[2J.example/tcp/1").Bytes())},
+		"space in a dns name":         {id.String(), entry(ma.StringCast("/dns/re lay/tcp/1").Bytes())},
+		"key too long":                {string(slices.Repeat([]byte("1"), maxSpaceRelayID+1)), good},
 	}
 	for name, c := range bad {
 		if info, err := decodeSpaceRelay(c.id, c.b); err == nil {
