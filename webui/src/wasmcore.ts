@@ -113,6 +113,10 @@ export interface MemberMessage {
 export interface Members {
   topic(): string; // the gossipsub topic
   open(envelope: Uint8Array, nowMs: number): MemberMessage;
+  // presence seals this device's presence (a member's, node/EPHEMERAL.md),
+  // send an app message (key kind 4 when keep): envelopes to publish.
+  presence(nowMs: number): Uint8Array;
+  send(topic: string, data: Uint8Array, keep: boolean, nowMs: number): Uint8Array;
   free(): void;
 }
 

@@ -222,6 +222,16 @@ func nodeJS(n *core.Node) js.Value {
 					return obj("sender", bytesJS(msg.Sender), "time", float64(msg.Time), "kind", msg.Kind,
 						"name", msg.Name, "topic", msg.Topic, "data", bytesJS(msg.Data), "kept", msg.Kept), nil
 				}),
+				"presence", ms.add(func(a []js.Value) (any, error) {
+					// presence(nowMs)
+					b, err := m.Presence(int64(arg(a, 0).Float()))
+					return bytesJS(b), err
+				}),
+				"send", ms.add(func(a []js.Value) (any, error) {
+					// send(topic, data, keep, nowMs)
+					b, err := m.Send(arg(a, 0).String(), bytesOf(arg(a, 1)), arg(a, 2).Truthy(), int64(arg(a, 3).Float()))
+					return bytesJS(b), err
+				}),
 				"free", ms.free(),
 			), nil
 		}),

@@ -472,7 +472,55 @@ function listen(space: string): { topic: string; writers: number } {
     h.services.pubsub.topicValidators.set(topic, (peer, msg) => onTopic(sp, m, topic, peer.toString(), msg.data));
     h.services.pubsub.subscribe(topic);
   }
+  if (sp.writer !== undefined && !announcers.has(space)) {
+    const m = sp.members;
+    const announce = () => {
+      try {
+        void publishMembers(m.presence(Date.now()), m.topic()).catch(() => {});
+      } catch {
+        // not a member (any more): nothing to announce
+      }
+    };
+    announcers.set(space, setInterval(announce, announceIntervalMs));
+    announce();
+  }
   return { topic: sp.members.topic(), writers: v.writers };
+}
+
+// A member announces its presence on the space's topic at once and every
+// announceIntervalMs, as a daemon does (ephemeral.AnnounceInterval): the
+// daemons show the page's device online until ephemeral.OnlineFor (30 s)
+// after the last, so a closed tab goes offline as a daemon gone away.
+const announceIntervalMs = 10_000;
+const announcers = new Map<string, ReturnType<typeof setInterval>>();
+
+// publishMembers publishes a members' envelope on topic; with no peer
+// subscribed yet there is no one to tell, and that is no error (the next
+// announcement tells them).
+async function publishMembers(envelope: Uint8Array | undefined, topic: string): Promise<number> {
+  if (envelope === undefined) return 0;
+  try {
+    return (await need(host, "publish").services.pubsub.publish(topic, envelope)).recipients.length;
+  } catch (e) {
+    if (/NoPeersSubscribedToTopic/.test((e as Error).message)) return 0;
+    throw e;
+  }
+}
+
+// send seals an app message of the page's device (a member's) and
+// publishes it on the space's topic (node/EPHEMERAL.md): kind 1, or kind 4
+// when keep asks the relays' mailboxes to keep it for members away. It
+// resolves with how many peers gossipsub handed it to.
+export async function send(space: string, topic: string, data: Uint8Array, keep = false): Promise<{ recipients: number }> {
+  const sp = memberSpace(space);
+  const t = listen(space).topic;
+  const e = need(sp.members, "send").send(topic, data, keep, Date.now());
+  return { recipients: await publishMembers(e, t) };
+}
+
+// sendText is send for the tests (text data).
+function sendText(space: string, topic: string, text: string, keep?: boolean): Promise<{ recipients: number }> {
+  return send(space, topic, new TextEncoder().encode(text), keep);
 }
 
 const dec = new TextDecoder();
@@ -551,6 +599,8 @@ function drop(space: string): void {
   if (sp === undefined) return;
   spaces.delete(space);
   for (const s of sp.sessions.values()) s.stream.abort(new Error("sync: space dropped"));
+  clearInterval(announcers.get(space));
+  announcers.delete(space);
   sp.members?.free();
   if (sp.members !== undefined) need(host, "drop").services.pubsub.topicValidators.delete(sp.members.topic());
   sp.node.free();
@@ -832,4 +882,6 @@ function changes(space: string): number {
   watchChanges,
   changes,
   gossipHex,
+  send,
+  sendText,
 };

@@ -142,3 +142,76 @@ func (m *Members) Open(b []byte, nowMs int64) (MemberMessage, error) {
 	}
 	return MemberMessage{Sender: e.Sender[:], Time: e.Time, Kind: body.Kind, Name: body.Name, Topic: body.Topic, Data: body.Data, Kept: kept}, nil
 }
+
+// Presence returns this device's presence envelope (node/EPHEMERAL.md),
+// as a daemon announces it every ephemeral.AnnounceInterval: the body
+// names the device as its add-writer op does and the writer that approved
+// it, is sealed under the key of the epoch the device writes with (key
+// kind messages.KeyKindEpoch) and signed by its feed key, stamped nowMs.
+// A node that is not an approved, unremoved member has nothing to
+// announce: an error.
+func (m *Members) Presence(nowMs int64) ([]byte, error) {
+	mem, err := m.n.memberOf()
+	if err != nil {
+		return nil, err
+	}
+	sp := mem.sp
+	if !sp.Approved() || sp.Removed() {
+		return nil, errors.New("members' message: not a member of the space (yet, or any more)")
+	}
+	own := sp.Feed()
+	b := messages.Body{Kind: messages.KindPresence}
+	for _, d := range sp.Devices() {
+		if d.Feed == own {
+			b.Name = d.Name
+		}
+	}
+	if by, ok := sp.Approver(); ok {
+		b.By = by[:]
+	}
+	return m.seal(mem, b, messages.KeyKindEpoch, nowMs)
+}
+
+// Send returns the envelope of an app message (topic, data; bounded as
+// the daemon's API bounds them, messages.CheckApp) sealed like Presence's,
+// under key kind messages.KeyKindKept when keep asks relays' mailboxes to
+// keep it for members away (node/EPHEMERAL.md "Kept messages").
+func (m *Members) Send(topic string, data []byte, keep bool, nowMs int64) ([]byte, error) {
+	if err := messages.CheckApp(topic, data); err != nil {
+		return nil, err
+	}
+	mem, err := m.n.memberOf()
+	if err != nil {
+		return nil, err
+	}
+	if !mem.sp.Approved() || mem.sp.Removed() {
+		return nil, errors.New("members' message: not a member of the space (yet, or any more)")
+	}
+	kind := uint32(messages.KeyKindEpoch)
+	if keep {
+		kind = messages.KeyKindKept
+	}
+	return m.seal(mem, messages.Body{Kind: messages.KindApp, Topic: topic, Data: data}, kind, nowMs)
+}
+
+// seal seals b for the space's topic under the key of the epoch mem's
+// device writes with, signed by its feed key.
+func (m *Members) seal(mem *member, b messages.Body, kind uint32, nowMs int64) ([]byte, error) {
+	if mem.sp.ID() != m.id {
+		return nil, errors.New("members' message: the node is a member of another space")
+	}
+	plain, err := b.Encode()
+	if err != nil {
+		return nil, err
+	}
+	kid, key, err := mem.sp.EphemeralKey()
+	if err != nil {
+		return nil, err
+	}
+	e, err := ephemeral.Seal(key, mem.sp.WriterKey(), ephemeral.Header{Topic: ephemeral.Topic(auth.DiscoveryKey(m.id)), KeyKind: kind, KeyID: kid[:]},
+		plain, time.UnixMilli(nowMs), nil)
+	if err != nil {
+		return nil, err
+	}
+	return e.Marshal()
+}
