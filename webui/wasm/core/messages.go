@@ -27,7 +27,8 @@ const EphemeralTopicPrefix = "/mycel/eph/1/"
 // A kept app message (key kind messages.KeyKindKept, node/EPHEMERAL.md
 // "Kept messages") heard live on the topic passes the same checks, must
 // hold an app body, and its ID is held for as long as a mailbox may hand
-// it over (ephemeral.Config.Kept); the page fetches no mailbox yet.
+// it over (ephemeral.Config.Kept); a relay's mailbox hands over those
+// sent while the page was away (Stored, mailbox.go).
 type Members struct {
 	id     auth.SpaceID
 	n      *Node
@@ -47,6 +48,7 @@ type MemberMessage struct {
 	Topic  string // app: the app's topic
 	Data   []byte // app: the payload
 	Kept   bool   // an app message its sender asked relays to keep (key kind 4)
+	Stored bool   // a relay's mailbox handed it over (Members.Stored), not heard live
 }
 
 // ErrNotWriter is Members.Open's answer to an envelope whose sender is
@@ -118,29 +120,7 @@ func (m *Members) Open(b []byte, nowMs int64) (MemberMessage, error) {
 	if err := m.filter.Deliver(e); err != nil {
 		return MemberMessage{}, err
 	}
-	plain, err := e.Open(key)
-	if err != nil {
-		return MemberMessage{}, err
-	}
-	body, err := messages.Decode(plain)
-	if err != nil {
-		return MemberMessage{}, err
-	}
-	if kept && body.Kind != messages.KindApp {
-		// Only app messages are kept; a kept presence of days ago would
-		// be false.
-		return MemberMessage{}, fmt.Errorf("members' message: a body of kind %q under the kept key kind", body.Kind)
-	}
-	switch body.Kind {
-	case "presence":
-		err = messages.CheckPresence(body)
-	case "app":
-		err = messages.CheckApp(body.Topic, body.Data)
-	}
-	if err != nil {
-		return MemberMessage{}, err
-	}
-	return MemberMessage{Sender: e.Sender[:], Time: e.Time, Kind: body.Kind, Name: body.Name, Topic: body.Topic, Data: body.Data, Kept: kept}, nil
+	return openMember(e, key, kept)
 }
 
 // Presence returns this device's presence envelope (node/EPHEMERAL.md),
