@@ -75,7 +75,9 @@ func TestMembersStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	app := func(s string) messages.Body { return messages.Body{Kind: messages.KindApp, Topic: "chat", Data: []byte(s)} }
+	app := func(s string) messages.Body {
+		return messages.Body{Kind: messages.KindApp, Topic: "chat", Data: []byte(s)}
+	}
 	newer := originSeal(t, o, messages.KeyKindKept, app("second"), now.Add(-time.Hour))
 	older := originSeal(t, o, messages.KeyKindKept, app("first"), now.Add(-48*time.Hour))
 	presence := originSeal(t, o, messages.KeyKindEpoch, messages.Body{Kind: messages.KindPresence, Name: "daemon"}, now)
