@@ -2,11 +2,14 @@ package webui_test
 
 import (
 	"context"
+	"encoding/hex"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/mycelsync/mycel/feed"
 	"github.com/mycelsync/mycel/node/api"
 )
 
@@ -98,4 +101,116 @@ func TestBrowserPageAnnouncesAndSends(t *testing.T) {
 		return !online
 	})
 	t.Logf("the page's device shown offline %v after the tab closed", time.Since(t1).Round(time.Millisecond))
+}
+
+// pageMailbox is mycelNode.mailbox's answer.
+type pageMailbox struct {
+	Fetches   int    `json:"fetches"`
+	Delivered int    `json:"delivered"`
+	Refused   int    `json:"refused"`
+	Errors    int    `json:"errors"`
+	LastError string `json:"lastError"`
+}
+
+type pageStored struct {
+	Heard []struct {
+		Sender string  `json:"sender"`
+		Time   float64 `json:"time"`
+		Kind   string  `json:"kind"`
+		Topic  string  `json:"topic"`
+		Data   string  `json:"data"`
+		Kept   bool    `json:"kept"`
+		Stored bool    `json:"stored"`
+	} `json:"heard"`
+}
+
+// openAtRelay reopens the page from IndexedDB, connects it to the relay
+// and waits for a mailbox fetch that the relay answered.
+func openAtRelay(t *testing.T, br *browser, url, relayWS string) {
+	t.Helper()
+	startStored(br, url)
+	var c any
+	evalFor(br, 60*time.Second, "connect to the relay", "connect("+jsArg(relayWS)+", 40000)", &c)
+	var mb pageMailbox
+	eventually(t, 60*time.Second, "the page fetches the relay's mailbox", func() bool {
+		eval(br, "mailbox", "mailbox()", &mb)
+		return mb.Fetches > 0
+	})
+	t.Logf("mailbox: %+v", mb)
+}
+
+// TestBrowserPageMailbox (issue 14): the daemon sends two kept messages
+// while no page is open; the page reopened from IndexedDB connects to the
+// relay, fetches its space's mailbox as a writer (signed by its feed
+// key) and heard() lists the two once, kept and stored, with their
+// sender's time; reopened again, it is handed nothing more.
+func TestBrowserPageMailbox(t *testing.T) {
+	url := nodePage(t)
+	r := startRelay(t)
+	a := startDaemon(t, "a", "--listen", "/ip4/127.0.0.1/tcp/0/ws", "--relay", relayAddr(t, r, isTCP))
+	daemonCircuit(t, a, r)
+	sp := createSpace(t, a, "mailbox")
+	waitRouted(t, r, sp.ID)
+	br, s := signedInPage(t, url, a, sp)
+	id := spaceID(t, sp)
+	var pageFeed feed.PublicKey
+	copy(pageFeed[:], mustHex(t, s.Feed))
+	eventually(t, 60*time.Second, "the relay's mirror follows the page's feed", func() bool {
+		ws, ok := r.Mirror().Writers(id)
+		return ok && slices.Contains(ws, pageFeed)
+	})
+	relayWS := relayAddr(t, r, isWS)
+	openAtRelay(t, br, url, relayWS)
+
+	// The tab goes away; the daemon sends two kept messages.
+	br.run("close the page", chromedp.Navigate("about:blank"))
+	kept0 := r.Mailbox().Counts().Kept
+	sentAt := time.Now()
+	for _, text := range []string{"while away 1", "while away 2"} {
+		if code := a.call("POST", "/v1/spaces/"+sp.ID+"/messages", api.SendRequest{Topic: "away", Data: []byte(text), Keep: true}, nil); code != 204 && code != 200 {
+			t.Fatalf("send kept: %d", code)
+		}
+	}
+	eventually(t, 60*time.Second, "the relay keeps the two messages", func() bool {
+		return r.Mailbox().Counts().Kept >= kept0+2
+	})
+	openAtRelay(t, br, url, relayWS)
+	var h pageStored
+	away := func() (out []int) {
+		for i, m := range h.Heard {
+			if m.Topic == "away" {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	eventually(t, 30*time.Second, "the page hears the two kept messages", func() bool {
+		eval(br, "heard", "heard("+jsArg(sp.ID)+")", &h)
+		return len(away()) >= 2
+	})
+	if got := away(); len(got) != 2 {
+		t.Fatalf("the page heard %d kept messages: %+v", len(got), h.Heard)
+	}
+	for k, i := range away() {
+		m := h.Heard[i]
+		at := time.UnixMilli(int64(m.Time))
+		if m.Sender != sp.Feed || !m.Kept || !m.Stored || m.Data != []string{"while away 1", "while away 2"}[k] || at.Before(sentAt.Add(-time.Second)) || at.After(sentAt.Add(time.Second)) {
+			t.Fatalf("kept message %d: %+v (sent at %v)", k, m, sentAt)
+		}
+	}
+	// Reopened once more: the relay's pointer moved past them.
+	openAtRelay(t, br, url, relayWS)
+	eval(br, "heard", "heard("+jsArg(sp.ID)+")", &h)
+	if got := away(); len(got) != 0 {
+		t.Fatalf("the kept messages were delivered again: %+v", h.Heard)
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/mycelsync/mycel/auth"
@@ -198,4 +199,92 @@ func openMember(e *ephemeral.Envelope, key [ephemeral.KeySize]byte, kept bool) (
 		return MemberMessage{}, err
 	}
 	return MemberMessage{Sender: e.Sender[:], Time: e.Time, Kind: body.Kind, Name: body.Name, Topic: body.Topic, Data: body.Data, Kept: kept}, nil
+}
+
+// keptSeen is the Members' seen-set: in memory, and the IDs held longer
+// than a live message's (kept app messages: ephemeral.Config.Kept, held
+// until KeptFor + Window after their time) queued for the page to keep
+// across reloads (Members.TakeSeen; the page hands them back to
+// Node.Members), so that a kept message delivered once — live or from a
+// mailbox — is not delivered again by another relay's mailbox, or by a
+// relay that kept it anew, after the tab was reopened. The page stores
+// them after the call that delivered: a tab closed in between may show
+// such a message once more.
+type keptSeen struct {
+	*ephemeral.MemSeenStore
+	mu      sync.Mutex
+	pending []ephemeral.Seen
+	now     func() time.Time
+}
+
+// seenEntrySize is a kept seen entry's size: key ‖ expiry (uint64 Unix ms).
+const seenEntrySize = ephemeral.SeenKeySize + 8
+
+// maxKeptSeen bounds the entries a page hands back (a relay keeps at most
+// 8192 envelopes of a space).
+const maxKeptSeen = 8192
+
+func (s *keptSeen) long(expires time.Time) bool {
+	return expires.Sub(s.now()) > 2*time.Hour
+}
+
+// Add implements ephemeral.SeenStore.
+func (s *keptSeen) Add(k ephemeral.SeenKey, expires time.Time) error {
+	return s.AddMany([]ephemeral.Seen{{Key: k, Expires: expires}})
+}
+
+// AddMany implements ephemeral.SeenStore.
+func (s *keptSeen) AddMany(entries []ephemeral.Seen) error {
+	if err := s.MemSeenStore.AddMany(entries); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range entries {
+		if s.long(e.Expires) && len(s.pending) < maxKeptSeen {
+			s.pending = append(s.pending, e)
+		}
+	}
+	return nil
+}
+
+// TakeSeen returns the seen entries of kept messages delivered since the
+// last call (seenEntrySize bytes each), for the page to keep until their
+// expiry and hand back to Node.Members after a reload.
+func (m *Members) TakeSeen() [][]byte {
+	m.seen.mu.Lock()
+	defer m.seen.mu.Unlock()
+	out := make([][]byte, len(m.seen.pending))
+	for i, e := range m.seen.pending {
+		out[i] = binary.BigEndian.AppendUint64(append([]byte(nil), e.Key[:]...), uint64(e.Expires.UnixMilli()))
+	}
+	m.seen.pending = nil
+	return out
+}
+
+// SeenExpiry returns a seen entry's expiry (Unix ms), for the page to
+// drop those past.
+func SeenExpiry(entry []byte) (int64, error) {
+	if len(entry) != seenEntrySize {
+		return 0, fmt.Errorf("seen entry of %d bytes, want %d", len(entry), seenEntrySize)
+	}
+	return int64(binary.BigEndian.Uint64(entry[ephemeral.SeenKeySize:])), nil
+}
+
+// loadSeen records the entries the page kept (at most maxKeptSeen, each
+// seenEntrySize bytes; the others are refused) in the store the Filter
+// loads from.
+func loadSeen(s *ephemeral.MemSeenStore, entries [][]byte) error {
+	if len(entries) > maxKeptSeen {
+		return fmt.Errorf("%d seen entries, limit %d", len(entries), maxKeptSeen)
+	}
+	seen := make([]ephemeral.Seen, 0, len(entries))
+	for _, b := range entries {
+		ms, err := SeenExpiry(b)
+		if err != nil {
+			return err
+		}
+		seen = append(seen, ephemeral.Seen{Key: ephemeral.SeenKey(b[:ephemeral.SeenKeySize]), Expires: time.UnixMilli(ms)})
+	}
+	return s.AddMany(seen)
 }

@@ -110,6 +110,31 @@ func TestMembersStored(t *testing.T) {
 	if err != nil || len(again) != 0 || refused != 2 {
 		t.Fatalf("the same envelopes again: %d delivered, %d refused, %v", len(again), refused, err)
 	}
+	// Reloaded: the page hands the kept IDs back, and a relay that hands
+	// the same envelopes again delivers nothing.
+	seen := m.TakeSeen()
+	if len(seen) != 3 || len(m.TakeSeen()) != 0 { // the two and the kept presence refused after the Filter
+		t.Fatalf("%d seen entries to keep", len(seen))
+	}
+	for _, e := range seen {
+		if ms, err := SeenExpiry(e); err != nil || ms < now.Add(ephemeral.KeptFor-48*time.Hour).UnixMilli() {
+			t.Fatalf("seen entry %x: expiry %d, %v", e, ms, err)
+		}
+	}
+	m2, err := n.Members(o.id(), o.secrets(t), seen...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _, _, err := m2.Stored(fetchReply(false, older, newer), now.UnixMilli()); err != nil || len(again) != 0 {
+		t.Fatalf("after a reload the same envelopes delivered again: %d, %v", len(again), err)
+	}
+	fresh, _ := n.Members(o.id(), o.secrets(t))
+	if again, _, _, err := fresh.Stored(fetchReply(false, older, newer), now.UnixMilli()); err != nil || len(again) != 2 {
+		t.Fatalf("a page without the seen entries: %d delivered, %v", len(again), err)
+	}
+	if _, err := n.Members(o.id(), o.secrets(t), []byte{1, 2}); err == nil {
+		t.Fatal("a malformed seen entry taken")
+	}
 	if _, _, _, err := m.Stored([]byte{3}, now.UnixMilli()); err == nil {
 		t.Fatal("a refusal read as a reply")
 	}

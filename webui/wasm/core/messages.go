@@ -34,6 +34,7 @@ type Members struct {
 	n      *Node
 	keys   map[[auth.KeyIDSize]byte][ephemeral.KeySize]byte
 	filter *ephemeral.Filter
+	seen   *keptSeen
 
 	mu  sync.Mutex
 	now time.Time // the clock of the call in progress (Open's nowMs)
@@ -56,8 +57,10 @@ type MemberMessage struct {
 var ErrNotWriter = errors.New("members' message: the sender is not a writer of the space")
 
 // Members returns the receiver of the space's members' messages; the view
-// the node keeps (call View first) tells it who the writers are.
-func (n *Node) Members(spaceB []byte, secrets []Secret) (*Members, error) {
+// the node keeps (call View first) tells it who the writers are. seen are
+// the entries of Members.TakeSeen the page kept (kept messages delivered
+// before a reload).
+func (n *Node) Members(spaceB []byte, secrets []Secret, seen ...[]byte) (*Members, error) {
 	id, err := spaceID(spaceB)
 	if err != nil {
 		return nil, err
@@ -73,7 +76,12 @@ func (n *Node) Members(spaceB []byte, secrets []Secret) (*Members, error) {
 	if len(m.keys) == 0 {
 		return nil, errors.New("members' messages need at least one epoch secret")
 	}
-	m.filter, err = ephemeral.NewFilter(ephemeral.NewMemSeenStore(), ephemeral.Config{
+	m.seen = &keptSeen{MemSeenStore: ephemeral.NewMemSeenStore(), now: func() time.Time { return m.now }}
+	m.now = time.Now()
+	if err := loadSeen(m.seen.MemSeenStore, seen); err != nil {
+		return nil, err
+	}
+	m.filter, err = ephemeral.NewFilter(m.seen, ephemeral.Config{
 		Now:     func() time.Time { return m.now },
 		Trusted: func(_ ephemeral.Topic, sender ephemeral.PublicKey) bool { return n.isWriter(feed.PublicKey(sender)) },
 		Kept:    func(e *ephemeral.Envelope) bool { return e.KeyKind == messages.KeyKindKept },
