@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,4 +214,77 @@ func mustHex(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestBrowserPageUISends: the relay's page as a browser node shows its
+// message view with the send form (BrowserNode supports send); a message
+// typed there reaches the daemon through the relay's router with the
+// page's feed as sender, the daemon's devices show the page online, and
+// the daemon's message shows in the page's log.
+func TestBrowserPageUISends(t *testing.T) {
+	r := startRelay(t)
+	page := relayPage(t, r)
+	a := relayedDaemon(t, r, "a")
+	sp := createSpace(t, a, "ui messages")
+	waitRouted(t, r, sp.ID)
+	var inv api.Invite
+	a.call("POST", "/v1/spaces/"+sp.ID+"/invites", map[string]any{}, &inv)
+	br := newBrowser(t, artefactDir(t))
+	br.timeout = 60 * time.Second
+	br.run("open the relay's page", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#join-invite")))
+	eventually(t, 60*time.Second, "the page is a browser node", func() bool {
+		return strings.HasPrefix(br.textNow("#status"), "browser node")
+	})
+	pageJoin(br, map[string]string{"join-invite": inv.Link})
+	br.run("the safety code", chromedp.WaitVisible(chromedp.CSS("#join-code")))
+	code := br.textNow("#join-code")
+	var req api.Request
+	eventually(t, 60*time.Second, "A lists the page's request", func() bool {
+		var rs []api.Request
+		a.call("GET", "/v1/requests", nil, &rs)
+		for _, x := range rs {
+			if x.Code == code {
+				req = x
+				return true
+			}
+		}
+		return false
+	})
+	a.call("POST", "/v1/requests/"+req.ID+"/approve", api.ApproveParams{Code: code}, nil)
+	br.run("the send form", chromedp.WaitVisible(chromedp.CSS("#send-form")))
+	eventually(t, 60*time.Second, "A shows the page's device online", func() bool {
+		online, _ := pageOnline(t, a, sp.ID, req.Feed)
+		return online
+	})
+
+	c, err := api.NewClient("http://"+a.api, a.token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	msgs, _, err := c.Listen(ctx, sp.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got api.Message
+	eventually(t, 60*time.Second, "A gets the message typed in the page", func() bool {
+		get(br, "send through the form", chromedp.Evaluate[bool](`(() => { document.getElementById("send-topic").value = "chat"; document.getElementById("send-data").value = "typed in a tab"; document.querySelector("#send-form button[type=submit]").click(); return true })()`))
+		select {
+		case got = <-msgs:
+			return true
+		case <-time.After(2 * time.Second):
+			return false
+		}
+	})
+	if got.Sender != req.Feed || got.Topic != "chat" || string(got.Data) != "typed in a tab" {
+		t.Fatalf("A got %+v from the page (feed %s)", got, req.Feed)
+	}
+	eventually(t, 60*time.Second, "the page's log shows A's message", func() bool {
+		a.call("POST", "/v1/spaces/"+sp.ID+"/messages", api.SendRequest{Topic: "chat", Data: []byte("hello tab")}, nil)
+		return strings.Contains(br.textNow("#messages-log"), "hello tab")
+	})
+	if e := br.textNow("#error"); e != "" {
+		t.Fatalf("the page shows an error: %s", e)
+	}
 }
