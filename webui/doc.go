@@ -49,8 +49,8 @@
 // relay resolves, and the page still needs a member's address (nothing
 // the page can read names a member of a password sign-in). What the browser node
 // cannot do (Node.supports: create a space, invite, set the password,
-// remove a device, send messages, list the space's relays) the page
-// hides; it writes, lists the
+// remove a device, list the space's relays) the page hides; it writes,
+// sends app messages, lists the
 // devices and approves others' requests (the prompt, with the safety code)
 // through src/node's put, del, list, devices, requests, approve and deny.
 // The key browser reads list again whenever the space changes (onChange,
@@ -246,6 +246,31 @@
 // (called after each step that changed the view, and after each write)
 // read the Space's view; a device is online when the page heard its
 // presence within the last minute (itself always).
+//
+// Presence, messages and the mailbox (src/node/main.ts, src/node/mailbox.ts,
+// wasm/core/messages.go and mailbox.go): a member page announces its
+// presence on the space's topic at once and every 10 s as a daemon does
+// (the body names its device and its approver, sealed under the epoch it
+// writes with, signed by its feed key), so the daemons' devices show it
+// online until 30 s after the tab closed; send(space, topic, data, keep)
+// seals an app message (key kind 4 with keep) the same way. At each relay
+// it is connected to that speaks /mycel/mailbox/1.0.0 (seen at identify,
+// then every 30 s) it fetches the space's mailbox as a writer (the
+// request signed by its feed key over the relay's challenge and both peer
+// IDs, relay/FORMAT.md "Mailbox"); the reply (bounded, fuzzed:
+// core.DecodeMailboxReply) goes through the Filter's stored path, and the
+// writers' kept app messages are heard once, stored, with their sender's
+// time. The IDs of the kept messages delivered are kept in localStorage
+// until a week after their time and handed back to the core after a
+// reload: a relay that hands one again (another relay, or a relay that
+// kept a late deposit of an envelope it had deleted) delivers nothing.
+// What it reveals: to the relay, that this feed key fetches now (as a
+// daemon's fetch does); the page's own messages reveal to the topic's
+// peers what a daemon's do (node/EPHEMERAL.md). Not yet: sign-in
+// envelopes from the mailbox (a member page hears requests live only),
+// kept messages of a writer or an epoch the page learns after the fetch
+// (refused, not held back as the daemon holds them), deposits (the page
+// publishes a kept message on gossipsub; the relay's router keeps it).
 //
 // Approvals: the page hears other devices' join requests on the space's
 // topic (listen's validator hands envelopes of a sign-in key kind to the

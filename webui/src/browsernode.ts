@@ -5,7 +5,7 @@
 // WebSocket, keeps what it holds in IndexedDB (store "mycel": a reload is
 // still a member) and reaches the space's members through the relay's
 // circuits. What it cannot do (create a space, make invites, set the
-// password, remove a device, send messages) it says through supports(),
+// password, remove a device) it says through supports(),
 // and the page hides those controls.
 
 import type {
@@ -42,6 +42,7 @@ interface MycelNode {
   approve?(requestID: string, code: string): Promise<unknown>;
   deny?(requestID: string): Promise<unknown>;
   onChange?(space: string, cb: () => void): () => void; // returns the function that stops it
+  send?(space: string, topic: string, data: Uint8Array, keep?: boolean): Promise<unknown>;
 }
 
 interface SignIn {
@@ -195,7 +196,8 @@ export class BrowserNode implements Node {
       case "devices": return this.n.devices !== undefined;
       case "approve": return this.n.requests !== undefined && this.n.approve !== undefined;
       case "join": return true;
-      default: return false; // create, invite, password, remove, send, leave, logout, relays
+      case "send": return this.n.send !== undefined;
+      default: return false; // create, invite, password, remove, leave, logout, relays
     }
   }
 
@@ -445,7 +447,16 @@ export class BrowserNode implements Node {
     await this.n.deny(requestID);
   }
 
-  async send(): Promise<void> { throw unsupported("sending a message"); }
+  // send seals and publishes an app message as the page's device (kept by
+  // the relays' mailboxes for members away when keep).
+  async send(id: string, topic: string, data: Uint8Array, keep = false): Promise<void> {
+    if (this.n.send === undefined) throw unsupported("sending a message");
+    try {
+      await this.n.send(id, topic, data, keep);
+    } catch (e) {
+      throw new NodeError("bad_request", errMessage(e));
+    }
+  }
 
   // listen subscribes to the space's members' messages and polls what the
   // browser node heard each second.

@@ -104,15 +104,30 @@ export interface MemberMessage {
   topic: string; // app: the app's topic
   data: Uint8Array; // app: the payload
   kept: boolean; // an app message its sender asked relays to keep (key kind 4)
+  stored?: boolean; // a relay's mailbox handed it over (Members.stored), not heard live
 }
 
 // The receiver of a space's members' messages: envelopes from gossipsub
 // in, checked (signature, ±5 minutes, seen before, an epoch held, a
 // writer in the view the node keeps) and opened. Key kinds 1 and 4 (a
-// kept app message, heard live; no mailbox is fetched yet).
+// kept app message, heard live or from a relay's mailbox: stored).
 export interface Members {
   topic(): string; // the gossipsub topic
   open(envelope: Uint8Array, nowMs: number): MemberMessage;
+  // presence seals this device's presence (a member's, node/EPHEMERAL.md),
+  // send an app message (key kind 4 when keep): envelopes to publish.
+  presence(nowMs: number): Uint8Array;
+  send(topic: string, data: Uint8Array, keep: boolean, nowMs: number): Uint8Array;
+  // mailboxFetch answers a relay's mailbox hello (33 bytes) with the fetch
+  // request signed by the device's feed key (relay/FORMAT.md, "Mailbox");
+  // the peer IDs are their multihash bytes. stored takes the relay's reply:
+  // the kept app messages it held, once each (wasm/core/mailbox.go).
+  mailboxFetch(hello: Uint8Array, relay: Uint8Array, self: Uint8Array): Uint8Array;
+  // takeSeen returns the seen entries (24 bytes: ID ‖ expiry ms) of the
+  // kept messages delivered since the last call, for the page to keep and
+  // hand back to members after a reload.
+  takeSeen(): Uint8Array[];
+  stored(reply: Uint8Array, nowMs: number): { messages: MemberMessage[]; more: boolean; refused: number };
   free(): void;
 }
 
@@ -161,7 +176,7 @@ export interface CoreNode {
   viewSummary(space: Uint8Array, secrets: Secret[]): View;
   // members returns the receiver of the space's members' messages; it
   // takes the writers from the view the node keeps (call view first).
-  members(space: Uint8Array, secrets: Secret[]): Members;
+  members(space: Uint8Array, secrets: Secret[], seen?: Uint8Array[]): Members;
   // takeRecords returns the records of the batches ingested since the last
   // call, in order, for the page to put in IndexedDB, and how many the
   // core's bounded queue dropped (wasm/core/persist.go).

@@ -226,8 +226,12 @@ func nodeJS(n *core.Node) js.Value {
 			), nil
 		}),
 		"members", fs.add(func(a []js.Value) (any, error) {
-			// members(space, secrets)
-			m, err := n.Members(bytesOf(arg(a, 0)), secretsOf(arg(a, 1)))
+			// members(space, secrets, seen?)
+			var seen [][]byte
+			if v := arg(a, 2); !v.IsUndefined() && !v.IsNull() {
+				seen = bytesListOf(v)
+			}
+			m, err := n.Members(bytesOf(arg(a, 0)), secretsOf(arg(a, 1)), seen...)
 			if err != nil {
 				return nil, err
 			}
@@ -242,6 +246,35 @@ func nodeJS(n *core.Node) js.Value {
 					}
 					return obj("sender", bytesJS(msg.Sender), "time", float64(msg.Time), "kind", msg.Kind,
 						"name", msg.Name, "topic", msg.Topic, "data", bytesJS(msg.Data), "kept", msg.Kept), nil
+				}),
+				"presence", ms.add(func(a []js.Value) (any, error) {
+					// presence(nowMs)
+					b, err := m.Presence(int64(arg(a, 0).Float()))
+					return bytesJS(b), err
+				}),
+				"takeSeen", ms.add(func([]js.Value) (any, error) { return bytesListJS(m.TakeSeen()), nil }),
+				"mailboxFetch", ms.add(func(a []js.Value) (any, error) {
+					// mailboxFetch(hello, relayPeerID, selfPeerID): the fetch request
+					b, err := m.MailboxFetch(bytesOf(arg(a, 0)), bytesOf(arg(a, 1)), bytesOf(arg(a, 2)))
+					return bytesJS(b), err
+				}),
+				"stored", ms.add(func(a []js.Value) (any, error) {
+					// stored(reply, nowMs): {messages, more, refused}
+					msgs, more, refused, err := m.Stored(bytesOf(arg(a, 0)), int64(arg(a, 1).Float()))
+					if err != nil {
+						return nil, err
+					}
+					list := make([]any, len(msgs))
+					for i, msg := range msgs {
+						list[i] = obj("sender", bytesJS(msg.Sender), "time", float64(msg.Time), "kind", msg.Kind,
+							"name", msg.Name, "topic", msg.Topic, "data", bytesJS(msg.Data), "kept", msg.Kept, "stored", msg.Stored)
+					}
+					return obj("messages", list, "more", more, "refused", refused), nil
+				}),
+				"send", ms.add(func(a []js.Value) (any, error) {
+					// send(topic, data, keep, nowMs)
+					b, err := m.Send(arg(a, 0).String(), bytesOf(arg(a, 1)), arg(a, 2).Truthy(), int64(arg(a, 3).Float()))
+					return bytesJS(b), err
 				}),
 				"free", ms.free(),
 			), nil

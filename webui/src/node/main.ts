@@ -25,6 +25,7 @@ import { Store } from "./store";
 import { SignInOptions, signIn, signInState } from "./signin";
 import { locateCode, resolveAlias } from "./locate";
 import { Flusher, SessionStats, runSession } from "./sync";
+import { exchange, mailboxProtocol } from "./mailbox";
 
 function fromHex(s: string): Uint8Array {
   if (s.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(s)) throw new Error(`not hex: ${s}`);
@@ -112,7 +113,8 @@ interface HeardMessage {
   name: string;
   topic: string;
   data: string; // UTF-8 (for the tests; apps get bytes later)
-  kept: boolean; // an app message its sender asked relays to keep (key kind 4), heard live
+  kept: boolean; // an app message its sender asked relays to keep (key kind 4)
+  stored?: boolean; // a relay's mailbox handed it over (fetchMailbox), not heard live
 }
 
 // maxHeard bounds the messages kept for status.
@@ -555,13 +557,168 @@ function listen(space: string): { topic: string; writers: number } {
   if (sp === undefined) throw new Error(`space ${space}: not replicated here`);
   const v = sp.node.viewSummary(sp.id, sp.secrets);
   if (sp.members === undefined) {
-    const m = sp.node.members(sp.id, sp.secrets);
+    const m = sp.node.members(sp.id, sp.secrets, loadSeen(space));
     sp.members = m;
     const topic = m.topic();
     h.services.pubsub.topicValidators.set(topic, (peer, msg) => onTopic(sp, m, topic, peer.toString(), msg.data));
     h.services.pubsub.subscribe(topic);
   }
+  if (sp.writer !== undefined && !announcers.has(space)) {
+    const m = sp.members;
+    const announce = () => {
+      try {
+        void publishMembers(m.presence(Date.now()), m.topic()).catch(() => {});
+      } catch {
+        // not a member (any more): nothing to announce
+      }
+    };
+    const fetchNow = () => void fetchMailboxes(sp, m);
+    announcers.set(space, [setInterval(announce, announceIntervalMs), setInterval(fetchNow, mailboxEveryMs)]);
+    announce();
+    fetchNow();
+    watchIdentify(h);
+  }
   return { topic: sp.members.topic(), writers: v.writers };
+}
+
+// A member announces its presence on the space's topic at once and every
+// announceIntervalMs, as a daemon does (ephemeral.AnnounceInterval): the
+// daemons show the page's device online until ephemeral.OnlineFor (30 s)
+// after the last, so a closed tab goes offline as a daemon gone away.
+const announceIntervalMs = 10_000;
+const announcers = new Map<string, ReturnType<typeof setInterval>[]>();
+
+// A member fetches its space's mailbox at each relay it is connected to
+// (a peer that speaks /mycel/mailbox/1.0.0) when it connects and every
+// mailboxEveryMs, as a daemon does (node/relays_mailbox.go): the kept app
+// messages sent while the tab was closed go through the core's stored
+// path (Filter.DeliverStored) into heard, once, with their sender's time.
+// At most mailboxRounds fetches in a row while the relay says it holds
+// more.
+const mailboxEveryMs = 30_000;
+const mailboxRounds = 8;
+const fetching = new Set<string>(); // space/peer of the fetches running
+let identifyWatched = false;
+
+// watchIdentify fetches the mailboxes of the member spaces from a peer
+// newly identified as a relay with a mailbox.
+function watchIdentify(h: BrowserHost): void {
+  if (identifyWatched) return;
+  identifyWatched = true;
+  h.addEventListener("peer:identify", (evt) => {
+    if (!evt.detail.protocols.includes(mailboxProtocol)) return;
+    for (const sp of spaces.values()) {
+      if (sp.writer !== undefined && sp.members !== undefined) void fetchMailbox(sp, sp.members, evt.detail.connection).catch(() => {});
+    }
+  });
+}
+
+async function fetchMailboxes(sp: SpaceState, m: Members): Promise<void> {
+  const h = need(host, "mailbox");
+  for (const c of h.getConnections()) {
+    if (c.status !== "open") continue;
+    const p = await h.peerStore.get(c.remotePeer).catch(() => undefined);
+    if (p === undefined || !p.protocols.includes(mailboxProtocol)) continue;
+    await fetchMailbox(sp, m, c).catch(() => {});
+  }
+}
+
+// fetchMailbox fetches the space's mailbox over conn; what the relay
+// handed over is heard as stored.
+async function fetchMailbox(sp: SpaceState, m: Members, conn: Connection): Promise<void> {
+  const key = `${toHex(sp.id)}/${conn.remotePeer.toString()}`;
+  if (fetching.has(key) || sp.members !== m) return;
+  fetching.add(key);
+  try {
+    const self = need(host, "mailbox").peerId.toMultihash().bytes;
+    const relay = conn.remotePeer.toMultihash().bytes;
+    for (let i = 0; i < mailboxRounds && sp.members === m; i++) {
+      const reply = await exchange(conn, (hello) => m.mailboxFetch(hello, relay, self));
+      if (sp.members !== m) return; // dropped meanwhile: m is freed
+      const r = m.stored(reply, Date.now());
+      for (const o of r.messages) {
+        sp.heard.push({ sender: toHex(o.sender), time: o.time, kind: o.kind, name: o.name, topic: o.topic, data: dec.decode(o.data), kept: o.kept, stored: true });
+        if (sp.heard.length > maxHeard) sp.heard.shift();
+      }
+      keepSeen(toHex(sp.id), m);
+      mailboxStats.fetches++;
+      mailboxStats.delivered += r.messages.length;
+      mailboxStats.refused += r.refused;
+      if (!r.more) return;
+    }
+  } catch (e) {
+    mailboxStats.errors++;
+    mailboxStats.lastError = (e as Error).message.slice(0, 200);
+    throw e;
+  } finally {
+    fetching.delete(key);
+  }
+}
+
+// The IDs of the kept messages delivered (the core's seen entries, held
+// until a week after their time) are kept in localStorage per space, at
+// most maxSeen, so that a reloaded page is not handed the same message
+// again by another relay, or by one that kept it anew.
+const maxSeen = 8192;
+const seenKey = (space: string) => `mycel/kept-seen/${space}`;
+
+function loadSeen(space: string): Uint8Array[] {
+  try {
+    const raw = JSON.parse(localStorage.getItem(seenKey(space)) ?? "[]") as { e: string; x: number }[];
+    return raw.filter((r) => r.x > Date.now()).slice(-maxSeen).map((r) => fromHex(r.e));
+  } catch {
+    return [];
+  }
+}
+
+function keepSeen(space: string, m: Members): void {
+  const add = m.takeSeen();
+  if (add.length === 0) return;
+  try {
+    const raw = JSON.parse(localStorage.getItem(seenKey(space)) ?? "[]") as { e: string; x: number }[];
+    const now = Date.now();
+    const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+    for (const e of add) raw.push({ e: toHex(e), x: Number(dv(e).getBigUint64(16)) });
+    localStorage.setItem(seenKey(space), JSON.stringify(raw.filter((r) => r.x > now).slice(-maxSeen)));
+  } catch {
+    // no storage: a reloaded page may show a kept message once more
+  }
+}
+
+const mailboxStats = { fetches: 0, delivered: 0, refused: 0, errors: 0, lastError: "" };
+
+// mailbox reports the page's mailbox fetches (tests).
+function mailbox(): typeof mailboxStats {
+  return mailboxStats;
+}
+
+// publishMembers publishes a members' envelope on topic; with no peer
+// subscribed yet there is no one to tell, and that is no error (the next
+// announcement tells them).
+async function publishMembers(envelope: Uint8Array | undefined, topic: string): Promise<number> {
+  if (envelope === undefined) return 0;
+  try {
+    return (await need(host, "publish").services.pubsub.publish(topic, envelope)).recipients.length;
+  } catch (e) {
+    if (/NoPeersSubscribedToTopic/.test((e as Error).message)) return 0;
+    throw e;
+  }
+}
+
+// send seals an app message of the page's device (a member's) and
+// publishes it on the space's topic (node/EPHEMERAL.md): kind 1, or kind 4
+// when keep asks the relays' mailboxes to keep it for members away. It
+// resolves with how many peers gossipsub handed it to.
+export async function send(space: string, topic: string, data: Uint8Array, keep = false): Promise<{ recipients: number }> {
+  const sp = memberSpace(space);
+  const t = listen(space).topic;
+  const e = need(sp.members, "send").send(topic, data, keep, Date.now());
+  return { recipients: await publishMembers(e, t) };
+}
+
+// sendText is send for the tests (text data).
+function sendText(space: string, topic: string, text: string, keep?: boolean): Promise<{ recipients: number }> {
+  return send(space, topic, new TextEncoder().encode(text), keep);
 }
 
 const dec = new TextDecoder();
@@ -576,6 +733,7 @@ function onTopic(sp: SpaceState, m: Members, topic: string, from: string, data: 
     const o = m.open(data, Date.now());
     sp.heard.push({ sender: toHex(o.sender), time: o.time, kind: o.kind, name: o.name, topic: o.topic, data: dec.decode(o.data), kept: o.kept });
     if (sp.heard.length > maxHeard) sp.heard.shift();
+    if (o.kept) keepSeen(toHex(sp.id), m);
     return TopicValidatorResult.Accept;
   } catch (e) {
     const reason = (e as Error).message.slice(0, 120);
@@ -640,6 +798,8 @@ function drop(space: string): void {
   if (sp === undefined) return;
   spaces.delete(space);
   for (const s of sp.sessions.values()) s.stream.abort(new Error("sync: space dropped"));
+  for (const t of announcers.get(space) ?? []) clearInterval(t);
+  announcers.delete(space);
   sp.members?.free();
   if (sp.members !== undefined) need(host, "drop").services.pubsub.topicValidators.delete(sp.members.topic());
   sp.node.free();
@@ -934,4 +1094,7 @@ function resolve(relay: string, name: string): Promise<string> {
   watchChanges,
   changes,
   gossipHex,
+  send,
+  sendText,
+  mailbox,
 };

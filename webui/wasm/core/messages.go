@@ -27,12 +27,14 @@ const EphemeralTopicPrefix = "/mycel/eph/1/"
 // A kept app message (key kind messages.KeyKindKept, node/EPHEMERAL.md
 // "Kept messages") heard live on the topic passes the same checks, must
 // hold an app body, and its ID is held for as long as a mailbox may hand
-// it over (ephemeral.Config.Kept); the page fetches no mailbox yet.
+// it over (ephemeral.Config.Kept); a relay's mailbox hands over those
+// sent while the page was away (Stored, mailbox.go).
 type Members struct {
 	id     auth.SpaceID
 	n      *Node
 	keys   map[[auth.KeyIDSize]byte][ephemeral.KeySize]byte
 	filter *ephemeral.Filter
+	seen   *keptSeen
 
 	mu  sync.Mutex
 	now time.Time // the clock of the call in progress (Open's nowMs)
@@ -47,6 +49,7 @@ type MemberMessage struct {
 	Topic  string // app: the app's topic
 	Data   []byte // app: the payload
 	Kept   bool   // an app message its sender asked relays to keep (key kind 4)
+	Stored bool   // a relay's mailbox handed it over (Members.Stored), not heard live
 }
 
 // ErrNotWriter is Members.Open's answer to an envelope whose sender is
@@ -54,8 +57,10 @@ type MemberMessage struct {
 var ErrNotWriter = errors.New("members' message: the sender is not a writer of the space")
 
 // Members returns the receiver of the space's members' messages; the view
-// the node keeps (call View first) tells it who the writers are.
-func (n *Node) Members(spaceB []byte, secrets []Secret) (*Members, error) {
+// the node keeps (call View first) tells it who the writers are. seen are
+// the entries of Members.TakeSeen the page kept (kept messages delivered
+// before a reload).
+func (n *Node) Members(spaceB []byte, secrets []Secret, seen ...[]byte) (*Members, error) {
 	id, err := spaceID(spaceB)
 	if err != nil {
 		return nil, err
@@ -71,7 +76,12 @@ func (n *Node) Members(spaceB []byte, secrets []Secret) (*Members, error) {
 	if len(m.keys) == 0 {
 		return nil, errors.New("members' messages need at least one epoch secret")
 	}
-	m.filter, err = ephemeral.NewFilter(ephemeral.NewMemSeenStore(), ephemeral.Config{
+	m.seen = &keptSeen{MemSeenStore: ephemeral.NewMemSeenStore(), now: func() time.Time { return m.now }}
+	m.now = time.Now()
+	if err := loadSeen(m.seen.MemSeenStore, seen); err != nil {
+		return nil, err
+	}
+	m.filter, err = ephemeral.NewFilter(m.seen, ephemeral.Config{
 		Now:     func() time.Time { return m.now },
 		Trusted: func(_ ephemeral.Topic, sender ephemeral.PublicKey) bool { return n.isWriter(feed.PublicKey(sender)) },
 		Kept:    func(e *ephemeral.Envelope) bool { return e.KeyKind == messages.KeyKindKept },
@@ -118,27 +128,78 @@ func (m *Members) Open(b []byte, nowMs int64) (MemberMessage, error) {
 	if err := m.filter.Deliver(e); err != nil {
 		return MemberMessage{}, err
 	}
-	plain, err := e.Open(key)
+	return openMember(e, key, kept)
+}
+
+// Presence returns this device's presence envelope (node/EPHEMERAL.md),
+// as a daemon announces it every ephemeral.AnnounceInterval: the body
+// names the device as its add-writer op does and the writer that approved
+// it, is sealed under the key of the epoch the device writes with (key
+// kind messages.KeyKindEpoch) and signed by its feed key, stamped nowMs.
+// A node that is not an approved, unremoved member has nothing to
+// announce: an error.
+func (m *Members) Presence(nowMs int64) ([]byte, error) {
+	mem, err := m.n.memberOf()
 	if err != nil {
-		return MemberMessage{}, err
+		return nil, err
 	}
-	body, err := messages.Decode(plain)
+	sp := mem.sp
+	if !sp.Approved() || sp.Removed() {
+		return nil, errors.New("members' message: not a member of the space (yet, or any more)")
+	}
+	own := sp.Feed()
+	b := messages.Body{Kind: messages.KindPresence}
+	for _, d := range sp.Devices() {
+		if d.Feed == own {
+			b.Name = d.Name
+		}
+	}
+	if by, ok := sp.Approver(); ok {
+		b.By = by[:]
+	}
+	return m.seal(mem, b, messages.KeyKindEpoch, nowMs)
+}
+
+// Send returns the envelope of an app message (topic, data; bounded as
+// the daemon's API bounds them, messages.CheckApp) sealed like Presence's,
+// under key kind messages.KeyKindKept when keep asks relays' mailboxes to
+// keep it for members away (node/EPHEMERAL.md "Kept messages").
+func (m *Members) Send(topic string, data []byte, keep bool, nowMs int64) ([]byte, error) {
+	if err := messages.CheckApp(topic, data); err != nil {
+		return nil, err
+	}
+	mem, err := m.n.memberOf()
 	if err != nil {
-		return MemberMessage{}, err
+		return nil, err
 	}
-	if kept && body.Kind != messages.KindApp {
-		// Only app messages are kept; a kept presence of days ago would
-		// be false.
-		return MemberMessage{}, fmt.Errorf("members' message: a body of kind %q under the kept key kind", body.Kind)
+	if !mem.sp.Approved() || mem.sp.Removed() {
+		return nil, errors.New("members' message: not a member of the space (yet, or any more)")
 	}
-	switch body.Kind {
-	case "presence":
-		err = messages.CheckPresence(body)
-	case "app":
-		err = messages.CheckApp(body.Topic, body.Data)
+	kind := uint32(messages.KeyKindEpoch)
+	if keep {
+		kind = messages.KeyKindKept
 	}
+	return m.seal(mem, messages.Body{Kind: messages.KindApp, Topic: topic, Data: data}, kind, nowMs)
+}
+
+// seal seals b for the space's topic under the key of the epoch mem's
+// device writes with, signed by its feed key.
+func (m *Members) seal(mem *member, b messages.Body, kind uint32, nowMs int64) ([]byte, error) {
+	if mem.sp.ID() != m.id {
+		return nil, errors.New("members' message: the node is a member of another space")
+	}
+	plain, err := b.Encode()
 	if err != nil {
-		return MemberMessage{}, err
+		return nil, err
 	}
-	return MemberMessage{Sender: e.Sender[:], Time: e.Time, Kind: body.Kind, Name: body.Name, Topic: body.Topic, Data: body.Data, Kept: kept}, nil
+	kid, key, err := mem.sp.EphemeralKey()
+	if err != nil {
+		return nil, err
+	}
+	e, err := ephemeral.Seal(key, mem.sp.WriterKey(), ephemeral.Header{Topic: ephemeral.Topic(auth.DiscoveryKey(m.id)), KeyKind: kind, KeyID: kid[:]},
+		plain, time.UnixMilli(nowMs), nil)
+	if err != nil {
+		return nil, err
+	}
+	return e.Marshal()
 }
