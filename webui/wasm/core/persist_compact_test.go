@@ -3,6 +3,8 @@ package core
 import (
 	"bytes"
 	"testing"
+
+	"github.com/mycelsync/mycel/feed"
 )
 
 // TestPersistCompactRoundTrip: the records Compact returns replace a
@@ -81,5 +83,56 @@ func TestPersistCompactedDamagedRefused(t *testing.T) {
 	}
 	if l, _ := c.Held(key); l != 0 {
 		t.Fatalf("refused records stored %d entries", l)
+	}
+}
+
+// TestPersistCompactSparse: a node holding only parts of a feed compacts
+// them into one record whose runs are exactly those parts.
+func TestPersistCompactSparse(t *testing.T) {
+	secrets := []Secret{{Epoch: 0, Secret: seed(0x5e)}}
+	_, key, b, _ := replicated(t, 40, secrets)
+	c, _ := NewNode([][]byte{key})
+	var k feed.PublicKey
+	copy(k[:], key)
+	for _, r := range [][2]uint64{{0, 10}, {20, 30}} {
+		if err := c.Import(recordOf(t, b.db, k, r[0], r[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	comp, err := c.Compact()
+	if err != nil || len(comp) != 1 {
+		t.Fatalf("compact: %d records, %v", len(comp), err)
+	}
+	d, _ := NewNode([][]byte{key})
+	if err := d.Import(comp[0]); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := d.db.Feed(k)
+	if got := f.Ranges(); len(got) != 2 || got[0] != (feed.Range{Start: 0, End: 10}) || got[1] != (feed.Range{Start: 20, End: 30}) {
+		t.Fatalf("restored from the compacted record: %v, want [0,10) [20,30)", got)
+	}
+}
+
+func TestAfter(t *testing.T) {
+	rs := []feed.Range{{Start: 0, End: 10}, {Start: 20, End: 30}}
+	for _, c := range []struct {
+		i    uint64
+		want []feed.Range
+	}{
+		{0, rs},
+		{5, []feed.Range{{Start: 5, End: 10}, {Start: 20, End: 30}}},
+		{10, []feed.Range{{Start: 20, End: 30}}},
+		{25, []feed.Range{{Start: 25, End: 30}}},
+		{30, nil},
+	} {
+		got := after(rs, c.i)
+		if len(got) != len(c.want) {
+			t.Fatalf("after(%d) = %v, want %v", c.i, got, c.want)
+		}
+		for j := range got {
+			if got[j] != c.want[j] {
+				t.Fatalf("after(%d) = %v, want %v", c.i, got, c.want)
+			}
+		}
 	}
 }
