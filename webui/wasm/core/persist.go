@@ -23,7 +23,9 @@ import (
 //
 // Record format (version 1): one byte 0x01, then the batch's encoding
 // (feed.Batch.MarshalBinary, feedpb.Batch: feed FORMAT.md). A record is at
-// most MaxRecordSize bytes; the batch decoder bounds the rest.
+// most MaxRecordSize bytes; the batch decoder bounds the rest. Compact's
+// records (a space's records replaced by one per feed) are version 1
+// records too: no other format is read back.
 
 // recordV1 is the first byte of a version 1 record.
 const recordV1 = 0x01
