@@ -183,6 +183,30 @@
 // shown; its entries are fetched again by replication. The view is rebuilt
 // from what imported, before any network.
 //
+// A refused record is then moved to the store's "quarantine" (one
+// transaction: added there with its reason, deleted from the records;
+// restored[].quarantined counts them): it is not refused again at each
+// start, and compaction never drops it. The page keeps it rather than
+// delete it, whatever its feed: a record of the page's own feed may be the
+// only copy of its own writes, and nothing tells a damaged own record from
+// one a peer could send again. Nothing reads the quarantine back yet.
+//
+// Compaction: once a space holds more than compactAt records (64, counted
+// at start and at each write; start's compactAt option sets it), the core's
+// Compact returns per feed the entries it holds with one proof up to the
+// feed's latest signed head (feed.Feed.Batch, as for a peer: one record
+// per 8 MiB of entries), version 1 records like any other, verified the
+// same way at start; in ONE readwrite transaction, queued after every
+// write before it, the page deletes every record of the space and adds
+// those. IndexedDB commits a transaction whole or not at all, so a tab
+// closed or a transaction aborted mid-compaction leaves the old records,
+// never neither. A space read back only in part (a bound reached) or whose
+// refused records could not be moved aside is not compacted: the core does
+// not hold all its records. The threshold is a count, not bytes: a start
+// costs per record (a read, a decode, a signature and proofs checked),
+// while compaction saves only the repeated heads and proofs. Start reports
+// restored[].compacted ({before, after}) and compactMs.
+//
 // Keys: a non-extractable AES-GCM-256 WebCrypto key kept in IndexedDB
 // seals the member's epoch secrets with, once a member, the seed of its
 // feed key and its device key (bound to the space's ID), and the page's

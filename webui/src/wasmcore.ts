@@ -184,6 +184,10 @@ export interface CoreNode {
   // import ingests a record read back from IndexedDB, verified again as a
   // peer's batch is; it throws if the record is refused.
   import(record: Uint8Array): boolean;
+  // compact returns the records replacing every record of the node's
+  // space: per feed, its entries with one proof up to its head, verified
+  // by import like any record (wasm/core/persist.go Compact).
+  compact(): Uint8Array[];
   // member makes the node a member of its space (wasm/core/member.go):
   // node/space's Space over its feeds, writing to the feed of seed with
   // the keyring of secrets; from then on view, viewSummary and feeds are

@@ -302,6 +302,14 @@ func nodeJS(n *core.Node) js.Value {
 		"import", fs.add(func(a []js.Value) (any, error) {
 			return true, n.Import(bytesOf(arg(a, 0)))
 		}),
+		"compact", fs.add(func([]js.Value) (any, error) {
+			// compact() -> records replacing every record of the space (persist.go)
+			recs, err := n.Compact()
+			if err != nil {
+				return nil, err
+			}
+			return bytesListJS(recs), nil
+		}),
 		"member", fs.add(func(a []js.Value) (any, error) {
 			// member({space, seed, device, secrets}, nowMs)
 			o := arg(a, 0)

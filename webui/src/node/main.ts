@@ -152,6 +152,7 @@ export interface StartOptions {
   // listen: the host's listen addresses, e.g. [relay + "/p2p-circuit", "/webrtc"]
   // to be reached by other pages over WebRTC through that relay.
   listen?: string[];
+  compactAt?: number; // records of a space past which they are compacted (store.ts; default compactAt)
 }
 
 // Restored is what start read back of one space from IndexedDB.
@@ -163,6 +164,9 @@ interface Restored {
   reasons: string[]; // the first few refusals' reasons
   truncated: boolean; // reading stopped at store.ts's bounds
   ms: number;
+  quarantined?: number; // refused records moved to the quarantine (store.ts)
+  compacted?: { before: number; after: number }; // records replaced at start, and by how many
+  compactMs?: number;
 }
 
 // start loads the core and the libp2p host. With a store, it first reads
@@ -176,6 +180,7 @@ async function start(o: StartOptions): Promise<{ peerId: string; loadMs: number;
   let refusedSpaces: Record<string, string> = {};
   if (o.store !== undefined && store === undefined) {
     store = await Store.open(o.store);
+    if (o.compactAt !== undefined) store.compactAt = o.compactAt;
     const saved = await store.spaces();
     refusedSpaces = saved.refused;
     for (const ss of saved.spaces) {
@@ -189,13 +194,15 @@ async function start(o: StartOptions): Promise<{ peerId: string; loadMs: number;
       }
       const sp = newSpaceState(ss.space, ss.secrets, feeds);
       const r: Restored = { space: ss.space, records: 0, imported: 0, refused: 0, reasons: [], truncated: false, ms: 0 };
-      const rd = await store.records(ss.space, (rec) => {
+      const refusedKeys: { key: IDBValidKey; reason: string }[] = [];
+      const rd = await store.records(ss.space, (rec, key) => {
         try {
           sp.node.import(rec);
           r.imported++;
         } catch (e) {
           r.refused++;
           if (r.reasons.length < 8) r.reasons.push((e as Error).message.slice(0, 200));
+          refusedKeys.push({ key, reason: (e as Error).message.slice(0, 200) });
         }
       });
       r.records = rd.read;
@@ -209,6 +216,28 @@ async function start(o: StartOptions): Promise<{ peerId: string; loadMs: number;
       }
       sp.node.viewSummary(sp.id, sp.secrets);
       r.ms = performance.now() - ts;
+      // Refused records move aside (kept, reported: store.ts); then the
+      // space's records are compacted once past the store's threshold.
+      let aside = refusedKeys.length === 0;
+      if (!aside) {
+        try {
+          await store.quarantine(ss.space, refusedKeys);
+          r.quarantined = refusedKeys.length;
+          aside = true;
+        } catch (e) {
+          r.reasons.push(`quarantine: ${(e as Error).message.slice(0, 200)}`);
+        }
+      }
+      if (rd.truncated || !aside) store.noCompaction(ss.space);
+      else {
+        const tc = performance.now();
+        try {
+          r.compacted = await store.compactWith(ss.space, rd.read - refusedKeys.length, () => sp.node.compact());
+          if (r.compacted !== undefined) r.compactMs = performance.now() - tc;
+        } catch (e) {
+          r.reasons.push(`compaction: ${(e as Error).message.slice(0, 200)}`);
+        }
+      }
       restored.push(r);
     }
   }
@@ -228,12 +257,19 @@ async function start(o: StartOptions): Promise<{ peerId: string; loadMs: number;
   return { peerId: host.peerId.toString(), loadMs: performance.now() - t0, restored, refusedSpaces };
 }
 
+// compact compacts space's records now (store.ts), whatever their number;
+// it resolves with the records before and after.
+async function compact(space: string): Promise<{ before: number; after: number }> {
+  if (store === undefined) throw new Error("compact: no store");
+  return store.compact(space);
+}
+
 // persisted reports the page's IndexedDB writes; it resolves once every
 // write queued so far is committed.
-async function persisted(): Promise<{ written: number; pending: number; dropped: number; error?: string }> {
+async function persisted(): Promise<{ written: number; pending: number; dropped: number; error?: string; compactions: number }> {
   const st = need(store, "persisted");
   await st.flush();
-  return { written: st.written, pending: st.pending, dropped, error: st.error };
+  return { written: st.written, pending: st.pending, dropped, error: st.error, compactions: st.compactions };
 }
 
 // connect dials addr and waits for identify to list the peer's protocols:
@@ -425,6 +461,7 @@ function serve(sp: SpaceState, stream: Stream, conn: Connection, outbound: boole
       const out = step(frame);
       const t = sp.node.takeRecords();
       dropped += t.dropped;
+      void st.compactWith(toHex(sp.id), 0, () => sp.node.compact()); // a space new to the store: compacted past the threshold
       void st.append(toHex(sp.id), t.records);
       return out;
     };
@@ -1075,6 +1112,7 @@ function resolve(relay: string, name: string): Promise<string> {
   listen,
   heard,
   persisted,
+  compact,
   signin,
   signinState: signInState,
   locate,

@@ -1,7 +1,7 @@
 // The browser node's durable store: IndexedDB behind the wasm core's
 // in-memory store (wasm/core/persist.go says why and what a record is).
 //
-// One database per store name, three object stores:
+// One database per store name, four object stores:
 //   - "keys": "wrap", an AES-GCM-256 CryptoKey made non-extractable by
 //     WebCrypto: the page's scripts can use it but not read it out. It
 //     seals what the core needs as raw bytes (epoch secrets): the core
@@ -17,6 +17,9 @@
 //     additional data: a sealed blob moved to another space does not open).
 //   - "records": the core's records (verified batches) in the order they
 //     were ingested, one auto-increment key each, indexed by space.
+//   - "quarantine" (version 2): records refused at start, moved aside with
+//     the reason ({space, rec, reason}), indexed by space: kept, never
+//     deleted by the page, and not read back again.
 //
 // Writes: after each step of a session the page takes the core's new
 // records and puts them in one transaction; transactions are queued in
@@ -29,10 +32,40 @@
 // verifies it again as a peer's batch (a damaged or edited record is
 // refused, counted and reported, not shown); at most maxRecords records
 // and maxBytes bytes are read back per space.
+//
+// Refused records: start reports each and moves it to "quarantine" (one
+// transaction: added there, deleted from "records"), so it is not refused
+// again at each start and compaction never drops it. It is kept whatever
+// its feed: a refused record of the page's own feed may be the only copy of
+// the page's own writes (a copy of someone else's feed is fetched again
+// from peers by the next session, but the page cannot tell a damaged own
+// record from one a peer could resend, so it keeps all of them). The
+// quarantine grows only by refused records, each at most one record.
+//
+// Compaction: once a space has more than compactAt records (counted at
+// start and on each write; a space whose reading stopped at a bound, or
+// whose refused records are not moved aside yet, is not compacted), the
+// page asks the core for its compacted records (wasm/core/persist.go
+// Compact: per feed, the entries held with one proof up to its latest
+// signed head, the same version 1 records as a received batch's, verified
+// the same way at start) and, in ONE readwrite transaction queued after
+// every write before it, deletes every record of the space and adds those.
+// IndexedDB commits a transaction whole or not at all: a tab closed or a
+// transaction aborted mid-compaction leaves the old records, never
+// neither. Records taken from the core after the compaction are appended
+// after it; the core held them when it compacted, so they import again
+// harmlessly. Count, not bytes, is the threshold: the cost at start is per
+// record (one decode, one signature and proof check, one IndexedDB read
+// each), while compaction saves few bytes (only the repeated heads and
+// proofs).
 
 // maxRecords and maxBytes bound what is read back of one space.
 export const maxRecords = 200_000;
 export const maxBytes = 512 << 20;
+
+// compactAt is the default number of records of a space past which the
+// page compacts them.
+export const compactAt = 64;
 
 // maxSealedSecrets bounds a sealed secrets blob read back.
 const maxSealedSecrets = 64 << 10;
@@ -61,7 +94,7 @@ function req<T>(r: IDBRequest<T>): Promise<T> {
 function done(tx: IDBTransaction): Promise<void> {
   return new Promise((resolve, reject) => {
     tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
+    tx.onerror = () => reject(tx.error ?? new Error("store: transaction failed"));
     tx.onabort = () => reject(tx.error ?? new Error("store: transaction aborted"));
   });
 }
@@ -82,6 +115,11 @@ export class Store {
   written = 0; // records committed
   pending = 0; // records queued, not committed yet
   error?: string; // the last write's failure
+  compactAt = compactAt; // records of a space past which it is compacted
+  compactions = 0; // compactions committed
+  private counts = new Map<string, number>(); // records per space
+  private compactors = new Map<string, () => Uint8Array[]>();
+  private blocked = new Set<string>();
 
   private constructor(
     readonly db: IDBDatabase,
@@ -90,12 +128,15 @@ export class Store {
 
   // open opens (or creates) the store called name and its wrapping key.
   static async open(name: string): Promise<Store> {
-    const open = indexedDB.open(`mycel-node-${name}`, 1);
-    open.onupgradeneeded = () => {
+    const open = indexedDB.open(`mycel-node-${name}`, 2);
+    open.onupgradeneeded = (e) => {
       const db = open.result;
-      db.createObjectStore("keys");
-      db.createObjectStore("spaces");
-      db.createObjectStore("records", { autoIncrement: true }).createIndex("space", "space");
+      if (e.oldVersion < 1) {
+        db.createObjectStore("keys");
+        db.createObjectStore("spaces");
+        db.createObjectStore("records", { autoIncrement: true }).createIndex("space", "space");
+      }
+      if (e.oldVersion < 2) db.createObjectStore("quarantine", { autoIncrement: true }).createIndex("space", "space");
     };
     const db = await req(open);
     let wrap = (await req(db.transaction("keys").objectStore("keys").get("wrap"))) as CryptoKey | undefined;
@@ -231,6 +272,7 @@ export class Store {
         for (const rec of recs) st.add({ space, rec });
         await done(tx);
         this.written += recs.length;
+        this.counted(space, recs.length);
       } catch (e) {
         this.error = (e as Error).message;
       } finally {
@@ -255,6 +297,7 @@ export class Store {
         for (const rec of recs) st.add({ space, rec });
         await done(tx);
         this.written += recs.length;
+        this.counted(space, recs.length);
       } catch (e) {
         failed = e as Error;
         this.error = failed.message;
@@ -269,5 +312,106 @@ export class Store {
 
   flush(): Promise<void> {
     return this.chain;
+  }
+
+  // counted adds n records written to space's count and queues a
+  // compaction once it passes compactAt (in the chain: after the write
+  // that passed it).
+  private counted(space: string, n: number): void {
+    const c = (this.counts.get(space) ?? 0) + n;
+    this.counts.set(space, c);
+    if (c > this.compactAt && this.compactors.has(space)) this.compact(space).catch(() => {}); // this.error says
+  }
+
+  // compactWith says that space holds read records read back whole (none
+  // refused left in "records") and that take returns the records
+  // replacing all of them (the core's compact): from then on the space is
+  // compacted past compactAt records. If it is past already, it returns
+  // the compaction queued now. A space already registered, or one
+  // noCompaction was called for, is left as it is.
+  compactWith(space: string, read: number, take: () => Uint8Array[]): Promise<{ before: number; after: number }> | undefined {
+    if (this.compactors.has(space) || this.blocked.has(space)) return undefined;
+    this.compactors.set(space, take);
+    this.counts.set(space, read);
+    return read > this.compactAt ? this.compact(space) : undefined;
+  }
+
+  // noCompaction keeps space's records as they are (read back only in
+  // part: the core does not hold them all).
+  noCompaction(space: string): void {
+    this.blocked.add(space);
+  }
+
+  // compact queues, after every write queued so far, one transaction that
+  // deletes every record of space and adds take()'s in their place. It
+  // resolves with the records before and after, or throws (the old records
+  // are then still there: the transaction did not commit).
+  compact(space: string): Promise<{ before: number; after: number }> {
+    const take = this.compactors.get(space);
+    if (take === undefined) return Promise.reject(new Error(`store: space ${space} is not compacted`));
+    this.counts.set(space, 0); // queued: no second one before this runs
+    let res: { before: number; after: number } | undefined;
+    let failed: Error | undefined;
+    this.chain = this.chain.then(async () => {
+      try {
+        // The core holds every record committed so far (they all went
+        // through it): what it returns now replaces all of them.
+        const recs = take();
+        const tx = this.db.transaction("records", "readwrite");
+        const st = tx.objectStore("records");
+        const keys = st.index("space").getAllKeys(IDBKeyRange.only(space));
+        keys.onsuccess = () => {
+          for (const k of keys.result) st.delete(k);
+          for (const rec of recs) st.add({ space, rec });
+        };
+        await done(tx);
+        res = { before: keys.result.length, after: recs.length };
+        this.counts.set(space, (this.counts.get(space) ?? 0) + recs.length);
+        this.compactions++;
+      } catch (e) {
+        failed = e as Error;
+        this.error = `compaction: ${failed.message}`;
+      }
+    });
+    return this.chain.then(() => {
+      if (failed !== undefined) throw failed;
+      return res!;
+    });
+  }
+
+  // quarantine moves the records of space under keys (refused at start)
+  // to "quarantine" with their reasons, in one transaction after every
+  // write queued so far.
+  quarantine(space: string, refused: { key: IDBValidKey; reason: string }[]): Promise<void> {
+    if (refused.length === 0) return this.chain;
+    let failed: Error | undefined;
+    this.chain = this.chain.then(async () => {
+      try {
+        const tx = this.db.transaction(["records", "quarantine"], "readwrite");
+        const st = tx.objectStore("records");
+        const q = tx.objectStore("quarantine");
+        for (const r of refused) {
+          const g = st.get(r.key);
+          g.onsuccess = () => {
+            const v = g.result as { space: unknown; rec: unknown } | undefined;
+            if (v === undefined) return;
+            q.add({ space, rec: v.rec, reason: r.reason });
+            st.delete(r.key);
+          };
+        }
+        await done(tx);
+      } catch (e) {
+        failed = e as Error;
+        this.error = `quarantine: ${failed.message}`;
+      }
+    });
+    return this.chain.then(() => {
+      if (failed !== undefined) throw failed;
+    });
+  }
+
+  // quarantined returns how many records of space are in quarantine.
+  async quarantined(space: string): Promise<number> {
+    return req(this.db.transaction("quarantine").objectStore("quarantine").index("space").count(IDBKeyRange.only(space)));
   }
 }

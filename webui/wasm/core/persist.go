@@ -23,7 +23,9 @@ import (
 //
 // Record format (version 1): one byte 0x01, then the batch's encoding
 // (feed.Batch.MarshalBinary, feedpb.Batch: feed FORMAT.md). A record is at
-// most MaxRecordSize bytes; the batch decoder bounds the rest.
+// most MaxRecordSize bytes; the batch decoder bounds the rest. Compact's
+// records (a space's records replaced by one per feed) are version 1
+// records too: no other format is read back.
 
 // recordV1 is the first byte of a version 1 record.
 const recordV1 = 0x01
@@ -122,4 +124,55 @@ func (n *Node) replicates(k feed.PublicKey) bool {
 		}
 	}
 	return false
+}
+
+// Compact returns the records that replace every record the page holds of
+// the node's space: per feed the node replicates and holds a head of, the
+// entries it holds with their proofs up to the feed's latest head, built by
+// feed.Feed.Batch as a batch for a peer is (one record per
+// feed.MaxBatchBytes/2 of entries, so a long feed takes several). They are
+// version 1 records like any other: Import verifies them at start exactly
+// as a received batch. The page deletes the records they replace and puts
+// these in one IndexedDB transaction (src/node/store.ts), so it holds
+// either the old records or the compacted ones.
+func (n *Node) Compact() ([][]byte, error) {
+	var out [][]byte
+	for _, k := range n.allFeeds() {
+		f, err := n.db.Feed(k)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := f.Head(); !ok {
+			continue
+		}
+		want := f.Ranges()
+		for first := true; first || len(want) > 0; first = false {
+			b, err := f.Batch(feed.BatchRequest{Want: want, MaxBytes: feed.MaxBatchBytes / 2})
+			if err != nil {
+				return nil, fmt.Errorf("compact feed %x: %w", k[:8], err)
+			}
+			rec, err := record(b)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, rec)
+			if len(b.Runs) == 0 {
+				break
+			}
+			want = after(want, b.Runs[len(b.Runs)-1].End())
+		}
+	}
+	return out, nil
+}
+
+// after returns the parts of rs at or after i.
+func after(rs []feed.Range, i uint64) []feed.Range {
+	var out []feed.Range
+	for _, r := range rs {
+		if r.End <= i {
+			continue
+		}
+		out = append(out, feed.Range{Start: max(r.Start, i), End: r.End})
+	}
+	return out
 }

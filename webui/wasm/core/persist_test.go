@@ -116,9 +116,14 @@ func TestPersistDamagedRefused(t *testing.T) {
 // under the feed's key.
 func FuzzImport(f *testing.F) {
 	secrets := []Secret{{Epoch: 0, Secret: seed(0x5e)}}
-	_, key, _, recs := replicated(f, 10, secrets)
+	_, key, b, recs := replicated(f, 10, secrets)
 	for _, r := range recs {
 		f.Add(r)
+	}
+	if comp, err := b.Compact(); err == nil {
+		for _, r := range comp {
+			f.Add(r) // compacted records are version 1 records too
+		}
 	}
 	f.Add([]byte{recordV1})
 	f.Fuzz(func(t *testing.T, rec []byte) {
