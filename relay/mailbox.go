@@ -151,7 +151,13 @@ type mbox struct {
 		bytes int64
 		count int
 	}
-	seen   map[ephemeral.SeenKey]bool
+	seen map[ephemeral.SeenKey]bool
+	// gone holds, until when (Unix ns) a deposit of it could still be
+	// fresh, the seen key of each envelope deleted once every device took
+	// it: a late copy (a daemon's queued deposit of what the router
+	// already kept) is a duplicate, not a new envelope to deliver again.
+	// In memory only; at most 2 × MaxEnvelopesPerSpace.
+	gone   map[ephemeral.SeenKey]int64
 	ptrs   map[feed.PublicKey]*mbPtr
 	sender map[feed.PublicKey]*senderUse // what each sender's envelopes take
 }
@@ -283,7 +289,7 @@ func cmpU64(a, b uint64) int {
 func (mb *Mailbox) boxLocked(id auth.SpaceID) *mbox {
 	box := mb.boxes[id]
 	if box == nil {
-		box = &mbox{next: 1, seen: map[ephemeral.SeenKey]bool{}, ptrs: map[feed.PublicKey]*mbPtr{},
+		box = &mbox{next: 1, seen: map[ephemeral.SeenKey]bool{}, gone: map[ephemeral.SeenKey]int64{}, ptrs: map[feed.PublicKey]*mbPtr{},
 			sender: map[feed.PublicKey]*senderUse{}}
 		mb.boxes[id] = box
 	}
@@ -450,7 +456,7 @@ func (mb *Mailbox) keep(id auth.SpaceID, e *ephemeral.Envelope, raw []byte) erro
 		return ErrMailboxUnavailable
 	}
 	box := mb.boxLocked(id)
-	if box.seen[en.seen] {
+	if box.seen[en.seen] || box.gone[en.seen] > now.UnixNano() {
 		return ErrMailboxDuplicate
 	}
 	var writes []feed.Write
@@ -650,6 +656,12 @@ func (mb *Mailbox) collectLocked(id auth.SpaceID, box *mbox, writers []feed.Publ
 			return false
 		}
 		box.remove(e)
+		if e.expires > ns {
+			// Taken, not expired: a copy is refused while it could pass
+			// keep's freshness check (its time within Window of the
+			// clock, and it was kept after that time minus Window).
+			box.gone[e.seen] = ns + int64(2*ephemeral.Window)
+		}
 		writes = append(writes, feed.Write{Key: mbKey(id, 'e', seqBytes(e.seq)), Delete: true})
 		mb.stats.kept.Dec()
 		if e.expires <= ns {
@@ -659,6 +671,11 @@ func (mb *Mailbox) collectLocked(id auth.SpaceID, box *mbox, writers []feed.Publ
 		}
 		return true
 	})
+	for k, until := range box.gone {
+		if until <= ns || len(box.gone) > 2*mb.lim.MaxEnvelopesPerSpace {
+			delete(box.gone, k)
+		}
+	}
 	return writes
 }
 

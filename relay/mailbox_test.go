@@ -210,6 +210,12 @@ func TestMailboxPointer(t *testing.T) {
 	if c := f.mb.Counts(); c.Kept != 0 || c.Taken != 3 {
 		t.Fatalf("after every device took every envelope: %+v", c)
 	}
+	// A late copy of what every device took (a daemon's queued deposit of
+	// an envelope the router kept) is not kept and delivered again.
+	if errs := f.deposit(t, id, e1); !errors.Is(errs[0], ErrMailboxDuplicate) {
+		t.Fatalf("a copy of a taken envelope: %v, want a duplicate", errs[0])
+	}
+	sameEnvelopes(t, "B after the copy", f.fetchAll(t, id, b))
 }
 
 // TestMailboxRemovedDeviceHoldsNothing: a device removed from the writer
