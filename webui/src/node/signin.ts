@@ -79,6 +79,10 @@ interface Running {
 
 const running = new Map<string, Running>();
 
+// noPeerMs: how long a request waits for a peer on the space's topic (the
+// relay's router, or a member) before it ends as refused.
+const noPeerMs = 20000;
+
 // signIn starts asking and resolves once the request is published-ready
 // with its safety code; signInState follows it. A malformed, expired or
 // wrongly typed invite throws and starts nothing.
@@ -161,9 +165,14 @@ function finish(h: SignInHost, r: Running, state: string, reason: string): void 
 // mirror), then from addrs[1] (the relay) if that fails: the approval's
 // add-writer op reaches the page from the approving member's feed, which
 // the relay's mirror holds too.
+//
+// A request no peer on the space's topic hears within noPeerMs (the
+// relay does not serve the space, and the member given, if any, is not
+// there) ends as refused, saying so, rather than waiting for nobody.
 async function drive(h: SignInHost, r: Running, addrs: string[], timeoutMs: number): Promise<void> {
   const a = r.asker;
   const st = r.st;
+  const noPeerBy = Date.now() + noPeerMs;
   for (;;) {
     let next = 1000;
     if (r.node !== undefined && a.checkApproved(r.node)) {
@@ -194,6 +203,10 @@ async function drive(h: SignInHost, r: Running, addrs: string[], timeoutMs: numb
       next = Math.min(next, t.waitMs);
     }
     const peers = h.host.services.pubsub.getSubscribers(a.topic).length;
+    if (peers === 0 && st.published === 0 && Date.now() > noPeerBy) {
+      finish(h, r, "refused", "no member reached through this relay: it does not serve this space, and no member's address reached one; give a member's address or an invite link");
+      return;
+    }
     try {
       const s = a.step(Date.now(), peers);
       if (s.publish !== null) {
