@@ -53,8 +53,9 @@ interface SignIn {
 }
 
 // What the page keeps of a space it signed in to, beside the node's own
-// store: its feed, the name it was given, and the member it replicates
-// with (to dial again after a reload). localStorage, this origin only.
+// store: its feed, the name it was given, and the member (or the relay's
+// mirror) it replicates with (to dial again after a reload).
+// localStorage, this origin only.
 interface Kept {
   feed: string;
   name: string;
