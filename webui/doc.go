@@ -46,8 +46,17 @@
 // opening), which gives the space and the inviting member, reached the
 // same way; with a password, the space is its ID, or its alias
 // "name@relay" or "name" (at the relay that served the page), which the
-// relay resolves, and the page still needs a member's address (nothing
-// the page can read names a member of a password sign-in). What the browser node
+// relay resolves. No member's address is needed when the relay serves the
+// space (a member handed it the mirror token): the request and the
+// approval cross the relay's router on the space's topic, and the page
+// replicates the approved keyring from the relay's mirror (/mycel/sync
+// with the relay itself), which holds the approving member's add of the
+// page; the relay is also the fallback of a member (a locator's, or the
+// address given) that cannot be reached. A request no peer on the topic
+// hears within 20 s (the relay does not serve the space, and no member
+// was reached) ends as refused: "no member reached through this relay".
+// A member's address stays possible for a relay that does not serve the
+// space. What the browser node
 // cannot do (Node.supports: create a space, invite, set the password,
 // remove a device, list the space's relays) the page hides; it writes,
 // sends app messages, lists the

@@ -182,14 +182,14 @@ func TestBrowserPageSignsIn(t *testing.T) {
 	})
 }
 
-// TestBrowserPageRefusals: through the page's form, a used invite and a
-// wrong password end with a message that says so, and the page holds
-// nothing of the space.
+// TestBrowserPageRefusals: through the page's form, a used invite, a
+// space the relay does not serve (password, no member's address) and a
+// wrong password (no member's address: the relay serves the space) end
+// with a message that says so, and the page holds nothing of the space.
 func TestBrowserPageRefusals(t *testing.T) {
 	r := startRelay(t)
 	url := relayPage(t, r)
 	a := relayedDaemon(t, r, "a")
-	circuit := daemonCircuit(t, a, r)
 	sp := createSpace(t, a, "refusals")
 	waitRouted(t, r, sp.ID)
 	var inv api.Invite
@@ -222,12 +222,12 @@ func TestBrowserPageRefusals(t *testing.T) {
 		return strings.HasPrefix(br.textNow("#status"), "browser node")
 	})
 
-	// A code or a password without a member's address: the page says
-	// what it needs instead of waiting for nobody.
-	pageJoin(br, map[string]string{"join-space": sp.ID, "join-password": "correct horse battery"})
-	eventually(t, 30*time.Second, "the page asks for a member's address", func() bool {
-		return strings.Contains(br.textNow("#error"), "invite link")
-	})
+	// A space the relay does not serve (B has no relay), with a password
+	// and no member's address: the page says no member was reached
+	// instead of waiting for nobody.
+	b := startDaemon(t, "b")
+	other := createSpace(t, b, "not-relayed")
+	b.call("PUT", "/v1/spaces/"+other.ID+"/password", api.PasswordParams{Password: "correct horse battery"}, nil)
 
 	for _, c := range []struct {
 		what   string
@@ -235,7 +235,8 @@ func TestBrowserPageRefusals(t *testing.T) {
 		want   string
 	}{
 		{"used invite", map[string]string{"join-invite": inv.Link}, "invite"},
-		{"wrong password", map[string]string{"join-space": sp.ID, "join-password": "wrong horse battery", "join-member": circuit}, "wrong password"},
+		{"not served", map[string]string{"join-space": other.ID, "join-password": "correct horse battery"}, "no member reached through this relay"},
+		{"wrong password", map[string]string{"join-space": sp.ID, "join-password": "wrong horse battery"}, "wrong password"},
 	} {
 		pageJoin(br, c.fields)
 		var state string

@@ -29,7 +29,7 @@ interface MycelNode {
   view(space: string): { digest: string; keys: number; writers: number; invalid: number; waiting: number };
   listen(space: string): unknown;
   heard(space: string): { heard: { sender: string; time: number; kind: string; name: string; topic: string; data: string }[] };
-  signin(o: { invite?: string; space?: string; password?: string; name?: string; addr: string; timeoutMs?: number }): Promise<SignIn>;
+  signin(o: { invite?: string; space?: string; password?: string; name?: string; addr: string; fallback?: string; timeoutMs?: number }): Promise<SignIn>;
   signinState(space: string): SignIn;
   locate?(relay: string, code: string): Promise<{ space: string; expires: number; peer: string }>;
   resolve?(relay: string, name: string): Promise<string>;
@@ -54,8 +54,9 @@ interface SignIn {
 }
 
 // What the page keeps of a space it signed in to, beside the node's own
-// store: its feed, the name it was given, and the member it replicates
-// with (to dial again after a reload). localStorage, this origin only.
+// store: its feed, the name it was given, and the member (or the relay's
+// mirror) it replicates with (to dial again after a reload).
+// localStorage, this origin only.
 interface Kept {
   feed: string;
   name: string;
@@ -347,6 +348,14 @@ export class BrowserNode implements Node {
   // space's ID or alias ("name@relay", or "name" at the relay that served
   // the page). A code or a password with a member's address (w.member)
   // asks that member.
+  //
+  // No member's address is needed when the relay serves the space: the
+  // request and the approval cross the relay's router on the space's
+  // topic, and the page replicates the approved keyring from the relay's
+  // mirror (/mycel/sync with the relay itself), which holds the approving
+  // member's feed and its add of the page. The relay is also the fallback
+  // of a member that cannot be reached (a code's locator naming a member
+  // that is offline).
   async join(w: JoinWith): Promise<JoinState> {
     let member = w.member?.trim() ?? "";
     let space = w.space?.trim() ?? "";
@@ -364,23 +373,19 @@ export class BrowserNode implements Node {
       } catch (e) {
         throw new NodeError("not_found", `Invite code: ${errMessage(e)}`);
       }
-      if (found.peer === "") {
-        throw new NodeError("not_found", "The relay knows this code's space but not where its member is: give a member's address, or use the invite link.");
-      }
       space = found.space;
-      member = circuit(found.peer);
+      member = found.peer === "" ? "" : circuit(found.peer);
     }
     if (w.password && space !== "" && !/^[0-9a-fA-F]{64}$/.test(space)) {
       space = await this.resolveAlias(space);
     }
-    if (member === "") {
-      throw new NodeError("bad_request", "The browser reaches a member through the relay. A password names no member: give a member's address, or use an invite link or code.");
-    }
+    // No member named: the relay's mirror of the space.
+    if (member === "") member = this.relay;
     let si: SignIn;
     try {
       // w.name is the space's name here, as for a daemon; members see the
       // device named after the browser (signin.ts).
-      si = await this.n.signin({ invite: w.invite || undefined, space: space || undefined, password: w.password || undefined, addr: member, timeoutMs: 40000 });
+      si = await this.n.signin({ invite: w.invite || undefined, space: space || undefined, password: w.password || undefined, addr: member, fallback: this.relay, timeoutMs: 40000 });
     } catch (e) {
       throw new NodeError("bad_request", errMessage(e));
     }

@@ -83,8 +83,9 @@ export interface JoinWith {
   password?: string;
   name?: string;
   // member: a member's multiaddr (/p2p/<id> included), for the browser
-  // node when the invite is a code or the password is used: neither names
-  // a member to send the request to. The daemon ignores it.
+  // node when the invite is a code or the password is used and the relay
+  // does not serve the space (optional: a relay that serves it carries the
+  // request and its mirror the data). The daemon ignores it.
   member?: string;
 }
 

@@ -22,7 +22,11 @@ export interface SignInOptions {
   space?: string; // hex: with a password, or with a code that does not name it
   password?: string;
   name?: string; // the device name members see (default: the browser's)
-  addr: string; // the multiaddr of a member (direct or a circuit), /p2p/<id> included
+  addr: string; // the multiaddr of a member (direct or a circuit), or of a relay that mirrors the space; /p2p/<id> included
+  // fallback: the multiaddr of the page's relay, replicated with (its
+  // mirror of the space) when addr cannot be reached or its replication
+  // fails. Empty or equal to addr: none.
+  fallback?: string;
   timeoutMs?: number;
 }
 
@@ -75,6 +79,10 @@ interface Running {
 
 const running = new Map<string, Running>();
 
+// noPeerMs: how long a request waits for a peer on the space's topic (the
+// relay's router, or a member) before it ends as refused.
+const noPeerMs = 20000;
+
 // signIn starts asking and resolves once the request is published-ready
 // with its safety code; signInState follows it. A malformed, expired or
 // wrongly typed invite throws and starts nothing.
@@ -102,13 +110,24 @@ export async function signIn(h: SignInHost, o: SignInOptions): Promise<SignInSta
     return TopicValidatorResult.Ignore;
   });
   pubsub.subscribe(asker.topic);
-  try {
-    await h.host.dial(multiaddr(o.addr), { signal: AbortSignal.timeout(timeoutMs) });
-  } catch (e) {
-    finish(h, r, "refused", `could not reach the member at ${o.addr}: ${(e as Error).message}`);
-    throw e;
+  const fallback = o.fallback !== undefined && o.fallback !== "" && o.fallback !== o.addr ? o.fallback : undefined;
+  let addrs = fallback === undefined ? [o.addr] : [o.addr, fallback];
+  const errs: string[] = [];
+  for (const a of [...addrs]) {
+    try {
+      await h.host.dial(multiaddr(a), { signal: AbortSignal.timeout(timeoutMs) });
+      break;
+    } catch (e) {
+      errs.push(`${a}: ${(e as Error).message}`);
+      addrs = addrs.slice(1); // not reached: not replicated with
+    }
   }
-  void drive(h, r, o.addr, timeoutMs);
+  if (addrs.length === 0) {
+    const msg = `no member reached through this relay: could not reach ${errs.join("; ")}`;
+    finish(h, r, "refused", msg);
+    throw new Error(msg);
+  }
+  void drive(h, r, addrs, timeoutMs);
   return { ...st };
 }
 
@@ -141,9 +160,19 @@ function finish(h: SignInHost, r: Running, state: string, reason: string): void 
 // drive is the request's loop, the page's asker (node/signin.go askStep):
 // end as approved once the node's view holds this device's feed, try the
 // next candidate approval, step; sleep until the step's time or a wake.
-async function drive(h: SignInHost, r: Running, addr: string, timeoutMs: number): Promise<void> {
+//
+// A candidate is replicated from addrs[0] (the member, or the relay's
+// mirror), then from addrs[1] (the relay) if that fails: the approval's
+// add-writer op reaches the page from the approving member's feed, which
+// the relay's mirror holds too.
+//
+// A request no peer on the space's topic hears within noPeerMs (the
+// relay does not serve the space, and the member given, if any, is not
+// there) ends as refused, saying so, rather than waiting for nobody.
+async function drive(h: SignInHost, r: Running, addrs: string[], timeoutMs: number): Promise<void> {
   const a = r.asker;
   const st = r.st;
+  const noPeerBy = Date.now() + noPeerMs;
   for (;;) {
     let next = 1000;
     if (r.node !== undefined && a.checkApproved(r.node)) {
@@ -154,19 +183,30 @@ async function drive(h: SignInHost, r: Running, addr: string, timeoutMs: number)
     if (t.secrets !== undefined) {
       let opened = 0;
       let err: string | undefined;
-      try {
-        const secrets = t.secrets.map((s) => ({ epoch: s.epoch, secret: toHex(s.secret) }));
-        r.node = await h.replicate(addr, st.space, secrets, (t.feeds ?? []).map(toHex), timeoutMs);
-        opened = 1;
-      } catch (e) {
-        err = (e as Error).message;
-        st.error = err.slice(0, 200);
+      const secrets = t.secrets.map((s) => ({ epoch: s.epoch, secret: toHex(s.secret) }));
+      const errs: string[] = [];
+      for (const addr of addrs) {
+        try {
+          r.node = await h.replicate(addr, st.space, secrets, (t.feeds ?? []).map(toHex), timeoutMs);
+          opened = 1;
+          break;
+        } catch (e) {
+          errs.push(`${addr}: ${(e as Error).message}`);
+        }
+      }
+      if (opened === 0) {
+        err = `no member reached through this relay: ${errs.join("; ")}`;
+        st.error = err.slice(0, 400);
       }
       next = Math.min(next, a.tried(opened, err));
     } else if (t.waitMs > 0) {
       next = Math.min(next, t.waitMs);
     }
     const peers = h.host.services.pubsub.getSubscribers(a.topic).length;
+    if (peers === 0 && st.published === 0 && Date.now() > noPeerBy) {
+      finish(h, r, "refused", "no member reached through this relay: it does not serve this space, and no member's address reached one; give a member's address or an invite link");
+      return;
+    }
     try {
       const s = a.step(Date.now(), peers);
       if (s.publish !== null) {
