@@ -215,12 +215,7 @@ func TestBrowserPageRefusals(t *testing.T) {
 	a.call("POST", "/v1/requests/"+req.ID+"/deny", nil, nil)
 	a.call("PUT", "/v1/spaces/"+sp.ID+"/password", api.PasswordParams{Password: "correct horse battery"}, nil)
 
-	br := newBrowser(t, artefactDir(t))
-	br.timeout = 60 * time.Second
-	br.run("open the relay's page", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#join-invite")))
-	eventually(t, 60*time.Second, "the page is a browser node", func() bool {
-		return strings.HasPrefix(br.textNow("#status"), "browser node")
-	})
+	br := openRelayPage(t, url)
 
 	// A space the relay does not serve (B has no relay), with a password
 	// and no member's address: the page says no member was reached
@@ -385,21 +380,7 @@ func TestDaemonServesBrowserPage(t *testing.T) {
 		return strings.HasPrefix(br.textNow("#status"), "browser node")
 	})
 	pageJoin(br, map[string]string{"join-invite": inv.Link})
-	br.run("the safety code", chromedp.WaitVisible(chromedp.CSS("#join-code")))
-	code := br.textNow("#join-code")
-	var req api.Request
-	eventually(t, 60*time.Second, "A lists the page's request", func() bool {
-		var rs []api.Request
-		a.call("GET", "/v1/requests", nil, &rs)
-		for _, x := range rs {
-			if x.Code == code {
-				req = x
-				return true
-			}
-		}
-		return false
-	})
-	a.call("POST", "/v1/requests/"+req.ID+"/approve", api.ApproveParams{Code: code}, nil)
+	approveShown(t, br, a, "")
 	eventually(t, 90*time.Second, "the page shows A's keys", func() bool {
 		return keyShown(br, "k000000") == "value 0" && keyShown(br, "k000002") == "value 2"
 	})
@@ -427,19 +408,38 @@ func TestBrowserPageSignsInWithCode(t *testing.T) {
 	var inv api.Invite
 	a.call("POST", "/v1/spaces/"+sp.ID+"/invites", map[string]any{}, &inv)
 
+	br := openRelayPage(t, url)
+	pageJoin(br, map[string]string{"join-invite": inv.Code, "join-space": sp.ID, "join-member": circuit})
+	approveShown(t, br, a, "invite")
+	eventually(t, 90*time.Second, "the page shows A's keys", func() bool {
+		return keyShown(br, "k000000") == "value 0" && keyShown(br, "k000001") == "value 1"
+	})
+}
+
+// openRelayPage opens the relay's page in a new browser and waits until
+// it is a browser node.
+func openRelayPage(t *testing.T, url string) *browser {
+	t.Helper()
 	br := newBrowser(t, artefactDir(t))
 	br.timeout = 60 * time.Second
 	br.run("open the relay's page", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#join-invite")))
 	eventually(t, 60*time.Second, "the page is a browser node", func() bool {
 		return strings.HasPrefix(br.textNow("#status"), "browser node")
 	})
-	pageJoin(br, map[string]string{"join-invite": inv.Code, "join-space": sp.ID, "join-member": circuit})
+	return br
+}
+
+// approveShown waits for d to list the request the page shows the safety
+// code of, checks it came via want (any, when empty), approves it and
+// returns it.
+func approveShown(t *testing.T, br *browser, d *daemon, want string) api.Request {
+	t.Helper()
 	br.run("the safety code", chromedp.WaitVisible(chromedp.CSS("#join-code")))
 	code := br.textNow("#join-code")
 	var req api.Request
-	eventually(t, 60*time.Second, "A lists the page's request", func() bool {
+	eventually(t, 60*time.Second, "the member lists the page's request", func() bool {
 		var rs []api.Request
-		a.call("GET", "/v1/requests", nil, &rs)
+		d.call("GET", "/v1/requests", nil, &rs)
 		for _, x := range rs {
 			if x.Code == code {
 				req = x
@@ -448,11 +448,11 @@ func TestBrowserPageSignsInWithCode(t *testing.T) {
 		}
 		return false
 	})
-	if !strings.HasPrefix(req.Via, "invite") {
-		t.Fatalf("A lists the request via %q", req.Via)
+	if !strings.HasPrefix(req.Via, want) {
+		t.Fatalf("the member lists the request via %q, want %s", req.Via, want)
 	}
-	a.call("POST", "/v1/requests/"+req.ID+"/approve", api.ApproveParams{Code: code}, nil)
-	eventually(t, 90*time.Second, "the page shows A's keys", func() bool {
-		return keyShown(br, "k000000") == "value 0" && keyShown(br, "k000001") == "value 1"
-	})
+	if c := d.call("POST", "/v1/requests/"+req.ID+"/approve", api.ApproveParams{Code: code}, nil); c/100 != 2 {
+		t.Fatalf("approve: %d", c)
+	}
+	return req
 }

@@ -2,7 +2,6 @@ package webui_test
 
 import (
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -39,28 +38,9 @@ func TestBrowserPageWrites(t *testing.T) {
 	var inv api.Invite
 	a.call("POST", "/v1/spaces/"+sp.ID+"/invites", map[string]any{}, &inv)
 
-	br := newBrowser(t, artefactDir(t))
-	br.timeout = 60 * time.Second
-	br.run("open the relay's page", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#join-invite")))
-	eventually(t, 60*time.Second, "the page is a browser node", func() bool {
-		return strings.HasPrefix(br.textNow("#status"), "browser node")
-	})
+	br := openRelayPage(t, page)
 	pageJoin(br, map[string]string{"join-invite": inv.Link})
-	br.run("the safety code", chromedp.WaitVisible(chromedp.CSS("#join-code")))
-	code := br.textNow("#join-code")
-	var req api.Request
-	eventually(t, 60*time.Second, "A lists the page's request", func() bool {
-		var rs []api.Request
-		a.call("GET", "/v1/requests", nil, &rs)
-		for _, x := range rs {
-			if x.Code == code {
-				req = x
-				return true
-			}
-		}
-		return false
-	})
-	a.call("POST", "/v1/requests/"+req.ID+"/approve", api.ApproveParams{Code: code}, nil)
+	approveShown(t, br, a, "")
 	eventually(t, 90*time.Second, "the page shows A's keys", func() bool { return keyShown(br, "k000002") == "value 2" })
 
 	// The page writes through its form; A holds it.

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
-
 	"github.com/mycelsync/mycel/node/api"
 	"github.com/mycelsync/mycel/relay"
 )
@@ -16,45 +14,6 @@ import (
 // code alone (the relay's directory gives its locator, which the page
 // opens with the code and which names the inviting member) and with a
 // space's alias and its password (the relay resolves the alias).
-
-// openRelayPage opens the relay's page in a new browser and waits until
-// it is a browser node.
-func openRelayPage(t *testing.T, url string) *browser {
-	t.Helper()
-	br := newBrowser(t, artefactDir(t))
-	br.timeout = 60 * time.Second
-	br.run("open the relay's page", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#join-invite")))
-	eventually(t, 60*time.Second, "the page is a browser node", func() bool {
-		return strings.HasPrefix(br.textNow("#status"), "browser node")
-	})
-	return br
-}
-
-// approveShown waits for d to list the request the page shows the safety
-// code of, checks it came via want, and approves it.
-func approveShown(t *testing.T, br *browser, d *daemon, want string) {
-	t.Helper()
-	br.run("the safety code", chromedp.WaitVisible(chromedp.CSS("#join-code")))
-	code := br.textNow("#join-code")
-	var req api.Request
-	eventually(t, 60*time.Second, "the member lists the page's request", func() bool {
-		var rs []api.Request
-		d.call("GET", "/v1/requests", nil, &rs)
-		for _, x := range rs {
-			if x.Code == code {
-				req = x
-				return true
-			}
-		}
-		return false
-	})
-	if !strings.HasPrefix(req.Via, want) {
-		t.Fatalf("the member lists the request via %q, want %s", req.Via, want)
-	}
-	if c := d.call("POST", "/v1/requests/"+req.ID+"/approve", api.ApproveParams{Code: code}, nil); c/100 != 2 {
-		t.Fatalf("approve: %d", c)
-	}
-}
 
 func waitLocators(t *testing.T, r *relay.Relay, n int) {
 	t.Helper()

@@ -229,28 +229,9 @@ func TestBrowserPageUISends(t *testing.T) {
 	waitRouted(t, r, sp.ID)
 	var inv api.Invite
 	a.call("POST", "/v1/spaces/"+sp.ID+"/invites", map[string]any{}, &inv)
-	br := newBrowser(t, artefactDir(t))
-	br.timeout = 60 * time.Second
-	br.run("open the relay's page", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS("#join-invite")))
-	eventually(t, 60*time.Second, "the page is a browser node", func() bool {
-		return strings.HasPrefix(br.textNow("#status"), "browser node")
-	})
+	br := openRelayPage(t, page)
 	pageJoin(br, map[string]string{"join-invite": inv.Link})
-	br.run("the safety code", chromedp.WaitVisible(chromedp.CSS("#join-code")))
-	code := br.textNow("#join-code")
-	var req api.Request
-	eventually(t, 60*time.Second, "A lists the page's request", func() bool {
-		var rs []api.Request
-		a.call("GET", "/v1/requests", nil, &rs)
-		for _, x := range rs {
-			if x.Code == code {
-				req = x
-				return true
-			}
-		}
-		return false
-	})
-	a.call("POST", "/v1/requests/"+req.ID+"/approve", api.ApproveParams{Code: code}, nil)
+	req := approveShown(t, br, a, "")
 	br.run("the send form", chromedp.WaitVisible(chromedp.CSS("#send-form")))
 	eventually(t, 60*time.Second, "A shows the page's device online", func() bool {
 		online, _ := pageOnline(t, a, sp.ID, req.Feed)
