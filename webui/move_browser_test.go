@@ -2,12 +2,16 @@ package webui_test
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/mycelsync/mycel/node"
 	"github.com/mycelsync/mycel/node/api"
 )
 
@@ -49,7 +53,7 @@ func (ps moveStatus) with(id string) *moveSession {
 func TestBrowserSessionMovesToDirect(t *testing.T) {
 	url := nodePage(t)
 	r := startRelay(t)
-	d := startDaemon(t, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0/ws", "--relay", relayAddr(t, r, isTCP))
+	d := startDaemonIn(t, midIdentity(t), "daemon", "--listen", "/ip4/127.0.0.1/tcp/0/ws", "--relay", relayAddr(t, r, isTCP))
 	circuit := daemonCircuit(t, d, r)
 	sp := createSpace(t, d, "moved")
 	putMany(t, d, sp.ID, 0, 300)
@@ -72,13 +76,16 @@ func TestBrowserSessionMovesToDirect(t *testing.T) {
 		name := map[bool]string{true: "page lower", false: "page higher"}[pageLower]
 		found := false
 		for try := 0; try < 16 && !found; try++ {
-			br.run("open the page", chromedp.Navigate(url))
+			// A URL of its own each time: a fresh document, so a fresh host
+			// and peer ID (start keeps the host of a document it ran in).
+			br.run("open the page", chromedp.Navigate(fmt.Sprintf("%s?%s-%d", url, map[bool]string{true: "lower", false: "higher"}[pageLower], try)))
 			waitNode(br)
 			var started struct {
 				PeerID string `json:"peerId"`
 			}
 			eval(br, "start", `start({wasm: "core.wasm", wasmExec: "wasm_exec.js"})`, &started)
 			pid := peerIDOf(t, started.PeerID)
+			t.Logf("%s: try %d: the page is %s", name, try, pid)
 			found = (bytes.Compare([]byte(pid), []byte(daemonID)) < 0) == pageLower
 		}
 		if !found {
@@ -146,4 +153,32 @@ func TestBrowserSessionMovesToDirect(t *testing.T) {
 			t.Fatalf("%s: the page's view %s/%d keys, the daemon's %s/%d", name, v.Digest, v.Keys, want.Digest, want.Keys)
 		}
 	}
+}
+
+// midIdentity is a data directory whose node identity's public key starts
+// with a byte in [0x40, 0xc0): a page's random peer ID is then lower or
+// higher than the daemon's with odds of at least a quarter each, so that
+// 16 page loads find both orders (a daemon key starting 0x00 or 0xff made
+// one order all but impossible).
+func midIdentity(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for range 256 {
+		key, err := node.LoadIdentity(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := key.GetPublic().Raw()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw[0] >= 0x40 && raw[0] < 0xc0 {
+			return dir
+		}
+		if err := os.Remove(filepath.Join(dir, node.IdentityFile)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("no identity in the middle in 256 tries")
+	return ""
 }
