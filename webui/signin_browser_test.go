@@ -176,14 +176,7 @@ func TestBrowserSignsInThroughRelay(t *testing.T) {
 	circuit := daemonCircuit(t, a, r)
 	sp := createSpace(t, a, "relayed")
 	putMany(t, a, sp.ID, 0, 20)
-	eventually(t, 60*time.Second, "the relay routes the space", func() bool {
-		for _, id := range r.Router().Routed() {
-			if id.String() == sp.ID {
-				return true
-			}
-		}
-		return false
-	})
+	waitRouted(t, r, sp.ID)
 	var inv api.Invite
 	a.call("POST", "/v1/spaces/"+sp.ID+"/invites", map[string]any{}, &inv)
 	if !strings.Contains(circuit, "/ws/") {
