@@ -84,7 +84,8 @@ const hex = "0123456789abcdef"
 
 // appendString quotes s as encoding/json does with HTML escaping: <, > and
 // & as \u003c, \u003e, \u0026; U+2028 and U+2029 escaped; invalid UTF-8 as
-// \ufffd.
+// \ufffd (as Go 1.26's encoding/json does; Go 1.27's writes U+FFFD itself,
+// which reads back the same).
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	for i := 0; i < len(s); {
