@@ -19,7 +19,7 @@ import { TopicValidatorResult } from "@libp2p/gossipsub";
 import type { Connection, PeerId, Stream } from "@libp2p/interface";
 import { multiaddr } from "@multiformats/multiaddr";
 import { Core, CoreNode, CoreRequest, Members, Secret, loadCore } from "../wasmcore";
-import { BrowserHost, createHost } from "./net";
+import { BrowserHost, createHost, dial } from "./net";
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
 import { Store } from "./store";
 import { SignInOptions, signIn, signInState } from "./signin";
@@ -277,7 +277,7 @@ async function persisted(): Promise<{ written: number; pending: number; dropped:
 async function connect(addr: string, timeoutMs = 15000): Promise<{ transport: string; remoteAddr: string; protocols: string[]; ms: number }> {
   const h = need(host, "connect");
   const t0 = performance.now();
-  const conn = await h.dial(multiaddr(addr), { signal: AbortSignal.timeout(timeoutMs) });
+  const conn = await dial(h, multiaddr(addr), timeoutMs);
   const ms = performance.now() - t0;
   let protocols: string[] = [];
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
@@ -532,7 +532,7 @@ async function replicate(o: ReplicateOptions): Promise<{ protocol: string; outbo
   }
   const ma = multiaddr(o.addr);
   const timeoutMs = o.timeoutMs ?? 15000;
-  const conn = await h.dial(ma, { signal: AbortSignal.timeout(timeoutMs) });
+  const conn = await dial(h, ma, timeoutMs);
   const remote: PeerId = conn.remotePeer;
   const key = remote.toString();
   const weOpen = lessBytes(h.peerId.toMultihash().bytes, remote.toMultihash().bytes);

@@ -13,7 +13,8 @@ import { yamux } from "@chainsafe/libp2p-yamux";
 import { circuitRelayTransport } from "@libp2p/circuit-relay-v2";
 import { gossipsub } from "@libp2p/gossipsub";
 import { identify } from "@libp2p/identify";
-import type { Libp2p, PrivateKey } from "@libp2p/interface";
+import type { Connection, Libp2p, PrivateKey } from "@libp2p/interface";
+import type { Multiaddr } from "@multiformats/multiaddr";
 import { webRTC, webRTCDirect } from "@libp2p/webrtc";
 import { webSockets } from "@libp2p/websockets";
 import { webTransport } from "@libp2p/webtransport";
@@ -68,4 +69,24 @@ export async function createHost(opts: HostOptions = {}): Promise<BrowserHost> {
       }),
     },
   });
+}
+
+// dial dials addr within timeoutMs. A failure says how long it ran and the
+// last step libp2p reported (the relay dialled, the SDP offer sent, ICE
+// candidates read, ...): a WebRTC dial through a relay has many, and
+// "signal timed out" alone does not say which one stalled.
+export async function dial(h: BrowserHost, addr: Multiaddr, timeoutMs: number): Promise<Connection> {
+  const t0 = performance.now();
+  let step = "none";
+  try {
+    return await h.dial(addr, {
+      signal: AbortSignal.timeout(timeoutMs),
+      onProgress: (e) => {
+        step = e.type;
+      },
+    });
+  } catch (e) {
+    const ms = Math.round(performance.now() - t0);
+    throw new Error(`dial ${addr.toString()}: ${(e as Error).message} (after ${ms} ms; last step ${step})`, { cause: e });
+  }
 }

@@ -15,7 +15,7 @@
 import { TopicValidatorResult } from "@libp2p/gossipsub";
 import { multiaddr } from "@multiformats/multiaddr";
 import type { Asker, Core, CoreNode } from "../wasmcore";
-import type { BrowserHost } from "./net";
+import { type BrowserHost, dial } from "./net";
 
 export interface SignInOptions {
   invite?: string; // an invite link or code (`mycel invite`)
@@ -115,10 +115,10 @@ export async function signIn(h: SignInHost, o: SignInOptions): Promise<SignInSta
   const errs: string[] = [];
   for (const a of [...addrs]) {
     try {
-      await h.host.dial(multiaddr(a), { signal: AbortSignal.timeout(timeoutMs) });
+      await dial(h.host, multiaddr(a), timeoutMs);
       break;
     } catch (e) {
-      errs.push(`${a}: ${(e as Error).message}`);
+      errs.push((e as Error).message); // names the address
       addrs = addrs.slice(1); // not reached: not replicated with
     }
   }
