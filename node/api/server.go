@@ -21,6 +21,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mycelsync/mycel/internal/gzasset"
 )
 
 // Defaults of ServerConfig.
@@ -111,6 +113,9 @@ func NewServer(cfg ServerConfig) http.Handler {
 		s.token = sha256.Sum256([]byte(cfg.Token))
 		s.hasToken = true
 	}
+	if cfg.UI != nil {
+		s.gz = gzasset.New(cfg.UI)
+	}
 	for _, rt := range routes {
 		s.mux.Handle(rt.pattern(), s.wrap(rt))
 	}
@@ -125,8 +130,9 @@ type server struct {
 	mux      *http.ServeMux
 	token    [sha256.Size]byte // hashed, so that the comparison is constant-time whatever the length
 	hasToken bool
-	streams  chan struct{} // a slot per open stream
-	ss       *sessions     // the web UI's logins
+	streams  chan struct{}  // a slot per open stream
+	ss       *sessions      // the web UI's logins
+	gz       *gzasset.Cache // the web UI's scripts and wasm core gzipped (nil without a UI)
 }
 
 // ServeHTTP checks Host and Origin, then routes.

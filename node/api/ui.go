@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mycelsync/mycel/internal/gzasset"
 )
 
 // The web UI and its login.
@@ -50,7 +52,8 @@ import (
 // code"). Its policy lets the page compile the wasm core and open
 // WebSockets to any host (the relay it was told). /core.wasm, and
 // /hashes.txt (the build's SHA-256 of each file), are served with the
-// scripts.
+// scripts; the scripts and the core gzipped to a browser that takes gzip
+// (internal/gzasset, as the relay serves them).
 
 // Bounds of the login and its sessions.
 const (
@@ -388,6 +391,17 @@ func (s *server) asset(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.UI == nil || !ok || !fs.ValidPath(name) {
 		writeError(w, http.StatusNotFound, "not_found", "no such route (see /v1/openapi.json)")
 		return
+	}
+	if ext := path.Ext(name); gzasset.Compressible(ext) && gzasset.AcceptsGzip(r) {
+		if b := s.gz.Get(name); b != nil {
+			pageHeaders(w.Header())
+			w.Header().Set("Content-Type", ct)
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Header().Set("Vary", "Accept-Encoding")
+			w.WriteHeader(http.StatusOK)
+			w.Write(b)
+			return
+		}
 	}
 	b, err := fs.ReadFile(s.cfg.UI, name)
 	if err != nil {
