@@ -180,6 +180,38 @@ func TestBrowserPageSignsIn(t *testing.T) {
 	eventually(t, 60*time.Second, "a put after the reload shows", func() bool {
 		return keyShown(br, "after") == "reloaded"
 	})
+	if !get(br, "no warnings yet", chromedp.Evaluate[bool](`document.querySelector("#warnings").hidden`)) {
+		t.Fatalf("the page warns of %q with its store whole", br.textNow("#warnings"))
+	}
+
+	// The newest stored record, edited in IndexedDB: the page refuses it
+	// at start, says so, and has the entries again from A.
+	edit := `(async () => {
+		const db = await new Promise((ok, no) => { const r = indexedDB.open("mycel-node-mycel"); r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); });
+		const tx = db.transaction("records", "readwrite");
+		const n = await new Promise((ok, no) => {
+			const c = tx.objectStore("records").openCursor(null, "prev");
+			c.onerror = () => no(c.error);
+			c.onsuccess = () => { const cur = c.result; if (!cur) { ok(0); return; } const v = cur.value; v.rec[v.rec.length - 1] ^= 1; cur.update(v); ok(v.rec.length); };
+		});
+		await new Promise((ok, no) => { tx.oncomplete = ok; tx.onerror = () => no(tx.error); });
+		db.close();
+		return n;
+	})()`
+	br.run("leave the page", chromedp.Navigate("about:blank"))
+	br.run("open the relay's page", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#join-invite")))
+	// The page opened the store again: edit it and load the page anew.
+	if n := get(br, "edit the newest record", chromedp.Evaluate[int](edit, chromedp.EvalAwaitPromise)); n == 0 {
+		t.Fatal("no record to edit")
+	}
+	br.run("reload", chromedp.Navigate(url))
+	eventually(t, 60*time.Second, "the page says a stored record did not verify", func() bool {
+		return strings.Contains(br.textNow("#warnings"), "did not verify")
+	})
+	t.Logf("the page warns: %s", br.textNow("#warnings"))
+	eventually(t, 90*time.Second, "the page has every key again", func() bool {
+		return keyShown(br, "k000000") == "value 0" && keyShown(br, "live") == "from A" && keyShown(br, "after") == "reloaded"
+	})
 }
 
 // TestBrowserPageRefusals: through the page's form, a used invite, a

@@ -20,7 +20,11 @@ import { NodeError } from "./node";
 // with the page's writes (src/node/main.ts); a node.js without them makes
 // the methods over them throw NodeError("unsupported").
 interface MycelNode {
-  start(o: { wasm: string; wasmExec?: string; store?: string }): Promise<{ peerId: string }>;
+  start(o: { wasm: string; wasmExec?: string; store?: string }): Promise<{
+    peerId: string;
+    restored?: { space: string; refused: number; quarantined?: number }[];
+    refusedSpaces?: Record<string, string>;
+  }>;
   connect(addr: string, timeoutMs?: number): Promise<unknown>;
   addrs(): string[];
   connections(): { remote: string; remoteAddr: string; transport: string; limited: boolean; status: string }[];
@@ -168,6 +172,23 @@ async function loadNode(): Promise<MycelNode> {
 
 const errMessage = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
+// startWarnings says in words what the node's start refused: records of a
+// space that did not verify (damaged or edited in IndexedDB), moved to the
+// quarantine and synced again from the space's members, and spaces whose
+// saved state could not be read at all.
+function startWarnings(st: Awaited<ReturnType<MycelNode["start"]>>): string[] {
+  const out: string[] = [];
+  for (const r of st.restored ?? []) {
+    if (r.refused === 0) continue;
+    const aside = r.quarantined === r.refused ? "moved aside" : "left in place";
+    out.push(`${r.refused} stored record${r.refused === 1 ? "" : "s"} of space ${r.space.slice(0, 8)}… did not verify (damaged or edited) and ${r.refused === 1 ? "was" : "were"} ${aside}; the space syncs ${r.refused === 1 ? "it" : "them"} again from its members`);
+  }
+  for (const [space, why] of Object.entries(st.refusedSpaces ?? {})) {
+    out.push(`space ${space.slice(0, 8)}…: its stored state could not be read (${why})`);
+  }
+  return out;
+}
+
 export class BrowserNode implements Node {
   readonly kind = "browser";
   private started = new Date().toISOString();
@@ -175,6 +196,7 @@ export class BrowserNode implements Node {
   private pending = new Map<string, { member: string; name: string }>();
   private keeper = 0;
   private dialing = new Set<string>(); // spaces whose replicate is in flight
+  private warnings: string[] = []; // what start refused (status shows it)
 
   private constructor(private n: MycelNode, private peerID: string, readonly relay: string) {}
 
@@ -185,6 +207,7 @@ export class BrowserNode implements Node {
     const n = await loadNode();
     const st = await n.start({ wasm: "core.wasm", wasmExec: "wasm_exec.js", store: "mycel" });
     const b = new BrowserNode(n, st.peerId, relay);
+    b.warnings = startWarnings(st);
     await n.connect(relay).catch(() => {}); // the keeper dials again
     b.keep();
     b.keeper = setInterval(() => b.keep(), 3000) as unknown as number;
@@ -240,6 +263,7 @@ export class BrowserNode implements Node {
     return {
       version: "browser node", peer_id: this.peerID, addrs: this.n.addrs(), device: this.peerID,
       data_dir: "IndexedDB", started: this.started, spaces: this.n.held().length, peers: peers.size,
+      warnings: this.warnings,
     };
   }
 

@@ -335,6 +335,12 @@ async function refreshNet() {
   $("status").textContent = node.kind === "browser"
     ? `browser node ${s.peer_id.slice(-8)} · ${s.peers} peers`
     : `device ${short(s.device)} · ${s.peers} peers · mycel ${s.version}`;
+  const warn = $("warnings");
+  const ws = s.warnings ?? [];
+  if (warn.childElementCount !== ws.length || ws.some((w, i) => warn.children[i].textContent !== w)) {
+    warn.replaceChildren(...ws.map((w) => h("li", {}, w)));
+  }
+  warn.hidden = ws.length === 0;
 }
 
 // Wiring.

@@ -14,6 +14,9 @@ export interface Status {
   started: string;
   spaces: number;
   peers: number;
+  // warnings: what the person should know about the node's own storage (a
+  // browser node's records refused at start and moved aside).
+  warnings?: string[];
 }
 
 export interface JoinState {
