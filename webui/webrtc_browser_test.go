@@ -194,10 +194,22 @@ func TestBrowserPagesWebRTC(t *testing.T) {
 	want := spaceInfo(t, d, sp.ID)
 	waitLength(t, pages[0], sp, want.Entries)
 
-	// Page 2 replicates from page 1 over WebRTC.
+	// Page 2 replicates from page 1 over WebRTC. Once in some fifteen
+	// clean-clone CI runs the WebRTC dial through the relay stalled until
+	// libp2p's per-address timeout (25 s); the page's failed dial now says
+	// its last step. A person's page dials again (the browser node's keeper
+	// does, every 3 s), and so does the test, once, saying why.
 	t0 := time.Now()
-	if tr := rep("page 2 replicates from page 1", pages[1], webrtcAddr); tr != "webrtc" {
-		t.Fatalf("page 2 replicates from page 1 over %s", tr)
+	opts := map[string]any{"addr": webrtcAddr, "space": sp.ID, "secrets": secrets, "feeds": []string{sp.Feed}, "timeoutMs": 40000}
+	pages[1].timeout = 90 * time.Second
+	try := `(async () => { try { return (await mycelNode.replicate(` + jsArg(opts) + `)).transport; } catch (e) { return "error: " + String(e && e.message || e); } })()`
+	tr := get(pages[1], "page 2 replicates from page 1", chromedp.Evaluate[string](try, chromedp.EvalAwaitPromise))
+	if strings.HasPrefix(tr, "error: ") {
+		t.Logf("page 2's first WebRTC dial to page 1 failed after %v: %s; dialling again", time.Since(t0).Round(time.Millisecond), tr)
+		tr = get(pages[1], "page 2 replicates from page 1 again", chromedp.Evaluate[string](try, chromedp.EvalAwaitPromise))
+	}
+	if tr != "webrtc" {
+		t.Fatalf("page 2 replicates from page 1: %s", tr)
 	}
 	waitLength(t, pages[1], sp, want.Entries)
 	t.Logf("page 2: %d entries from page 1 over WebRTC in %v", want.Entries, time.Since(t0).Round(time.Millisecond))
