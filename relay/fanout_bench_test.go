@@ -10,13 +10,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,9 +75,22 @@ import (
 // control messages the subscribers got (GRAFTs, IDONTWANTs).
 func BenchmarkRelayFanout(b *testing.B) {
 	for _, window := range []int{1, 64} {
-		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) { benchRelayFanout(b, window) })
+		for _, cores := range []string{coresShared, coresSplit} {
+			b.Run(fmt.Sprintf("window=%d/cores=%s", window, cores), func(b *testing.B) { benchRelayFanout(b, window, cores) })
+		}
 	}
 }
+
+// The benchmark's placements of its processes on the machine's CPUs.
+const (
+	// coresShared: the scheduler places the three processes on every CPU,
+	// as a machine running them all would.
+	coresShared = "shared"
+	// coresSplit: the relay's process alone on CPU 0, the subscribers'
+	// and the publisher's on the others (taskset), as a relay that does
+	// not share its core with its 100 subscribers.
+	coresSplit = "split"
+)
 
 const (
 	envFanoutChild   = "MYCEL_RELAY_FANOUT_CHILD" // "relay" or "subs"
@@ -112,8 +128,10 @@ func (s *staticSource) OnChange(func()) {}
 
 // fanoutRelayChild is the relay process: it prints "addr <multiaddr>"
 // once its router routes the space, then obeys stdin lines: "prof" starts
-// the CPU profile, "stop" stops it and prints "counts <forwarded>
-// <duplicate> <other refusals>"; it exits when stdin closes.
+// the CPU profile, "stop" stops it and prints "accepted <sha256 hex> <Unix
+// ns>" for each message its validator accepted since it started (or since
+// the last "stop"), then "counts <forwarded> <duplicate> <other
+// refusals>"; it exits when stdin closes.
 func fanoutRelayChild() error {
 	if err := raiseFDLimit(); err != nil {
 		return err
@@ -145,6 +163,22 @@ func fanoutRelayChild() error {
 		return err
 	}
 	defer router.Close()
+	// When the validator accepts each message (sha256 of its data, Unix
+	// ns), for the parent's relay-in figure; bounded as the parent's n.
+	type accepted struct {
+		id [32]byte
+		at int64
+	}
+	var accMu sync.Mutex
+	acc := make([]accepted, 0, 1<<16)
+	router.OnEnvelope(func(a Accepted) {
+		now := time.Now().UnixNano()
+		accMu.Lock()
+		defer accMu.Unlock()
+		if len(acc) < 1<<22 {
+			acc = append(acc, accepted{sha256.Sum256(a.Data), now})
+		}
+	})
 	for deadline := time.Now().Add(fanoutDeadline); len(router.Routed()) != 1; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return errors.New("the router does not route the space")
@@ -172,6 +206,16 @@ func fanoutRelayChild() error {
 				}
 				prof = nil
 			}
+			accMu.Lock()
+			out := bufio.NewWriter(os.Stdout)
+			for _, a := range acc {
+				fmt.Fprintf(out, "accepted %x %d\n", a.id, a.at)
+			}
+			acc = acc[:0]
+			accMu.Unlock()
+			if err := out.Flush(); err != nil {
+				return err
+			}
 			c := router.RouterCounts()
 			other := uint64(0)
 			for k, v := range c {
@@ -193,8 +237,10 @@ func fanoutRelayChild() error {
 // relay's mesh) and "done <k>" as messages reach every subscriber
 // (coalesced, at most every 200 µs). Then it reads n send times (int64
 // Unix nanoseconds, little endian) and prints "result <deliveries> <p50 ns>
-// <p99 ns> <control RPCs>" (latencies over every delivery; the RPCs that
-// carried control messages, to all subscribers over the whole process),
+// <p99 ns> <control RPCs> <first p50 ns> <last p50 ns>" (latencies over
+// every delivery; the RPCs that carried control messages, to all
+// subscribers over the whole process; the medians over the messages
+// delivered to all of the first and of the last subscriber's latency),
 // and exits.
 func fanoutSubsChild() error {
 	if err := raiseFDLimit(); err != nil {
@@ -294,19 +340,36 @@ func fanoutSubsChild() error {
 	close(stop)
 	<-reported
 	cancel()
-	var lats []int64
-	for i := range arrived {
-		if t := arrived[i].Load(); t != 0 {
-			lats = append(lats, t-sent[i/subs])
+	var lats, firsts, lasts []int64
+	for m := range n {
+		first, last := int64(math.MaxInt64), int64(0)
+		all := true
+		for s := range subs {
+			t := arrived[m*subs+s].Load()
+			if t == 0 {
+				all = false
+				continue
+			}
+			lats = append(lats, t-sent[m])
+			first, last = min(first, t), max(last, t)
+		}
+		if all {
+			firsts = append(firsts, first-sent[m])
+			lasts = append(lasts, last-sent[m])
 		}
 	}
-	slices.Sort(lats)
-	var p50, p99 int64
-	if len(lats) > 0 {
-		p50, p99 = lats[len(lats)/2], lats[len(lats)*99/100]
-	}
-	fmt.Fprintf(out, "result %d %d %d %d\n", len(lats), p50, p99, ctl.Load())
+	fmt.Fprintf(out, "result %d %d %d %d %d %d\n", len(lats), quantile(lats, 0.5), quantile(lats, 0.99), ctl.Load(),
+		quantile(firsts, 0.5), quantile(lasts, 0.5))
 	return out.Flush()
+}
+
+// quantile sorts v and returns its q-quantile (0 if v is empty).
+func quantile(v []int64, q float64) int64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[int(float64(len(v)-1)*q+0.5)]
 }
 
 // lightSubscribe makes h a minimal gossipsub peer of the relay, speaking
@@ -370,9 +433,14 @@ type fanoutProc struct {
 	lines chan string
 }
 
-func startFanoutProc(b *testing.B, which string, env ...string) *fanoutProc {
+// startFanoutProc starts the child which, on the CPUs cpus names (a
+// taskset list) unless it is empty.
+func startFanoutProc(b *testing.B, which, cpus string, env ...string) *fanoutProc {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if cpus != "" {
+		cmd = exec.Command("taskset", "-c", cpus, os.Args[0], "-test.run=^$")
+	}
 	cmd.Env = append(os.Environ(), append(env, envFanoutChild+"="+which)...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -446,7 +514,38 @@ func procCPU(b *testing.B, pid int) time.Duration {
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
-func benchRelayFanout(b *testing.B, window int) {
+// splitCPUs pins this process (every thread: taskset -a) to the CPUs but
+// the first, with as many Ps, and returns the taskset lists of the relay's
+// CPU and of the others'; the cleanup gives the process every CPU back.
+func splitCPUs(b *testing.B) (relayCPU, others string) {
+	b.Helper()
+	n := runtime.NumCPU()
+	if n < 2 {
+		b.Fatalf("cores=%s needs 2 CPUs, this machine has %d", coresSplit, n)
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		b.Fatalf("cores=%s: %v", coresSplit, err)
+	}
+	relayCPU, others = "0", fmt.Sprintf("1-%d", n-1)
+	pid := strconv.Itoa(os.Getpid())
+	if out, err := exec.Command("taskset", "-a", "-p", "-c", others, pid).CombinedOutput(); err != nil {
+		b.Fatalf("taskset: %v: %s", err, out)
+	}
+	procs := runtime.GOMAXPROCS(n - 1)
+	b.Cleanup(func() {
+		runtime.GOMAXPROCS(procs)
+		if out, err := exec.Command("taskset", "-a", "-p", "-c", fmt.Sprintf("0-%d", n-1), pid).CombinedOutput(); err != nil {
+			b.Errorf("taskset: %v: %s", err, out)
+		}
+	})
+	return relayCPU, others
+}
+
+func benchRelayFanout(b *testing.B, window int, cores string) {
+	var relayCPU, othersCPU string
+	if cores == coresSplit {
+		relayCPU, othersCPU = splitCPUs(b)
+	}
 	var id auth.SpaceID
 	rand.Read(id[:])
 	topic := ephemeral.Topic(auth.DiscoveryKey(id))
@@ -459,7 +558,7 @@ func benchRelayFanout(b *testing.B, window int) {
 		k := w.key()
 		keys = append(keys, hex.EncodeToString(k[:]))
 	}
-	rp := startFanoutProc(b, "relay", envFanoutSpace+"="+hex.EncodeToString(id[:]),
+	rp := startFanoutProc(b, "relay", relayCPU, envFanoutSpace+"="+hex.EncodeToString(id[:]),
 		envFanoutWriters+"="+strings.Join(keys, ","))
 	addr := rp.expect(b, "addr", fanoutDeadline)[0]
 	if _, err := ma.NewMultiaddr(addr); err != nil {
@@ -486,7 +585,7 @@ func benchRelayFanout(b *testing.B, window int) {
 		}
 		_, envs[i] = writers[i%len(writers)].envelope(b, topic, kindMembers, body)
 	}
-	sp := startFanoutProc(b, "subs", envFanoutRelay+"="+addr, envFanoutSpace+"="+name)
+	sp := startFanoutProc(b, "subs", othersCPU, envFanoutRelay+"="+addr, envFanoutSpace+"="+name)
 	w := bufio.NewWriter(sp.stdin)
 	fmt.Fprintf(w, "%d %d\n", b.N, benchSubscribers)
 	for _, e := range envs {
@@ -583,7 +682,36 @@ func benchRelayFanout(b *testing.B, window int) {
 	}
 	cpu := procCPU(b, relayPID) - cpu0
 	fmt.Fprintln(rp.stdin, "stop")
-	counts := rp.expect(b, "counts", fanoutDeadline)
+	accepted := make([]int64, 0, b.N) // the relay's validator's acceptance after the publish, ns
+	bySum := make(map[[32]byte]int, b.N)
+	for i, e := range envs {
+		bySum[sha256.Sum256(e)] = i
+	}
+	var counts []string
+	for counts == nil {
+		select {
+		case l, ok := <-rp.lines:
+			if !ok {
+				b.Fatal("the relay exited before its counts")
+			}
+			f := strings.Fields(l)
+			switch {
+			case len(f) == 3 && f[0] == "accepted":
+				var sum [32]byte
+				at, err := strconv.ParseInt(f[2], 10, 64)
+				if n, _ := hex.Decode(sum[:], []byte(f[1])); n != len(sum) || err != nil {
+					b.Fatalf("relay: %q", l)
+				}
+				if i, ok := bySum[sum]; ok {
+					accepted = append(accepted, at-sent[i])
+				}
+			case len(f) > 0 && f[0] == "counts":
+				counts = f[1:]
+			}
+		case <-time.After(fanoutDeadline):
+			b.Fatal("no counts from the relay")
+		}
+	}
 	if err := binary.Write(sp.stdin, binary.LittleEndian, sent); err != nil {
 		b.Fatal(err)
 	}
@@ -597,10 +725,15 @@ func benchRelayFanout(b *testing.B, window int) {
 	p50, _ := strconv.ParseInt(res[1], 10, 64)
 	p99, _ := strconv.ParseInt(res[2], 10, 64)
 	ctlRPCs, _ := strconv.ParseInt(res[3], 10, 64)
+	first50, _ := strconv.ParseInt(res[4], 10, 64)
+	last50, _ := strconv.ParseInt(res[5], 10, 64)
 	b.ReportMetric(float64(done.Load())/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(deliveries)/elapsed.Seconds(), "deliveries/s")
 	b.ReportMetric(float64(p50)/1e6, "p50-ms")
 	b.ReportMetric(float64(p99)/1e6, "p99-ms")
+	b.ReportMetric(float64(quantile(accepted, 0.5))/1e6, "relay-in-p50-ms")
+	b.ReportMetric(float64(first50)/1e6, "first-p50-ms")
+	b.ReportMetric(float64(last50)/1e6, "last-p50-ms")
 	if deliveries > 0 {
 		b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(deliveries), "relay-µs/delivery")
 	}
