@@ -58,21 +58,40 @@ import (
 //     relay, publishing b.N members' envelopes signed beforehand by 16
 //     writers, with at most window of them not yet delivered to all 100.
 //
+// Each window runs twice: cores=shared, the three processes wherever the
+// scheduler puts them on the machine's CPUs (on a 2-core machine the relay
+// competes with its 100 subscribers, which a real relay does not); and
+// cores=split, the relay's process alone on CPU 0 and the subscribers' and
+// the publisher's on the others (taskset, which must be installed). CPU 0
+// is the relay's alone only among the three: what else runs on the machine
+// still runs there.
+//
 // Reported: msgs/s, messages published and delivered to all 100
 // subscribers per second of the run (one message forwarded by the relay to
 // 100 peers counts once); deliveries/s, messages received by a subscriber
 // per second (each of the 100 copies counts); p50-ms/p99-ms, publish to
 // arrival over every delivery (the processes share the machine's clock);
-// relay-µs/delivery, the relay process's user and system CPU time over the
-// run (/proc/<pid>/stat) per delivery; lost, deliveries missing 30 s after
-// the last publish.
+// where a message's time goes, as medians over the messages:
+// relay-in-p50-ms, publish to the relay's validator accepting it (the
+// publisher's gossipsub, the connection, the relay's read, queue and
+// checks; Router.OnEnvelope's time), first-p50-ms and last-p50-ms, publish
+// to its arrival at the first and at the last of the 100 subscribers (their
+// difference is the relay writing it 100 times);
+// relay-µs/delivery and subs-µs/delivery, the relay's and the subscribers'
+// process's user and system CPU time over the run (/proc/<pid>/stat) per
+// delivery; lost, deliveries missing 30 s after the last publish.
 //
-//	go test -run '^$' -bench BenchmarkRelayFanout -benchtime 5000x ./relay/
+//	go test -run '^$' -bench BenchmarkRelayFanout -benchtime 3000x ./relay/
 //
 // MYCEL_BENCH_CPUPROFILE=file writes a CPU profile of the relay process over
-// the run; MYCEL_BENCH_BODY=n pads each message's body to n bytes (default:
+// the run; MYCEL_BENCH_PERF=events counts perf events in the relay process
+// over the run (`perf stat -e events`, to stderr; e.g.
+// raw_syscalls:sys_enter,syscalls:sys_enter_write,context-switches);
+// MYCEL_BENCH_BODY=n pads each message's body to n bytes (default:
 // some 30 bytes, an envelope of about 170). ctl-rpcs counts the RPCs with
 // control messages the subscribers got (GRAFTs, IDONTWANTs).
+//
+// Figures and what they show: README.md, "Benchmarks".
 func BenchmarkRelayFanout(b *testing.B) {
 	for _, window := range []int{1, 64} {
 		for _, cores := range []string{coresShared, coresSplit} {
@@ -99,6 +118,7 @@ const (
 	envFanoutRelay   = "MYCEL_RELAY_FANOUT_RELAY"
 	envFanoutProfile = "MYCEL_BENCH_CPUPROFILE"
 	envFanoutBody    = "MYCEL_BENCH_BODY"
+	envFanoutPerf    = "MYCEL_BENCH_PERF"
 	// fanoutDeadline bounds each wait of the benchmark.
 	fanoutDeadline = 60 * time.Second
 )
@@ -496,6 +516,28 @@ func (p *fanoutProc) expect(b *testing.B, prefix string, d time.Duration) []stri
 	}
 }
 
+// startPerf starts, if $MYCEL_BENCH_PERF names perf events
+// ("raw_syscalls:sys_enter,context-switches", say), `perf stat` of those
+// events on process pid, and returns the function that stops it: perf then
+// writes its counts to stderr.
+func startPerf(b *testing.B, pid int) (stop func()) {
+	b.Helper()
+	events := os.Getenv(envFanoutPerf)
+	if events == "" {
+		return func() {}
+	}
+	cmd := exec.Command("perf", "stat", "-e", events, "-p", strconv.Itoa(pid))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("perf: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond) // perf attaches
+	return func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}
+}
+
 // procCPU is process pid's user and system CPU time (/proc/<pid>/stat,
 // fields 14 and 15, in clock ticks of 10 ms).
 func procCPU(b *testing.B, pid int) time.Duration {
@@ -659,6 +701,9 @@ func benchRelayFanout(b *testing.B, window int, cores string) {
 	fmt.Fprintln(rp.stdin, "prof")
 	relayPID := rp.cmd.Process.Pid
 	cpu0 := procCPU(b, relayPID)
+	subsPID := sp.cmd.Process.Pid
+	subsCPU0 := procCPU(b, subsPID)
+	perf := startPerf(b, relayPID)
 	b.ResetTimer()
 	start := time.Now()
 	limit := start.Add(5 * time.Minute)
@@ -681,6 +726,8 @@ func benchRelayFanout(b *testing.B, window int, cores string) {
 		b.Fatal("no message reached every subscriber")
 	}
 	cpu := procCPU(b, relayPID) - cpu0
+	subsCPU := procCPU(b, subsPID) - subsCPU0
+	perf()
 	fmt.Fprintln(rp.stdin, "stop")
 	accepted := make([]int64, 0, b.N) // the relay's validator's acceptance after the publish, ns
 	bySum := make(map[[32]byte]int, b.N)
@@ -736,6 +783,7 @@ func benchRelayFanout(b *testing.B, window int, cores string) {
 	b.ReportMetric(float64(last50)/1e6, "last-p50-ms")
 	if deliveries > 0 {
 		b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(deliveries), "relay-µs/delivery")
+		b.ReportMetric(float64(subsCPU.Nanoseconds())/1e3/float64(deliveries), "subs-µs/delivery")
 	}
 	b.ReportMetric(float64(int64(b.N)*benchSubscribers-deliveries), "lost")
 	b.ReportMetric(float64(ctlRPCs), "ctl-rpcs")
