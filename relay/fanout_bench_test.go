@@ -31,6 +31,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-msgio"
 	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
@@ -72,9 +73,11 @@ import (
 // per second (each of the 100 copies counts); p50-ms/p99-ms, publish to
 // arrival over every delivery (the processes share the machine's clock);
 // where a message's time goes, as medians over the messages:
-// relay-in-p50-ms, publish to the relay's validator accepting it (the
-// publisher's gossipsub, the connection, the relay's read, queue and
-// checks; Router.OnEnvelope's time), first-p50-ms and last-p50-ms, publish
+// relay-recv-p50-ms, publish to the relay's gossipsub taking it up (the
+// publisher's gossipsub, the connection, the relay's read; a tracer's
+// RecvRPC), relay-in-p50-ms, publish to the relay's validator accepting it
+// (then the relay's validation queue and checks; Router.OnEnvelope's
+// time), first-p50-ms and last-p50-ms, publish
 // to its arrival at the first and at the last of the 100 subscribers (their
 // difference is the relay writing it 100 times);
 // relay-µs/delivery and subs-µs/delivery, the relay's and the subscribers'
@@ -148,9 +151,10 @@ func (s *staticSource) OnChange(func()) {}
 
 // fanoutRelayChild is the relay process: it prints "addr <multiaddr>"
 // once its router routes the space, then obeys stdin lines: "prof" starts
-// the CPU profile, "stop" stops it and prints "accepted <sha256 hex> <Unix
-// ns>" for each message its validator accepted since it started (or since
-// the last "stop"), then "counts <forwarded> <duplicate> <other
+// the CPU profile, "stop" stops it and prints "accepted <sha256 hex>
+// <received> <accepted>" (Unix ns; received is 0 if not recorded) for
+// each message its validator accepted since it started (or since the last
+// "stop"), then "counts <forwarded> <duplicate> <other
 // refusals>"; it exits when stdin closes.
 func fanoutRelayChild() error {
 	if err := raiseFDLimit(); err != nil {
@@ -178,7 +182,10 @@ func fanoutRelayChild() error {
 		return err
 	}
 	defer rel.Close()
-	router, err := NewRouter(rel.Host(), src, RouterLimits{}, nil)
+	recv := &recvTracer{at: make(map[[32]byte]int64)}
+	router, err := newRouter(rel.Host(), src, RouterLimits{}, nil, func(o *routerOpts) {
+		o.psOp = append(o.psOp, pubsub.WithRawTracer(recv))
+	})
 	if err != nil {
 		return err
 	}
@@ -228,10 +235,13 @@ func fanoutRelayChild() error {
 			}
 			accMu.Lock()
 			out := bufio.NewWriter(os.Stdout)
+			recv.mu.Lock()
 			for _, a := range acc {
-				fmt.Fprintf(out, "accepted %x %d\n", a.id, a.at)
+				fmt.Fprintf(out, "accepted %x %d %d\n", a.id, recv.at[a.id], a.at)
 			}
 			acc = acc[:0]
+			clear(recv.at)
+			recv.mu.Unlock()
 			accMu.Unlock()
 			if err := out.Flush(); err != nil {
 				return err
@@ -248,6 +258,41 @@ func fanoutRelayChild() error {
 	}
 	return nil
 }
+
+// recvTracer is the relay child's gossipsub tracer: it records when
+// gossipsub's event loop takes up each message (RecvRPC: the RPC read from
+// the neighbour's stream, before the validation queue), by sha256 of its
+// data, at most 1<<22 of them. Its other methods do nothing.
+type recvTracer struct {
+	mu sync.Mutex
+	at map[[32]byte]int64
+}
+
+func (t *recvTracer) RecvRPC(rpc *pubsub.RPC) {
+	now := time.Now().UnixNano()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, m := range rpc.Publish {
+		if len(t.at) < 1<<22 {
+			t.at[sha256.Sum256(m.Data)] = now
+		}
+	}
+}
+
+func (*recvTracer) OnNewOutboundStream(peer.ID, protocol.ID) {}
+func (*recvTracer) OnClosedOutboundStream(peer.ID)           {}
+func (*recvTracer) Join(string)                              {}
+func (*recvTracer) Leave(string)                             {}
+func (*recvTracer) Graft(peer.ID, string)                    {}
+func (*recvTracer) Prune(peer.ID, string)                    {}
+func (*recvTracer) ValidateMessage(*pubsub.Message)          {}
+func (*recvTracer) DeliverMessage(*pubsub.Message)           {}
+func (*recvTracer) RejectMessage(*pubsub.Message, string)    {}
+func (*recvTracer) DuplicateMessage(*pubsub.Message)         {}
+func (*recvTracer) ThrottlePeer(peer.ID)                     {}
+func (*recvTracer) SendRPC(*pubsub.RPC, peer.ID)             {}
+func (*recvTracer) DropRPC(*pubsub.RPC, peer.ID)             {}
+func (*recvTracer) UndeliverableMessage(*pubsub.Message)     {}
 
 // fanoutSubsChild is the subscribers' process. Its relay and topic come
 // from the environment; on stdin it reads "<n> <subscribers>" and n
@@ -730,6 +775,7 @@ func benchRelayFanout(b *testing.B, window int, cores string) {
 	perf()
 	fmt.Fprintln(rp.stdin, "stop")
 	accepted := make([]int64, 0, b.N) // the relay's validator's acceptance after the publish, ns
+	received := make([]int64, 0, b.N) // the relay's gossipsub taking it up after the publish, ns
 	bySum := make(map[[32]byte]int, b.N)
 	for i, e := range envs {
 		bySum[sha256.Sum256(e)] = i
@@ -743,14 +789,18 @@ func benchRelayFanout(b *testing.B, window int, cores string) {
 			}
 			f := strings.Fields(l)
 			switch {
-			case len(f) == 3 && f[0] == "accepted":
+			case len(f) == 4 && f[0] == "accepted":
 				var sum [32]byte
-				at, err := strconv.ParseInt(f[2], 10, 64)
-				if n, _ := hex.Decode(sum[:], []byte(f[1])); n != len(sum) || err != nil {
+				rcv, err1 := strconv.ParseInt(f[2], 10, 64)
+				at, err2 := strconv.ParseInt(f[3], 10, 64)
+				if n, _ := hex.Decode(sum[:], []byte(f[1])); n != len(sum) || err1 != nil || err2 != nil {
 					b.Fatalf("relay: %q", l)
 				}
 				if i, ok := bySum[sum]; ok {
 					accepted = append(accepted, at-sent[i])
+					if rcv != 0 {
+						received = append(received, rcv-sent[i])
+					}
 				}
 			case len(f) > 0 && f[0] == "counts":
 				counts = f[1:]
@@ -778,6 +828,7 @@ func benchRelayFanout(b *testing.B, window int, cores string) {
 	b.ReportMetric(float64(deliveries)/elapsed.Seconds(), "deliveries/s")
 	b.ReportMetric(float64(p50)/1e6, "p50-ms")
 	b.ReportMetric(float64(p99)/1e6, "p99-ms")
+	b.ReportMetric(float64(quantile(received, 0.5))/1e6, "relay-recv-p50-ms")
 	b.ReportMetric(float64(quantile(accepted, 0.5))/1e6, "relay-in-p50-ms")
 	b.ReportMetric(float64(first50)/1e6, "first-p50-ms")
 	b.ReportMetric(float64(last50)/1e6, "last-p50-ms")
