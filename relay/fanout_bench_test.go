@@ -564,7 +564,7 @@ func (p *fanoutProc) expect(b *testing.B, prefix string, d time.Duration) []stri
 // startPerf starts, if $MYCEL_BENCH_PERF names perf events
 // ("raw_syscalls:sys_enter,context-switches", say), `perf stat` of those
 // events on process pid, and returns the function that stops it: perf then
-// writes its counts to stderr.
+// writes its counts to stderr (at the latest in b's cleanup).
 func startPerf(b *testing.B, pid int) (stop func()) {
 	b.Helper()
 	events := os.Getenv(envFanoutPerf)
@@ -577,10 +577,15 @@ func startPerf(b *testing.B, pid int) (stop func()) {
 		b.Fatalf("perf: %v", err)
 	}
 	time.Sleep(100 * time.Millisecond) // perf attaches
-	return func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cmd.Process.Signal(os.Interrupt)
+			cmd.Wait()
+		})
 	}
+	b.Cleanup(stop) // if the run fails before it is stopped
+	return stop
 }
 
 // procCPU is process pid's user and system CPU time (/proc/<pid>/stat,
