@@ -10,13 +10,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +31,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-msgio"
 	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
@@ -55,26 +59,60 @@ import (
 //     relay, publishing b.N members' envelopes signed beforehand by 16
 //     writers, with at most window of them not yet delivered to all 100.
 //
+// Each window runs twice: cores=shared, the three processes wherever the
+// scheduler puts them on the machine's CPUs (on a 2-core machine the relay
+// competes with its 100 subscribers, which a real relay does not); and
+// cores=split, the relay's process alone on CPU 0 and the subscribers' and
+// the publisher's on the others (taskset, which must be installed). CPU 0
+// is the relay's alone only among the three: what else runs on the machine
+// still runs there.
+//
 // Reported: msgs/s, messages published and delivered to all 100
 // subscribers per second of the run (one message forwarded by the relay to
 // 100 peers counts once); deliveries/s, messages received by a subscriber
 // per second (each of the 100 copies counts); p50-ms/p99-ms, publish to
 // arrival over every delivery (the processes share the machine's clock);
-// relay-µs/delivery, the relay process's user and system CPU time over the
-// run (/proc/<pid>/stat) per delivery; lost, deliveries missing 30 s after
-// the last publish.
+// where a message's time goes, as medians over the messages:
+// relay-recv-p50-ms, publish to the relay's gossipsub taking it up (the
+// publisher's gossipsub, the connection, the relay's read; a tracer's
+// RecvRPC), relay-in-p50-ms, publish to the relay's validator accepting it
+// (then the relay's validation queue and checks; Router.OnEnvelope's
+// time), first-p50-ms and last-p50-ms, publish
+// to its arrival at the first and at the last of the 100 subscribers (their
+// difference is the relay writing it 100 times);
+// relay-µs/delivery and subs-µs/delivery, the relay's and the subscribers'
+// process's user and system CPU time over the run (/proc/<pid>/stat) per
+// delivery; lost, deliveries missing 30 s after the last publish.
 //
-//	go test -run '^$' -bench BenchmarkRelayFanout -benchtime 5000x ./relay/
+//	go test -run '^$' -bench BenchmarkRelayFanout -benchtime 3000x ./relay/
 //
 // MYCEL_BENCH_CPUPROFILE=file writes a CPU profile of the relay process over
-// the run; MYCEL_BENCH_BODY=n pads each message's body to n bytes (default:
+// the run; MYCEL_BENCH_PERF=events counts perf events in the relay process
+// over the run (`perf stat -e events`, to stderr; e.g.
+// raw_syscalls:sys_enter,syscalls:sys_enter_write,context-switches);
+// MYCEL_BENCH_BODY=n pads each message's body to n bytes (default:
 // some 30 bytes, an envelope of about 170). ctl-rpcs counts the RPCs with
 // control messages the subscribers got (GRAFTs, IDONTWANTs).
+//
+// Figures and what they show: README.md, "Benchmarks".
 func BenchmarkRelayFanout(b *testing.B) {
 	for _, window := range []int{1, 64} {
-		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) { benchRelayFanout(b, window) })
+		for _, cores := range []string{coresShared, coresSplit} {
+			b.Run(fmt.Sprintf("window=%d/cores=%s", window, cores), func(b *testing.B) { benchRelayFanout(b, window, cores) })
+		}
 	}
 }
+
+// The benchmark's placements of its processes on the machine's CPUs.
+const (
+	// coresShared: the scheduler places the three processes on every CPU,
+	// as a machine running them all would.
+	coresShared = "shared"
+	// coresSplit: the relay's process alone on CPU 0, the subscribers'
+	// and the publisher's on the others (taskset), as a relay that does
+	// not share its core with its 100 subscribers.
+	coresSplit = "split"
+)
 
 const (
 	envFanoutChild   = "MYCEL_RELAY_FANOUT_CHILD" // "relay" or "subs"
@@ -83,6 +121,7 @@ const (
 	envFanoutRelay   = "MYCEL_RELAY_FANOUT_RELAY"
 	envFanoutProfile = "MYCEL_BENCH_CPUPROFILE"
 	envFanoutBody    = "MYCEL_BENCH_BODY"
+	envFanoutPerf    = "MYCEL_BENCH_PERF"
 	// fanoutDeadline bounds each wait of the benchmark.
 	fanoutDeadline = 60 * time.Second
 )
@@ -112,8 +151,11 @@ func (s *staticSource) OnChange(func()) {}
 
 // fanoutRelayChild is the relay process: it prints "addr <multiaddr>"
 // once its router routes the space, then obeys stdin lines: "prof" starts
-// the CPU profile, "stop" stops it and prints "counts <forwarded>
-// <duplicate> <other refusals>"; it exits when stdin closes.
+// the CPU profile, "stop" stops it and prints "accepted <sha256 hex>
+// <received> <accepted>" (Unix ns; received is 0 if not recorded) for
+// each message its validator accepted since it started (or since the last
+// "stop"), then "counts <forwarded> <duplicate> <other
+// refusals>"; it exits when stdin closes.
 func fanoutRelayChild() error {
 	if err := raiseFDLimit(); err != nil {
 		return err
@@ -140,11 +182,30 @@ func fanoutRelayChild() error {
 		return err
 	}
 	defer rel.Close()
-	router, err := NewRouter(rel.Host(), src, RouterLimits{}, nil)
+	recv := &recvTracer{at: make(map[[32]byte]int64)}
+	router, err := newRouter(rel.Host(), src, RouterLimits{}, nil, func(o *routerOpts) {
+		o.psOp = append(o.psOp, pubsub.WithRawTracer(recv))
+	})
 	if err != nil {
 		return err
 	}
 	defer router.Close()
+	// When the validator accepts each message (sha256 of its data, Unix
+	// ns), for the parent's relay-in figure; bounded as the parent's n.
+	type accepted struct {
+		id [32]byte
+		at int64
+	}
+	var accMu sync.Mutex
+	acc := make([]accepted, 0, 1<<16)
+	router.OnEnvelope(func(a Accepted) {
+		now := time.Now().UnixNano()
+		accMu.Lock()
+		defer accMu.Unlock()
+		if len(acc) < 1<<22 {
+			acc = append(acc, accepted{sha256.Sum256(a.Data), now})
+		}
+	})
 	for deadline := time.Now().Add(fanoutDeadline); len(router.Routed()) != 1; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return errors.New("the router does not route the space")
@@ -172,6 +233,19 @@ func fanoutRelayChild() error {
 				}
 				prof = nil
 			}
+			accMu.Lock()
+			out := bufio.NewWriter(os.Stdout)
+			recv.mu.Lock()
+			for _, a := range acc {
+				fmt.Fprintf(out, "accepted %x %d %d\n", a.id, recv.at[a.id], a.at)
+			}
+			acc = acc[:0]
+			clear(recv.at)
+			recv.mu.Unlock()
+			accMu.Unlock()
+			if err := out.Flush(); err != nil {
+				return err
+			}
 			c := router.RouterCounts()
 			other := uint64(0)
 			for k, v := range c {
@@ -185,6 +259,41 @@ func fanoutRelayChild() error {
 	return nil
 }
 
+// recvTracer is the relay child's gossipsub tracer: it records when
+// gossipsub's event loop takes up each message (RecvRPC: the RPC read from
+// the neighbour's stream, before the validation queue), by sha256 of its
+// data, at most 1<<22 of them. Its other methods do nothing.
+type recvTracer struct {
+	mu sync.Mutex
+	at map[[32]byte]int64
+}
+
+func (t *recvTracer) RecvRPC(rpc *pubsub.RPC) {
+	now := time.Now().UnixNano()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, m := range rpc.Publish {
+		if len(t.at) < 1<<22 {
+			t.at[sha256.Sum256(m.Data)] = now
+		}
+	}
+}
+
+func (*recvTracer) OnNewOutboundStream(peer.ID, protocol.ID) {}
+func (*recvTracer) OnClosedOutboundStream(peer.ID)           {}
+func (*recvTracer) Join(string)                              {}
+func (*recvTracer) Leave(string)                             {}
+func (*recvTracer) Graft(peer.ID, string)                    {}
+func (*recvTracer) Prune(peer.ID, string)                    {}
+func (*recvTracer) ValidateMessage(*pubsub.Message)          {}
+func (*recvTracer) DeliverMessage(*pubsub.Message)           {}
+func (*recvTracer) RejectMessage(*pubsub.Message, string)    {}
+func (*recvTracer) DuplicateMessage(*pubsub.Message)         {}
+func (*recvTracer) ThrottlePeer(peer.ID)                     {}
+func (*recvTracer) SendRPC(*pubsub.RPC, peer.ID)             {}
+func (*recvTracer) DropRPC(*pubsub.RPC, peer.ID)             {}
+func (*recvTracer) UndeliverableMessage(*pubsub.Message)     {}
+
 // fanoutSubsChild is the subscribers' process. Its relay and topic come
 // from the environment; on stdin it reads "<n> <subscribers>" and n
 // message IDs of 32 bytes (p2p.MessageID of the benchmark's messages, in
@@ -193,8 +302,10 @@ func fanoutRelayChild() error {
 // relay's mesh) and "done <k>" as messages reach every subscriber
 // (coalesced, at most every 200 µs). Then it reads n send times (int64
 // Unix nanoseconds, little endian) and prints "result <deliveries> <p50 ns>
-// <p99 ns> <control RPCs>" (latencies over every delivery; the RPCs that
-// carried control messages, to all subscribers over the whole process),
+// <p99 ns> <control RPCs> <first p50 ns> <last p50 ns>" (latencies over
+// every delivery; the RPCs that carried control messages, to all
+// subscribers over the whole process; the medians over the messages
+// delivered to all of the first and of the last subscriber's latency),
 // and exits.
 func fanoutSubsChild() error {
 	if err := raiseFDLimit(); err != nil {
@@ -294,19 +405,36 @@ func fanoutSubsChild() error {
 	close(stop)
 	<-reported
 	cancel()
-	var lats []int64
-	for i := range arrived {
-		if t := arrived[i].Load(); t != 0 {
-			lats = append(lats, t-sent[i/subs])
+	var lats, firsts, lasts []int64
+	for m := range n {
+		first, last := int64(math.MaxInt64), int64(0)
+		all := true
+		for s := range subs {
+			t := arrived[m*subs+s].Load()
+			if t == 0 {
+				all = false
+				continue
+			}
+			lats = append(lats, t-sent[m])
+			first, last = min(first, t), max(last, t)
+		}
+		if all {
+			firsts = append(firsts, first-sent[m])
+			lasts = append(lasts, last-sent[m])
 		}
 	}
-	slices.Sort(lats)
-	var p50, p99 int64
-	if len(lats) > 0 {
-		p50, p99 = lats[len(lats)/2], lats[len(lats)*99/100]
-	}
-	fmt.Fprintf(out, "result %d %d %d %d\n", len(lats), p50, p99, ctl.Load())
+	fmt.Fprintf(out, "result %d %d %d %d %d %d\n", len(lats), quantile(lats, 0.5), quantile(lats, 0.99), ctl.Load(),
+		quantile(firsts, 0.5), quantile(lasts, 0.5))
 	return out.Flush()
+}
+
+// quantile sorts v and returns its q-quantile (0 if v is empty).
+func quantile(v []int64, q float64) int64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[int(float64(len(v)-1)*q+0.5)]
 }
 
 // lightSubscribe makes h a minimal gossipsub peer of the relay, speaking
@@ -370,9 +498,14 @@ type fanoutProc struct {
 	lines chan string
 }
 
-func startFanoutProc(b *testing.B, which string, env ...string) *fanoutProc {
+// startFanoutProc starts the child which, on the CPUs cpus names (a
+// taskset list) unless it is empty.
+func startFanoutProc(b *testing.B, which, cpus string, env ...string) *fanoutProc {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if cpus != "" {
+		cmd = exec.Command("taskset", "-c", cpus, os.Args[0], "-test.run=^$")
+	}
 	cmd.Env = append(os.Environ(), append(env, envFanoutChild+"="+which)...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -428,6 +561,33 @@ func (p *fanoutProc) expect(b *testing.B, prefix string, d time.Duration) []stri
 	}
 }
 
+// startPerf starts, if $MYCEL_BENCH_PERF names perf events
+// ("raw_syscalls:sys_enter,context-switches", say), `perf stat` of those
+// events on process pid, and returns the function that stops it: perf then
+// writes its counts to stderr (at the latest in b's cleanup).
+func startPerf(b *testing.B, pid int) (stop func()) {
+	b.Helper()
+	events := os.Getenv(envFanoutPerf)
+	if events == "" {
+		return func() {}
+	}
+	cmd := exec.Command("perf", "stat", "-e", events, "-p", strconv.Itoa(pid))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("perf: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond) // perf attaches
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cmd.Process.Signal(os.Interrupt)
+			cmd.Wait()
+		})
+	}
+	b.Cleanup(stop) // if the run fails before it is stopped
+	return stop
+}
+
 // procCPU is process pid's user and system CPU time (/proc/<pid>/stat,
 // fields 14 and 15, in clock ticks of 10 ms).
 func procCPU(b *testing.B, pid int) time.Duration {
@@ -446,7 +606,38 @@ func procCPU(b *testing.B, pid int) time.Duration {
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
-func benchRelayFanout(b *testing.B, window int) {
+// splitCPUs pins this process (every thread: taskset -a) to the CPUs but
+// the first, with as many Ps, and returns the taskset lists of the relay's
+// CPU and of the others'; the cleanup gives the process every CPU back.
+func splitCPUs(b *testing.B) (relayCPU, others string) {
+	b.Helper()
+	n := runtime.NumCPU()
+	if n < 2 {
+		b.Fatalf("cores=%s needs 2 CPUs, this machine has %d", coresSplit, n)
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		b.Fatalf("cores=%s: %v", coresSplit, err)
+	}
+	relayCPU, others = "0", fmt.Sprintf("1-%d", n-1)
+	pid := strconv.Itoa(os.Getpid())
+	if out, err := exec.Command("taskset", "-a", "-p", "-c", others, pid).CombinedOutput(); err != nil {
+		b.Fatalf("taskset: %v: %s", err, out)
+	}
+	procs := runtime.GOMAXPROCS(n - 1)
+	b.Cleanup(func() {
+		runtime.GOMAXPROCS(procs)
+		if out, err := exec.Command("taskset", "-a", "-p", "-c", fmt.Sprintf("0-%d", n-1), pid).CombinedOutput(); err != nil {
+			b.Errorf("taskset: %v: %s", err, out)
+		}
+	})
+	return relayCPU, others
+}
+
+func benchRelayFanout(b *testing.B, window int, cores string) {
+	var relayCPU, othersCPU string
+	if cores == coresSplit {
+		relayCPU, othersCPU = splitCPUs(b)
+	}
 	var id auth.SpaceID
 	rand.Read(id[:])
 	topic := ephemeral.Topic(auth.DiscoveryKey(id))
@@ -459,7 +650,7 @@ func benchRelayFanout(b *testing.B, window int) {
 		k := w.key()
 		keys = append(keys, hex.EncodeToString(k[:]))
 	}
-	rp := startFanoutProc(b, "relay", envFanoutSpace+"="+hex.EncodeToString(id[:]),
+	rp := startFanoutProc(b, "relay", relayCPU, envFanoutSpace+"="+hex.EncodeToString(id[:]),
 		envFanoutWriters+"="+strings.Join(keys, ","))
 	addr := rp.expect(b, "addr", fanoutDeadline)[0]
 	if _, err := ma.NewMultiaddr(addr); err != nil {
@@ -486,7 +677,7 @@ func benchRelayFanout(b *testing.B, window int) {
 		}
 		_, envs[i] = writers[i%len(writers)].envelope(b, topic, kindMembers, body)
 	}
-	sp := startFanoutProc(b, "subs", envFanoutRelay+"="+addr, envFanoutSpace+"="+name)
+	sp := startFanoutProc(b, "subs", othersCPU, envFanoutRelay+"="+addr, envFanoutSpace+"="+name)
 	w := bufio.NewWriter(sp.stdin)
 	fmt.Fprintf(w, "%d %d\n", b.N, benchSubscribers)
 	for _, e := range envs {
@@ -560,6 +751,9 @@ func benchRelayFanout(b *testing.B, window int) {
 	fmt.Fprintln(rp.stdin, "prof")
 	relayPID := rp.cmd.Process.Pid
 	cpu0 := procCPU(b, relayPID)
+	subsPID := sp.cmd.Process.Pid
+	subsCPU0 := procCPU(b, subsPID)
+	perf := startPerf(b, relayPID)
 	b.ResetTimer()
 	start := time.Now()
 	limit := start.Add(5 * time.Minute)
@@ -582,8 +776,44 @@ func benchRelayFanout(b *testing.B, window int) {
 		b.Fatal("no message reached every subscriber")
 	}
 	cpu := procCPU(b, relayPID) - cpu0
+	subsCPU := procCPU(b, subsPID) - subsCPU0
+	perf()
 	fmt.Fprintln(rp.stdin, "stop")
-	counts := rp.expect(b, "counts", fanoutDeadline)
+	accepted := make([]int64, 0, b.N) // the relay's validator's acceptance after the publish, ns
+	received := make([]int64, 0, b.N) // the relay's gossipsub taking it up after the publish, ns
+	bySum := make(map[[32]byte]int, b.N)
+	for i, e := range envs {
+		bySum[sha256.Sum256(e)] = i
+	}
+	var counts []string
+	for counts == nil {
+		select {
+		case l, ok := <-rp.lines:
+			if !ok {
+				b.Fatal("the relay exited before its counts")
+			}
+			f := strings.Fields(l)
+			switch {
+			case len(f) == 4 && f[0] == "accepted":
+				var sum [32]byte
+				rcv, err1 := strconv.ParseInt(f[2], 10, 64)
+				at, err2 := strconv.ParseInt(f[3], 10, 64)
+				if n, _ := hex.Decode(sum[:], []byte(f[1])); n != len(sum) || err1 != nil || err2 != nil {
+					b.Fatalf("relay: %q", l)
+				}
+				if i, ok := bySum[sum]; ok {
+					accepted = append(accepted, at-sent[i])
+					if rcv != 0 {
+						received = append(received, rcv-sent[i])
+					}
+				}
+			case len(f) > 0 && f[0] == "counts":
+				counts = f[1:]
+			}
+		case <-time.After(fanoutDeadline):
+			b.Fatal("no counts from the relay")
+		}
+	}
 	if err := binary.Write(sp.stdin, binary.LittleEndian, sent); err != nil {
 		b.Fatal(err)
 	}
@@ -597,12 +827,19 @@ func benchRelayFanout(b *testing.B, window int) {
 	p50, _ := strconv.ParseInt(res[1], 10, 64)
 	p99, _ := strconv.ParseInt(res[2], 10, 64)
 	ctlRPCs, _ := strconv.ParseInt(res[3], 10, 64)
+	first50, _ := strconv.ParseInt(res[4], 10, 64)
+	last50, _ := strconv.ParseInt(res[5], 10, 64)
 	b.ReportMetric(float64(done.Load())/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(deliveries)/elapsed.Seconds(), "deliveries/s")
 	b.ReportMetric(float64(p50)/1e6, "p50-ms")
 	b.ReportMetric(float64(p99)/1e6, "p99-ms")
+	b.ReportMetric(float64(quantile(received, 0.5))/1e6, "relay-recv-p50-ms")
+	b.ReportMetric(float64(quantile(accepted, 0.5))/1e6, "relay-in-p50-ms")
+	b.ReportMetric(float64(first50)/1e6, "first-p50-ms")
+	b.ReportMetric(float64(last50)/1e6, "last-p50-ms")
 	if deliveries > 0 {
 		b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(deliveries), "relay-µs/delivery")
+		b.ReportMetric(float64(subsCPU.Nanoseconds())/1e3/float64(deliveries), "subs-µs/delivery")
 	}
 	b.ReportMetric(float64(int64(b.N)*benchSubscribers-deliveries), "lost")
 	b.ReportMetric(float64(ctlRPCs), "ctl-rpcs")
