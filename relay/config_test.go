@@ -266,8 +266,9 @@ func TestMirrorLimitSettings(t *testing.T) {
 	if err := hand(); err != nil {
 		t.Fatalf("first handover: %v", err)
 	}
-	if err := hand(); !errors.Is(err, ErrMirrorFull) {
-		t.Fatalf("a second unconfirmed space with mirror-max-unconfirmed-spaces 1: %v", err)
+	if err := hand(); err != nil || len(r.Mirror().Spaces()) != 1 || r.Mirror().Counts().Evicted != 1 {
+		t.Fatalf("a second unconfirmed space with mirror-max-unconfirmed-spaces 1: %v; %d spaces, %d evicted",
+			err, len(r.Mirror().Spaces()), r.Mirror().Counts().Evicted)
 	}
 	if err := hand(); !errors.Is(err, ErrMirrorBusy) {
 		t.Fatalf("a third handover with mirror-handovers-per-peer 2: %v", err)
