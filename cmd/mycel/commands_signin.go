@@ -740,6 +740,8 @@ the password and an approval by a member are still needed.`,
 				for _, r := range st.Relays {
 					if r.Error != "" {
 						fmt.Fprintf(cmd.ErrOrStderr(), "relay %s: %s\n", r.ID, r.Error)
+					} else if drop && r.Absent {
+						fmt.Fprintf(cmd.OutOrStdout(), "no alias %s at relay %s: it holds no such name, so nothing changed there\n", st.Name, r.ID)
 					} else if drop {
 						fmt.Fprintf(cmd.OutOrStdout(), "dropped %s at relay %s\n", st.Name, r.ID)
 					} else {
