@@ -66,8 +66,10 @@ data directory's config.json, or the default:
                   config "limits": {"max_conns": 4096, "circuit_bytes": "1MiB"}
                   (sizes take KiB, MiB or GiB; durations 90s, 2m, 1h)
 
-Environment lists are comma-separated. The data directory holds node.key, the
-relay's libp2p identity (mode 0600, created on first run), and config.json.`
+Environment lists are comma-separated; a MYCEL_RELAY_ variable not named
+here is refused (a mistyped one would leave its setting at the default).
+The data directory holds node.key, the relay's libp2p identity (mode 0600,
+created on first run), and config.json.`
 
 func newRelayCmd() *cobra.Command {
 	var o relay.Overrides
@@ -77,6 +79,9 @@ func newRelayCmd() *cobra.Command {
 		Long:  relayLong,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := relay.CheckEnv(os.Environ()); err != nil {
+				return err
+			}
 			cfg, err := relay.LoadConfig(o, os.Getenv, daemonDataDir)
 			if err != nil {
 				return err

@@ -329,6 +329,22 @@ func TestRelayHelpAndBadSettings(t *testing.T) {
 			t.Errorf("relay %v: exit %d, stderr %q; want exit 1 and %q", c.args, code, stderr, c.want)
 		}
 	}
+
+	// A mistyped variable is refused as a mistyped flag is, rather than
+	// leaving its setting at the default.
+	// (A relay that starts is stopped after 20 s: the test fails, not hangs.)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mycelBin, "relay", "--data", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0")
+	cmd.Env = append(os.Environ(), "MYCEL_RELAY_MAX_CONN=5")
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitError ||
+		!strings.Contains(errOut.String(), "unknown variable MYCEL_RELAY_MAX_CONN (did you mean MYCEL_RELAY_MAX_CONNS?") {
+		t.Errorf("MYCEL_RELAY_MAX_CONN=5: %v, stderr %q", err, &errOut)
+	}
 }
 
 // TestRelayDamagedDataDir: the relay prints where its web app is; a
