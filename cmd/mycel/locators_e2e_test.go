@@ -195,6 +195,9 @@ func TestE2EJoinByAlias(t *testing.T) {
 	if c.request("GET", "/v1/spaces/"+id, nil, &info) != http.StatusOK || info.Join == nil {
 		t.Fatalf("C's request is not for the aliased space %s: %+v", id, info)
 	}
+	if info.Name != "family" {
+		t.Errorf("C's local label of the space joined by family@relay: %q", info.Name)
+	}
 	approveWaiting(t, a, c, id, info.Join.Code)
 
 	// An unknown alias is a clear refusal.
