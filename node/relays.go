@@ -2,14 +2,17 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -264,7 +267,19 @@ func (n *Node) reserve(ctx context.Context, info peer.AddrInfo) (*client.Reserva
 	if slices.ContainsFunc(info.Addrs, manet.IsPublicAddr) {
 		n.awaitHolePunching(ctx)
 	}
-	return client.Reserve(ctx, n.host, info)
+	rsvp, err := client.Reserve(ctx, n.host, info)
+	if err != nil && !runsRelay(n.host.Peerstore().GetProtocols, info.ID) {
+		err = fmt.Errorf("%w (%s runs no circuit relay: is it a daemon's address? --relay takes a mycel relay's)", err, info.ID)
+	}
+	return rsvp, err
+}
+
+// runsRelay reports whether peer p may run a circuit relay: false only
+// when identify told its protocols and the relay's hop protocol is not
+// among them.
+func runsRelay(protocols func(peer.ID) ([]protocol.ID, error), p peer.ID) bool {
+	ps, err := protocols(p)
+	return err != nil || len(ps) == 0 || slices.Contains(ps, proto.ProtoIDv2Hop)
 }
 
 // awaitHolePunching waits, at most holePunchWait, until this host handles

@@ -424,16 +424,16 @@ func (n *Node) alias(ctx context.Context, id, name, relayArg string, drop bool) 
 	st := api.AliasState{Name: name, Space: m.sp.ID().String()}
 	var errs []error
 	for _, info := range infos {
+		ar := api.AliasRelay{ID: info.ID.String()}
 		err := n.connectRelay(ctx, info)
 		if err == nil && drop {
 			err = relay.DropAlias(ctx, n.host, info.ID, name, m.sp.WriterKey(), time.Now())
 			if errors.Is(err, relay.ErrDirectoryNotFound) {
-				err = nil
+				ar.Absent, err = true, nil
 			}
 		} else if err == nil {
 			err = relay.RegisterAlias(ctx, n.host, info.ID, name, m.sp.ID(), m.sp.WriterKey(), time.Now())
 		}
-		ar := api.AliasRelay{ID: info.ID.String()}
 		if err != nil {
 			ar.Error = err.Error()
 			errs = append(errs, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -301,4 +302,27 @@ func TestRelayRestartedGetsTokensAgain(t *testing.T) {
 	r = start()
 	waitRelay(t, n, "reserved again", func(r api.Relay) bool { return r.ReservedUntil != nil })
 	eventually(t, 20*time.Second, mirrors(r))
+}
+
+// TestRelayNotARelay: --relay given a peer that runs no circuit relay (a
+// daemon's address, say): the relay's status error says so, where it
+// only carried libp2p's "protocols not supported".
+func TestRelayNotARelay(t *testing.T) {
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	cfg := loopbackConfig(t)
+	cfg.Relays = []string{fmt.Sprintf("%s/p2p/%s", h.Addrs()[0], h.ID())}
+	cfg.Limits.Net.MinBackoff, cfg.Limits.Net.MaxBackoff = 100*time.Millisecond, 200*time.Millisecond
+	n, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	r := waitRelay(t, n, "refused as no relay", func(r api.Relay) bool { return strings.Contains(r.Error, "runs no circuit relay") })
+	if r.ReservedUntil != nil || !strings.Contains(r.Error, "--relay takes a mycel relay's") {
+		t.Fatalf("relay state %+v", r)
+	}
 }

@@ -754,3 +754,60 @@ func formatSize(n int64) string {
 	}
 	return strconv.FormatInt(n, 10)
 }
+
+// envNames are the variables LoadConfig reads.
+func envNames() []string {
+	names := []string{"MYCEL_RELAY_HOME", "MYCEL_RELAY_LISTEN", "MYCEL_RELAY_WS_CERT", "MYCEL_RELAY_WS_KEY",
+		"MYCEL_RELAY_METRICS", "MYCEL_RELAY_LOG_LEVEL", "MYCEL_RELAY_PEERS"}
+	for _, f := range limitFields {
+		names = append(names, f.env())
+	}
+	return names
+}
+
+// CheckEnv refuses a MYCEL_RELAY_* variable in environ (os.Environ's
+// form) that LoadConfig does not read: a mistyped one would otherwise
+// leave its setting at the default without a word, where a mistyped flag
+// is refused.
+func CheckEnv(environ []string) error {
+	known := envNames()
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "MYCEL_RELAY_") || slices.Contains(known, k) {
+			continue
+		}
+		best, bestD := "", 4 // suggest only a name within 3 edits
+		for _, n := range known {
+			if d := editDistance(k, n); d < bestD {
+				best, bestD = n, d
+			}
+		}
+		hint := "mycel relay --help lists the variables"
+		if best != "" {
+			hint = "did you mean " + best + "? " + hint
+		}
+		return fmt.Errorf("relay: unknown variable %s (%s)", k, hint)
+	}
+	return nil
+}
+
+// editDistance is the Levenshtein distance between a and b (ASCII).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := prev[j-1]
+			if a[i-1] != b[j-1] {
+				c++
+			}
+			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

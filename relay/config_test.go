@@ -266,10 +266,34 @@ func TestMirrorLimitSettings(t *testing.T) {
 	if err := hand(); err != nil {
 		t.Fatalf("first handover: %v", err)
 	}
-	if err := hand(); !errors.Is(err, ErrMirrorFull) {
-		t.Fatalf("a second unconfirmed space with mirror-max-unconfirmed-spaces 1: %v", err)
+	if err := hand(); err != nil || len(r.Mirror().Spaces()) != 1 || r.Mirror().Counts().Evicted != 1 {
+		t.Fatalf("a second unconfirmed space with mirror-max-unconfirmed-spaces 1: %v; %d spaces, %d evicted",
+			err, len(r.Mirror().Spaces()), r.Mirror().Counts().Evicted)
 	}
 	if err := hand(); !errors.Is(err, ErrMirrorBusy) {
 		t.Fatalf("a third handover with mirror-handovers-per-peer 2: %v", err)
+	}
+}
+
+// TestCheckEnv: every variable LoadConfig reads passes, the daemon's
+// MYCEL_RELAYS and others' variables too; a mistyped MYCEL_RELAY_* one is
+// refused, with the name it is nearest to.
+func TestCheckEnv(t *testing.T) {
+	ok := []string{"MYCEL_RELAYS=/ip4/1.2.3.4/tcp/1/p2p/x", "PATH=/bin", "MYCEL_RELAY_HOME=/tmp/r", "MYCEL_RELAY_LISTEN=",
+		"MYCEL_RELAY_MIRROR_MAX_SPACES=3", "MYCEL_RELAY_MAILBOX_EXPIRY=1h"}
+	for _, n := range LimitNames() {
+		ok = append(ok, "MYCEL_RELAY_"+strings.ToUpper(strings.ReplaceAll(n, "-", "_"))+"=1")
+	}
+	if err := CheckEnv(ok); err != nil {
+		t.Fatalf("known variables: %v", err)
+	}
+	for kv, want := range map[string]string{
+		"MYCEL_RELAY_LISTN=/ip4/127.0.0.1/tcp/0": "did you mean MYCEL_RELAY_LISTEN?",
+		"MYCEL_RELAY_MAX_CONN=5":                 "did you mean MYCEL_RELAY_MAX_CONNS?",
+		"MYCEL_RELAY_SOMETHING_ELSE=1":           "unknown variable MYCEL_RELAY_SOMETHING_ELSE (mycel relay --help",
+	} {
+		if err := CheckEnv(append(ok, kv)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", kv, err, want)
+		}
 	}
 }

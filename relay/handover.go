@@ -45,8 +45,9 @@ var (
 	ErrMirrorRefused = errors.New("relay: mirror handover refused")
 	// ErrMalformedHandover: the request (or the reply) does not decode.
 	ErrMalformedHandover = errors.New("relay: malformed mirror handover")
-	// ErrMirrorFull: a limit of the mirror (spaces overall, unconfirmed
-	// spaces, pending tokens of the space) is reached.
+	// ErrMirrorFull: a limit of the mirror is reached: spaces overall,
+	// every one confirmed (an unconfirmed one makes room otherwise), or
+	// pending tokens of the space.
 	ErrMirrorFull = errors.New("relay: mirror full")
 	// ErrMirrorBusy: the peer handed too many tokens lately.
 	ErrMirrorBusy = errors.New("relay: too many mirror handovers from this peer")

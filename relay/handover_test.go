@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/mycelsync/mycel/auth"
+	"github.com/mycelsync/mycel/node/replication"
 )
 
 func randomToken(epoch uint32) auth.MirrorToken {
@@ -82,10 +84,11 @@ func FuzzHandoverDecode(f *testing.F) {
 }
 
 // TestHandoverLimits: over real hosts, a peer's handovers beyond
-// HandoversPerPeer are refused as busy; new unconfirmed spaces beyond
-// MaxUnconfirmedSpaces as full, pending tokens of one space beyond
-// MaxPendingPerSpace too; other peers are still served. Garbage gets a
-// malformed reply and changes nothing.
+// HandoversPerPeer are refused as busy; a new space beyond
+// MaxUnconfirmedSpaces takes the place of the unconfirmed one handed least
+// recently (TestMirrorUnconfirmedFlood); pending tokens of one space
+// beyond MaxPendingPerSpace are refused as full; other peers are still
+// served. Garbage gets a malformed reply and changes nothing.
 func TestHandoverLimits(t *testing.T) {
 	ctx := context.Background()
 	m := newMirror(t, MirrorLimits{HandoversPerPeer: 5, MaxUnconfirmedSpaces: 3, MaxPendingPerSpace: 2})
@@ -102,23 +105,14 @@ func TestHandoverLimits(t *testing.T) {
 	}
 	c1 := client()
 	hand := func(c host.Host, tok auth.MirrorToken) error { return HandMirrorToken(ctx, c, m.h.ID(), tok) }
-	first := randomToken(0)
-	for i := range 3 {
-		tok := randomToken(0)
-		if i == 0 {
-			tok = first
-		}
-		if err := hand(c1, tok); err != nil {
+	var last auth.MirrorToken
+	for i := range 5 {
+		last = randomToken(0)
+		if err := hand(c1, last); err != nil {
 			t.Fatalf("space %d: %v", i, err)
 		}
 	}
-	if err := hand(c1, randomToken(0)); !errors.Is(err, ErrMirrorRefused) || !errors.Is(err, ErrMirrorFull) {
-		t.Fatalf("a 4th unconfirmed space: %v", err)
-	}
-	if err := hand(c1, randomToken(0)); !errors.Is(err, ErrMirrorFull) {
-		t.Fatalf("5th: %v", err)
-	}
-	if err := hand(c1, randomToken(0)); !errors.Is(err, ErrMirrorBusy) {
+	if err := hand(c1, randomToken(0)); !errors.Is(err, ErrMirrorRefused) || !errors.Is(err, ErrMirrorBusy) {
 		t.Fatalf("6th handover of one peer: %v", err)
 	}
 	if n := len(m.Spaces()); n != 3 {
@@ -127,13 +121,13 @@ func TestHandoverLimits(t *testing.T) {
 
 	// Another peer is served; pending tokens of one space are bounded.
 	c2 := client()
-	second, third := first, first
+	second, third := last, last
 	rand.Read(second.Token[:])
 	rand.Read(third.Token[:])
 	if err := hand(c2, second); err != nil {
 		t.Fatalf("a 2nd pending token of a space: %v", err)
 	}
-	if err := hand(c2, third); !errors.Is(err, ErrMirrorFull) {
+	if err := hand(c2, third); !errors.Is(err, ErrMirrorRefused) || !errors.Is(err, ErrMirrorFull) {
 		t.Fatalf("a 3rd pending token of a space (limit 2): %v", err)
 	}
 
@@ -151,5 +145,80 @@ func TestHandoverLimits(t *testing.T) {
 	}
 	if n := len(m.Spaces()); n != 3 {
 		t.Fatalf("%d spaces", n)
+	}
+}
+
+// TestMirrorUnconfirmedFlood: an outsider's peers fill every unconfirmed
+// slot with spaces of their own making, and keep handing more. A member
+// who then hands the token of a new space is not refused: the unconfirmed
+// space handed least recently makes room, the member's proof confirms the
+// new one, and a confirmed space is never the one dropped — not even once
+// the mirror holds MaxSpaces, which still refuses when every space is
+// confirmed.
+func TestMirrorUnconfirmedFlood(t *testing.T) {
+	ctx := context.Background()
+	m := newMirror(t, MirrorLimits{MaxUnconfirmedSpaces: 3, MaxSpaces: 6, HandoversPerPeer: 16})
+	binding := []byte("binding")
+	confirm := func(w *writer) auth.MirrorToken {
+		t.Helper()
+		id := auth.SpaceID(w.key())
+		kr, _ := auth.NewKeyring(id, nil)
+		tok := kr.Epochs[0].MirrorToken(id)
+		if err := m.Hand("member", tok); err != nil {
+			t.Fatalf("a member's new space: %v", err)
+		}
+		pr := tok.ReplicationCapability().Proof(binding)
+		k := w.key()
+		if !m.spaces[id].Verify(binding, replication.Proof{Epochs: []replication.EpochProof{{Epoch: 0, Proof: pr[:]}}, Writer: &k}) {
+			t.Fatal("the origin's proof did not confirm its token")
+		}
+		return tok
+	}
+	kept := confirm(newWriter(t))
+
+	attacker, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { attacker.Close() })
+	if err := attacker.Connect(ctx, peer.AddrInfo{ID: m.h.ID(), Addrs: m.h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	var bogus []auth.MirrorToken
+	for i := range 10 {
+		tok := randomToken(0)
+		bogus = append(bogus, tok)
+		if err := HandMirrorToken(ctx, attacker, m.h.ID(), tok); err != nil {
+			t.Fatalf("bogus space %d: %v", i, err)
+		}
+	}
+	if n := len(m.Spaces()); n != 4 {
+		t.Fatalf("%d spaces, want the confirmed one and 3 unconfirmed", n)
+	}
+	if !slices.Contains(m.Spaces(), bogus[9].Space) || slices.Contains(m.Spaces(), bogus[6].Space) {
+		t.Fatal("not the least recently handed unconfirmed space made room")
+	}
+
+	// The member's new space is taken and confirmed; the first stays.
+	second := confirm(newWriter(t))
+	spaces := m.Spaces()
+	if !slices.Contains(spaces, kept.Space) || !slices.Contains(spaces, second.Space) || len(spaces) != 4 {
+		t.Fatalf("after the member's handover: %d spaces, the first %v, the new %v",
+			len(spaces), slices.Contains(spaces, kept.Space), slices.Contains(spaces, second.Space))
+	}
+	if c := m.Counts(); c.Confirmed != 2 || c.Evicted != 8 {
+		t.Fatalf("counts %+v, want 2 confirmed and 8 evicted", c)
+	}
+
+	// MaxSpaces (6): confirmed spaces fill it; an unconfirmed one makes
+	// room while there is one, then a new space is refused.
+	for range 4 {
+		confirm(newWriter(t))
+	}
+	if err := HandMirrorToken(ctx, attacker, m.h.ID(), randomToken(0)); !errors.Is(err, ErrMirrorFull) {
+		t.Fatalf("a new space with every slot confirmed: %v", err)
+	}
+	if n := len(m.Spaces()); n != 6 || !slices.Contains(m.Spaces(), kept.Space) {
+		t.Fatalf("%d spaces, the first kept: %v", n, slices.Contains(m.Spaces(), kept.Space))
 	}
 }

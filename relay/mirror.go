@@ -33,7 +33,9 @@ type MirrorLimits struct {
 	// MaxSpaces bounds the spaces mirrored, confirmed or not. Default 1024.
 	MaxSpaces int
 	// MaxUnconfirmedSpaces bounds the spaces whose every token is still
-	// unconfirmed (no writer proved it yet). Default 64.
+	// unconfirmed (no writer proved it yet). Default 64. A new space
+	// beyond it, or beyond MaxSpaces, takes the place of the unconfirmed
+	// one handed least recently.
 	MaxUnconfirmedSpaces int
 	// MaxPendingPerSpace bounds the unconfirmed tokens of one space.
 	// Default 4.
@@ -325,14 +327,27 @@ func (m *Mirror) hand(p peer.ID, tok auth.MirrorToken) (*mirrorSpace, error) {
 		ms.handedBy(p)
 		return ms, nil
 	}
-	unconfirmed := 0
-	for _, ms := range m.spaces {
-		if !ms.confirmed() {
+	unconfirmed, victim, victimHanded := 0, auth.SpaceID{}, time.Time{}
+	for id, ms := range m.spaces {
+		if h, ok := ms.unconfirmedSince(); ok {
 			unconfirmed++
+			if unconfirmed == 1 || h.Before(victimHanded) {
+				victim, victimHanded = id, h
+			}
 		}
 	}
 	if len(m.spaces) >= m.lim.MaxSpaces || unconfirmed >= m.lim.MaxUnconfirmedSpaces {
-		return nil, ErrMirrorFull
+		if unconfirmed == 0 {
+			return nil, ErrMirrorFull
+		}
+		// The unconfirmed space handed least recently makes room: a
+		// member's space is confirmed as soon as a writer proves its
+		// token (seconds after the handover), so a full table of them is
+		// what peer IDs of anyone's making handed, and must not keep a
+		// new space out until they expire (FORMAT.md, "What a bogus
+		// token costs the relay").
+		m.dropLocked(victim)
+		m.stats.evicted.Inc()
 	}
 	ms, err := m.newSpace(tok.Space)
 	if err != nil {
@@ -357,20 +372,25 @@ func (m *Mirror) sweepLocked(now time.Time) {
 		}
 	}
 	for id, ms := range m.spaces {
-		if ms.expire(now) {
-			continue
+		if !ms.expire(now) {
+			m.dropLocked(id)
 		}
-		delete(m.spaces, id)
-		m.stats.spaces.Dec()
-		// syncnet has no way to stop serving a space: its handler goes,
-		// and its sessions are asked to prove again (they fail: no token).
-		m.h.RemoveStreamHandler(syncnet.ProtocolFor(id))
-		m.repl.Recheck(id)
-		if err := m.forget(id); err != nil {
-			m.log.Warn("relay: mirror: forget space", "err", err)
-		}
-		m.changed()
 	}
+}
+
+// dropLocked stops mirroring space id and forgets what the store holds of
+// it.
+func (m *Mirror) dropLocked(id auth.SpaceID) {
+	delete(m.spaces, id)
+	m.stats.spaces.Dec()
+	// syncnet has no way to stop serving a space: its handler goes, and
+	// its sessions are asked to prove again (they fail: no token).
+	m.h.RemoveStreamHandler(syncnet.ProtocolFor(id))
+	m.repl.Recheck(id)
+	if err := m.forget(id); err != nil {
+		m.log.Warn("relay: mirror: forget space", "err", err)
+	}
+	m.changed()
 }
 
 // forget deletes what the store holds of space id: its record, its
@@ -493,6 +513,23 @@ func (ms *mirrorSpace) confirmed() bool {
 		}
 	}
 	return false
+}
+
+// unconfirmedSince reports whether no token of the space is confirmed,
+// and then when one was handed last.
+func (ms *mirrorSpace) unconfirmedSince() (time.Time, bool) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	var last time.Time
+	for _, t := range ms.tokens {
+		if t.confirmed {
+			return time.Time{}, false
+		}
+		if t.handed.After(last) {
+			last = t.handed
+		}
+	}
+	return last, true
 }
 
 // expire drops the expired pending tokens and reports whether any token
@@ -996,6 +1033,7 @@ type mirrorStats struct {
 	feedsRefused  *counter
 	quotaRefused  *counter
 	stored        *counter
+	evicted       *counter
 }
 
 // counter is a Prometheus counter whose total the mirror reads back
@@ -1025,9 +1063,10 @@ func newMirrorStats(reg prometheus.Registerer) mirrorStats {
 		feedsRefused:  c("feeds_refused_total", "Batches refused because their feed is not a writer's."),
 		quotaRefused:  c("quota_refused_total", "Batches refused because the space's mirror is full."),
 		stored:        c("entries_stored_total", "Feed entries the mirror verified and stored, all spaces together."),
+		evicted:       c("unconfirmed_evicted_total", "Unconfirmed spaces dropped to make room for a new one."),
 	}
 	if reg != nil {
-		reg.MustRegister(s.spaces, s.handovers, s.confirmed, s.proofsRefused, s.feedsRefused, s.quotaRefused, s.stored)
+		reg.MustRegister(s.spaces, s.handovers, s.confirmed, s.proofsRefused, s.feedsRefused, s.quotaRefused, s.stored, s.evicted)
 	}
 	return s
 }
@@ -1038,6 +1077,9 @@ type MirrorCounts struct {
 	Confirmed, ProofsRefused, FeedsRefused, QuotaRefused uint64
 	// Stored counts the entries stored, all spaces together.
 	Stored uint64
+	// Evicted counts the unconfirmed spaces dropped to make room for a
+	// new one.
+	Evicted uint64
 }
 
 // Counts returns the mirror's totals.
@@ -1045,5 +1087,5 @@ func (m *Mirror) Counts() MirrorCounts {
 	v := func(c *counter) uint64 { return c.n.Load() }
 	return MirrorCounts{Confirmed: v(m.stats.confirmed), ProofsRefused: v(m.stats.proofsRefused),
 		FeedsRefused: v(m.stats.feedsRefused), QuotaRefused: v(m.stats.quotaRefused),
-		Stored: v(m.stats.stored)}
+		Stored: v(m.stats.stored), Evicted: v(m.stats.evicted)}
 }

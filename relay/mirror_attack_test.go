@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -305,4 +306,68 @@ func TestMirrorBootstrapShowsOutsiderNothing(t *testing.T) {
 	if got, err := out.db.Feeds(); err != nil || len(got) != 0 {
 		t.Fatalf("the outsider holds %d feeds of the space (%v)", len(got), err)
 	}
+}
+
+// TestMirrorUnconfirmedFloodE2E: an outsider fills every unconfirmed slot
+// of a real relay with spaces of its own making (and keeps handing more);
+// a real daemon then hands the token of its new space: the relay takes
+// it, the daemon's proof confirms it and the relay mirrors every entry. A
+// second flood, once it is confirmed, leaves it in place.
+func TestMirrorUnconfirmedFloodE2E(t *testing.T) {
+	ctx := context.Background()
+	rkey, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	cfg := &relay.Config{DataDir: t.TempDir(), LogLevel: "debug", Limits: relay.DefaultLimits(),
+		Listen: []string{"/ip4/127.0.0.1/tcp/0"}}
+	cfg.MirrorLimits.MaxUnconfirmedSpaces = 4
+	r, err := relay.New(cfg, rkey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	outsider := newBare(t, r)
+	flood := func(n int) {
+		t.Helper()
+		for i := range n {
+			var tok auth.MirrorToken
+			rand.Read(tok.Space[:])
+			rand.Read(tok.Token[:])
+			// Refused or not, the outsider goes on.
+			if err := relay.HandMirrorToken(ctx, outsider.h, r.Host().ID(), tok); err != nil && !errors.Is(err, relay.ErrMirrorFull) {
+				t.Fatalf("the outsider's space %d: %v", i, err)
+			}
+		}
+	}
+	flood(6)
+
+	a := startDaemon(t, daemonConfig(t.TempDir(), "A"))
+	info, err := a.CreateSpace(ctx, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if err := a.Put(ctx, info.ID, fmt.Sprint("key", i), []byte("value")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok, err := a.MirrorToken(info.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Host().Connect(ctx, peer.AddrInfo{ID: r.Host().ID(), Addrs: r.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := relay.HandMirrorToken(ctx, a.Host(), r.Host().ID(), tok); err != nil {
+		t.Fatalf("the member's handover after the flood: %v", err)
+	}
+	relayHolds(t, r, a, tok.Space)
+	if c := r.Mirror().Counts(); c.Confirmed != 1 {
+		t.Fatalf("counts %+v: the member's token is not confirmed", c)
+	}
+
+	flood(8)
+	if !slices.Contains(r.Mirror().Spaces(), tok.Space) || len(r.Mirror().Spaces()) != 5 {
+		t.Fatalf("after a second flood: %d spaces, the member's among them: %v",
+			len(r.Mirror().Spaces()), slices.Contains(r.Mirror().Spaces(), tok.Space))
+	}
+	relayHolds(t, r, a, tok.Space)
 }

@@ -62,12 +62,16 @@ func lastSeen(d time.Duration) string {
 }
 
 func newSendCmd(o *clientOpts) *cobra.Command {
-	return &cobra.Command{
+	var keep bool
+	cmd := &cobra.Command{
 		Use:   "send <space> <topic> <data | ->",
 		Short: "Send a message to the space's devices that are online (data from the argument or stdin with -)",
-		Long: `Send an app message to the devices of a space that are online now; nothing
-is kept for the others. The topic is 1 to 64 bytes, chosen by the app; the
-data at most 16 KiB. mycel listen prints what other devices send.`,
+		Long: `Send an app message to the devices of a space that are online now; with
+--keep, the relays' mailboxes also keep it for the devices that are offline,
+for up to a week, and each gets it once when it comes back (mycel listen
+shows it then, with its original time). The topic is 1 to 64 bytes, chosen
+by the app; the data at most 16 KiB. mycel listen prints what other devices
+send.`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data := []byte(args[2])
@@ -86,10 +90,15 @@ data at most 16 KiB. mycel listen prints what other devices send.`,
 				if err != nil {
 					return err
 				}
+				if keep {
+					return c.SendKept(cmd.Context(), id, args[1], data)
+				}
 				return c.Send(cmd.Context(), id, args[1], data)
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&keep, "keep", false, "the relays' mailboxes keep it for the devices that are offline (up to a week)")
+	return cmd
 }
 
 func newListenCmd(o *clientOpts) *cobra.Command {

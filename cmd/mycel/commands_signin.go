@@ -146,7 +146,8 @@ refused (the invite was used or expired, or the password is wrong), or if
 --timeout passes first. --no-wait returns at once; mycel space info
 <space> shows the answer later.
 
---name sets this device's local label of the space. --json prints the
+--name sets this device's local label of the space (by default the alias's
+name when joining by name@relay, else "joined"). --json prints the
 request's state (space, code, state, reason, since) when the command ends.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -158,6 +159,12 @@ request's state (space, code, state, reason, since) when the command ends.`,
 			case space == "":
 			case isAlias(space):
 				with.Space = strings.TrimSpace(space)
+				if with.Name == "" {
+					// The alias names the space at its relay: a better
+					// local label than "joined" (mycel get family …).
+					n, _, _ := strings.Cut(with.Space, "@")
+					with.Name = strings.ToLower(n)
+				}
 			case !isID(space):
 				return usageError{fmt.Errorf("--space %q: want the space's ID, 64 hex digits, or an alias name@relay", space)}
 			default:
@@ -223,7 +230,7 @@ request's state (space, code, state, reason, since) when the command ends.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&space, "space", "", "the space's ID or alias (name@relay): with --password, or with an invite code that no peer or relay knows")
-	f.StringVar(&name, "name", "", "this device's local label of the space (default \"joined\")")
+	f.StringVar(&name, "name", "", "this device's local label of the space (default: the alias's name when joining by name@relay, else \"joined\")")
 	f.BoolVar(&password, "password", false, "ask with the space's password (read without echo) instead of an invite")
 	f.BoolVar(&noWait, "no-wait", false, "return once the request is sent, without waiting for an answer")
 	f.DurationVar(&timeout, "timeout", 0, "stop waiting after this long, exit 1 (0: wait until answered)")
@@ -740,6 +747,8 @@ the password and an approval by a member are still needed.`,
 				for _, r := range st.Relays {
 					if r.Error != "" {
 						fmt.Fprintf(cmd.ErrOrStderr(), "relay %s: %s\n", r.ID, r.Error)
+					} else if drop && r.Absent {
+						fmt.Fprintf(cmd.OutOrStdout(), "no alias %s at relay %s: it holds no such name, so nothing changed there\n", st.Name, r.ID)
 					} else if drop {
 						fmt.Fprintf(cmd.OutOrStdout(), "dropped %s at relay %s\n", st.Name, r.ID)
 					} else {

@@ -165,6 +165,13 @@ func TestE2EJoinByAlias(t *testing.T) {
 		return nil
 	})
 
+	// A mistyped name to drop: the relay holds none, and the command says
+	// so instead of "dropped"; the alias stays (C joins by it below).
+	if out, stderr, code := mycel(t, "space", "alias", "--data", a.dir, "--drop", id, "famly"); code != 0 ||
+		!strings.HasPrefix(out, "no alias famly at relay "+r.id+":") || strings.Contains(out, "dropped") {
+		t.Fatalf("dropping a mistyped name: exit %d %q %q", code, out, stderr)
+	}
+
 	// Another space, another member: the name is taken.
 	b := newDaemon(t, "--relay", raddr)
 	other := createSpace(t, b)
@@ -187,6 +194,9 @@ func TestE2EJoinByAlias(t *testing.T) {
 	var info api.SpaceInfo
 	if c.request("GET", "/v1/spaces/"+id, nil, &info) != http.StatusOK || info.Join == nil {
 		t.Fatalf("C's request is not for the aliased space %s: %+v", id, info)
+	}
+	if info.Name != "family" {
+		t.Errorf("C's local label of the space joined by family@relay: %q", info.Name)
 	}
 	approveWaiting(t, a, c, id, info.Join.Code)
 

@@ -81,8 +81,9 @@ a node too. mycel daemon runs this device's node; the other commands talk
 to it through its local HTTP API (address in api.addr and token in
 api.token, in the data directory; --data or MYCEL_HOME chooses it, --api
 overrides the address, --json prints JSON); mycel ui prints a login link
-to the daemon's web UI. mycel relay runs an always-on relay (circuits and
-the blind mirror today; its mailbox and message routing arrive later).
+to the daemon's web UI. mycel relay runs an always-on relay: circuits, the
+blind mirror, a mailbox for the devices that are offline, message routing,
+invite locators and aliases.
 
 Exit status: 0 on success, 1 when a command fails, 2 on a usage error
 (unknown command, flag or argument), 3 when the command needs a running

@@ -49,6 +49,11 @@ func TestCLIMessages(t *testing.T) {
 		t.Errorf("listen ended by its context: exit %d", code)
 	}
 
+	// --keep asks for keep (the fake cannot keep: the API says so, rather
+	// than sending it unkept).
+	if _, stderr, code := e.run(t, "", "send", "notes", "chat", "kept", "--keep"); code != exitError || !strings.Contains(stderr, "cannot keep") || e.fake.Calls("Send") != 2 {
+		t.Errorf("send --keep: exit %d %q, Send called %d times", code, stderr, e.fake.Calls("Send"))
+	}
 	if _, _, code := e.run(t, "", "send", "notes", "chat"); code != exitUsage {
 		t.Errorf("send without data: exit %d", code)
 	}

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/spf13/cobra"
 
+	"github.com/mycelsync/mycel/feed/badgerstore"
 	"github.com/mycelsync/mycel/node"
 	"github.com/mycelsync/mycel/relay"
 )
@@ -60,8 +66,10 @@ data directory's config.json, or the default:
                   config "limits": {"max_conns": 4096, "circuit_bytes": "1MiB"}
                   (sizes take KiB, MiB or GiB; durations 90s, 2m, 1h)
 
-Environment lists are comma-separated. The data directory holds node.key, the
-relay's libp2p identity (mode 0600, created on first run), and config.json.`
+Environment lists are comma-separated; a MYCEL_RELAY_ variable not named
+here is refused (a mistyped one would leave its setting at the default).
+The data directory holds node.key, the relay's libp2p identity (mode 0600,
+created on first run), and config.json.`
 
 func newRelayCmd() *cobra.Command {
 	var o relay.Overrides
@@ -71,6 +79,9 @@ func newRelayCmd() *cobra.Command {
 		Long:  relayLong,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := relay.CheckEnv(os.Environ()); err != nil {
+				return err
+			}
 			cfg, err := relay.LoadConfig(o, os.Getenv, daemonDataDir)
 			if err != nil {
 				return err
@@ -85,11 +96,11 @@ func newRelayCmd() *cobra.Command {
 			}
 			key, err := node.LoadIdentity(cfg.DataDir)
 			if err != nil {
-				return fmt.Errorf("relay: identity in %s: %w (is the data directory writable? --data or MYCEL_RELAY_HOME chooses another)", cfg.DataDir, err)
+				return relayIdentityError(cfg.DataDir, err)
 			}
 			r, err := relay.New(cfg, key, log)
 			if err != nil {
-				return err
+				return relayStartError(cfg.DataDir, err)
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "mycel relay %s\n", version)
@@ -97,6 +108,9 @@ func newRelayCmd() *cobra.Command {
 			fmt.Fprintf(out, "peer ID: %s\n", r.Host().ID())
 			for _, a := range r.Addrs() {
 				fmt.Fprintf(out, "listening on %s\n", a)
+			}
+			for _, u := range webAppURLs(r.Addrs()) {
+				fmt.Fprintf(out, "web app on %s\n", u)
 			}
 			if a := r.MetricsAddr(); a != "" {
 				fmt.Fprintf(out, "metrics on http://%s/metrics\n", a)
@@ -124,6 +138,63 @@ func newRelayCmd() *cobra.Command {
 		fl.DefValue = def
 	}
 	return cmd
+}
+
+// relayIdentityError says what to do when the relay's identity does not
+// load: a file system error (a directory it cannot write), or a node.key
+// that does not parse.
+func relayIdentityError(dir string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("relay: identity in %s: %w (is the data directory writable? --data or MYCEL_RELAY_HOME chooses another)", dir, err)
+	}
+	path := filepath.Join(dir, node.IdentityFile)
+	if fi, serr := os.Stat(path); serr == nil && fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("relay: identity in %s: %w", dir, err) // it says to chmod
+	}
+	return fmt.Errorf("relay: identity in %s: %w (%s is damaged: restore it from a backup to keep the relay's peer ID; "+
+		"or move it aside, and the relay makes a new identity: a new peer ID, which daemons' --relay addresses "+
+		"and spaces' relay lists must then be given)", dir, err, path)
+}
+
+// relayStartError adds what to do to a damaged mirror store's error.
+func relayStartError(dir string, err error) error {
+	if !errors.Is(err, badgerstore.ErrDamaged) {
+		return err
+	}
+	m := filepath.Join(dir, relay.MirrorDir)
+	return fmt.Errorf("%w\nThe mirror holds copies of what the members hold: move %s aside (mv %s %s.damaged) and start "+
+		"the relay again; the devices hand it their mirror tokens when they reserve again, and it fetches their feeds anew. "+
+		"The kept messages, sign-in envelopes, invite locators and aliases it held are lost: aliases must be "+
+		"registered again (mycel space alias)", err, m, m, m)
+}
+
+// webAppURLs are the addresses at which the relay serves the web app:
+// its WebSocket listeners, as http:// (https:// with TLS) URLs.
+func webAppURLs(addrs []ma.Multiaddr) []string {
+	var out []string
+	for _, a := range addrs {
+		var host, port, scheme string
+		ma.ForEach(a, func(c ma.Component) bool {
+			switch c.Protocol().Code {
+			case ma.P_IP4, ma.P_IP6, ma.P_DNS, ma.P_DNS4, ma.P_DNS6:
+				host = c.Value()
+			case ma.P_TCP:
+				port = c.Value()
+			case ma.P_TLS, ma.P_WSS:
+				scheme = "https"
+			case ma.P_WS:
+				if scheme == "" {
+					scheme = "http"
+				}
+			}
+			return true
+		})
+		if host != "" && port != "" && scheme != "" {
+			out = append(out, scheme+"://"+net.JoinHostPort(host, port)+"/")
+		}
+	}
+	return out
 }
 
 // daemonDataDir is the daemon's data directory, in which the relay's is

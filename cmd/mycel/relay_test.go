@@ -33,6 +33,7 @@ type relayProc struct {
 	id      string   // peer ID
 	addrs   []string // listen addresses with /p2p/ID
 	metrics string   // URL of /metrics, or ""
+	web     []string // URLs of the web app it printed
 	stderr  *syncBuffer
 }
 
@@ -83,6 +84,9 @@ func startRelayIn(t *testing.T, netns, dir string, extra ...string) *relayProc {
 			}
 			if id, found := strings.CutPrefix(l, "peer ID: "); found {
 				p.id = id
+			}
+			if u, found := strings.CutPrefix(l, "web app on "); found {
+				p.web = append(p.web, u)
 			}
 			if u, found := strings.CutPrefix(l, "metrics on "); found {
 				p.metrics = u
@@ -324,5 +328,74 @@ func TestRelayHelpAndBadSettings(t *testing.T) {
 		if code != exitError || !strings.Contains(stderr, c.want) {
 			t.Errorf("relay %v: exit %d, stderr %q; want exit 1 and %q", c.args, code, stderr, c.want)
 		}
+	}
+
+	// A mistyped variable is refused as a mistyped flag is, rather than
+	// leaving its setting at the default.
+	// (A relay that starts is stopped after 20 s: the test fails, not hangs.)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mycelBin, "relay", "--data", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0")
+	cmd.Env = append(os.Environ(), "MYCEL_RELAY_MAX_CONN=5")
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitError ||
+		!strings.Contains(errOut.String(), "unknown variable MYCEL_RELAY_MAX_CONN (did you mean MYCEL_RELAY_MAX_CONNS?") {
+		t.Errorf("MYCEL_RELAY_MAX_CONN=5: %v, stderr %q", err, &errOut)
+	}
+}
+
+// TestRelayDamagedDataDir: the relay prints where its web app is; a
+// node.key that does not parse and a damaged mirror store are refused at
+// start with what to do (not "is the data directory writable?"), and
+// doing what the message says starts the relay again.
+func TestRelayDamagedDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "relay")
+	p := startRelay(t, dir, "--listen", "/ip4/127.0.0.1/tcp/0/ws")
+	if len(p.web) != 1 || !strings.HasPrefix(p.web[0], "http://127.0.0.1:") {
+		t.Fatalf("web app URLs %v", p.web)
+	}
+	resp, err := http.Get(p.web[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", p.web[0], resp.Status)
+	}
+	p.stop(t)
+
+	key := filepath.Join(dir, "node.key")
+	good, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := mycel(t, "relay", "--data", dir, "--listen", "/ip4/127.0.0.1/tcp/0")
+	if code != exitError || !strings.Contains(stderr, "is damaged") || !strings.Contains(stderr, "move it aside") || strings.Contains(stderr, "writable") {
+		t.Errorf("a damaged node.key: exit %d, stderr %q", code, stderr)
+	}
+	if err := os.WriteFile(key, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	manifest := filepath.Join(dir, "mirror", "MANIFEST")
+	if err := os.WriteFile(manifest, []byte("not a manifest at all, but it is long enough"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = mycel(t, "relay", "--data", dir, "--listen", "/ip4/127.0.0.1/tcp/0")
+	mirror := filepath.Join(dir, "mirror")
+	if code != exitError || !strings.Contains(stderr, "store damaged") || !strings.Contains(stderr, "mv "+mirror+" "+mirror+".damaged") {
+		t.Fatalf("a damaged mirror store: exit %d, stderr %q", code, stderr)
+	}
+	if err := os.Rename(mirror, mirror+".damaged"); err != nil {
+		t.Fatal(err)
+	}
+	if again := startRelay(t, dir); again.id != p.id {
+		t.Fatalf("peer ID %s after the repair, was %s", again.id, p.id)
 	}
 }

@@ -40,6 +40,9 @@ type AliasState struct {
 type AliasRelay struct {
 	ID    string `json:"id"`
 	Error string `json:"error,omitempty"` // empty when the relay took the request
+	// Absent: a drop at a relay that holds no such alias (a mistyped
+	// name, or one dropped already); nothing was dropped there.
+	Absent bool `json:"absent,omitempty"`
 }
 
 // maxAliasParam bounds the name and relay of an alias request.

@@ -47,13 +47,14 @@ func (f *Fake) DropAlias(ctx context.Context, id, name, relay string) (api.Alias
 		return api.AliasState{}, err
 	}
 	name = strings.ToLower(name)
-	switch held, ok := f.aliases[name]; {
+	held, ok := f.aliases[name]
+	switch {
 	case ok && held != sp.info.ID:
 		return api.AliasState{}, fmt.Errorf("%w: another space holds %q", api.ErrConflict, name)
 	case ok:
 		delete(f.aliases, name)
 	}
 	// Dropping a name nobody holds succeeds: a relay that holds none
-	// is where the caller wants it.
-	return api.AliasState{Name: name, Space: sp.info.ID, Relays: []api.AliasRelay{{ID: "fake-relay"}}}, nil
+	// is where the caller wants it; Absent says so.
+	return api.AliasState{Name: name, Space: sp.info.ID, Relays: []api.AliasRelay{{ID: "fake-relay", Absent: !ok}}}, nil
 }
