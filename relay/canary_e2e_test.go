@@ -178,23 +178,37 @@ func TestRelayLearnsNoCanary(t *testing.T) {
 	// In chunks, within the listener's buffer (Limits.Ephemeral.ListenBuffer);
 	// what is missing is sent again.
 	deadline := time.Now().Add(90 * time.Second)
-	for missing := bodies; len(missing) > 0; {
-		if time.Now().After(deadline) {
-			t.Fatalf("B received %d of %d messages", len(bodies)-len(missing), len(bodies))
-		}
-		chunk := missing[:min(32, len(missing))]
-		for _, body := range chunk {
-			if err := a.Send(ctx, info.ID, "canary", body); err != nil {
-				t.Fatal(err)
+	sendAll := func() {
+		for missing := bodies; len(missing) > 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("B received %d of %d messages", len(bodies)-len(missing), len(bodies))
 			}
+			chunk := missing[:min(32, len(missing))]
+			for _, body := range chunk {
+				if err := a.Send(ctx, info.ID, "canary", body); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for wait := time.Now().Add(2 * time.Second); time.Now().Before(wait) && slices.ContainsFunc(chunk, func(b []byte) bool { return !has(b) }); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			missing = slices.DeleteFunc(slices.Clone(missing), has)
 		}
-		for wait := time.Now().Add(2 * time.Second); time.Now().Before(wait) && slices.ContainsFunc(chunk, func(b []byte) bool { return !has(b) }); {
-			time.Sleep(5 * time.Millisecond)
-		}
-		missing = slices.DeleteFunc(slices.Clone(missing), has)
+	}
+	sendAll()
+	// B may have a message from A directly while gossipsub dropped the
+	// relay's copy under load (976 of 1,000 crossed it once in a full run
+	// of the package): then every body is sent once more, each a new
+	// envelope, so that the bodies cross the relay.
+	if n := forwarded(t, r) - forwarded0; n < float64(len(bodies)) {
+		t.Logf("the relay forwarded %v envelopes of the %d messages; sending each again", n, len(bodies))
+		mu.Lock()
+		clear(received)
+		mu.Unlock()
+		sendAll()
 	}
 	if n := forwarded(t, r) - forwarded0; n < float64(len(bodies)) {
-		t.Fatalf("the relay forwarded %v envelopes while %d messages were sent: they need not have crossed it", n, len(bodies))
+		t.Fatalf("the relay forwarded %v envelopes while %d messages were sent twice: they need not have crossed it", n, len(bodies))
 	}
 
 	id := tok.Space
