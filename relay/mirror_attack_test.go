@@ -29,9 +29,17 @@ import (
 // mirrors all of A's writes.
 func mirrored(t *testing.T) (*relay.Relay, *node.Node, auth.MirrorToken) {
 	t.Helper()
-	ctx := context.Background()
 	rkey, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	r := startRelay(t, t.TempDir(), rkey)
+	a, tok := handedSpace(t, r)
+	return r, a, tok
+}
+
+// handedSpace starts daemon A with a space of 20 keys and hands r its
+// mirror token; r then holds A's feed.
+func handedSpace(t *testing.T, r *relay.Relay) (*node.Node, auth.MirrorToken) {
+	t.Helper()
+	ctx := context.Background()
 	a := startDaemon(t, daemonConfig(t.TempDir(), "A"))
 	info, err := a.CreateSpace(ctx, "notes")
 	if err != nil {
@@ -50,10 +58,10 @@ func mirrored(t *testing.T) (*relay.Relay, *node.Node, auth.MirrorToken) {
 		t.Fatal(err)
 	}
 	if err := relay.HandMirrorToken(ctx, a.Host(), r.Host().ID(), tok); err != nil {
-		t.Fatal(err)
+		t.Fatalf("the member's handover: %v", err)
 	}
 	relayHolds(t, r, a, tok.Space)
-	return r, a, tok
+	return a, tok
 }
 
 // peerSpace is a space as a bare replicator peer serves it: a FeedSpace
@@ -339,27 +347,7 @@ func TestMirrorUnconfirmedFloodE2E(t *testing.T) {
 	}
 	flood(6)
 
-	a := startDaemon(t, daemonConfig(t.TempDir(), "A"))
-	info, err := a.CreateSpace(ctx, "notes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 20 {
-		if err := a.Put(ctx, info.ID, fmt.Sprint("key", i), []byte("value")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tok, err := a.MirrorToken(info.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Host().Connect(ctx, peer.AddrInfo{ID: r.Host().ID(), Addrs: r.Host().Addrs()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := relay.HandMirrorToken(ctx, a.Host(), r.Host().ID(), tok); err != nil {
-		t.Fatalf("the member's handover after the flood: %v", err)
-	}
-	relayHolds(t, r, a, tok.Space)
+	a, tok := handedSpace(t, r)
 	if c := r.Mirror().Counts(); c.Confirmed != 1 {
 		t.Fatalf("counts %+v: the member's token is not confirmed", c)
 	}
