@@ -80,7 +80,7 @@ func TestHelp(t *testing.T) {
 		if code != 0 || stderr != "" {
 			t.Fatalf("mycel %v: exit %d, stderr %q", args, code, stderr)
 		}
-		for _, want := range []string{"Usage:", "version", "Exit status", "later"} {
+		for _, want := range []string{"Usage:", "version", "Exit status", "mycel relay runs"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("mycel %v output lacks %q:\n%s", args, want, stdout)
 			}
