@@ -271,13 +271,17 @@ func TestMailboxRelayRestart(t *testing.T) {
 	}
 	r = start(listen)
 	t.Cleanup(func() { r.Close() })
+	// C's keeper dials the relay again after backing off, by up to
+	// Limits.Net.MaxBackoff between two tries while it was down (a slow
+	// restart on a loaded machine is tried late): wait longer than that.
+	wait := 2*c.limits.Net.MaxBackoff + c.limits.Net.DialTimeout
 	select {
 	case m := <-atC:
 		if string(m.Data) != "kept across a restart" {
 			t.Fatalf("C got %q", m.Data)
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("C got nothing from the restarted relay")
+	case <-time.After(wait):
+		t.Fatalf("C got nothing from the restarted relay in %v", wait)
 	}
 	// B reconnected and fetched too (as C did); nothing came twice.
 	eventually(t, 30*time.Second, func() error {
