@@ -114,6 +114,18 @@ func (p *Presence) Online(now time.Time) []Peer {
 	return out
 }
 
+// Retain forgets the senders for which keep is false (devices no longer in
+// the space).
+func (p *Presence) Retain(keep func(PublicKey) bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k := range p.last {
+		if !keep(k) {
+			delete(p.last, k)
+		}
+	}
+}
+
 // Prune forgets the senders not heard from for longer than keep before now.
 func (p *Presence) Prune(now time.Time, keep time.Duration) {
 	p.mu.Lock()

@@ -53,3 +53,17 @@ func TestPresenceBounded(t *testing.T) {
 		t.Error("the newest was dropped")
 	}
 }
+
+func TestPresenceRetain(t *testing.T) {
+	p := NewPresence(time.Minute, 0)
+	a, b := PublicKey{1}, PublicKey{2}
+	p.Seen(a, t0)
+	p.Seen(b, t0)
+	p.Retain(func(k PublicKey) bool { return k == a })
+	if _, ok := p.LastSeen(a); !ok {
+		t.Error("Retain dropped a, which it keeps")
+	}
+	if _, ok := p.LastSeen(b); ok {
+		t.Error("Retain kept b")
+	}
+}

@@ -153,10 +153,10 @@ func (n *Node) Devices(id string) ([]api.Device, error) {
 			}
 		} else if c != nil {
 			k := ephemeral.PublicKey(d.Feed)
-			if t, ok := c.presence.LastSeen(k); ok {
+			if t, online, ok := c.lastSeen(k, now); ok {
 				t = t.UTC()
 				dev.LastSeen = &t
-				dev.Online = c.presence.IsOnline(k, now)
+				dev.Online = online
 			}
 			if dev.Name == "" {
 				c.mu.Lock()

@@ -100,6 +100,7 @@ type channel struct {
 	names     map[ephemeral.PublicKey]string // announced device names
 	listeners map[*listener]struct{}
 	told      map[ephemeral.PublicKey]time.Time // removed devices shown their removal, when (spaces_removed.go)
+	saved     map[ephemeral.PublicKey]time.Time // last-seen times written to the store (lastseen.go)
 	// held are messages a relay's mailbox handed over while no listener
 	// of their topic was there (the daemon fetches on connecting to a
 	// relay, before the app is back): the next listener of their topic
@@ -141,7 +142,10 @@ func (m *openSpace) startEphemeral() {
 	}
 	c := &channel{m: m, topic: topic, sub: sub, presence: ephemeral.NewPresence(n.limits.Ephemeral.OnlineFor, n.limits.Ephemeral.MaxPresences),
 		names: map[ephemeral.PublicKey]string{}, listeners: map[*listener]struct{}{},
-		told: map[ephemeral.PublicKey]time.Time{}}
+		told: map[ephemeral.PublicKey]time.Time{}, saved: map[ephemeral.PublicKey]time.Time{}}
+	if err := c.loadLastSeen(); err != nil {
+		n.log.Warn("ephemeral: the devices' last-seen times", "space", m.sp.ID(), "err", err)
+	}
 	m.eph = c
 	// Refused only when the space or the node closes meanwhile; the
 	// subscription is closed then with the space (dropSpace) or the
@@ -209,7 +213,10 @@ func (c *channel) announce(ctx context.Context) {
 			return
 		case <-t.C():
 		}
-		c.presence.Prune(c.m.n.clock.Now(), time.Hour)
+		// The tracker holds the space's devices only (receive checks the
+		// sender), with no age limit: `mycel devices` says when each was
+		// last seen, however long ago. A removed device is forgotten.
+		c.presence.Retain(func(k ephemeral.PublicKey) bool { return c.m.sp.IsDevice(feed.PublicKey(k)) })
 	}
 }
 
@@ -278,6 +285,9 @@ func (c *channel) receiveFrom(e *ephemeral.Envelope, from peer.ID, now time.Time
 	}
 	if !stored {
 		c.presence.Seen(e.Sender, now)
+		if err := c.saveLastSeen(e.Sender, now); err != nil {
+			c.m.n.log.Debug("ephemeral: last seen", "space", c.m.sp.ID(), "err", err)
+		}
 	}
 	switch b.Kind {
 	case messages.KindPresence:
