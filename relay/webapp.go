@@ -106,16 +106,8 @@ func WebApp(app fs.FS, id peer.ID) http.Handler {
 			notFound(w)
 			return
 		}
-		if gzasset.Compressible(ext) && gzasset.AcceptsGzip(r) {
-			if b := gz.Get(name); b != nil {
-				securityHeaders(w.Header(), webAppCSP)
-				w.Header().Set("Content-Type", ct)
-				w.Header().Set("Content-Encoding", "gzip")
-				w.Header().Set("Vary", "Accept-Encoding")
-				w.WriteHeader(http.StatusOK)
-				w.Write(b)
-				return
-			}
+		if gz.Serve(w, r, name, ct, func(h http.Header) { securityHeaders(h, webAppCSP) }) {
+			return
 		}
 		serveFile(w, app, name, ct, webAppCSP)
 	})

@@ -8,6 +8,7 @@ import (
 	"compress/gzip"
 	"io/fs"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 )
@@ -58,9 +59,30 @@ func (c *Cache) Get(name string) []byte {
 	return f.b
 }
 
-// AcceptsGzip reports whether the request's Accept-Encoding lists gzip
+// Serve answers r with name gzipped when it is a script or the wasm core,
+// the request takes gzip, and the FS holds it: headers sets the caller's
+// own headers first. It reports whether it answered; if not, the caller
+// serves the file as it is.
+func (c *Cache) Serve(w http.ResponseWriter, r *http.Request, name, contentType string, headers func(http.Header)) bool {
+	if !compressible(path.Ext(name)) || !acceptsGzip(r) {
+		return false
+	}
+	b := c.Get(name)
+	if b == nil {
+		return false
+	}
+	headers(w.Header())
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Encoding", "gzip")
+	w.Header().Set("Vary", "Accept-Encoding")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+	return true
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding lists gzip
 // (without q=0).
-func AcceptsGzip(r *http.Request) bool {
+func acceptsGzip(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 		if strings.EqualFold(strings.TrimSpace(enc), "gzip") {
@@ -71,8 +93,8 @@ func AcceptsGzip(r *http.Request) bool {
 	return false
 }
 
-// Compressible reports whether a file of this extension is sent gzipped:
+// compressible reports whether a file of this extension is sent gzipped:
 // the scripts and the wasm core (the rest is a few KB).
-func Compressible(ext string) bool {
+func compressible(ext string) bool {
 	return ext == ".js" || ext == ".wasm"
 }

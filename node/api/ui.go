@@ -16,8 +16,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/mycelsync/mycel/internal/gzasset"
 )
 
 // The web UI and its login.
@@ -392,16 +390,8 @@ func (s *server) asset(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such route (see /v1/openapi.json)")
 		return
 	}
-	if ext := path.Ext(name); gzasset.Compressible(ext) && gzasset.AcceptsGzip(r) {
-		if b := s.gz.Get(name); b != nil {
-			pageHeaders(w.Header())
-			w.Header().Set("Content-Type", ct)
-			w.Header().Set("Content-Encoding", "gzip")
-			w.Header().Set("Vary", "Accept-Encoding")
-			w.WriteHeader(http.StatusOK)
-			w.Write(b)
-			return
-		}
+	if s.gz.Serve(w, r, name, ct, pageHeaders) {
+		return
 	}
 	b, err := fs.ReadFile(s.cfg.UI, name)
 	if err != nil {
